@@ -1,0 +1,317 @@
+/* Set-up and tear-down of the core, the tables the control plane fills, the
+ * per-burst entry point and the read-side API.  The per-message work is in
+ * strategy.c (strategy protocol) and venue.c (OUCH). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_internal.h"
+#include "net.h"
+#include "pipeline.h"
+
+#define OMS_NAME(n) #n,
+static const char *const drop_names[] = {"OK", OMS_DROP_LIST(OMS_NAME)};
+static const char *const event_names[] = {OMS_EVENT_LIST(OMS_NAME)};
+
+const char *oms_drop_name(int reason)
+{
+	if (reason < 0 || reason >= OMS_DROP_MAX)
+		return NULL;
+	return drop_names[reason];
+}
+
+const char *oms_event_name(int event)
+{
+	if (event < 0 || event >= OMS_EV_MAX)
+		return NULL;
+	return event_names[event];
+}
+
+static uint32_t pow2_at_least(uint32_t n)
+{
+	uint32_t p = 16;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+static uint32_t id_hash(uint64_t v)
+{
+	v *= 0x9E3779B97F4A7C15ull;
+	return (uint32_t)(v >> 32);
+}
+
+struct oms_core *oms_core_create(const struct oms_core_config *cfg)
+{
+	struct oms_core *c;
+
+	if (cfg->order_capacity == 0 || cfg->max_sessions == 0 ||
+	    cfg->max_venues == 0 || cfg->max_venues > 65535 ||
+	    cfg->tx_capacity == 0)
+		return NULL;
+	c = aligned_alloc(64, sizeof(*c));
+	if (!c)
+		return NULL;
+	memset(c, 0, sizeof(*c));
+	c->cfg = *cfg;
+	if (c->cfg.ouch_capacity == 0)
+		c->cfg.ouch_capacity = 'A';
+
+	c->session_mask = pow2_at_least(cfg->max_sessions * 2) - 1;
+	c->symbol_mask = pow2_at_least(cfg->max_instruments * 2) - 1;
+	c->sessions = aligned_alloc(64, cfg->max_sessions * sizeof(struct session));
+	c->session_ix = calloc(c->session_mask + 1, sizeof(uint32_t));
+	c->venues = aligned_alloc(64, cfg->max_venues * sizeof(struct venue));
+	c->venue_by_id = calloc(65536, sizeof(uint16_t));
+	c->symbols = calloc(c->symbol_mask + 1, sizeof(uint64_t));
+	c->tx_buf = aligned_alloc(64, (size_t)cfg->tx_capacity * OMS_TX_SLOT);
+	c->tx_lens = calloc(cfg->tx_capacity, sizeof(uint16_t));
+	if (!c->sessions || !c->session_ix || !c->venues || !c->venue_by_id ||
+	    !c->symbols || !c->tx_buf || !c->tx_lens ||
+	    order_table_init(&c->orders, cfg->order_capacity)) {
+		oms_core_destroy(c);
+		return NULL;
+	}
+	memset(c->sessions, 0, cfg->max_sessions * sizeof(struct session));
+	memset(c->venues, 0, cfg->max_venues * sizeof(struct venue));
+	memset(c->tx_buf, 0, (size_t)cfg->tx_capacity * OMS_TX_SLOT);
+	return c;
+}
+
+void oms_core_destroy(struct oms_core *c)
+{
+	if (!c)
+		return;
+	order_table_free(&c->orders);
+	free(c->sessions);
+	free(c->session_ix);
+	free(c->venues);
+	free(c->venue_by_id);
+	free(c->symbols);
+	free(c->tx_buf);
+	free(c->tx_lens);
+	free(c);
+}
+
+struct session *core_session_by_id(const struct oms_core *c, uint32_t id)
+{
+	uint32_t i = id_hash(id) & c->session_mask;
+
+	for (;;) {
+		uint32_t s = c->session_ix[i];
+		if (s == 0)
+			return NULL;
+		if (c->sessions[s - 1].id == id)
+			return &c->sessions[s - 1];
+		i = (i + 1) & c->session_mask;
+	}
+}
+
+int oms_core_add_session(struct oms_core *c, const struct oms_session_config *s)
+{
+	if (c->n_sessions >= c->cfg.max_sessions || core_session_by_id(c, s->id))
+		return -1;
+	struct session *ss = &c->sessions[c->n_sessions];
+	memset(ss, 0, sizeof(*ss));
+	ss->id = s->id;
+	ss->ip = s->ip;
+	ss->port = s->port;
+	memcpy(ss->mac, s->mac, 6);
+	ss->enabled = s->enabled;
+	ss->next_in_seq = 1;
+	ss->next_out_seq = 1;
+	ss->live_head = ORDER_NIL;
+	ss->live_tail = ORDER_NIL;
+
+	uint32_t i = id_hash(s->id) & c->session_mask;
+	while (c->session_ix[i] != 0)
+		i = (i + 1) & c->session_mask;
+	c->session_ix[i] = ++c->n_sessions;
+	return 0;
+}
+
+int oms_core_add_venue(struct oms_core *c, const struct oms_venue_config *v)
+{
+	if (c->n_venues >= c->cfg.max_venues || v->id == 0 ||
+	    c->venue_by_id[v->id])
+		return -1;
+	struct venue *vv = &c->venues[c->n_venues];
+	memset(vv, 0, sizeof(*vv));
+	vv->id = v->id;
+	vv->ip = v->ip;
+	vv->port = v->port;
+	memcpy(vv->mac, v->mac, 6);
+	memcpy(vv->session, v->session, sizeof(vv->session));
+	vv->next_out_seq = 1;
+	vv->next_in_seq = 1;
+	vv->next_ref = 1; /* OUCH 5.0 §1.2: UserRefNum begins at 1 */
+	c->venue_by_id[v->id] = (uint16_t)++c->n_venues;
+	return 0;
+}
+
+static uint64_t symbol_key(const char sym[8])
+{
+	uint64_t k;
+
+	memcpy(&k, sym, 8);
+	return k;
+}
+
+int core_symbol_known(const struct oms_core *c, const char sym[8])
+{
+	uint64_t k = symbol_key(sym);
+	uint32_t i = id_hash(k) & c->symbol_mask;
+
+	if (k == 0)
+		return 0;
+	for (;;) {
+		uint64_t s = c->symbols[i];
+		if (s == 0)
+			return 0;
+		if (s == k)
+			return 1;
+		i = (i + 1) & c->symbol_mask;
+	}
+}
+
+int oms_core_add_instrument(struct oms_core *c,
+			    const struct oms_instrument_config *in)
+{
+	uint64_t k = symbol_key(in->symbol);
+
+	if (k == 0 || c->n_instruments >= c->cfg.max_instruments ||
+	    core_symbol_known(c, in->symbol))
+		return -1;
+	uint32_t i = id_hash(k) & c->symbol_mask;
+	while (c->symbols[i] != 0)
+		i = (i + 1) & c->symbol_mask;
+	c->symbols[i] = k;
+	c->n_instruments++;
+	return 0;
+}
+
+uint8_t *core_tx_frame(struct oms_core *c)
+{
+	if (c->tx_count >= c->cfg.tx_capacity) {
+		c->stats.drop[OMS_DROP_TX_FULL]++;
+		return NULL;
+	}
+	return c->tx_buf + (size_t)c->tx_count * OMS_TX_SLOT;
+}
+
+void core_tx_commit(struct oms_core *c, uint32_t len)
+{
+	c->tx_lens[c->tx_count++] = (uint16_t)len;
+	c->stats.event[OMS_EV_FRAMES_OUT]++;
+}
+
+uint32_t oms_core_process_burst(struct oms_core *c,
+				const uint8_t *const *frames,
+				const uint16_t *lens, uint32_t n,
+				uint64_t now_ns)
+{
+	c->now_ns = now_ns;
+	for (uint32_t i = 0; i < n; i++) {
+		struct net_udp_view u;
+		int r;
+
+		c->stats.event[OMS_EV_FRAMES_IN]++;
+		r = net_parse_udp(frames[i], lens[i], c->cfg.ip, &u);
+		if (r != OMS_OK) {
+			c->stats.drop[r]++;
+			continue;
+		}
+		if (u.dst_port == c->cfg.strategy_port)
+			strategy_datagram(c, &u);
+		else if (u.dst_port == c->cfg.venue_port)
+			venue_packet(c, &u);
+		else
+			c->stats.drop[OMS_DROP_UNKNOWN_PORT]++;
+	}
+	return c->tx_count;
+}
+
+const uint8_t *oms_core_tx_buf(const struct oms_core *c)
+{
+	return c->tx_buf;
+}
+
+const uint16_t *oms_core_tx_lens(const struct oms_core *c)
+{
+	return c->tx_lens;
+}
+
+uint32_t oms_core_tx_count(const struct oms_core *c)
+{
+	return c->tx_count;
+}
+
+void oms_core_tx_clear(struct oms_core *c)
+{
+	c->tx_count = 0;
+}
+
+const struct oms_stats *oms_core_stats(const struct oms_core *c)
+{
+	return &c->stats;
+}
+
+uint32_t oms_core_live_orders(const struct oms_core *c)
+{
+	return c->orders.live;
+}
+
+int oms_core_order_find(const struct oms_core *c, uint32_t session_id,
+			uint64_t cl_ord_id, struct oms_order_view *out)
+{
+	const struct session *s = core_session_by_id(c, session_id);
+
+	if (!s)
+		return -1;
+	uint32_t o = index_find(&c->orders.by_id, cl_ord_id,
+				(uint32_t)(s - c->sessions));
+	if (o == ORDER_NIL)
+		return -1;
+	const struct order *od = &c->orders.orders[o];
+	memset(out, 0, sizeof(*out));
+	out->cl_ord_id = od->cl_ord_id;
+	out->session_id = session_id;
+	out->account = od->account;
+	out->price = od->price;
+	out->pending_price = od->pending_price;
+	out->qty = od->qty;
+	out->pending_qty = od->pending_qty;
+	out->cum_qty = od->cum_qty;
+	out->leaves_qty = od->leaves_qty;
+	out->ref = od->ref;
+	out->pending_ref = od->pending_ref;
+	out->venue = c->venues[od->venue].id;
+	out->state = od->state;
+	out->side = od->side;
+	out->ord_type = od->ord_type;
+	out->tif = od->tif;
+	out->flags = od->flags;
+	out->acked = od->acked;
+	memcpy(out->state_ts, od->state_ts, sizeof(out->state_ts));
+	return 0;
+}
+
+void oms_core_set_timing(struct oms_core *c, int on)
+{
+	c->timing = on;
+}
+
+const struct lat_hist *oms_core_latency(const struct oms_core *c)
+{
+	return &c->lat;
+}
+
+uint64_t oms_lat_bucket_low(uint32_t b)
+{
+	return lat_bucket_low(b);
+}
+
+uint32_t oms_lat_buckets(void)
+{
+	return LAT_BUCKETS;
+}

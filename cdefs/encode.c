@@ -1,0 +1,275 @@
+/* Everything the core transmits: strategy protocol messages (one per
+ * datagram) and OUCH messages in the venue framing (one per packet).
+ * Messages are assembled in a local struct or written field by field into
+ * the transmit slot, then the UDP/IPv4/Ethernet headers go in front. */
+#include <string.h>
+
+#include "ouch_wire.h"
+#include "pipeline.h"
+
+static void sp_fill_header(struct oms_core *c, struct session *s,
+			   struct sp_header *h, uint8_t type, uint16_t len)
+{
+	h->version = SP_VERSION;
+	h->type = type;
+	h->length = len;
+	h->session_id = s->id;
+	h->timestamp_ns = c->now_ns;
+}
+
+/* A message that cannot be built (TX_FULL) consumes no sequence number. */
+static void sp_send(struct oms_core *c, struct session *s, void *msg,
+		    uint32_t len, int sequenced)
+{
+	struct sp_header *h = msg;
+	uint8_t *f = core_tx_frame(c);
+	uint8_t type = h->type;
+
+	if (!f)
+		return;
+	/* session-level messages carry the next seq without consuming it */
+	h->seq = sequenced ? s->next_out_seq++ : s->next_out_seq;
+	memcpy(f + NET_TX_HLEN, msg, len);
+	net_build_udp(f, c->cfg.mac, s->mac, c->cfg.ip, s->ip,
+		      c->cfg.strategy_port, s->port, len);
+	core_tx_commit(c, NET_TX_HLEN + len);
+	c->stats.event[OMS_EV_SP_MSGS_OUT]++;
+	c->stats.sp_out[type]++;
+}
+
+void emit_login_accepted(struct oms_core *c, struct session *s)
+{
+	struct sp_login_accepted m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_LOGIN_ACCEPTED, sizeof(m));
+	m.next_expected_seq = s->next_in_seq;
+	sp_send(c, s, &m, sizeof(m), 0);
+}
+
+void emit_login_rejected(struct oms_core *c, struct session *s, uint8_t reason)
+{
+	struct sp_login_rejected m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_LOGIN_REJECTED, sizeof(m));
+	m.reason = reason;
+	sp_send(c, s, &m, sizeof(m), 0);
+}
+
+void emit_session_reject(struct oms_core *c, struct session *s,
+			 uint64_t ref_seq, uint8_t reason, uint8_t ref_type)
+{
+	struct sp_session_reject m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_SESSION_REJECT, sizeof(m));
+	m.ref_seq = ref_seq;
+	m.reason = reason;
+	m.ref_type = ref_type;
+	sp_send(c, s, &m, sizeof(m), 1);
+}
+
+void emit_rejected(struct oms_core *c, struct session *s, uint64_t cl_ord_id,
+		   uint16_t reason, uint8_t ref_type, uint8_t venue_code)
+{
+	struct sp_rejected m;
+
+	if (reason >= 1000)
+		c->stats.reject_system[(reason - 1000) % OMS_REJ_SYSTEM_SLOTS]++;
+	else
+		c->stats.reject_business[reason % OMS_REJ_BUSINESS_SLOTS]++;
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_REJECTED, sizeof(m));
+	m.cl_ord_id = cl_ord_id;
+	m.reason = reason;
+	m.ref_type = ref_type;
+	m.venue_code = venue_code;
+	sp_send(c, s, &m, sizeof(m), 1);
+}
+
+void emit_accepted(struct oms_core *c, const struct order *o)
+{
+	struct session *s = &c->sessions[o->session];
+	struct sp_accepted m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_ACCEPTED, sizeof(m));
+	m.cl_ord_id = o->cl_ord_id;
+	m.price = o->price;
+	m.qty = o->qty;
+	m.venue = c->venues[o->venue].id;
+	sp_send(c, s, &m, sizeof(m), 1);
+}
+
+void emit_replaced(struct oms_core *c, const struct order *o)
+{
+	struct session *s = &c->sessions[o->session];
+	struct sp_replaced m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_REPLACED, sizeof(m));
+	m.cl_ord_id = o->cl_ord_id;
+	m.price = o->price;
+	m.qty = o->qty;
+	m.leaves_qty = o->leaves_qty;
+	sp_send(c, s, &m, sizeof(m), 1);
+}
+
+void emit_canceled(struct oms_core *c, const struct order *o,
+		   uint32_t canceled_qty, uint8_t reason)
+{
+	struct session *s = &c->sessions[o->session];
+	struct sp_canceled m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_CANCELED, sizeof(m));
+	m.cl_ord_id = o->cl_ord_id;
+	m.canceled_qty = canceled_qty;
+	m.leaves_qty = o->leaves_qty;
+	m.reason = reason;
+	sp_send(c, s, &m, sizeof(m), 1);
+}
+
+void emit_fill(struct oms_core *c, const struct order *o, uint32_t last_qty,
+	       int64_t last_price, uint64_t match_number)
+{
+	struct session *s = &c->sessions[o->session];
+	struct sp_fill m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_FILL, sizeof(m));
+	m.cl_ord_id = o->cl_ord_id;
+	m.last_price = last_price;
+	m.last_qty = last_qty;
+	m.cum_qty = o->cum_qty;
+	m.leaves_qty = o->leaves_qty;
+	m.match_number = match_number;
+	sp_send(c, s, &m, sizeof(m), 1);
+}
+
+/* Room for the framing header and one block length in front of the OUCH
+ * message. */
+#define VENUE_MSG_OFF (NET_TX_HLEN + UFO_HLEN + 2)
+
+static uint8_t *venue_begin(struct oms_core *c)
+{
+	uint8_t *f = core_tx_frame(c);
+
+	return f ? f + VENUE_MSG_OFF : NULL;
+}
+
+static void venue_finish(struct oms_core *c, struct venue *v, uint8_t *msg,
+			 uint32_t len)
+{
+	uint8_t *f = msg - VENUE_MSG_OFF;
+	uint8_t *p = f + NET_TX_HLEN;
+
+	memcpy(p + UFO_OFF_SESSION, v->session, UFO_SESSION_LEN);
+	wr_be64(p + UFO_OFF_SEQ, v->next_out_seq++);
+	wr_be16(p + UFO_OFF_COUNT, 1);
+	wr_be16(p + UFO_HLEN, (uint16_t)len);
+	net_build_udp(f, c->cfg.mac, v->mac, c->cfg.ip, v->ip,
+		      c->cfg.venue_port, v->port, UFO_HLEN + 2 + len);
+	core_tx_commit(c, VENUE_MSG_OFF + len);
+	c->stats.event[OMS_EV_VENUE_MSGS_OUT]++;
+	c->stats.venue_out[msg[0]]++;
+}
+
+/* ClOrdID: the client order id in upper-case base 36 (at most 13 digits
+ * for a u64), left-justified and space padded to OUCH's 14 bytes. */
+static void put_clordid(uint8_t *p, uint64_t id)
+{
+	static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+	char tmp[14];
+	int n = 0;
+
+	do {
+		tmp[n++] = digits[id % 36];
+		id /= 36;
+	} while (id);
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)tmp[n - 1 - i];
+	memset(p + n, ' ', (size_t)(OUCH_CLORDID_LEN - n));
+}
+
+static const uint8_t ouch_side[] = {0, 'B', 'S', 'T'};
+static const uint8_t ouch_tif[] = {0, '0', '3'};
+
+static uint64_t ouch_price(const struct order *o, int64_t price)
+{
+	if (o->ord_type == SP_ORD_MARKET)
+		return OUCH_MARKET_PRICE;
+	return (uint64_t)(price / 10000);
+}
+
+/* SharesLocated 'Y' (tag 25) for short sales with a locate: OUCH 5.0
+ * Appendix A requires it on Enter and on every Replace. */
+static uint32_t put_appendage(uint8_t *p, const struct order *o)
+{
+	if (o->side == SP_SIDE_SELL_SHORT && (o->flags & SP_FLAG_LOCATE)) {
+		wr_be16(p, 3);
+		p[2] = 2;
+		p[3] = OUCH_TAG_SHARES_LOCATED;
+		p[4] = 'Y';
+		return 5;
+	}
+	wr_be16(p, 0);
+	return 2;
+}
+
+void send_enter_order(struct oms_core *c, const struct order *o)
+{
+	struct venue *v = &c->venues[o->venue];
+	uint8_t *m = venue_begin(c);
+
+	if (!m)
+		return;
+	m[0] = 'O';
+	wr_be32(m + OUCH_ENTER_OFF_REF, o->ref);
+	m[OUCH_ENTER_OFF_SIDE] = ouch_side[o->side];
+	wr_be32(m + OUCH_ENTER_OFF_QTY, o->qty);
+	memcpy(m + OUCH_ENTER_OFF_SYMBOL, &o->symbol_key_, 8);
+	wr_be64(m + OUCH_ENTER_OFF_PRICE, ouch_price(o, o->price));
+	m[OUCH_ENTER_OFF_TIF] = ouch_tif[o->tif];
+	m[OUCH_ENTER_OFF_DISPLAY] = 'Y';
+	m[OUCH_ENTER_OFF_CAPACITY] = c->cfg.ouch_capacity;
+	m[OUCH_ENTER_OFF_ISO] = 'N';
+	m[OUCH_ENTER_OFF_CROSS] = 'N';
+	put_clordid(m + OUCH_ENTER_OFF_CLORDID, o->cl_ord_id);
+	uint32_t app = put_appendage(m + OUCH_ENTER_OFF_APPLEN, o);
+	venue_finish(c, v, m, OUCH_ENTER_OFF_APPLEN + app);
+}
+
+void send_replace_order(struct oms_core *c, const struct order *o)
+{
+	struct venue *v = &c->venues[o->venue];
+	uint8_t *m = venue_begin(c);
+
+	if (!m)
+		return;
+	m[0] = 'U';
+	wr_be32(m + OUCH_REPLACE_OFF_ORIG_REF, o->ref);
+	wr_be32(m + OUCH_REPLACE_OFF_REF, o->pending_ref);
+	wr_be32(m + OUCH_REPLACE_OFF_QTY, o->pending_qty);
+	wr_be64(m + OUCH_REPLACE_OFF_PRICE, ouch_price(o, o->pending_price));
+	m[OUCH_REPLACE_OFF_TIF] = ouch_tif[o->tif];
+	m[OUCH_REPLACE_OFF_DISPLAY] = 'Y';
+	m[OUCH_REPLACE_OFF_ISO] = 'N';
+	put_clordid(m + OUCH_REPLACE_OFF_CLORDID, o->cl_ord_id);
+	uint32_t app = put_appendage(m + OUCH_REPLACE_OFF_APPLEN, o);
+	venue_finish(c, v, m, OUCH_REPLACE_OFF_APPLEN + app);
+}
+
+void send_cancel_order(struct oms_core *c, const struct order *o)
+{
+	struct venue *v = &c->venues[o->venue];
+	uint8_t *m = venue_begin(c);
+
+	if (!m)
+		return;
+	m[0] = 'X';
+	wr_be32(m + OUCH_CANCEL_OFF_REF, o->ref);
+	wr_be32(m + OUCH_CANCEL_OFF_QTY, 0);
+	venue_finish(c, v, m, OUCH_CANCEL_LEN);
+}

@@ -1,0 +1,186 @@
+/* The order pipeline core: the API that backends (pcap replay, DPDK, AF_XDP)
+ * and the Python control plane use.  The core takes bursts of frames with
+ * the time they arrived and returns frames to transmit; it never reads a
+ * clock to decide anything and never allocates after oms_core_create().
+ *
+ * This header is also what cffi binds: dataplane/build_core.py runs it
+ * through the C preprocessor with OMS_CFFI defined, so everything cffi
+ * cannot parse sits behind #ifndef OMS_CFFI.
+ */
+#ifndef OMS_CORE_H
+#define OMS_CORE_H
+
+#ifndef OMS_CFFI
+#include <stddef.h>
+#include <stdint.h>
+#endif
+
+#include "sp_wire.h"
+#include "latency.h"
+
+/* Size of one transmit slot: the largest frame the core builds (an OUCH
+ * Enter Order with its appendage behind Ethernet/IPv4/UDP and the packet
+ * header) is under 110 bytes. */
+enum { OMS_TX_SLOT = 256 };
+
+enum oms_result { OMS_OK = 0 };
+
+/* Frames and messages dropped, by reason.  Nothing is dropped silently:
+ * each drop lands in exactly one of these counters. */
+#define OMS_DROP_LIST(X)                                                      \
+	X(RUNT) X(NOT_IPV4) X(BAD_IP_HEADER) X(BAD_IP_LENGTH)                 \
+	X(IP_CHECKSUM) X(IP_FRAGMENT) X(NOT_UDP) X(NOT_FOR_US)                \
+	X(BAD_UDP_LENGTH) X(UDP_CHECKSUM) X(UNKNOWN_PORT)                     \
+	X(SP_TRUNCATED) X(SP_BAD_LENGTH) X(SP_BAD_VERSION)                    \
+	X(SP_UNKNOWN_SESSION) X(SP_WRONG_SOURCE) X(SP_NOT_LOGGED_IN)          \
+	X(SP_DUPLICATE_SEQ) X(SP_UNKNOWN_TYPE) X(SP_BAD_MSG_LENGTH)           \
+	X(UFO_TRUNCATED) X(UFO_UNKNOWN_VENUE) X(UFO_WRONG_SESSION)            \
+	X(UFO_BAD_BLOCK) X(UFO_DUPLICATE_SEQ) X(OUCH_UNKNOWN_TYPE)            \
+	X(OUCH_BAD_LENGTH) X(OUCH_UNKNOWN_REF) X(OUCH_UNEXPECTED)             \
+	X(OUCH_OVERFILL) X(TX_FULL)
+
+#define OMS_EVENT_LIST(X)                                                     \
+	X(FRAMES_IN) X(FRAMES_OUT) X(SP_MSGS_IN) X(SP_MSGS_OUT)               \
+	X(SP_SEQ_GAPS) X(SP_SEQ_GAP_MSGS) X(LOGINS) X(LOGOUTS)                \
+	X(HEARTBEATS_IN) X(ORDERS_ACCEPTED_INTERNAL) X(VENUE_MSGS_IN)         \
+	X(VENUE_MSGS_OUT) X(VENUE_SEQ_GAPS) X(VENUE_SEQ_GAP_MSGS)             \
+	X(VENUE_END_OF_SESSION) X(VENUE_HEARTBEATS) X(VENUE_IGNORED_TYPES)    \
+	X(ORDERS_EVICTED)
+
+#define OMS_ENUM_DROP(n) OMS_DROP_##n,
+#define OMS_ENUM_EVENT(n) OMS_EV_##n,
+enum oms_drop {
+	OMS_DROP_NONE_ = 0, /* 0 is OMS_OK */
+	OMS_DROP_LIST(OMS_ENUM_DROP)
+	OMS_DROP_MAX
+};
+enum oms_event { OMS_EVENT_LIST(OMS_ENUM_EVENT) OMS_EV_MAX };
+
+enum oms_order_state {
+	OMS_ST_NONE = 0,
+	OMS_ST_PENDING_NEW = 1,
+	OMS_ST_NEW = 2,
+	OMS_ST_PARTIALLY_FILLED = 3,
+	OMS_ST_FILLED = 4,
+	OMS_ST_PENDING_REPLACE = 5,
+	OMS_ST_REPLACED = 6,
+	OMS_ST_PENDING_CANCEL = 7,
+	OMS_ST_CANCELED = 8,
+	OMS_ST_REJECTED = 9,
+	OMS_ST_EXPIRED = 10,
+	OMS_ST_MAX = 11,
+};
+
+enum { OMS_REJ_BUSINESS_SLOTS = 32, OMS_REJ_SYSTEM_SLOTS = 8 };
+
+struct oms_stats {
+	uint64_t drop[OMS_DROP_MAX];
+	uint64_t event[OMS_EV_MAX];
+	uint64_t reject_business[OMS_REJ_BUSINESS_SLOTS]; /* by reason */
+	uint64_t reject_system[OMS_REJ_SYSTEM_SLOTS];     /* by reason-1000 */
+	uint64_t sp_in[256];    /* by strategy message type */
+	uint64_t sp_out[256];
+	uint64_t venue_in[256]; /* by OUCH message type letter */
+	uint64_t venue_out[256];
+};
+
+struct oms_core_config {
+	uint8_t mac[6];
+	uint32_t ip;            /* host byte order */
+	uint16_t strategy_port; /* UDP port strategies send to */
+	uint16_t venue_port;    /* UDP port venues send to, our source port */
+	uint32_t order_capacity;
+	uint32_t max_sessions;
+	uint32_t max_venues;
+	uint32_t max_instruments;
+	uint32_t tx_capacity; /* frames one burst may produce */
+	uint16_t default_venue;
+	uint8_t ouch_capacity; /* OUCH Capacity letter, 'A' agency ... */
+};
+
+struct oms_session_config {
+	uint32_t id;
+	uint32_t ip;
+	uint16_t port;
+	uint8_t mac[6];
+	uint8_t enabled;
+};
+
+struct oms_venue_config {
+	uint16_t id;
+	uint32_t ip;
+	uint16_t port;
+	uint8_t mac[6];
+	char session[10]; /* the framing's session name, space padded */
+};
+
+struct oms_instrument_config {
+	char symbol[8]; /* space padded */
+};
+
+/* A copy of one order, for tests and tools; not used on the hot path. */
+struct oms_order_view {
+	uint64_t cl_ord_id;
+	uint32_t session_id;
+	uint32_t account;
+	int64_t price;
+	int64_t pending_price;
+	uint32_t qty;
+	uint32_t pending_qty;
+	uint32_t cum_qty;
+	uint32_t leaves_qty;
+	uint32_t ref;
+	uint32_t pending_ref;
+	uint16_t venue;
+	uint8_t state;
+	uint8_t side;
+	uint8_t ord_type;
+	uint8_t tif;
+	uint8_t flags;
+	uint8_t acked;
+	uint64_t state_ts[OMS_ST_MAX]; /* now_ns when it entered each state */
+};
+
+struct oms_core;
+
+struct oms_core *oms_core_create(const struct oms_core_config *cfg);
+void oms_core_destroy(struct oms_core *c);
+/* Return 0, or -1 when the table is full or the id is already there. */
+int oms_core_add_session(struct oms_core *c,
+			 const struct oms_session_config *s);
+int oms_core_add_venue(struct oms_core *c, const struct oms_venue_config *v);
+int oms_core_add_instrument(struct oms_core *c,
+			    const struct oms_instrument_config *i);
+
+/* Handle `n` received frames that arrived at `now_ns`; append what they
+ * cause to the transmit area.  Returns the number of frames waiting there. */
+uint32_t oms_core_process_burst(struct oms_core *c,
+				const uint8_t *const *frames,
+				const uint16_t *lens, uint32_t n,
+				uint64_t now_ns);
+
+/* The transmit area: tx_count() frames, frame i at tx_buf() + i *
+ * OMS_TX_SLOT with length tx_lens()[i].  tx_clear() empties it once the
+ * backend has sent them. */
+const uint8_t *oms_core_tx_buf(const struct oms_core *c);
+const uint16_t *oms_core_tx_lens(const struct oms_core *c);
+uint32_t oms_core_tx_count(const struct oms_core *c);
+void oms_core_tx_clear(struct oms_core *c);
+
+const struct oms_stats *oms_core_stats(const struct oms_core *c);
+int oms_core_order_find(const struct oms_core *c, uint32_t session_id,
+			uint64_t cl_ord_id, struct oms_order_view *out);
+uint32_t oms_core_live_orders(const struct oms_core *c);
+
+/* Latency measurement with the TSC: per application message, from the
+ * start of its handling to its last output.  Off by default; the cycles
+ * never reach frames or decisions. */
+void oms_core_set_timing(struct oms_core *c, int on);
+const struct lat_hist *oms_core_latency(const struct oms_core *c);
+uint64_t oms_lat_bucket_low(uint32_t b);
+uint32_t oms_lat_buckets(void);
+
+const char *oms_drop_name(int reason);
+const char *oms_event_name(int event);
+
+#endif

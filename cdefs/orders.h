@@ -1,0 +1,95 @@
+/* The order table: a pre-allocated pool of orders with two open-addressing
+ * indices over it, one by (session, client order id) for strategy
+ * messages and one by (venue, UserRefNum) for venue messages.  One writer
+ * (the worker that owns the core); nothing here allocates after init. */
+#ifndef OMS_ORDERS_H
+#define OMS_ORDERS_H
+
+#include <stdint.h>
+
+#include "oms_core.h"
+
+#define ORDER_NIL UINT32_MAX
+
+struct order {
+	/* first cache line: what every message touches */
+	uint64_t cl_ord_id;
+	int64_t price;
+	int64_t pending_price;
+	uint32_t session; /* index into the session table */
+	uint32_t account;
+	uint32_t qty;
+	uint32_t pending_qty;
+	uint32_t cum_qty;
+	uint32_t leaves_qty;
+	uint32_t ref;
+	uint32_t pending_ref;
+	uint16_t venue; /* index into the venue table */
+	uint8_t state;
+	uint8_t prev_state;
+	uint8_t side;
+	uint8_t ord_type;
+	uint8_t tif;
+	uint8_t flags;
+	uint8_t acked;
+	uint8_t pad_[3];
+	/* the session's list of live orders, in creation order */
+	uint32_t live_prev;
+	uint32_t live_next;
+	uint64_t symbol_key_; /* the 8 symbol bytes as sent */
+	/* the rest: timestamps, read by tools */
+	uint64_t state_ts[OMS_ST_MAX];
+} __attribute__((aligned(64)));
+
+struct order_index_slot {
+	uint64_t key;
+	uint32_t aux;  /* session or venue index */
+	uint32_t slot; /* order number + 1; 0 marks an empty slot */
+};
+
+struct order_index {
+	struct order_index_slot *slots;
+	uint32_t mask;
+};
+
+struct order_table {
+	struct order *orders;
+	uint32_t capacity;
+	uint32_t never_used; /* orders[never_used..] have never been used */
+	/* terminal orders, oldest first, waiting to be evicted for reuse */
+	uint32_t *retired;
+	uint32_t retired_head;
+	uint32_t retired_count;
+	uint32_t live;
+	struct order_index by_id;
+	struct order_index by_ref;
+};
+
+int order_table_init(struct order_table *t, uint32_t capacity);
+void order_table_free(struct order_table *t);
+
+/* A slot for a new order, evicting the oldest terminal order if needed;
+ * ORDER_NIL when every slot holds a live order.  `evicted` is set to 1
+ * when an old order had to go. */
+uint32_t order_alloc(struct order_table *t, int *evicted);
+/* The order became terminal: queue it for reuse. */
+void order_retire(struct order_table *t, uint32_t o);
+
+uint32_t index_find(const struct order_index *ix, uint64_t key, uint32_t aux);
+void index_insert(struct order_index *ix, uint64_t key, uint32_t aux,
+		  uint32_t o);
+void index_erase(struct order_index *ix, uint64_t key, uint32_t aux);
+
+static inline int state_is_terminal(uint8_t s)
+{
+	return s == OMS_ST_FILLED || s == OMS_ST_CANCELED ||
+	       s == OMS_ST_REJECTED || s == OMS_ST_EXPIRED;
+}
+
+static inline int state_is_pending(uint8_t s)
+{
+	return s == OMS_ST_PENDING_NEW || s == OMS_ST_PENDING_REPLACE ||
+	       s == OMS_ST_PENDING_CANCEL;
+}
+
+#endif

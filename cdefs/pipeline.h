@@ -1,0 +1,49 @@
+/* Functions the pipeline stages share: strategy.c (strategy protocol in),
+ * venue.c (OUCH in), encode.c (everything out), state.c (order state). */
+#ifndef OMS_PIPELINE_H
+#define OMS_PIPELINE_H
+
+#include <stdint.h>
+
+#include "core_internal.h"
+#include "net.h"
+
+/* core.c */
+struct session *core_session_by_id(const struct oms_core *c, uint32_t id);
+int core_symbol_known(const struct oms_core *c, const char sym[8]);
+/* The next transmit slot, or NULL (TX_FULL counted) when the area is full. */
+uint8_t *core_tx_frame(struct oms_core *c);
+void core_tx_commit(struct oms_core *c, uint32_t len);
+
+/* strategy.c, venue.c */
+void strategy_datagram(struct oms_core *c, const struct net_udp_view *u);
+void venue_packet(struct oms_core *c, const struct net_udp_view *u);
+
+/* state.c */
+void order_enter_state(struct oms_core *c, uint32_t o, uint8_t state);
+void order_link_live(struct oms_core *c, uint32_t o);
+/* The strategy's Cancel, also used by MassCancel: state PendingCancel and
+ * a Cancel Order to the venue. */
+void order_cancel(struct oms_core *c, uint32_t o);
+
+/* encode.c: strategy protocol out */
+void emit_login_accepted(struct oms_core *c, struct session *s);
+void emit_login_rejected(struct oms_core *c, struct session *s,
+			 uint8_t reason);
+void emit_session_reject(struct oms_core *c, struct session *s,
+			 uint64_t ref_seq, uint8_t reason, uint8_t ref_type);
+void emit_rejected(struct oms_core *c, struct session *s, uint64_t cl_ord_id,
+		   uint16_t reason, uint8_t ref_type, uint8_t venue_code);
+void emit_accepted(struct oms_core *c, const struct order *o);
+void emit_replaced(struct oms_core *c, const struct order *o);
+void emit_canceled(struct oms_core *c, const struct order *o,
+		   uint32_t canceled_qty, uint8_t reason);
+void emit_fill(struct oms_core *c, const struct order *o, uint32_t last_qty,
+	       int64_t last_price, uint64_t match_number);
+
+/* encode.c: OUCH out */
+void send_enter_order(struct oms_core *c, const struct order *o);
+void send_replace_order(struct oms_core *c, const struct order *o);
+void send_cancel_order(struct oms_core *c, const struct order *o);
+
+#endif

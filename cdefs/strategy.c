@@ -1,0 +1,336 @@
+/* Strategy protocol in: framing of messages in a datagram, session checks,
+ * sequencing, and the order checks of NewOrder, Modify, Cancel and
+ * MassCancel (docs/semantics.md, "Strategy datagrams"). */
+#include <string.h>
+
+#include "ouch_wire.h"
+#include "pipeline.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+static inline uint64_t cycles(void)
+{
+	return __rdtsc();
+}
+#else
+static inline uint64_t cycles(void)
+{
+	return 0;
+}
+#endif
+
+/* OUCH carries 4 decimals and at most $199,999.99; our prices have 8. */
+static int price_fits_ouch(int64_t price)
+{
+	return price > 0 && price % 10000 == 0 &&
+	       price / 10000 <= OUCH_MAX_PRICE;
+}
+
+static uint16_t check_new_order(struct oms_core *c, uint32_t si,
+				const struct sp_new_order *m, uint32_t *venue)
+{
+	if (index_find(&c->orders.by_id, m->cl_ord_id, si) != ORDER_NIL)
+		return SP_REJ_DUPLICATE_ID;
+	if (m->side < SP_SIDE_BUY || m->side > SP_SIDE_SELL_SHORT)
+		return SP_REJ_BAD_SIDE;
+	if (m->ord_type != SP_ORD_LIMIT && m->ord_type != SP_ORD_MARKET)
+		return SP_REJ_BAD_ORD_TYPE;
+	if ((m->tif != SP_TIF_DAY && m->tif != SP_TIF_IOC) ||
+	    (m->ord_type == SP_ORD_MARKET && m->tif == SP_TIF_DAY))
+		return SP_REJ_BAD_TIF;
+	if (m->qty == 0 || m->qty > OUCH_MAX_QTY)
+		return SP_REJ_BAD_QTY;
+	if (!core_symbol_known(c, m->symbol))
+		return SP_REJ_UNKNOWN_SYMBOL;
+	if (m->ord_type == SP_ORD_LIMIT ? m->price <= 0 : m->price != 0)
+		return SP_REJ_BAD_PRICE;
+	uint16_t vid = m->venue ? m->venue : c->cfg.default_venue;
+	uint16_t vix = c->venue_by_id[vid];
+	if (vix == 0)
+		return SP_REJ_UNKNOWN_VENUE;
+	*venue = vix - 1u;
+	if (m->ord_type == SP_ORD_LIMIT && !price_fits_ouch(m->price))
+		return SP_REJ_PRICE_UNREPRESENTABLE;
+	if (m->side == SP_SIDE_SELL_SHORT && !(m->flags & SP_FLAG_LOCATE))
+		return SP_REJ_LOCATE_REQUIRED;
+	return 0;
+}
+
+static void on_new_order(struct oms_core *c, struct session *s,
+			 const uint8_t *p)
+{
+	struct sp_new_order m;
+	uint32_t si = (uint32_t)(s - c->sessions);
+	uint32_t venue = 0;
+	int evicted;
+
+	memcpy(&m, p, sizeof(m));
+	uint16_t rej = check_new_order(c, si, &m, &venue);
+	if (rej) {
+		emit_rejected(c, s, m.cl_ord_id, rej, SP_NEW_ORDER, 0);
+		return;
+	}
+	uint32_t o = order_alloc(&c->orders, &evicted);
+	if (o == ORDER_NIL) {
+		emit_rejected(c, s, m.cl_ord_id, SP_REJ_SYS_TABLE_FULL,
+			      SP_NEW_ORDER, 0);
+		return;
+	}
+	if (evicted)
+		c->stats.event[OMS_EV_ORDERS_EVICTED]++;
+	c->stats.event[OMS_EV_ORDERS_ACCEPTED_INTERNAL]++;
+
+	struct order *od = &c->orders.orders[o];
+	struct venue *v = &c->venues[venue];
+	memset(od->state_ts, 0, sizeof(od->state_ts));
+	od->cl_ord_id = m.cl_ord_id;
+	od->price = m.price;
+	od->pending_price = 0;
+	od->session = si;
+	od->account = m.account;
+	od->qty = m.qty;
+	od->pending_qty = 0;
+	od->cum_qty = 0;
+	od->leaves_qty = m.qty;
+	od->ref = v->next_ref++;
+	od->pending_ref = 0;
+	od->venue = (uint16_t)venue;
+	od->prev_state = OMS_ST_NONE;
+	od->side = m.side;
+	od->ord_type = m.ord_type;
+	od->tif = m.tif;
+	od->flags = m.flags;
+	od->acked = 0;
+	memcpy(&od->symbol_key_, m.symbol, 8);
+	index_insert(&c->orders.by_id, od->cl_ord_id, si, o);
+	index_insert(&c->orders.by_ref, od->ref, od->venue, o);
+	order_link_live(c, o);
+	order_enter_state(c, o, OMS_ST_PENDING_NEW);
+	send_enter_order(c, od);
+}
+
+/* Common to Modify and Cancel: the order, or the reason it can't be
+ * touched. */
+static uint16_t find_open_order(struct oms_core *c, uint32_t si, uint64_t id,
+				uint32_t *o)
+{
+	*o = index_find(&c->orders.by_id, id, si);
+	if (*o == ORDER_NIL)
+		return SP_REJ_UNKNOWN_ORDER;
+	uint8_t st = c->orders.orders[*o].state;
+	if (state_is_terminal(st))
+		return SP_REJ_TOO_LATE;
+	if (state_is_pending(st))
+		return 0xffff; /* caller decides which pending states it takes */
+	return 0;
+}
+
+static void on_modify(struct oms_core *c, struct session *s, const uint8_t *p)
+{
+	struct sp_modify m;
+	uint32_t si = (uint32_t)(s - c->sessions);
+	uint32_t o;
+
+	memcpy(&m, p, sizeof(m));
+	uint16_t rej = find_open_order(c, si, m.cl_ord_id, &o);
+	if (rej == 0xffff)
+		rej = SP_REJ_ORDER_PENDING;
+	struct order *od = rej ? NULL : &c->orders.orders[o];
+	if (!rej && od->ord_type == SP_ORD_MARKET)
+		rej = SP_REJ_BAD_ORD_TYPE;
+	else if (!rej && (m.new_qty == 0 || m.new_qty > OUCH_MAX_QTY ||
+			  m.new_qty <= od->cum_qty))
+		rej = SP_REJ_BAD_QTY;
+	else if (!rej && m.new_price <= 0)
+		rej = SP_REJ_BAD_PRICE;
+	else if (!rej && !price_fits_ouch(m.new_price))
+		rej = SP_REJ_PRICE_UNREPRESENTABLE;
+	if (rej) {
+		emit_rejected(c, s, m.cl_ord_id, rej, SP_MODIFY, 0);
+		return;
+	}
+	struct venue *v = &c->venues[od->venue];
+	od->prev_state = od->state;
+	od->pending_price = m.new_price;
+	od->pending_qty = m.new_qty;
+	od->pending_ref = v->next_ref++;
+	index_insert(&c->orders.by_ref, od->pending_ref, od->venue, o);
+	order_enter_state(c, o, OMS_ST_PENDING_REPLACE);
+	send_replace_order(c, od);
+}
+
+static void on_cancel(struct oms_core *c, struct session *s, const uint8_t *p)
+{
+	struct sp_cancel m;
+	uint32_t si = (uint32_t)(s - c->sessions);
+	uint32_t o;
+
+	memcpy(&m, p, sizeof(m));
+	uint16_t rej = find_open_order(c, si, m.cl_ord_id, &o);
+	if (rej == 0xffff) {
+		uint8_t st = c->orders.orders[o].state;
+		/* cancel-before-ack is allowed: the venue handles messages of
+		 * a port in order, so the Cancel follows the Enter */
+		rej = st == OMS_ST_PENDING_NEW ? 0 : SP_REJ_ORDER_PENDING;
+	}
+	if (rej) {
+		emit_rejected(c, s, m.cl_ord_id, rej, SP_CANCEL, 0);
+		return;
+	}
+	order_cancel(c, o);
+}
+
+static void on_mass_cancel(struct oms_core *c, struct session *s,
+			   const uint8_t *p)
+{
+	struct sp_mass_cancel m;
+	uint32_t o = s->live_head;
+
+	memcpy(&m, p, sizeof(m));
+	while (o != ORDER_NIL) {
+		struct order *od = &c->orders.orders[o];
+		uint32_t next = od->live_next;
+		if (od->account == m.account &&
+		    (od->state == OMS_ST_PENDING_NEW || od->state == OMS_ST_NEW ||
+		     od->state == OMS_ST_PARTIALLY_FILLED ||
+		     od->state == OMS_ST_REPLACED))
+			order_cancel(c, o);
+		o = next;
+	}
+}
+
+static const uint16_t app_len[256] = {
+	[SP_NEW_ORDER] = sizeof(struct sp_new_order),
+	[SP_MODIFY] = sizeof(struct sp_modify),
+	[SP_CANCEL] = sizeof(struct sp_cancel),
+	[SP_MASS_CANCEL] = sizeof(struct sp_mass_cancel),
+};
+
+static void on_session_msg(struct oms_core *c, struct session *s,
+			   const struct sp_header *h, const uint8_t *p)
+{
+	if (h->type == SP_LOGIN) {
+		struct sp_login m;
+		if (h->length != sizeof(m)) {
+			c->stats.drop[OMS_DROP_SP_BAD_MSG_LENGTH]++;
+			return;
+		}
+		memcpy(&m, p, sizeof(m));
+		if (!s->enabled) {
+			emit_login_rejected(c, s, SP_LREJ_DISABLED);
+		} else if (m.next_expected_seq > s->next_out_seq) {
+			emit_login_rejected(c, s, SP_LREJ_BAD_SEQ);
+		} else {
+			s->logged_in = 1;
+			c->stats.event[OMS_EV_LOGINS]++;
+			emit_login_accepted(c, s);
+		}
+		return;
+	}
+	if (h->length != sizeof(struct sp_header)) {
+		c->stats.drop[OMS_DROP_SP_BAD_MSG_LENGTH]++;
+		return;
+	}
+	if (!s->logged_in) {
+		c->stats.drop[OMS_DROP_SP_NOT_LOGGED_IN]++;
+		return;
+	}
+	if (h->type == SP_LOGOUT) {
+		s->logged_in = 0;
+		c->stats.event[OMS_EV_LOGOUTS]++;
+	} else {
+		c->stats.event[OMS_EV_HEARTBEATS_IN]++;
+	}
+}
+
+static void on_app_msg(struct oms_core *c, struct session *s,
+		       const struct sp_header *h, const uint8_t *p)
+{
+	if (!s->logged_in) {
+		c->stats.drop[OMS_DROP_SP_NOT_LOGGED_IN]++;
+		return;
+	}
+	if (h->seq < s->next_in_seq) {
+		/* already handled once: never executed twice */
+		c->stats.drop[OMS_DROP_SP_DUPLICATE_SEQ]++;
+		return;
+	}
+	if (h->seq > s->next_in_seq) {
+		c->stats.event[OMS_EV_SP_SEQ_GAPS]++;
+		c->stats.event[OMS_EV_SP_SEQ_GAP_MSGS] += h->seq - s->next_in_seq;
+	}
+	s->next_in_seq = h->seq + 1;
+	c->stats.event[OMS_EV_SP_MSGS_IN]++;
+
+	if (app_len[h->type] == 0) {
+		c->stats.drop[OMS_DROP_SP_UNKNOWN_TYPE]++;
+		emit_session_reject(c, s, h->seq, SP_SREJ_UNKNOWN_TYPE, h->type);
+		return;
+	}
+	if (h->length != app_len[h->type]) {
+		c->stats.drop[OMS_DROP_SP_BAD_MSG_LENGTH]++;
+		emit_session_reject(c, s, h->seq, SP_SREJ_BAD_LENGTH, h->type);
+		return;
+	}
+
+	uint64_t t0 = c->timing ? cycles() : 0;
+	switch (h->type) {
+	case SP_NEW_ORDER:
+		on_new_order(c, s, p);
+		break;
+	case SP_MODIFY:
+		on_modify(c, s, p);
+		break;
+	case SP_CANCEL:
+		on_cancel(c, s, p);
+		break;
+	default:
+		on_mass_cancel(c, s, p);
+		break;
+	}
+	if (c->timing)
+		lat_record(&c->lat, cycles() - t0);
+}
+
+void strategy_datagram(struct oms_core *c, const struct net_udp_view *u)
+{
+	const uint8_t *p = u->payload;
+	uint32_t left = u->payload_len;
+
+	while (left > 0) {
+		struct sp_header h;
+
+		if (left < sizeof(h)) {
+			c->stats.drop[OMS_DROP_SP_TRUNCATED]++;
+			return;
+		}
+		memcpy(&h, p, sizeof(h));
+		if (h.length < sizeof(h) || h.length > left) {
+			c->stats.drop[OMS_DROP_SP_BAD_LENGTH]++;
+			return;
+		}
+		const uint8_t *msg = p;
+		p += h.length;
+		left -= h.length;
+
+		if (h.version != SP_VERSION) {
+			c->stats.drop[OMS_DROP_SP_BAD_VERSION]++;
+			continue;
+		}
+		struct session *s = core_session_by_id(c, h.session_id);
+		if (!s) {
+			c->stats.drop[OMS_DROP_SP_UNKNOWN_SESSION]++;
+			continue;
+		}
+		if (u->src_ip != s->ip || u->src_port != s->port) {
+			c->stats.drop[OMS_DROP_SP_WRONG_SOURCE]++;
+			continue;
+		}
+		c->stats.sp_in[h.type]++;
+		if (h.type == SP_LOGIN || h.type == SP_LOGOUT ||
+		    h.type == SP_HEARTBEAT)
+			on_session_msg(c, s, &h, msg);
+		else
+			on_app_msg(c, s, &h, msg);
+	}
+}

@@ -1,0 +1,466 @@
+"""The appliance's YAML configuration: its schema, as frozen dataclasses, and
+the one loader every part of the control plane uses.
+
+Errors name the file, the line, the key and the reason; unknown keys are
+errors, so a typo never silently falls back to a default."""
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+from yaml.constructor import SafeConstructor
+
+
+@dataclass(frozen=True)
+class Appliance:
+    mac: str  # "02:00:00:00:00:01"
+    ip: str  # dotted quad
+    strategy_port: int
+    venue_port: int
+    capacity: str = "A"  # OUCH Capacity letter sent on every Enter Order
+
+
+@dataclass(frozen=True)
+class Tables:
+    orders: int = 65536  # order table slots
+    tx_frames: int = 8192  # frames one burst may produce
+    max_sessions: int = 64
+    max_venues: int = 16
+    max_instruments: int = 4096
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    ip: str
+    port: int
+    mac: str
+    enabled: bool = True
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Venue:
+    id: int  # 1..65535; 0 means "let the router choose" on the wire
+    name: str
+    session: str  # framing session name, at most 10 characters
+    ip: str
+    port: int
+    mac: str
+
+
+@dataclass(frozen=True)
+class Instrument:
+    symbol: str  # at most 8 characters
+
+
+@dataclass(frozen=True)
+class Routing:
+    default_venue: int
+
+
+@dataclass(frozen=True)
+class Config:
+    appliance: Appliance
+    routing: Routing
+    tables: Tables = field(default_factory=Tables)
+    sessions: tuple[Session, ...] = ()
+    venues: tuple[Venue, ...] = ()
+    instruments: tuple[Instrument, ...] = ()
+    source: str = "<memory>"  # the file it was read from
+
+    def session(self, session_id: int) -> Session | None:
+        return next((s for s in self.sessions if s.id == session_id), None)
+
+    def venue(self, venue_id: int) -> Venue | None:
+        return next((v for v in self.venues if v.id == venue_id), None)
+
+
+# --------------------------------------------------------------------------
+# Loader
+# --------------------------------------------------------------------------
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default_config.yaml"
+"""The bundled configuration used when no --config is given."""
+
+_TAG_PREFIX = "tag:yaml.org,2002:"
+_STR, _INT, _BOOL = _TAG_PREFIX + "str", _TAG_PREFIX + "int", _TAG_PREFIX + "bool"
+_TAG_NAMES = {
+    _STR: "a string",
+    _INT: "an integer",
+    _BOOL: "a boolean",
+    _TAG_PREFIX + "float": "a float",
+    _TAG_PREFIX + "null": "an empty value (null)",
+    _TAG_PREFIX + "timestamp": "a timestamp",
+    _TAG_PREFIX + "binary": "binary data",
+}
+
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+_SYMBOL_RE = re.compile(r"[A-Z0-9.]{1,8}")
+_MAX_TABLE = 1 << 26
+
+
+class ConfigError(Exception):
+    """A configuration problem, located: str() is "FILE:LINE: KEY: REASON".
+
+    ``line`` is 1-based (None only when the file cannot be read at all);
+    ``key`` is the dotted path of the offending key, list items indexed from
+    0 (``sessions[1].port``), and "" for YAML syntax errors and unreadable
+    files, in which case it is left out of str()."""
+
+    def __init__(self, file: str, line: int | None, key: str, reason: str):
+        super().__init__(file, line, key, reason)
+        self.file = file
+        self.line = line
+        self.key = key
+        self.reason = reason
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.key}: {self.reason}" if self.key else f"{where}: {self.reason}"
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the YAML configuration file at `path`."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(source, None, "", f"cannot read: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(source, line, "", f"not valid UTF-8: {e.reason}") from None
+    return load_config_text(text, source)
+
+
+def load_config_text(text: str, source: str = "<string>") -> Config:
+    """Validate YAML configuration `text`; `source` names it in errors."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        reason = ", ".join(p for p in (e.context, e.problem) if p)
+        raise ConfigError(source, line, "", f"YAML syntax error: {reason}") from None
+    except yaml.reader.ReaderError as e:
+        line = text[: e.position].count("\n") + 1
+        raise ConfigError(source, line, "", f"YAML syntax error: {e.reason}") from None
+    except yaml.YAMLError as e:  # pragma: no cover - every PyYAML error is one of the above
+        raise ConfigError(source, 1, "", f"YAML error: {e}") from None
+    if root is None:
+        raise ConfigError(source, 1, "", "the configuration is empty")
+    return _Loader(source).config(root)
+
+
+def load_default_config() -> Config:
+    """The bundled default configuration (DEFAULT_CONFIG_PATH)."""
+    return load_config(DEFAULT_CONFIG_PATH)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _describe(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return _TAG_NAMES.get(node.tag, f"a value tagged {node.tag}")
+
+
+class _Loader:
+    """Walks the composed node tree, building the dataclasses; raises
+    ConfigError at the first problem."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self._ctor = SafeConstructor()
+
+    def error(self, at: yaml.Node | int, key: str, reason: str) -> ConfigError:
+        line = at if isinstance(at, int) else at.start_mark.line + 1
+        return ConfigError(self.source, line, key, reason)
+
+    # --- structure -------------------------------------------------------
+
+    def mapping(
+        self, node: yaml.Node, path: str, cls: type, owner_line: int | None = None
+    ) -> dict[str, yaml.Node]:
+        """The value nodes of mapping `node`, whose keys must be the fields of
+        dataclass `cls` (those without a default are required). Missing keys
+        are reported at `owner_line`: the line of the key whose value this
+        mapping is, else the mapping's own first line."""
+        names = [f.name for f in fields(cls) if f.name != "source"]
+        required = [
+            f.name for f in fields(cls)
+            if f.name != "source" and f.default is MISSING and f.default_factory is MISSING
+        ]
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, path or "(root)", f"expected a mapping, got {_describe(node)}")
+        values: dict[str, yaml.Node] = {}
+        key_lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+                raise self.error(
+                    key_node, _join(path, "?"),
+                    f"keys must be plain names, got {_describe(key_node)}; expected one of: "
+                    + ", ".join(names),
+                )
+            key = key_node.value
+            here = _join(path, key)
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.error(
+                    key_node, here,
+                    f"unknown key, expected one of: {', '.join(names)}{hint}",
+                )
+            if key in values:
+                raise self.error(key_node, here, f"duplicate key (first at line {key_lines[key]})")
+            values[key] = value_node
+            key_lines[key] = key_node.start_mark.line + 1
+        for key in required:
+            if key not in values:
+                line = owner_line if owner_line is not None else node.start_mark.line + 1
+                raise self.error(line, _join(path, key), "missing required key")
+        return values
+
+    def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, path, f"expected a list, got {_describe(node)}")
+        return list(node.value)
+
+    @staticmethod
+    def key_line(parent: yaml.Node, key: str) -> int:
+        """Line of `key` in mapping node `parent` (which has it)."""
+        for key_node, _ in parent.value:
+            if key_node.value == key:
+                return key_node.start_mark.line + 1
+        return parent.start_mark.line + 1  # pragma: no cover
+
+    # --- scalars ---------------------------------------------------------
+
+    def integer(self, node: yaml.Node, path: str, lo: int, hi: int) -> int:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _INT:
+            raise self.error(node, path, f"expected an integer, got {_describe(node)}")
+        value = self._ctor.construct_yaml_int(node)
+        if not lo <= value <= hi:
+            raise self.error(node, path, f"{value} is out of range {lo}..{hi}")
+        return value
+
+    def port(self, node: yaml.Node, path: str) -> int:
+        return self.integer(node, path, 1, 65535)
+
+    def boolean(self, node: yaml.Node, path: str) -> bool:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL:
+            raise self.error(node, path, f"expected a boolean (true/false), got {_describe(node)}")
+        return self._ctor.construct_yaml_bool(node)
+
+    def string(self, node: yaml.Node, path: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _STR:
+            hint = ""
+            if isinstance(node, yaml.ScalarNode) and node.style is None and node.value:
+                hint = f' (quote it: "{node.value}")'
+            raise self.error(node, path, f"expected a string, got {_describe(node)}{hint}")
+        return node.value
+
+    def mac(self, node: yaml.Node, path: str) -> str:
+        value = self.string(node, path)
+        if not _MAC_RE.fullmatch(value):
+            raise self.error(
+                node, path, f'{value!r} is not a MAC address like "02:00:00:00:00:01"'
+            )
+        return value
+
+    def ipv4(self, node: yaml.Node, path: str) -> str:
+        value = self.string(node, path)
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise self.error(
+                node, path, f"{value!r} is not an IPv4 address (dotted quad)"
+            ) from None
+
+    # --- sections --------------------------------------------------------
+
+    def config(self, root: yaml.Node) -> Config:
+        top = self.mapping(root, "", Config)
+
+        def owner(key: str) -> int:
+            return self.key_line(root, key)
+
+        appliance = self.appliance(top["appliance"], owner("appliance"))
+        tables = self.tables(top["tables"], owner("tables")) if "tables" in top else Tables()
+        sessions = self.sessions(top["sessions"], tables) if "sessions" in top else ()
+        venues = self.venues(top["venues"], tables) if "venues" in top else ()
+        instruments = (
+            self.instruments(top["instruments"], tables) if "instruments" in top else ()
+        )
+        routing = self.routing(top["routing"], owner("routing"), venues)
+        return Config(
+            appliance=appliance,
+            routing=routing,
+            tables=tables,
+            sessions=sessions,
+            venues=venues,
+            instruments=instruments,
+            source=self.source,
+        )
+
+    def appliance(self, node: yaml.Node, owner_line: int) -> Appliance:
+        v = self.mapping(node, "appliance", Appliance, owner_line)
+        strategy_port = self.port(v["strategy_port"], "appliance.strategy_port")
+        venue_port = self.port(v["venue_port"], "appliance.venue_port")
+        if venue_port == strategy_port:
+            raise self.error(
+                v["venue_port"], "appliance.venue_port",
+                f"must differ from appliance.strategy_port ({strategy_port})",
+            )
+        capacity = "A"
+        if "capacity" in v:
+            capacity = self.string(v["capacity"], "appliance.capacity")
+            if capacity not in ("A", "P", "R", "O"):
+                raise self.error(
+                    v["capacity"], "appliance.capacity",
+                    f"{capacity!r} is not an OUCH capacity, expected one of: A, P, R, O",
+                )
+        return Appliance(
+            mac=self.mac(v["mac"], "appliance.mac"),
+            ip=self.ipv4(v["ip"], "appliance.ip"),
+            strategy_port=strategy_port,
+            venue_port=venue_port,
+            capacity=capacity,
+        )
+
+    def tables(self, node: yaml.Node, owner_line: int) -> Tables:
+        v = self.mapping(node, "tables", Tables, owner_line)
+        ranges = {
+            "orders": (1, _MAX_TABLE),
+            "tx_frames": (64, 1_000_000),
+            "max_sessions": (1, _MAX_TABLE),
+            "max_venues": (1, _MAX_TABLE),
+            "max_instruments": (1, _MAX_TABLE),
+        }
+        return Tables(**{
+            key: self.integer(value, f"tables.{key}", *ranges[key]) for key, value in v.items()
+        })
+
+    def limit(self, items: list[yaml.Node], path: str, what: str, limit: int, field_: str) -> None:
+        if len(items) > limit:
+            raise self.error(
+                items[limit], f"{path}[{limit}]",
+                f"{len(items)} {what} configured, more than tables.{field_} ({limit})",
+            )
+
+    def sessions(self, node: yaml.Node, tables: Tables) -> tuple[Session, ...]:
+        items = self.sequence(node, "sessions")
+        self.limit(items, "sessions", "sessions", tables.max_sessions, "max_sessions")
+        out: list[Session] = []
+        seen: dict[int, int] = {}
+        for i, item in enumerate(items):
+            path = f"sessions[{i}]"
+            v = self.mapping(item, path, Session)
+            sid = self.integer(v["id"], f"{path}.id", 1, 2**32 - 1)
+            if sid in seen:
+                raise self.error(
+                    v["id"], f"{path}.id", f"duplicate session id {sid} (first at line {seen[sid]})"
+                )
+            seen[sid] = v["id"].start_mark.line + 1
+            out.append(Session(
+                id=sid,
+                ip=self.ipv4(v["ip"], f"{path}.ip"),
+                port=self.port(v["port"], f"{path}.port"),
+                mac=self.mac(v["mac"], f"{path}.mac"),
+                enabled=self.boolean(v["enabled"], f"{path}.enabled") if "enabled" in v else True,
+                name=self.string(v["name"], f"{path}.name") if "name" in v else "",
+            ))
+        return tuple(out)
+
+    def venues(self, node: yaml.Node, tables: Tables) -> tuple[Venue, ...]:
+        items = self.sequence(node, "venues")
+        self.limit(items, "venues", "venues", tables.max_venues, "max_venues")
+        out: list[Venue] = []
+        seen_ids: dict[int, int] = {}
+        seen_ips: dict[str, int] = {}
+        for i, item in enumerate(items):
+            path = f"venues[{i}]"
+            v = self.mapping(item, path, Venue)
+            vid = self.integer(v["id"], f"{path}.id", 1, 65535)
+            if vid in seen_ids:
+                raise self.error(
+                    v["id"], f"{path}.id",
+                    f"duplicate venue id {vid} (first at line {seen_ids[vid]})",
+                )
+            seen_ids[vid] = v["id"].start_mark.line + 1
+            name = self.string(v["name"], f"{path}.name")
+            if not name:
+                raise self.error(v["name"], f"{path}.name", "must not be empty")
+            session = self.string(v["session"], f"{path}.session")
+            if not 1 <= len(session) <= 10 or not all(" " <= c <= "~" for c in session):
+                raise self.error(
+                    v["session"], f"{path}.session",
+                    f"{session!r} must be 1 to 10 printable ASCII characters",
+                )
+            if session.endswith(" "):
+                raise self.error(
+                    v["session"], f"{path}.session",
+                    f"{session!r} must not end with a space (the wire pads it with spaces)",
+                )
+            ip = self.ipv4(v["ip"], f"{path}.ip")
+            if ip in seen_ips:
+                # Venue packets are matched to their venue by source IP.
+                raise self.error(
+                    v["ip"], f"{path}.ip",
+                    f"duplicate venue ip {ip} (first at line {seen_ips[ip]}); "
+                    "venues are told apart by their IP address",
+                )
+            seen_ips[ip] = v["ip"].start_mark.line + 1
+            out.append(Venue(
+                id=vid,
+                name=name,
+                session=session,
+                ip=ip,
+                port=self.port(v["port"], f"{path}.port"),
+                mac=self.mac(v["mac"], f"{path}.mac"),
+            ))
+        return tuple(out)
+
+    def instruments(self, node: yaml.Node, tables: Tables) -> tuple[Instrument, ...]:
+        items = self.sequence(node, "instruments")
+        self.limit(items, "instruments", "instruments", tables.max_instruments, "max_instruments")
+        out: list[Instrument] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            path = f"instruments[{i}].symbol"
+            v = self.mapping(item, f"instruments[{i}]", Instrument)
+            symbol = self.string(v["symbol"], path)
+            if not _SYMBOL_RE.fullmatch(symbol):
+                raise self.error(
+                    v["symbol"], path, f"{symbol!r} must be 1 to 8 characters of A-Z, 0-9 and '.'"
+                )
+            if symbol in seen:
+                raise self.error(
+                    v["symbol"], path, f"duplicate symbol {symbol} (first at line {seen[symbol]})"
+                )
+            seen[symbol] = v["symbol"].start_mark.line + 1
+            out.append(Instrument(symbol=symbol))
+        return tuple(out)
+
+    def routing(self, node: yaml.Node, owner_line: int, venues: tuple[Venue, ...]) -> Routing:
+        v = self.mapping(node, "routing", Routing, owner_line)
+        default = self.integer(v["default_venue"], "routing.default_venue", 1, 65535)
+        if not any(venue.id == default for venue in venues):
+            configured = ", ".join(str(venue.id) for venue in venues) or "none"
+            raise self.error(
+                v["default_venue"], "routing.default_venue",
+                f"venue {default} is not configured (configured venue ids: {configured})",
+            )
+        return Routing(default_venue=default)

@@ -1,0 +1,140 @@
+"""The C core as Python sees it: built from a Config, fed bursts of frames,
+read for counters and orders.  The same small API serves the replay tool,
+the tests and (later) the DPDK and AF_XDP backends."""
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import os
+
+from control.config import Config
+
+_MODULE = ("dataplane._oms_core_san" if os.environ.get("OMS_SANITIZE") == "1"
+           else "dataplane._oms_core")
+_ext = importlib.import_module(_MODULE)
+ffi = _ext.ffi
+lib = _ext.lib
+
+STATE_NAMES = {
+    lib.OMS_ST_PENDING_NEW: "PendingNew", lib.OMS_ST_NEW: "New",
+    lib.OMS_ST_PARTIALLY_FILLED: "PartiallyFilled", lib.OMS_ST_FILLED: "Filled",
+    lib.OMS_ST_PENDING_REPLACE: "PendingReplace", lib.OMS_ST_REPLACED: "Replaced",
+    lib.OMS_ST_PENDING_CANCEL: "PendingCancel", lib.OMS_ST_CANCELED: "Canceled",
+    lib.OMS_ST_REJECTED: "Rejected", lib.OMS_ST_EXPIRED: "Expired",
+}
+DROP_NAMES = [ffi.string(lib.oms_drop_name(i)).decode() for i in range(lib.OMS_DROP_MAX)]
+EVENT_NAMES = [ffi.string(lib.oms_event_name(i)).decode() for i in range(lib.OMS_EV_MAX)]
+ORDER_FIELDS = [name for name, _ in ffi.typeof("struct oms_order_view").fields]
+
+
+def ip_to_int(ip: str) -> int:
+    return int(ipaddress.IPv4Address(ip))
+
+
+def mac_to_bytes(mac: str) -> bytes:
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def padded(text: str, width: int) -> bytes:
+    return text.encode("ascii").ljust(width, b" ")
+
+
+class CoreError(RuntimeError):
+    pass
+
+
+class Core:
+    """One instance of the C pipeline, owned by one thread."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        c = ffi.new("struct oms_core_config *")
+        a = cfg.appliance
+        c.mac = list(mac_to_bytes(a.mac))
+        c.ip = ip_to_int(a.ip)
+        c.strategy_port = a.strategy_port
+        c.venue_port = a.venue_port
+        c.order_capacity = cfg.tables.orders
+        c.max_sessions = cfg.tables.max_sessions
+        c.max_venues = cfg.tables.max_venues
+        c.max_instruments = cfg.tables.max_instruments
+        c.tx_capacity = cfg.tables.tx_frames
+        c.default_venue = cfg.routing.default_venue
+        c.ouch_capacity = ord(a.capacity)
+        core = lib.oms_core_create(c)
+        if core == ffi.NULL:
+            raise CoreError("oms_core_create failed: sizes out of range or out of memory")
+        self._core = ffi.gc(core, lib.oms_core_destroy)
+
+        for s in cfg.sessions:
+            sc = ffi.new("struct oms_session_config *", {
+                "id": s.id, "ip": ip_to_int(s.ip), "port": s.port,
+                "mac": list(mac_to_bytes(s.mac)), "enabled": int(s.enabled)})
+            if lib.oms_core_add_session(self._core, sc) != 0:
+                raise CoreError(f"session {s.id}: table full or duplicate id")
+        for v in cfg.venues:
+            vc = ffi.new("struct oms_venue_config *", {
+                "id": v.id, "ip": ip_to_int(v.ip), "port": v.port,
+                "mac": list(mac_to_bytes(v.mac)), "session": padded(v.session, 10)})
+            if lib.oms_core_add_venue(self._core, vc) != 0:
+                raise CoreError(f"venue {v.id}: table full or duplicate id")
+        for ins in cfg.instruments:
+            ic = ffi.new("struct oms_instrument_config *", {"symbol": padded(ins.symbol, 8)})
+            if lib.oms_core_add_instrument(self._core, ic) != 0:
+                raise CoreError(f"instrument {ins.symbol}: table full or duplicate")
+        self._stats = lib.oms_core_stats(self._core)
+
+    def process_burst(self, frames: list[bytes], now_ns: int) -> list[bytes]:
+        """Hand `frames` to the core as one burst that arrived at `now_ns`;
+        return what it transmits, in order."""
+        n = len(frames)
+        keep = [ffi.from_buffer(f) for f in frames]
+        ptrs = ffi.new("uint8_t *[]", keep) if n else ffi.NULL
+        lens = ffi.new("uint16_t[]", [len(f) for f in frames]) if n else ffi.NULL
+        count = lib.oms_core_process_burst(self._core, ptrs, lens, n, now_ns)
+        out = []
+        if count:
+            buf = ffi.buffer(lib.oms_core_tx_buf(self._core), count * lib.OMS_TX_SLOT)
+            tx_lens = lib.oms_core_tx_lens(self._core)
+            slot = lib.OMS_TX_SLOT
+            out = [bytes(buf[i * slot:i * slot + tx_lens[i]]) for i in range(count)]
+            lib.oms_core_tx_clear(self._core)
+        return out
+
+    def stats(self) -> dict:
+        """Counters, non-zero entries only, in the reference model's shape."""
+        st = self._stats
+        nz = {}
+        nz["drop"] = {DROP_NAMES[i]: st.drop[i] for i in range(1, lib.OMS_DROP_MAX) if st.drop[i]}
+        nz["event"] = {EVENT_NAMES[i]: st.event[i] for i in range(lib.OMS_EV_MAX) if st.event[i]}
+        nz["reject_business"] = {i: st.reject_business[i]
+                                 for i in range(lib.OMS_REJ_BUSINESS_SLOTS)
+                                 if st.reject_business[i]}
+        nz["reject_system"] = {i: st.reject_system[i]
+                               for i in range(lib.OMS_REJ_SYSTEM_SLOTS) if st.reject_system[i]}
+        for key in ("sp_in", "sp_out", "venue_in", "venue_out"):
+            arr = getattr(st, key)
+            nz[key] = {i: arr[i] for i in range(256) if arr[i]}
+        return nz
+
+    def order(self, session_id: int, cl_ord_id: int) -> dict | None:
+        v = ffi.new("struct oms_order_view *")
+        if lib.oms_core_order_find(self._core, session_id, cl_ord_id, v) != 0:
+            return None
+        out = {}
+        for name in ORDER_FIELDS:
+            val = getattr(v, name)
+            out[name] = list(val) if name == "state_ts" else val
+        return out
+
+    def live_orders(self) -> int:
+        return lib.oms_core_live_orders(self._core)
+
+    def set_timing(self, on: bool) -> None:
+        lib.oms_core_set_timing(self._core, int(on))
+
+    def latency_histogram(self) -> list[tuple[int, int]]:
+        """(lowest cycles of the bucket, count) for each non-empty bucket."""
+        h = lib.oms_core_latency(self._core)
+        return [(lib.oms_lat_bucket_low(b), h.bucket[b])
+                for b in range(lib.oms_lat_buckets()) if h.bucket[b]]
