@@ -179,6 +179,8 @@ void oms_core_set_timing(struct oms_core *c, int on);
 const struct lat_hist *oms_core_latency(const struct oms_core *c);
 uint64_t oms_lat_bucket_low(uint32_t b);
 uint32_t oms_lat_buckets(void);
+/* The TSC, for calibrating cycle counts to time in tools. */
+uint64_t oms_cycles(void);
 
 const char *oms_drop_name(int reason);
 const char *oms_event_name(int event);

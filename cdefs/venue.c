@@ -102,9 +102,13 @@ static void on_replaced(struct oms_core *c, uint32_t o, uint32_t new_ref)
 	od->pending_ref = 0;
 	od->price = od->pending_price;
 	od->qty = od->pending_qty;
-	od->leaves_qty = od->qty - od->cum_qty;
+	/* fills that arrived after the Modify may already cover the new
+	 * quantity: then nothing is left and the order is done */
+	od->leaves_qty = od->qty > od->cum_qty ? od->qty - od->cum_qty : 0;
 	order_enter_state(c, o, OMS_ST_REPLACED);
 	emit_replaced(c, od);
+	if (od->leaves_qty == 0)
+		order_enter_state(c, o, OMS_ST_FILLED);
 }
 
 static void on_executed(struct oms_core *c, uint32_t o, const uint8_t *m)

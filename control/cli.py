@@ -1,0 +1,141 @@
+"""omsctl: the operator's and tester's command line.  A thin layer over the
+same Python API the tests use."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from control.config import ConfigError, load_config, load_default_config
+
+BUNDLED_SCENARIO = Path(__file__).resolve().parent.parent / "pcaps" / "scenarios" / "session.jsonl"
+
+
+def _config(path: str | None):
+    return load_config(path) if path else load_default_config()
+
+
+def cmd_config_check(args) -> int:
+    cfg = load_config(args.file)
+    print(f"{args.file}: ok ({len(cfg.sessions)} sessions, {len(cfg.venues)} venues, "
+          f"{len(cfg.instruments)} instruments, {cfg.tables.orders} order slots)")
+    return 0
+
+
+def cmd_pcap_build(args) -> int:
+    from pcaps.builder import build_pcap
+
+    cfg = _config(args.config)
+    n = build_pcap(args.scenario, args.out, cfg)
+    print(f"{args.out}: {n} frames")
+    return 0
+
+
+def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=None,
+               venue_latency_us=20.0) -> dict:
+    from dataplane import pcap_backend
+    from dataplane.replay import Replayer, report_lines, write_report
+
+    records = pcap_backend.read_pcap(in_pcap)
+    rp = Replayer(cfg, venue_sim=venue_sim, verify=verify, timings=bool(timings),
+                  venue_latency_ns=int(venue_latency_us * 1000))
+    out, res = rp.run(records)
+    pcap_backend.write_pcap(out_pcap, out)
+    lines = report_lines(cfg, out, res.stats)
+    if report:
+        write_report(report, lines)
+    if timings:
+        Path(timings).write_text(json.dumps(rp.timings(), indent=2) + "\n")
+    summary = lines[-1]["summary"]
+    summary["frames_in"] = res.frames_in
+    summary["verified_against_reference_model"] = res.verified
+    return summary
+
+
+def cmd_replay(args) -> int:
+    cfg = _config(args.config)
+    summary = run_replay(args.pcap, args.out, args.report, cfg, venue_sim=args.venue_sim,
+                         verify=args.verify, timings=args.timings,
+                         venue_latency_us=args.venue_latency_us)
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_run(args) -> int:
+    """The main job on the embedded default: build the bundled scenario,
+    replay it through the core with the venue simulator and the reference
+    model beside it."""
+    from pcaps.builder import build_pcap
+
+    cfg = _config(args.config)
+    outdir = Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    scenario = Path(args.scenario) if args.scenario else BUNDLED_SCENARIO
+    orders = outdir / "orders.pcap"
+    n = build_pcap(scenario, orders, cfg)
+    summary = run_replay(orders, outdir / "out.pcap", outdir / "report.jsonl", cfg,
+                         venue_sim=True, verify=True, timings=outdir / "timings.json")
+    print(f"scenario {scenario}: {n} frames -> {orders}")
+    print(f"replayed through the C core with the venue simulator: {outdir / 'out.pcap'}, "
+          f"{outdir / 'report.jsonl'}, {outdir / 'timings.json'}")
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="omsctl", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="build and replay the bundled scenario (the default job)")
+    r.add_argument("--config")
+    r.add_argument("--scenario", help="JSON-lines scenario instead of the bundled one")
+    r.add_argument("--outdir", default="out")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("config", help="configuration tools")
+    csub = c.add_subparsers(dest="config_cmd", required=True)
+    cc = csub.add_parser("check", help="validate a YAML configuration")
+    cc.add_argument("file")
+    cc.set_defaults(func=cmd_config_check)
+
+    pc = sub.add_parser("pcap", help="capture tools")
+    psub = pc.add_subparsers(dest="pcap_cmd", required=True)
+    pb = psub.add_parser("build", help="JSON-lines scenario -> pcap")
+    pb.add_argument("scenario")
+    pb.add_argument("-o", "--out", required=True)
+    pb.add_argument("--config")
+    pb.set_defaults(func=cmd_pcap_build)
+
+    rp = sub.add_parser("replay", help="replay a pcap through the C core")
+    rp.add_argument("pcap")
+    rp.add_argument("-o", "--out", required=True, help="output pcap")
+    rp.add_argument("--report", help="JSON-lines report")
+    rp.add_argument("--config")
+    rp.add_argument("--venue-sim", action="store_true",
+                    help="answer venue messages with the built-in venue simulator")
+    rp.add_argument("--venue-latency-us", type=float, default=20.0)
+    rp.add_argument("--timings", help="write per-order processing percentiles (JSON)")
+    rp.add_argument("--verify", action="store_true",
+                    help="run the reference model beside the core; fail on any difference")
+    rp.set_defaults(func=cmd_replay)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"omsctl: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:
+        print(f"omsctl: {e}", file=sys.stderr)
+        return 2
+    except AssertionError as e:
+        print(f"omsctl: verification failed: {e}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,994 @@
+"""Pure-Python reference model of the order pipeline core.
+
+docs/semantics.md is the specification; this module implements it as
+literally as possible so that property tests can compare the C core against
+it frame for frame and counter for counter.  Clarity beats speed here: the
+model is the executable form of the document, not a second fast path.
+
+Wire layouts come from cdefs/sp_wire.h (strategy protocol, little-endian,
+naturally aligned), cdefs/ouch_wire.h (OUCH 5.0, big-endian, plus the
+MoldUDP64-style framing) and cdefs/net.c (Ethernet/IPv4/UDP).
+"""
+from __future__ import annotations
+
+import struct
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from control.config import Config
+
+# --- counter names, in the order of OMS_DROP_LIST / OMS_EVENT_LIST ---------
+
+DROP_NAMES = (
+    "RUNT", "NOT_IPV4", "BAD_IP_HEADER", "BAD_IP_LENGTH",
+    "IP_CHECKSUM", "IP_FRAGMENT", "NOT_UDP", "NOT_FOR_US",
+    "BAD_UDP_LENGTH", "UDP_CHECKSUM", "UNKNOWN_PORT",
+    "SP_TRUNCATED", "SP_BAD_LENGTH", "SP_BAD_VERSION",
+    "SP_UNKNOWN_SESSION", "SP_WRONG_SOURCE", "SP_NOT_LOGGED_IN",
+    "SP_DUPLICATE_SEQ", "SP_UNKNOWN_TYPE", "SP_BAD_MSG_LENGTH",
+    "UFO_TRUNCATED", "UFO_UNKNOWN_VENUE", "UFO_WRONG_SESSION",
+    "UFO_BAD_BLOCK", "UFO_DUPLICATE_SEQ", "OUCH_UNKNOWN_TYPE",
+    "OUCH_BAD_LENGTH", "OUCH_UNKNOWN_REF", "OUCH_UNEXPECTED",
+    "OUCH_OVERFILL", "TX_FULL",
+)
+
+EVENT_NAMES = (
+    "FRAMES_IN", "FRAMES_OUT", "SP_MSGS_IN", "SP_MSGS_OUT",
+    "SP_SEQ_GAPS", "SP_SEQ_GAP_MSGS", "LOGINS", "LOGOUTS",
+    "HEARTBEATS_IN", "ORDERS_ACCEPTED_INTERNAL", "VENUE_MSGS_IN",
+    "VENUE_MSGS_OUT", "VENUE_SEQ_GAPS", "VENUE_SEQ_GAP_MSGS",
+    "VENUE_END_OF_SESSION", "VENUE_HEARTBEATS", "VENUE_IGNORED_TYPES",
+    "ORDERS_EVICTED",
+)
+
+# --- strategy protocol (sp_wire.h) -----------------------------------------
+
+SP_VERSION = 1
+SP_HLEN = 24
+
+SP_LOGIN = 0x01
+SP_LOGOUT = 0x02
+SP_HEARTBEAT = 0x03
+SP_NEW_ORDER = 0x10
+SP_MODIFY = 0x11
+SP_CANCEL = 0x12
+SP_MASS_CANCEL = 0x13
+SP_LOGIN_ACCEPTED = 0x81
+SP_LOGIN_REJECTED = 0x82
+SP_ACCEPTED = 0x90
+SP_REJECTED = 0x91
+SP_REPLACED = 0x92
+SP_CANCELED = 0x93
+SP_FILL = 0x94
+SP_SESSION_REJECT = 0x9F
+
+SIDE_BUY, SIDE_SELL, SIDE_SELL_SHORT = 1, 2, 3
+ORD_LIMIT, ORD_MARKET = 1, 2
+TIF_DAY, TIF_IOC = 1, 2
+FLAG_LOCATE = 0x02
+
+REJ_DUPLICATE_ID = 1
+REJ_BAD_SIDE = 2
+REJ_BAD_ORD_TYPE = 3
+REJ_BAD_TIF = 4
+REJ_BAD_QTY = 5
+REJ_UNKNOWN_SYMBOL = 6
+REJ_BAD_PRICE = 7
+REJ_UNKNOWN_VENUE = 8
+REJ_PRICE_UNREPRESENTABLE = 9
+REJ_LOCATE_REQUIRED = 10
+REJ_UNKNOWN_ORDER = 11
+REJ_TOO_LATE = 12
+REJ_ORDER_PENDING = 13
+REJ_VENUE_REJECTED = 14
+REJ_SYS_TABLE_FULL = 1000
+REJ_SYS_BASE = 1000
+
+CXL_USER, CXL_IOC, CXL_VENUE = 1, 2, 3
+SREJ_UNKNOWN_TYPE, SREJ_BAD_LENGTH = 1, 2
+LREJ_DISABLED, LREJ_BAD_SEQ = 1, 2
+
+# exact lengths of the inbound application messages
+APP_MSG_LEN = {SP_NEW_ORDER: 64, SP_MODIFY: 48, SP_CANCEL: 32,
+               SP_MASS_CANCEL: 32}
+
+SP_HEADER = struct.Struct("<BBHIQQ")
+SP_NEW_ORDER_BODY = struct.Struct("<QIBBBB8sqIHH")
+SP_MODIFY_BODY = struct.Struct("<QqII")
+SP_CANCEL_BODY = struct.Struct("<Q")
+SP_MASS_CANCEL_BODY = struct.Struct("<II")
+SP_LOGIN_BODY = struct.Struct("<Q")
+
+# --- OUCH 5.0 and framing (ouch_wire.h) ------------------------------------
+
+PRICE_SCALE_DIFF = 10**4  # 8 implied decimals here, 4 in OUCH
+OUCH_MAX_PRICE = 1999999900
+OUCH_MARKET_PRICE = 0x7FFFFFFF
+OUCH_MAX_QTY = 999999
+OUCH_CLORDID_LEN = 14
+UFO_SESSION_LEN = 10
+UFO_HLEN = 20
+UFO_COUNT_END_OF_SESSION = 0xFFFF
+SHARES_LOCATED_APPENDAGE = bytes((0x02, 25, ord("Y")))
+
+# (minimum length, offset of Appendage Length, appendage length required)
+OUCH_IN_LAYOUT = {
+    ord("A"): (64, 62, True),
+    ord("U"): (68, 66, True),
+    ord("E"): (36, 34, True),
+    ord("C"): (18, 18, False),
+    ord("J"): (29, 29, False),
+    ord("I"): (13, 13, False),
+}
+OUCH_IGNORED_TYPES = frozenset(ord(c) for c in "SBDPTMRXGKQ")
+
+# --- order states (oms_core.h) ---------------------------------------------
+
+ST_NONE = 0
+ST_PENDING_NEW = 1
+ST_NEW = 2
+ST_PARTIALLY_FILLED = 3
+ST_FILLED = 4
+ST_PENDING_REPLACE = 5
+ST_REPLACED = 6
+ST_PENDING_CANCEL = 7
+ST_CANCELED = 8
+ST_REJECTED = 9
+ST_EXPIRED = 10
+ST_MAX = 11
+
+TERMINAL = frozenset((ST_FILLED, ST_CANCELED, ST_REJECTED, ST_EXPIRED))
+PENDING = frozenset((ST_PENDING_NEW, ST_PENDING_REPLACE, ST_PENDING_CANCEL))
+MASS_CANCELABLE = frozenset((ST_PENDING_NEW, ST_NEW, ST_PARTIALLY_FILLED,
+                             ST_REPLACED))
+
+U32 = 0xFFFFFFFF
+U64 = 0xFFFFFFFFFFFFFFFF
+
+
+# --- byte helpers ------------------------------------------------------------
+
+def ip_to_int(text: str) -> int:
+    parts = [int(p) for p in text.split(".")]
+    if len(parts) != 4 or any(not 0 <= p <= 255 for p in parts):
+        raise ValueError(f"bad IPv4 address {text!r}")
+    return (parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]
+
+
+def mac_to_bytes(text: str) -> bytes:
+    raw = bytes(int(p, 16) for p in text.split(":"))
+    if len(raw) != 6:
+        raise ValueError(f"bad MAC address {text!r}")
+    return raw
+
+
+def pad(text: str, width: int) -> bytes:
+    raw = text.encode("ascii")
+    if len(raw) > width:
+        raise ValueError(f"{text!r} is longer than {width} bytes")
+    return raw.ljust(width, b" ")
+
+
+def base36(value: int) -> bytes:
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    while True:
+        value, d = divmod(value, 36)
+        out = digits[d] + out
+        if value == 0:
+            return out.encode("ascii")
+
+
+def clordid(cl_ord_id: int) -> bytes:
+    return base36(cl_ord_id).ljust(OUCH_CLORDID_LEN, b" ")
+
+
+def csum_add(total: int, data: bytes) -> int:
+    if len(data) % 2:
+        data = data + b"\x00"
+    for (word,) in struct.iter_unpack(">H", data):
+        total += word
+    return total
+
+
+def csum_fold(total: int) -> int:
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def udp_checksum(src_ip: int, dst_ip: int, udp: bytes) -> int:
+    """RFC 768 over the pseudo-header and `udp` as it is (checksum field
+    included), as net.c's udp_checksum."""
+    total = (src_ip >> 16) + (src_ip & 0xFFFF) + (dst_ip >> 16) + \
+        (dst_ip & 0xFFFF) + 17 + len(udp)
+    return csum_fold(csum_add(total, udp))
+
+
+def build_udp_frame(src_mac: bytes, dst_mac: bytes, src_ip: int, dst_ip: int,
+                    src_port: int, dst_port: int, payload: bytes) -> bytes:
+    """Ethernet + IPv4 + UDP exactly as net_build_udp() writes them."""
+    udp_len = 8 + len(payload)
+    ip = bytearray(struct.pack(">BBHHHBBHII", 0x45, 0, 20 + udp_len, 0,
+                               0x4000, 64, 17, 0, src_ip, dst_ip))
+    struct.pack_into(">H", ip, 10, csum_fold(csum_add(0, bytes(ip))))
+    udp = struct.pack(">HHHH", src_port, dst_port, udp_len, 0) + payload
+    c = udp_checksum(src_ip, dst_ip, udp)
+    # a computed 0 goes out as 0xFFFF: 0 on the wire means "no checksum"
+    udp = udp[:6] + struct.pack(">H", c or 0xFFFF) + udp[8:]
+    return dst_mac + src_mac + b"\x08\x00" + bytes(ip) + udp
+
+
+@dataclass
+class UdpView:
+    src_ip: int
+    src_port: int
+    dst_port: int
+    payload: bytes
+
+
+def parse_udp(frame: bytes, my_ip: int) -> tuple[str | None, UdpView | None]:
+    """The frame checks of docs/semantics.md, in order; returns (drop reason,
+    None) or (None, view).  Mirrors net_parse_udp()."""
+    n = len(frame)
+    if n < 14:
+        return "RUNT", None
+    off = 14
+    ethertype = struct.unpack_from(">H", frame, 12)[0]
+    if ethertype == 0x8100:
+        if n < 18:
+            return "RUNT", None
+        ethertype = struct.unpack_from(">H", frame, 16)[0]
+        off = 18
+    if ethertype != 0x0800:
+        return "NOT_IPV4", None
+    avail = n - off
+    if avail < 20 or frame[off] >> 4 != 4:
+        return "BAD_IP_HEADER", None
+    ihl = (frame[off] & 0x0F) * 4
+    if ihl < 20 or ihl > avail:
+        return "BAD_IP_HEADER", None
+    total = struct.unpack_from(">H", frame, off + 2)[0]
+    # Ethernet may pad short frames: only a total beyond the frame is wrong
+    if total < ihl + 8 or total > avail:
+        return "BAD_IP_LENGTH", None
+    if csum_fold(csum_add(0, frame[off:off + ihl])) != 0:
+        return "IP_CHECKSUM", None
+    if struct.unpack_from(">H", frame, off + 6)[0] & 0x3FFF:
+        return "IP_FRAGMENT", None
+    if frame[off + 9] != 17:
+        return "NOT_UDP", None
+    src_ip, dst_ip = struct.unpack_from(">II", frame, off + 12)
+    if dst_ip != my_ip:
+        return "NOT_FOR_US", None
+    u = off + ihl
+    src_port, dst_port, udp_len, udp_sum = struct.unpack_from(">HHHH", frame, u)
+    if udp_len != total - ihl:
+        return "BAD_UDP_LENGTH", None
+    udp = frame[u:u + udp_len]
+    if udp_sum != 0 and udp_checksum(src_ip, my_ip, udp) != 0:
+        return "UDP_CHECKSUM", None
+    return None, UdpView(src_ip, src_port, dst_port, udp[8:])
+
+
+# --- state -------------------------------------------------------------------
+
+@dataclass
+class SessionState:
+    id: int
+    ip: int
+    port: int
+    mac: bytes
+    enabled: bool
+    logged_in: bool = False
+    next_in: int = 1   # next strategy seq expected
+    next_out: int = 1  # next appliance seq to send
+
+
+@dataclass
+class VenueState:
+    id: int
+    ip: int
+    port: int
+    mac: bytes
+    session: bytes
+    next_ref: int = 1      # next UserRefNum
+    next_out_seq: int = 1  # framing seq of our next message to the venue
+    next_in_seq: int = 1   # framing seq expected from the venue
+
+
+@dataclass
+class Order:
+    cl_ord_id: int
+    session_id: int
+    account: int
+    price: int
+    qty: int
+    leaves_qty: int
+    ref: int
+    venue: int
+    side: int
+    ord_type: int
+    tif: int
+    flags: int
+    symbol: bytes
+    created: int  # creation number: the order MassCancel walks in
+    pending_price: int = 0
+    pending_qty: int = 0
+    cum_qty: int = 0
+    pending_ref: int = 0
+    state: int = ST_NONE
+    prev_state: int = ST_NONE
+    acked: int = 0
+    state_ts: list[int] = field(default_factory=lambda: [0] * ST_MAX)
+
+    def view(self) -> dict:
+        return {
+            "cl_ord_id": self.cl_ord_id,
+            "session_id": self.session_id,
+            "account": self.account,
+            "price": self.price,
+            "pending_price": self.pending_price,
+            "qty": self.qty,
+            "pending_qty": self.pending_qty,
+            "cum_qty": self.cum_qty,
+            "leaves_qty": self.leaves_qty,
+            "ref": self.ref,
+            "pending_ref": self.pending_ref,
+            "venue": self.venue,
+            "state": self.state,
+            "side": self.side,
+            "ord_type": self.ord_type,
+            "tif": self.tif,
+            "flags": self.flags,
+            "acked": self.acked,
+            "state_ts": list(self.state_ts),
+        }
+
+
+def price_representable(price: int) -> bool:
+    return price % PRICE_SCALE_DIFF == 0 and \
+        price // PRICE_SCALE_DIFF <= OUCH_MAX_PRICE
+
+
+# --- the core ------------------------------------------------------------------
+
+class ReferenceCore:
+    def __init__(self, cfg: Config):
+        app = cfg.appliance
+        self.mac = mac_to_bytes(app.mac)
+        self.ip = ip_to_int(app.ip)
+        self.strategy_port = app.strategy_port
+        self.venue_port = app.venue_port
+        if len(app.capacity) != 1:
+            raise ValueError("appliance.capacity must be one letter")
+        self.capacity_letter = app.capacity.encode("ascii")
+        self.order_capacity = cfg.tables.orders
+        self.tx_capacity = cfg.tables.tx_frames
+
+        # oms_core_add_*() refuse a duplicate id or an entry beyond the table
+        # size, and dataplane/core.py turns that into an error: so do we
+        self.sessions: dict[int, SessionState] = {}
+        for s in cfg.sessions:
+            if s.id in self.sessions or \
+                    len(self.sessions) >= cfg.tables.max_sessions:
+                raise ValueError(f"session {s.id}: table full or duplicate id")
+            self.sessions[s.id] = SessionState(
+                s.id, ip_to_int(s.ip), s.port, mac_to_bytes(s.mac),
+                bool(s.enabled))
+        self.venues: dict[int, VenueState] = {}
+        for v in cfg.venues:
+            if v.id in self.venues or len(self.venues) >= cfg.tables.max_venues:
+                raise ValueError(f"venue {v.id}: table full or duplicate id")
+            self.venues[v.id] = VenueState(
+                v.id, ip_to_int(v.ip), v.port, mac_to_bytes(v.mac),
+                pad(v.session, UFO_SESSION_LEN))
+        # the loader makes venue IPs unique; if not, the first one owns it
+        self.venue_by_ip: dict[int, VenueState] = {}
+        for v in self.venues.values():
+            self.venue_by_ip.setdefault(v.ip, v)
+        self.symbols: set[bytes] = set()
+        for i in cfg.instruments:
+            sym = pad(i.symbol, 8)
+            if sym in self.symbols or \
+                    len(self.symbols) >= cfg.tables.max_instruments:
+                raise ValueError(f"instrument {i.symbol}: table full or duplicate")
+            self.symbols.add(sym)
+        self.default_venue = cfg.routing.default_venue
+        if self.default_venue not in self.venues:
+            # venue 0 on the wire would resolve to nothing; the spec has no
+            # reject for that, so the configuration is refused instead
+            raise ValueError(
+                f"routing.default_venue {self.default_venue} not configured")
+
+        # (session_id, cl_ord_id) -> order, insertion order = creation order
+        self.orders: dict[tuple[int, int], Order] = {}
+        self.refs: dict[tuple[int, int], Order] = {}  # (venue, UserRefNum)
+        self.terminal_fifo: deque[Order] = deque()
+        self.created = 0
+
+        self.drop: dict[str, int] = defaultdict(int)
+        self.event: dict[str, int] = defaultdict(int)
+        self.reject_business: dict[int, int] = defaultdict(int)
+        self.reject_system: dict[int, int] = defaultdict(int)
+        self.sp_in: dict[int, int] = defaultdict(int)
+        self.sp_out: dict[int, int] = defaultdict(int)
+        self.venue_in: dict[int, int] = defaultdict(int)
+        self.venue_out: dict[int, int] = defaultdict(int)
+
+        self.tx: list[bytes] = []
+        self.now = 0
+
+    # --- public API ------------------------------------------------------
+
+    def process_burst(self, frames: list[bytes], now_ns: int) -> list[bytes]:
+        """Handle frames in order; return the frames the core would transmit,
+        in order (at most tables.tx_frames; beyond that TX_FULL is counted
+        and nothing is built, but state still changes)."""
+        self.tx = []
+        self.now = now_ns
+        for frame in frames:
+            self.event["FRAMES_IN"] += 1
+            self._frame(bytes(frame))
+        return self.tx
+
+    def stats(self) -> dict:
+        def nz(d):
+            return {k: v for k, v in d.items() if v}
+        return {
+            "drop": {n: self.drop[n] for n in DROP_NAMES if self.drop.get(n)},
+            "event": {n: self.event[n] for n in EVENT_NAMES
+                      if self.event.get(n)},
+            "reject_business": nz(self.reject_business),
+            "reject_system": nz(self.reject_system),
+            "sp_in": nz(self.sp_in),
+            "sp_out": nz(self.sp_out),
+            "venue_in": nz(self.venue_in),
+            "venue_out": nz(self.venue_out),
+        }
+
+    def order(self, session_id: int, cl_ord_id: int) -> dict | None:
+        o = self.orders.get((session_id, cl_ord_id))
+        return o.view() if o is not None else None
+
+    def live_orders(self) -> int:
+        return sum(1 for o in self.orders.values() if o.state not in TERMINAL)
+
+    # --- frames ----------------------------------------------------------
+
+    def _frame(self, frame: bytes) -> None:
+        reason, view = parse_udp(frame, self.ip)
+        if reason is not None:
+            self.drop[reason] += 1
+            return
+        if view.dst_port == self.strategy_port:
+            self._strategy_datagram(view)
+        elif view.dst_port == self.venue_port:
+            self._venue_packet(view)
+        else:
+            self.drop["UNKNOWN_PORT"] += 1
+
+    def _emit(self, dst_mac: bytes, dst_ip: int, src_port: int, dst_port: int,
+              payload: bytes) -> bool:
+        if len(self.tx) >= self.tx_capacity:
+            self.drop["TX_FULL"] += 1
+            return False
+        self.tx.append(build_udp_frame(self.mac, dst_mac, self.ip, dst_ip,
+                                       src_port, dst_port, payload))
+        self.event["FRAMES_OUT"] += 1
+        return True
+
+    # --- strategy side: output -------------------------------------------
+
+    def _send_sp(self, sess: SessionState, msg_type: int, seq: int,
+                 body: bytes) -> None:
+        length = SP_HLEN + len(body)
+        payload = SP_HEADER.pack(SP_VERSION, msg_type, length, sess.id, seq,
+                                 self.now) + body
+        if self._emit(sess.mac, sess.ip, self.strategy_port, sess.port,
+                      payload):
+            self.event["SP_MSGS_OUT"] += 1
+            self.sp_out[msg_type] += 1
+
+    def _send_sp_app(self, sess: SessionState, msg_type: int,
+                     body: bytes) -> None:
+        # a message that cannot be built takes no sequence number
+        if len(self.tx) >= self.tx_capacity:
+            self.drop["TX_FULL"] += 1
+            return
+        seq = sess.next_out
+        sess.next_out += 1
+        self._send_sp(sess, msg_type, seq, body)
+
+    def _reject(self, sess: SessionState, cl_ord_id: int, ref_type: int,
+                reason: int, venue_code: int = 0) -> None:
+        if reason >= REJ_SYS_BASE:
+            self.reject_system[reason - REJ_SYS_BASE] += 1
+        else:
+            self.reject_business[reason] += 1
+        self._send_sp_app(sess, SP_REJECTED, struct.pack(
+            "<QHBBI", cl_ord_id, reason, ref_type, venue_code, 0))
+
+    def _session_reject(self, sess: SessionState, ref_seq: int,
+                        reason: int, ref_type: int) -> None:
+        self._send_sp_app(sess, SP_SESSION_REJECT, struct.pack(
+            "<QBB6x", ref_seq, reason, ref_type))
+
+    def _send_accepted(self, o: Order) -> None:
+        self._send_sp_app(self.sessions[o.session_id], SP_ACCEPTED,
+                          struct.pack("<QqIHH", o.cl_ord_id, o.price, o.qty,
+                                      o.venue, 0))
+
+    def _send_replaced(self, o: Order) -> None:
+        self._send_sp_app(self.sessions[o.session_id], SP_REPLACED,
+                          struct.pack("<QqII", o.cl_ord_id, o.price, o.qty,
+                                      o.leaves_qty))
+
+    def _send_canceled(self, o: Order, canceled: int, reason: int) -> None:
+        self._send_sp_app(self.sessions[o.session_id], SP_CANCELED,
+                          struct.pack("<QIIB7x", o.cl_ord_id, canceled,
+                                      o.leaves_qty, reason))
+
+    def _send_fill(self, o: Order, qty: int, price: int, match: int) -> None:
+        self._send_sp_app(self.sessions[o.session_id], SP_FILL,
+                          struct.pack("<QqIIIIQ", o.cl_ord_id, price, qty,
+                                      o.cum_qty, o.leaves_qty, 0, match))
+
+    # --- strategy side: input --------------------------------------------
+
+    def _strategy_datagram(self, view: UdpView) -> None:
+        data = view.payload
+        off = 0
+        while off < len(data):
+            left = len(data) - off
+            if left < SP_HLEN:
+                self.drop["SP_TRUNCATED"] += 1
+                return
+            version, msg_type, length, session_id, seq, _ts = \
+                SP_HEADER.unpack_from(data, off)
+            if length < SP_HLEN or length > left:
+                self.drop["SP_BAD_LENGTH"] += 1
+                return
+            msg = data[off:off + length]
+            off += length
+            if version != SP_VERSION:
+                self.drop["SP_BAD_VERSION"] += 1
+                continue
+            sess = self.sessions.get(session_id)
+            if sess is None:
+                self.drop["SP_UNKNOWN_SESSION"] += 1
+                continue
+            if view.src_ip != sess.ip or view.src_port != sess.port:
+                self.drop["SP_WRONG_SOURCE"] += 1
+                continue
+            self.sp_in[msg_type] += 1
+            if msg_type == SP_LOGIN:
+                self._login(sess, msg)
+            elif msg_type in (SP_LOGOUT, SP_HEARTBEAT):
+                self._logout_or_heartbeat(sess, msg_type, msg)
+            else:
+                self._application(sess, msg_type, seq, msg)
+
+    def _login(self, sess: SessionState, msg: bytes) -> None:
+        if len(msg) != 32:
+            self.drop["SP_BAD_MSG_LENGTH"] += 1
+            return
+        (next_expected,) = SP_LOGIN_BODY.unpack_from(msg, SP_HLEN)
+        if not sess.enabled:
+            self._send_sp(sess, SP_LOGIN_REJECTED, sess.next_out,
+                          struct.pack("<B7x", LREJ_DISABLED))
+        elif next_expected > sess.next_out:
+            self._send_sp(sess, SP_LOGIN_REJECTED, sess.next_out,
+                          struct.pack("<B7x", LREJ_BAD_SEQ))
+        else:
+            sess.logged_in = True
+            self.event["LOGINS"] += 1
+            self._send_sp(sess, SP_LOGIN_ACCEPTED, sess.next_out,
+                          SP_LOGIN_BODY.pack(sess.next_in))
+
+    def _logout_or_heartbeat(self, sess: SessionState, msg_type: int,
+                             msg: bytes) -> None:
+        if len(msg) != SP_HLEN:
+            self.drop["SP_BAD_MSG_LENGTH"] += 1
+        elif not sess.logged_in:
+            self.drop["SP_NOT_LOGGED_IN"] += 1
+        elif msg_type == SP_LOGOUT:
+            sess.logged_in = False
+            self.event["LOGOUTS"] += 1
+        else:
+            self.event["HEARTBEATS_IN"] += 1
+
+    def _application(self, sess: SessionState, msg_type: int, seq: int,
+                     msg: bytes) -> None:
+        if not sess.logged_in:
+            self.drop["SP_NOT_LOGGED_IN"] += 1
+            return
+        if seq < sess.next_in:
+            self.drop["SP_DUPLICATE_SEQ"] += 1
+            return
+        if seq > sess.next_in:
+            self.event["SP_SEQ_GAPS"] += 1
+            self.event["SP_SEQ_GAP_MSGS"] += seq - sess.next_in
+        sess.next_in = seq + 1
+        self.event["SP_MSGS_IN"] += 1
+        if msg_type not in APP_MSG_LEN:
+            self.drop["SP_UNKNOWN_TYPE"] += 1
+            self._session_reject(sess, seq, SREJ_UNKNOWN_TYPE, msg_type)
+            return
+        if len(msg) != APP_MSG_LEN[msg_type]:
+            self.drop["SP_BAD_MSG_LENGTH"] += 1
+            self._session_reject(sess, seq, SREJ_BAD_LENGTH, msg_type)
+            return
+        if msg_type == SP_NEW_ORDER:
+            self._new_order(sess, msg)
+        elif msg_type == SP_MODIFY:
+            self._modify(sess, msg)
+        elif msg_type == SP_CANCEL:
+            self._cancel(sess, msg)
+        else:
+            self._mass_cancel(sess, msg)
+
+    # --- order bookkeeping -----------------------------------------------
+
+    def _set_state(self, o: Order, state: int) -> None:
+        o.state = state
+        o.state_ts[state] = self.now
+        if state in TERMINAL:
+            self.terminal_fifo.append(o)
+
+    def _unmap(self, venue: int, ref: int, o: Order) -> None:
+        if ref and self.refs.get((venue, ref)) is o:
+            del self.refs[(venue, ref)]
+
+    def _take_slot(self) -> bool:
+        """Make room for one more order; False when every slot is live."""
+        if len(self.orders) < self.order_capacity:
+            return True  # a never-used slot
+        if not self.terminal_fifo:
+            return False
+        old = self.terminal_fifo.popleft()
+        del self.orders[(old.session_id, old.cl_ord_id)]
+        self._unmap(old.venue, old.ref, old)
+        self._unmap(old.venue, old.pending_ref, old)
+        self.event["ORDERS_EVICTED"] += 1
+        return True
+
+    def _has_free_slot(self) -> bool:
+        return len(self.orders) < self.order_capacity or bool(
+            self.terminal_fifo)
+
+    def _next_ref(self, venue: VenueState) -> int:
+        ref = venue.next_ref
+        venue.next_ref += 1
+        return ref
+
+    # --- strategy application messages -------------------------------------
+
+    def _new_order(self, sess: SessionState, msg: bytes) -> None:
+        (cl_ord_id, account, side, ord_type, tif, flags, symbol, price, qty,
+         venue_id, _reserved) = SP_NEW_ORDER_BODY.unpack_from(msg, SP_HLEN)
+        limit = ord_type == ORD_LIMIT
+        market = ord_type == ORD_MARKET
+        if (sess.id, cl_ord_id) in self.orders:
+            reason = REJ_DUPLICATE_ID
+        elif side not in (SIDE_BUY, SIDE_SELL, SIDE_SELL_SHORT):
+            reason = REJ_BAD_SIDE
+        elif not (limit or market):
+            reason = REJ_BAD_ORD_TYPE
+        elif tif not in (TIF_DAY, TIF_IOC) or (market and tif == TIF_DAY):
+            reason = REJ_BAD_TIF
+        elif qty == 0 or qty > OUCH_MAX_QTY:
+            reason = REJ_BAD_QTY
+        elif symbol not in self.symbols:
+            reason = REJ_UNKNOWN_SYMBOL
+        elif (limit and price <= 0) or (market and price != 0):
+            reason = REJ_BAD_PRICE
+        elif venue_id != 0 and venue_id not in self.venues:
+            reason = REJ_UNKNOWN_VENUE
+        elif limit and not price_representable(price):
+            reason = REJ_PRICE_UNREPRESENTABLE
+        elif side == SIDE_SELL_SHORT and not flags & FLAG_LOCATE:
+            reason = REJ_LOCATE_REQUIRED
+        elif not self._has_free_slot():
+            reason = REJ_SYS_TABLE_FULL
+        else:
+            reason = 0
+        if reason:
+            self._reject(sess, cl_ord_id, SP_NEW_ORDER, reason)
+            return
+
+        self._take_slot()
+        venue = self.venues[venue_id or self.default_venue]
+        self.created += 1
+        o = Order(cl_ord_id=cl_ord_id, session_id=sess.id, account=account,
+                  price=price, qty=qty, leaves_qty=qty,
+                  ref=self._next_ref(venue), venue=venue.id, side=side,
+                  ord_type=ord_type, tif=tif, flags=flags, symbol=symbol,
+                  created=self.created)
+        self._set_state(o, ST_PENDING_NEW)
+        self.orders[(sess.id, cl_ord_id)] = o
+        self.refs[(venue.id, o.ref)] = o
+        self.event["ORDERS_ACCEPTED_INTERNAL"] += 1
+
+        ouch_price = OUCH_MARKET_PRICE if market else price // PRICE_SCALE_DIFF
+        self._send_venue(venue, struct.pack(
+            ">cIcI8sQccccc14s", b"O", o.ref, b"BST"[side - 1:side], qty,
+            symbol, ouch_price, self._ouch_tif(o), b"Y",
+            self.capacity_letter, b"N", b"N", clordid(cl_ord_id))
+            + self._appendage(o))
+
+    @staticmethod
+    def _ouch_tif(o: Order) -> bytes:
+        return b"0" if o.tif == TIF_DAY else b"3"
+
+    @staticmethod
+    def _appendage(o: Order) -> bytes:
+        """Appendage Length and the options; SharesLocated on every Enter
+        and Replace of a short sale (OUCH Appendix A)."""
+        if o.side == SIDE_SELL_SHORT and o.flags & FLAG_LOCATE:
+            return struct.pack(">H", len(SHARES_LOCATED_APPENDAGE)) + \
+                SHARES_LOCATED_APPENDAGE
+        return struct.pack(">H", 0)
+
+    def _modify(self, sess: SessionState, msg: bytes) -> None:
+        cl_ord_id, new_price, new_qty, _reserved = \
+            SP_MODIFY_BODY.unpack_from(msg, SP_HLEN)
+        o = self.orders.get((sess.id, cl_ord_id))
+        if o is None:
+            reason = REJ_UNKNOWN_ORDER
+        elif o.state in TERMINAL:
+            reason = REJ_TOO_LATE
+        elif o.state in PENDING:
+            reason = REJ_ORDER_PENDING
+        elif o.ord_type == ORD_MARKET:
+            reason = REJ_BAD_ORD_TYPE
+        elif new_qty == 0 or new_qty > OUCH_MAX_QTY or new_qty <= o.cum_qty:
+            reason = REJ_BAD_QTY
+        elif new_price <= 0:
+            reason = REJ_BAD_PRICE
+        elif not price_representable(new_price):
+            reason = REJ_PRICE_UNREPRESENTABLE
+        else:
+            reason = 0
+        if reason:
+            self._reject(sess, cl_ord_id, SP_MODIFY, reason)
+            return
+
+        venue = self.venues[o.venue]
+        o.prev_state = o.state
+        self._set_state(o, ST_PENDING_REPLACE)
+        o.pending_price = new_price
+        o.pending_qty = new_qty
+        o.pending_ref = self._next_ref(venue)
+        self.refs[(venue.id, o.pending_ref)] = o
+        self._send_venue(venue, struct.pack(
+            ">cIIIQccc14s", b"U", o.ref, o.pending_ref, new_qty,
+            new_price // PRICE_SCALE_DIFF, self._ouch_tif(o), b"Y", b"N",
+            clordid(o.cl_ord_id)) + self._appendage(o))
+
+    def _cancel(self, sess: SessionState, msg: bytes) -> None:
+        (cl_ord_id,) = SP_CANCEL_BODY.unpack_from(msg, SP_HLEN)
+        o = self.orders.get((sess.id, cl_ord_id))
+        if o is None:
+            reason = REJ_UNKNOWN_ORDER
+        elif o.state in TERMINAL:
+            reason = REJ_TOO_LATE
+        elif o.state in (ST_PENDING_CANCEL, ST_PENDING_REPLACE):
+            reason = REJ_ORDER_PENDING
+        else:
+            reason = 0
+        if reason:
+            self._reject(sess, cl_ord_id, SP_CANCEL, reason)
+            return
+        self._start_cancel(o)
+
+    def _start_cancel(self, o: Order) -> None:
+        o.prev_state = o.state
+        self._set_state(o, ST_PENDING_CANCEL)
+        self._send_venue(self.venues[o.venue],
+                         struct.pack(">cII", b"X", o.ref, 0))
+
+    def _mass_cancel(self, sess: SessionState, msg: bytes) -> None:
+        account, _reserved = SP_MASS_CANCEL_BODY.unpack_from(msg, SP_HLEN)
+        # list() first: _start_cancel never adds or removes orders, but the
+        # walk must not depend on that
+        for o in list(self.orders.values()):
+            if o.session_id == sess.id and o.account == account and \
+                    o.state in MASS_CANCELABLE:
+                self._start_cancel(o)
+
+    # --- venue side --------------------------------------------------------
+
+    def _send_venue(self, venue: VenueState, msg: bytes) -> None:
+        if len(self.tx) >= self.tx_capacity:
+            self.drop["TX_FULL"] += 1
+            return
+        seq = venue.next_out_seq
+        venue.next_out_seq += 1
+        payload = venue.session + struct.pack(">QHH", seq, 1, len(msg)) + msg
+        if self._emit(venue.mac, venue.ip, self.venue_port, venue.port,
+                      payload):
+            self.event["VENUE_MSGS_OUT"] += 1
+            self.venue_out[msg[0]] += 1
+
+    def _venue_packet(self, view: UdpView) -> None:
+        venue = self.venue_by_ip.get(view.src_ip)
+        if venue is None:
+            self.drop["UFO_UNKNOWN_VENUE"] += 1
+            return
+        data = view.payload
+        if len(data) < UFO_HLEN:
+            self.drop["UFO_TRUNCATED"] += 1
+            return
+        if data[:UFO_SESSION_LEN] != venue.session:
+            self.drop["UFO_WRONG_SESSION"] += 1
+            return
+        first, count = struct.unpack_from(">QH", data, UFO_SESSION_LEN)
+        if count == 0:
+            self.event["VENUE_HEARTBEATS"] += 1
+            return
+        if count == UFO_COUNT_END_OF_SESSION:
+            self.event["VENUE_END_OF_SESSION"] += 1
+            return
+        if first > venue.next_in_seq:
+            self.event["VENUE_SEQ_GAPS"] += 1
+            self.event["VENUE_SEQ_GAP_MSGS"] += first - venue.next_in_seq
+            venue.next_in_seq = first
+        off = UFO_HLEN
+        for i in range(count):
+            if off + 2 > len(data):
+                self.drop["UFO_BAD_BLOCK"] += 1
+                return
+            (length,) = struct.unpack_from(">H", data, off)
+            if length == 0 or off + 2 + length > len(data):
+                self.drop["UFO_BAD_BLOCK"] += 1
+                return
+            msg = data[off + 2:off + 2 + length]
+            off += 2 + length
+            seq = first + i
+            if seq < venue.next_in_seq:
+                self.drop["UFO_DUPLICATE_SEQ"] += 1
+                continue
+            venue.next_in_seq = seq + 1
+            self.event["VENUE_MSGS_IN"] += 1
+            self.venue_in[msg[0]] += 1
+            self._ouch(venue, msg)
+
+    @staticmethod
+    def _ouch_length_ok(msg: bytes) -> bool:
+        min_len, applen_off, required = OUCH_IN_LAYOUT[msg[0]]
+        n = len(msg)
+        if n < min_len:
+            return False
+        if required:
+            (applen,) = struct.unpack_from(">H", msg, applen_off)
+            return n == min_len + applen
+        if n == min_len:
+            return True
+        if n < min_len + 2:
+            return False
+        (applen,) = struct.unpack_from(">H", msg, applen_off)
+        return n == min_len + 2 + applen
+
+    def _ouch(self, venue: VenueState, msg: bytes) -> None:
+        t = msg[0]
+        if t in OUCH_IGNORED_TYPES:
+            self.event["VENUE_IGNORED_TYPES"] += 1
+            return
+        if t not in OUCH_IN_LAYOUT:
+            self.drop["OUCH_UNKNOWN_TYPE"] += 1
+            return
+        if not self._ouch_length_ok(msg):
+            self.drop["OUCH_BAD_LENGTH"] += 1
+            return
+        ref_off = 13 if t == ord("U") else 9
+        (ref,) = struct.unpack_from(">I", msg, ref_off)
+        o = self.refs.get((venue.id, ref))
+        if o is None:
+            self.drop["OUCH_UNKNOWN_REF"] += 1
+            return
+        if t == ord("A"):
+            self._ouch_accepted(o, msg)
+        elif t == ord("U"):
+            self._ouch_replaced(o, ref)
+        elif t == ord("E"):
+            self._ouch_executed(o, msg)
+        elif t == ord("C"):
+            self._ouch_canceled(o, msg)
+        elif t == ord("J"):
+            self._ouch_rejected(o, ref, msg)
+        else:
+            self._ouch_cancel_reject(o)
+
+    def _ouch_accepted(self, o: Order, msg: bytes) -> None:
+        if o.acked or o.state not in (ST_PENDING_NEW, ST_PENDING_CANCEL):
+            self.drop["OUCH_UNEXPECTED"] += 1
+            return
+        o.acked = 1
+        if o.state == ST_PENDING_NEW:
+            self._set_state(o, ST_NEW)
+        else:
+            o.prev_state = ST_NEW
+        self._send_accepted(o)
+        if msg[47] == ord("D"):
+            self._venue_cancel(o, o.leaves_qty, CXL_VENUE)
+
+    def _ouch_replaced(self, o: Order, new_ref: int) -> None:
+        if o.state != ST_PENDING_REPLACE or new_ref != o.pending_ref:
+            self.drop["OUCH_UNEXPECTED"] += 1
+            return
+        o.price = o.pending_price
+        o.qty = o.pending_qty
+        # fills that arrived after the Modify may already cover the new
+        # quantity: then nothing is left and the order is done
+        o.leaves_qty = max(o.qty - o.cum_qty, 0)
+        self._unmap(o.venue, o.ref, o)
+        o.ref = o.pending_ref
+        o.pending_ref = 0
+        self._set_state(o, ST_REPLACED)
+        self._send_replaced(o)
+        if o.leaves_qty == 0:
+            self._set_state(o, ST_FILLED)
+
+    def _ouch_executed(self, o: Order, msg: bytes) -> None:
+        if o.state in TERMINAL:
+            self.drop["OUCH_UNEXPECTED"] += 1
+            return
+        qty, price, _liq, match = struct.unpack_from(">IQcQ", msg, 13)
+        if qty == 0 or qty > o.leaves_qty:
+            self.drop["OUCH_OVERFILL"] += 1
+            return
+        o.cum_qty += qty
+        o.leaves_qty -= qty
+        # int64 = u64 * 10^4 with C's wrap-around
+        last_price = (price * PRICE_SCALE_DIFF) & U64
+        if last_price >= 1 << 63:
+            last_price -= 1 << 64
+        if o.leaves_qty == 0:
+            self._set_state(o, ST_FILLED)
+        elif o.state in (ST_NEW, ST_REPLACED, ST_PARTIALLY_FILLED):
+            self._set_state(o, ST_PARTIALLY_FILLED)
+        elif o.prev_state in (ST_NEW, ST_REPLACED):
+            o.prev_state = ST_PARTIALLY_FILLED
+        self._send_fill(o, qty, last_price, match)
+
+    def _ouch_canceled(self, o: Order, msg: bytes) -> None:
+        if o.state in TERMINAL:
+            self.drop["OUCH_UNEXPECTED"] += 1
+            return
+        dec, why = struct.unpack_from(">Ic", msg, 13)
+        reason = {b"I": CXL_IOC, b"U": CXL_USER}.get(why, CXL_VENUE)
+        self._venue_cancel(o, dec, reason)
+
+    def _venue_cancel(self, o: Order, dec: int, reason: int) -> None:
+        dec = min(dec, o.leaves_qty)
+        o.leaves_qty -= dec
+        if o.leaves_qty == 0:
+            self._set_state(o, ST_EXPIRED if reason == CXL_IOC
+                            else ST_CANCELED)
+        self._send_canceled(o, dec, reason)
+
+    def _ouch_rejected(self, o: Order, ref: int, msg: bytes) -> None:
+        (code,) = struct.unpack_from(">H", msg, 13)
+        sess = self.sessions[o.session_id]
+        if ref == o.pending_ref and o.state == ST_PENDING_REPLACE:
+            self._set_state(o, o.prev_state)
+            self._unmap(o.venue, o.pending_ref, o)
+            o.pending_ref = 0
+            self._reject(sess, o.cl_ord_id, SP_MODIFY, REJ_VENUE_REJECTED,
+                         code & 0xFF)
+        elif o.state == ST_PENDING_NEW or (
+                o.state == ST_PENDING_CANCEL and not o.acked):
+            self._set_state(o, ST_REJECTED)
+            self._reject(sess, o.cl_ord_id, SP_NEW_ORDER, REJ_VENUE_REJECTED,
+                         code & 0xFF)
+        else:
+            self.drop["OUCH_UNEXPECTED"] += 1
+
+    def _ouch_cancel_reject(self, o: Order) -> None:
+        if o.state != ST_PENDING_CANCEL:
+            self.drop["OUCH_UNEXPECTED"] += 1
+            return
+        self._set_state(o, o.prev_state)
+        self._reject(self.sessions[o.session_id], o.cl_ord_id, SP_CANCEL,
+                     REJ_VENUE_REJECTED, 0)

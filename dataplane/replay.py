@@ -1,0 +1,195 @@
+"""Replay: a capture goes through the C core as if it arrived on the wire,
+optionally with the venue simulator answering the core's venue messages, and
+optionally with the reference model run beside it (--verify).
+
+Determinism: frames are handed to the core in file order, grouped into
+bursts of equal timestamps, each burst with its timestamp as `now_ns`.  Venue
+answers come back `venue_latency_ns` after the frame that caused them and,
+at equal times, after the capture's frames.  Nothing here reads a clock
+except for --timings, which never reaches the output pcap or the report."""
+from __future__ import annotations
+
+import heapq
+import json
+import struct
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from control.config import Config
+from dataplane import pcap_backend
+from dataplane.core import Core, lib
+from dataplane.venue_sim import VenueSim
+
+DEFAULT_VENUE_LATENCY_NS = 20_000
+
+
+class VerifyError(AssertionError):
+    pass
+
+
+@dataclass
+class ReplayResult:
+    frames_in: int = 0
+    frames_out: int = 0
+    outbound_by_type: Counter = field(default_factory=Counter)
+    stats: dict = field(default_factory=dict)
+    verified: bool = False
+
+
+def _frame_udp(frame: bytes) -> tuple[str, int, int, bytes] | None:
+    """(destination ip, source port, destination port, payload) of a frame
+    the core built (untagged IPv4/UDP, no options)."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x00":
+        return None
+    dst = ".".join(str(b) for b in frame[30:34])
+    sport, dport = struct.unpack_from(">HH", frame, 34)
+    return dst, sport, dport, frame[42:]
+
+
+class Replayer:
+    def __init__(self, cfg: Config, *, venue_sim: bool = False,
+                 venue_latency_ns: int = DEFAULT_VENUE_LATENCY_NS, verify: bool = False,
+                 timings: bool = False, sim_seed: int = 1):
+        self.cfg = cfg
+        self.core = Core(cfg)
+        self.core.set_timing(timings)
+        self.venue_latency_ns = venue_latency_ns
+        self.sims: dict[str, VenueSim] = {}
+        if venue_sim:
+            symbols = [i.symbol for i in cfg.instruments]
+            for v in cfg.venues:
+                self.sims[v.ip] = VenueSim(v, cfg.appliance, symbols=symbols, seed=sim_seed + v.id)
+        self.model = None
+        if verify:
+            from dataplane.reference_model import ReferenceCore
+            self.model = ReferenceCore(cfg)
+        self.venue_ips = {v.ip: v for v in cfg.venues}
+        self.burst_cpu_ns: list[int] = []
+
+    def run(self, records: list[tuple[int, bytes]]) -> tuple[list[tuple[int, bytes]], ReplayResult]:
+        """Returns the transmitted frames with their times, and the summary."""
+        heap: list[tuple[int, int, int, bytes]] = [
+            (ts, 0, i, f) for i, (ts, f) in enumerate(records)]
+        heapq.heapify(heap)
+        answer_seq = 0
+        out: list[tuple[int, bytes]] = []
+        res = ReplayResult(frames_in=len(records))
+        while heap:
+            now = heap[0][0]
+            burst = []
+            while heap and heap[0][0] == now and len(burst) < pcap_backend.MAX_BURST:
+                burst.append(heapq.heappop(heap)[3])
+            t0 = time.perf_counter_ns()
+            tx = self.core.process_burst(burst, now)
+            self.burst_cpu_ns.append(time.perf_counter_ns() - t0)
+            if self.model is not None:
+                expected = self.model.process_burst(burst, now)
+                if expected != tx:
+                    raise VerifyError(_describe_difference(now, burst, tx, expected))
+            for frame in tx:
+                out.append((now, frame))
+                udp = _frame_udp(frame)
+                sim = self.sims.get(udp[0]) if udp else None
+                if sim is not None:
+                    for answer in sim.handle_frame(frame, now + self.venue_latency_ns):
+                        answer_seq += 1
+                        heapq.heappush(heap, (now + self.venue_latency_ns, 1, answer_seq, answer))
+        res.frames_out = len(out)
+        res.stats = self.core.stats()
+        if self.model is not None:
+            model_stats = self.model.stats()
+            if model_stats != res.stats:
+                raise VerifyError(f"counters differ:\n core  {res.stats}\n model {model_stats}")
+            res.verified = True
+        return out, res
+
+    def timings(self) -> dict:
+        """Per-order processing time from the core's TSC histogram, in
+        cycles and (by a TSC rate measured here) nanoseconds."""
+        hist = self.core.latency_histogram()
+        hz = tsc_hz()
+        total = sum(c for _, c in hist)
+        pct = {}
+        for p in (50, 90, 99, 99.9, 99.99):
+            want = total * p / 100
+            acc = 0
+            for low, c in hist:
+                acc += c
+                if acc >= want:
+                    pct[f"p{p}"] = {"cycles": low, "ns": round(low * 1e9 / hz, 1)}
+                    break
+        return {"orders_timed": total, "tsc_hz": hz, "percentiles": pct,
+                "note": "lower bound of the log-linear bucket (<= 6.25% wide)",
+                "bursts": len(self.burst_cpu_ns),
+                "burst_wall_ns_median": sorted(self.burst_cpu_ns)[len(self.burst_cpu_ns) // 2]
+                if self.burst_cpu_ns else 0}
+
+
+def tsc_hz() -> float:
+    """TSC ticks per second, measured over ~20 ms against the monotonic
+    clock."""
+    c0, t0 = lib.oms_cycles(), time.perf_counter_ns()
+    time.sleep(0.02)
+    c1, t1 = lib.oms_cycles(), time.perf_counter_ns()
+    return (c1 - c0) * 1e9 / max(1, t1 - t0)
+
+
+def _describe_difference(now, burst, got, expected) -> str:
+    lines = [f"core and reference model differ in the burst at {now} ns "
+             f"({len(burst)} frames in): core sent {len(got)} frames, model {len(expected)}"]
+    for i in range(max(len(got), len(expected))):
+        g = got[i] if i < len(got) else b""
+        e = expected[i] if i < len(expected) else b""
+        if g != e:
+            lines.append(f"first difference in frame {i}:\n core  {g.hex()}\n model {e.hex()}")
+            break
+    return "\n".join(lines)
+
+
+def report_lines(cfg: Config, out: list[tuple[int, bytes]], stats: dict) -> list[dict]:
+    """One decoded line per outbound message, then the summary line."""
+    from pcaps.layers import decode_sp, decode_venue
+
+    lines: list[dict] = []
+    by_type: Counter = Counter()
+    venue_by_ip = {v.ip: v for v in cfg.venues}
+    for ts, frame in out:
+        udp = _frame_udp(frame)
+        if udp is None:
+            continue
+        dst, sport, _dport, payload = udp
+        if sport == cfg.appliance.venue_port:
+            v = venue_by_ip.get(dst)
+            for msg in decode_venue(payload, direction="to_venue"):
+                by_type[f"venue.{msg['type']}"] += 1
+                lines.append({"ts_ns": ts, "to": "venue", "venue": v.id if v else None, **msg})
+        else:
+            for msg in decode_sp(payload):
+                by_type[f"strategy.{msg['type']}"] += 1
+                lines.append({"ts_ns": ts, "to": "strategy", **msg})
+    summary = {
+        "frames_out": len(out),
+        "messages_by_type": dict(sorted(by_type.items())),
+        "rejects_business": {_reject_name(k): v for k, v in stats["reject_business"].items()},
+        "rejects_system": {_reject_name(k + 1000): v for k, v in stats["reject_system"].items()},
+        "drops": stats["drop"],
+        "events": stats["event"],
+    }
+    lines.append({"summary": summary})
+    return lines
+
+
+_REJECT_NAMES = {getattr(lib, n): n[len("SP_REJ_"):] for n in dir(lib) if n.startswith("SP_REJ_")
+                 and n != "SP_REJ_BUSINESS_MAX"}
+
+
+def _reject_name(code: int) -> str:
+    return _REJECT_NAMES.get(code, str(code))
+
+
+def write_report(path: str | Path, lines: list[dict]) -> None:
+    with open(path, "w") as f:
+        for line in lines:
+            f.write(json.dumps(line, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,726 @@
+"""A deterministic Nasdaq OUCH 5.0 venue simulator, for testing the appliance.
+
+Wire
+----
+Both directions use the framing of ``cdefs/ouch_wire.h`` (big-endian): a
+20-byte header -- session (10 bytes ASCII, space padded), u64 sequence number
+of the first message, u16 message count -- then ``count`` blocks of a u16
+length and one OUCH message.  Count 0 is a heartbeat, 0xFFFF end of session.
+
+* ``handle_frame(frame, now_ns)`` takes an Ethernet frame (one 802.1Q tag is
+  skipped) and returns Ethernet frames: ``venue.mac`` -> ``appliance.mac``,
+  IPv4 ``venue.ip`` -> ``appliance.ip`` (IHL 5, TOS 0, ID 0, DF, TTL 64,
+  header checksum), UDP ``venue.port`` -> ``appliance.venue_port`` (checksum
+  always computed; a computed 0 is sent as 0xFFFF).  A frame that is not a
+  well-formed IPv4/UDP frame (runt, bad header/length, checksum, fragment) is
+  counted in ``stats["bad_packets"]``; a well-formed frame whose destination
+  is not ``venue.ip:venue.port`` is counted in ``frames_not_for_venue``.
+  Both return ``[]``.  The source address is not checked.
+* ``handle_payload(payload, now_ns)`` does the same with UDP payloads (used by
+  :func:`serve_udp`).
+* Inbound packets whose session is not ``venue.session`` are dropped
+  (``bad_packets["wrong_session"]``), as are packets shorter than 20 bytes.
+  Inbound sequence numbers are only checked for statistics
+  (``seq_gaps_in``, ``seq_dup_msgs_in``): every message is processed, since
+  OUCH inbound messages "may be repeated benignly" and the UserRefNum rules
+  below make repeats harmless.  A block running past the datagram stops the
+  walk (``bad_packets["bad_block"]``).
+* Outbound messages are numbered per session from 1.  By default each message
+  is its own packet; with ``batch=True`` all messages produced by one inbound
+  packet share one packet (split only if it would exceed 1472 bytes of UDP
+  payload).  :meth:`VenueSim.heartbeat` and :meth:`VenueSim.end_of_session`
+  build the two special packets (with the next sequence number, which they
+  do not consume).
+
+Book
+----
+One price-time-priority book per symbol.  At construction it is seeded from
+``random.Random(seed)``: for each symbol in sorted order, a reference price
+(``ref_prices[symbol]`` in OUCH units, 4 implied decimals, else
+:func:`default_ref_price`: AAPL 150.0000, others a CRC32-derived price in
+$10.00-$500.00), then ``levels`` (5) synthetic bids at ref - k*tick and then
+``levels`` asks at ref + k*tick (k = 1..levels, tick 0.01), each one resting
+order of ``rng.randint(100, 1000)`` shares.  Synthetic liquidity is consumed
+by executions and never replenished.  The appliance's own resting orders sit
+in the same book; an appliance order can therefore trade against another one
+(both get an Executed with the same match number, 'R' for the aggressor and
+'A' for the resting order).
+
+Inbound OUCH messages
+---------------------
+A message with a wrong length (shorter than its minimum, or an appendage
+length that disagrees with the block length) or a malformed appendage is
+ignored (``bad_messages``).  The UserRefNum rules are per port (per
+simulator): a new UserRefNum must be greater than the last one consumed.
+
+Enter Order 'O' (47 + appendage).  UserRefNum <= last consumed: ignored
+silently (§1.2).  Otherwise the UserRefNum is consumed and the first failing
+check gives Rejected 'J' (29 bytes, the order's ClOrdID):
+quantity not in 1..999,999 -> 0x0013 Invalid Quantity; symbol not configured
+-> 0x0017 Invalid Symbol; price 0, or above 199,999.9900 and not the market
+value 0x7FFFFFFF -> 0x001D Invalid Price; side not B/S/T/E -> 0x0009 Invalid
+Side; side T without option tag 25 SharesLocated 'Y' -> 0x0027 Risk: Locate
+Required.  Otherwise Order Accepted 'A' (64 bytes, appendage length 0, fields
+as entered, Order State 'L', a new Order Reference Number counting from 1),
+then matching: while the order has shares left and the best contra order's
+price crosses (buy: ask <= limit, sell: bid >= limit; a market order crosses
+any price), it trades min(leaves, contra leaves) at the resting order's price:
+Order Executed 'E' (36 bytes, Liquidity Flag 'R', Match Number counting from
+1).  Synthetic liquidity is one order per price level, so that is one
+Executed per level crossed.  The remainder then rests, except: TIF '3' (IOC)
+-> Order Canceled 'C' reason 'I'; a market order with another TIF -> Canceled
+reason 'Z' (market orders never rest).  Every other TIF (0, 5, 6, E, ...)
+rests like a day order.  Other options are ignored.
+
+Replace Order 'U' (40 + appendage), §2.2.  OrigUserRefNum not a live order's
+current UserRefNum, or the new UserRefNum <= last consumed: ignored silently
+(not consumed).  Quantity (the new total, earlier executions included) not in
+1..999,999, an invalid price (as for Enter, and the market price too), or a
+quantity <= the shares already executed: Order Canceled 'C' of all the
+order's leaves, reason 'Z', under the original UserRefNum (rule 2; not
+consumed).  A sell-short order replaced without SharesLocated 'Y' (which must
+be resent on every Replace, Appendix A): Rejected 0x0027 under the new
+UserRefNum, which is consumed; the original is untouched (rule 3).  Otherwise
+the new UserRefNum is consumed and Order Replaced 'U' (68 bytes, appendage
+length 0, Order State 'L') reports Quantity = shares outstanding = new total
+- executed, the new price, TIF, Display, ISO and ClOrdID.  The order loses
+time priority (and gets a new Order Reference Number) if the price changes or
+the outstanding quantity increases; else it keeps both.  Then it is matched
+again at its new price and its remainder handled as for Enter (IOC -> 'I').
+
+Cancel Order 'X' (9 bytes, or 11 + appendage), §2.3.  The UserRefNum is the
+order's current one (after a Replace, the replacement's).  Unknown or dead:
+ignored silently.  Quantity q is the shares that may still execute: q = 0 or
+q < leaves -> Order Canceled 'C' with the decrement leaves - q, reason 'U';
+q >= leaves is superfluous and ignored silently.
+
+Account Query 'Q' -> Account Query Response 'Q' (13 bytes, NextUserRefNum =
+last consumed + 1).  Other inbound types are ignored (``ignored``).
+
+Timestamps are ``now_ns % 86_400_000_000_000`` (ns since midnight).
+
+Passive fills
+-------------
+After each inbound OUCH message is processed (whatever its outcome), the
+simulator draws ``rng.random()`` exactly once; if it is < ``p_passive`` and
+an appliance order is resting, the one with the oldest time priority is
+executed for ``rng.randint(1, leaves)`` shares at its own price, Liquidity
+Flag 'A', with a new match number.  Heartbeats and end-of-session packets
+draw nothing.  Hence the output is a function of the seed, the constructor
+arguments and the sequence of (input, now_ns) alone.
+"""
+from __future__ import annotations
+
+import ipaddress
+import random
+import socket
+import struct
+import time
+import zlib
+from bisect import insort
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from control.config import Appliance, Venue
+
+# --- OUCH 5.0 constants (docs/research-ouch-ufo.md, cdefs/ouch_wire.h) ------
+
+MAX_PRICE = 1_999_999_900  # $199,999.9900
+MARKET_PRICE = 0x7FFFFFFF
+MAX_QTY = 999_999
+TAG_SHARES_LOCATED = 25
+
+REJ_INVALID_SIDE = 0x0009
+REJ_INVALID_QUANTITY = 0x0013
+REJ_INVALID_SYMBOL = 0x0017
+REJ_INVALID_PRICE = 0x001D
+REJ_LOCATE_REQUIRED = 0x0027
+
+NS_PER_DAY = 86_400_000_000_000
+HEADER_LEN = 20
+COUNT_END_OF_SESSION = 0xFFFF
+MAX_UDP_PAYLOAD = 1472  # 1500-byte MTU - IPv4 - UDP headers
+
+DEFAULT_REF_PRICES = {"AAPL": 1_500_000}
+
+# Inbound
+_ENTER = struct.Struct(">cIcI8sQccccc14sH")  # 47
+_REPLACE = struct.Struct(">cIIIQccc14sH")  # 40
+_CANCEL = struct.Struct(">cII")  # 9
+# Outbound
+_ACCEPTED = struct.Struct(">cQIcI8sQccQcccc14sH")  # 64
+_REPLACED = struct.Struct(">cQIIcI8sQccQcccc14sH")  # 68
+_CANCELED = struct.Struct(">cQIIc")  # 18
+_EXECUTED = struct.Struct(">cQIIQcQH")  # 36
+_REJECTED = struct.Struct(">cQIH14s")  # 29
+_QUERY_RESP = struct.Struct(">cQI")  # 13
+_SYSTEM_EVENT = struct.Struct(">cQc")  # 10
+_HEADER = struct.Struct(">10sQH")
+
+
+def default_ref_price(symbol: str) -> int:
+    """Reference price in OUCH units: DEFAULT_REF_PRICES, else $10.00-$500.00
+    derived from the symbol's CRC32 (whole cents)."""
+    if symbol in DEFAULT_REF_PRICES:
+        return DEFAULT_REF_PRICES[symbol]
+    return (1000 + zlib.crc32(symbol.encode("ascii")) % 49001) * 100
+
+
+@dataclass(eq=False)
+class _Order:
+    symbol: str
+    side: str  # B, S, T, E
+    price: int
+    leaves: int
+    prio: int
+    synthetic: bool = False
+    ref: int = 0
+    qty: int = 0  # total shares of the chain, executions included
+    executed: int = 0
+    tif: bytes = b"0"
+    display: bytes = b"Y"
+    capacity: bytes = b"A"
+    iso: bytes = b"N"
+    cross: bytes = b"N"
+    clordid: bytes = b" " * 14
+    order_ref_num: int = 0
+
+    @property
+    def is_buy(self) -> bool:
+        return self.side == "B"
+
+    def sort_key(self) -> int:
+        return self.prio
+
+    def __lt__(self, other: _Order) -> bool:
+        return self.prio < other.prio
+
+
+@dataclass
+class _Book:
+    bids: dict[int, list[_Order]] = field(default_factory=dict)
+    asks: dict[int, list[_Order]] = field(default_factory=dict)
+
+    def _side(self, buy: bool) -> dict[int, list[_Order]]:
+        return self.bids if buy else self.asks
+
+    def add(self, o: _Order) -> None:
+        insort(self._side(o.is_buy).setdefault(o.price, []), o)
+
+    def remove(self, o: _Order) -> None:
+        side = self._side(o.is_buy)
+        level = side[o.price]
+        level.remove(o)
+        if not level:
+            del side[o.price]
+
+    def best_contra(self, buy: bool, limit: int) -> _Order | None:
+        """The first order in priority that an aggressor (buy or sell) with
+        this limit would trade against, or None."""
+        contra = self._side(not buy)
+        if not contra:
+            return None
+        price = min(contra) if buy else max(contra)
+        if limit != MARKET_PRICE and (price > limit if buy else price < limit):
+            return None
+        return contra[price][0]
+
+    def snapshot(self) -> dict[str, list[tuple[int, int]]]:
+        def agg(side: dict[int, list[_Order]], rev: bool) -> list[tuple[int, int]]:
+            return [(p, sum(o.leaves for o in side[p])) for p in sorted(side, reverse=rev)]
+
+        return {"bids": agg(self.bids, True), "asks": agg(self.asks, False)}
+
+
+def _mac(text: str) -> bytes:
+    b = bytes.fromhex(text.replace(":", "").replace("-", ""))
+    if len(b) != 6:
+        raise ValueError(f"bad MAC address {text!r}")
+    return b
+
+
+def _csum(data: bytes, start: int = 0) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = start + sum(struct.unpack(f">{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def _udp_csum(src: bytes, dst: bytes, udp: bytes) -> int:
+    pseudo = src + dst + struct.pack(">BBH", 0, 17, len(udp))
+    return _csum(pseudo + udp)
+
+
+def _parse_options(app: bytes) -> dict[int, bytes] | None:
+    """TagValue elements (§1.2) -> {tag: value}; None if malformed."""
+    opts: dict[int, bytes] = {}
+    i = 0
+    while i < len(app):
+        n = app[i]
+        if n < 1 or i + 1 + n > len(app):
+            return None
+        opts[app[i + 1]] = app[i + 2 : i + 1 + n]
+        i += 1 + n
+    return opts
+
+
+class VenueSim:
+    """See the module docstring for the behaviour."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        appliance: Appliance,
+        *,
+        symbols: Iterable[str],
+        seed: int = 1,
+        batch: bool = False,
+        p_passive: float = 0.2,
+        ref_prices: Mapping[str, int] | None = None,
+        levels: int = 5,
+        tick: int = 100,
+        sizes: tuple[int, int] = (100, 1000),
+    ) -> None:
+        if not 0.0 <= p_passive <= 1.0:
+            raise ValueError("p_passive must be in [0, 1]")
+        if len(venue.session) > 10:
+            raise ValueError("venue session name longer than 10 characters")
+        self.venue = venue
+        self.appliance = appliance
+        self.batch = batch
+        self.p_passive = p_passive
+        self.session = venue.session.encode("ascii").ljust(10, b" ")
+        self._venue_ip = socket.inet_aton(venue.ip)
+        self._app_ip = socket.inet_aton(appliance.ip)
+        self._venue_mac = _mac(venue.mac)
+        self._app_mac = _mac(appliance.mac)
+        self._rng = random.Random(seed)
+        self._books: dict[str, _Book] = {}
+        self._live: dict[int, _Order] = {}  # current UserRefNum -> live order
+        self._last_ref = 0
+        self._next_prio = 1
+        self._next_order_ref = 1
+        self._next_match = 1
+        self._next_seq = 1  # outbound
+        self._in_expected = 1  # inbound, statistics only
+        self.stats: dict = {
+            "received": {},  # inbound OUCH type letter -> count
+            "sent": {},  # outbound OUCH type letter -> count
+            "rejects": {},  # Rejected reason code (int) -> count
+            "cancels": {},  # Canceled reason letter -> count
+            "ignored": {},  # why a message was silently ignored -> count
+            "bad_messages": {},  # malformed OUCH messages, by reason
+            "bad_packets": {},  # dropped frames/packets, by reason
+            "frames_not_for_venue": 0,
+            "packets_in": 0,
+            "packets_out": 0,
+            "heartbeats_in": 0,
+            "end_of_session_in": 0,
+            "seq_gaps_in": 0,
+            "seq_dup_msgs_in": 0,
+            "executions": 0,  # Executed messages sent
+            "passive_fills": 0,  # random fills of resting appliance orders
+        }
+        ref_prices = dict(ref_prices or {})
+        lo, hi = sizes
+        for sym in sorted(set(symbols)):
+            if not sym or len(sym) > 8:
+                raise ValueError(f"bad symbol {sym!r}")
+            ref = ref_prices.get(sym, default_ref_price(sym))
+            book = _Book()
+            for buy in (True, False):
+                for k in range(1, levels + 1):
+                    price = ref - k * tick if buy else ref + k * tick
+                    if price <= 0:
+                        continue
+                    book.add(_Order(sym, "B" if buy else "S", price,
+                                    self._rng.randint(lo, hi), self._take_prio(),
+                                    synthetic=True))
+            self._books[sym] = book
+
+    # --- public helpers ----------------------------------------------------
+
+    def book(self, symbol: str) -> dict[str, list[tuple[int, int]]]:
+        """Aggregated levels: {"bids": [(price, shares)...] best first, "asks": ...}."""
+        return self._books[symbol].snapshot()
+
+    def live_orders(self) -> dict[int, dict]:
+        """The appliance's live orders by current UserRefNum."""
+        return {ref: {"symbol": o.symbol, "side": o.side, "price": o.price,
+                      "qty": o.qty, "executed": o.executed, "leaves": o.leaves,
+                      "order_ref_num": o.order_ref_num}
+                for ref, o in sorted(self._live.items())}
+
+    def heartbeat(self) -> bytes:
+        """A heartbeat packet (count 0) carrying the next sequence number."""
+        return _HEADER.pack(self.session, self._next_seq, 0)
+
+    def end_of_session(self) -> bytes:
+        return _HEADER.pack(self.session, self._next_seq, COUNT_END_OF_SESSION)
+
+    def system_event(self, code: str, now_ns: int) -> list[bytes]:
+        """System Event 'S' (§3.1), e.g. 'S' start of day, 'E' end of day."""
+        return self._packetize([_SYSTEM_EVENT.pack(b"S", now_ns % NS_PER_DAY,
+                                                   code.encode("ascii"))])
+
+    def frame(self, payload: bytes) -> bytes:
+        """Wrap a UDP payload as an Ethernet frame to the appliance."""
+        udp_len = 8 + len(payload)
+        ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0,
+                                   0x4000, 64, 17, 0, self._venue_ip, self._app_ip))
+        struct.pack_into(">H", ip, 10, _csum(bytes(ip)))
+        udp = bytearray(struct.pack(">HHHH", self.venue.port,
+                                    self.appliance.venue_port, udp_len, 0) + payload)
+        c = _udp_csum(self._venue_ip, self._app_ip, bytes(udp))
+        struct.pack_into(">H", udp, 6, c or 0xFFFF)
+        return self._app_mac + self._venue_mac + b"\x08\x00" + bytes(ip) + bytes(udp)
+
+    # --- entry points ------------------------------------------------------
+
+    def handle_frame(self, frame: bytes, now_ns: int) -> list[bytes]:
+        payload = self._parse_frame(frame)
+        if payload is None:
+            return []
+        return [self.frame(p) for p in self.handle_payload(payload, now_ns)]
+
+    def handle_payload(self, payload: bytes, now_ns: int) -> list[bytes]:
+        if len(payload) < HEADER_LEN:
+            self._bad_packet("truncated")
+            return []
+        session, first, count = _HEADER.unpack_from(payload)
+        if session != self.session:
+            self._bad_packet("wrong_session")
+            return []
+        self.stats["packets_in"] += 1
+        if count == 0:
+            self.stats["heartbeats_in"] += 1
+            return []
+        if count == COUNT_END_OF_SESSION:
+            self.stats["end_of_session_in"] += 1
+            return []
+        if first > self._in_expected:
+            self.stats["seq_gaps_in"] += 1
+        elif first < self._in_expected:
+            self.stats["seq_dup_msgs_in"] += min(count, self._in_expected - first)
+        self._in_expected = max(self._in_expected, first + count)
+        ts = now_ns % NS_PER_DAY
+        out: list[bytes] = []
+        off = HEADER_LEN
+        for _ in range(count):
+            if off + 2 > len(payload):
+                self._bad_packet("bad_block")
+                break
+            (n,) = struct.unpack_from(">H", payload, off)
+            if n == 0 or off + 2 + n > len(payload):
+                self._bad_packet("bad_block")
+                break
+            msg = payload[off + 2 : off + 2 + n]
+            off += 2 + n
+            self._handle_message(msg, ts, out)
+            self._passive_fill(ts, out)
+        return self._packetize(out)
+
+    # --- framing -----------------------------------------------------------
+
+    def _bad_packet(self, reason: str) -> None:
+        _bump(self.stats["bad_packets"], reason)
+
+    def _parse_frame(self, f: bytes) -> bytes | None:
+        if len(f) < 14:
+            return self._bad_packet("runt")
+        off = 14
+        (etype,) = struct.unpack_from(">H", f, 12)
+        if etype == 0x8100:
+            if len(f) < 18:
+                return self._bad_packet("runt")
+            (etype,) = struct.unpack_from(">H", f, 16)
+            off = 18
+        if etype != 0x0800:
+            return self._bad_packet("not_ipv4")
+        if len(f) - off < 20 or f[off] >> 4 != 4:
+            return self._bad_packet("bad_ip_header")
+        ihl = (f[off] & 0x0F) * 4
+        if ihl < 20 or off + ihl > len(f):
+            return self._bad_packet("bad_ip_header")
+        (total,) = struct.unpack_from(">H", f, off + 2)
+        if total < ihl + 8 or off + total > len(f):
+            return self._bad_packet("bad_ip_length")
+        if _csum(f[off : off + ihl]) != 0:
+            return self._bad_packet("ip_checksum")
+        (frag,) = struct.unpack_from(">H", f, off + 6)
+        if frag & 0x3FFF:
+            return self._bad_packet("ip_fragment")
+        if f[off + 9] != 17:
+            return self._bad_packet("not_udp")
+        src, dst = f[off + 12 : off + 16], f[off + 16 : off + 20]
+        udp = f[off + ihl : off + total]
+        _sport, dport, ulen, ucsum = struct.unpack_from(">HHHH", udp)
+        if dst != self._venue_ip or dport != self.venue.port:
+            self.stats["frames_not_for_venue"] += 1
+            return None
+        if ulen != len(udp):
+            return self._bad_packet("bad_udp_length")
+        if ucsum and _udp_csum(src, dst, udp) != 0:
+            return self._bad_packet("udp_checksum")
+        return udp[8:]
+
+    def _packetize(self, msgs: list[bytes]) -> list[bytes]:
+        packets: list[bytes] = []
+        group: list[bytes] = []
+        size = HEADER_LEN
+
+        def flush() -> None:
+            nonlocal size
+            if group:
+                body = b"".join(struct.pack(">H", len(m)) + m for m in group)
+                packets.append(_HEADER.pack(self.session, self._next_seq, len(group)) + body)
+                self._next_seq += len(group)
+                group.clear()
+            size = HEADER_LEN
+
+        for m in msgs:
+            if group and (not self.batch or size + 2 + len(m) > MAX_UDP_PAYLOAD):
+                flush()
+            group.append(m)
+            size += 2 + len(m)
+            _bump(self.stats["sent"], chr(m[0]))
+        flush()
+        self.stats["packets_out"] += len(packets)
+        return packets
+
+    # --- OUCH --------------------------------------------------------------
+
+    def _take_prio(self) -> int:
+        p = self._next_prio
+        self._next_prio += 1
+        return p
+
+    def _ignore(self, reason: str) -> None:
+        _bump(self.stats["ignored"], reason)
+
+    def _bad_message(self, reason: str) -> None:
+        _bump(self.stats["bad_messages"], reason)
+
+    def _handle_message(self, msg: bytes, ts: int, out: list[bytes]) -> None:
+        kind = chr(msg[0])
+        _bump(self.stats["received"], kind)
+        if kind == "O":
+            self._enter(msg, ts, out)
+        elif kind == "U":
+            self._replace(msg, ts, out)
+        elif kind == "X":
+            self._cancel(msg, ts, out)
+        elif kind == "Q":
+            if len(msg) != 1 and (len(msg) < 3 or 3 + int.from_bytes(msg[1:3], "big") != len(msg)):
+                return self._bad_message("bad_length")
+            out.append(_QUERY_RESP.pack(b"Q", ts, self._last_ref + 1))
+        else:
+            self._ignore(f"unsupported_type_{kind}")
+
+    def _appendage(self, msg: bytes, fixed: int) -> dict[int, bytes] | None:
+        (applen,) = struct.unpack_from(">H", msg, fixed - 2)
+        if fixed + applen != len(msg):
+            self._bad_message("bad_length")
+            return None
+        opts = _parse_options(msg[fixed:])
+        if opts is None:
+            self._bad_message("bad_appendage")
+        return opts
+
+    def _reject(self, ref: int, reason: int, clordid: bytes, ts: int, out: list[bytes]) -> None:
+        _bump(self.stats["rejects"], reason)
+        out.append(_REJECTED.pack(b"J", ts, ref, reason, clordid))
+
+    def _canceled(self, o: _Order, dec: int, reason: bytes, ts: int, out: list[bytes]) -> None:
+        _bump(self.stats["cancels"], reason.decode())
+        out.append(_CANCELED.pack(b"C", ts, o.ref, dec, reason))
+        o.leaves -= dec
+        if o.leaves == 0:
+            self._kill(o)
+
+    def _kill(self, o: _Order) -> None:
+        """Take a dead appliance order off the book and out of the live map."""
+        book = self._books[o.symbol]
+        if o in book._side(o.is_buy).get(o.price, ()):
+            book.remove(o)
+        self._live.pop(o.ref, None)
+
+    def _executed(self, o: _Order, qty: int, price: int, flag: bytes, match: int,
+                  ts: int, out: list[bytes]) -> None:
+        out.append(_EXECUTED.pack(b"E", ts, o.ref, qty, price, flag, match, 0))
+        self.stats["executions"] += 1
+        o.executed += qty
+        o.leaves -= qty
+
+    @staticmethod
+    def _price_ok(price: int, market_ok: bool) -> bool:
+        return (0 < price <= MAX_PRICE) or (market_ok and price == MARKET_PRICE)
+
+    def _enter(self, msg: bytes, ts: int, out: list[bytes]) -> None:
+        if len(msg) < _ENTER.size:
+            return self._bad_message("bad_length")
+        (_, ref, side, qty, sym, price, tif, display, cap, iso, cross, clordid,
+         _applen) = _ENTER.unpack_from(msg)
+        opts = self._appendage(msg, _ENTER.size)
+        if opts is None:
+            return None
+        if ref <= self._last_ref:
+            return self._ignore("ref_not_increasing")
+        self._last_ref = ref
+        symbol = sym.rstrip(b" ").decode("ascii", "replace")
+        if not 1 <= qty <= MAX_QTY:
+            return self._reject(ref, REJ_INVALID_QUANTITY, clordid, ts, out)
+        if symbol not in self._books:
+            return self._reject(ref, REJ_INVALID_SYMBOL, clordid, ts, out)
+        if not self._price_ok(price, market_ok=True):
+            return self._reject(ref, REJ_INVALID_PRICE, clordid, ts, out)
+        if side not in (b"B", b"S", b"T", b"E"):
+            return self._reject(ref, REJ_INVALID_SIDE, clordid, ts, out)
+        if side == b"T" and opts.get(TAG_SHARES_LOCATED) != b"Y":
+            return self._reject(ref, REJ_LOCATE_REQUIRED, clordid, ts, out)
+        o = _Order(symbol, side.decode(), price, qty, self._take_prio(), ref=ref,
+                   qty=qty, tif=tif, display=display, capacity=cap, iso=iso,
+                   cross=cross, clordid=clordid, order_ref_num=self._next_order_ref)
+        self._next_order_ref += 1
+        out.append(_ACCEPTED.pack(b"A", ts, ref, side, qty, sym, price, tif, display,
+                                  o.order_ref_num, cap, iso, cross, b"L", clordid, 0))
+        self._live[ref] = o
+        self._match_and_place(o, ts, out)
+
+    def _match_and_place(self, o: _Order, ts: int, out: list[bytes]) -> None:
+        book = self._books[o.symbol]
+        while o.leaves:
+            r = book.best_contra(o.is_buy, o.price)
+            if r is None:
+                break
+            q = min(o.leaves, r.leaves)
+            match = self._next_match
+            self._next_match += 1
+            self._executed(o, q, r.price, b"R", match, ts, out)
+            if r.synthetic:
+                r.leaves -= q
+            else:
+                self._executed(r, q, r.price, b"A", match, ts, out)
+            if r.leaves == 0:
+                book.remove(r)
+                self._live.pop(r.ref, None)
+        if o.leaves == 0:
+            self._live.pop(o.ref, None)
+        elif o.tif == b"3":
+            self._canceled(o, o.leaves, b"I", ts, out)
+        elif o.price == MARKET_PRICE:
+            self._canceled(o, o.leaves, b"Z", ts, out)
+        else:
+            book.add(o)
+
+    def _replace(self, msg: bytes, ts: int, out: list[bytes]) -> None:
+        if len(msg) < _REPLACE.size:
+            return self._bad_message("bad_length")
+        (_, orig, ref, qty, price, tif, display, iso, clordid,
+         _applen) = _REPLACE.unpack_from(msg)
+        opts = self._appendage(msg, _REPLACE.size)
+        if opts is None:
+            return None
+        o = self._live.get(orig)
+        if o is None:
+            return self._ignore("replace_orig_not_live")
+        if ref <= self._last_ref:
+            return self._ignore("ref_not_increasing")
+        if (not 1 <= qty <= MAX_QTY or not self._price_ok(price, market_ok=False)
+                or qty <= o.executed):
+            return self._canceled(o, o.leaves, b"Z", ts, out)  # §2.2 rule 2
+        self._last_ref = ref
+        if o.side == "T" and opts.get(TAG_SHARES_LOCATED) != b"Y":
+            return self._reject(ref, REJ_LOCATE_REQUIRED, clordid, ts, out)  # rule 3
+        book = self._books[o.symbol]
+        book.remove(o)
+        del self._live[orig]
+        leaves = qty - o.executed
+        if price != o.price or leaves > o.leaves:
+            o.prio = self._take_prio()
+            o.order_ref_num = self._next_order_ref
+            self._next_order_ref += 1
+        o.ref, o.qty, o.leaves, o.price = ref, qty, leaves, price
+        o.tif, o.display, o.iso, o.clordid = tif, display, iso, clordid
+        self._live[ref] = o
+        out.append(_REPLACED.pack(b"U", ts, orig, ref, o.side.encode(), leaves,
+                                  o.symbol.encode().ljust(8, b" "), price, tif,
+                                  display, o.order_ref_num, o.capacity, iso, o.cross,
+                                  b"L", clordid, 0))
+        self._match_and_place(o, ts, out)
+
+    def _cancel(self, msg: bytes, ts: int, out: list[bytes]) -> None:
+        if len(msg) != _CANCEL.size:
+            if len(msg) < _CANCEL.size + 2:
+                return self._bad_message("bad_length")
+            if self._appendage(msg, _CANCEL.size + 2) is None:
+                return None
+        _, ref, qty = _CANCEL.unpack_from(msg)
+        o = self._live.get(ref)
+        if o is None:
+            return self._ignore("cancel_not_live")
+        if qty != 0 and qty >= o.leaves:
+            return self._ignore("cancel_superfluous")
+        self._canceled(o, o.leaves - qty, b"U", ts, out)
+
+    def _passive_fill(self, ts: int, out: list[bytes]) -> None:
+        if self._rng.random() >= self.p_passive or not self._live:
+            return
+        o = min(self._live.values(), key=_Order.sort_key)
+        q = self._rng.randint(1, o.leaves)
+        match = self._next_match
+        self._next_match += 1
+        self._executed(o, q, o.price, b"A", match, ts, out)
+        self.stats["passive_fills"] += 1
+        if o.leaves == 0:
+            self._kill(o)
+
+
+def _bump(d: dict, key) -> None:
+    d[key] = d.get(key, 0) + 1
+
+
+def serve_udp(
+    sim: VenueSim,
+    host: str,
+    port: int,
+    *,
+    max_packets: int,
+    timeout_s: float,
+    on_ready: Callable[[tuple], None] | None = None,
+    clock: Callable[[], int] = time.time_ns,
+) -> int:
+    """Serve `sim` on a loopback UDP socket: each datagram goes through
+    ``sim.handle_payload(data, clock())`` and every reply is sent back to the
+    datagram's source.  Stops after `max_packets` datagrams or `timeout_s`
+    seconds in total, whichever comes first; returns the number of datagrams
+    received.  `port` 0 binds an ephemeral port; `on_ready` is called with
+    the bound address before the first receive.  Refuses non-loopback hosts."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ValueError(f"serve_udp is for loopback only, not {host!r}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.monotonic() + timeout_s
+    received = 0
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.bind((host, port))
+        if on_ready is not None:
+            on_ready(s.getsockname())
+        while received < max_packets:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            s.settimeout(remaining)
+            try:
+                data, addr = s.recvfrom(65535)
+            except TimeoutError:
+                break
+            received += 1
+            for reply in sim.handle_payload(data, clock()):
+                s.sendto(reply, addr)
+    return received

@@ -1,0 +1,298 @@
+"""The C core is held to the reference model: random message sequences
+(malformed, duplicate, out-of-order, cancel-before-ack, modify-after-fill,
+unknown orders, venue surprises, full tables, a full transmit area) go
+through both, which must send the same bytes, count the same counters and
+hold the same orders."""
+from __future__ import annotations
+
+import struct
+
+import wire
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dataplane.core import Core
+from dataplane.reference_model import ReferenceCore
+
+IDS = st.sampled_from([1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10])
+# which UserRefNum a venue message names: k > 0 is the k-th most recent one
+# the core issued on that venue, 0 and -1 name refs never issued
+REFS = st.sampled_from([1] * 6 + [2] * 4 + [3] * 3 + [4, 5, 6, 0, -1])
+GOOD_PRICE = 150_2500_0000
+PRICES = st.sampled_from([GOOD_PRICE] * 24 + [150_0000_0000] * 12 + [
+    0, -5, 150_2500_0001, 200_000_0000_0000, 9_9999_0000])
+QTYS = st.sampled_from([100] * 18 + [300] * 12 + [1, 0, 999_999, 1_000_000])
+SEQMODE = st.sampled_from(["next"] * 12 + ["dup", "gap"])
+
+
+def weighted(good, bad, n=6):
+    return st.sampled_from([good] * n + list(bad))
+
+
+new_a = st.tuples(st.just("new"), weighted(1, [2, 2, 2, 3, 4], n=5), SEQMODE, IDS,
+                  weighted("AAPL", ["MSFT"] * 6 + ["ZZZ"], n=20), PRICES, QTYS,
+                  weighted(1, [2] * 10 + [3] * 3 + [9], n=20), weighted(1, [2, 7], n=20),
+                  weighted(1, [2] * 3 + [0], n=20), weighted(0, [2, 2, 1], n=20),
+                  weighted(0, [1] * 3 + [2, 9], n=20), weighted(1, [2]))
+modify_a = st.tuples(st.just("modify"), weighted(1, [2]), SEQMODE, IDS, PRICES, QTYS)
+cancel_a = st.tuples(st.just("cancel"), weighted(1, [2]), SEQMODE, IDS)
+mass_a = st.tuples(st.just("mass"), weighted(1, [2]), SEQMODE, st.integers(1, 2))
+session_a = st.tuples(st.sampled_from(["login"] * 6 + ["hb"] * 6 + ["logout"]),
+                      weighted(1, [2, 2, 3, 4]), weighted(1, [10**6], n=8))
+badmsg_a = st.tuples(st.just("badmsg"), st.integers(1, 2), SEQMODE,
+                     st.sampled_from(["type", "len", "version", "trunc", "hdrlen"]))
+ouch = st.one_of(
+    st.tuples(st.just("A"), REFS, weighted(b"L", [b"D"], n=8)),
+    st.tuples(st.just("A"), REFS, weighted(b"L", [b"D"], n=8)),
+    st.tuples(st.just("U"), REFS, REFS),
+    st.tuples(st.just("E"), REFS, st.sampled_from([0, 1, 50, 100, 100, 200, 300, 5000])),
+    st.tuples(st.just("E"), REFS, st.sampled_from([50, 100])),
+    st.tuples(st.just("C"), REFS, st.sampled_from([0, 50, 100, 10**6]),
+              st.sampled_from([b"U", b"I", b"Z"])),
+    st.tuples(st.just("J"), REFS),
+    st.tuples(st.just("I"), REFS),
+    st.tuples(st.just("S")),
+    st.tuples(st.just("bad"), st.sampled_from([b"Zxx", b"A" + b"\0" * 10, b"E" * 40])),
+)
+venue_a = st.tuples(st.just("venue"), weighted(1, [2], n=4),
+                    st.sampled_from(["next"] * 12 + ["dup", "gap", "wrongsess", "hb"]),
+                    st.lists(ouch, min_size=1, max_size=3))
+frame_a = st.tuples(st.just("frame"), st.sampled_from(
+    ["ipcsum", "udpcsum", "vlan", "runt", "random", "noudpcsum", "port", "notforus"]),
+    st.binary(max_size=60))
+ord_a = st.tuples(st.just("ord"), weighted(1, [2], n=8), st.sampled_from([1, 1, 1, 2, 2, 3, 4]),
+                 st.one_of(
+    st.tuples(st.just("A"), weighted(b"L", [b"D"], n=10)),
+    st.tuples(st.sampled_from(["E", "Eold"]), st.sampled_from([1, 50, 100, 100, 200, 300])),
+    st.tuples(st.just("C"), st.sampled_from([0, 50, 100, 10**6]),
+              st.sampled_from([b"U", b"U", b"I", b"Z"])),
+    st.tuples(st.sampled_from(["U", "U", "U", "J", "I"])), st.tuples(st.just("U"))))
+# one_of gives each alternative the same chance; these weights make most
+# sequences long enough to walk orders through their whole lifecycle
+_WEIGHTS = [(new_a, 6), (ord_a, 7), (modify_a, 4), (cancel_a, 2), (mass_a, 1),
+            (session_a, 1), (badmsg_a, 1), (venue_a, 2), (frame_a, 1)]
+ACTION = st.sampled_from([a for a, w in _WEIGHTS for _ in range(w)]).flatmap(lambda a: a)
+
+
+class Gen:
+    """Turns abstract actions into frames, keeping per-session and per-venue
+    sequence counters the way a (sometimes misbehaving) peer would."""
+
+    def __init__(self):
+        self.seq = {1: 1, 2: 1, 3: 1, 4: 1}
+        self.vseq = {1: 1, 2: 1}
+        self.issued: dict[int, list[int]] = {1: [], 2: []}
+        self.refs_of: dict[tuple[int, int], list[int]] = {}  # (venue, cl_ord_id) -> refs
+
+    def saw(self, frames: list[bytes]) -> None:
+        """Learn the UserRefNums the core sent to each venue."""
+        for f in frames:
+            if struct.unpack_from("!H", f, 36)[0] != 9200:
+                continue
+            vid = 1 if f[33] == 1 else 2
+            m = f[42 + 22:]
+            if m[:1] == b"O":
+                ref, cid = struct.unpack_from("!I", m, 1)[0], int(m[31:45].strip(), 36)
+            elif m[:1] == b"U":
+                ref, cid = struct.unpack_from("!I", m, 5)[0], int(m[24:38].strip(), 36)
+            else:
+                continue
+            self.issued[vid].append(ref)
+            self.refs_of.setdefault((vid, cid), []).append(ref)
+
+    def recent(self, k: int) -> int:
+        """Mostly one of the orders the core sent lately, by recency."""
+        known = list(dict.fromkeys(c for (_, c) in self.refs_of))
+        return known[-k] if len(known) >= k else k
+
+    def ref(self, vid: int, k: int) -> int:
+        refs = self.issued[vid]
+        if k <= 0:
+            return 1_000_000 if k else 0
+        return refs[-k] if len(refs) >= k else k
+
+    def take(self, sess, mode):
+        s = self.seq[sess]
+        if mode == "dup":
+            return max(1, s - 1)
+        if mode == "gap":
+            self.seq[sess] = s + 3
+            return s + 2
+        self.seq[sess] = s + 1
+        return s
+
+    def strat(self, sess, *msgs, **kw):
+        if sess == 4:  # not configured: use session 1's addresses
+            return wire.from_strategy(1, *msgs, **kw)
+        return wire.from_strategy(sess, *msgs, **kw)
+
+    def frame(self, a) -> bytes:
+        kind = a[0]
+        if kind == "new":
+            (_, sess, mode, cid, sym, price, qty, side, otype, tif, flags, venue, acct) = a
+            return self.strat(sess, wire.new_order(
+                sess, self.take(sess, mode), cid, symbol=sym, price=price, qty=qty, side=side,
+                ord_type=otype, tif=tif, flags=flags, venue=venue, account=acct))
+        if kind == "modify":
+            _, sess, mode, cid, price, qty = a
+            cid = self.recent(cid)
+            return self.strat(sess, wire.modify(sess, self.take(sess, mode), cid, price, qty))
+        if kind == "cancel":
+            _, sess, mode, cid = a
+            cid = self.recent(cid)
+            return self.strat(sess, wire.cancel(sess, self.take(sess, mode), cid))
+        if kind == "mass":
+            _, sess, mode, acct = a
+            return self.strat(sess, wire.mass_cancel(sess, self.take(sess, mode), acct))
+        if kind in ("login", "logout", "hb"):
+            _, sess, nxt = a
+            msg = {"login": lambda: wire.login(sess, nxt), "logout": lambda: wire.logout(sess),
+                   "hb": lambda: wire.heartbeat(sess)}[kind]()
+            return self.strat(sess, msg)
+        if kind == "badmsg":
+            _, sess, mode, how = a
+            seq = self.take(sess, mode)
+            if how == "type":
+                msg = wire.sp(0x55, sess, seq, b"\0" * 8)
+            elif how == "len":
+                msg = wire.sp(0x12, sess, seq, b"\0" * 16)
+            elif how == "version":
+                msg = wire.sp(0x12, sess, seq, b"\0" * 8, version=2)
+            elif how == "trunc":
+                msg = wire.cancel(sess, seq, 1)[:20]
+            else:
+                msg = wire.sp(0x12, sess, seq, b"\0" * 8, length=200)
+            # a valid cancel after it in the same datagram, to see the walk go on or stop
+            return self.strat(sess, msg, wire.heartbeat(sess))
+        if kind == "ord":
+            # a venue message about one order the core sent: the lifecycle
+            # paths (accept, fill, replace, cancel, reject) get exercised
+            _, vid, k, msg = a
+            known = [c for (v, c) in self.refs_of if v == vid]
+            cid = known[-k] if len(known) >= k else k
+            refs = self.refs_of.get((vid, cid), [0])
+            cur, prev = refs[-1], refs[-2] if len(refs) > 1 else refs[-1]
+            m = {"A": lambda: wire.ouch_accepted(cur, state=msg[1]),
+                 "U": lambda: wire.ouch_replaced(prev, cur),
+                 "E": lambda: wire.ouch_executed(cur, msg[1]),
+                 "Eold": lambda: wire.ouch_executed(prev, msg[1]),
+                 "C": lambda: wire.ouch_canceled(cur, msg[1], msg[2]),
+                 "J": lambda: wire.ouch_rejected(cur),
+                 "I": lambda: wire.ouch_cancel_reject(cur)}[msg[0]]()
+            session = "NSDQ01" if vid == 1 else "BX01"
+            s = self.vseq[vid]
+            self.vseq[vid] = s + 1
+            return wire.from_venue(vid, wire.ufo(session, s, m))
+        if kind == "venue":
+            _, vid, mode, msgs = a
+            payloads = [self.ouch(vid, m) for m in msgs]
+            session = "NSDQ01" if vid == 1 else "BX01"
+            s = self.vseq[vid]
+            if mode == "hb":
+                return wire.from_venue(vid, wire.ufo(session, s))
+            if mode == "wrongsess":
+                return wire.from_venue(vid, wire.ufo("XXXX", s, *payloads))
+            if mode == "dup":
+                s = max(1, s - 1)
+            elif mode == "gap":
+                s += 2
+            self.vseq[vid] = max(self.vseq[vid], s + len(payloads))
+            return wire.from_venue(vid, wire.ufo(session, s, *payloads))
+        _, how, junk = a
+        good = wire.new_order(1, 999, 1)
+        if how == "ipcsum":
+            return wire.from_strategy(1, good, bad_ip_csum=True)
+        if how == "udpcsum":
+            return wire.from_strategy(1, good, bad_udp_csum=True)
+        if how == "vlan":
+            return wire.from_strategy(1, wire.heartbeat(1), vlan=5)
+        if how == "noudpcsum":
+            return wire.from_strategy(1, wire.heartbeat(1), udp_csum=False)
+        if how == "runt":
+            return wire.from_strategy(1, good)[: len(junk) % 40]
+        if how == "port":
+            s = wire.SESSIONS[0]
+            return wire.udp_frame(s.mac, wire.APPLIANCE.mac, s.ip, wire.APPLIANCE.ip, s.port,
+                                  9999, good)
+        if how == "notforus":
+            s = wire.SESSIONS[0]
+            return wire.udp_frame(s.mac, wire.APPLIANCE.mac, s.ip, "10.10.0.99", s.port,
+                                  9000, good)
+        return junk
+
+    def ouch(self, vid, m) -> bytes:
+        k = m[0]
+        if k == "A":
+            return wire.ouch_accepted(self.ref(vid, m[1]), state=m[2])
+        if k == "U":
+            return wire.ouch_replaced(self.ref(vid, m[1] + 1), self.ref(vid, m[2]))
+        if k == "E":
+            return wire.ouch_executed(self.ref(vid, m[1]), m[2])
+        if k == "C":
+            return wire.ouch_canceled(self.ref(vid, m[1]), m[2], m[3])
+        if k == "J":
+            return wire.ouch_rejected(self.ref(vid, m[1]))
+        if k == "I":
+            return wire.ouch_cancel_reject(self.ref(vid, m[1]))
+        if k == "S":
+            return wire.ouch_system_event()
+        return m[1]
+
+
+def run_both(actions, breaks, cfg):
+    core, model = Core(cfg), ReferenceCore(cfg)
+    gen = Gen()
+    now = 1_000_000
+    burst: list[bytes] = []
+
+    def flush():
+        nonlocal burst, now
+        got = core.process_burst(burst, now)
+        assert got == model.process_burst(burst, now)
+        gen.saw(got)
+        burst, now = [], now + 1000
+
+    # every strategy session logs in first so that most messages get through
+    burst = [wire.from_strategy(1, wire.login(1)), wire.from_strategy(2, wire.login(2))]
+    for a, brk in zip(actions, breaks, strict=True):
+        if a[0] in ("venue", "ord") and burst:
+            flush()  # so that the venue can name what the core just sent
+        burst.append(gen.frame(a))
+        if brk or len(burst) == 4:
+            flush()
+    flush()
+    assert core.stats() == model.stats()
+    assert core.live_orders() == model.live_orders()
+    for sess in (1, 2):
+        for cid in range(1, 11):
+            assert core.order(sess, cid) == model.order(sess, cid), (sess, cid)
+    return core
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ACTION, min_size=10, max_size=80),
+       st.lists(st.booleans(), min_size=80, max_size=80))
+def test_random_sequences_same_bytes_counters_and_orders(actions, breaks):
+    run_both(actions, breaks[: len(actions)], wire.config(orders=6))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ACTION, max_size=40), st.lists(st.booleans(), min_size=40, max_size=40))
+def test_tiny_transmit_area_same_behaviour(actions, breaks):
+    # three frames per burst: TX_FULL happens and must be handled alike
+    run_both(actions, breaks[: len(actions)], wire.config(orders=4, tx_frames=3))
+
+
+def test_lifecycle_sequence_matches():
+    """A readable end-to-end sequence, as a smoke check of the harness."""
+    acts = [("new", 1, "next", 1, "AAPL", 150_2500_0000, 300, 1, 1, 1, 0, 0, 1),
+            ("venue", 1, "next", [("A", 1, b"L"), ("E", 1, 100)]),
+            ("modify", 1, "next", 1, 150_0000_0000, 500),
+            ("venue", 1, "next", [("U", 1, 1), ("E", 1, 400)]),
+            ("modify", 1, "next", 1, 150_0000_0000, 600)]
+    core = run_both(acts, [True] * len(acts), wire.config())
+    o = core.order(1, 1)
+    assert (o["state"], o["cum_qty"], o["leaves_qty"], o["qty"]) == (4, 500, 0, 500)
+    stats = core.stats()
+    assert stats["reject_business"] == {12: 1}  # modify after fill: TOO_LATE
+    assert struct.pack("<B", 0x94) and stats["sp_out"][0x94] == 2  # two fills

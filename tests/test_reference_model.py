@@ -1,0 +1,411 @@
+"""Focused tests of the Python reference model alone (dataplane/reference_model.py).
+
+Input frames are built here by hand with struct, independently of the
+model's own frame builder, so a checksum or offset mistake in the model
+cannot cancel itself out."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from control.config import (
+    Appliance,
+    Config,
+    Instrument,
+    Routing,
+    Session,
+    Tables,
+    Venue,
+)
+from dataplane.reference_model import ReferenceCore
+
+APP_MAC = bytes.fromhex("020000000001")
+APP_IP = "10.10.0.1"
+STRATEGY_PORT = 9000
+VENUE_PORT = 9100
+SESS_ID = 7
+SESS_IP = "10.10.0.2"
+SESS_PORT = 40000
+SESS_MAC = bytes.fromhex("020000000102")
+VENUE_IP = "10.10.0.3"
+VENUE_PORT_REMOTE = 30000
+VENUE_MAC = bytes.fromhex("020000000203")
+VENUE_SESSION = b"SESS01    "
+
+# strategy protocol types
+LOGIN, LOGOUT, HEARTBEAT = 0x01, 0x02, 0x03
+NEW_ORDER, MODIFY, CANCEL, MASS_CANCEL = 0x10, 0x11, 0x12, 0x13
+LOGIN_ACCEPTED, ACCEPTED, REJECTED, REPLACED, SP_CANCELED, FILL = (
+    0x81, 0x90, 0x91, 0x92, 0x93, 0x94)
+
+# order states
+PENDING_NEW, NEW, PARTIALLY_FILLED, FILLED = 1, 2, 3, 4
+PENDING_CANCEL, CANCELED = 7, 8
+
+NOW = 1_000_000_000
+PRICE_150_25 = 15_025_000_000  # 8 implied decimals
+
+
+def make_config(orders: int = 16, tx_frames: int = 64) -> Config:
+    return Config(
+        appliance=Appliance(mac="02:00:00:00:00:01", ip=APP_IP,
+                            strategy_port=STRATEGY_PORT, venue_port=VENUE_PORT,
+                            capacity="P"),
+        routing=Routing(default_venue=1),
+        tables=Tables(orders=orders, tx_frames=tx_frames),
+        sessions=(Session(id=SESS_ID, ip=SESS_IP, port=SESS_PORT,
+                          mac="02:00:00:00:01:02"),),
+        venues=(Venue(id=1, name="NASDAQ", session="SESS01", ip=VENUE_IP,
+                      port=VENUE_PORT_REMOTE, mac="02:00:00:00:02:03"),),
+        instruments=(Instrument("AAPL"), Instrument("MSFT")),
+    )
+
+
+# --- hand-built frames ---------------------------------------------------------
+
+def ip4(text: str) -> bytes:
+    return bytes(int(p) for p in text.split("."))
+
+
+def ones_complement(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f">{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def udp_frame(src_ip: str, src_port: int, dst_port: int, payload: bytes,
+              dst_ip: str = APP_IP, src_mac: bytes = SESS_MAC) -> bytes:
+    udp_len = 8 + len(payload)
+    ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0x1234,
+                               0x4000, 63, 17, 0, ip4(src_ip), ip4(dst_ip)))
+    struct.pack_into(">H", ip, 10, ones_complement(bytes(ip)))
+    pseudo = ip4(src_ip) + ip4(dst_ip) + struct.pack(">BBH", 0, 17, udp_len)
+    udp = struct.pack(">HHHH", src_port, dst_port, udp_len, 0) + payload
+    csum = ones_complement(pseudo + udp) or 0xFFFF
+    udp = udp[:6] + struct.pack(">H", csum) + udp[8:]
+    return APP_MAC + src_mac + b"\x08\x00" + bytes(ip) + udp
+
+
+def sp_msg(msg_type: int, seq: int, body: bytes, length: int | None = None,
+           session: int = SESS_ID) -> bytes:
+    n = 24 + len(body) if length is None else length
+    return struct.pack("<BBHIQQ", 1, msg_type, n, session, seq, 0) + body
+
+
+def strategy(*msgs: bytes) -> bytes:
+    return udp_frame(SESS_IP, SESS_PORT, STRATEGY_PORT, b"".join(msgs))
+
+
+def login(next_expected: int = 1) -> bytes:
+    return strategy(sp_msg(LOGIN, 0, struct.pack("<Q", next_expected)))
+
+
+def new_order(seq: int, cl_ord_id: int, qty: int = 100, price: int = PRICE_150_25,
+              side: int = 1, flags: int = 0, account: int = 5) -> bytes:
+    return sp_msg(NEW_ORDER, seq, struct.pack(
+        "<QIBBBB8sqIHH", cl_ord_id, account, side, 1, 1, flags, b"AAPL    ",
+        price, qty, 0, 0))
+
+
+def modify(seq: int, cl_ord_id: int, price: int, qty: int) -> bytes:
+    return sp_msg(MODIFY, seq, struct.pack("<QqII", cl_ord_id, price, qty, 0))
+
+
+def cancel(seq: int, cl_ord_id: int) -> bytes:
+    return sp_msg(CANCEL, seq, struct.pack("<Q", cl_ord_id))
+
+
+def venue(first_seq: int, *ouch: bytes) -> bytes:
+    body = VENUE_SESSION + struct.pack(">QH", first_seq, len(ouch))
+    body += b"".join(struct.pack(">H", len(m)) + m for m in ouch)
+    return udp_frame(VENUE_IP, VENUE_PORT_REMOTE, VENUE_PORT, body,
+                     src_mac=VENUE_MAC)
+
+
+def ouch_accepted(ref: int, state: bytes = b"L") -> bytes:
+    m = bytearray(64)
+    m[0:1] = b"A"
+    struct.pack_into(">QI", m, 1, 42, ref)
+    m[47:48] = state
+    return bytes(m)
+
+
+def ouch_executed(ref: int, qty: int, price4: int, match: int) -> bytes:
+    return struct.pack(">cQIIQcQH", b"E", 42, ref, qty, price4, b"A", match, 0)
+
+
+def ouch_canceled(ref: int, qty: int, reason: bytes = b"U") -> bytes:
+    return struct.pack(">cQIIc", b"C", 42, ref, qty, reason)
+
+
+# --- decoding what the model sends ------------------------------------------------
+
+def check_frame(frame: bytes, dst_mac: bytes, dst_ip: str, src_port: int,
+                dst_port: int) -> bytes:
+    """Check the Ethernet/IPv4/UDP headers as net_build_udp() writes them;
+    return the UDP payload."""
+    assert frame[0:6] == dst_mac and frame[6:12] == APP_MAC
+    assert frame[12:14] == b"\x08\x00"
+    ip = frame[14:34]
+    ver_ihl, tos, total, ident, frag, ttl, proto = struct.unpack(">BBHHHBB", ip[:10])
+    assert (ver_ihl, tos, ident, frag, ttl, proto) == (0x45, 0, 0, 0x4000, 64, 17)
+    assert total == len(frame) - 14
+    assert ones_complement(ip) == 0
+    assert ip[12:16] == ip4(APP_IP) and ip[16:20] == ip4(dst_ip)
+    udp = frame[34:]
+    sport, dport, ulen, csum = struct.unpack(">HHHH", udp[:8])
+    assert (sport, dport, ulen) == (src_port, dst_port, len(udp))
+    assert csum != 0
+    pseudo = ip[12:20] + struct.pack(">BBH", 0, 17, ulen)
+    assert ones_complement(pseudo + udp) == 0
+    return udp[8:]
+
+
+def sp_out(frame: bytes) -> tuple[tuple, bytes]:
+    """(header fields, body) of one strategy message sent to the session."""
+    payload = check_frame(frame, SESS_MAC, SESS_IP, STRATEGY_PORT, SESS_PORT)
+    hdr = struct.unpack_from("<BBHIQQ", payload)
+    assert hdr[0] == 1 and hdr[2] == len(payload) and hdr[3] == SESS_ID
+    return hdr, payload[24:]
+
+
+def venue_out(frame: bytes) -> tuple[int, bytes]:
+    """(framing seq, the one OUCH message) of a packet sent to the venue."""
+    payload = check_frame(frame, VENUE_MAC, VENUE_IP, VENUE_PORT, VENUE_PORT_REMOTE)
+    assert payload[:10] == VENUE_SESSION
+    seq, count, length = struct.unpack_from(">QHH", payload, 10)
+    assert count == 1 and length == len(payload) - 22
+    return seq, payload[22:]
+
+
+@pytest.fixture
+def core() -> ReferenceCore:
+    c = ReferenceCore(make_config())
+    out = c.process_burst([login()], NOW)
+    assert len(out) == 1
+    return c
+
+
+def entered(core: ReferenceCore, seq: int, cl_ord_id: int, **kw) -> int:
+    """Send a NewOrder, return its UserRefNum from the Enter Order."""
+    out = core.process_burst([strategy(new_order(seq, cl_ord_id, **kw))], NOW)
+    assert len(out) == 1
+    _, msg = venue_out(out[0])
+    assert msg[0:1] == b"O"
+    return struct.unpack_from(">I", msg, 1)[0]
+
+
+# --- tests -----------------------------------------------------------------------
+
+def test_login_accepted():
+    c = ReferenceCore(make_config())
+    out = c.process_burst([login()], NOW)
+    assert len(out) == 1
+    hdr, body = sp_out(out[0])
+    assert hdr == (1, LOGIN_ACCEPTED, 32, SESS_ID, 1, NOW)
+    assert struct.unpack("<Q", body) == (1,)
+    st = c.stats()
+    assert st["event"] == {"FRAMES_IN": 1, "FRAMES_OUT": 1, "SP_MSGS_OUT": 1,
+                           "LOGINS": 1}
+    assert st["sp_in"] == {LOGIN: 1} and st["sp_out"] == {LOGIN_ACCEPTED: 1}
+    assert st["drop"] == {}
+
+
+def test_new_order_enters_order_at_venue(core):
+    cl = int("ORDER1", 36)
+    out = core.process_burst([strategy(new_order(1, cl))], NOW + 5)
+    assert len(out) == 1  # nothing to the strategy yet
+    seq, msg = venue_out(out[0])
+    assert seq == 1
+    # the worked example of docs/research-ouch-ufo.md §1.7, with Capacity 'P'
+    assert msg == bytes.fromhex(
+        "4F 00000001 42 00000064 4141504C20202020 000000000016ED24 30 59 50 4E 4E"
+        " 4F5244455231 2020202020202020 0000")
+    assert struct.unpack_from(">I", msg, 6)[0] == 100  # Quantity
+    assert msg[10:18] == b"AAPL    "
+    assert struct.unpack_from(">Q", msg, 18)[0] == 1_502_500
+    o = core.order(SESS_ID, cl)
+    assert o["state"] == PENDING_NEW and o["ref"] == 1 and o["venue"] == 1
+    assert o["leaves_qty"] == 100 and o["acked"] == 0
+    assert o["state_ts"][PENDING_NEW] == NOW + 5
+    assert core.live_orders() == 1
+    st = core.stats()
+    assert st["event"]["ORDERS_ACCEPTED_INTERNAL"] == 1
+    assert st["venue_out"] == {ord("O"): 1}
+
+
+def test_sell_short_carries_shares_located():
+    c = ReferenceCore(make_config())
+    c.process_burst([login()], NOW)
+    out = c.process_burst([strategy(new_order(1, 9, side=3, flags=0x02))], NOW)
+    _, msg = venue_out(out[0])
+    assert msg[5:6] == b"T"
+    assert len(msg) == 50 and msg[45:] == bytes.fromhex("0003021959")
+
+
+def test_venue_accepted_reaches_strategy(core):
+    ref = entered(core, 1, 11)
+    out = core.process_burst([venue(1, ouch_accepted(ref))], NOW + 10)
+    assert len(out) == 1
+    hdr, body = sp_out(out[0])
+    assert hdr[1] == ACCEPTED and hdr[4] == 1 and hdr[5] == NOW + 10
+    assert struct.unpack("<QqIHH", body) == (11, PRICE_150_25, 100, 1, 0)
+    o = core.order(SESS_ID, 11)
+    assert o["state"] == NEW and o["acked"] == 1
+    assert o["state_ts"][NEW] == NOW + 10
+    assert core.stats()["venue_in"] == {ord("A"): 1}
+
+
+def test_partial_fill_then_fill(core):
+    ref = entered(core, 1, 11)
+    core.process_burst([venue(1, ouch_accepted(ref))], NOW)
+    out = core.process_burst([venue(2, ouch_executed(ref, 30, 1_502_600, 77))], NOW)
+    hdr, body = sp_out(out[0])
+    assert hdr[1] == FILL and hdr[4] == 2
+    assert struct.unpack("<QqIIIIQ", body) == (11, 15_026_000_000, 30, 30, 70, 0, 77)
+    assert core.order(SESS_ID, 11)["state"] == PARTIALLY_FILLED
+    out = core.process_burst([venue(3, ouch_executed(ref, 70, 1_502_500, 78))], NOW)
+    _, body = sp_out(out[0])
+    assert struct.unpack("<QqIIIIQ", body)[2:5] == (70, 100, 0)
+    o = core.order(SESS_ID, 11)
+    assert o["state"] == FILLED and o["cum_qty"] == 100 and o["leaves_qty"] == 0
+    assert core.live_orders() == 0
+    # anything more is an overfill... of a terminal order: unexpected
+    core.process_burst([venue(4, ouch_executed(ref, 1, 1_502_500, 79))], NOW)
+    assert core.stats()["drop"] == {"OUCH_UNEXPECTED": 1}
+
+
+def test_cancel_before_ack(core):
+    ref = entered(core, 1, 11)
+    out = core.process_burst([strategy(cancel(2, 11))], NOW)
+    assert len(out) == 1
+    _, msg = venue_out(out[0])
+    assert msg == b"X" + struct.pack(">II", ref, 0)
+    assert core.order(SESS_ID, 11)["state"] == PENDING_CANCEL
+    # the venue accepts the order first: Accepted, still pending cancel
+    out = core.process_burst([venue(1, ouch_accepted(ref))], NOW)
+    assert sp_out(out[0])[0][1] == ACCEPTED
+    assert core.order(SESS_ID, 11)["state"] == PENDING_CANCEL
+    out = core.process_burst([venue(2, ouch_canceled(ref, 100))], NOW)
+    hdr, body = sp_out(out[0])
+    assert hdr[1] == SP_CANCELED
+    assert struct.unpack("<QIIB7x", body) == (11, 100, 0, 1)  # reason USER
+    assert core.order(SESS_ID, 11)["state"] == CANCELED
+
+
+def test_modify_after_fill_is_too_late(core):
+    ref = entered(core, 1, 11)
+    core.process_burst([venue(1, ouch_accepted(ref), ouch_executed(ref, 100, 1_502_500, 1))],
+                       NOW)
+    out = core.process_burst([strategy(modify(2, 11, PRICE_150_25, 200))], NOW)
+    assert len(out) == 1
+    hdr, body = sp_out(out[0])
+    assert hdr[1] == REJECTED
+    assert struct.unpack("<QHBBI", body) == (11, 12, MODIFY, 0, 0)  # TOO_LATE
+    assert core.stats()["reject_business"] == {12: 1}
+
+
+def test_modify_sends_replace_and_replaced_updates(core):
+    ref = entered(core, 1, 11)
+    core.process_burst([venue(1, ouch_accepted(ref))], NOW)
+    out = core.process_burst([strategy(modify(2, 11, 15_030_000_000, 300))], NOW)
+    _, msg = venue_out(out[0])
+    assert len(msg) == 40 and msg[0:1] == b"U"
+    assert struct.unpack_from(">IIIQ", msg, 1) == (ref, ref + 1, 300, 1_503_000)
+    assert msg[21:24] == b"0YN" and msg[24:38] == b"B".ljust(14) and msg[38:] == b"\0\0"
+    replaced = bytearray(68)
+    replaced[0:1] = b"U"
+    struct.pack_into(">QII", replaced, 1, 0, ref, ref + 1)
+    out = core.process_burst([venue(2, bytes(replaced))], NOW)
+    hdr, body = sp_out(out[0])
+    assert hdr[1] == REPLACED
+    assert struct.unpack("<QqII", body) == (11, 15_030_000_000, 300, 300)
+    o = core.order(SESS_ID, 11)
+    assert (o["ref"], o["pending_ref"], o["qty"]) == (ref + 1, 0, 300)
+
+
+def test_duplicate_seq_never_executed_twice(core):
+    out = core.process_burst([strategy(new_order(1, 11))], NOW)
+    assert len(out) == 1
+    # a different order under an already used seq: dropped, never executed
+    out = core.process_burst([strategy(new_order(1, 12), new_order(1, 11))], NOW)
+    assert out == []
+    assert core.order(SESS_ID, 12) is None
+    st = core.stats()
+    assert st["drop"] == {"SP_DUPLICATE_SEQ": 2}
+    assert st["event"]["SP_MSGS_IN"] == 1
+    assert st["event"]["ORDERS_ACCEPTED_INTERNAL"] == 1
+    assert st["reject_business"] == {}
+
+
+def test_seq_gap_counted_and_handled(core):
+    out = core.process_burst([strategy(new_order(5, 11))], NOW)
+    assert len(out) == 1
+    ev = core.stats()["event"]
+    assert ev["SP_SEQ_GAPS"] == 1 and ev["SP_SEQ_GAP_MSGS"] == 4
+
+
+def test_bad_ip_checksum_is_counted(core):
+    frame = bytearray(strategy(new_order(1, 11)))
+    frame[14 + 10] ^= 0xFF
+    assert core.process_burst([bytes(frame)], NOW) == []
+    assert core.stats()["drop"] == {"IP_CHECKSUM": 1}
+    assert core.order(SESS_ID, 11) is None
+
+
+def test_table_full_is_a_system_reject():
+    c = ReferenceCore(make_config(orders=2))
+    c.process_burst([login()], NOW)
+    entered(c, 1, 1)
+    entered(c, 2, 2)
+    out = c.process_burst([strategy(new_order(3, 3))], NOW)
+    assert len(out) == 1
+    hdr, body = sp_out(out[0])
+    assert hdr[1] == REJECTED
+    assert struct.unpack("<QHBBI", body) == (3, 1000, NEW_ORDER, 0, 0)
+    assert c.stats()["reject_system"] == {0: 1}
+    assert c.live_orders() == 2
+
+
+def test_eviction_oldest_terminal_first():
+    c = ReferenceCore(make_config(orders=3))
+    c.process_burst([login()], NOW)
+    refs = [entered(c, i, i) for i in (1, 2, 3)]
+    # order 2 ends before order 1: the eviction queue follows that order
+    c.process_burst([venue(1, ouch_accepted(refs[1]), ouch_canceled(refs[1], 100),
+                           ouch_accepted(refs[0]), ouch_canceled(refs[0], 100))], NOW)
+    assert c.live_orders() == 1
+    entered(c, 4, 4)
+    assert c.order(SESS_ID, 2) is None and c.order(SESS_ID, 1) is not None
+    # an evicted id is free again; its old UserRefNum is unknown now
+    entered(c, 5, 2)
+    assert c.order(SESS_ID, 1) is None
+    c.process_burst([venue(5, ouch_executed(refs[0], 1, 1, 1))], NOW)
+    st = c.stats()
+    assert st["event"]["ORDERS_EVICTED"] == 2
+    assert st["drop"] == {"OUCH_UNKNOWN_REF": 1}
+    # still held (terminal, not evicted): a reused id is a duplicate
+    c2 = ReferenceCore(make_config(orders=3))
+    c2.process_burst([login()], NOW)
+    r = entered(c2, 1, 1)
+    c2.process_burst([venue(1, ouch_accepted(r), ouch_canceled(r, 100))], NOW)
+    out = c2.process_burst([strategy(new_order(2, 1))], NOW)
+    _, body = sp_out(out[0])
+    assert struct.unpack("<QHBBI", body)[1] == 1  # DUPLICATE_ID
+
+
+def test_tx_full_drops_frames_but_state_changes():
+    c = ReferenceCore(make_config(tx_frames=1))
+    c.process_burst([login()], NOW)
+    out = c.process_burst([strategy(new_order(1, 1), new_order(2, 2))], NOW)
+    assert len(out) == 1
+    assert venue_out(out[0])[0] == 1
+    assert c.order(SESS_ID, 2)["ref"] == 2
+    st = c.stats()
+    assert st["drop"] == {"TX_FULL": 1}
+    assert st["venue_out"] == {ord("O"): 1}
+    assert st["event"]["ORDERS_ACCEPTED_INTERNAL"] == 2
