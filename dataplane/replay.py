@@ -163,12 +163,13 @@ def report_lines(cfg: Config, out: list[tuple[int, bytes]], stats: dict) -> list
         if sport == cfg.appliance.venue_port:
             v = venue_by_ip.get(dst)
             for msg in decode_venue(payload, direction="to_venue"):
-                by_type[f"venue.{msg['type']}"] += 1
-                lines.append({"ts_ns": ts, "to": "venue", "venue": v.id if v else None, **msg})
+                by_type[f"venue.{msg.get('msg', msg['type'])}"] += 1
+                lines.append({"ts_ns": ts, "to": "venue", "venue": v.id if v else None,
+                              **_public(msg)})
         else:
             for msg in decode_sp(payload):
                 by_type[f"strategy.{msg['type']}"] += 1
-                lines.append({"ts_ns": ts, "to": "strategy", **msg})
+                lines.append({"ts_ns": ts, "to": "strategy", **_public(msg)})
     summary = {
         "frames_out": len(out),
         "messages_by_type": dict(sorted(by_type.items())),
@@ -187,6 +188,10 @@ _REJECT_NAMES = {getattr(lib, n): n[len("SP_REJ_"):] for n in dir(lib) if n.star
 
 def _reject_name(code: int) -> str:
     return _REJECT_NAMES.get(code, str(code))
+
+
+def _public(msg: dict) -> dict:
+    return {k: v for k, v in msg.items() if not k.startswith("reserved")}
 
 
 def write_report(path: str | Path, lines: list[dict]) -> None:
