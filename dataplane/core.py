@@ -9,8 +9,8 @@ import os
 
 from control.config import Config
 
-_MODULE = ("dataplane._oms_core_san" if os.environ.get("OMS_SANITIZE") == "1"
-           else "dataplane._oms_core")
+_SANITIZE = os.environ.get("OMS_SANITIZE") == "1"
+_MODULE = "dataplane._oms_core_san" if _SANITIZE else "dataplane._oms_core"
 _ext = importlib.import_module(_MODULE)
 ffi = _ext.ffi
 lib = _ext.lib

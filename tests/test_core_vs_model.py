@@ -5,6 +5,7 @@ through both, which must send the same bytes, count the same counters and
 hold the same orders."""
 from __future__ import annotations
 
+import os
 import struct
 
 import wire
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 from dataplane.core import Core
 from dataplane.reference_model import ReferenceCore
 
+# the sanitizer run asks for fewer examples: ASan makes each one slower
+EXAMPLES = int(os.environ.get("OMS_PROPERTY_EXAMPLES", "400"))
 IDS = st.sampled_from([1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10])
 # which UserRefNum a venue message names: k > 0 is the k-th most recent one
 # the core issued on that venue, 0 and -1 name refs never issued
@@ -269,14 +272,15 @@ def run_both(actions, breaks, cfg):
     return core
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ACTION, min_size=10, max_size=80),
        st.lists(st.booleans(), min_size=80, max_size=80))
 def test_random_sequences_same_bytes_counters_and_orders(actions, breaks):
     run_both(actions, breaks[: len(actions)], wire.config(orders=6))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(1, EXAMPLES // 4), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ACTION, max_size=40), st.lists(st.booleans(), min_size=40, max_size=40))
 def test_tiny_transmit_area_same_behaviour(actions, breaks):
     # three frames per burst: TX_FULL happens and must be handled alike
