@@ -49,7 +49,7 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	    cfg->max_venues == 0 || cfg->max_venues > 65535 ||
 	    cfg->tx_capacity == 0)
 		return NULL;
-	c = aligned_alloc(64, sizeof(*c));
+	c = alloc_lines(sizeof(*c));
 	if (!c)
 		return NULL;
 	memset(c, 0, sizeof(*c));
@@ -59,12 +59,12 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 
 	c->session_mask = pow2_at_least(cfg->max_sessions * 2) - 1;
 	c->symbol_mask = pow2_at_least(cfg->max_instruments * 2) - 1;
-	c->sessions = aligned_alloc(64, cfg->max_sessions * sizeof(struct session));
+	c->sessions = alloc_lines(cfg->max_sessions * sizeof(struct session));
 	c->session_ix = calloc(c->session_mask + 1, sizeof(uint32_t));
-	c->venues = aligned_alloc(64, cfg->max_venues * sizeof(struct venue));
+	c->venues = alloc_lines(cfg->max_venues * sizeof(struct venue));
 	c->venue_by_id = calloc(65536, sizeof(uint16_t));
 	c->symbols = calloc(c->symbol_mask + 1, sizeof(uint64_t));
-	c->tx_buf = aligned_alloc(64, (size_t)cfg->tx_capacity * OMS_TX_SLOT);
+	c->tx_buf = alloc_lines((size_t)cfg->tx_capacity * OMS_TX_SLOT);
 	c->tx_lens = calloc(cfg->tx_capacity, sizeof(uint16_t));
 	if (!c->sessions || !c->session_ix || !c->venues || !c->venue_by_id ||
 	    !c->symbols || !c->tx_buf || !c->tx_lens ||

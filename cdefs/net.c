@@ -2,16 +2,51 @@
 
 #include "net.h"
 
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, uint32_t len)
+/* Ones' complement sum of `len` bytes as big-endian 16-bit words, folded to
+ * 16 bits.  RFC 1071 §2(B): the sum is independent of byte order, so it is
+ * taken over native 64-bit loads and swapped once at the end. */
+static uint32_t csum_bytes(const uint8_t *p, uint32_t len)
 {
-	while (len > 1) {
-		sum += (uint32_t)((p[0] << 8) | p[1]);
+	uint64_t sum = 0;
+
+	while (len >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		sum += v;
+		sum += sum < v; /* end-around carry */
+		p += 8;
+		len -= 8;
+	}
+	if (len >= 4) {
+		uint32_t v;
+		memcpy(&v, p, 4);
+		sum += v;
+		sum += sum < v;
+		p += 4;
+		len -= 4;
+	}
+	if (len >= 2) {
+		uint16_t v;
+		memcpy(&v, p, 2);
+		sum += v;
+		sum += sum < v;
 		p += 2;
 		len -= 2;
 	}
-	if (len)
-		sum += (uint32_t)(p[0] << 8);
-	return sum;
+	if (len) {
+		uint64_t v = p[0]; /* the odd byte is the high byte of a BE word */
+		sum += v;
+		sum += sum < v;
+	}
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return __builtin_bswap16((uint16_t)sum);
+#else
+	return (uint16_t)sum;
+#endif
 }
 
 static uint16_t csum_fold(uint32_t sum)
@@ -23,7 +58,7 @@ static uint16_t csum_fold(uint32_t sum)
 
 uint16_t net_ipv4_checksum(const uint8_t *hdr, uint32_t len)
 {
-	return csum_fold(csum_add(0, hdr, len));
+	return csum_fold(csum_bytes(hdr, len));
 }
 
 /* UDP checksum over the pseudo-header and the datagram (RFC 768); `udp`
@@ -39,7 +74,7 @@ static uint16_t udp_checksum(uint32_t src_ip, uint32_t dst_ip,
 	sum += dst_ip & 0xffff;
 	sum += 17;
 	sum += udp_len;
-	return csum_fold(csum_add(sum, udp, udp_len));
+	return csum_fold(sum + csum_bytes(udp, udp_len));
 }
 
 int net_parse_udp(const uint8_t *frame, uint32_t len, uint32_t my_ip,

@@ -3,7 +3,7 @@
 
 #include "orders.h"
 
-static uint32_t index_hash(uint64_t key, uint32_t aux)
+uint32_t index_hash(uint64_t key, uint32_t aux)
 {
 	uint64_t h = key ^ ((uint64_t)aux * 0x9E3779B97F4A7C15ull);
 
@@ -21,7 +21,7 @@ static int index_init(struct order_index *ix, uint32_t capacity)
 	/* at most half full, so linear probes stay short */
 	while (n < capacity * 2u)
 		n <<= 1;
-	ix->slots = aligned_alloc(64, (size_t)n * sizeof(*ix->slots));
+	ix->slots = alloc_lines((size_t)n * sizeof(*ix->slots));
 	if (!ix->slots)
 		return -1;
 	memset(ix->slots, 0, (size_t)n * sizeof(*ix->slots));
@@ -87,14 +87,67 @@ void index_erase(struct order_index *ix, uint64_t key, uint32_t aux)
 	ix->slots[hole].slot = 0;
 }
 
+static int ref_map_init(struct ref_map *m, uint32_t capacity)
+{
+	uint32_t n = 16;
+
+	/* an order holds at most two refs; 4x keeps laps rare */
+	while (n < capacity * 4u)
+		n <<= 1;
+	m->direct = alloc_lines((size_t)n * sizeof(*m->direct));
+	if (!m->direct)
+		return -1;
+	memset(m->direct, 0, (size_t)n * sizeof(*m->direct));
+	m->mask = n - 1;
+	return index_init(&m->overflow, capacity);
+}
+
+static inline uint32_t ref_slot(const struct ref_map *m, uint32_t ref, uint32_t venue)
+{
+	/* venues far apart, so their busy regions don't overlap */
+	return (ref + venue * 0x9E3779B9u) & m->mask;
+}
+
+uint32_t ref_find(const struct ref_map *m, uint32_t ref, uint32_t venue)
+{
+	const struct order_index_slot *s = &m->direct[ref_slot(m, ref, venue)];
+
+	if (s->slot && s->key == ref && s->aux == venue)
+		return s->slot - 1;
+	return index_find(&m->overflow, ref, venue);
+}
+
+void ref_insert(struct ref_map *m, uint32_t ref, uint32_t venue, uint32_t o)
+{
+	struct order_index_slot *s = &m->direct[ref_slot(m, ref, venue)];
+
+	if (s->slot) {
+		index_insert(&m->overflow, ref, venue, o);
+		return;
+	}
+	s->key = ref;
+	s->aux = venue;
+	s->slot = o + 1;
+}
+
+void ref_erase(struct ref_map *m, uint32_t ref, uint32_t venue)
+{
+	struct order_index_slot *s = &m->direct[ref_slot(m, ref, venue)];
+
+	if (s->slot && s->key == ref && s->aux == venue)
+		s->slot = 0;
+	else
+		index_erase(&m->overflow, ref, venue);
+}
+
 int order_table_init(struct order_table *t, uint32_t capacity)
 {
 	memset(t, 0, sizeof(*t));
 	t->capacity = capacity;
-	t->orders = aligned_alloc(64, (size_t)capacity * sizeof(*t->orders));
+	t->orders = alloc_lines((size_t)capacity * sizeof(*t->orders));
 	t->retired = malloc((size_t)capacity * sizeof(*t->retired));
 	if (!t->orders || !t->retired || index_init(&t->by_id, capacity) ||
-	    index_init(&t->by_ref, capacity * 2u)) {
+	    ref_map_init(&t->by_ref, capacity)) {
 		order_table_free(t);
 		return -1;
 	}
@@ -109,7 +162,8 @@ void order_table_free(struct order_table *t)
 	free(t->orders);
 	free(t->retired);
 	free(t->by_id.slots);
-	free(t->by_ref.slots);
+	free(t->by_ref.direct);
+	free(t->by_ref.overflow.slots);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -122,16 +176,34 @@ uint32_t order_alloc(struct order_table *t, int *evicted)
 		return ORDER_NIL;
 
 	uint32_t o = t->retired[t->retired_head];
-	t->retired_head = (t->retired_head + 1) % t->capacity;
+	t->retired_head = t->retired_head + 1 == t->capacity ? 0 : t->retired_head + 1;
 	t->retired_count--;
 
 	struct order *old = &t->orders[o];
 	index_erase(&t->by_id, old->cl_ord_id, old->session);
-	index_erase(&t->by_ref, old->ref, old->venue);
+	ref_erase(&t->by_ref, old->ref, old->venue);
 	if (old->pending_ref)
-		index_erase(&t->by_ref, old->pending_ref, old->venue);
+		ref_erase(&t->by_ref, old->pending_ref, old->venue);
 	*evicted = 1;
+	order_prefetch_victims(t);
 	return o;
+}
+
+void order_prefetch_victims(const struct order_table *t)
+{
+	/* the next victim's line was asked for one allocation ago: use its
+	 * keys to fetch its index slots now; and ask for the one after it */
+	if (t->retired_count == 0)
+		return;
+	uint32_t h = t->retired_head;
+	const struct order *n1 = &t->orders[t->retired[h]];
+	__builtin_prefetch(&t->by_id.slots[index_hash(n1->cl_ord_id, n1->session) &
+					   t->by_id.mask], 1);
+	__builtin_prefetch(&t->by_ref.direct[ref_slot(&t->by_ref, n1->ref, n1->venue)], 1);
+	if (t->retired_count > 1) {
+		uint32_t h2 = h + 1 == t->capacity ? 0 : h + 1;
+		__builtin_prefetch(&t->orders[t->retired[h2]], 1);
+	}
 }
 
 void order_retire(struct order_table *t, uint32_t o)

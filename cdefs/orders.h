@@ -6,10 +6,18 @@
 #define OMS_ORDERS_H
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "oms_core.h"
 
 #define ORDER_NIL UINT32_MAX
+
+/* Cache-line aligned allocation (C11 aligned_alloc wants a size that is a
+ * multiple of the alignment). */
+static inline void *alloc_lines(size_t size)
+{
+	return aligned_alloc(64, (size + 63) & ~(size_t)63);
+}
 
 struct order {
 	/* first cache line: what every message touches */
@@ -52,6 +60,17 @@ struct order_index {
 	uint32_t mask;
 };
 
+/* UserRefNums are issued in sequence, so (venue, ref) goes straight to
+ * slot ref mod size: recently issued refs - the busy ones - share a few
+ * cache lines and need no probing.  A ref whose slot is still held by an
+ * older order's ref (one that lived through a whole lap) goes to the
+ * overflow index instead. */
+struct ref_map {
+	struct order_index_slot *direct;
+	uint32_t mask;
+	struct order_index overflow;
+};
+
 struct order_table {
 	struct order *orders;
 	uint32_t capacity;
@@ -62,7 +81,7 @@ struct order_table {
 	uint32_t retired_count;
 	uint32_t live;
 	struct order_index by_id;
-	struct order_index by_ref;
+	struct ref_map by_ref;
 };
 
 int order_table_init(struct order_table *t, uint32_t capacity);
@@ -72,10 +91,17 @@ void order_table_free(struct order_table *t);
  * ORDER_NIL when every slot holds a live order.  `evicted` is set to 1
  * when an old order had to go. */
 uint32_t order_alloc(struct order_table *t, int *evicted);
+/* Ask the caches for what the next evictions will touch. */
+void order_prefetch_victims(const struct order_table *t);
 /* The order became terminal: queue it for reuse. */
 void order_retire(struct order_table *t, uint32_t o);
 
+uint32_t ref_find(const struct ref_map *m, uint32_t ref, uint32_t venue);
+void ref_insert(struct ref_map *m, uint32_t ref, uint32_t venue, uint32_t o);
+void ref_erase(struct ref_map *m, uint32_t ref, uint32_t venue);
+
 uint32_t index_find(const struct order_index *ix, uint64_t key, uint32_t aux);
+uint32_t index_hash(uint64_t key, uint32_t aux);
 void index_insert(struct order_index *ix, uint64_t key, uint32_t aux,
 		  uint32_t o);
 void index_erase(struct order_index *ix, uint64_t key, uint32_t aux);

@@ -103,7 +103,7 @@ static void on_new_order(struct oms_core *c, struct session *s,
 	od->acked = 0;
 	memcpy(&od->symbol_key_, m.symbol, 8);
 	index_insert(&c->orders.by_id, od->cl_ord_id, si, o);
-	index_insert(&c->orders.by_ref, od->ref, od->venue, o);
+	ref_insert(&c->orders.by_ref, od->ref, od->venue, o);
 	order_link_live(c, o);
 	order_enter_state(c, o, OMS_ST_PENDING_NEW);
 	send_enter_order(c, od);
@@ -154,7 +154,7 @@ static void on_modify(struct oms_core *c, struct session *s, const uint8_t *p)
 	od->pending_price = m.new_price;
 	od->pending_qty = m.new_qty;
 	od->pending_ref = v->next_ref++;
-	index_insert(&c->orders.by_ref, od->pending_ref, od->venue, o);
+	ref_insert(&c->orders.by_ref, od->pending_ref, od->venue, o);
 	order_enter_state(c, o, OMS_ST_PENDING_REPLACE);
 	send_replace_order(c, od);
 }

@@ -97,7 +97,7 @@ static void on_replaced(struct oms_core *c, uint32_t o, uint32_t new_ref)
 		c->stats.drop[OMS_DROP_OUCH_UNEXPECTED]++;
 		return;
 	}
-	index_erase(&c->orders.by_ref, od->ref, od->venue);
+	ref_erase(&c->orders.by_ref, od->ref, od->venue);
 	od->ref = od->pending_ref;
 	od->pending_ref = 0;
 	od->price = od->pending_price;
@@ -168,7 +168,7 @@ static void on_rejected(struct oms_core *c, uint32_t o, uint32_t ref,
 	struct session *s = &c->sessions[od->session];
 
 	if (od->state == OMS_ST_PENDING_REPLACE && ref == od->pending_ref) {
-		index_erase(&c->orders.by_ref, od->pending_ref, od->venue);
+		ref_erase(&c->orders.by_ref, od->pending_ref, od->venue);
 		od->pending_ref = 0;
 		order_enter_state(c, o, od->prev_state);
 		emit_rejected(c, s, od->cl_ord_id, SP_REJ_VENUE_REJECTED,
@@ -215,7 +215,7 @@ static void on_ouch(struct oms_core *c, struct venue *v, const uint8_t *m,
 	uint32_t ref = rd_be32(m + (t == 'U' ? OUCH_REPLACED_OFF_REF
 					      : OUCH_OFF_REF));
 	uint16_t vix = (uint16_t)(v - c->venues);
-	uint32_t o = index_find(&c->orders.by_ref, ref, vix);
+	uint32_t o = ref_find(&c->orders.by_ref, ref, vix);
 	if (o == ORDER_NIL) {
 		c->stats.drop[OMS_DROP_OUCH_UNKNOWN_REF]++;
 		return;

@@ -1,0 +1,23 @@
+"""The core benchmark runs small in every test run, so it cannot rot; the
+full figures live in bench/results/."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_core_bench_smoke():
+    r = subprocess.run([sys.executable, "bench/run_core_bench.py", "--smoke"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    fig = dict(line.split()[1:] for line in r.stdout.splitlines())
+    assert int(fig["orders"]) == 20_000
+    assert int(fig["system_rejects"]) == 0 and int(fig["drops"]) == 0
+    # every order but the few still in flight when the run stops is accepted
+    assert float(fig["accept_ratio"]) > 0.8
+    # slots were reused: the run is several times the table's capacity
+    assert int(fig["evicted"]) > 10_000
+    assert float(fig["orders_per_s"]) > 0 and int(fig["cycles_p99"]) > 0
