@@ -34,6 +34,7 @@ enum oms_result { OMS_OK = 0 };
 	X(SP_TRUNCATED) X(SP_BAD_LENGTH) X(SP_BAD_VERSION)                    \
 	X(SP_UNKNOWN_SESSION) X(SP_WRONG_SOURCE) X(SP_NOT_LOGGED_IN)          \
 	X(SP_DUPLICATE_SEQ) X(SP_UNKNOWN_TYPE) X(SP_BAD_MSG_LENGTH)           \
+	X(SP_OUT_OF_ORDER) X(UFO_OUT_OF_ORDER)                                \
 	X(UFO_TRUNCATED) X(UFO_UNKNOWN_VENUE) X(UFO_WRONG_SESSION)            \
 	X(UFO_BAD_BLOCK) X(UFO_DUPLICATE_SEQ) X(OUCH_UNKNOWN_TYPE)            \
 	X(OUCH_BAD_LENGTH) X(OUCH_UNKNOWN_REF) X(OUCH_UNEXPECTED)             \
@@ -45,7 +46,10 @@ enum oms_result { OMS_OK = 0 };
 	X(HEARTBEATS_IN) X(ORDERS_ACCEPTED_INTERNAL) X(VENUE_MSGS_IN)         \
 	X(VENUE_MSGS_OUT) X(VENUE_SEQ_GAPS) X(VENUE_SEQ_GAP_MSGS)             \
 	X(VENUE_END_OF_SESSION) X(VENUE_HEARTBEATS) X(VENUE_IGNORED_TYPES)    \
-	X(ORDERS_EVICTED)
+	X(ORDERS_EVICTED) X(SP_RETRANSMIT_REQUESTS) X(SP_RETRANSMITTED)       \
+	X(SESSION_TIMEOUTS) X(HEARTBEATS_OUT) X(VENUE_RECONNECTS)             \
+	X(VENUE_RETRANSMIT_REQUESTS) X(VENUE_RETRANSMIT_TOO_OLD)              \
+	X(VENUE_RETRANSMITTED) X(VENUE_TIMEOUTS) X(VENUE_HEARTBEATS_OUT)
 
 #define OMS_ENUM_DROP(n) OMS_DROP_##n,
 #define OMS_ENUM_EVENT(n) OMS_EV_##n,
@@ -96,6 +100,9 @@ struct oms_core_config {
 	uint32_t tx_capacity; /* frames one burst may produce */
 	uint16_t default_venue;
 	uint8_t ouch_capacity; /* OUCH Capacity letter, 'A' agency ... */
+	uint16_t venue_request_port; /* where venues send retransmission requests */
+	uint32_t replay_depth;       /* messages kept per session / venue, power of 2 */
+	uint64_t retransmit_ns;      /* resend an unanswered gap request after this */
 };
 
 struct oms_session_config {
@@ -104,6 +111,8 @@ struct oms_session_config {
 	uint16_t port;
 	uint8_t mac[6];
 	uint8_t enabled;
+	uint64_t heartbeat_ns;
+	uint64_t timeout_ns;
 };
 
 struct oms_venue_config {
@@ -112,6 +121,9 @@ struct oms_venue_config {
 	uint16_t port;
 	uint8_t mac[6];
 	char session[10]; /* the framing's session name, space padded */
+	uint16_t request_port; /* where it takes retransmission requests */
+	uint64_t heartbeat_ns;
+	uint64_t timeout_ns;
 };
 
 struct oms_instrument_config {
@@ -152,12 +164,17 @@ int oms_core_add_venue(struct oms_core *c, const struct oms_venue_config *v);
 int oms_core_add_instrument(struct oms_core *c,
 			    const struct oms_instrument_config *i);
 
-/* Handle `n` received frames that arrived at `now_ns`; append what they
- * cause to the transmit area.  Returns the number of frames waiting there. */
+/* Run the timers due at `now_ns`, then handle `n` received frames that
+ * arrived at `now_ns`; append what they cause to the transmit area.
+ * Returns the number of frames waiting there. */
 uint32_t oms_core_process_burst(struct oms_core *c,
 				const uint8_t *const *frames,
 				const uint16_t *lens, uint32_t n,
 				uint64_t now_ns);
+
+/* When the next timer is due (UINT64_MAX: none).  A backend that has no
+ * frames calls oms_core_process_burst with n = 0 at that time. */
+uint64_t oms_core_next_deadline(const struct oms_core *c);
 
 /* The transmit area: tx_count() frames, frame i at tx_buf() + i *
  * OMS_TX_SLOT with length tx_lens()[i].  tx_clear() empties it once the

@@ -27,6 +27,7 @@ enum sp_msg_type {
 	SP_LOGIN = 0x01,
 	SP_LOGOUT = 0x02,
 	SP_HEARTBEAT = 0x03,
+	SP_RETRANSMIT_REQUEST = 0x04, /* both directions */
 	/* inbound application messages: sequenced */
 	SP_NEW_ORDER = 0x10,
 	SP_MODIFY = 0x11,
@@ -35,6 +36,7 @@ enum sp_msg_type {
 	/* outbound session level */
 	SP_LOGIN_ACCEPTED = 0x81,
 	SP_LOGIN_REJECTED = 0x82,
+	SP_RETRANSMIT_REJECT = 0x84,
 	/* outbound application messages: sequenced */
 	SP_ACCEPTED = 0x90,
 	SP_REJECTED = 0x91,
@@ -90,6 +92,11 @@ enum sp_session_reject_reason {
 	SP_SREJ_BAD_LENGTH = 2,
 };
 
+enum sp_retransmit_reject_reason {
+	SP_RTX_TOO_OLD = 1,  /* older than the replay buffer holds */
+	SP_RTX_NOT_SENT = 2, /* not sent yet */
+};
+
 enum sp_login_reject_reason {
 	SP_LREJ_DISABLED = 1,
 	SP_LREJ_BAD_SEQ = 2, /* strategy expects a sequence number never sent */
@@ -107,6 +114,23 @@ struct sp_header {
 struct sp_login {
 	struct sp_header hdr;
 	uint64_t next_expected_seq; /* next appliance seq the strategy expects */
+};
+
+/* Asks the other side to send messages from_seq .. from_seq + count - 1
+ * again.  Session level: header.seq is the sender's next number. */
+struct sp_retransmit_request {
+	struct sp_header hdr;
+	uint64_t from_seq;
+	uint32_t count;
+	uint32_t reserved;
+};
+
+struct sp_retransmit_reject {
+	struct sp_header hdr;
+	uint64_t from_seq;
+	uint32_t count;
+	uint8_t reason; /* enum sp_retransmit_reject_reason */
+	uint8_t reserved[3];
 };
 
 struct sp_new_order {
@@ -212,6 +236,8 @@ struct sp_session_reject {
 #define SP_STATIC_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t)
 SP_STATIC_SIZE(sp_header, 24);
 SP_STATIC_SIZE(sp_login, 32);
+SP_STATIC_SIZE(sp_retransmit_request, 40);
+SP_STATIC_SIZE(sp_retransmit_reject, 40);
 SP_STATIC_SIZE(sp_new_order, 64);
 SP_STATIC_SIZE(sp_modify, 48);
 SP_STATIC_SIZE(sp_cancel, 32);

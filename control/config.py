@@ -23,6 +23,15 @@ class Appliance:
     strategy_port: int
     venue_port: int
     capacity: str = "A"  # OUCH Capacity letter sent on every Enter Order
+    # where venues send retransmission requests (MoldUDP64's re-request);
+    # 0 means venue_port + 1
+    venue_request_port: int = 0
+    # how long a gap request may go unanswered before it is sent again
+    retransmit_ms: int = 50
+
+    @property
+    def request_port(self) -> int:
+        return self.venue_request_port or self.venue_port + 1
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,8 @@ class Tables:
     max_sessions: int = 64
     max_venues: int = 16
     max_instruments: int = 4096
+    # outbound messages kept per session and per venue for retransmission
+    replay_depth: int = 4096
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,8 @@ class Session:
     mac: str
     enabled: bool = True
     name: str = ""
+    heartbeat_ms: int = 1000  # send a Heartbeat after this long without sending
+    timeout_ms: int = 3000  # disconnect after this long without hearing from it
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,13 @@ class Venue:
     ip: str
     port: int
     mac: str
+    request_port: int = 0  # where it takes retransmission requests; 0: port + 1
+    heartbeat_ms: int = 1000
+    timeout_ms: int = 3000
+
+    @property
+    def retransmit_port(self) -> int:
+        return self.request_port or self.port + 1
 
 
 @dataclass(frozen=True)
@@ -332,12 +352,23 @@ class _Loader:
                     v["capacity"], "appliance.capacity",
                     f"{capacity!r} is not an OUCH capacity, expected one of: A, P, R, O",
                 )
+        request_port = (self.port(v["venue_request_port"], "appliance.venue_request_port")
+                        if "venue_request_port" in v else 0)
+        if (request_port or venue_port + 1) in (strategy_port, venue_port) or \
+                venue_port + 1 > 65535 and not request_port:
+            raise self.error(
+                v.get("venue_request_port", v["venue_port"]), "appliance.venue_request_port",
+                "must differ from strategy_port and venue_port (and fit in 1..65535)",
+            )
         return Appliance(
             mac=self.mac(v["mac"], "appliance.mac"),
             ip=self.ipv4(v["ip"], "appliance.ip"),
             strategy_port=strategy_port,
             venue_port=venue_port,
             capacity=capacity,
+            venue_request_port=request_port,
+            retransmit_ms=(self.integer(v["retransmit_ms"], "appliance.retransmit_ms", 1, 60_000)
+                           if "retransmit_ms" in v else 50),
         )
 
     def tables(self, node: yaml.Node, owner_line: int) -> Tables:
@@ -348,6 +379,7 @@ class _Loader:
             "max_sessions": (1, _MAX_TABLE),
             "max_venues": (1, _MAX_TABLE),
             "max_instruments": (1, _MAX_TABLE),
+            "replay_depth": (16, 1 << 20),
         }
         return Tables(**{
             key: self.integer(value, f"tables.{key}", *ranges[key]) for key, value in v.items()
@@ -381,6 +413,7 @@ class _Loader:
                 mac=self.mac(v["mac"], f"{path}.mac"),
                 enabled=self.boolean(v["enabled"], f"{path}.enabled") if "enabled" in v else True,
                 name=self.string(v["name"], f"{path}.name") if "name" in v else "",
+                **self.timers(v, path),
             ))
         return tuple(out)
 
@@ -430,8 +463,21 @@ class _Loader:
                 ip=ip,
                 port=self.port(v["port"], f"{path}.port"),
                 mac=self.mac(v["mac"], f"{path}.mac"),
+                request_port=(self.port(v["request_port"], f"{path}.request_port")
+                              if "request_port" in v else 0),
+                **self.timers(v, path),
             ))
         return tuple(out)
+
+    def timers(self, v: dict, path: str) -> dict:
+        out = {}
+        for key, default in (("heartbeat_ms", 1000), ("timeout_ms", 3000)):
+            out[key] = (self.integer(v[key], f"{path}.{key}", 1, 3_600_000)
+                        if key in v else default)
+        if out["timeout_ms"] <= out["heartbeat_ms"]:
+            raise self.error(v.get("timeout_ms", v.get("heartbeat_ms")), f"{path}.timeout_ms",
+                             f"must be longer than heartbeat_ms ({out['heartbeat_ms']})")
+        return out
 
     def instruments(self, node: yaml.Node, tables: Tables) -> tuple[Instrument, ...]:
         items = self.sequence(node, "instruments")
