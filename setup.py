@@ -1,4 +1,12 @@
-# Carries only what pyproject.toml cannot: the cffi extension built from cdefs/.
+# Carries only what pyproject.toml cannot: the cffi extensions built from
+# cdefs/.  The DPDK one is built where pkg-config finds libdpdk.
+import shutil
+import subprocess
+
 from setuptools import setup
 
-setup(cffi_modules=["dataplane/build_core.py:ffibuilder"])
+modules = ["dataplane/build_core.py:ffibuilder"]
+if shutil.which("pkg-config") and subprocess.run(["pkg-config", "--exists", "libdpdk"]).returncode == 0:
+    modules.append("dataplane/build_dpdk.py:ffibuilder")
+
+setup(cffi_modules=modules)

@@ -47,7 +47,8 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 
 	if (cfg->order_capacity == 0 || cfg->max_sessions == 0 ||
 	    cfg->max_venues == 0 || cfg->max_venues > 65535 ||
-	    cfg->tx_capacity == 0)
+	    cfg->tx_capacity == 0 ||
+	    (cfg->replay_depth & (cfg->replay_depth - 1)) != 0)
 		return NULL;
 	c = alloc_lines(sizeof(*c));
 	if (!c)
@@ -56,6 +57,14 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	c->cfg = *cfg;
 	if (c->cfg.ouch_capacity == 0)
 		c->cfg.ouch_capacity = 'A';
+	if (c->cfg.replay_depth == 0)
+		c->cfg.replay_depth = 4096;
+	if (c->cfg.venue_request_port == 0)
+		c->cfg.venue_request_port = (uint16_t)(cfg->venue_port + 1);
+	if (c->cfg.retransmit_ns == 0)
+		c->cfg.retransmit_ns = 50000000;
+	c->replay_mask = c->cfg.replay_depth - 1;
+	c->next_timer = UINT64_MAX;
 
 	c->session_mask = pow2_at_least(cfg->max_sessions * 2) - 1;
 	c->symbol_mask = pow2_at_least(cfg->max_instruments * 2) - 1;
@@ -83,6 +92,10 @@ void oms_core_destroy(struct oms_core *c)
 	if (!c)
 		return;
 	order_table_free(&c->orders);
+	for (uint32_t i = 0; c->sessions && i < c->n_sessions; i++)
+		free(c->sessions[i].replay);
+	for (uint32_t i = 0; c->venues && i < c->n_venues; i++)
+		free(c->venues[i].replay);
 	free(c->sessions);
 	free(c->session_ix);
 	free(c->venues);
@@ -122,6 +135,12 @@ int oms_core_add_session(struct oms_core *c, const struct oms_session_config *s)
 	ss->next_out_seq = 1;
 	ss->live_head = ORDER_NIL;
 	ss->live_tail = ORDER_NIL;
+	ss->heartbeat_ns = s->heartbeat_ns ? s->heartbeat_ns : 1000000000ull;
+	ss->timeout_ns = s->timeout_ns ? s->timeout_ns : 3000000000ull;
+	ss->replay = alloc_lines((size_t)c->cfg.replay_depth * REPLAY_SLOT);
+	if (!ss->replay)
+		return -1;
+	memset(ss->replay, 0, (size_t)c->cfg.replay_depth * REPLAY_SLOT);
 
 	uint32_t i = id_hash(s->id) & c->session_mask;
 	while (c->session_ix[i] != 0)
@@ -145,6 +164,13 @@ int oms_core_add_venue(struct oms_core *c, const struct oms_venue_config *v)
 	vv->next_out_seq = 1;
 	vv->next_in_seq = 1;
 	vv->next_ref = 1; /* OUCH 5.0 §1.2: UserRefNum begins at 1 */
+	vv->request_port = v->request_port ? v->request_port : (uint16_t)(v->port + 1);
+	vv->heartbeat_ns = v->heartbeat_ns ? v->heartbeat_ns : 1000000000ull;
+	vv->timeout_ns = v->timeout_ns ? v->timeout_ns : 3000000000ull;
+	vv->replay = alloc_lines((size_t)c->cfg.replay_depth * REPLAY_SLOT);
+	if (!vv->replay)
+		return -1;
+	memset(vv->replay, 0, (size_t)c->cfg.replay_depth * REPLAY_SLOT);
 	c->venue_by_id[v->id] = (uint16_t)++c->n_venues;
 	return 0;
 }
@@ -211,6 +237,8 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 				uint64_t now_ns)
 {
 	c->now_ns = now_ns;
+	if (!c->timers_started || now_ns >= c->next_timer)
+		run_timers(c);
 	for (uint32_t i = 0; i < n; i++) {
 		struct net_udp_view u;
 		int r;
@@ -225,6 +253,8 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 			strategy_datagram(c, &u);
 		else if (u.dst_port == c->cfg.venue_port)
 			venue_packet(c, &u);
+		else if (u.dst_port == c->cfg.venue_request_port)
+			venue_request(c, &u);
 		else
 			c->stats.drop[OMS_DROP_UNKNOWN_PORT]++;
 	}

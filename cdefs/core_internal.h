@@ -7,7 +7,13 @@
 #include "oms_core.h"
 #include "orders.h"
 
+/* The replay buffers keep each outbound message in a slot of this size:
+ * the largest strategy message is 64 bytes, the largest OUCH message we
+ * send 52 (Enter Order with SharesLocated) plus its 2-byte length. */
+#define REPLAY_SLOT 64
+
 struct session {
+	/* hot: every message */
 	uint64_t next_in_seq;  /* next application seq expected */
 	uint64_t next_out_seq; /* next application seq to send */
 	uint32_t id;
@@ -18,6 +24,15 @@ struct session {
 	uint8_t mac[6];
 	uint8_t enabled;
 	uint8_t logged_in;
+	/* timers */
+	uint64_t last_rx;
+	uint64_t last_tx;
+	uint64_t heartbeat_ns;
+	uint64_t timeout_ns;
+	uint64_t gap_req_ns;    /* when the outstanding gap request was sent */
+	uint32_t gap_req_count; /* 0: no request outstanding */
+	/* the last replay_depth outbound application messages, by seq */
+	uint8_t *replay;
 } __attribute__((aligned(64)));
 
 struct venue {
@@ -27,8 +42,18 @@ struct venue {
 	uint32_t ip;
 	uint16_t id;
 	uint16_t port;
+	uint16_t request_port;
 	uint8_t mac[6];
 	char session[10];
+	uint8_t down;
+	uint64_t last_rx;
+	uint64_t last_tx;
+	uint64_t heartbeat_ns;
+	uint64_t timeout_ns;
+	uint64_t gap_req_ns;
+	uint32_t gap_req_count;
+	/* our last replay_depth messages to it: u16 length + OUCH message */
+	uint8_t *replay;
 } __attribute__((aligned(64)));
 
 struct oms_core {
@@ -49,6 +74,10 @@ struct oms_core {
 	uint64_t *symbols; /* open addressing set of 8-byte symbols */
 	uint32_t symbol_mask;
 	uint32_t n_instruments;
+
+	int timers_started; /* venue timers start at the first call */
+	uint64_t next_timer; /* no timer is due before this */
+	uint32_t replay_mask;
 
 	uint8_t *tx_buf;
 	uint16_t *tx_lens;

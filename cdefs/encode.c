@@ -17,7 +17,16 @@ static void sp_fill_header(struct oms_core *c, struct session *s,
 	h->timestamp_ns = c->now_ns;
 }
 
-/* A message that cannot be built (TX_FULL) consumes no sequence number. */
+static void sp_frame(struct oms_core *c, struct session *s, uint8_t *f, uint32_t len)
+{
+	net_build_udp(f, c->cfg.mac, s->mac, c->cfg.ip, s->ip, c->cfg.strategy_port, s->port,
+		      len);
+	core_tx_commit(c, NET_TX_HLEN + len);
+	s->last_tx = c->now_ns;
+}
+
+/* A message that cannot be built (TX_FULL) consumes no sequence number.
+ * Sequenced messages are kept for retransmission (rule R). */
 static void sp_send(struct oms_core *c, struct session *s, void *msg,
 		    uint32_t len, int sequenced)
 {
@@ -30,11 +39,59 @@ static void sp_send(struct oms_core *c, struct session *s, void *msg,
 	/* session-level messages carry the next seq without consuming it */
 	h->seq = sequenced ? s->next_out_seq++ : s->next_out_seq;
 	memcpy(f + NET_TX_HLEN, msg, len);
-	net_build_udp(f, c->cfg.mac, s->mac, c->cfg.ip, s->ip,
-		      c->cfg.strategy_port, s->port, len);
-	core_tx_commit(c, NET_TX_HLEN + len);
+	if (sequenced)
+		memcpy(s->replay + (h->seq & c->replay_mask) * REPLAY_SLOT, msg, len);
+	sp_frame(c, s, f, len);
 	c->stats.event[OMS_EV_SP_MSGS_OUT]++;
 	c->stats.sp_out[type]++;
+}
+
+void resend_sp(struct oms_core *c, struct session *s, uint64_t seq)
+{
+	const uint8_t *held = s->replay + (seq & c->replay_mask) * REPLAY_SLOT;
+	uint8_t *f = core_tx_frame(c);
+	struct sp_header h;
+
+	if (!f)
+		return;
+	memcpy(&h, held, sizeof(h));
+	memcpy(f + NET_TX_HLEN, held, h.length);
+	sp_frame(c, s, f, h.length);
+	c->stats.event[OMS_EV_SP_RETRANSMITTED]++;
+}
+
+void emit_session_msg(struct oms_core *c, struct session *s, uint8_t type)
+{
+	struct sp_header m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m, type, sizeof(m));
+	sp_send(c, s, &m, sizeof(m), 0);
+}
+
+void emit_retransmit_request(struct oms_core *c, struct session *s, uint64_t from,
+			     uint32_t count)
+{
+	struct sp_retransmit_request m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_RETRANSMIT_REQUEST, sizeof(m));
+	m.from_seq = from;
+	m.count = count;
+	sp_send(c, s, &m, sizeof(m), 0);
+}
+
+void emit_retransmit_reject(struct oms_core *c, struct session *s, uint64_t from,
+			    uint32_t count, uint8_t reason)
+{
+	struct sp_retransmit_reject m;
+
+	memset(&m, 0, sizeof(m));
+	sp_fill_header(c, s, &m.hdr, SP_RETRANSMIT_REJECT, sizeof(m));
+	m.from_seq = from;
+	m.count = count;
+	m.reason = reason;
+	sp_send(c, s, &m, sizeof(m), 0);
 }
 
 void emit_login_accepted(struct oms_core *c, struct session *s)
@@ -159,21 +216,76 @@ static uint8_t *venue_begin(struct oms_core *c)
 	return f ? f + VENUE_MSG_OFF : NULL;
 }
 
-static void venue_finish(struct oms_core *c, struct venue *v, uint8_t *msg,
-			 uint32_t len)
+/* Framing header + one block around the message at msg, then UDP/IPv4/
+ * Ethernet in front. */
+static void venue_frame(struct oms_core *c, struct venue *v, uint8_t *msg, uint32_t len,
+			uint64_t seq)
 {
 	uint8_t *f = msg - VENUE_MSG_OFF;
 	uint8_t *p = f + NET_TX_HLEN;
 
 	memcpy(p + UFO_OFF_SESSION, v->session, UFO_SESSION_LEN);
-	wr_be64(p + UFO_OFF_SEQ, v->next_out_seq++);
+	wr_be64(p + UFO_OFF_SEQ, seq);
 	wr_be16(p + UFO_OFF_COUNT, 1);
 	wr_be16(p + UFO_HLEN, (uint16_t)len);
 	net_build_udp(f, c->cfg.mac, v->mac, c->cfg.ip, v->ip,
 		      c->cfg.venue_port, v->port, UFO_HLEN + 2 + len);
 	core_tx_commit(c, VENUE_MSG_OFF + len);
+	v->last_tx = c->now_ns;
+}
+
+static void venue_finish(struct oms_core *c, struct venue *v, uint8_t *msg,
+			 uint32_t len)
+{
+	uint64_t seq = v->next_out_seq++;
+	uint8_t *held = v->replay + (seq & c->replay_mask) * REPLAY_SLOT;
+
+	wr_be16(held, (uint16_t)len);
+	memcpy(held + 2, msg, len);
+	venue_frame(c, v, msg, len, seq);
 	c->stats.event[OMS_EV_VENUE_MSGS_OUT]++;
 	c->stats.venue_out[msg[0]]++;
+}
+
+void resend_venue(struct oms_core *c, struct venue *v, uint64_t seq)
+{
+	const uint8_t *held = v->replay + (seq & c->replay_mask) * REPLAY_SLOT;
+	uint8_t *m = venue_begin(c);
+
+	if (!m)
+		return;
+	uint32_t len = rd_be16(held);
+	memcpy(m, held + 2, len);
+	venue_frame(c, v, m, len, seq);
+	c->stats.event[OMS_EV_VENUE_RETRANSMITTED]++;
+}
+
+/* A packet of the framing header alone: a heartbeat to the venue's data
+ * port, or a (re-)request to its request port. */
+static void venue_header_only(struct oms_core *c, struct venue *v, uint16_t sport,
+			      uint16_t dport, uint64_t seq, uint16_t count)
+{
+	uint8_t *f = core_tx_frame(c);
+
+	if (!f)
+		return;
+	uint8_t *p = f + NET_TX_HLEN;
+	memcpy(p + UFO_OFF_SESSION, v->session, UFO_SESSION_LEN);
+	wr_be64(p + UFO_OFF_SEQ, seq);
+	wr_be16(p + UFO_OFF_COUNT, count);
+	net_build_udp(f, c->cfg.mac, v->mac, c->cfg.ip, v->ip, sport, dport, UFO_HLEN);
+	core_tx_commit(c, NET_TX_HLEN + UFO_HLEN);
+	v->last_tx = c->now_ns;
+}
+
+void send_venue_heartbeat(struct oms_core *c, struct venue *v)
+{
+	venue_header_only(c, v, c->cfg.venue_port, v->port, v->next_out_seq, 0);
+}
+
+void send_venue_request(struct oms_core *c, struct venue *v, uint64_t from, uint16_t count)
+{
+	venue_header_only(c, v, c->cfg.venue_request_port, v->request_port, from, count);
 }
 
 /* ClOrdID: the client order id in upper-case base 36 (at most 13 digits

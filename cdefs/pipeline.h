@@ -18,6 +18,24 @@ void core_tx_commit(struct oms_core *c, uint32_t len);
 /* strategy.c, venue.c */
 void strategy_datagram(struct oms_core *c, const struct net_udp_view *u);
 void venue_packet(struct oms_core *c, const struct net_udp_view *u);
+void venue_request(struct oms_core *c, const struct net_udp_view *u);
+
+/* timers.c */
+void run_timers(struct oms_core *c);
+uint64_t compute_deadline(const struct oms_core *c);
+/* A timer may now be due at `t`: make sure it runs. */
+static inline void timer_at(struct oms_core *c, uint64_t t)
+{
+	if (t < c->next_timer)
+		c->next_timer = t;
+}
+
+/* session layer (strategy.c): rule G, rule R */
+void session_request_gap(struct oms_core *c, struct session *s, uint32_t count);
+void session_serve_retransmit(struct oms_core *c, struct session *s, uint64_t from,
+			      uint64_t count);
+/* venue side (venue.c): rule VG */
+void venue_request_gap(struct oms_core *c, struct venue *v, uint64_t count);
 
 /* state.c */
 void order_enter_state(struct oms_core *c, uint32_t o, uint8_t state);
@@ -25,6 +43,19 @@ void order_link_live(struct oms_core *c, uint32_t o);
 /* The strategy's Cancel, also used by MassCancel: state PendingCancel and
  * a Cancel Order to the venue. */
 void order_cancel(struct oms_core *c, uint32_t o);
+
+/* encode.c: session layer out */
+void emit_session_msg(struct oms_core *c, struct session *s, uint8_t type);
+void emit_retransmit_request(struct oms_core *c, struct session *s, uint64_t from,
+			     uint32_t count);
+void emit_retransmit_reject(struct oms_core *c, struct session *s, uint64_t from,
+			    uint32_t count, uint8_t reason);
+/* the held message with this seq, sent again as it was */
+void resend_sp(struct oms_core *c, struct session *s, uint64_t seq);
+void send_venue_heartbeat(struct oms_core *c, struct venue *v);
+void send_venue_request(struct oms_core *c, struct venue *v, uint64_t from,
+			uint16_t count);
+void resend_venue(struct oms_core *c, struct venue *v, uint64_t seq);
 
 /* encode.c: strategy protocol out */
 void emit_login_accepted(struct oms_core *c, struct session *s);

@@ -206,40 +206,110 @@ static const uint16_t app_len[256] = {
 	[SP_MASS_CANCEL] = sizeof(struct sp_mass_cancel),
 };
 
+/* Rule G: ask the strategy to resend from the next expected, unless a
+ * request is already on its way. */
+void session_request_gap(struct oms_core *c, struct session *s, uint32_t count)
+{
+	if (s->gap_req_count && c->now_ns < s->gap_req_ns + c->cfg.retransmit_ns)
+		return;
+	emit_retransmit_request(c, s, s->next_in_seq, count);
+	s->gap_req_ns = c->now_ns;
+	s->gap_req_count = count;
+	c->stats.event[OMS_EV_SP_SEQ_GAPS]++;
+	c->stats.event[OMS_EV_SP_SEQ_GAP_MSGS] += count;
+	timer_at(c, c->now_ns + c->cfg.retransmit_ns);
+}
+
+/* Rule R: send held messages from..from+count-1 again, as they were. */
+void session_serve_retransmit(struct oms_core *c, struct session *s, uint64_t from,
+			      uint64_t count)
+{
+	uint64_t depth = c->cfg.replay_depth;
+	uint64_t oldest = s->next_out_seq > depth + 1 ? s->next_out_seq - depth : 1;
+
+	if (count == 0)
+		return;
+	if (from < oldest) {
+		emit_retransmit_reject(c, s, from, (uint32_t)count, SP_RTX_TOO_OLD);
+		return;
+	}
+	if (from >= s->next_out_seq) {
+		emit_retransmit_reject(c, s, from, (uint32_t)count, SP_RTX_NOT_SENT);
+		return;
+	}
+	uint64_t end = from + count;
+	if (end > s->next_out_seq)
+		end = s->next_out_seq;
+	if (end > from + 1024)
+		end = from + 1024;
+	for (uint64_t seq = from; seq < end; seq++)
+		resend_sp(c, s, seq);
+}
+
+static const uint16_t session_len[256] = {
+	[SP_LOGIN] = sizeof(struct sp_login),
+	[SP_LOGOUT] = sizeof(struct sp_header),
+	[SP_HEARTBEAT] = sizeof(struct sp_header),
+	[SP_RETRANSMIT_REQUEST] = sizeof(struct sp_retransmit_request),
+};
+
+static void on_login(struct oms_core *c, struct session *s, const uint8_t *p)
+{
+	struct sp_login m;
+
+	memcpy(&m, p, sizeof(m));
+	if (!s->enabled) {
+		emit_login_rejected(c, s, SP_LREJ_DISABLED);
+		return;
+	}
+	if (m.next_expected_seq > s->next_out_seq) {
+		emit_login_rejected(c, s, SP_LREJ_BAD_SEQ);
+		return;
+	}
+	s->logged_in = 1;
+	c->stats.event[OMS_EV_LOGINS]++;
+	emit_login_accepted(c, s);
+	timer_at(c, c->now_ns);
+	if (m.next_expected_seq < s->next_out_seq)
+		session_serve_retransmit(c, s, m.next_expected_seq,
+					 s->next_out_seq - m.next_expected_seq);
+}
+
 static void on_session_msg(struct oms_core *c, struct session *s,
 			   const struct sp_header *h, const uint8_t *p)
 {
-	if (h->type == SP_LOGIN) {
-		struct sp_login m;
-		if (h->length != sizeof(m)) {
-			c->stats.drop[OMS_DROP_SP_BAD_MSG_LENGTH]++;
-			return;
-		}
-		memcpy(&m, p, sizeof(m));
-		if (!s->enabled) {
-			emit_login_rejected(c, s, SP_LREJ_DISABLED);
-		} else if (m.next_expected_seq > s->next_out_seq) {
-			emit_login_rejected(c, s, SP_LREJ_BAD_SEQ);
-		} else {
-			s->logged_in = 1;
-			c->stats.event[OMS_EV_LOGINS]++;
-			emit_login_accepted(c, s);
-		}
+	if (h->length != session_len[h->type]) {
+		c->stats.drop[OMS_DROP_SP_BAD_MSG_LENGTH]++;
 		return;
 	}
-	if (h->length != sizeof(struct sp_header)) {
-		c->stats.drop[OMS_DROP_SP_BAD_MSG_LENGTH]++;
+	if (h->type == SP_LOGIN) {
+		on_login(c, s, p);
 		return;
 	}
 	if (!s->logged_in) {
 		c->stats.drop[OMS_DROP_SP_NOT_LOGGED_IN]++;
 		return;
 	}
-	if (h->type == SP_LOGOUT) {
+	switch (h->type) {
+	case SP_LOGOUT:
 		s->logged_in = 0;
+		s->gap_req_count = 0;
 		c->stats.event[OMS_EV_LOGOUTS]++;
-	} else {
+		emit_session_msg(c, s, SP_LOGOUT);
+		break;
+	case SP_HEARTBEAT:
 		c->stats.event[OMS_EV_HEARTBEATS_IN]++;
+		/* its seq is the strategy's next: a higher one means the last
+		 * messages it sent were lost */
+		if (h->seq > s->next_in_seq)
+			session_request_gap(c, s, (uint32_t)(h->seq - s->next_in_seq));
+		break;
+	default: {
+		struct sp_retransmit_request m;
+		memcpy(&m, p, sizeof(m));
+		c->stats.event[OMS_EV_SP_RETRANSMIT_REQUESTS]++;
+		session_serve_retransmit(c, s, m.from_seq, m.count);
+	}
 	}
 }
 
@@ -256,10 +326,14 @@ static void on_app_msg(struct oms_core *c, struct session *s,
 		return;
 	}
 	if (h->seq > s->next_in_seq) {
-		c->stats.event[OMS_EV_SP_SEQ_GAPS]++;
-		c->stats.event[OMS_EV_SP_SEQ_GAP_MSGS] += h->seq - s->next_in_seq;
+		/* go-back-N: handle nothing out of order; the strategy resends
+		 * from the first missing message */
+		c->stats.drop[OMS_DROP_SP_OUT_OF_ORDER]++;
+		session_request_gap(c, s, (uint32_t)(h->seq - s->next_in_seq + 1));
+		return;
 	}
 	s->next_in_seq = h->seq + 1;
+	s->gap_req_count = 0;
 	c->stats.event[OMS_EV_SP_MSGS_IN]++;
 
 	if (app_len[h->type] == 0) {
@@ -327,8 +401,8 @@ void strategy_datagram(struct oms_core *c, const struct net_udp_view *u)
 			continue;
 		}
 		c->stats.sp_in[h.type]++;
-		if (h.type == SP_LOGIN || h.type == SP_LOGOUT ||
-		    h.type == SP_HEARTBEAT)
+		s->last_rx = c->now_ns;
+		if (session_len[h.type])
 			on_session_msg(c, s, &h, msg);
 		else
 			on_app_msg(c, s, &h, msg);

@@ -242,27 +242,62 @@ static void on_ouch(struct oms_core *c, struct venue *v, const uint8_t *m,
 	}
 }
 
-void venue_packet(struct oms_core *c, const struct net_udp_view *u)
+/* Rule VG: ask the venue to resend from the next expected (MoldUDP64's
+ * re-request), unless a request is already on its way. */
+void venue_request_gap(struct oms_core *c, struct venue *v, uint64_t count)
+{
+	if (v->gap_req_count && c->now_ns < v->gap_req_ns + c->cfg.retransmit_ns)
+		return;
+	if (count > 65534)
+		count = 65534;
+	send_venue_request(c, v, v->next_in_seq, (uint16_t)count);
+	v->gap_req_ns = c->now_ns;
+	v->gap_req_count = (uint32_t)count;
+	c->stats.event[OMS_EV_VENUE_SEQ_GAPS]++;
+	c->stats.event[OMS_EV_VENUE_SEQ_GAP_MSGS] += count;
+	timer_at(c, c->now_ns + c->cfg.retransmit_ns);
+}
+
+/* Checks common to data packets and requests from a venue; the venue, or
+ * NULL when the packet was dropped. */
+static struct venue *venue_of(struct oms_core *c, const struct net_udp_view *u)
 {
 	struct venue *v = venue_by_ip(c, u->src_ip);
-	const uint8_t *p = u->payload;
 
 	if (!v) {
 		c->stats.drop[OMS_DROP_UFO_UNKNOWN_VENUE]++;
-		return;
+		return NULL;
 	}
 	if (u->payload_len < UFO_HLEN) {
 		c->stats.drop[OMS_DROP_UFO_TRUNCATED]++;
-		return;
+		return NULL;
 	}
-	if (memcmp(p + UFO_OFF_SESSION, v->session, UFO_SESSION_LEN) != 0) {
+	if (memcmp(u->payload + UFO_OFF_SESSION, v->session, UFO_SESSION_LEN) != 0) {
 		c->stats.drop[OMS_DROP_UFO_WRONG_SESSION]++;
-		return;
+		return NULL;
 	}
+	v->last_rx = c->now_ns;
+	if (v->down) {
+		v->down = 0;
+		c->stats.event[OMS_EV_VENUE_RECONNECTS]++;
+		timer_at(c, c->now_ns + v->timeout_ns);
+	}
+	return v;
+}
+
+void venue_packet(struct oms_core *c, const struct net_udp_view *u)
+{
+	struct venue *v = venue_of(c, u);
+	const uint8_t *p = u->payload;
+
+	if (!v)
+		return;
 	uint64_t seq = rd_be64(p + UFO_OFF_SEQ);
 	uint16_t count = rd_be16(p + UFO_OFF_COUNT);
 	if (count == 0) {
 		c->stats.event[OMS_EV_VENUE_HEARTBEATS]++;
+		if (seq > v->next_in_seq)
+			venue_request_gap(c, v, seq - v->next_in_seq);
 		return;
 	}
 	if (count == UFO_COUNT_END_OF_SESSION) {
@@ -270,9 +305,10 @@ void venue_packet(struct oms_core *c, const struct net_udp_view *u)
 		return;
 	}
 	if (seq > v->next_in_seq) {
-		c->stats.event[OMS_EV_VENUE_SEQ_GAPS]++;
-		c->stats.event[OMS_EV_VENUE_SEQ_GAP_MSGS] += seq - v->next_in_seq;
-		v->next_in_seq = seq;
+		/* go-back-N: nothing out of order is handled */
+		c->stats.drop[OMS_DROP_UFO_OUT_OF_ORDER]++;
+		venue_request_gap(c, v, seq + count - v->next_in_seq);
+		return;
 	}
 
 	uint32_t off = UFO_HLEN;
@@ -293,8 +329,38 @@ void venue_packet(struct oms_core *c, const struct net_udp_view *u)
 			continue;
 		}
 		v->next_in_seq = seq + 1;
+		v->gap_req_count = 0;
 		c->stats.event[OMS_EV_VENUE_MSGS_IN]++;
 		c->stats.venue_in[m[0]]++;
 		on_ouch(c, v, m, len);
 	}
+}
+
+void venue_request(struct oms_core *c, const struct net_udp_view *u)
+{
+	struct venue *v = venue_of(c, u);
+
+	if (!v)
+		return;
+	c->stats.event[OMS_EV_VENUE_RETRANSMIT_REQUESTS]++;
+	uint64_t from = rd_be64(u->payload + UFO_OFF_SEQ);
+	uint64_t count = rd_be16(u->payload + UFO_OFF_COUNT);
+	uint64_t depth = c->cfg.replay_depth;
+	uint64_t oldest = v->next_out_seq > depth + 1 ? v->next_out_seq - depth : 1;
+
+	if (count == 0 || from >= v->next_out_seq) {
+		send_venue_heartbeat(c, v); /* a hello, or nothing to resend */
+		return;
+	}
+	if (from < oldest) {
+		c->stats.event[OMS_EV_VENUE_RETRANSMIT_TOO_OLD]++;
+		return;
+	}
+	uint64_t end = from + count;
+	if (end > v->next_out_seq)
+		end = v->next_out_seq;
+	if (end > from + 1024)
+		end = from + 1024;
+	for (uint64_t s = from; s < end; s++)
+		resend_venue(c, v, s);
 }

@@ -381,9 +381,12 @@ class _Loader:
             "max_instruments": (1, _MAX_TABLE),
             "replay_depth": (16, 1 << 20),
         }
-        return Tables(**{
-            key: self.integer(value, f"tables.{key}", *ranges[key]) for key, value in v.items()
-        })
+        out = {key: self.integer(value, f"tables.{key}", *ranges[key]) for key, value in v.items()}
+        depth = out.get("replay_depth", Tables.replay_depth)
+        if depth & (depth - 1):
+            raise self.error(v["replay_depth"], "tables.replay_depth",
+                             f"{depth} is not a power of two")
+        return Tables(**out)
 
     def limit(self, items: list[yaml.Node], path: str, what: str, limit: int, field_: str) -> None:
         if len(items) > limit:

@@ -44,9 +44,14 @@ class CoreError(RuntimeError):
 
 
 class Core:
-    """One instance of the C pipeline, owned by one thread."""
+    """One instance of the C pipeline, owned by one thread.  `ext` is the
+    cffi extension it lives in: the plain one, or the DPDK one whose worker
+    lcores drive it (dataplane.dpdk)."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, ext=None):
+        ext = ext or _ext
+        ffi, lib = ext.ffi, ext.lib
+        self.ffi, self.lib = ffi, lib
         self.cfg = cfg
         c = ffi.new("struct oms_core_config *")
         a = cfg.appliance
@@ -61,6 +66,9 @@ class Core:
         c.tx_capacity = cfg.tables.tx_frames
         c.default_venue = cfg.routing.default_venue
         c.ouch_capacity = ord(a.capacity)
+        c.venue_request_port = a.request_port
+        c.replay_depth = cfg.tables.replay_depth
+        c.retransmit_ns = a.retransmit_ms * 1_000_000
         core = lib.oms_core_create(c)
         if core == ffi.NULL:
             raise CoreError("oms_core_create failed: sizes out of range or out of memory")
@@ -69,13 +77,18 @@ class Core:
         for s in cfg.sessions:
             sc = ffi.new("struct oms_session_config *", {
                 "id": s.id, "ip": ip_to_int(s.ip), "port": s.port,
-                "mac": list(mac_to_bytes(s.mac)), "enabled": int(s.enabled)})
+                "mac": list(mac_to_bytes(s.mac)), "enabled": int(s.enabled),
+                "heartbeat_ns": s.heartbeat_ms * 1_000_000,
+                "timeout_ns": s.timeout_ms * 1_000_000})
             if lib.oms_core_add_session(self._core, sc) != 0:
                 raise CoreError(f"session {s.id}: table full or duplicate id")
         for v in cfg.venues:
             vc = ffi.new("struct oms_venue_config *", {
                 "id": v.id, "ip": ip_to_int(v.ip), "port": v.port,
-                "mac": list(mac_to_bytes(v.mac)), "session": padded(v.session, 10)})
+                "mac": list(mac_to_bytes(v.mac)), "session": padded(v.session, 10),
+                "request_port": v.retransmit_port,
+                "heartbeat_ns": v.heartbeat_ms * 1_000_000,
+                "timeout_ns": v.timeout_ms * 1_000_000})
             if lib.oms_core_add_venue(self._core, vc) != 0:
                 raise CoreError(f"venue {v.id}: table full or duplicate id")
         for ins in cfg.instruments:
@@ -88,38 +101,38 @@ class Core:
         """Hand `frames` to the core as one burst that arrived at `now_ns`;
         return what it transmits, in order."""
         n = len(frames)
-        keep = [ffi.from_buffer(f) for f in frames]
-        ptrs = ffi.new("uint8_t *[]", keep) if n else ffi.NULL
-        lens = ffi.new("uint16_t[]", [len(f) for f in frames]) if n else ffi.NULL
-        count = lib.oms_core_process_burst(self._core, ptrs, lens, n, now_ns)
+        keep = [self.ffi.from_buffer(f) for f in frames]
+        ptrs = self.ffi.new("uint8_t *[]", keep) if n else self.ffi.NULL
+        lens = self.ffi.new("uint16_t[]", [len(f) for f in frames]) if n else self.ffi.NULL
+        count = self.lib.oms_core_process_burst(self._core, ptrs, lens, n, now_ns)
         out = []
         if count:
-            buf = ffi.buffer(lib.oms_core_tx_buf(self._core), count * lib.OMS_TX_SLOT)
-            tx_lens = lib.oms_core_tx_lens(self._core)
-            slot = lib.OMS_TX_SLOT
+            buf = self.ffi.buffer(self.lib.oms_core_tx_buf(self._core), count * self.lib.OMS_TX_SLOT)
+            tx_lens = self.lib.oms_core_tx_lens(self._core)
+            slot = self.lib.OMS_TX_SLOT
             out = [bytes(buf[i * slot:i * slot + tx_lens[i]]) for i in range(count)]
-            lib.oms_core_tx_clear(self._core)
+            self.lib.oms_core_tx_clear(self._core)
         return out
 
     def stats(self) -> dict:
         """Counters, non-zero entries only, in the reference model's shape."""
         st = self._stats
         nz = {}
-        nz["drop"] = {DROP_NAMES[i]: st.drop[i] for i in range(1, lib.OMS_DROP_MAX) if st.drop[i]}
-        nz["event"] = {EVENT_NAMES[i]: st.event[i] for i in range(lib.OMS_EV_MAX) if st.event[i]}
+        nz["drop"] = {DROP_NAMES[i]: st.drop[i] for i in range(1, self.lib.OMS_DROP_MAX) if st.drop[i]}
+        nz["event"] = {EVENT_NAMES[i]: st.event[i] for i in range(self.lib.OMS_EV_MAX) if st.event[i]}
         nz["reject_business"] = {i: st.reject_business[i]
-                                 for i in range(lib.OMS_REJ_BUSINESS_SLOTS)
+                                 for i in range(self.lib.OMS_REJ_BUSINESS_SLOTS)
                                  if st.reject_business[i]}
         nz["reject_system"] = {i: st.reject_system[i]
-                               for i in range(lib.OMS_REJ_SYSTEM_SLOTS) if st.reject_system[i]}
+                               for i in range(self.lib.OMS_REJ_SYSTEM_SLOTS) if st.reject_system[i]}
         for key in ("sp_in", "sp_out", "venue_in", "venue_out"):
             arr = getattr(st, key)
             nz[key] = {i: arr[i] for i in range(256) if arr[i]}
         return nz
 
     def order(self, session_id: int, cl_ord_id: int) -> dict | None:
-        v = ffi.new("struct oms_order_view *")
-        if lib.oms_core_order_find(self._core, session_id, cl_ord_id, v) != 0:
+        v = self.ffi.new("struct oms_order_view *")
+        if self.lib.oms_core_order_find(self._core, session_id, cl_ord_id, v) != 0:
             return None
         out = {}
         for name in ORDER_FIELDS:
@@ -127,14 +140,19 @@ class Core:
             out[name] = list(val) if name == "state_ts" else val
         return out
 
+    def next_deadline(self) -> int:
+        """When the core next wants a call (process_burst with no frames);
+        2**64 - 1 when no timer is pending."""
+        return self.lib.oms_core_next_deadline(self._core)
+
     def live_orders(self) -> int:
-        return lib.oms_core_live_orders(self._core)
+        return self.lib.oms_core_live_orders(self._core)
 
     def set_timing(self, on: bool) -> None:
-        lib.oms_core_set_timing(self._core, int(on))
+        self.lib.oms_core_set_timing(self._core, int(on))
 
     def latency_histogram(self) -> list[tuple[int, int]]:
         """(lowest cycles of the bucket, count) for each non-empty bucket."""
-        h = lib.oms_core_latency(self._core)
-        return [(lib.oms_lat_bucket_low(b), h.bucket[b])
-                for b in range(lib.oms_lat_buckets()) if h.bucket[b]]
+        h = self.lib.oms_core_latency(self._core)
+        return [(self.lib.oms_lat_bucket_low(b), h.bucket[b])
+                for b in range(self.lib.oms_lat_buckets()) if h.bucket[b]]

@@ -5,6 +5,11 @@ literally as possible so that property tests can compare the C core against
 it frame for frame and counter for counter.  Clarity beats speed here: the
 model is the executable form of the document, not a second fast path.
 
+The session layer (semantics.md "Time", rules R, G and VG): every session
+and venue keeps its last `tables.replay_depth` outbound messages as the
+bytes first sent; timers run on the `now_ns` of the calls only, first thing
+in process_burst(), and next_deadline() says when the next one is due.
+
 Wire layouts come from cdefs/sp_wire.h (strategy protocol, little-endian,
 naturally aligned), cdefs/ouch_wire.h (OUCH 5.0, big-endian, plus the
 MoldUDP64-style framing) and cdefs/net.c (Ethernet/IPv4/UDP).
@@ -26,6 +31,7 @@ DROP_NAMES = (
     "SP_TRUNCATED", "SP_BAD_LENGTH", "SP_BAD_VERSION",
     "SP_UNKNOWN_SESSION", "SP_WRONG_SOURCE", "SP_NOT_LOGGED_IN",
     "SP_DUPLICATE_SEQ", "SP_UNKNOWN_TYPE", "SP_BAD_MSG_LENGTH",
+    "SP_OUT_OF_ORDER", "UFO_OUT_OF_ORDER",
     "UFO_TRUNCATED", "UFO_UNKNOWN_VENUE", "UFO_WRONG_SESSION",
     "UFO_BAD_BLOCK", "UFO_DUPLICATE_SEQ", "OUCH_UNKNOWN_TYPE",
     "OUCH_BAD_LENGTH", "OUCH_UNKNOWN_REF", "OUCH_UNEXPECTED",
@@ -38,7 +44,10 @@ EVENT_NAMES = (
     "HEARTBEATS_IN", "ORDERS_ACCEPTED_INTERNAL", "VENUE_MSGS_IN",
     "VENUE_MSGS_OUT", "VENUE_SEQ_GAPS", "VENUE_SEQ_GAP_MSGS",
     "VENUE_END_OF_SESSION", "VENUE_HEARTBEATS", "VENUE_IGNORED_TYPES",
-    "ORDERS_EVICTED",
+    "ORDERS_EVICTED", "SP_RETRANSMIT_REQUESTS", "SP_RETRANSMITTED",
+    "SESSION_TIMEOUTS", "HEARTBEATS_OUT", "VENUE_RECONNECTS",
+    "VENUE_RETRANSMIT_REQUESTS", "VENUE_RETRANSMIT_TOO_OLD",
+    "VENUE_RETRANSMITTED", "VENUE_TIMEOUTS", "VENUE_HEARTBEATS_OUT",
 )
 
 # --- strategy protocol (sp_wire.h) -----------------------------------------
@@ -49,12 +58,14 @@ SP_HLEN = 24
 SP_LOGIN = 0x01
 SP_LOGOUT = 0x02
 SP_HEARTBEAT = 0x03
+SP_RETRANSMIT_REQUEST = 0x04
 SP_NEW_ORDER = 0x10
 SP_MODIFY = 0x11
 SP_CANCEL = 0x12
 SP_MASS_CANCEL = 0x13
 SP_LOGIN_ACCEPTED = 0x81
 SP_LOGIN_REJECTED = 0x82
+SP_RETRANSMIT_REJECT = 0x84
 SP_ACCEPTED = 0x90
 SP_REJECTED = 0x91
 SP_REPLACED = 0x92
@@ -87,6 +98,14 @@ REJ_SYS_BASE = 1000
 CXL_USER, CXL_IOC, CXL_VENUE = 1, 2, 3
 SREJ_UNKNOWN_TYPE, SREJ_BAD_LENGTH = 1, 2
 LREJ_DISABLED, LREJ_BAD_SEQ = 1, 2
+RTX_TOO_OLD, RTX_NOT_SENT = 1, 2
+
+# exact lengths of the inbound session-level messages
+SESSION_MSG_LEN = {SP_LOGIN: 32, SP_LOGOUT: 24, SP_HEARTBEAT: 24,
+                   SP_RETRANSMIT_REQUEST: 40}
+# at most this many messages are sent again for one request (rule R, venue
+# retransmission requests)
+MAX_RESEND = 1024
 
 # exact lengths of the inbound application messages
 APP_MSG_LEN = {SP_NEW_ORDER: 64, SP_MODIFY: 48, SP_CANCEL: 32,
@@ -98,6 +117,8 @@ SP_MODIFY_BODY = struct.Struct("<QqII")
 SP_CANCEL_BODY = struct.Struct("<Q")
 SP_MASS_CANCEL_BODY = struct.Struct("<II")
 SP_LOGIN_BODY = struct.Struct("<Q")
+SP_RETRANSMIT_REQUEST_BODY = struct.Struct("<QII")   # from_seq, count, reserved
+SP_RETRANSMIT_REJECT_BODY = struct.Struct("<QIB3x")  # from_seq, count, reason
 
 # --- OUCH 5.0 and framing (ouch_wire.h) ------------------------------------
 
@@ -109,6 +130,7 @@ OUCH_CLORDID_LEN = 14
 UFO_SESSION_LEN = 10
 UFO_HLEN = 20
 UFO_COUNT_END_OF_SESSION = 0xFFFF
+UFO_MAX_REQUEST_COUNT = 65534  # 0xFFFF would read as end of session
 SHARES_LOCATED_APPENDAGE = bytes((0x02, 25, ord("Y")))
 
 # (minimum length, offset of Appendage Length, appendage length required)
@@ -144,6 +166,8 @@ MASS_CANCELABLE = frozenset((ST_PENDING_NEW, ST_NEW, ST_PARTIALLY_FILLED,
 
 U32 = 0xFFFFFFFF
 U64 = 0xFFFFFFFFFFFFFFFF
+NO_DEADLINE = U64
+MS = 1_000_000  # ns
 
 
 # --- byte helpers ------------------------------------------------------------
@@ -273,6 +297,36 @@ def parse_udp(frame: bytes, my_ip: int) -> tuple[str | None, UdpView | None]:
 
 # --- state -------------------------------------------------------------------
 
+class ReplayBuffer:
+    """The last `depth` messages sent, each stored with its sequence number
+    (a strategy message's `seq`, a venue packet's framing sequence number)
+    as the bytes first sent, so that a resend is byte for byte the same."""
+
+    def __init__(self, depth: int):
+        self.depth = depth
+        self.items: deque[tuple[int, bytes]] = deque(maxlen=depth)
+
+    def add(self, seq: int, data: bytes) -> None:
+        self.items.append((seq, data))
+
+    def oldest(self, next_seq: int) -> int:
+        """The oldest sequence number still held: max(1, next - depth)."""
+        return max(1, next_seq - self.depth)
+
+    def get(self, seq: int) -> bytes:
+        first_seq, _ = self.items[0]
+        held_seq, data = self.items[seq - first_seq]
+        assert held_seq == seq
+        return data
+
+
+@dataclass
+class GapRequest:
+    """An outstanding request to a peer to send again (rule G / rule VG)."""
+    time: int   # now_ns when it was last sent
+    count: int  # the count it was recorded with
+
+
 @dataclass
 class SessionState:
     id: int
@@ -280,9 +334,15 @@ class SessionState:
     port: int
     mac: bytes
     enabled: bool
+    heartbeat_ns: int
+    timeout_ns: int
+    replay: ReplayBuffer
     logged_in: bool = False
     next_in: int = 1   # next strategy seq expected
     next_out: int = 1  # next appliance seq to send
+    last_rx: int = 0   # now_ns of the last message that passed checks 1-5
+    last_tx: int = 0   # now_ns of the last frame built for the session
+    gap: GapRequest | None = None
 
 
 @dataclass
@@ -290,11 +350,19 @@ class VenueState:
     id: int
     ip: int
     port: int
+    request_port: int  # where it takes retransmission requests
     mac: bytes
     session: bytes
+    heartbeat_ns: int
+    timeout_ns: int
+    replay: ReplayBuffer
     next_ref: int = 1      # next UserRefNum
     next_out_seq: int = 1  # framing seq of our next message to the venue
     next_in_seq: int = 1   # framing seq expected from the venue
+    up: bool = True
+    last_rx: int = 0       # set at the first process_burst call, then by
+    last_tx: int = 0       # every packet from / frame built for the venue
+    gap: GapRequest | None = None
 
 
 @dataclass
@@ -360,6 +428,9 @@ class ReferenceCore:
         self.ip = ip_to_int(app.ip)
         self.strategy_port = app.strategy_port
         self.venue_port = app.venue_port
+        self.venue_request_port = app.request_port
+        self.retransmit_ns = app.retransmit_ms * MS
+        self.replay_depth = cfg.tables.replay_depth
         if len(app.capacity) != 1:
             raise ValueError("appliance.capacity must be one letter")
         self.capacity_letter = app.capacity.encode("ascii")
@@ -375,14 +446,17 @@ class ReferenceCore:
                 raise ValueError(f"session {s.id}: table full or duplicate id")
             self.sessions[s.id] = SessionState(
                 s.id, ip_to_int(s.ip), s.port, mac_to_bytes(s.mac),
-                bool(s.enabled))
+                bool(s.enabled), s.heartbeat_ms * MS, s.timeout_ms * MS,
+                ReplayBuffer(self.replay_depth))
         self.venues: dict[int, VenueState] = {}
         for v in cfg.venues:
             if v.id in self.venues or len(self.venues) >= cfg.tables.max_venues:
                 raise ValueError(f"venue {v.id}: table full or duplicate id")
             self.venues[v.id] = VenueState(
-                v.id, ip_to_int(v.ip), v.port, mac_to_bytes(v.mac),
-                pad(v.session, UFO_SESSION_LEN))
+                v.id, ip_to_int(v.ip), v.port, v.retransmit_port,
+                mac_to_bytes(v.mac), pad(v.session, UFO_SESSION_LEN),
+                v.heartbeat_ms * MS, v.timeout_ms * MS,
+                ReplayBuffer(self.replay_depth))
         # the loader makes venue IPs unique; if not, the first one owns it
         self.venue_by_ip: dict[int, VenueState] = {}
         for v in self.venues.values():
@@ -418,19 +492,84 @@ class ReferenceCore:
 
         self.tx: list[bytes] = []
         self.now = 0
+        self.started = False  # venue timers start at the first call
 
     # --- public API ------------------------------------------------------
 
     def process_burst(self, frames: list[bytes], now_ns: int) -> list[bytes]:
-        """Handle frames in order; return the frames the core would transmit,
-        in order (at most tables.tx_frames; beyond that TX_FULL is counted
-        and nothing is built, but state still changes)."""
+        """Run the timers due at `now_ns` (also when `frames` is empty), then
+        handle the frames in order; return the frames the core would
+        transmit, in order (at most tables.tx_frames; beyond that TX_FULL is
+        counted and nothing is built, but state still changes)."""
         self.tx = []
         self.now = now_ns
+        if not self.started:
+            self.started = True
+            for venue in self.venues.values():
+                venue.last_rx = venue.last_tx = now_ns
+        self._run_timers()
         for frame in frames:
             self.event["FRAMES_IN"] += 1
             self._frame(bytes(frame))
         return self.tx
+
+    def next_deadline(self) -> int:
+        """When the next timer is due (semantics.md "Time"); NO_DEADLINE
+        (2**64 - 1) when nothing is pending."""
+        deadlines = []
+        for sess in self.sessions.values():
+            if sess.logged_in:
+                deadlines.append(sess.last_rx + sess.timeout_ns)
+                deadlines.append(sess.last_tx + sess.heartbeat_ns)
+                if sess.gap is not None:
+                    deadlines.append(sess.gap.time + self.retransmit_ns)
+        if self.started:  # venue timers run from the first call on
+            for venue in self.venues.values():
+                if venue.up:
+                    deadlines.append(venue.last_rx + venue.timeout_ns)
+                deadlines.append(venue.last_tx + venue.heartbeat_ns)
+                if venue.gap is not None:
+                    deadlines.append(venue.gap.time + self.retransmit_ns)
+        return min(deadlines + [NO_DEADLINE])
+
+    # --- timers ------------------------------------------------------------
+
+    def _run_timers(self) -> None:
+        """Every timer due at now: sessions in configuration order, then
+        venues in configuration order."""
+        now = self.now
+        for sess in self.sessions.values():
+            if not sess.logged_in:
+                continue
+            if now - sess.last_rx >= sess.timeout_ns:
+                # disconnected: the hook for cancel-on-disconnect
+                sess.logged_in = False
+                sess.gap = None
+                self.event["SESSION_TIMEOUTS"] += 1
+                continue
+            if sess.gap is not None and \
+                    now - sess.gap.time >= self.retransmit_ns:
+                self._send_retransmit_request(sess, sess.gap.count)
+                sess.gap.time = now
+                self.event["SP_SEQ_GAPS"] += 1
+            if now - sess.last_tx >= sess.heartbeat_ns:
+                self._send_sp_session(sess, SP_HEARTBEAT, b"")
+                self.event["HEARTBEATS_OUT"] += 1
+        for venue in self.venues.values():
+            if venue.up and now - venue.last_rx >= venue.timeout_ns:
+                venue.up = False
+                self.event["VENUE_TIMEOUTS"] += 1
+            if venue.gap is not None and \
+                    now - venue.gap.time >= self.retransmit_ns:
+                self._send_venue_request(venue, venue.gap.count)
+                venue.gap.time = now
+                self.event["VENUE_SEQ_GAPS"] += 1
+            if now - venue.last_tx >= venue.heartbeat_ns:
+                self._send_venue_heartbeat(venue)
+                self.event["VENUE_HEARTBEATS_OUT"] += 1
+                if not venue.up:
+                    # a hello: after a break, how the session is picked up
+                    self._send_venue_request(venue, 0)
 
     def stats(self) -> dict:
         def nz(d):
@@ -465,6 +604,8 @@ class ReferenceCore:
             self._strategy_datagram(view)
         elif view.dst_port == self.venue_port:
             self._venue_packet(view)
+        elif view.dst_port == self.venue_request_port:
+            self._venue_request(view)
         else:
             self.drop["UNKNOWN_PORT"] += 1
 
@@ -480,15 +621,33 @@ class ReferenceCore:
 
     # --- strategy side: output -------------------------------------------
 
+    def _emit_sp(self, sess: SessionState, payload: bytes) -> bool:
+        """One datagram to the session; every frame built for it sets its
+        last_tx."""
+        if not self._emit(sess.mac, sess.ip, self.strategy_port, sess.port,
+                          payload):
+            return False
+        sess.last_tx = self.now
+        return True
+
     def _send_sp(self, sess: SessionState, msg_type: int, seq: int,
-                 body: bytes) -> None:
+                 body: bytes) -> bytes | None:
+        """Build and send one message; return its bytes, None if the
+        transmit area is full."""
         length = SP_HLEN + len(body)
         payload = SP_HEADER.pack(SP_VERSION, msg_type, length, sess.id, seq,
                                  self.now) + body
-        if self._emit(sess.mac, sess.ip, self.strategy_port, sess.port,
-                      payload):
-            self.event["SP_MSGS_OUT"] += 1
-            self.sp_out[msg_type] += 1
+        if not self._emit_sp(sess, payload):
+            return None
+        self.event["SP_MSGS_OUT"] += 1
+        self.sp_out[msg_type] += 1
+        return payload
+
+    def _send_sp_session(self, sess: SessionState, msg_type: int,
+                         body: bytes) -> None:
+        """A session-level message: seq = the next outbound number, not
+        consumed."""
+        self._send_sp(sess, msg_type, sess.next_out, body)
 
     def _send_sp_app(self, sess: SessionState, msg_type: int,
                      body: bytes) -> None:
@@ -498,7 +657,15 @@ class ReferenceCore:
             return
         seq = sess.next_out
         sess.next_out += 1
-        self._send_sp(sess, msg_type, seq, body)
+        payload = self._send_sp(sess, msg_type, seq, body)
+        assert payload is not None  # room was checked above
+        sess.replay.add(seq, payload)
+
+    def _send_retransmit_request(self, sess: SessionState, count: int) -> None:
+        # the wire field is a u32
+        self._send_sp_session(sess, SP_RETRANSMIT_REQUEST,
+                              SP_RETRANSMIT_REQUEST_BODY.pack(
+                                  sess.next_in, count & U32, 0))
 
     def _reject(self, sess: SessionState, cl_ord_id: int, ref_type: int,
                 reason: int, venue_code: int = 0) -> None:
@@ -534,6 +701,39 @@ class ReferenceCore:
                           struct.pack("<QqIIIIQ", o.cl_ord_id, price, qty,
                                       o.cum_qty, o.leaves_qty, 0, match))
 
+    # --- strategy side: the session layer ----------------------------------
+
+    def _rule_r(self, sess: SessionState, from_seq: int, count: int) -> None:
+        """Serve a retransmission of outbound messages from_seq ..
+        from_seq + count - 1 from the replay buffer."""
+        if count == 0:
+            return
+        if from_seq < sess.replay.oldest(sess.next_out):
+            reason = RTX_TOO_OLD
+        elif from_seq >= sess.next_out:
+            reason = RTX_NOT_SENT
+        else:
+            end = min(from_seq + count, sess.next_out, from_seq + MAX_RESEND)
+            for seq in range(from_seq, end):
+                # byte for byte as first sent: same seq, same timestamp_ns
+                self._emit_sp(sess, sess.replay.get(seq))
+                self.event["SP_RETRANSMITTED"] += 1
+            return
+        self._send_sp_session(sess, SP_RETRANSMIT_REJECT,
+                              SP_RETRANSMIT_REJECT_BODY.pack(
+                                  from_seq, count & U32, reason))
+
+    def _rule_g(self, sess: SessionState, count: int) -> None:
+        """Ask the strategy to resend from the next expected (go-back-N),
+        unless a request is already on its way."""
+        if sess.gap is not None and \
+                self.now - sess.gap.time < self.retransmit_ns:
+            return
+        self._send_retransmit_request(sess, count)
+        sess.gap = GapRequest(self.now, count)
+        self.event["SP_SEQ_GAPS"] += 1
+        self.event["SP_SEQ_GAP_MSGS"] += count
+
     # --- strategy side: input --------------------------------------------
 
     def _strategy_datagram(self, view: UdpView) -> None:
@@ -562,41 +762,52 @@ class ReferenceCore:
                 self.drop["SP_WRONG_SOURCE"] += 1
                 continue
             self.sp_in[msg_type] += 1
-            if msg_type == SP_LOGIN:
-                self._login(sess, msg)
-            elif msg_type in (SP_LOGOUT, SP_HEARTBEAT):
-                self._logout_or_heartbeat(sess, msg_type, msg)
+            sess.last_rx = self.now
+            if msg_type in SESSION_MSG_LEN:
+                self._session_level(sess, msg_type, seq, msg)
             else:
                 self._application(sess, msg_type, seq, msg)
 
-    def _login(self, sess: SessionState, msg: bytes) -> None:
-        if len(msg) != 32:
+    def _session_level(self, sess: SessionState, msg_type: int, seq: int,
+                       msg: bytes) -> None:
+        if len(msg) != SESSION_MSG_LEN[msg_type]:
             self.drop["SP_BAD_MSG_LENGTH"] += 1
-            return
-        (next_expected,) = SP_LOGIN_BODY.unpack_from(msg, SP_HLEN)
-        if not sess.enabled:
-            self._send_sp(sess, SP_LOGIN_REJECTED, sess.next_out,
-                          struct.pack("<B7x", LREJ_DISABLED))
-        elif next_expected > sess.next_out:
-            self._send_sp(sess, SP_LOGIN_REJECTED, sess.next_out,
-                          struct.pack("<B7x", LREJ_BAD_SEQ))
-        else:
-            sess.logged_in = True
-            self.event["LOGINS"] += 1
-            self._send_sp(sess, SP_LOGIN_ACCEPTED, sess.next_out,
-                          SP_LOGIN_BODY.pack(sess.next_in))
-
-    def _logout_or_heartbeat(self, sess: SessionState, msg_type: int,
-                             msg: bytes) -> None:
-        if len(msg) != SP_HLEN:
-            self.drop["SP_BAD_MSG_LENGTH"] += 1
+        elif msg_type == SP_LOGIN:
+            self._login(sess, msg)
         elif not sess.logged_in:
             self.drop["SP_NOT_LOGGED_IN"] += 1
         elif msg_type == SP_LOGOUT:
             sess.logged_in = False
             self.event["LOGOUTS"] += 1
-        else:
+            sess.gap = None
+            self._send_sp_session(sess, SP_LOGOUT, b"")
+        elif msg_type == SP_HEARTBEAT:
             self.event["HEARTBEATS_IN"] += 1
+            # its seq is the strategy's next application number
+            if seq > sess.next_in:
+                self._rule_g(sess, seq - sess.next_in)
+        else:
+            from_seq, count, _reserved = \
+                SP_RETRANSMIT_REQUEST_BODY.unpack_from(msg, SP_HLEN)
+            self.event["SP_RETRANSMIT_REQUESTS"] += 1
+            self._rule_r(sess, from_seq, count)
+
+    def _login(self, sess: SessionState, msg: bytes) -> None:
+        (next_expected,) = SP_LOGIN_BODY.unpack_from(msg, SP_HLEN)
+        if not sess.enabled:
+            self._send_sp_session(sess, SP_LOGIN_REJECTED,
+                                  struct.pack("<B7x", LREJ_DISABLED))
+        elif next_expected > sess.next_out:
+            self._send_sp_session(sess, SP_LOGIN_REJECTED,
+                                  struct.pack("<B7x", LREJ_BAD_SEQ))
+        else:
+            sess.logged_in = True
+            self.event["LOGINS"] += 1
+            self._send_sp_session(sess, SP_LOGIN_ACCEPTED,
+                                  SP_LOGIN_BODY.pack(sess.next_in))
+            if next_expected < sess.next_out:
+                self._rule_r(sess, next_expected,
+                             sess.next_out - next_expected)
 
     def _application(self, sess: SessionState, msg_type: int, seq: int,
                      msg: bytes) -> None:
@@ -607,9 +818,12 @@ class ReferenceCore:
             self.drop["SP_DUPLICATE_SEQ"] += 1
             return
         if seq > sess.next_in:
-            self.event["SP_SEQ_GAPS"] += 1
-            self.event["SP_SEQ_GAP_MSGS"] += seq - sess.next_in
+            # not handled: the strategy resends it with the missing ones
+            self.drop["SP_OUT_OF_ORDER"] += 1
+            self._rule_g(sess, seq - sess.next_in + 1)
+            return
         sess.next_in = seq + 1
+        sess.gap = None
         self.event["SP_MSGS_IN"] += 1
         if msg_type not in APP_MSG_LEN:
             self.drop["SP_UNKNOWN_TYPE"] += 1
@@ -797,43 +1011,124 @@ class ReferenceCore:
                     o.state in MASS_CANCELABLE:
                 self._start_cancel(o)
 
-    # --- venue side --------------------------------------------------------
+    # --- venue side: output ----------------------------------------------
+
+    def _emit_venue(self, venue: VenueState, src_port: int, dst_port: int,
+                    payload: bytes) -> bool:
+        """One packet to the venue; every frame built for it (messages,
+        resends, heartbeats, requests) sets its last_tx."""
+        if not self._emit(venue.mac, venue.ip, src_port, dst_port, payload):
+            return False
+        venue.last_tx = self.now
+        return True
 
     def _send_venue(self, venue: VenueState, msg: bytes) -> None:
+        """One OUCH message in its own packet, kept for resending."""
         if len(self.tx) >= self.tx_capacity:
             self.drop["TX_FULL"] += 1
             return
         seq = venue.next_out_seq
         venue.next_out_seq += 1
         payload = venue.session + struct.pack(">QHH", seq, 1, len(msg)) + msg
-        if self._emit(venue.mac, venue.ip, self.venue_port, venue.port,
-                      payload):
-            self.event["VENUE_MSGS_OUT"] += 1
-            self.venue_out[msg[0]] += 1
+        self._emit_venue(venue, self.venue_port, venue.port, payload)
+        venue.replay.add(seq, payload)
+        self.event["VENUE_MSGS_OUT"] += 1
+        self.venue_out[msg[0]] += 1
 
-    def _venue_packet(self, view: UdpView) -> None:
+    def _send_venue_heartbeat(self, venue: VenueState) -> None:
+        """Count 0, sequence number = our next (not consumed)."""
+        self._emit_venue(venue, self.venue_port, venue.port,
+                         venue.session + struct.pack(
+                             ">QH", venue.next_out_seq, 0))
+
+    def _send_venue_request(self, venue: VenueState, count: int) -> None:
+        """A request packet (MoldUDP64 re-request): sequence number = next
+        expected, no blocks; count 0 is a hello."""
+        self._emit_venue(venue, self.venue_request_port, venue.request_port,
+                         venue.session + struct.pack(
+                             ">QH", venue.next_in_seq,
+                             min(count, UFO_MAX_REQUEST_COUNT)))
+
+    def _rule_vg(self, venue: VenueState, count: int) -> None:
+        """Go-back-N towards the venue, unless a request is on its way."""
+        if venue.gap is not None and \
+                self.now - venue.gap.time < self.retransmit_ns:
+            return
+        self._send_venue_request(venue, count)
+        venue.gap = GapRequest(self.now, count)
+        self.event["VENUE_SEQ_GAPS"] += 1
+        self.event["VENUE_SEQ_GAP_MSGS"] += count
+
+    # --- venue side: input -------------------------------------------------
+
+    def _venue_header(self, view: UdpView) -> tuple[VenueState, int, int] | None:
+        """Checks 1-3 of a venue packet, then last_rx (check 4); returns
+        (venue, sequence number, count) or None when dropped."""
         venue = self.venue_by_ip.get(view.src_ip)
         if venue is None:
             self.drop["UFO_UNKNOWN_VENUE"] += 1
-            return
+            return None
         data = view.payload
         if len(data) < UFO_HLEN:
             self.drop["UFO_TRUNCATED"] += 1
-            return
+            return None
         if data[:UFO_SESSION_LEN] != venue.session:
             self.drop["UFO_WRONG_SESSION"] += 1
-            return
+            return None
         first, count = struct.unpack_from(">QH", data, UFO_SESSION_LEN)
+        return venue, first, count
+
+    def _venue_heard(self, venue: VenueState) -> None:
+        venue.last_rx = self.now
+        if not venue.up:
+            venue.up = True
+            self.event["VENUE_RECONNECTS"] += 1
+
+    def _venue_request(self, view: UdpView) -> None:
+        """A retransmission request from a venue (to venue_request_port)."""
+        header = self._venue_header(view)
+        if header is None:
+            return
+        venue, from_seq, count = header
+        self.event["VENUE_RETRANSMIT_REQUESTS"] += 1
+        self._venue_heard(venue)
+        if count == 0:  # a hello: where are we?
+            self._send_venue_heartbeat(venue)
+        elif from_seq < venue.replay.oldest(venue.next_out_seq):
+            # nothing sent: the venue must recover out of band
+            self.event["VENUE_RETRANSMIT_TOO_OLD"] += 1
+        elif from_seq >= venue.next_out_seq:
+            self._send_venue_heartbeat(venue)
+        else:
+            end = min(from_seq + count, venue.next_out_seq,
+                      from_seq + MAX_RESEND)
+            for seq in range(from_seq, end):
+                # exactly as first sent: same framing seq, same UserRefNum
+                self._emit_venue(venue, self.venue_port, venue.port,
+                                 venue.replay.get(seq))
+                self.event["VENUE_RETRANSMITTED"] += 1
+
+    def _venue_packet(self, view: UdpView) -> None:
+        header = self._venue_header(view)
+        if header is None:
+            return
+        venue, first, count = header
+        data = view.payload
+        self._venue_heard(venue)
         if count == 0:
             self.event["VENUE_HEARTBEATS"] += 1
+            # its sequence number is the venue's next
+            if first > venue.next_in_seq:
+                self._rule_vg(venue, first - venue.next_in_seq)
             return
         if count == UFO_COUNT_END_OF_SESSION:
             self.event["VENUE_END_OF_SESSION"] += 1
             return
         if first > venue.next_in_seq:
-            self.event["VENUE_SEQ_GAPS"] += 1
-            self.event["VENUE_SEQ_GAP_MSGS"] += first - venue.next_in_seq
-            venue.next_in_seq = first
+            # not handled: the missing messages and this packet's are asked for
+            self.drop["UFO_OUT_OF_ORDER"] += 1
+            self._rule_vg(venue, first + count - venue.next_in_seq)
+            return
         off = UFO_HLEN
         for i in range(count):
             if off + 2 > len(data):
@@ -850,6 +1145,7 @@ class ReferenceCore:
                 self.drop["UFO_DUPLICATE_SEQ"] += 1
                 continue
             venue.next_in_seq = seq + 1
+            venue.gap = None
             self.event["VENUE_MSGS_IN"] += 1
             self.venue_in[msg[0]] += 1
             self._ouch(venue, msg)

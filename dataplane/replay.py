@@ -36,6 +36,9 @@ class ReplayResult:
     outbound_by_type: Counter = field(default_factory=Counter)
     stats: dict = field(default_factory=dict)
     verified: bool = False
+    port_stats: dict | None = None  # DPDK backend: the ring port's rte_eth_stats
+    worker_stats: dict | None = None
+    mbufs_in_use: int | None = None
 
 
 def _frame_udp(frame: bytes) -> tuple[str, int, int, bytes] | None:
@@ -51,9 +54,17 @@ def _frame_udp(frame: bytes) -> tuple[str, int, int, bytes] | None:
 class Replayer:
     def __init__(self, cfg: Config, *, venue_sim: bool = False,
                  venue_latency_ns: int = DEFAULT_VENUE_LATENCY_NS, verify: bool = False,
-                 timings: bool = False, sim_seed: int = 1):
+                 timings: bool = False, sim_seed: int = 1, backend: str = "pcap"):
         self.cfg = cfg
-        self.core = Core(cfg)
+        self.backend = backend
+        if backend == "dpdk":
+            # the core on a worker lcore behind a DPDK ring port
+            from dataplane.dpdk import RingPortCore
+            self.core = RingPortCore(cfg)
+        elif backend == "pcap":
+            self.core = Core(cfg)
+        else:
+            raise ValueError(f"unknown replay backend {backend!r} (pcap or dpdk)")
         self.core.set_timing(timings)
         self.venue_latency_ns = venue_latency_ns
         self.sims: dict[str, VenueSim] = {}
@@ -69,18 +80,30 @@ class Replayer:
         self.burst_cpu_ns: list[int] = []
 
     def run(self, records: list[tuple[int, bytes]]) -> tuple[list[tuple[int, bytes]], ReplayResult]:
-        """Returns the transmitted frames with their times, and the summary."""
-        heap: list[tuple[int, int, int, bytes]] = [
-            (ts, 0, i, f) for i, (ts, f) in enumerate(records)]
+        """Returns the transmitted frames with their times, and the summary.
+
+        Besides the capture's frames and the venue's answers, the core gets
+        a call with no frames whenever its next timer is due (heartbeats,
+        timeouts, re-sent requests), as a live backend would make it, up
+        to the capture's last timestamp."""
+        INPUT, ANSWER, TIMER = 0, 1, 2
+        heap: list[tuple[int, int, int, bytes | None]] = [
+            (ts, INPUT, i, f) for i, (ts, f) in enumerate(records)]
         heapq.heapify(heap)
-        answer_seq = 0
+        horizon = max((ts for ts, _ in records), default=0)
+        timers_set: set[int] = set()
+        order = 0
         out: list[tuple[int, bytes]] = []
         res = ReplayResult(frames_in=len(records))
         while heap:
             now = heap[0][0]
             burst = []
             while heap and heap[0][0] == now and len(burst) < pcap_backend.MAX_BURST:
-                burst.append(heapq.heappop(heap)[3])
+                _, kind, _, frame = heapq.heappop(heap)
+                if kind == TIMER:
+                    timers_set.discard(now)
+                else:
+                    burst.append(frame)
             t0 = time.perf_counter_ns()
             tx = self.core.process_burst(burst, now)
             self.burst_cpu_ns.append(time.perf_counter_ns() - t0)
@@ -94,10 +117,20 @@ class Replayer:
                 sim = self.sims.get(udp[0]) if udp else None
                 if sim is not None:
                     for answer in sim.handle_frame(frame, now + self.venue_latency_ns):
-                        answer_seq += 1
-                        heapq.heappush(heap, (now + self.venue_latency_ns, 1, answer_seq, answer))
+                        order += 1
+                        heapq.heappush(heap, (now + self.venue_latency_ns, ANSWER, order, answer))
+            deadline = self.core.next_deadline()
+            if deadline <= horizon and deadline not in timers_set:
+                timers_set.add(deadline)
+                order += 1
+                heapq.heappush(heap, (deadline, TIMER, order, None))
         res.frames_out = len(out)
         res.stats = self.core.stats()
+        if self.backend == "dpdk":
+            res.port_stats = self.core.port_stats()
+            res.worker_stats = self.core.worker_stats()
+            res.mbufs_in_use = self.core.mbufs_in_use()
+            self.core.close()
         if self.model is not None:
             model_stats = self.model.stats()
             if model_stats != res.stats:

@@ -10,27 +10,74 @@ length and one OUCH message.  Count 0 is a heartbeat, 0xFFFF end of session.
 * ``handle_frame(frame, now_ns)`` takes an Ethernet frame (one 802.1Q tag is
   skipped) and returns Ethernet frames: ``venue.mac`` -> ``appliance.mac``,
   IPv4 ``venue.ip`` -> ``appliance.ip`` (IHL 5, TOS 0, ID 0, DF, TTL 64,
-  header checksum), UDP ``venue.port`` -> ``appliance.venue_port`` (checksum
-  always computed; a computed 0 is sent as 0xFFFF).  A frame that is not a
-  well-formed IPv4/UDP frame (runt, bad header/length, checksum, fragment) is
-  counted in ``stats["bad_packets"]``; a well-formed frame whose destination
-  is not ``venue.ip:venue.port`` is counted in ``frames_not_for_venue``.
-  Both return ``[]``.  The source address is not checked.
-* ``handle_payload(payload, now_ns)`` does the same with UDP payloads (used by
-  :func:`serve_udp`).
-* Inbound packets whose session is not ``venue.session`` are dropped
-  (``bad_packets["wrong_session"]``), as are packets shorter than 20 bytes.
-  Inbound sequence numbers are only checked for statistics
-  (``seq_gaps_in``, ``seq_dup_msgs_in``): every message is processed, since
-  OUCH inbound messages "may be repeated benignly" and the UserRefNum rules
-  below make repeats harmless.  A block running past the datagram stops the
-  walk (``bad_packets["bad_block"]``).
+  header checksum), UDP (checksum always computed; a computed 0 is sent as
+  0xFFFF).  Data packets, heartbeats and retransmissions go from
+  ``venue.port`` to ``appliance.venue_port``; request packets from
+  ``venue.retransmit_port`` to ``appliance.request_port``.  A frame that is
+  not a well-formed IPv4/UDP frame (runt, bad header/length, checksum,
+  fragment) is counted in ``stats["bad_packets"]``; a well-formed frame whose
+  destination is neither ``venue.ip:venue.port`` (data) nor
+  ``venue.ip:venue.retransmit_port`` (requests) is counted in
+  ``frames_not_for_venue``.  Both return ``[]``.  The source address is not
+  checked.
+* ``handle_datagram(payload, now_ns, request_port=False)`` does the same with
+  a UDP payload and returns ``(kind, payload)`` pairs, kind ``"data"`` (for
+  the appliance's ``venue_port``) or ``"request"`` (for its request port).
+  ``handle_payload(payload, now_ns)`` is ``handle_datagram`` on the data port
+  keeping only the ``"data"`` payloads (used by :func:`serve_udp`, which
+  answers every datagram's source).
+* ``tick(now_ns)`` returns the frames the simulator's timers send (below).
+  Like everything else it reads no clock: time is the ``now_ns`` it is given.
+* Packets whose session is not ``venue.session`` are dropped
+  (``bad_packets["wrong_session"]``), as are packets shorter than 20 bytes
+  (``"truncated"``).  A block running past the datagram, or of length 0,
+  stops the walk (``bad_packets["bad_block"]``).
 * Outbound messages are numbered per session from 1.  By default each message
   is its own packet; with ``batch=True`` all messages produced by one inbound
   packet share one packet (split only if it would exceed 1472 bytes of UDP
   payload).  :meth:`VenueSim.heartbeat` and :meth:`VenueSim.end_of_session`
   build the two special packets (with the next sequence number, which they
   do not consume).
+
+Session layer (MoldUDP64-style recovery, docs/semantics.md)
+-----------------------------------------------------------
+The simulator is the venue-side peer of the appliance's framing session.
+
+* **Replay buffer.**  The last ``replay_depth`` (4096) outbound messages are
+  kept with their sequence numbers; the oldest held is ``next - held``.
+* **Requests to the venue** (packets to ``venue.retransmit_port``: header
+  only, sequence number = first wanted, count; ``stats["requests_in"]``).
+  Count 0 is a "hello" (``hellos_in``): the answer is a heartbeat (count 0,
+  sequence number = the venue's next).  Otherwise, with ``from`` the
+  sequence number: below the oldest held -> nothing is sent
+  (``retransmit_too_old``); at or beyond the next -> a heartbeat; else the
+  messages ``from`` .. ``min(from + count, next) - 1`` are sent again, byte
+  for byte, one per packet (or grouped as with ``batch=True``, each packet
+  numbered by its first message), from ``venue.port`` to the appliance's
+  ``venue_port`` (``retransmitted`` counts the messages).
+* **Go-back-N on the appliance -> venue stream.**  ``in_expected`` is the
+  next sequence number expected (from 1).  A packet whose first sequence
+  number is above it is *not processed* (``seq_gaps_in``,
+  ``out_of_order_packets``) and the missing messages and the packet's are
+  wanted.  Blocks below it are duplicates: skipped, never processed
+  (``seq_dup_msgs_in``).  Each block at the expected number is processed and
+  advances it.  A heartbeat from the appliance (count 0) whose sequence
+  number (the appliance's next) is above ``in_expected`` wants the missing
+  ones too; every heartbeat is answered with the venue's own heartbeat
+  (``heartbeats_in``, ``heartbeats_out``).  End of session is counted only.
+* **Wanting messages** (go-back-N request).  The simulator remembers the
+  last sequence number it wants (``wanted_through``).  If it has no request
+  outstanding, or its last one is at least ``retransmit_ms`` (50) old, it
+  sends a request packet -- session, sequence number = ``in_expected``,
+  count = ``min(wanted_through - in_expected + 1, 65534)``, no blocks -- from
+  ``venue.retransmit_port`` to ``appliance.ip:appliance.request_port``
+  (``requests_out``).  Otherwise nothing: the request is on its way.  The
+  request stays outstanding until ``in_expected`` passes ``wanted_through``.
+* **Timers** (``tick(now_ns)``): an outstanding request at least
+  ``retransmit_ms`` old is sent again (from the current ``in_expected``,
+  ``requests_out``); and, only if ``heartbeat_ms`` was given, a heartbeat is
+  sent when nothing has gone to the appliance's ``venue_port`` for that long
+  (the first tick starts that clock).
 
 Book
 ----
@@ -106,7 +153,8 @@ simulator draws ``rng.random()`` exactly once; if it is < ``p_passive`` and
 an appliance order is resting, the one with the oldest time priority is
 executed for ``rng.randint(1, leaves)`` shares at its own price, Liquidity
 Flag 'A', with a new match number.  Heartbeats and end-of-session packets
-draw nothing.  Hence the output is a function of the seed, the constructor
+draw nothing, nor do requests, duplicates and packets not processed
+(out of order).  Hence the output is a function of the seed, the constructor
 arguments and the sequence of (input, now_ns) alone.
 """
 from __future__ import annotations
@@ -118,6 +166,7 @@ import struct
 import time
 import zlib
 from bisect import insort
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -139,6 +188,7 @@ REJ_LOCATE_REQUIRED = 0x0027
 NS_PER_DAY = 86_400_000_000_000
 HEADER_LEN = 20
 COUNT_END_OF_SESSION = 0xFFFF
+MAX_REQUEST_COUNT = 65534
 MAX_UDP_PAYLOAD = 1472  # 1500-byte MTU - IPv4 - UDP headers
 
 DEFAULT_REF_PRICES = {"AAPL": 1_520_000}
@@ -282,9 +332,15 @@ class VenueSim:
         levels: int = 5,
         tick: int = 100,
         sizes: tuple[int, int] = (100, 1000),
+        retransmit_ms: int = 50,
+        replay_depth: int = 4096,
+        heartbeat_ms: int | None = None,
     ) -> None:
         if not 0.0 <= p_passive <= 1.0:
             raise ValueError("p_passive must be in [0, 1]")
+        if retransmit_ms <= 0 or replay_depth <= 0 or (heartbeat_ms is not None
+                                                       and heartbeat_ms <= 0):
+            raise ValueError("retransmit_ms, replay_depth and heartbeat_ms must be positive")
         if len(venue.session) > 10:
             raise ValueError("venue session name longer than 10 characters")
         self.venue = venue
@@ -304,7 +360,13 @@ class VenueSim:
         self._next_order_ref = 1
         self._next_match = 1
         self._next_seq = 1  # outbound
-        self._in_expected = 1  # inbound, statistics only
+        self._in_expected = 1  # inbound: next sequence number expected
+        self.retransmit_ns = retransmit_ms * 1_000_000
+        self.heartbeat_ns = None if heartbeat_ms is None else heartbeat_ms * 1_000_000
+        self._sent: deque[bytes] = deque(maxlen=replay_depth)  # last outbound messages
+        self._wanted_through = 0  # last inbound seq wanted by a request; 0: none
+        self._request_at: int | None = None  # when the outstanding request was sent
+        self._last_tx: int | None = None  # last packet to the appliance's venue_port
         self.stats: dict = {
             "received": {},  # inbound OUCH type letter -> count
             "sent": {},  # outbound OUCH type letter -> count
@@ -318,8 +380,15 @@ class VenueSim:
             "packets_out": 0,
             "heartbeats_in": 0,
             "end_of_session_in": 0,
-            "seq_gaps_in": 0,
-            "seq_dup_msgs_in": 0,
+            "seq_gaps_in": 0,  # packets beyond the next expected (not processed)
+            "seq_dup_msgs_in": 0,  # blocks below the next expected (skipped)
+            "out_of_order_packets": 0,
+            "heartbeats_out": 0,  # answers to heartbeats and hellos, timer heartbeats
+            "requests_in": 0,  # packets to the request port (hellos included)
+            "hellos_in": 0,
+            "retransmitted": 0,  # messages sent again
+            "retransmit_too_old": 0,
+            "requests_out": 0,  # go-back-N request packets sent (re-sent ones too)
             "executions": 0,  # Executed messages sent
             "passive_fills": 0,  # random fills of resting appliance orders
         }
@@ -353,6 +422,26 @@ class VenueSim:
                       "order_ref_num": o.order_ref_num}
                 for ref, o in sorted(self._live.items())}
 
+    @property
+    def in_expected(self) -> int:
+        """Next appliance -> venue sequence number expected."""
+        return self._in_expected
+
+    @property
+    def next_seq(self) -> int:
+        """Sequence number of the venue's next outbound message."""
+        return self._next_seq
+
+    @property
+    def oldest_held(self) -> int:
+        """Sequence number of the oldest message in the replay buffer (the
+        next one when none is held)."""
+        return self._next_seq - len(self._sent)
+
+    @property
+    def request_outstanding(self) -> bool:
+        return self._request_at is not None
+
     def heartbeat(self) -> bytes:
         """A heartbeat packet (count 0) carrying the next sequence number."""
         return _HEADER.pack(self.session, self._next_seq, 0)
@@ -362,30 +451,54 @@ class VenueSim:
 
     def system_event(self, code: str, now_ns: int) -> list[bytes]:
         """System Event 'S' (§3.1), e.g. 'S' start of day, 'E' end of day."""
-        return self._packetize([_SYSTEM_EVENT.pack(b"S", now_ns % NS_PER_DAY,
-                                                   code.encode("ascii"))])
+        packets = self._packetize([_SYSTEM_EVENT.pack(b"S", now_ns % NS_PER_DAY,
+                                                      code.encode("ascii"))])
+        self._last_tx = now_ns
+        return packets
 
     def frame(self, payload: bytes) -> bytes:
-        """Wrap a UDP payload as an Ethernet frame to the appliance."""
+        """Wrap a UDP payload as an Ethernet frame from ``venue.port`` to the
+        appliance's ``venue_port``."""
+        return self._udp_frame(self.venue.port, self.appliance.venue_port, payload)
+
+    def request_frame(self, payload: bytes) -> bytes:
+        """Wrap a request packet as an Ethernet frame from the venue's
+        request port to the appliance's request port."""
+        return self._udp_frame(self.venue.retransmit_port, self.appliance.request_port,
+                               payload)
+
+    def _udp_frame(self, sport: int, dport: int, payload: bytes) -> bytes:
         udp_len = 8 + len(payload)
         ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0,
                                    0x4000, 64, 17, 0, self._venue_ip, self._app_ip))
         struct.pack_into(">H", ip, 10, _csum(bytes(ip)))
-        udp = bytearray(struct.pack(">HHHH", self.venue.port,
-                                    self.appliance.venue_port, udp_len, 0) + payload)
+        udp = bytearray(struct.pack(">HHHH", sport, dport, udp_len, 0) + payload)
         c = _udp_csum(self._venue_ip, self._app_ip, bytes(udp))
         struct.pack_into(">H", udp, 6, c or 0xFFFF)
         return self._app_mac + self._venue_mac + b"\x08\x00" + bytes(ip) + bytes(udp)
 
+    def _frames(self, out: list[tuple[str, bytes]]) -> list[bytes]:
+        return [self.frame(p) if kind == "data" else self.request_frame(p) for kind, p in out]
+
     # --- entry points ------------------------------------------------------
 
     def handle_frame(self, frame: bytes, now_ns: int) -> list[bytes]:
-        payload = self._parse_frame(frame)
-        if payload is None:
+        parsed = self._parse_frame(frame)
+        if parsed is None:
             return []
-        return [self.frame(p) for p in self.handle_payload(payload, now_ns)]
+        payload, to_request_port = parsed
+        return self._frames(self.handle_datagram(payload, now_ns,
+                                                 request_port=to_request_port))
 
     def handle_payload(self, payload: bytes, now_ns: int) -> list[bytes]:
+        """A datagram to the data port; returns the payloads for the
+        appliance's ``venue_port`` (request packets are left out)."""
+        return [p for kind, p in self.handle_datagram(payload, now_ns) if kind == "data"]
+
+    def handle_datagram(self, payload: bytes, now_ns: int, *,
+                        request_port: bool = False) -> list[tuple[str, bytes]]:
+        """A datagram to the data port (or, with `request_port`, to the request
+        port); returns ``("data" | "request", payload)`` pairs in order."""
         if len(payload) < HEADER_LEN:
             self._bad_packet("truncated")
             return []
@@ -393,22 +506,52 @@ class VenueSim:
         if session != self.session:
             self._bad_packet("wrong_session")
             return []
+        out = (self._serve_request(first, count) if request_port
+               else self._data_packet(payload, first, count, now_ns))
+        if any(kind == "data" for kind, _ in out):
+            self._last_tx = now_ns
+        return out
+
+    def tick(self, now_ns: int) -> list[bytes]:
+        """Timers: re-send an unanswered request after ``retransmit_ms``; with
+        ``heartbeat_ms``, a heartbeat after that long without sending."""
+        out: list[tuple[str, bytes]] = []
+        if self._request_at is not None and now_ns - self._request_at >= self.retransmit_ns:
+            out.append(self._send_request(now_ns))
+        if self.heartbeat_ns is not None:
+            if self._last_tx is None:
+                self._last_tx = now_ns
+            elif now_ns - self._last_tx >= self.heartbeat_ns:
+                out.append(self._heartbeat_out())
+                self._last_tx = now_ns
+        return self._frames(out)
+
+    # --- session layer -------------------------------------------------------
+
+    def _heartbeat_out(self) -> tuple[str, bytes]:
+        self.stats["heartbeats_out"] += 1
+        return ("data", self.heartbeat())
+
+    def _data_packet(self, payload: bytes, first: int, count: int,
+                     now_ns: int) -> list[tuple[str, bytes]]:
         self.stats["packets_in"] += 1
-        if count == 0:
-            self.stats["heartbeats_in"] += 1
-            return []
         if count == COUNT_END_OF_SESSION:
             self.stats["end_of_session_in"] += 1
             return []
+        if count == 0:
+            self.stats["heartbeats_in"] += 1
+            out = [self._heartbeat_out()]
+            if first > self._in_expected:
+                out += self._want(first - 1, now_ns)
+            return out
         if first > self._in_expected:
             self.stats["seq_gaps_in"] += 1
-        elif first < self._in_expected:
-            self.stats["seq_dup_msgs_in"] += min(count, self._in_expected - first)
-        self._in_expected = max(self._in_expected, first + count)
+            self.stats["out_of_order_packets"] += 1
+            return self._want(first + count - 1, now_ns)
         ts = now_ns % NS_PER_DAY
-        out: list[bytes] = []
+        msgs: list[bytes] = []
         off = HEADER_LEN
-        for _ in range(count):
+        for i in range(count):
             if off + 2 > len(payload):
                 self._bad_packet("bad_block")
                 break
@@ -418,16 +561,58 @@ class VenueSim:
                 break
             msg = payload[off + 2 : off + 2 + n]
             off += 2 + n
-            self._handle_message(msg, ts, out)
-            self._passive_fill(ts, out)
-        return self._packetize(out)
+            if first + i < self._in_expected:
+                self.stats["seq_dup_msgs_in"] += 1
+                continue
+            self._in_expected = first + i + 1
+            if self._request_at is not None and self._in_expected > self._wanted_through:
+                self._request_at = None  # everything wanted has arrived
+            self._handle_message(msg, ts, msgs)
+            self._passive_fill(ts, msgs)
+        return [("data", p) for p in self._packetize(msgs)]
+
+    def _want(self, through: int, now_ns: int) -> list[tuple[str, bytes]]:
+        """Go-back-N: ask for in_expected .. through, unless a request is
+        outstanding and younger than the retransmit interval."""
+        self._wanted_through = max(self._wanted_through, through)
+        if self._request_at is not None and now_ns - self._request_at < self.retransmit_ns:
+            return []
+        return [self._send_request(now_ns)]
+
+    def _send_request(self, now_ns: int) -> tuple[str, bytes]:
+        self._request_at = now_ns
+        self.stats["requests_out"] += 1
+        count = min(max(self._wanted_through - self._in_expected + 1, 1), MAX_REQUEST_COUNT)
+        return ("request", _HEADER.pack(self.session, self._in_expected, count))
+
+    def _serve_request(self, first: int, count: int) -> list[tuple[str, bytes]]:
+        self.stats["requests_in"] += 1
+        if count == 0:
+            self.stats["hellos_in"] += 1
+            return [self._heartbeat_out()]
+        oldest = self.oldest_held
+        if first < oldest:
+            self.stats["retransmit_too_old"] += 1
+            return []
+        if first >= self._next_seq:
+            return [self._heartbeat_out()]
+        end = min(first + count, self._next_seq)
+        msgs = [self._sent[seq - oldest] for seq in range(first, end)]
+        self.stats["retransmitted"] += len(msgs)
+        out = []
+        seq = first
+        for group in self._groups(msgs):
+            out.append(("data", self._packet(seq, group)))
+            seq += len(group)
+        return out
 
     # --- framing -----------------------------------------------------------
 
     def _bad_packet(self, reason: str) -> None:
         _bump(self.stats["bad_packets"], reason)
 
-    def _parse_frame(self, f: bytes) -> bytes | None:
+    def _parse_frame(self, f: bytes) -> tuple[bytes, bool] | None:
+        """(UDP payload, sent to the request port) of a frame for the venue."""
         if len(f) < 14:
             return self._bad_packet("runt")
         off = 14
@@ -457,36 +642,40 @@ class VenueSim:
         src, dst = f[off + 12 : off + 16], f[off + 16 : off + 20]
         udp = f[off + ihl : off + total]
         _sport, dport, ulen, ucsum = struct.unpack_from(">HHHH", udp)
-        if dst != self._venue_ip or dport != self.venue.port:
+        if dst != self._venue_ip or dport not in (self.venue.port, self.venue.retransmit_port):
             self.stats["frames_not_for_venue"] += 1
             return None
         if ulen != len(udp):
             return self._bad_packet("bad_udp_length")
         if ucsum and _udp_csum(src, dst, udp) != 0:
             return self._bad_packet("udp_checksum")
-        return udp[8:]
+        return udp[8:], dport == self.venue.retransmit_port
+
+    def _groups(self, msgs: list[bytes]) -> list[list[bytes]]:
+        """Messages per packet: one each, or with ``batch`` as many as fit."""
+        groups: list[list[bytes]] = []
+        size = 0
+        for m in msgs:
+            if not groups or not self.batch or size + 2 + len(m) > MAX_UDP_PAYLOAD:
+                groups.append([])
+                size = HEADER_LEN
+            groups[-1].append(m)
+            size += 2 + len(m)
+        return groups
+
+    def _packet(self, first: int, msgs: list[bytes]) -> bytes:
+        body = b"".join(struct.pack(">H", len(m)) + m for m in msgs)
+        return _HEADER.pack(self.session, first, len(msgs)) + body
 
     def _packetize(self, msgs: list[bytes]) -> list[bytes]:
+        """New outbound messages: numbered, kept for retransmission, framed."""
         packets: list[bytes] = []
-        group: list[bytes] = []
-        size = HEADER_LEN
-
-        def flush() -> None:
-            nonlocal size
-            if group:
-                body = b"".join(struct.pack(">H", len(m)) + m for m in group)
-                packets.append(_HEADER.pack(self.session, self._next_seq, len(group)) + body)
-                self._next_seq += len(group)
-                group.clear()
-            size = HEADER_LEN
-
+        for group in self._groups(msgs):
+            packets.append(self._packet(self._next_seq, group))
+            self._next_seq += len(group)
+            self._sent.extend(group)
         for m in msgs:
-            if group and (not self.batch or size + 2 + len(m) > MAX_UDP_PAYLOAD):
-                flush()
-            group.append(m)
-            size += 2 + len(m)
             _bump(self.stats["sent"], chr(m[0]))
-        flush()
         self.stats["packets_out"] += len(packets)
         return packets
 

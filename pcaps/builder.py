@@ -12,7 +12,7 @@ What a line is:
 
 - ``venue_msg`` present: a venue -> appliance message (below);
 - ``action`` present: ``new``, ``modify``, ``cancel``, ``mass_cancel``,
-  ``login``, ``logout`` or ``heartbeat``;
+  ``login``, ``logout``, ``heartbeat`` or ``junk`` (below);
 - else ``new_price`` or ``new_volume`` present: a Modify (new_volume is the
   new total quantity; the one not given is the order's current value as
   this builder tracks it);
@@ -57,12 +57,51 @@ Values the appliance must reject (zero volume, absurd prices, unknown
 symbols, sessions or venues...) are built as asked; a line that cannot be
 encoded at all is a ScenarioError naming the file, the line and the key.
 
+Junk: ``{"action": "junk", "kind": K, ...}`` is one frame toward the
+appliance that it must drop and count (cdefs/oms_core.h OMS_DROP_LIST).
+Junk consumes no sequence number, sends no automatic Login and does not
+count as the session speaking (no heartbeat is held back for it).  Keys:
+``timestamp``/``timestamp_ns``, ``comment``, ``kind`` and, for every kind
+but ``random``, ``session`` (default 1: whose address it comes from and
+whose next sequence number it carries), ``src_ip``, ``src_port``,
+``src_mac`` and ``order_id`` (default 0).  Those kinds are built from one
+NewOrder -- ``order_id``, buy 100 of the first configured symbol at 1.00,
+the session's next sequence number -- in a datagram from the session's
+address to the appliance's strategy port, then spoilt:
+
+- ``random``: ``seed`` (default 0) seeds ``random.Random``, which draws the
+  length (0..100) and the bytes; if the bytes happen to carry the IPv4 or
+  802.1Q ethertype at offset 12, its first byte is flipped.  So it is
+  ``RUNT`` (shorter than 14 bytes) or else ``NOT_IPV4``.
+- ``bad_ip_checksum``: the IP header checksum is wrong: ``IP_CHECKSUM``.
+- ``bad_udp_checksum``: the UDP checksum is wrong (and not 0, which would
+  mean "none"): ``UDP_CHECKSUM``.
+- ``truncated``: only the first ``length`` bytes of the message are sent
+  (default 16; IP and UDP lengths and checksums are right): 1..23 is
+  ``SP_TRUNCATED``; 24 up to the message's length - 1 is ``SP_BAD_LENGTH``.
+- ``wrong_port``: sent to UDP ``port`` (default: the first port after
+  strategy_port that is none of the appliance's), which must not be the
+  strategy, venue or venue request port: ``UNKNOWN_PORT``.
+- ``not_for_us``: IP destination ``dst_ip`` (default 192.0.2.1), which must
+  not be the appliance's: ``NOT_FOR_US``.
+- ``unknown_session``: from the session's address but with ``session_id``
+  (default: the largest configured id + 1), which must not be configured:
+  ``SP_UNKNOWN_SESSION``.
+- ``bad_version``: header version ``version`` (default 2, not 1):
+  ``SP_BAD_VERSION``.
+
+Re-sending an already used sequence number is not junk but an ordinary line
+with ``seq`` (``SP_DUPLICATE_SEQ``); mind that later lines of that session
+continue from it unless they give ``seq`` themselves.
+
 CLI: ``python -m pcaps.builder SCENARIO.jsonl OUT.pcap [--config FILE]``.
 """
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import random
 import struct
 import sys
 from collections.abc import Iterable
@@ -132,6 +171,22 @@ _KEYS = {
     "logout": _SP_COMMON,
     "heartbeat": _SP_COMMON,
 }
+
+_JUNK_COMMON = {"timestamp", "timestamp_ns", "comment", "action", "kind"}
+_JUNK_SP = _JUNK_COMMON | {"session", "src_ip", "src_port", "src_mac", "order_id"}
+_JUNK_KEYS = {
+    "random": _JUNK_COMMON | {"seed"},
+    "bad_ip_checksum": _JUNK_SP,
+    "bad_udp_checksum": _JUNK_SP,
+    "truncated": _JUNK_SP | {"length"},
+    "wrong_port": _JUNK_SP | {"port"},
+    "not_for_us": _JUNK_SP | {"dst_ip"},
+    "unknown_session": _JUNK_SP | {"session_id"},
+    "bad_version": _JUNK_SP | {"version"},
+}
+JUNK_KINDS = tuple(_JUNK_KEYS)
+JUNK_MAX_RANDOM_LEN = 100
+JUNK_NOT_FOR_US_IP = "192.0.2.1"  # TEST-NET-1
 
 _SIDES = {"buy": 1, "sell": 2, "sell_short": 3}
 _ORD_TYPES = {"limit": 1, "market": 2}
@@ -279,6 +334,17 @@ class _Datagram:
         return bytes(pkt)
 
 
+@dataclass
+class _Junk:
+    """A junk frame, bytes as they go on the wire."""
+
+    time_ns: int
+    data: bytes
+
+    def frame(self) -> bytes:
+        return self.data
+
+
 class ScenarioBuilder:
     """Turns scenario lines into frames.  ``add(lineno, text)`` per line,
     then ``frames()``."""
@@ -288,11 +354,15 @@ class ScenarioBuilder:
         self.source = source
         L.bind_ports(cfg.appliance.strategy_port, cfg.appliance.venue_port)
         self.now = 0
-        self.datagrams: list[_Datagram] = []
+        self.datagrams: list[_Datagram | _Junk] = []
         self.last_dgram: dict[tuple[str, int], _Datagram] = {}
         self.sp_next_seq: dict[int, int] = {}  # session -> next inbound seq
         self.ufo_next_seq: dict[int, int] = {}  # venue -> next seq
         self.orders: dict[tuple[int, int], _Order] = {}
+        # a real strategy heartbeats when it has nothing to say, or the
+        # appliance times its session out: when the builder last sent on
+        # each logged-in session
+        self.sp_last_sent: dict[int, int] = {}
 
     # -- entry points
 
@@ -325,6 +395,15 @@ class ScenarioBuilder:
                 raise _LineError("venue_msg", "unknown venue message "
                                  f"{json.dumps(vkind, default=str)} (one of {known})")
             allowed, what = _VENUE_COMMON | _VENUE_FIELDS[vkind], f"venue {vkind}"
+        elif kind == "junk":
+            if "kind" not in d:
+                raise _LineError("kind", "missing (one of " + ", ".join(JUNK_KINDS) + ")")
+            jkind = d["kind"]
+            if not isinstance(jkind, str) or jkind not in _JUNK_KEYS:
+                raise _LineError("kind", "unknown junk kind "
+                                 f"{json.dumps(jkind, default=str)} (one of "
+                                 f"{', '.join(JUNK_KINDS)})")
+            allowed, what = _JUNK_KEYS[jkind], f"junk {jkind}"
         else:
             allowed, what = _KEYS[kind], kind
         unknown = sorted(set(d) - allowed)
@@ -335,6 +414,8 @@ class ScenarioBuilder:
         t = self._time(d)
         if kind == "venue":
             self._venue(d, t)
+        elif kind == "junk":
+            self.datagrams.append(_Junk(t, self._junk(d["kind"], d, t)))
         else:
             self._strategy(kind, d, t)
         self.now = t
@@ -345,6 +426,8 @@ class ScenarioBuilder:
             return "venue"
         if "action" in d:
             a = d["action"]
+            if a == "junk":
+                return a
             if not isinstance(a, str) or a not in _KEYS or a == "venue":
                 raise _LineError("action", f"unknown action {json.dumps(a, default=str)}")
             return a
@@ -400,6 +483,8 @@ class ScenarioBuilder:
         def make():
             return _Datagram(t, src, dst)
 
+        if sess is not None and sid in self.sp_last_sent:
+            self._heartbeats(sid, sess, src, dst, t)
         if sid not in self.sp_next_seq:
             self.sp_next_seq[sid] = 1
             if kind != "login":
@@ -417,6 +502,23 @@ class ScenarioBuilder:
             self.sp_next_seq[sid] = seq + 1
         msg = L.sp_message(type_name, session_id=sid, seq=seq, timestamp_ns=t, **body)
         self._place(key, d, t, make).messages.append(msg)
+        if kind == "logout":
+            self.sp_last_sent.pop(sid, None)
+        else:
+            self.sp_last_sent[sid] = t
+
+    def _heartbeats(self, sid: int, sess, src, dst, t: int) -> None:
+        """Heartbeats every heartbeat_ms of silence before a message at t."""
+        step = sess.heartbeat_ms * NS_PER_MS
+        hb = self.sp_last_sent[sid] + step
+        while hb < t:
+            msg = L.sp_message("Heartbeat", session_id=sid, seq=self.sp_next_seq[sid],
+                               timestamp_ns=hb)
+            g = _Datagram(hb, src, dst, [msg])
+            self.datagrams.append(g)
+            self.last_dgram[("session", sid)] = g
+            self.sp_last_sent[sid] = hb
+            hb += step
 
     def _sp_new(self, d: dict, sid: int) -> dict:
         oid = _int(d, "order_id", 0, U64)
@@ -468,6 +570,67 @@ class ScenarioBuilder:
 
     def _sp_heartbeat(self, d: dict, sid: int) -> dict:
         return dict(type="Heartbeat")
+
+    # -- junk
+
+    def _junk(self, kind: str, d: dict, t: int) -> bytes:
+        """The bytes of one junk frame (see the module docstring)."""
+        if kind == "random":
+            rng = random.Random(_int(d, "seed", 0, U64, 0))
+            data = bytearray(rng.getrandbits(8) for _ in range(rng.randint(0, JUNK_MAX_RANDOM_LEN)))
+            if data[12:14] in (b"\x08\x00", b"\x81\x00"):
+                data[12] ^= 0x40  # never IPv4, never a VLAN tag to look behind
+            return bytes(data)
+
+        app = self.cfg.appliance
+        sid = _int(d, "session", 0, U32, 1)
+        sess = self.cfg.session(sid)
+        src = self._src(d, sess and sess.mac, sess and sess.ip, sess and sess.port, "session")
+        dst_ip, dport = app.ip, app.strategy_port
+        wire_sid, version = sid, L.SP_VERSION
+        ports = _appliance_ports(app)
+        if kind == "wrong_port":
+            free = next(p for p in range(app.strategy_port + 1, app.strategy_port + 4)
+                        if p not in ports)
+            dport = _int(d, "port", 0, U16, free)
+            if dport in ports:
+                raise _LineError("port", f"{dport} is one of the appliance's ports")
+        elif kind == "not_for_us":
+            dst_ip = _str(d, "dst_ip", 15, JUNK_NOT_FOR_US_IP)
+            try:
+                ipaddress.IPv4Address(dst_ip)
+            except ValueError:
+                raise _LineError("dst_ip", f"{dst_ip!r} is not an IPv4 address") from None
+            if dst_ip == app.ip:
+                raise _LineError("dst_ip", "is the appliance's address")
+        elif kind == "unknown_session":
+            default = max((s.id for s in self.cfg.sessions), default=0) + 1
+            wire_sid = _int(d, "session_id", 0, U32, min(default, U32))
+            if self.cfg.session(wire_sid) is not None:
+                raise _LineError("session_id", f"session {wire_sid} is configured")
+        elif kind == "bad_version":
+            version = _int(d, "version", 0, U8, 2)
+            if version == L.SP_VERSION:
+                raise _LineError("version", f"{version} is the valid version")
+        symbol = self.cfg.instruments[0].symbol if self.cfg.instruments else "JUNK"
+        msg = L.sp_message("NewOrder", version=version, session_id=wire_sid,
+                           seq=self.sp_next_seq.get(sid, 1), timestamp_ns=t,
+                           cl_ord_id=_int(d, "order_id", 0, U64, 0), account=1, side=1,
+                           ord_type=1, tif=1, symbol=symbol, price=L.price_to_fixed("1"),
+                           qty=100)
+        if kind == "truncated":
+            n = _int(d, "length", 1, len(msg) - 1, 16)
+            msg = msg[:n]
+        frame = bytearray(_Datagram(t, src, (app.mac, dst_ip, dport), [msg]).frame())
+        if kind == "bad_ip_checksum":
+            # a change by 1..0xFFFE: never the same one's-complement value
+            frame[24] ^= 0x55
+            frame[25] ^= 0x55
+        elif kind == "bad_udp_checksum":
+            good = struct.unpack_from("!H", frame, 40)[0]
+            bad = good ^ 0x5555 or good ^ 0xAAAA  # 0 would mean "no checksum"
+            struct.pack_into("!H", frame, 40, bad)
+        return bytes(frame)
 
     # -- venue messages
 
@@ -566,6 +729,13 @@ class ScenarioBuilder:
         if order.ord_type == 2:
             return L.OUCH_MARKET_PRICE
         return max(order.price, 0) // 10 ** (L.SP_PRICE_DECIMALS - L.OUCH_PRICE_DECIMALS)
+
+
+def _appliance_ports(app) -> set[int]:
+    """The UDP ports the appliance takes frames on."""
+    request = getattr(app, "request_port", None)
+    return {app.strategy_port, app.venue_port,
+            request if request is not None else app.venue_port + 1}
 
 
 def _reject_constant(name: str):

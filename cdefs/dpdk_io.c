@@ -1,0 +1,210 @@
+/* DPDK set-up for the data plane: EAL, mempools, ring ports, and the
+ * main-lcore side of replay through a ring port.  Set-up fails loudly with
+ * the reason; nothing here runs per packet except inject/collect, which
+ * are the replay harness's (a NIC's DMA in a live run). */
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_eth_ring.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include "oms_dpdk.h"
+
+/* RX/TX descriptors per queue: a few bursts' worth beyond the ring ports'
+ * needs; real NICs get theirs from config. */
+#define RX_DESC 1024
+#define TX_DESC 1024
+#define MBUF_CACHE 256
+
+int oms_ts_offset = -1;
+
+int oms_eal_init(int argc, char **argv)
+{
+	int r = rte_eal_init(argc, argv);
+	uint64_t flag;
+
+	if (r < 0)
+		return r;
+	if (rte_mbuf_dyn_rx_timestamp_register(&oms_ts_offset, &flag) != 0)
+		return -1;
+	return r;
+}
+
+int oms_eal_cleanup(void)
+{
+	return rte_eal_cleanup();
+}
+
+unsigned oms_next_worker_lcore(unsigned after)
+{
+	return rte_get_next_lcore(after, 1, 0);
+}
+
+struct rte_mempool *oms_pool_create(const char *name, unsigned n, int socket)
+{
+	return rte_pktmbuf_pool_create(name, n, MBUF_CACHE, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+				       socket);
+}
+
+unsigned oms_pool_in_use(const struct rte_mempool *p)
+{
+	return rte_mempool_in_use_count(p);
+}
+
+struct rte_ring *oms_ring_create(const char *name, unsigned size, int socket, int single)
+{
+	return rte_ring_create(name, size, socket, single ? RING_F_SP_ENQ | RING_F_SC_DEQ : 0);
+}
+
+void oms_ring_free(struct rte_ring *r)
+{
+	rte_ring_free(r);
+}
+
+int oms_port_from_rings(const char *name, struct rte_ring *rx, struct rte_ring *tx, int socket)
+{
+	struct rte_ring *rxq[1] = {rx}, *txq[1] = {tx};
+
+	return rte_eth_from_rings(name, rxq, 1, txq, 1, (unsigned)socket);
+}
+
+int oms_port_by_name(const char *name)
+{
+	uint16_t port;
+
+	if (rte_eth_dev_get_port_by_name(name, &port) != 0)
+		return -1;
+	return port;
+}
+
+int oms_port_socket(uint16_t port)
+{
+	return rte_eth_dev_socket_id(port);
+}
+
+int oms_port_start(uint16_t port, struct rte_mempool *pool, char *err, unsigned errlen)
+{
+	struct rte_eth_conf conf;
+	struct rte_eth_dev_info info;
+	int r;
+
+	memset(&conf, 0, sizeof(conf));
+	if ((r = rte_eth_dev_info_get(port, &info)) != 0) {
+		snprintf(err, errlen, "port %u: no device info: %s", port, rte_strerror(-r));
+		return -1;
+	}
+	if ((r = rte_eth_dev_configure(port, 1, 1, &conf)) != 0) {
+		snprintf(err, errlen, "port %u (%s): configure: %s", port, info.driver_name,
+			 rte_strerror(-r));
+		return -1;
+	}
+	uint16_t nrx = RX_DESC, ntx = TX_DESC;
+	rte_eth_dev_adjust_nb_rx_tx_desc(port, &nrx, &ntx);
+	int socket = rte_eth_dev_socket_id(port);
+	if ((r = rte_eth_rx_queue_setup(port, 0, nrx, socket, NULL, pool)) != 0 ||
+	    (r = rte_eth_tx_queue_setup(port, 0, ntx, socket, NULL)) != 0) {
+		snprintf(err, errlen, "port %u (%s): queue set-up: %s", port, info.driver_name,
+			 rte_strerror(-r));
+		return -1;
+	}
+	if ((r = rte_eth_dev_start(port)) != 0) {
+		snprintf(err, errlen, "port %u (%s): start: %s", port, info.driver_name,
+			 rte_strerror(-r));
+		return -1;
+	}
+	/* only our own addresses: the core drops the rest anyway, but the
+	 * NIC should not make it look at them */
+	rte_eth_promiscuous_disable(port);
+	return 0;
+}
+
+void oms_port_stop(uint16_t port)
+{
+	rte_eth_dev_stop(port);
+}
+
+int oms_port_stats(uint16_t port, uint64_t *ipackets, uint64_t *opackets, uint64_t *imissed,
+		   uint64_t *oerrors)
+{
+	struct rte_eth_stats st;
+
+	if (rte_eth_stats_get(port, &st) != 0)
+		return -1;
+	*ipackets = st.ipackets;
+	*opackets = st.opackets;
+	*imissed = st.imissed;
+	*oerrors = st.oerrors;
+	return 0;
+}
+
+int oms_inject(struct rte_mempool *pool, struct rte_ring *ring, const uint8_t *const *frames,
+	       const uint16_t *lens, uint32_t n, uint64_t ts_ns)
+{
+	struct rte_mbuf *m[OMS_BURST];
+
+	if (n > OMS_BURST || rte_pktmbuf_alloc_bulk(pool, m, n) != 0)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		char *d = rte_pktmbuf_append(m[i], lens[i]);
+		if (!d) {
+			rte_pktmbuf_free_bulk(m, n);
+			return -1;
+		}
+		memcpy(d, frames[i], lens[i]);
+		*RTE_MBUF_DYNFIELD(m[i], oms_ts_offset, uint64_t *) = ts_ns;
+	}
+	if (rte_ring_enqueue_bulk(ring, (void **)m, n, NULL) != n) {
+		rte_pktmbuf_free_bulk(m, n);
+		return -1;
+	}
+	return 0;
+}
+
+uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32_t max)
+{
+	struct rte_mbuf *m[OMS_BURST];
+	uint32_t got = 0;
+
+	while (got < max) {
+		uint32_t want = max - got < OMS_BURST ? max - got : OMS_BURST;
+		uint32_t n = rte_ring_dequeue_burst(ring, (void **)m, want, NULL);
+		if (n == 0)
+			break;
+		for (uint32_t i = 0; i < n; i++, got++) {
+			uint16_t len = rte_pktmbuf_pkt_len(m[i]);
+			if (len > OMS_TX_SLOT)
+				len = OMS_TX_SLOT;
+			uint8_t *dst = out + (size_t)got * OMS_TX_SLOT;
+			const void *src = rte_pktmbuf_read(m[i], 0, len, dst);
+			if (src != dst)
+				memcpy(dst, src, len);
+			lens[got] = len;
+		}
+		rte_pktmbuf_free_bulk(m, n);
+	}
+	return got;
+}
+
+int oms_command(struct rte_ring *ring, uint64_t now_ns)
+{
+	/* the tick's time travels in the pointer itself */
+	return rte_ring_enqueue(ring, (void *)(uintptr_t)now_ns);
+}
+
+int oms_worker_running(unsigned lcore)
+{
+	return rte_eal_get_lcore_state(lcore) == RUNNING;
+}
+
+int oms_worker_wait(unsigned lcore)
+{
+	return rte_eal_wait_lcore(lcore);
+}

@@ -1,0 +1,96 @@
+/* The DPDK data plane around the core: EAL, mempools, ports, rings and the
+ * worker loop that runs on its own lcore (cdefs/worker.c, cdefs/dpdk_io.c).
+ * Python drives it through cffi (dataplane/dpdk.py); like oms_core.h, this
+ * header is what cffi binds, read through the preprocessor with OMS_CFFI. */
+#ifndef OMS_DPDK_H
+#define OMS_DPDK_H
+
+#ifndef OMS_CFFI
+#include <stdint.h>
+#endif
+
+#include "oms_core.h"
+
+struct rte_mempool;
+struct rte_ring;
+
+/* Frames per rx/tx burst: big enough to amortise the per-burst cost,
+ * small enough that the first frame does not wait long for the last. */
+enum { OMS_BURST = 32 };
+
+enum oms_worker_mode {
+	/* frames carry their time in the mbuf timestamp field; each call of
+	 * the core is acknowledged (replay: deterministic, lock-step) */
+	OMS_MODE_REPLAY = 0,
+	/* now_ns from the TSC, calibrated against the wall clock at start */
+	OMS_MODE_LIVE = 1,
+};
+
+struct oms_worker_stats {
+	uint64_t rx_frames;
+	uint64_t tx_frames;
+	uint64_t tx_retries;   /* tx burst did not take all at once */
+	uint64_t tx_dropped;   /* could not be sent even after retries */
+	uint64_t mbuf_alloc_failed;
+	uint64_t idle_polls;
+	uint64_t busy_polls;
+	uint64_t commands;
+};
+
+/* One worker lcore: what it polls, what it runs, where it sends.  Shared
+ * with the main lcore: `stop` and `tick_ns` are written by Python, `done`
+ * and the stats by the worker. */
+struct oms_worker {
+	struct oms_core *core;
+	struct rte_mempool *pool;
+	struct rte_ring *commands; /* uint64_t now_ns of timer ticks (replay) */
+	uint16_t rx_port;
+	uint16_t rx_queue;
+	uint16_t tx_port;
+	uint16_t tx_queue;
+	int mode;
+	int idle_sleep_us; /* 0: pure busy poll; else back off when idle */
+	volatile int stop;
+	volatile uint64_t done; /* frames + ticks fully handled (replay) */
+	struct oms_worker_stats stats;
+	/* live mode clock: now_ns = wall_base_ns + (tsc - tsc_base) * ns_per_tsc */
+	uint64_t tsc_base;
+	uint64_t wall_base_ns;
+	double ns_per_tsc;
+};
+
+int oms_eal_init(int argc, char **argv);
+int oms_eal_cleanup(void);
+unsigned oms_next_worker_lcore(unsigned after);
+
+struct rte_mempool *oms_pool_create(const char *name, unsigned n, int socket);
+unsigned oms_pool_in_use(const struct rte_mempool *p);
+struct rte_ring *oms_ring_create(const char *name, unsigned size, int socket, int single);
+void oms_ring_free(struct rte_ring *r);
+/* A port made from two rings (DPDK's net_ring): frames enqueued on `rx`
+ * are received by the port, frames it sends appear on `tx`. */
+int oms_port_from_rings(const char *name, struct rte_ring *rx, struct rte_ring *tx,
+			int socket);
+int oms_port_by_name(const char *name);
+/* Configure `port` with one RX and one TX queue fed from `pool` and start
+ * it; on failure -1 and the reason in err. */
+int oms_port_start(uint16_t port, struct rte_mempool *pool, char *err, unsigned errlen);
+void oms_port_stop(uint16_t port);
+int oms_port_stats(uint16_t port, uint64_t *ipackets, uint64_t *opackets,
+		   uint64_t *imissed, uint64_t *oerrors);
+int oms_port_socket(uint16_t port);
+
+/* Main-lcore helpers for replay through a ring port: frames in as mbufs
+ * stamped with ts_ns; frames out copied into `out` (OMS_TX_SLOT apart). */
+int oms_inject(struct rte_mempool *pool, struct rte_ring *ring,
+	       const uint8_t *const *frames, const uint16_t *lens, uint32_t n,
+	       uint64_t ts_ns);
+uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32_t max);
+int oms_command(struct rte_ring *ring, uint64_t now_ns);
+
+int oms_worker_launch(struct oms_worker *w, unsigned lcore);
+int oms_worker_wait(unsigned lcore);
+/* Whether the lcore's function has returned. */
+int oms_worker_running(unsigned lcore);
+
+#endif

@@ -1,0 +1,61 @@
+"""cffi build of the DPDK data plane (API mode: DPDK's burst, ring and mbuf
+calls are static inline).  It compiles the same core sources as
+build_core.py plus the DPDK glue (cdefs/dpdk_io.c, cdefs/worker.c), so the
+worker lcore calls the core directly.  Flags and libraries come from
+pkg-config's libdpdk (Debian's libdpdk-dev)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from cffi import FFI
+
+ROOT = Path(__file__).resolve().parent.parent
+CDEFS = ROOT / "cdefs"
+CORE_SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c",
+                "encode.c", "latency.c", "timers.c"]
+DPDK_SOURCES = ["dpdk_io.c", "worker.c"]
+MODULE = "dataplane._oms_dpdk"
+
+
+class DpdkMissing(RuntimeError):
+    pass
+
+
+def dpdk_available() -> bool:
+    return shutil.which("pkg-config") is not None and subprocess.run(
+        ["pkg-config", "--exists", "libdpdk"]).returncode == 0
+
+
+def cdef_text() -> str:
+    cc = os.environ.get("CC", "cc")
+    return subprocess.run(
+        [cc, "-E", "-P", "-DOMS_CFFI", "-I", str(CDEFS), str(CDEFS / "oms_dpdk.h")],
+        check=True, capture_output=True, text=True).stdout
+
+
+def make_builder() -> FFI:
+    if not dpdk_available():
+        raise DpdkMissing("DPDK not found by pkg-config (libdpdk): install libdpdk-dev, dpdk "
+                          "and pkg-config (deploy/setup.sh does)")
+    ffi = FFI()
+    ffi.cdef(cdef_text())
+    ffi.set_source_pkgconfig(
+        MODULE, ["libdpdk"],
+        '#include "oms_dpdk.h"\n',
+        sources=[os.path.relpath(CDEFS / s) for s in CORE_SOURCES + DPDK_SOURCES],
+        include_dirs=[os.path.relpath(CDEFS)],
+        define_macros=[("ALLOW_EXPERIMENTAL_API", None)],
+        extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror",
+                            "-Wno-unused-parameter"],
+        libraries=["rte_net_ring"],
+    )
+    return ffi
+
+
+ffibuilder = make_builder() if dpdk_available() else None
+
+if __name__ == "__main__":
+    make_builder().compile(tmpdir=str(ROOT), verbose=False)
