@@ -9,6 +9,7 @@
 #include <stdint.h>
 #endif
 
+#include "link.h"
 #include "oms_core.h"
 
 struct rte_mempool;
@@ -37,6 +38,8 @@ struct oms_worker_stats {
 	uint64_t commands;
 };
 
+enum { OMS_MAX_RX = 4 };
+
 /* One worker lcore: what it polls, what it runs, where it sends.  Shared
  * with the main lcore: `stop` and `tick_ns` are written by Python, `done`
  * and the stats by the worker. */
@@ -44,10 +47,21 @@ struct oms_worker {
 	struct oms_core *core;
 	struct rte_mempool *pool;
 	struct rte_ring *commands; /* uint64_t now_ns of timer ticks (replay) */
-	uint16_t rx_port;
-	uint16_t rx_queue;
-	uint16_t tx_port;
+	/* every (port, queue) it polls: each is polled by this worker alone */
+	uint16_t n_rx;
+	uint16_t rx_port[OMS_MAX_RX];
+	uint16_t rx_queue[OMS_MAX_RX];
+	/* where frames go: towards strategies (UDP source port strategy_udp)
+	 * or venues (everything else) */
+	uint16_t strategy_tx_port;
+	uint16_t venue_tx_port;
 	uint16_t tx_queue;
+	uint16_t strategy_udp;
+	/* the appliance's address, for ARP and ICMP on live ports */
+	uint8_t mac[6];
+	uint32_t ip;
+	int answer_link; /* live ports: handle ARP/ICMP before the core */
+	struct link_stats link;
 	int mode;
 	int idle_sleep_us; /* 0: pure busy poll; else back off when idle */
 	volatile int stop;

@@ -32,41 +32,92 @@ static inline uint64_t live_now(const struct oms_worker *w)
 	return w->wall_base_ns + (uint64_t)((double)(rte_rdtsc() - w->tsc_base) * w->ns_per_tsc);
 }
 
+static void send_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m, uint32_t k)
+{
+	uint32_t sent = 0;
+
+	for (int t = 0; t < TX_RETRIES && sent < k; t++) {
+		sent += rte_eth_tx_burst(port, w->tx_queue, m + sent, (uint16_t)(k - sent));
+		if (sent < k)
+			w->stats.tx_retries++;
+	}
+	if (sent < k) {
+		w->stats.tx_dropped += k - sent;
+		rte_pktmbuf_free_bulk(m + sent, k - sent);
+	}
+	w->stats.tx_frames += sent;
+}
+
+static struct rte_mbuf *frame_mbuf(struct oms_worker *w, const uint8_t *data, uint32_t len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(w->pool);
+
+	if (!m) {
+		w->stats.mbuf_alloc_failed++;
+		w->stats.tx_dropped++;
+		return NULL;
+	}
+	rte_memcpy(rte_pktmbuf_append(m, (uint16_t)len), data, len);
+	return m;
+}
+
 /* Transmit the core's frames: copied into fresh mbufs (the core builds
- * them in its own transmit area), sent in bursts, retried while the port
- * is momentarily full; whatever still does not go is counted. */
+ * them in its own transmit area), split by the port they leave on, sent in
+ * bursts and retried while the port is momentarily full; whatever still
+ * does not go is counted. */
 static void flush_tx(struct oms_worker *w)
 {
 	uint32_t n = oms_core_tx_count(w->core);
 	const uint8_t *buf = oms_core_tx_buf(w->core);
 	const uint16_t *lens = oms_core_tx_lens(w->core);
-	struct rte_mbuf *m[OMS_BURST];
+	struct rte_mbuf *batch[OMS_BURST];
+	uint32_t k = 0;
+	uint16_t batch_port = 0;
 
-	for (uint32_t i = 0; i < n; i += OMS_BURST) {
-		uint32_t k = n - i < OMS_BURST ? n - i : OMS_BURST;
-		if (rte_pktmbuf_alloc_bulk(w->pool, m, k) != 0) {
-			w->stats.mbuf_alloc_failed += k;
-			w->stats.tx_dropped += k;
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *f = buf + (size_t)i * OMS_TX_SLOT;
+		/* the core builds untagged IPv4/UDP: source port at 34 */
+		uint16_t port = ((f[34] << 8) | f[35]) == w->strategy_udp ? w->strategy_tx_port
+									   : w->venue_tx_port;
+		/* a batch goes to one port; frames keep the core's order */
+		if (k && (port != batch_port || k == OMS_BURST)) {
+			send_frames(w, batch_port, batch, k);
+			k = 0;
+		}
+		struct rte_mbuf *m = frame_mbuf(w, f, lens[i]);
+		if (!m)
+			continue;
+		batch_port = port;
+		batch[k++] = m;
+	}
+	if (k)
+		send_frames(w, batch_port, batch, k);
+	oms_core_tx_clear(w->core);
+}
+
+/* ARP and ICMP echo are answered here, on the port they came in on; the
+ * rest is left in m[] for the core.  Returns how many are left. */
+static uint16_t take_link_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m,
+				 uint16_t n)
+{
+	uint8_t out[LINK_MAX_FRAME];
+	uint16_t keep = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		uint32_t out_len = 0;
+		if (link_handle(rte_pktmbuf_mtod(m[i], const uint8_t *), rte_pktmbuf_data_len(m[i]),
+				w->mac, w->ip, out, &out_len, &w->link)) {
+			if (out_len) {
+				struct rte_mbuf *r = frame_mbuf(w, out, out_len);
+				if (r)
+					send_frames(w, port, &r, 1);
+			}
+			rte_pktmbuf_free(m[i]);
 			continue;
 		}
-		for (uint32_t j = 0; j < k; j++) {
-			char *d = rte_pktmbuf_append(m[j], lens[i + j]);
-			rte_memcpy(d, buf + (size_t)(i + j) * OMS_TX_SLOT, lens[i + j]);
-		}
-		uint32_t sent = 0;
-		for (int t = 0; t < TX_RETRIES && sent < k; t++) {
-			sent += rte_eth_tx_burst(w->tx_port, w->tx_queue, m + sent,
-						 (uint16_t)(k - sent));
-			if (sent < k)
-				w->stats.tx_retries++;
-		}
-		if (sent < k) {
-			w->stats.tx_dropped += k - sent;
-			rte_pktmbuf_free_bulk(m + sent, k - sent);
-		}
-		w->stats.tx_frames += sent;
+		m[keep++] = m[i];
 	}
-	oms_core_tx_clear(w->core);
+	return keep;
 }
 
 /* Hand n received mbufs to the core.  In replay, frames of one burst may
@@ -90,7 +141,6 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 		i += k;
 	}
 	rte_pktmbuf_free_bulk(m, n);
-	w->stats.rx_frames += n;
 }
 
 static int worker_main(void *arg)
@@ -101,10 +151,15 @@ static int worker_main(void *arg)
 
 	while (!w->stop) {
 		int busy = 0;
-		uint16_t n = rte_eth_rx_burst(w->rx_port, w->rx_queue, m, OMS_BURST);
-		if (n) {
-			handle_rx(w, m, n);
+		for (uint16_t p = 0; p < w->n_rx; p++) {
+			uint16_t n = rte_eth_rx_burst(w->rx_port[p], w->rx_queue[p], m, OMS_BURST);
+			if (!n)
+				continue;
 			busy = 1;
+			w->stats.rx_frames += n;
+			uint16_t k = w->answer_link ? take_link_frames(w, w->rx_port[p], m, n) : n;
+			if (k)
+				handle_rx(w, m, k);
 			__atomic_add_fetch(&w->done, n, __ATOMIC_RELEASE);
 		}
 		void *cmd;
@@ -136,6 +191,8 @@ static int worker_main(void *arg)
 			usleep((useconds_t)w->idle_sleep_us);
 		}
 	}
+	/* stopping: what the core still holds to send goes out */
+	flush_tx(w);
 	return 0;
 }
 
@@ -147,6 +204,16 @@ int oms_worker_launch(struct oms_worker *w, unsigned lcore)
 		w->wall_base_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 		w->tsc_base = rte_rdtsc();
 		w->ns_per_tsc = 1e9 / (double)rte_get_tsc_hz();
+	}
+	if (w->answer_link) {
+		/* announce ourselves on every port we receive on */
+		uint8_t g[64];
+		uint32_t len = link_gratuitous_arp(w->mac, w->ip, g);
+		for (uint16_t p = 0; p < w->n_rx; p++) {
+			struct rte_mbuf *m = frame_mbuf(w, g, len);
+			if (m)
+				send_frames(w, w->rx_port[p], &m, 1);
+		}
 	}
 	return rte_eal_remote_launch(worker_main, w, lcore);
 }

@@ -15,7 +15,7 @@ from cffi import FFI
 ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
 CORE_SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c",
-                "encode.c", "latency.c", "timers.c"]
+                "encode.c", "latency.c", "timers.c", "link.c"]
 DPDK_SOURCES = ["dpdk_io.c", "worker.c"]
 MODULE = "dataplane._oms_dpdk"
 
@@ -58,4 +58,5 @@ def make_builder() -> FFI:
 ffibuilder = make_builder() if dpdk_available() else None
 
 if __name__ == "__main__":
+    # normally built by `pip install -e .`; this builds it in place by hand
     make_builder().compile(tmpdir=str(ROOT), verbose=False)

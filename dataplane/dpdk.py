@@ -103,7 +103,10 @@ class RingPortCore:
         w.core = self.core._core
         w.pool = self.pool
         w.commands = self.cmd
-        w.rx_port = w.tx_port = port
+        w.n_rx = 1
+        w.rx_port[0] = port
+        w.strategy_tx_port = w.venue_tx_port = port
+        w.strategy_udp = cfg.appliance.strategy_port
         w.mode = lib.OMS_MODE_REPLAY
         w.idle_sleep_us = idle_sleep_us
         self.lcore = lcore if lcore is not None else lib.oms_next_worker_lcore(0xFFFFFFFF)

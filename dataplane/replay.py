@@ -193,10 +193,12 @@ def report_lines(cfg: Config, out: list[tuple[int, bytes]], stats: dict) -> list
         if udp is None:
             continue
         dst, sport, _dport, payload = udp
-        if sport == cfg.appliance.venue_port:
+        if sport in (cfg.appliance.venue_port, cfg.appliance.request_port):
             v = venue_by_ip.get(dst)
             for msg in decode_venue(payload, direction="to_venue"):
-                by_type[f"venue.{msg.get('msg', msg['type'])}"] += 1
+                if sport == cfg.appliance.request_port:
+                    msg = {**msg, "msg": "RetransmitRequest" if msg.get("count") else "Hello"}
+                by_type[f"venue.{msg.get('msg') or msg.get('type')}"] += 1
                 lines.append({"ts_ns": ts, "to": "venue", "venue": v.id if v else None,
                               **_public(msg)})
         else:
