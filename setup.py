@@ -6,7 +6,9 @@ import subprocess
 from setuptools import setup
 
 modules = ["dataplane/build_core.py:ffibuilder"]
-if shutil.which("pkg-config") and subprocess.run(["pkg-config", "--exists", "libdpdk"]).returncode == 0:
+has_dpdk = shutil.which("pkg-config") and subprocess.run(
+    ["pkg-config", "--exists", "libdpdk"]).returncode == 0
+if has_dpdk:
     modules.append("dataplane/build_dpdk.py:ffibuilder")
 
 setup(cffi_modules=modules)

@@ -107,9 +107,9 @@ class Core:
         count = self.lib.oms_core_process_burst(self._core, ptrs, lens, n, now_ns)
         out = []
         if count:
-            buf = self.ffi.buffer(self.lib.oms_core_tx_buf(self._core), count * self.lib.OMS_TX_SLOT)
-            tx_lens = self.lib.oms_core_tx_lens(self._core)
             slot = self.lib.OMS_TX_SLOT
+            buf = self.ffi.buffer(self.lib.oms_core_tx_buf(self._core), count * slot)
+            tx_lens = self.lib.oms_core_tx_lens(self._core)
             out = [bytes(buf[i * slot:i * slot + tx_lens[i]]) for i in range(count)]
             self.lib.oms_core_tx_clear(self._core)
         return out
@@ -118,8 +118,9 @@ class Core:
         """Counters, non-zero entries only, in the reference model's shape."""
         st = self._stats
         nz = {}
-        nz["drop"] = {DROP_NAMES[i]: st.drop[i] for i in range(1, self.lib.OMS_DROP_MAX) if st.drop[i]}
-        nz["event"] = {EVENT_NAMES[i]: st.event[i] for i in range(self.lib.OMS_EV_MAX) if st.event[i]}
+        lib = self.lib
+        nz["drop"] = {DROP_NAMES[i]: st.drop[i] for i in range(1, lib.OMS_DROP_MAX) if st.drop[i]}
+        nz["event"] = {EVENT_NAMES[i]: st.event[i] for i in range(lib.OMS_EV_MAX) if st.event[i]}
         nz["reject_business"] = {i: st.reject_business[i]
                                  for i in range(self.lib.OMS_REJ_BUSINESS_SLOTS)
                                  if st.reject_business[i]}

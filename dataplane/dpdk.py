@@ -3,7 +3,8 @@ core running on a worker lcore.
 
 EAL can be initialised once per process and pins the calling thread, so a
 process that uses this module is a data-plane process: tests run it in a
-subprocess.  Without hugepages (CI, laptops) it runs with --no-huge; a unique --file-prefix keeps concurrent runs apart.
+subprocess.  Without hugepages (CI, laptops) it runs with --no-huge; a
+unique --file-prefix keeps concurrent runs apart.
 
 `RingPortCore` is the replay path: the core runs on a worker lcore behind a
 DPDK ring port (net_ring); Python hands it each burst as mbufs stamped with
