@@ -69,12 +69,18 @@ def cmd_replay(args) -> int:
 
 
 def cmd_run(args) -> int:
-    """The main job on the embedded default: build the bundled scenario,
-    replay it through the core with the venue simulator and the reference
-    model beside it."""
+    """With a configuration that names DPDK ports (dataplane.ports): run the
+    appliance live until SIGINT/SIGTERM (or --duration).  Otherwise the main
+    job on the embedded default: build the bundled scenario, replay it
+    through the core with the venue simulator and the reference model
+    beside it."""
     from pcaps.builder import build_pcap
 
     cfg = _config(args.config)
+    if cfg.dataplane.ports is not None and not args.scenario:
+        from dataplane.serve import serve
+        serve(cfg, duration_s=args.duration, ready_file=args.ready_file)
+        return 0
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     scenario = Path(args.scenario) if args.scenario else BUNDLED_SCENARIO
@@ -101,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config")
     r.add_argument("--scenario", help="JSON-lines scenario instead of the bundled one")
     r.add_argument("--outdir", default="out")
+    r.add_argument("--duration", type=float, help="live: stop after this many seconds")
+    r.add_argument("--ready-file", help="live: write this file once the worker runs")
     r.add_argument("--backend", choices=["dpdk", "pcap"], default="dpdk",
                    help="dpdk: the core on a worker lcore behind a DPDK port (default); "
                         "pcap: the core in this thread, no DPDK needed")
@@ -151,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     except AssertionError as e:
         print(f"omsctl: verification failed: {e}", file=sys.stderr)
         return 3
+    except RuntimeError as e:  # DpdkError and the core's set-up errors
+        print(f"omsctl: {e}", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":

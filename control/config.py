@@ -85,10 +85,34 @@ class Routing:
 
 
 @dataclass(frozen=True)
+class DataplanePorts:
+    """DPDK port names (a vdev's name or a PCI address) by traffic class;
+    one port may carry both."""
+    strategy: str
+    venue: str
+
+
+@dataclass(frozen=True)
+class Dataplane:
+    """EAL and port settings for the DPDK data plane (omsctl serve)."""
+    lcores: str = "0,1"  # EAL -l: the first is Python's, the next the worker's
+    hugepages: bool = False  # False: --no-huge with memory_mb of ordinary memory
+    memory_mb: int = 512
+    pci: tuple[str, ...] = ()  # PCI allow list (-a); none: --no-pci
+    vdevs: tuple[str, ...] = ()  # --vdev arguments, e.g. net_af_packet0,iface=eth1
+    ports: DataplanePorts | None = None
+    mbufs: int = 8191  # per mempool
+    # 0: the worker busy-polls its CPU; else it sleeps this long when idle
+    # (shared CPUs, CI)
+    idle_sleep_us: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     appliance: Appliance
     routing: Routing
     tables: Tables = field(default_factory=Tables)
+    dataplane: Dataplane = field(default_factory=Dataplane)
     sessions: tuple[Session, ...] = ()
     venues: tuple[Venue, ...] = ()
     instruments: tuple[Instrument, ...] = ()
@@ -325,9 +349,12 @@ class _Loader:
             self.instruments(top["instruments"], tables) if "instruments" in top else ()
         )
         routing = self.routing(top["routing"], owner("routing"), venues)
+        dataplane = (self.dataplane(top["dataplane"], owner("dataplane"))
+                     if "dataplane" in top else Dataplane())
         return Config(
             appliance=appliance,
             routing=routing,
+            dataplane=dataplane,
             tables=tables,
             sessions=sessions,
             venues=venues,
@@ -471,6 +498,33 @@ class _Loader:
                 **self.timers(v, path),
             ))
         return tuple(out)
+
+    def dataplane(self, node: yaml.Node, owner_line: int) -> Dataplane:
+        v = self.mapping(node, "dataplane", Dataplane, owner_line)
+        out: dict = {}
+        if "lcores" in v:
+            lcores = self.string(v["lcores"], "dataplane.lcores")
+            if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", lcores):
+                raise self.error(v["lcores"], "dataplane.lcores",
+                                 f"{lcores!r} is not an lcore list like \"0,1\" or \"0-3\"")
+            out["lcores"] = lcores
+        if "hugepages" in v:
+            out["hugepages"] = self.boolean(v["hugepages"], "dataplane.hugepages")
+        for key, lo, hi in (("memory_mb", 64, 1 << 20), ("mbufs", 511, 1 << 24),
+                            ("idle_sleep_us", 0, 1_000_000)):
+            if key in v:
+                out[key] = self.integer(v[key], f"dataplane.{key}", lo, hi)
+        for key in ("pci", "vdevs"):
+            if key in v:
+                items = self.sequence(v[key], f"dataplane.{key}")
+                out[key] = tuple(self.string(n, f"dataplane.{key}[{i}]")
+                                 for i, n in enumerate(items))
+        if "ports" in v:
+            pv = self.mapping(v["ports"], "dataplane.ports", DataplanePorts)
+            out["ports"] = DataplanePorts(
+                strategy=self.string(pv["strategy"], "dataplane.ports.strategy"),
+                venue=self.string(pv["venue"], "dataplane.ports.venue"))
+        return Dataplane(**out)
 
     def timers(self, v: dict, path: str) -> dict:
         out = {}

@@ -1,0 +1,134 @@
+"""The live appliance: EAL from the config's `dataplane:` section, the ports
+it names, the core on a worker lcore in live mode (now_ns from the TSC),
+ARP and ICMP echo answered for the appliance's address.  The Python main
+thread only waits - in short sleeps, so SIGINT and SIGTERM get through - and
+on a signal stops the worker, which flushes what it holds, then reports the
+final counters."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+from control.config import Config
+from dataplane import dpdk
+from dataplane.core import Core, ip_to_int, mac_to_bytes
+
+
+def eal_args(cfg: Config) -> list[str]:
+    d = cfg.dataplane
+    args = ["oms", "-l", d.lcores, "--file-prefix", f"oms{os.getpid()}",
+            "--log-level", "lib.eal:error", "--no-telemetry"]
+    if not d.hugepages:
+        args += ["--no-huge", "-m", str(d.memory_mb)]
+    if d.pci:
+        for p in d.pci:
+            args += ["-a", p]
+    else:
+        args.append("--no-pci")
+    for v in d.vdevs:
+        args += ["--vdev", v]
+    return args
+
+
+class Appliance:
+    def __init__(self, cfg: Config):
+        if cfg.dataplane.ports is None:
+            raise dpdk.DpdkError(f"{cfg.source}: dataplane.ports is not set: which DPDK ports "
+                                 "carry strategy and venue traffic?")
+        self.cfg = cfg
+        dpdk.eal_init(eal_args(cfg))
+        ext = dpdk.extension()
+        self.ffi, self.lib = ext.ffi, ext.lib
+        ffi, lib = self.ffi, self.lib
+        names = [cfg.dataplane.ports.strategy, cfg.dataplane.ports.venue]
+        ids = []
+        for name in names:
+            pid = lib.oms_port_by_name(name.encode())
+            if pid < 0:
+                raise dpdk.DpdkError(
+                    f"no DPDK port named {name!r}: add it to dataplane.vdevs (virtual devices) "
+                    "or dataplane.pci (and bind the NIC with dpdk-devbind.py)")
+            ids.append(pid)
+        socket = lib.oms_port_socket(ids[0])
+        self.pool = lib.oms_pool_create(b"oms_pool", cfg.dataplane.mbufs, max(socket, 0))
+        if self.pool == ffi.NULL:
+            raise dpdk.DpdkError(f"cannot create a mempool of {cfg.dataplane.mbufs} mbufs: "
+                                 "not enough memory (dataplane.memory_mb, hugepages)")
+        self.ports = sorted(set(ids))
+        err = ffi.new("char[256]")
+        for pid in self.ports:
+            if lib.oms_port_start(pid, self.pool, err, 256) != 0:
+                raise dpdk.DpdkError(ffi.string(err).decode())
+        self.core = Core(cfg, ext=ext)
+        w = ffi.new("struct oms_worker *")
+        w.core = self.core._core
+        w.pool = self.pool
+        w.n_rx = len(self.ports)
+        for i, pid in enumerate(self.ports):
+            w.rx_port[i] = pid
+        w.strategy_tx_port, w.venue_tx_port = ids
+        w.strategy_udp = cfg.appliance.strategy_port
+        w.mac = list(mac_to_bytes(cfg.appliance.mac))
+        w.ip = ip_to_int(cfg.appliance.ip)
+        w.answer_link = 1
+        w.mode = lib.OMS_MODE_LIVE
+        w.idle_sleep_us = cfg.dataplane.idle_sleep_us
+        self.worker = w
+        self.lcore = lib.oms_next_worker_lcore(0xFFFFFFFF)
+        if self.lcore >= 1024:
+            raise dpdk.DpdkError(f"dataplane.lcores {cfg.dataplane.lcores!r} leaves no worker "
+                                 "lcore: give at least two")
+        self.stopping = False
+
+    def start(self) -> None:
+        if self.lib.oms_worker_launch(self.worker, self.lcore) != 0:
+            raise dpdk.DpdkError(f"cannot launch the worker on lcore {self.lcore}")
+
+    def stop(self) -> dict:
+        """Stop receiving, let the worker flush, stop the ports; the final
+        counters."""
+        self.worker.stop = 1
+        self.lib.oms_worker_wait(self.lcore)
+        report = self.report()
+        for pid in self.ports:
+            self.lib.oms_port_stop(pid)
+        return report
+
+    def report(self) -> dict:
+        ffi = self.ffi
+        ports = {}
+        for pid in self.ports:
+            vals = [ffi.new("uint64_t *") for _ in range(4)]
+            self.lib.oms_port_stats(pid, *vals)
+            ports[pid] = dict(zip(("ipackets", "opackets", "imissed", "oerrors"),
+                                  (v[0] for v in vals), strict=True))
+        w = self.worker
+        worker = {n: getattr(w.stats, n) for n, _ in ffi.typeof("struct oms_worker_stats").fields}
+        link = {n: getattr(w.link, n) for n, _ in ffi.typeof("struct link_stats").fields}
+        return {"ports": ports, "worker": worker, "link": link, "core": self.core.stats(),
+                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
+                "live_orders": self.core.live_orders()}
+
+
+def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None) -> dict:
+    app = Appliance(cfg)
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    app.start()
+    if ready_file:
+        with open(ready_file, "w") as f:
+            f.write(json.dumps({"pid": os.getpid(), "ports": app.ports}))
+    t_end = time.monotonic() + duration_s if duration_s else None
+    while not stop["now"] and (t_end is None or time.monotonic() < t_end):
+        time.sleep(0.05)
+    report = app.stop()
+    print(json.dumps(report, sort_keys=True, default=str), file=sys.stdout, flush=True)
+    return report
