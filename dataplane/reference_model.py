@@ -662,10 +662,8 @@ class ReferenceCore:
         sess.replay.add(seq, payload)
 
     def _send_retransmit_request(self, sess: SessionState, count: int) -> None:
-        # the wire field is a u32
         self._send_sp_session(sess, SP_RETRANSMIT_REQUEST,
-                              SP_RETRANSMIT_REQUEST_BODY.pack(
-                                  sess.next_in, count & U32, 0))
+                              SP_RETRANSMIT_REQUEST_BODY.pack(sess.next_in, count, 0))
 
     def _reject(self, sess: SessionState, cl_ord_id: int, ref_type: int,
                 reason: int, venue_code: int = 0) -> None:
@@ -716,8 +714,9 @@ class ReferenceCore:
             end = min(from_seq + count, sess.next_out, from_seq + MAX_RESEND)
             for seq in range(from_seq, end):
                 # byte for byte as first sent: same seq, same timestamp_ns
-                self._emit_sp(sess, sess.replay.get(seq))
-                self.event["SP_RETRANSMITTED"] += 1
+                # like SP_MSGS_OUT, counts resends actually built
+                if self._emit_sp(sess, sess.replay.get(seq)):
+                    self.event["SP_RETRANSMITTED"] += 1
             return
         self._send_sp_session(sess, SP_RETRANSMIT_REJECT,
                               SP_RETRANSMIT_REJECT_BODY.pack(
@@ -729,6 +728,7 @@ class ReferenceCore:
         if sess.gap is not None and \
                 self.now - sess.gap.time < self.retransmit_ns:
             return
+        count &= U32  # the request's count is a u32 (C's conversion)
         self._send_retransmit_request(sess, count)
         sess.gap = GapRequest(self.now, count)
         self.event["SP_SEQ_GAPS"] += 1
@@ -1045,15 +1045,15 @@ class ReferenceCore:
         """A request packet (MoldUDP64 re-request): sequence number = next
         expected, no blocks; count 0 is a hello."""
         self._emit_venue(venue, self.venue_request_port, venue.request_port,
-                         venue.session + struct.pack(
-                             ">QH", venue.next_in_seq,
-                             min(count, UFO_MAX_REQUEST_COUNT)))
+                         venue.session + struct.pack(">QH", venue.next_in_seq, count))
 
     def _rule_vg(self, venue: VenueState, count: int) -> None:
         """Go-back-N towards the venue, unless a request is on its way."""
         if venue.gap is not None and \
                 self.now - venue.gap.time < self.retransmit_ns:
             return
+        # "count = min(count, 65534)": what is sent, recorded and counted
+        count = min(count, UFO_MAX_REQUEST_COUNT)
         self._send_venue_request(venue, count)
         venue.gap = GapRequest(self.now, count)
         self.event["VENUE_SEQ_GAPS"] += 1
@@ -1104,9 +1104,9 @@ class ReferenceCore:
                       from_seq + MAX_RESEND)
             for seq in range(from_seq, end):
                 # exactly as first sent: same framing seq, same UserRefNum
-                self._emit_venue(venue, self.venue_port, venue.port,
-                                 venue.replay.get(seq))
-                self.event["VENUE_RETRANSMITTED"] += 1
+                if self._emit_venue(venue, self.venue_port, venue.port,
+                                    venue.replay.get(seq)):
+                    self.event["VENUE_RETRANSMITTED"] += 1
 
     def _venue_packet(self, view: UdpView) -> None:
         header = self._venue_header(view)

@@ -66,13 +66,17 @@ The simulator is the venue-side peer of the appliance's framing session.
   ones too; every heartbeat is answered with the venue's own heartbeat
   (``heartbeats_in``, ``heartbeats_out``).  End of session is counted only.
 * **Wanting messages** (go-back-N request).  The simulator remembers the
-  last sequence number it wants (``wanted_through``).  If it has no request
-  outstanding, or its last one is at least ``retransmit_ms`` (50) old, it
-  sends a request packet -- session, sequence number = ``in_expected``,
-  count = ``min(wanted_through - in_expected + 1, 65534)``, no blocks -- from
-  ``venue.retransmit_port`` to ``appliance.ip:appliance.request_port``
-  (``requests_out``).  Otherwise nothing: the request is on its way.  The
-  request stays outstanding until ``in_expected`` passes ``wanted_through``.
+  last sequence number it wants (``wanted_through``).  It sends a request
+  packet -- session, sequence number = ``in_expected``, count =
+  ``min(wanted_through - in_expected + 1, request_window)`` (32), no blocks --
+  from ``venue.retransmit_port`` to ``appliance.ip:appliance.request_port``
+  (``requests_out``) if no request is outstanding, or its last one is at
+  least ``retransmit_ms`` (50) old, or messages have arrived in order since it
+  was sent (the rest of the answer was lost or overtaken); otherwise nothing:
+  the request is on its way.  When ``in_expected`` passes the end of the
+  window asked for and more is wanted, the next window is asked for at once.
+  The request stays outstanding until ``in_expected`` passes
+  ``wanted_through``.
 * **Timers** (``tick(now_ns)``): an outstanding request at least
   ``retransmit_ms`` old is sent again (from the current ``in_expected``,
   ``requests_out``); and, only if ``heartbeat_ms`` was given, a heartbeat is
@@ -84,7 +88,7 @@ Book
 One price-time-priority book per symbol.  At construction it is seeded from
 ``random.Random(seed)``: for each symbol in sorted order, a reference price
 (``ref_prices[symbol]`` in OUCH units, 4 implied decimals, else
-:func:`default_ref_price`: AAPL 150.0000, others a CRC32-derived price in
+:func:`default_ref_price`: AAPL 152.0000, others a CRC32-derived price in
 $10.00-$500.00), then ``levels`` (5) synthetic bids at ref - k*tick and then
 ``levels`` asks at ref + k*tick (k = 1..levels, tick 0.01), each one resting
 order of ``rng.randint(100, 1000)`` shares.  Synthetic liquidity is consumed
@@ -335,12 +339,14 @@ class VenueSim:
         retransmit_ms: int = 50,
         replay_depth: int = 4096,
         heartbeat_ms: int | None = None,
+        request_window: int = 32,
     ) -> None:
         if not 0.0 <= p_passive <= 1.0:
             raise ValueError("p_passive must be in [0, 1]")
-        if retransmit_ms <= 0 or replay_depth <= 0 or (heartbeat_ms is not None
-                                                       and heartbeat_ms <= 0):
-            raise ValueError("retransmit_ms, replay_depth and heartbeat_ms must be positive")
+        if min(retransmit_ms, replay_depth, request_window, heartbeat_ms or 1) <= 0:
+            raise ValueError("retransmit_ms, replay_depth, request_window and heartbeat_ms "
+                             "must be positive")
+        self.request_window = min(request_window, MAX_REQUEST_COUNT)
         if len(venue.session) > 10:
             raise ValueError("venue session name longer than 10 characters")
         self.venue = venue
@@ -366,6 +372,8 @@ class VenueSim:
         self._sent: deque[bytes] = deque(maxlen=replay_depth)  # last outbound messages
         self._wanted_through = 0  # last inbound seq wanted by a request; 0: none
         self._request_at: int | None = None  # when the outstanding request was sent
+        self._request_end = 0  # last seq the outstanding request asked for
+        self._progressed = False  # in-order progress since the last request
         self._last_tx: int | None = None  # last packet to the appliance's venue_port
         self.stats: dict = {
             "received": {},  # inbound OUCH type letter -> count
@@ -565,24 +573,39 @@ class VenueSim:
                 self.stats["seq_dup_msgs_in"] += 1
                 continue
             self._in_expected = first + i + 1
-            if self._request_at is not None and self._in_expected > self._wanted_through:
-                self._request_at = None  # everything wanted has arrived
             self._handle_message(msg, ts, msgs)
             self._passive_fill(ts, msgs)
-        return [("data", p) for p in self._packetize(msgs)]
+        out = [("data", p) for p in self._packetize(msgs)]
+        return out + self._advanced(now_ns)
+
+    def _advanced(self, now_ns: int) -> list[tuple[str, bytes]]:
+        """After in-order progress: the request is done when everything wanted
+        has arrived; the next window is asked for when this one has."""
+        if self._request_at is None:
+            return []
+        if self._in_expected > self._wanted_through:
+            self._request_at = None
+            return []
+        self._progressed = True
+        if self._in_expected > self._request_end:
+            return [self._send_request(now_ns)]
+        return []
 
     def _want(self, through: int, now_ns: int) -> list[tuple[str, bytes]]:
         """Go-back-N: ask for in_expected .. through, unless a request is
         outstanding and younger than the retransmit interval."""
         self._wanted_through = max(self._wanted_through, through)
-        if self._request_at is not None and now_ns - self._request_at < self.retransmit_ns:
-            return []
+        if self._request_at is not None and not self._progressed and \
+                now_ns - self._request_at < self.retransmit_ns:
+            return []  # the request is on its way
         return [self._send_request(now_ns)]
 
     def _send_request(self, now_ns: int) -> tuple[str, bytes]:
+        count = min(max(self._wanted_through - self._in_expected + 1, 1), self.request_window)
         self._request_at = now_ns
+        self._request_end = self._in_expected + count - 1
+        self._progressed = False
         self.stats["requests_out"] += 1
-        count = min(max(self._wanted_through - self._in_expected + 1, 1), MAX_REQUEST_COUNT)
         return ("request", _HEADER.pack(self.session, self._in_expected, count))
 
     def _serve_request(self, first: int, count: int) -> list[tuple[str, bytes]]:

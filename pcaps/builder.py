@@ -102,6 +102,7 @@ import argparse
 import ipaddress
 import json
 import random
+import re
 import struct
 import sys
 from collections.abc import Iterable
@@ -324,14 +325,47 @@ class _Datagram:
         return L.ufo_packet(self.ufo[0], self.ufo[1], self.messages, self.count)
 
     def frame(self) -> bytes:
-        (smac, sip, sport), (dmac, dip, dport) = self.src, self.dst
-        pkt = (
-            Ether(src=smac, dst=dmac)
-            / IP(src=sip, dst=dip, id=0, flags="DF", ttl=64)
-            / UDP(sport=sport, dport=dport)
-            / Raw(self.payload())
-        )
+        return udp_frame(self.src, self.dst, self.payload())
+
+
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}\Z")
+_IP_RE = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.|\Z)){4}\Z")
+_ETH_IPV4 = b"\x08\x00"
+
+
+def _csum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of data."""
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def udp_frame(src: tuple[str, str, int], dst: tuple[str, str, int], payload: bytes) -> bytes:
+    """The bytes of scapy's ``Ether(src, dst) / IP(src, dst, id=0,
+    flags="DF", ttl=64) / UDP(sport, dport) / payload`` (IHL 5, TOS 0, both
+    checksums computed, a UDP checksum of 0 sent as 0xFFFF), built with
+    struct: scapy costs ~0.5 ms a frame.  Addresses that are not plain
+    aa:bb:cc:dd:ee:ff MACs or dotted quads go to scapy, which reads more
+    forms."""
+    (smac, sip, sport), (dmac, dip, dport) = src, dst
+    if not (_MAC_RE.match(smac) and _MAC_RE.match(dmac) and _IP_RE.match(sip)
+            and _IP_RE.match(dip) and len(payload) <= 65535 - 28):
+        pkt = (Ether(src=smac, dst=dmac) / IP(src=sip, dst=dip, id=0, flags="DF", ttl=64)
+               / UDP(sport=sport, dport=dport) / Raw(payload))
         return bytes(pkt)
+    s_ip = bytes(int(x) for x in sip.split("."))
+    d_ip = bytes(int(x) for x in dip.split("."))
+    udp_len = 8 + len(payload)
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17, 0,
+                               s_ip, d_ip))
+    struct.pack_into("!H", ip, 10, _csum(bytes(ip)))
+    udp = struct.pack("!HHHH", sport, dport, udp_len, 0)
+    csum = _csum(s_ip + d_ip + struct.pack("!BBH", 0, 17, udp_len) + udp + payload) or 0xFFFF
+    return b"".join((bytes.fromhex(dmac.replace(":", "")), bytes.fromhex(smac.replace(":", "")),
+                     _ETH_IPV4, ip, udp[:6], struct.pack("!H", csum), payload))
 
 
 @dataclass

@@ -11,8 +11,13 @@ MoldUDP64-style ``UFOHeader`` (session, sequence number of the first message,
 count) followed by ``count`` ``UFOBlock`` layers (a u16 length and one OUCH
 5.0 message), all big-endian.
 
+A retransmission request packet (MoldUDP64's request packet, sent to a
+request port in either direction) is the ``UFOHeader`` alone: session,
+sequence number and a count of messages asked for (count 0: a hello).
+
 Both are bound to the default configuration's ports (strategy 9000, venue
-9100) in both directions; ``bind_ports`` binds other ports.
+9100, venue request port 9101) in both directions; ``bind_ports`` binds
+other ports.
 
 The helpers at the bottom (``sp_message``, ``ouch_message``, ``ufo_packet``,
 ``decode_sp``, ``decode_venue``, ``price_to_fixed``, ``fixed_to_str``,
@@ -54,17 +59,20 @@ I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 
 STRATEGY_PORT = 9000  # default config's appliance.strategy_port
 VENUE_PORT = 9100  # default config's appliance.venue_port
+VENUE_REQUEST_PORT = 9101  # default appliance.venue_request_port (venue_port + 1)
 
 SP_TYPES = {
     0x01: "Login",
     0x02: "Logout",
     0x03: "Heartbeat",
+    0x04: "RetransmitRequest",
     0x10: "NewOrder",
     0x11: "Modify",
     0x12: "Cancel",
     0x13: "MassCancel",
     0x81: "LoginAccepted",
     0x82: "LoginRejected",
+    0x84: "RetransmitReject",
     0x90: "Accepted",
     0x91: "Rejected",
     0x92: "Replaced",
@@ -73,7 +81,9 @@ SP_TYPES = {
     0x9F: "SessionReject",
 }
 SP_TYPE_CODES = {v: k for k, v in SP_TYPES.items()}
-SP_SESSION_TYPES = frozenset({0x01, 0x02, 0x03, 0x81, 0x82})
+# session level (not sequenced); Logout, Heartbeat and RetransmitRequest go
+# both ways
+SP_SESSION_TYPES = frozenset({0x01, 0x02, 0x03, 0x04, 0x81, 0x82, 0x84})
 
 SP_SIDES = {1: "buy", 2: "sell", 3: "sell_short"}
 SP_ORD_TYPES = {1: "limit", 2: "market"}
@@ -104,6 +114,7 @@ SP_REJECT_REASONS = {
 SP_CANCEL_REASONS = {1: "USER", 2: "IOC", 3: "VENUE"}
 SP_SESSION_REJECT_REASONS = {1: "UNKNOWN_TYPE", 2: "BAD_LENGTH"}
 SP_LOGIN_REJECT_REASONS = {1: "DISABLED", 2: "BAD_SEQ"}
+SP_RETRANSMIT_REJECT_REASONS = {1: "TOO_OLD", 2: "NOT_SENT"}
 
 UFO_SESSION_LEN = 10
 UFO_HEADER_LEN = 20
@@ -258,6 +269,18 @@ class SPHeartbeat(_SPBody):
     fields_desc = []
 
 
+class SPRetransmitRequest(_SPBody):
+    """Both directions: send messages from_seq .. from_seq + count - 1
+    again.  Session level: the header's seq is the sender's next number."""
+
+    name = "SP RetransmitRequest"
+    fields_desc = [
+        LELongField("from_seq", 1),
+        LEIntField("count", 0),
+        LEIntField("reserved", 0),
+    ]
+
+
 class SPNewOrder(_SPBody):
     name = "SP NewOrder"
     fields_desc = [
@@ -305,6 +328,19 @@ class SPLoginRejected(_SPBody):
     fields_desc = [
         ByteEnumField("reason", 1, SP_LOGIN_REJECT_REASONS),
         StrFixedLenField("reserved", b"\0" * 7, 7),
+    ]
+
+
+class SPRetransmitReject(_SPBody):
+    """Appliance -> strategy: a RetransmitRequest (or a Login's replay) that
+    cannot be served; from_seq and count as asked."""
+
+    name = "SP RetransmitReject"
+    fields_desc = [
+        LELongField("from_seq", 1),
+        LEIntField("count", 0),
+        ByteEnumField("reason", 1, SP_RETRANSMIT_REJECT_REASONS),
+        StrFixedLenField("reserved", b"\0" * 3, 3),
     ]
 
 
@@ -379,12 +415,14 @@ SP_CLASSES: dict[str, type[Packet]] = {
     "Login": SPLogin,
     "Logout": SPLogout,
     "Heartbeat": SPHeartbeat,
+    "RetransmitRequest": SPRetransmitRequest,
     "NewOrder": SPNewOrder,
     "Modify": SPModify,
     "Cancel": SPCancel,
     "MassCancel": SPMassCancel,
     "LoginAccepted": SPLoginAccepted,
     "LoginRejected": SPLoginRejected,
+    "RetransmitReject": SPRetransmitReject,
     "Accepted": SPAccepted,
     "Rejected": SPRejected,
     "Replaced": SPReplaced,
@@ -404,11 +442,13 @@ for _name, _cls in SP_CLASSES.items():
 
 
 class UFOHeader(Packet):
-    """MoldUDP64 downstream header, used in both directions.  ``count`` is
-    computed from the UFOBlock layers when left None.  Dissection reads
-    ``count`` blocks (none for a heartbeat, count 0, or end of session,
-    0xFFFF); a block running past the datagram and bytes after the last
-    block are Raw."""
+    """MoldUDP64 downstream header, used in both directions; alone, with
+    ``count`` = messages asked for, it is a request packet (to a request
+    port).  ``count`` is computed from the UFOBlock layers when left None.
+    Dissection reads ``count`` blocks (none for a heartbeat, count 0, or end
+    of session, 0xFFFF); it stops where the datagram does (a request packet
+    has no blocks); a block running past the datagram and bytes after the
+    last block are Raw."""
 
     name = "UFO Header"
     fields_desc = [
@@ -713,12 +753,16 @@ def ouch_class(msg: bytes, from_venue: bool | None = None) -> type[Packet]:
 
 _STRATEGY_PORTS: set[int] = set()
 _VENUE_PORTS: set[int] = set()
+_REQUEST_PORTS: set[int] = set()
 
 
-def bind_ports(strategy_port: int = STRATEGY_PORT, venue_port: int = VENUE_PORT) -> None:
+def bind_ports(strategy_port: int = STRATEGY_PORT, venue_port: int = VENUE_PORT,
+               request_port: int | None = None) -> None:
     """Decode UDP traffic to or from these appliance ports as the strategy
     protocol and the venue framing (a config with other ports than the
-    default's calls this once)."""
+    default's calls this once).  ``request_port`` is the appliance's venue
+    request port (None: venue_port + 1, as the config's default); packets
+    to or from it are request packets, a bare UFOHeader."""
     if strategy_port not in _STRATEGY_PORTS:
         _STRATEGY_PORTS.add(strategy_port)
         bind_layers(UDP, SPHeader, dport=strategy_port)
@@ -727,6 +771,12 @@ def bind_ports(strategy_port: int = STRATEGY_PORT, venue_port: int = VENUE_PORT)
         _VENUE_PORTS.add(venue_port)
         bind_layers(UDP, UFOHeader, dport=venue_port)
         bind_layers(UDP, UFOHeader, sport=venue_port)
+    if request_port is None:
+        request_port = venue_port + 1
+    if request_port not in _REQUEST_PORTS:
+        _REQUEST_PORTS.add(request_port)
+        bind_layers(UDP, UFOHeader, dport=request_port)
+        bind_layers(UDP, UFOHeader, sport=request_port)
 
 
 bind_ports()
@@ -880,7 +930,9 @@ def decode_sp(payload: bytes) -> list[dict]:
     A message that cannot be decoded carries ``error`` and ``raw`` (hex):
     'truncated' (under 24 bytes left), 'bad_length' (length < 24 or past
     the datagram), 'unknown_type' or 'wrong_length' (length is not the
-    type's)."""
+    type's).  Logout, Heartbeat and RetransmitRequest read the same in both
+    directions (the appliance's Logout and Heartbeat are the header alone,
+    as the strategy's)."""
     out: list[dict] = []
     off = 0
     while off < len(payload):
@@ -933,7 +985,7 @@ def decode_ouch(msg: bytes, from_venue: bool | None = None) -> dict:
     return d
 
 
-_DIRECTIONS = {None: None, "from_venue": True, "to_venue": False}
+_DIRECTIONS = {None: None, "from_venue": True, "to_venue": False, "request": None}
 
 
 def decode_venue(
@@ -945,20 +997,34 @@ def decode_venue(
     dict with ``msg`` 'Heartbeat' / 'EndOfSession'.  A block that runs past
     the datagram gives ``error`` 'bad_block'.  ``from_venue`` chooses
     between the two meanings of U, X, C and E; None guesses from lengths.
-    ``direction`` says the same in words: "from_venue" or "to_venue"."""
+    ``direction`` says the same in words: "from_venue" or "to_venue"; or
+    "request" for a packet to or from a request port: one dict with ``msg``
+    'Request' (``ufo_seq`` the first asked for, ``count`` how many) or
+    'Hello' (count 0).  A packet that is the header alone with a count of
+    1..0xFFFE (no room for a single block) is read as a Request whatever the
+    direction."""
     if direction is not None:
         if direction not in _DIRECTIONS:
-            raise ValueError(f"direction must be 'from_venue' or 'to_venue', not {direction!r}")
+            raise ValueError(
+                f"direction must be 'from_venue', 'to_venue' or 'request', not {direction!r}")
         from_venue = _DIRECTIONS[direction]
     if len(payload) < UFO_HEADER_LEN:
         return [{"error": "truncated", "raw": payload.hex()}]
     session = payload[:UFO_SESSION_LEN].decode("latin-1").rstrip(" ")
     seq, count = struct.unpack_from("!QH", payload, UFO_SESSION_LEN)
     base = {"ufo_session": session, "ufo_seq": seq}
+    bare = len(payload) == UFO_HEADER_LEN
+    if direction == "request":
+        d = {**base, "msg": "Hello" if count == 0 else "Request", "count": count}
+        if not bare:
+            d["raw"] = payload[UFO_HEADER_LEN:].hex()
+        return [d]
     if count == 0:
         return [{**base, "msg": "Heartbeat", "count": 0}]
     if count == UFO_COUNT_END_OF_SESSION:
         return [{**base, "msg": "EndOfSession", "count": count}]
+    if bare:
+        return [{**base, "msg": "Request", "count": count}]
     out: list[dict] = []
     off = UFO_HEADER_LEN
     for i in range(count):

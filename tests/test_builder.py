@@ -23,6 +23,7 @@ from pcaps.builder import (
     build_pcap,
     main,
     read_pcap_ns,
+    udp_frame,
     write_pcap_ns,
 )
 
@@ -66,7 +67,12 @@ def messages(frames) -> list[dict]:
 
 def test_brief_examples_decode_to_the_expected_fields(cfg):
     frames = build_frames([BRIEF_NEW, BRIEF_MODIFY], cfg)
-    login, new, modify = messages(frames)
+    msgs = messages(frames)
+    # ten seconds apart: a real strategy heartbeats in between, every
+    # heartbeat_ms (1 s), carrying its next sequence number
+    beats = [m for m in msgs if m["type"] == "Heartbeat"]
+    assert len(beats) == 9 and {m["seq"] for m in beats} == {2}
+    login, new, modify = [m for m in msgs if m["type"] != "Heartbeat"]
     assert (login["type"], login["seq"], login["next_expected_seq"]) == ("Login", 1, 1)
     assert new["type"] == "NewOrder" and "error" not in new
     assert (new["cl_ord_id"], new["symbol"], new["price"], new["qty"]) == (
@@ -78,7 +84,7 @@ def test_brief_examples_decode_to_the_expected_fields(cfg):
     assert (modify["cl_ord_id"], modify["new_price"], modify["new_qty"]) == (
         12345, 15100000000, 50)
     assert (modify["seq"], modify["timestamp_ns"]) == (2, T0 + 10 * 10**9)
-    assert [t for t, _ in frames] == [T0, T0, T0 + 10 * 10**9]
+    assert [t for t, _ in frames] == [T0, T0] + [T0 + k * 10**9 for k in range(1, 11)]
 
 
 def test_modify_takes_the_missing_value_from_the_tracked_order(cfg):
@@ -183,6 +189,23 @@ def test_same_datagram_appends_to_the_sessions_previous_datagram(cfg):
     assert d[1][0] == times[0] and times == [1000, 3000, 4000]
 
 
+def beats_dropped(frames):
+    """Without the heartbeats the builder adds during a session's silences
+    (a datagram holding one strategy Heartbeat, type 0x03)."""
+    return [(t, f) for t, f in frames if not (len(f) == 42 + 24 and f[43] == 0x03)]
+
+
+def test_heartbeats_fill_silences_longer_than_heartbeat_ms(cfg):
+    frames = build_frames(lines(
+        {"action": "cancel", "order_id": 1, "timestamp_ns": 10**9},
+        {"action": "cancel", "order_id": 2, "timestamp_ns": 4 * 10**9 + 500},
+    ), cfg)
+    beats = [(t, f) for t, f in frames if (t, f) not in beats_dropped(frames)]
+    # heartbeat_ms 1000: at 2, 3 and 4 s, each carrying the next seq (2)
+    assert [t for t, _ in beats] == [2 * 10**9, 3 * 10**9, 4 * 10**9]
+    assert {struct.unpack_from("<Q", f, 42 + 8)[0] for _, f in beats} == {2}
+
+
 def test_timestamps_default_and_units(cfg):
     frames = build_frames(lines(
         {"action": "cancel", "order_id": 1},
@@ -191,8 +214,8 @@ def test_timestamps_default_and_units(cfg):
         {"action": "cancel", "order_id": 4, "timestamp": 6000},
         {"action": "cancel", "order_id": 5, "timestamp": 6000},
     ), cfg)
-    assert [t for t, _ in frames] == [1000, 1000, 5_000_000_123, 5_000_001_123,
-                                      6_000_000_000, 6_000_000_000]
+    assert [t for t, _ in beats_dropped(frames)] == [1000, 1000, 5_000_000_123, 5_000_001_123,
+                                                     6_000_000_000, 6_000_000_000]
 
 
 def test_venue_messages(cfg):
@@ -314,7 +337,7 @@ def _scenario(tmp_path) -> Path:
 
 def test_pcap_is_byte_identical_when_built_twice(tmp_path, cfg):
     s = _scenario(tmp_path)
-    assert build_pcap(s, tmp_path / "a.pcap", cfg) == 5
+    assert build_pcap(s, tmp_path / "a.pcap", cfg) == 5 + 9  # + heartbeats
     build_pcap(s, tmp_path / "b.pcap", cfg)
     assert (tmp_path / "a.pcap").read_bytes() == (tmp_path / "b.pcap").read_bytes()
 
@@ -327,8 +350,8 @@ def test_nanosecond_timestamps_survive(tmp_path, cfg):
     got = read_pcap_ns(out)
     with open(s) as f:
         assert got == build_frames(f, cfg, str(s))
-    assert [t for t, _ in got] == [T0, T0, T0 + 123_456_789, T0 + 123_457_789,
-                                   T0 + 10 * 10**9]
+    assert [t for t, _ in beats_dropped(got)] == [T0, T0, T0 + 123_456_789,
+                                                  T0 + 123_457_789, T0 + 10 * 10**9]
     # scapy reads the same times and frames
     pkts = rdpcap(str(out))
     assert [int(p.time * 10**9) for p in pkts] == [t for t, _ in got]
@@ -364,7 +387,7 @@ def test_write_then_read_round_trip(tmp_path):
 def test_cli(tmp_path, capsys):
     s = _scenario(tmp_path)
     assert main([str(s), str(tmp_path / "c.pcap")]) == 0
-    assert len(read_pcap_ns(tmp_path / "c.pcap")) == 5
+    assert len(beats_dropped(read_pcap_ns(tmp_path / "c.pcap"))) == 5
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"action": "nope"}\n')
     assert main([str(bad), str(tmp_path / "d.pcap")]) == 1
@@ -378,3 +401,140 @@ def test_protocol_doc_example_is_what_the_builder_sends(cfg):
                                  for ln in block.strip().splitlines()))
     _, (_, frame) = build_frames([BRIEF_NEW], cfg)
     assert bytes(Ether(frame)[UDP].payload) == want
+
+
+# --------------------------------------------------------------------------
+# Frames without scapy
+
+
+def _scapy_frame(src, dst, payload: bytes) -> bytes:
+    (smac, sip, sport), (dmac, dip, dport) = src, dst
+    return bytes(Ether(src=smac, dst=dmac) / IP(src=sip, dst=dip, id=0, flags="DF", ttl=64)
+                 / UDP(sport=sport, dport=dport) / payload)
+
+
+def test_udp_frame_is_byte_for_byte_what_scapy_builds():
+    import random
+
+    rng = random.Random(5)
+    for _ in range(500):
+        def mac():
+            return ":".join(f"{rng.randrange(256):02{rng.choice('xX')}}" for _ in range(6))
+
+        def ip():
+            return ".".join(str(rng.randrange(256)) for _ in range(4))
+
+        src, dst = (mac(), ip(), rng.randrange(65536)), (mac(), ip(), rng.randrange(65536))
+        payload = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200)))
+        assert udp_frame(src, dst, payload) == _scapy_frame(src, dst, payload)
+    # a UDP checksum that comes out 0 is sent as 0xFFFF
+    src, dst = ("02:00:00:00:01:01", "10.10.1.1", 9001), ("02:00:00:00:00:01", "10.10.0.1", 9000)
+    base = b"abcdefgh"
+    c = Ether(udp_frame(src, dst, base + b"\0\0"))[UDP].chksum
+    payload = base + struct.pack("!H", c)
+    assert Ether(udp_frame(src, dst, payload))[UDP].chksum == 0xFFFF
+    assert udp_frame(src, dst, payload) == _scapy_frame(src, dst, payload)
+    # forms only scapy reads go to scapy
+    odd = ("2:0:0:0:9:9", "10.9.9.9", 4000)
+    assert udp_frame(odd, dst, base) == _scapy_frame(odd, dst, base)
+
+
+# --------------------------------------------------------------------------
+# Junk
+
+
+def _junk_scenario() -> list[str]:
+    """Every junk kind (random with several seeds) between two orders of
+    session 1, and a duplicate: each junk line must land in its counter and
+    take no sequence number."""
+    out = [{"session": 1, "order_id": 1, "symbol": "AAPL", "price": 150, "volume": 100}]
+    for kind in ("bad_ip_checksum", "bad_udp_checksum", "truncated", "wrong_port",
+                 "not_for_us", "unknown_session", "bad_version"):
+        out.append({"action": "junk", "kind": kind})
+    out += [{"action": "junk", "kind": "random", "seed": s} for s in range(20)]
+    out += [{"action": "junk", "kind": "truncated", "length": 40, "session": 2},
+            {"action": "junk", "kind": "wrong_port", "port": 12345},
+            {"action": "junk", "kind": "not_for_us", "dst_ip": "10.10.0.2"},
+            {"action": "junk", "kind": "unknown_session", "session_id": 4242, "session": 2},
+            {"action": "junk", "kind": "bad_version", "version": 0},
+            {"session": 1, "order_id": 2, "symbol": "AAPL", "price": 150, "volume": 100}]
+    return lines(*out)
+
+
+def test_junk_takes_no_sequence_number_and_sends_no_login(cfg):
+    frames = build_frames(lines(
+        {"action": "junk", "kind": "bad_version", "session": 2},
+        {"action": "cancel", "order_id": 1},
+        {"action": "junk", "kind": "unknown_session"},
+        {"action": "cancel", "order_id": 2},
+    ), cfg)
+    assert len(frames) == 5
+    # only the valid frames decode as messages of a configured session
+    ok = [m for _, ms in decoded([frames[1], frames[2], frames[4]]) for m in ms]
+    assert [(m["type"], m["seq"]) for m in ok] == [("Login", 1), ("Cancel", 1), ("Cancel", 2)]
+    junk = L.decode_sp(bytes(Ether(frames[3][1])[UDP].payload))[0]
+    assert (junk["session_id"], junk["seq"], junk["type"]) == (3, 2, "NewOrder")
+    bad_version = bytes(Ether(frames[0][1])[UDP].payload)
+    assert bad_version[0] == 2 and struct.unpack_from("<I", bad_version, 4)[0] == 2
+
+
+def test_junk_frames_are_spoilt_as_documented(cfg):
+    frames = build_frames(_junk_scenario(), cfg)
+    assert len(frames) == 1 + 1 + 7 + 20 + 5 + 1
+    f = {kind: Ether(frames[2 + i][1]) for i, kind in enumerate(
+        ("bad_ip_checksum", "bad_udp_checksum", "truncated", "wrong_port", "not_for_us",
+         "unknown_session", "bad_version"))}
+    good = IP(bytes(f["bad_ip_checksum"][IP]))
+    del good.chksum
+    assert IP(bytes(good)).chksum != f["bad_ip_checksum"][IP].chksum
+    spoilt = f["bad_udp_checksum"]
+    rebuilt = spoilt.copy()
+    del rebuilt[UDP].chksum
+    assert spoilt[UDP].chksum not in (0, Ether(bytes(rebuilt))[UDP].chksum)
+    assert IP(bytes(spoilt[IP])).chksum == f["wrong_port"][IP].chksum  # IP header intact
+    assert len(bytes(f["truncated"][UDP].payload)) == 16
+    assert f["wrong_port"][UDP].dport not in (9000, 9100, 9101)
+    assert f["not_for_us"][IP].dst == "192.0.2.1"
+    assert L.decode_sp(bytes(f["unknown_session"][UDP].payload))[0]["session_id"] == 3
+    assert f["unknown_session"][IP].src == "10.10.1.1"
+    randoms = [fr for _, fr in frames[9:29]]
+    assert all(len(r) <= 100 and (len(r) < 14 or r[12:14] not in (b"\x08\x00", b"\x81\x00"))
+               for r in randoms)
+    assert len(set(randoms)) == 20
+    assert build_frames(_junk_scenario(), cfg) == frames  # seeded: reproducible
+
+
+def test_junk_lands_in_the_documented_counters(cfg):
+    from dataplane.replay import Replayer
+
+    rp = Replayer(cfg, venue_sim=True)
+    _, res = rp.run(build_frames(_junk_scenario(), cfg))
+    drops = res.stats["drop"]
+    assert drops.get("RUNT", 0) + drops.get("NOT_IPV4", 0) == 20
+    assert {k: v for k, v in drops.items() if k not in ("RUNT", "NOT_IPV4")} == {
+        "IP_CHECKSUM": 1, "UDP_CHECKSUM": 1, "SP_TRUNCATED": 1, "SP_BAD_LENGTH": 1,
+        "UNKNOWN_PORT": 2, "NOT_FOR_US": 2, "SP_UNKNOWN_SESSION": 2, "SP_BAD_VERSION": 2}
+    assert res.stats["event"]["SP_MSGS_IN"] == 2  # both orders, no gap
+    assert rp.core.order(1, 2) is not None
+
+
+@pytest.mark.parametrize("bad_line, field", [
+    ('{"action": "junk"}', "kind"),
+    ('{"action": "junk", "kind": "gremlins"}', "kind"),
+    ('{"action": "junk", "kind": "random", "seed": -1}', "seed"),
+    ('{"action": "junk", "kind": "random", "session": 1}', "session"),
+    ('{"action": "junk", "kind": "bad_ip_checksum", "seq": 3}', "seq"),
+    ('{"action": "junk", "kind": "truncated", "length": 0}', "length"),
+    ('{"action": "junk", "kind": "truncated", "length": 64}', "length"),
+    ('{"action": "junk", "kind": "wrong_port", "port": 9100}', "port"),
+    ('{"action": "junk", "kind": "wrong_port", "port": 9101}', "port"),
+    ('{"action": "junk", "kind": "not_for_us", "dst_ip": "10.10.0.1"}', "dst_ip"),
+    ('{"action": "junk", "kind": "not_for_us", "dst_ip": "300.1.1.1"}', "dst_ip"),
+    ('{"action": "junk", "kind": "unknown_session", "session_id": 2}', "session_id"),
+    ('{"action": "junk", "kind": "bad_version", "version": 1}', "version"),
+    ('{"action": "junk", "kind": "bad_version", "session": 99}', "session"),
+])
+def test_bad_junk_lines_name_the_field(cfg, bad_line, field):
+    with pytest.raises(ScenarioError) as info:
+        build_frames([bad_line], cfg, "j.jsonl")
+    assert (info.value.line, info.value.field) == (1, field)

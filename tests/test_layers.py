@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
+from scapy.packet import Raw
 
 from pcaps import layers as L
 
@@ -103,6 +104,10 @@ def test_type_codes_and_reasons_match_the_header():
         assert SP_ENUMS["SP_SREJ_" + name] == code
     for code, name in L.SP_LOGIN_REJECT_REASONS.items():
         assert SP_ENUMS["SP_LREJ_" + name] == code
+    for code, name in L.SP_RETRANSMIT_REJECT_REASONS.items():
+        assert SP_ENUMS["SP_RTX_" + name] == code
+    assert {c for c, n in L.SP_TYPES.items() if c < 0x10 or 0x80 <= c < 0x90} == \
+        L.SP_SESSION_TYPES
     for code, name in L.SP_SIDES.items():
         assert SP_ENUMS["SP_SIDE_" + name.upper()] == code
     assert SP_ENUMS["SP_FLAG_PRIORITY"] == L.SP_FLAG_PRIORITY
@@ -206,6 +211,36 @@ def test_enum_fields_decode_to_names():
     assert (d["reason"], d["ref_type"]) == ("SYS_TABLE_FULL", "Modify")
     (d,) = L.decode_sp(L.sp_message("NewOrder", side=9))
     assert d["side"] == 9
+
+
+def test_session_layer_messages_from_the_protocol_tables():
+    """docs/protocol.md: RetransmitRequest (0x04, 40 bytes, both directions),
+    RetransmitReject (0x84, 40 bytes), and the appliance's Logout and
+    Heartbeat (the header alone, seq = its next outbound number)."""
+    req = L.sp_message("RetransmitRequest", session_id=2, seq=9, timestamp_ns=5,
+                       from_seq=3, count=4)
+    assert req == struct.pack("<BBHIQQQII", 1, 0x04, 40, 2, 9, 5, 3, 4, 0)
+    rej = L.sp_message("RetransmitReject", session_id=2, seq=9, from_seq=1, count=7,
+                       reason=1)
+    assert rej == struct.pack("<BBHIQQQIB3x", 1, 0x84, 40, 2, 9, 0, 1, 7, 1)
+    logout = L.sp_message("Logout", session_id=2, seq=9, timestamp_ns=5)
+    heartbeat = L.sp_message("Heartbeat", session_id=2, seq=9, timestamp_ns=5)
+    assert logout == struct.pack("<BBHIQQ", 1, 0x02, 24, 2, 9, 5)
+    assert heartbeat == struct.pack("<BBHIQQ", 1, 0x03, 24, 2, 9, 5)
+    got = L.decode_sp(req + rej + logout + heartbeat)
+    assert [d["type"] for d in got] == ["RetransmitRequest", "RetransmitReject", "Logout",
+                                        "Heartbeat"]
+    assert all("error" not in d for d in got)
+    assert (got[0]["from_seq"], got[0]["count"], got[0]["seq"]) == (3, 4, 9)
+    assert (got[1]["from_seq"], got[1]["count"], got[1]["reason"]) == (1, 7, "TOO_OLD")
+    (d,) = L.decode_sp(L.sp_message("RetransmitReject", reason=2))
+    assert d["reason"] == "NOT_SENT"
+    assert L.decode_sp(L.sp_message("RetransmitRequest", length=32)[:32])[0]["error"] == \
+        "wrong_length"
+    # as the appliance sends them, in a frame from its strategy port
+    frame = bytes(Ether() / IP(src="10.10.0.1") / UDP(sport=9000, dport=9001) / rej)
+    pkt = Ether(frame)
+    assert pkt[L.SPRetransmitReject].reason == 1 and bytes(pkt) == frame
 
 
 # --------------------------------------------------------------------------
@@ -362,6 +397,31 @@ def test_heartbeat_end_of_session_and_bad_block():
     out = L.decode_venue(raw)
     assert out[0]["msg"] == "CancelReject" and out[1]["error"] == "bad_block"
     assert L.decode_venue(b"short")[0]["error"] == "truncated"
+
+
+def test_request_packets_and_hellos():
+    """A request packet is the header alone: sequence number = the first
+    message asked for, count = how many (0: a hello)."""
+    req = L.ufo_packet("NSDQ01", 5, [], count=3)
+    hello = L.ufo_packet("NSDQ01", 1, [], count=0)
+    assert req == b"NSDQ01    " + bytes.fromhex("0000000000000005" "0003")
+    assert L.decode_venue(req) == [{"ufo_session": "NSDQ01", "ufo_seq": 5, "msg": "Request",
+                                    "count": 3}]
+    assert L.decode_venue(req, direction="request")[0]["msg"] == "Request"
+    assert L.decode_venue(hello, direction="request") == [
+        {"ufo_session": "NSDQ01", "ufo_seq": 1, "msg": "Hello", "count": 0}]
+    # on the data port, count 0 is a heartbeat
+    assert L.decode_venue(hello)[0]["msg"] == "Heartbeat"
+    with pytest.raises(ValueError):
+        L.decode_venue(req, direction="sideways")
+    # scapy: packets to and from the request ports are a bare UFOHeader
+    for sport, dport in ((9101, 9201), (9200, 9101)):
+        frame = bytes(Ether() / IP() / UDP(sport=sport, dport=dport) / req)
+        pkt = Ether(frame)
+        assert (pkt[L.UFOHeader].seq, pkt[L.UFOHeader].count) == (5, 3)
+        assert not pkt.haslayer(L.UFOBlock) and not pkt.haslayer(Raw)
+        assert bytes(pkt) == frame
+    assert bytes(L.UFOHeader(session="NSDQ01", seq=5, count=3)) == req
 
 
 def test_u_is_chosen_by_direction():

@@ -98,11 +98,13 @@ def test_brief_example_goes_accepted_replaced_canceled():
     report = (GOLDEN / "brief_example.report.jsonl").read_text()
     lines = [json.loads(x) for x in report.splitlines()]
     to_strategy = [(m["type"], m.get("price"), m.get("qty")) for m in lines
-                   if m.get("to") == "strategy"]
+                   if m.get("to") == "strategy" and m["type"] != "Heartbeat"]
     assert to_strategy == [("LoginAccepted", None, None), ("Accepted", 15025000000, 100),
                            ("Replaced", 15100000000, 50), ("Canceled", None, None)]
     to_venue = [(m["msg"], m.get("user_ref"), m.get("qty"), m.get("price")) for m in lines
-                if m.get("to") == "venue"]
+                if m.get("to") == "venue" and m["msg"] != "Heartbeat"]
+    # ten seconds between the brief's messages: heartbeats both ways, no timeout
+    assert sum(m.get("type") == "Heartbeat" for m in lines if m.get("to") == "strategy") == 20
     assert to_venue == [("EnterOrder", 1, 100, 1502500), ("ReplaceOrder", 2, 50, 1510000),
                         ("CancelOrder", 2, 0, None)]
 

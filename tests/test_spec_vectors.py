@@ -487,6 +487,7 @@ class Packet:
     count: int
     messages: tuple[Vector, ...]
     from_venue: bool
+    request: bool = False  # a request packet (to a request port): header only
 
     @property
     def data(self) -> bytes:
@@ -497,14 +498,15 @@ class Packet:
 
 
 def _packet(name: str, header_hex: str, blocks: list[tuple[str, Vector]], *, seq: int,
-            count: int, from_venue: bool, note: str = "") -> Packet:
+            count: int, from_venue: bool, note: str = "", session: bytes = b"NSDQ01    ",
+            request: bool = False) -> Packet:
     """``header_hex`` and each block's length hex are written by hand; the
     message is the OUCH vector's hex."""
     text = header_hex + "".join(length + v.hex for length, v in blocks)
     src = f"{MOLD}{note}; messages: " + ", ".join(v.source for _, v in blocks) \
         if blocks else MOLD + note
-    return Packet(name, src, text, b"NSDQ01    ", seq, count,
-                  tuple(v for _, v in blocks), from_venue)
+    return Packet(name, src, text, session, seq, count,
+                  tuple(v for _, v in blocks), from_venue, request)
 
 
 NSDQ01 = "4E53445130312020" "2020"  # Session "NSDQ01" + 4 spaces (10 alpha)
@@ -633,7 +635,68 @@ P_IN_REJECTED_REPLACE = _packet("mold_in_rejected_replace", (
 ), [("001D", J_REJECTED_REPLACE)],  # block length 29
     seq=5, count=1, from_venue=True)
 
+# the session layer (docs/venue-protocol.md, "Request packets", "Heartbeats
+# and timeouts"): heartbeats from the appliance, request packets both ways
+# (MoldUDP64 1.00's request packet: Session, Sequence Number, Requested
+# Message Count; count 0 is a hello)
+BX01 = "4258303120202020" "2020"    # Session "BX01" + 6 spaces (10 alpha)
+REQ = " request packet (MoldUDP64 1.00 re-request)"
+P_OUT_HEARTBEAT_1 = _packet("mold_out_heartbeat_seq1", (
+    NSDQ01 +
+    "0000000000000001"          # Sequence Number 1: the appliance's next (none sent yet)
+    "0000"                      # Message Count 0: heartbeat
+), [], seq=1, count=0, from_venue=False, note=" heartbeat (count 0)")
+P_OUT_HEARTBEAT_BX_1 = _packet("mold_out_heartbeat_bx01_seq1", (
+    BX01 +
+    "0000000000000001"          # Sequence Number 1
+    "0000"                      # Message Count 0: heartbeat
+), [], seq=1, count=0, from_venue=False, note=" heartbeat (count 0)", session=b"BX01      ")
+P_OUT_HEARTBEAT_2 = _packet("mold_out_heartbeat_seq2", (
+    NSDQ01 +
+    "0000000000000002"          # Sequence Number 2: the appliance's next (1 was sent)
+    "0000"                      # Message Count 0: heartbeat
+), [], seq=2, count=0, from_venue=False, note=" heartbeat (count 0)")
+P_OUT_HELLO_1 = _packet("mold_out_hello", (
+    NSDQ01 +
+    "0000000000000001"          # Sequence Number 1: the next the appliance expects
+    "0000"                      # Requested Message Count 0: a hello
+), [], seq=1, count=0, from_venue=False, note=REQ + ", hello", request=True)
+P_OUT_HELLO_BX_1 = _packet("mold_out_hello_bx01", (
+    BX01 +
+    "0000000000000001"          # Sequence Number 1
+    "0000"                      # Requested Message Count 0: a hello
+), [], seq=1, count=0, from_venue=False, note=REQ + ", hello", session=b"BX01      ",
+    request=True)
+P_OUT_REQUEST_1_2 = _packet("mold_out_request_1_2", (
+    NSDQ01 +
+    "0000000000000001"          # Sequence Number 1: the first missing (the next expected)
+    "0002"                      # Requested Message Count 2: up to the end of the packet seen
+), [], seq=1, count=2, from_venue=False, note=REQ, request=True)
+P_IN_REQUEST_1_5 = _packet("mold_in_request_1_5", (
+    NSDQ01 +
+    "0000000000000001"          # Sequence Number 1
+    "0005"                      # Requested Message Count 5
+), [], seq=1, count=5, from_venue=True, note=REQ, request=True)
+P_IN_REQUEST_2_1 = _packet("mold_in_request_2_1", (
+    NSDQ01 +
+    "0000000000000002"          # Sequence Number 2: not sent yet
+    "0001"                      # Requested Message Count 1
+), [], seq=2, count=1, from_venue=True, note=REQ, request=True)
+P_IN_REQUEST_0_1 = _packet("mold_in_request_0_1", (
+    NSDQ01 +
+    "0000000000000000"          # Sequence Number 0: below the oldest held (1)
+    "0001"                      # Requested Message Count 1
+), [], seq=0, count=1, from_venue=True, note=REQ, request=True)
+P_IN_HELLO_2 = _packet("mold_in_hello", (
+    NSDQ01 +
+    "0000000000000002"          # Sequence Number 2: the next the venue expects
+    "0000"                      # Requested Message Count 0: a hello
+), [], seq=2, count=0, from_venue=True, note=REQ + ", hello", request=True)
+
 FRAMING_VECTORS = [
+    P_OUT_HEARTBEAT_1, P_OUT_HEARTBEAT_BX_1, P_OUT_HEARTBEAT_2, P_OUT_HELLO_1,
+    P_OUT_HELLO_BX_1, P_OUT_REQUEST_1_2, P_IN_REQUEST_1_5, P_IN_REQUEST_2_1, P_IN_REQUEST_0_1,
+    P_IN_HELLO_2,
     P_OUT_ENTER_AAPL, P_OUT_REPLACE_AAPL, P_OUT_CANCEL_SEQ3, P_OUT_CANCEL_SEQ4,
     P_OUT_ENTER_SPY_SELL, P_OUT_ENTER_MSFT, P_OUT_ENTER_SPY_SHORT, P_OUT_REPLACE_SPY,
     P_IN_ACCEPTED_AAPL, P_IN_EXECUTED_AAPL, P_IN_REPLACED_AAPL, P_IN_CANCEL_REJECT,
@@ -1087,7 +1150,98 @@ SP_REJECTED_VENUE_MODIFY = _sp("sp_rejected_by_venue_modify", "Rejected (0x91, 4
 ), "Rejected", version=1, length=40, session_id=1, seq=5, timestamp_ns=now(7),
     cl_ord_id=46656, reason=14, ref_type=0x11, venue_code=0x15, reserved=0)
 
+# the session layer (docs/protocol.md "Sessions and sequencing"; the tables
+# "Logout", "Heartbeat", "RetransmitRequest", "RetransmitReject")
+SP_LOGOUT_OUT = _sp("sp_logout_from_appliance", "Logout (0x02, 24 bytes)", (
+    "01"                        # version 1
+    "02"                        # type 0x02 Logout (the appliance's answer)
+    "1800"                      # length 24
+    "01000000"                  # session_id 1
+    "0600000000000000"          # seq 6: the session's next outbound (5 sent), not consumed
+    "00f0359b5439bc16"          # timestamp_ns now_ns = T0 + 14 * 4096
+), "Logout", version=1, length=24, session_id=1, seq=6, timestamp_ns=now(14))
+
+SP_HEARTBEAT_OUT = _sp("sp_heartbeat_from_appliance", "Heartbeat (0x03, 24 bytes)", (
+    "01"                        # version 1
+    "03"                        # type 0x03 Heartbeat
+    "1800"                      # length 24
+    "01000000"                  # session_id 1
+    "0100000000000000"          # seq 1: the session's next outbound (none sent)
+    "00eacfd65439bc16"          # timestamp_ns now(1) + 1 s = 0x16BC3954D6CFEA00
+), "Heartbeat", version=1, length=24, session_id=1, seq=1,
+    timestamp_ns=now(1) + 1_000_000_000)
+
+SP_RETRANSMIT_REQUEST_OUT = _sp(
+    "sp_retransmit_request_from_appliance", "RetransmitRequest (0x04, 40 bytes)", (
+        "01"                    # version 1
+        "04"                    # type 0x04 RetransmitRequest
+        "2800"                  # length 40
+        "01000000"              # session_id 1
+        "0200000000000000"      # seq 2: the session's next outbound (not consumed)
+        "0040359b5439bc16"      # timestamp_ns T0 + 3 * 4096
+        "0200000000000000"      # from_seq 2: the next expected
+        "02000000"              # count 2: seq 3 received - 2 + 1
+        "00000000"              # reserved
+    ), "RetransmitRequest", version=1, length=40, session_id=1, seq=2, timestamp_ns=now(3),
+    from_seq=2, count=2, reserved=0)
+
+
+def _sp_request(name: str, from_hex: str, from_seq: int, count_hex: str, count: int) -> Vector:
+    return _sp(name, "RetransmitRequest (0x04, 40 bytes)", (
+        "01"                    # version 1
+        "04"                    # type 0x04 RetransmitRequest
+        "2800"                  # length 40
+        "01000000"              # session_id 1
+        "0400000000000000"      # seq 4: the strategy's next application seq
+        "0010359b5439bc16"      # timestamp_ns T0
+        + from_hex              # from_seq
+        + count_hex             # count
+        + "00000000"            # reserved
+    ), "RetransmitRequest", version=1, length=40, session_id=1, seq=4, timestamp_ns=T0,
+        from_seq=from_seq, count=count, reserved=0)
+
+
+SP_RETRANSMIT_REQUEST_1_5 = _sp_request("sp_retransmit_request_1_5",
+                                        "0100000000000000", 1, "05000000", 5)
+SP_RETRANSMIT_REQUEST_0_1 = _sp_request("sp_retransmit_request_0_1",
+                                        "0000000000000000", 0, "01000000", 1)
+SP_RETRANSMIT_REQUEST_2_1 = _sp_request("sp_retransmit_request_2_1",
+                                        "0200000000000000", 2, "01000000", 1)
+
+SP_RETRANSMIT_REJECT_TOO_OLD = _sp(
+    "sp_retransmit_reject_too_old", "RetransmitReject (0x84, 40 bytes)", (
+        "01"                    # version 1
+        "84"                    # type 0x84 RetransmitReject
+        "2800"                  # length 40
+        "01000000"              # session_id 1
+        "0200000000000000"      # seq 2: the session's next outbound (not consumed)
+        "0060359b5439bc16"      # timestamp_ns T0 + 5 * 4096
+        "0000000000000000"      # from_seq 0, as asked
+        "01000000"              # count 1, as asked
+        "01"                    # reason 1 TOO_OLD (below the oldest held, 1)
+        "000000"                # reserved (3)
+    ), "RetransmitReject", version=1, length=40, session_id=1, seq=2, timestamp_ns=now(5),
+    from_seq=0, count=1, reason=1, reserved=b"\0" * 3)
+
+SP_RETRANSMIT_REJECT_NOT_SENT = _sp(
+    "sp_retransmit_reject_not_sent", "RetransmitReject (0x84, 40 bytes)", (
+        "01"                    # version 1
+        "84"                    # type RetransmitReject
+        "2800"                  # length 40
+        "01000000"              # session_id 1
+        "0200000000000000"      # seq 2
+        "0070359b5439bc16"      # timestamp_ns T0 + 6 * 4096
+        "0200000000000000"      # from_seq 2, as asked
+        "01000000"              # count 1, as asked
+        "02"                    # reason 2 NOT_SENT (2 is the next outbound)
+        "000000"                # reserved (3)
+    ), "RetransmitReject", version=1, length=40, session_id=1, seq=2, timestamp_ns=now(6),
+    from_seq=2, count=1, reason=2, reserved=b"\0" * 3)
+
 SP_VECTORS = [
+    SP_LOGOUT_OUT, SP_HEARTBEAT_OUT, SP_RETRANSMIT_REQUEST_OUT, SP_RETRANSMIT_REQUEST_1_5,
+    SP_RETRANSMIT_REQUEST_0_1, SP_RETRANSMIT_REQUEST_2_1, SP_RETRANSMIT_REJECT_TOO_OLD,
+    SP_RETRANSMIT_REJECT_NOT_SENT,
     SP_LOGIN, SP_LOGIN_DISABLED, SP_LOGOUT, SP_HEARTBEAT, SP_NEW_ORDER_AAPL,
     SP_NEW_ORDER_IBM, SP_NEW_ORDER_SPY_SELL, SP_NEW_ORDER_MSFT_MARKET, SP_NEW_ORDER_SPY_SHORT,
     SP_MODIFY_AAPL, SP_MODIFY_SPY, SP_CANCEL_AAPL, SP_MASS_CANCEL, SP_LOGIN_ACCEPTED,
@@ -1097,13 +1251,17 @@ SP_VECTORS = [
 ]
 
 # docs/protocol.md, Enums: the length of each type
-SP_TABLE_LENGTHS = {"Login": 32, "Logout": 24, "Heartbeat": 24, "NewOrder": 64, "Modify": 48,
+SP_TABLE_LENGTHS = {"Login": 32, "Logout": 24, "Heartbeat": 24, "RetransmitRequest": 40,
+                    "NewOrder": 64, "Modify": 48,
                     "Cancel": 32, "MassCancel": 32, "LoginAccepted": 32, "LoginRejected": 32,
+                    "RetransmitReject": 40,
                     "Accepted": 48, "Rejected": 40, "Replaced": 48, "Canceled": 48,
                     "Fill": 64, "SessionReject": 40}
-SP_TABLE_CODES = {"Login": 0x01, "Logout": 0x02, "Heartbeat": 0x03, "NewOrder": 0x10,
+SP_TABLE_CODES = {"Login": 0x01, "Logout": 0x02, "Heartbeat": 0x03, "RetransmitRequest": 0x04,
+                  "NewOrder": 0x10,
                   "Modify": 0x11, "Cancel": 0x12, "MassCancel": 0x13, "LoginAccepted": 0x81,
-                  "LoginRejected": 0x82, "Accepted": 0x90, "Rejected": 0x91,
+                  "LoginRejected": 0x82, "RetransmitReject": 0x84, "Accepted": 0x90,
+                  "Rejected": 0x91,
                   "Replaced": 0x92, "Canceled": 0x93, "Fill": 0x94, "SessionReject": 0x9F}
 # docs/protocol.md, Enums, in the words decode_sp uses
 SP_ENUM_NAMES = {
@@ -1115,6 +1273,7 @@ SP_ENUM_NAMES = {
     ("Canceled", "reason"): {1: "USER", 2: "IOC", 3: "VENUE"},
     ("SessionReject", "reason"): {1: "UNKNOWN_TYPE", 2: "BAD_LENGTH"},
     ("LoginRejected", "reason"): {1: "DISABLED", 2: "BAD_SEQ"},
+    ("RetransmitReject", "reason"): {1: "TOO_OLD", 2: "NOT_SENT"},
 }
 
 
@@ -1185,11 +1344,15 @@ def test_decode_ouch(v: Vector):
         assert d.get("appendage", "") == v.fields.get("appendage", b"").hex()
 
 
+def _session(p: Packet) -> str:
+    return p.session.decode().rstrip(" ")
+
+
 @pytest.mark.parametrize("p", FRAMING_VECTORS, ids=repr)
 def test_framing_builds_vector(p: Packet):
     msgs = [m.data for m in p.messages]
-    assert L.ufo_packet("NSDQ01", p.seq, msgs, p.count if not msgs else None) == p.data
-    pkt = L.UFOHeader(session="NSDQ01", seq=p.seq, count=None if msgs else p.count)
+    assert L.ufo_packet(_session(p), p.seq, msgs, p.count if not msgs else None) == p.data
+    pkt = L.UFOHeader(session=_session(p), seq=p.seq, count=None if msgs else p.count)
     for m in p.messages:
         pkt = pkt / L.UFOBlock() / L.OUCH_CLASSES[m.kind](**m.fields)
     assert bytes(pkt).hex() == p.data.hex(), p.source
@@ -1199,7 +1362,7 @@ def test_framing_builds_vector(p: Packet):
 def test_wire_helper_matches_framing_vector(p: Packet):
     """tests/wire.py's ufo() (used by other tests) frames as the vector does."""
     msgs = [m.data for m in p.messages]
-    assert wire.ufo("NSDQ01", p.seq, *msgs, count=None if msgs else p.count) == p.data
+    assert wire.ufo(_session(p), p.seq, *msgs, count=None if msgs else p.count) == p.data
 
 
 @pytest.mark.parametrize("p", FRAMING_VECTORS, ids=repr)
@@ -1222,15 +1385,21 @@ def test_framing_dissects_vector(p: Packet):
 
 @pytest.mark.parametrize("p", FRAMING_VECTORS, ids=repr)
 def test_decode_venue(p: Packet):
+    if p.request:
+        got = L.decode_venue(p.data, direction="request")
+        name = "Hello" if p.count == 0 else "Request"
+        assert got == [{"ufo_session": _session(p), "ufo_seq": p.seq, "msg": name,
+                        "count": p.count}]
+        return
     got = L.decode_venue(p.data, direction="from_venue" if p.from_venue else "to_venue")
     if not p.messages:
         name = "Heartbeat" if p.count == 0 else "EndOfSession"
-        assert got == [{"ufo_session": "NSDQ01", "ufo_seq": p.seq, "msg": name,
+        assert got == [{"ufo_session": _session(p), "ufo_seq": p.seq, "msg": name,
                         "count": p.count}]
         return
     assert len(got) == len(p.messages)
     for i, (d, m) in enumerate(zip(got, p.messages, strict=True)):
-        assert d["ufo_session"] == "NSDQ01" and d["ufo_seq"] == p.seq + i
+        assert d["ufo_session"] == _session(p) and d["ufo_seq"] == p.seq + i
         assert d["msg"] == m.kind and "error" not in d, d
         want = {k: _alpha_str(x) for k, x in m.fields.items() if k != "appendage"}
         assert {k: d[k] for k in want} == want, m.source
@@ -1294,6 +1463,7 @@ class Step:
     events: dict = field(default_factory=dict)  # cumulative event counters after the step
     drops: dict = field(default_factory=dict)  # drop counters added by the step
     gone: int | None = None  # a cl_ord_id expected unknown to the core
+    at: int | None = None  # now_ns of the step; None: T0 + k * 4096 for step k
 
 
 PN, NEW, PF, FILLED, PR, REPL, PC, CXL, REJ, EXP = range(1, 11)  # semantics.md states
@@ -1336,7 +1506,8 @@ SCENARIOS: dict[str, list[Step]] = {
              events={"HEARTBEATS_IN": 1, "SP_MSGS_IN": 4}),
         Step("MoldUDP64 heartbeat: counted", (("venue", 1, P_IN_HEARTBEAT),), (),
              events={"VENUE_HEARTBEATS": 1, "VENUE_MSGS_IN": 6}),
-        Step("Logout: counted", (("sp", 1, SP_LOGOUT),), (), events={"LOGOUTS": 1}),
+        Step("Logout -> Logout", (("sp", 1, SP_LOGOUT),), (SP_LOGOUT_OUT,),
+             events={"LOGOUTS": 1}),
         Step("MoldUDP64 end of session: counted", (("venue", 1, P_IN_END_OF_SESSION),), (),
              events={"VENUE_END_OF_SESSION": 1, "VENUE_MSGS_IN": 6}),
     ],
@@ -1384,6 +1555,67 @@ SCENARIOS: dict[str, list[Step]] = {
              order=dict(cl_ord_id=46656, state=NEW, ref=2, pending_ref=0,
                         price=41_234_560_000, qty=999_999)),
     ],
+    # the strategy side of the session layer: a gap is asked for (go-back-N),
+    # a RetransmitRequest is served byte for byte, TOO_OLD, NOT_SENT
+    "session_layer": [
+        Step("Login -> LoginAccepted", (("sp", 1, SP_LOGIN),), (SP_LOGIN_ACCEPTED,)),
+        Step("NewOrder unknown symbol -> Rejected", (("sp", 1, SP_NEW_ORDER_IBM),),
+             (SP_REJECTED_IBM,)),
+        Step("Modify seq 3, expected 2 -> RetransmitRequest(2, 2), not handled",
+             (("sp", 1, SP_MODIFY_SPY),), (SP_RETRANSMIT_REQUEST_OUT,),
+             events={"SP_SEQ_GAPS": 1, "SP_SEQ_GAP_MSGS": 2, "SP_MSGS_IN": 1},
+             drops={"SP_OUT_OF_ORDER": 1}),
+        Step("RetransmitRequest(1, 5) -> Rejected seq 1 again, as first sent",
+             (("sp", 1, SP_RETRANSMIT_REQUEST_1_5),), (SP_REJECTED_IBM,),
+             events={"SP_RETRANSMIT_REQUESTS": 1, "SP_RETRANSMITTED": 1}),
+        Step("RetransmitRequest(0, 1) -> RetransmitReject TOO_OLD",
+             (("sp", 1, SP_RETRANSMIT_REQUEST_0_1),), (SP_RETRANSMIT_REJECT_TOO_OLD,)),
+        Step("RetransmitRequest(2, 1) -> RetransmitReject NOT_SENT",
+             (("sp", 1, SP_RETRANSMIT_REQUEST_2_1),), (SP_RETRANSMIT_REJECT_NOT_SENT,),
+             events={"SP_RETRANSMIT_REQUESTS": 3, "SP_RETRANSMITTED": 1, "SP_MSGS_OUT": 5}),
+        Step("NewOrder seq 2 (the resend) -> Enter Order", (("sp", 1, SP_NEW_ORDER_SPY_SELL),),
+             (P_OUT_ENTER_SPY_SELL,), order=dict(cl_ord_id=8, state=PN, ref=1),
+             events={"SP_MSGS_IN": 2, "SP_SEQ_GAPS": 1}),
+    ],
+    # the venue side: an out-of-order packet asked for, served requests,
+    # heartbeat answers, a hello
+    "venue_session_layer": [
+        Step("Login -> LoginAccepted", (("sp", 1, SP_LOGIN),), (SP_LOGIN_ACCEPTED,)),
+        Step("NewOrder -> Enter Order", (("sp", 1, SP_NEW_ORDER_AAPL),), (P_OUT_ENTER_AAPL,)),
+        Step("Executed seq 2 (expected 1) -> request(1, 2); Accepted seq 1 -> Accepted",
+             (("venue", 1, P_IN_EXECUTED_AAPL), ("venue", 1, P_IN_ACCEPTED_AAPL)),
+             (P_OUT_REQUEST_1_2, SP_ACCEPTED_AAPL),
+             order=dict(cl_ord_id=12345, state=NEW, cum_qty=0),
+             events={"VENUE_SEQ_GAPS": 1, "VENUE_SEQ_GAP_MSGS": 2, "VENUE_MSGS_IN": 1},
+             drops={"UFO_OUT_OF_ORDER": 1}),
+        Step("Executed seq 2 resent -> Fill", (("venue", 1, P_IN_EXECUTED_AAPL),),
+             (SP_FILL_AAPL,), order=dict(cl_ord_id=12345, state=PF, cum_qty=40)),
+        Step("request(1, 5) -> Enter Order again, as first sent",
+             (("venue_request", 1, P_IN_REQUEST_1_5),), (P_OUT_ENTER_AAPL,),
+             events={"VENUE_RETRANSMIT_REQUESTS": 1, "VENUE_RETRANSMITTED": 1,
+                     "VENUE_MSGS_OUT": 1}),
+        Step("request(2, 1): not sent yet -> heartbeat", (("venue_request", 1, P_IN_REQUEST_2_1),),
+             (P_OUT_HEARTBEAT_2,)),
+        Step("hello -> heartbeat", (("venue_request", 1, P_IN_HELLO_2),), (P_OUT_HEARTBEAT_2,)),
+        Step("request(0, 1): too old -> nothing", (("venue_request", 1, P_IN_REQUEST_0_1),), (),
+             events={"VENUE_RETRANSMIT_REQUESTS": 4, "VENUE_RETRANSMITTED": 1,
+                     "VENUE_RETRANSMIT_TOO_OLD": 1, "VENUE_HEARTBEATS_OUT": 0}),
+    ],
+    # timers (semantics.md "Time"): heartbeats after heartbeat_ms (1 s), the
+    # session and both venues timed out after timeout_ms (3 s); down venues
+    # get a hello with each heartbeat
+    "timers": [
+        Step("Login -> LoginAccepted", (("sp", 1, SP_LOGIN),), (SP_LOGIN_ACCEPTED,)),
+        Step("1 s later: heartbeats to the session and both venues", (),
+             (SP_HEARTBEAT_OUT, P_OUT_HEARTBEAT_1, P_OUT_HEARTBEAT_BX_1),
+             events={"HEARTBEATS_OUT": 1, "VENUE_HEARTBEATS_OUT": 2},
+             at=now(1) + 1_000_000_000),
+        Step("3 s of silence: session disconnected; venues down, heartbeat + hello", (),
+             (P_OUT_HEARTBEAT_1, P_OUT_HELLO_1, P_OUT_HEARTBEAT_BX_1, P_OUT_HELLO_BX_1),
+             events={"SESSION_TIMEOUTS": 1, "VENUE_TIMEOUTS": 2, "HEARTBEATS_OUT": 1,
+                     "VENUE_HEARTBEATS_OUT": 4},
+             at=now(1) + 3_000_000_000),
+    ],
 }
 
 # (implementation, scenario, step index) -> reason; none so far
@@ -1400,13 +1632,38 @@ def _udp_payload(frame: bytes) -> bytes:
     return udp[8:udp_len]
 
 
+def _udp_ports(frame: bytes) -> tuple[int, int]:
+    ihl = (frame[14] & 0x0F) * 4
+    return struct.unpack_from("!HH", frame, 14 + ihl)
+
+
 def _frame(kind: str, peer: int, v) -> bytes:
-    return wire.from_strategy(peer, v.data) if kind == "sp" else wire.from_venue(peer, v.data)
+    if kind == "sp":
+        return wire.from_strategy(peer, v.data)
+    if kind == "venue":
+        return wire.from_venue(peer, v.data)
+    # a venue's request packet, to appliance.venue_request_port
+    ven = next(x for x in wire.VENUES if x.id == peer)
+    a = wire.APPLIANCE
+    return wire.udp_frame(ven.mac, a.mac, ven.ip, a.ip, ven.port, a.request_port, v.data)
+
+
+def _expected_ports(v) -> tuple[int, int]:
+    """(source, destination) UDP port of an outbound vector (protocol.md
+    Overview; venue-protocol.md UDP ports)."""
+    a = wire.APPLIANCE
+    if isinstance(v, Vector):
+        s = next(x for x in wire.SESSIONS if x.id == v.fields["session_id"])
+        return a.strategy_port, s.port
+    ven = next(x for x in wire.VENUES if x.session.encode().ljust(10) == v.session)
+    if v.request:
+        return a.request_port, ven.retransmit_port
+    return a.venue_port, ven.port
 
 
 def _run(core, step: Step, k: int) -> list[bytes]:
     frames = [_frame(kind, peer, v) for kind, peer, v in step.inputs]
-    return core.process_burst(frames, now(k))
+    return core.process_burst(frames, now(k) if step.at is None else step.at)
 
 
 def _cases():
@@ -1442,6 +1699,7 @@ def test_core_against_vectors(impl: str, scenario: str, index: int):
     got = [_udp_payload(f).hex() for f in out]
     want = [v.data.hex() for v in step.outputs]
     assert got == want, "\n".join(f"expected {v.name}: {v.source}" for v in step.outputs)
+    assert [_udp_ports(f) for f in out] == [_expected_ports(v) for v in step.outputs]
 
     st = core.stats()
     assert st["drop"] == drops

@@ -11,10 +11,16 @@ reference model.
 
 Comparison rules:
 
+- each step runs at its own `now_ns`: `at(ms)` (ms after T0) when the step
+  names one, else T0 + step index * 1 ms; a step with no inputs only runs
+  the timers (semantics.md "Time");
 - the outbound messages must be exactly the expected ones, in order; of each
   message only the fields the transcript names are compared (plus the
-  message type and its session or venue);
-- every strategy message must carry `timestamp_ns` = the burst's `now_ns`;
+  message type and its session or venue); `same_as=(step, i)` requires the
+  frame to be byte for byte the i-th frame sent in that earlier step (a
+  retransmission);
+- every strategy message must carry `timestamp_ns` = the burst's `now_ns`,
+  unless the expectation names `ts` (a resent message keeps its own);
 - `orders` maps (session, cl_ord_id) to a state name, to a dict of view
   fields (`state` by name), or to None (no such order held);
 - at the end, the `drop` counters must be exactly `drops` (no other drop
@@ -24,7 +30,7 @@ Comparison rules:
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 import wire
@@ -42,6 +48,7 @@ from wire import (
     ouch_executed,
     ouch_rejected,
     ouch_replaced,
+    ouch_system_event,
 )
 
 from dataplane.core import Core
@@ -66,12 +73,25 @@ NEW_ORDER, MODIFY, CANCEL = 0x10, 0x11, 0x12          # Rejected.ref_type
 USER, IOC, VENUE = 1, 2, 3                            # Canceled.reason
 DISABLED, BAD_SEQ = 1, 2                              # LoginRejected.reason
 UNKNOWN_TYPE, BAD_LENGTH = 1, 2                       # SessionReject.reason
+TOO_OLD, NOT_SENT = 1, 2                              # RetransmitReject.reason
 
 P150_25 = 150_2500_0000       # 150.25 at 8 decimals (protocol.md "Prices")
 P151 = 151_0000_0000
 O150_25 = 150_2500            # the same at OUCH's 4 decimals
 O151 = 151_0000
 SHARES_LOCATED = bytes((0x02, 25, ord("Y")))  # tag 25 SharesLocated = 'Y'
+
+
+# time: T0 is 2021-11-30 04:43:20 UTC (docs/protocol.md, Example); the
+# default configuration's timers (control/config.py): retransmit_ms 50,
+# heartbeat_ms 1000 and timeout_ms 3000 for sessions and venues alike
+T0 = 1_638_247_400_000_000_000
+MS = 1_000_000
+
+
+def at(ms: float) -> int:
+    """now_ns `ms` milliseconds after T0."""
+    return T0 + int(ms * MS)
 
 
 def clid(text: str) -> str:
@@ -102,11 +122,32 @@ def OU(type_: str, venue: int = 1, **fields) -> dict:
     return {"to": "venue", "type": type_, "venue": venue, **fields}
 
 
+def retransmit_request(session: int, from_seq: int, count: int) -> bytes:
+    """RetransmitRequest (0x04, 40 bytes; protocol.md): from_seq u64, count
+    u32, reserved u32; header seq 0 (session level)."""
+    return wire.sp(0x04, session, 0, struct.pack("<QII", from_seq, count, 0))
+
+
+def venue_request(venue: int, from_seq: int, count: int) -> tuple:
+    """A venue's retransmission request (venue-protocol.md): the framing
+    header alone, to appliance.ip:venue_request_port."""
+    v = next(v for v in wire.VENUES if v.id == venue)
+    a = wire.APPLIANCE
+    return ("raw", wire.udp_frame(v.mac, a.mac, v.ip, a.ip, v.port, a.request_port,
+                                  wire.ufo(v.session, from_seq, count=count)))
+
+
+def venue_heartbeat(venue: int, next_seq: int) -> tuple:
+    v = next(v for v in wire.VENUES if v.id == venue)
+    return ("raw", wire.from_venue(venue, wire.ufo(v.session, next_seq, count=0)))
+
+
 @dataclass
 class Step:
     inputs: list
     out: list
     orders: dict = field(default_factory=dict)
+    now: int | None = None  # now_ns; None: T0 + step index * 1 ms
 
 
 @dataclass
@@ -118,6 +159,7 @@ class Transcript:
     events: dict = field(default_factory=dict)
     orders_capacity: int = 1024
     tx_frames: int = 8192
+    replay_depth: int | None = None  # None: the default (4096)
     xfail: str | None = None
 
 
@@ -130,8 +172,9 @@ def enter(ref: int, venue: int = 1, **fields) -> dict:
 
 T: list[Transcript] = []
 
-# 1. Login, sequence numbers, heartbeat, logout, re-login (semantics.md
-# "Session-level messages"; protocol.md "Sessions and sequencing").
+# 1. Login, sequence numbers, heartbeat, logout (answered with Logout),
+# re-login (semantics.md "Session-level messages"; protocol.md "Sessions and
+# sequencing").
 T.append(Transcript("login_accepted_seq_numbers", [
     LOGIN1,
     Step([S(1, new_order(1, 1, 1))], [enter(1)], {(1, 1): "PendingNew"}),
@@ -141,7 +184,8 @@ T.append(Transcript("login_accepted_seq_numbers", [
     # re-login while logged in: allowed; next outbound is now 2, expected 2
     Step([S(1, login(1, 2))], [SP("LoginAccepted", seq=2, next_expected_seq=2)]),
     Step([S(1, heartbeat(1))], []),
-    Step([S(1, logout(1))], []),
+    # Logout is answered with Logout, seq = next outbound (not consumed)
+    Step([S(1, logout(1))], [SP("Logout", seq=2, length=24)]),
     # logged out: heartbeat and application messages are not handled
     Step([S(1, heartbeat(1), new_order(1, 2, 2))], [], {(1, 2): None}),
     # outbound application messages still go to a logged-out session
@@ -366,16 +410,29 @@ T.append(Transcript("duplicate_seq_never_executed_twice", [
     Step([S(1, new_order(1, 2, 2))], [enter(2)], {(1, 1): "PendingNew", (1, 2): "PendingNew"}),
 ], drops={"SP_DUPLICATE_SEQ": 2}, events={"SP_MSGS_IN": 2, "SP_SEQ_GAPS": 0}))
 
-# 15. A gap is counted, the message handled, next expected = seq + 1.
-T.append(Transcript("seq_gap_counted_and_handled", [
+# 15. Go-back-N (semantics.md "Application messages" 3, rule G): a seq above
+# the next expected is not handled; the missing messages and it are asked
+# for with one RetransmitRequest (session level: seq = next outbound, not
+# consumed). A second gap while that request is outstanding (less than
+# retransmit_ms old) asks nothing more. The strategy resends from the next
+# expected on; then everything is handled in order.
+T.append(Transcript("seq_gap_out_of_order_requested", [
     LOGIN1,
     Step([S(1, new_order(1, 1, 1))], [enter(1)]),
-    Step([S(1, new_order(1, 5, 2))], [enter(2)], {(1, 2): "PendingNew"}),
-    Step([S(1, new_order(1, 6, 3))], [enter(3)]),
-    Step([S(1, new_order(1, 4, 4))], [], {(1, 4): None}),
-    Step([S(1, login(1, 1))], [SP("LoginAccepted", seq=1, next_expected_seq=7)]),
-], drops={"SP_DUPLICATE_SEQ": 1},
-    events={"SP_SEQ_GAPS": 1, "SP_SEQ_GAP_MSGS": 3, "SP_MSGS_IN": 3}))
+    Step([S(1, new_order(1, 5, 5))],
+         [SP("RetransmitRequest", seq=1, length=40, from_seq=2, count=4)], {(1, 5): None}),
+    Step([S(1, new_order(1, 6, 6))], [], {(1, 6): None}),
+    Step([S(1, new_order(1, 2, 2), new_order(1, 3, 3), new_order(1, 4, 4),
+            new_order(1, 5, 5), new_order(1, 6, 6))],
+         [enter(2, clordid=clid("2")), enter(3), enter(4), enter(5, clordid=clid("5")),
+          enter(6)],
+         {(1, 5): "PendingNew", (1, 6): "PendingNew"}),
+    Step([S(1, new_order(1, 4, 44))], [], {(1, 44): None}),
+    # the request went out once and was satisfied: no resend at retransmit_ms
+    Step([], [], now=at(100)),
+    Step([S(1, login(1, 1))], [SP("LoginAccepted", seq=1, next_expected_seq=7)], now=at(101)),
+], drops={"SP_OUT_OF_ORDER": 2, "SP_DUPLICATE_SEQ": 1},
+    events={"SP_SEQ_GAPS": 1, "SP_SEQ_GAP_MSGS": 4, "SP_MSGS_IN": 6, "SP_MSGS_OUT": 3}))
 
 
 def _version(msg: bytes, v: int) -> bytes:
@@ -639,22 +696,33 @@ T.append(Transcript("replace_covered_by_fills", [
          {(1, 1): {"state": "Filled", "qty": 50, "cum_qty": 50, "leaves_qty": 0, "ref": 2}}),
 ]))
 
-# 29. Venue framing: a duplicate block is skipped, a gap is counted and its
-# messages handled, count 0 is a heartbeat.
-T.append(Transcript("venue_duplicate_and_gap", [
+# 29. Venue framing: a duplicate block is skipped; a packet beyond the next
+# expected is not handled and the missing messages and its own are asked for
+# with a request packet (rule VG: to the venue's request port, from
+# venue_request_port); a heartbeat announcing more asks nothing while that
+# request is outstanding; the venue resends and a block already seen is a
+# duplicate.
+T.append(Transcript("venue_duplicate_and_gap_requested", [
     LOGIN1,
     Step([S(1, new_order(1, 1, 1))], [enter(1)]),
     Step([V(1, ouch_accepted(1), seq=1)], [SP("Accepted", seq=1, cl_ord_id=1)]),
     Step([V(1, ouch_accepted(1), seq=1)], []),
     Step([V(1, ouch_executed(1, 10), seq=5)],
-         [SP("Fill", seq=2, cl_ord_id=1, last_qty=10, cum_qty=10, leaves_qty=90)]),
-    Step([("raw", wire.from_venue(1, wire.ufo("NSDQ01", 6, count=0)))], []),
+         [OU("Request", fsession="NSDQ01    ", fseq=2, count=4)],
+         {(1, 1): {"state": "New", "cum_qty": 0}}),
+    Step([venue_heartbeat(1, 6)], []),
+    Step([V(1, ouch_executed(1, 1), ouch_executed(1, 2), ouch_executed(1, 3),
+            ouch_executed(1, 10), seq=2)],
+         [SP("Fill", seq=2, last_qty=1, cum_qty=1, leaves_qty=99),
+          SP("Fill", seq=3, last_qty=2, cum_qty=3, leaves_qty=97),
+          SP("Fill", seq=4, last_qty=3, cum_qty=6, leaves_qty=94),
+          SP("Fill", seq=5, last_qty=10, cum_qty=16, leaves_qty=84)]),
     Step([V(1, ouch_executed(1, 10), ouch_executed(1, 20), seq=5)],
-         [SP("Fill", seq=3, cl_ord_id=1, last_qty=20, cum_qty=30, leaves_qty=70)],
-         {(1, 1): {"state": "PartiallyFilled", "cum_qty": 30}}),
-], drops={"UFO_DUPLICATE_SEQ": 2},
-    events={"VENUE_SEQ_GAPS": 1, "VENUE_SEQ_GAP_MSGS": 3, "VENUE_HEARTBEATS": 1,
-            "VENUE_MSGS_IN": 3}))
+         [SP("Fill", seq=6, cl_ord_id=1, last_qty=20, cum_qty=36, leaves_qty=64)],
+         {(1, 1): {"state": "PartiallyFilled", "cum_qty": 36}}),
+], drops={"UFO_DUPLICATE_SEQ": 2, "UFO_OUT_OF_ORDER": 1},
+    events={"VENUE_SEQ_GAPS": 1, "VENUE_SEQ_GAP_MSGS": 4, "VENUE_HEARTBEATS": 1,
+            "VENUE_MSGS_IN": 6}))
 
 # 30. NewOrder and Modify checks, one by one and first failure wins.
 T.append(Transcript("order_checks_first_failure_wins", [
@@ -810,10 +878,180 @@ T.append(Transcript("unexpected_replaced", [
 ], drops={"OUCH_UNEXPECTED": 2, "OUCH_UNKNOWN_REF": 1}))
 
 
+# --- the session layer (semantics.md "Strategy datagrams", rules R and G,
+# "Venue packets", rule VG, "Venue retransmission requests", "Time") ---------
+
+# 37. RetransmitRequest served from the replay buffer: each message again in
+# its own datagram, byte for byte (same seq, same timestamp_ns); up to the
+# next outbound; count 0 does nothing; from the next outbound on: NOT_SENT.
+T.append(Transcript("retransmit_request_served", [
+    LOGIN1,
+    Step([S(1, new_order(1, 1, 1, qty=0))],
+         [SP("Rejected", seq=1, cl_ord_id=1, reason=R["BAD_QTY"])]),
+    Step([S(1, new_order(1, 2, 2, qty=0))],
+         [SP("Rejected", seq=2, cl_ord_id=2, reason=R["BAD_QTY"])]),
+    Step([S(1, new_order(1, 3, 3, symbol="IBM"))],
+         [SP("Rejected", seq=3, cl_ord_id=3, reason=R["UNKNOWN_SYMBOL"])]),
+    Step([S(1, retransmit_request(1, 2, 10))],
+         [SP("Rejected", seq=2, cl_ord_id=2, ts=at(2), same_as=(2, 0)),
+          SP("Rejected", seq=3, cl_ord_id=3, ts=at(3), same_as=(3, 0))]),
+    Step([S(1, retransmit_request(1, 1, 1), retransmit_request(1, 3, 0))],
+         [SP("Rejected", seq=1, cl_ord_id=1, ts=at(1), same_as=(1, 0))]),
+    Step([S(1, retransmit_request(1, 4, 1))],
+         [SP("RetransmitReject", seq=4, length=40, from_seq=4, count=1, reason=NOT_SENT)]),
+    # neither resends nor the reject took a sequence number
+    Step([S(1, new_order(1, 4, 4, qty=0))], [SP("Rejected", seq=4, cl_ord_id=4)]),
+], rejects={"BAD_QTY": 3, "UNKNOWN_SYMBOL": 1},
+    events={"SP_RETRANSMIT_REQUESTS": 4, "SP_RETRANSMITTED": 3, "SP_MSGS_OUT": 6,
+            "FRAMES_OUT": 9, "SP_SEQ_GAPS": 0}))
+
+# 38. replay_depth 16: after 17 messages the oldest held is max(1, 18 - 16) =
+# 2; asking for 1 is TOO_OLD. A count beyond the next outbound stops there.
+T.append(Transcript("retransmit_too_old", [
+    LOGIN1,
+    Step([S(1, *(new_order(1, i, i, qty=0) for i in range(1, 18)))],
+         [SP("Rejected", seq=i, cl_ord_id=i, reason=R["BAD_QTY"]) for i in range(1, 18)]),
+    Step([S(1, retransmit_request(1, 1, 3))],
+         [SP("RetransmitReject", seq=18, from_seq=1, count=3, reason=TOO_OLD)]),
+    Step([S(1, retransmit_request(1, 2, 1))],
+         [SP("Rejected", seq=2, cl_ord_id=2, ts=at(1), same_as=(1, 1))]),
+    Step([S(1, retransmit_request(1, 17, 2**32 - 1))],
+         [SP("Rejected", seq=17, cl_ord_id=17, ts=at(1), same_as=(1, 16))]),
+], replay_depth=16, rejects={"BAD_QTY": 17},
+    events={"SP_RETRANSMIT_REQUESTS": 3, "SP_RETRANSMITTED": 2}))
+
+# 39. Logout is answered; messages still go to the logged-out session; a
+# Login whose next_expected_seq is below the next outbound gets
+# LoginAccepted, then those messages as by RetransmitRequest(next_expected,
+# next outbound - next_expected). next_expected_seq 0 is below the oldest
+# held (1): that is TOO_OLD.
+T.append(Transcript("login_replays_from_next_expected", [
+    LOGIN1,
+    Step([S(1, new_order(1, 1, 1))], [enter(1)]),
+    Step([V(1, ouch_accepted(1))], [SP("Accepted", seq=1, cl_ord_id=1)]),
+    Step([V(1, ouch_executed(1, 10))], [SP("Fill", seq=2, last_qty=10, cum_qty=10)]),
+    Step([S(1, logout(1))], [SP("Logout", seq=3, length=24)]),
+    Step([V(1, ouch_executed(1, 20))], [SP("Fill", seq=3, last_qty=20, cum_qty=30)]),
+    Step([S(1, login(1, 2))],
+         [SP("LoginAccepted", seq=4, next_expected_seq=2),
+          SP("Fill", seq=2, ts=at(3), same_as=(3, 0)),
+          SP("Fill", seq=3, ts=at(5), same_as=(5, 0))]),
+    Step([S(1, login(1, 4))], [SP("LoginAccepted", seq=4, next_expected_seq=2)]),
+    Step([S(1, login(1, 0))],
+         [SP("LoginAccepted", seq=4, next_expected_seq=2),
+          SP("RetransmitReject", seq=4, from_seq=0, count=4, reason=TOO_OLD)]),
+], events={"LOGINS": 4, "LOGOUTS": 1, "SP_RETRANSMITTED": 2, "SP_RETRANSMIT_REQUESTS": 0}))
+
+# 40. Heartbeats after heartbeat_ms without sending (1000), a timeout after
+# timeout_ms without hearing (3000): the session is logged out, nothing sent.
+# Venues run the same timers from the first call (at(0)): heartbeats, then,
+# never heard from, down at 3000, and a hello with every heartbeat while
+# down. Timers run sessions first, then venues, in configuration order.
+VHB = [OU("Heartbeat", venue=1, fsession="NSDQ01    ", fseq=1, count=0),
+       OU("Heartbeat", venue=2, fsession="BX01      ", fseq=1, count=0)]
+HELLO = [OU("Request", venue=1, fseq=1, count=0), OU("Request", venue=2, fseq=1, count=0)]
+T.append(Transcript("session_heartbeats_then_timeout", [
+    LOGIN1,
+    Step([], [], now=at(999)),
+    Step([], [SP("Heartbeat", seq=1, length=24), *VHB], now=at(1000)),
+    Step([S(1, heartbeat(1))], [], now=at(1500)),
+    Step([], [SP("Heartbeat", seq=1), *VHB], now=at(2000)),
+    Step([], [SP("Heartbeat", seq=1), VHB[0], HELLO[0], VHB[1], HELLO[1]], now=at(3000)),
+    Step([], [SP("Heartbeat", seq=1), VHB[0], HELLO[0], VHB[1], HELLO[1]], now=at(4000)),
+    Step([], [], now=at(4500)),
+    Step([S(1, new_order(1, 1, 1))], [], {(1, 1): None}, now=at(4501)),
+], drops={"SP_NOT_LOGGED_IN": 1},
+    events={"SESSION_TIMEOUTS": 1, "HEARTBEATS_OUT": 4, "HEARTBEATS_IN": 1, "LOGOUTS": 0,
+            "VENUE_TIMEOUTS": 2, "VENUE_HEARTBEATS_OUT": 8}))
+
+# 41. An unanswered gap request is sent again after retransmit_ms (50), from
+# the current next expected with the recorded count; a message in order
+# satisfies it, and the next gap starts a new one.
+T.append(Transcript("session_gap_request_resent", [
+    LOGIN1,
+    Step([S(1, new_order(1, 3, 3))], [SP("RetransmitRequest", seq=1, from_seq=1, count=3)]),
+    Step([], [], now=at(50)),
+    Step([], [SP("RetransmitRequest", seq=1, from_seq=1, count=3)], now=at(51)),
+    Step([S(1, new_order(1, 1, 1))], [enter(1)], now=at(60)),
+    Step([S(1, new_order(1, 3, 3))], [SP("RetransmitRequest", seq=1, from_seq=2, count=2)],
+         now=at(61)),
+    Step([], [SP("RetransmitRequest", seq=1, from_seq=2, count=2)], now=at(111)),
+    Step([S(1, new_order(1, 2, 2), new_order(1, 3, 3))], [enter(2), enter(3)], now=at(120)),
+    Step([], [], now=at(200)),
+], drops={"SP_OUT_OF_ORDER": 2},
+    events={"SP_SEQ_GAPS": 4, "SP_SEQ_GAP_MSGS": 5, "SP_MSGS_IN": 3}))
+
+# 42. A venue packet beyond the next expected: not handled, a request packet
+# (first + count - next expected = 3), sent again after retransmit_ms; the
+# venue resends from 1.
+T.append(Transcript("venue_gap_request_packet", [
+    LOGIN1,
+    Step([S(1, new_order(1, 1, 1))], [enter(1)]),
+    Step([V(1, ouch_accepted(1), seq=3)], [OU("Request", fsession="NSDQ01    ", fseq=1, count=3)],
+         {(1, 1): "PendingNew"}),
+    Step([venue_heartbeat(1, 4)], []),
+    Step([], [OU("Request", fseq=1, count=3)], now=at(52)),
+    Step([V(1, ouch_system_event(), ouch_system_event(), ouch_accepted(1), seq=1)],
+         [SP("Accepted", seq=1, cl_ord_id=1)], {(1, 1): "New"}, now=at(60)),
+    Step([], [], now=at(200)),
+], drops={"UFO_OUT_OF_ORDER": 1},
+    events={"VENUE_SEQ_GAPS": 2, "VENUE_SEQ_GAP_MSGS": 3, "VENUE_IGNORED_TYPES": 2,
+            "VENUE_HEARTBEATS": 1, "VENUE_MSGS_IN": 3}))
+
+# 43. A venue's retransmission request (to venue_request_port) is served from
+# the replay buffer, each packet exactly as first sent; from our next on, a
+# heartbeat; below the oldest held, nothing (TOO_OLD); count 0, a hello, a
+# heartbeat. None of them takes a framing sequence number.
+T.append(Transcript("venue_request_served", [
+    LOGIN1,
+    Step([S(1, new_order(1, 1, 1), new_order(1, 2, 2))], [enter(1, fseq=1), enter(2, fseq=2)]),
+    Step([S(1, cancel(1, 3, 1))], [OU("X", fseq=3, ref=1)]),
+    Step([venue_request(1, 2, 5)],
+         [enter(2, fseq=2, same_as=(1, 1)), OU("X", fseq=3, ref=1, same_as=(2, 0))]),
+    Step([venue_request(1, 4, 1)], [OU("Heartbeat", fseq=4, count=0)]),
+    Step([venue_request(1, 0, 2)], []),
+    Step([venue_request(2, 1, 0)], [OU("Heartbeat", venue=2, fseq=1, count=0)]),
+    Step([S(1, new_order(1, 4, 4))], [enter(3, fseq=4)]),
+], events={"VENUE_RETRANSMIT_REQUESTS": 4, "VENUE_RETRANSMITTED": 2,
+           "VENUE_RETRANSMIT_TOO_OLD": 1, "VENUE_MSGS_OUT": 4, "VENUE_HEARTBEATS_OUT": 0}))
+
+# 44. Venue timers alone: heartbeats every heartbeat_ms; venue 1, never heard
+# from, is down at timeout_ms and gets a hello with each heartbeat; venue 2's
+# heartbeat kept it up. Anything from venue 1 brings it back.
+T.append(Transcript("venue_timeout_hello_reconnect", [
+    Step([], [], now=at(0)),
+    Step([], VHB, now=at(1000)),
+    Step([], VHB, now=at(2000)),
+    Step([venue_heartbeat(2, 1)], [], now=at(2500)),
+    Step([], [VHB[0], HELLO[0], VHB[1]], now=at(3000)),
+    Step([venue_heartbeat(1, 1)], [], now=at(3500)),
+    Step([], VHB, now=at(4000)),
+], events={"VENUE_TIMEOUTS": 1, "VENUE_RECONNECTS": 1, "VENUE_HEARTBEATS": 2,
+           "VENUE_HEARTBEATS_OUT": 8}))
+
+
 # --- decoding outbound frames (from the spec tables) ------------------------------
 
 SESSION_BY_IP = {bytes(int(x) for x in s.ip.split(".")): s for s in wire.SESSIONS}
 VENUE_BY_IP = {bytes(int(x) for x in v.ip.split(".")): v for v in wire.VENUES}
+
+# protocol.md's session-level messages the appliance sends, beyond wire.SP_OUT
+SP_OUT = {**wire.SP_OUT,
+          0x02: ("Logout", "", ()),
+          0x03: ("Heartbeat", "", ()),
+          0x04: ("RetransmitRequest", "<QII", ("from_seq", "count", "_")),
+          0x84: ("RetransmitReject", "<QIB3x", ("from_seq", "count", "reason"))}
+
+
+def decode_sp_out(frame: bytes) -> dict:
+    p = frame[42:]
+    version, type_, length, session, seq, ts = struct.unpack_from("<BBHIQQ", p)
+    name, fmt, names = SP_OUT[type_]
+    assert length == len(p), "one message per datagram"
+    vals = struct.unpack_from(fmt, p, 24) if fmt else ()
+    d = {"type": name, "session": session, "seq": seq, "ts": ts, "length": length}
+    d.update({k: v for k, v in zip(names, vals, strict=True) if k != "_"})
+    return d
 
 
 def decode_out(frame: bytes) -> dict:
@@ -822,19 +1060,27 @@ def decode_out(frame: bytes) -> dict:
     if sport == wire.APPLIANCE.strategy_port:
         s = SESSION_BY_IP[dst]
         assert dport == s.port
-        d = wire.decode_sp_out(frame)
+        d = decode_sp_out(frame)
         assert d["session"] == s.id, "strategy reply sent to another session's address"
         return {"to": "sp", **d}
-    assert sport == wire.APPLIANCE.venue_port, f"unexpected source port {sport}"
     v = VENUE_BY_IP[dst]
-    assert dport == v.port
     p = frame[42:]
     fseq, count = struct.unpack_from("!QH", p, 10)
+    d = {"to": "venue", "venue": v.id, "fsession": p[:10].decode(), "fseq": fseq,
+         "count": count}
+    if sport == wire.APPLIANCE.request_port:
+        # a request packet (count 0: a hello) to the venue's request port
+        assert dport == v.retransmit_port and len(p) == 20
+        return {**d, "type": "Request"}
+    assert sport == wire.APPLIANCE.venue_port, f"unexpected source port {sport}"
+    assert dport == v.port
+    if count == 0:
+        assert len(p) == 20
+        return {**d, "type": "Heartbeat"}
     (blen,) = struct.unpack_from("!H", p, 20)
     m = p[22:]
     assert len(m) == blen, "one OUCH message per packet, framed by its block length"
-    d = {"to": "venue", "venue": v.id, "fsession": p[:10].decode(), "fseq": fseq,
-         "count": count, "length": blen, "type": chr(m[0])}
+    d.update(length=blen, type=chr(m[0]))
     if m[:1] == b"O":  # Enter Order §2.1
         ref, side, qty, sym, price = struct.unpack_from("!IcI8sQ", m, 1)
         (applen,) = struct.unpack_from("!H", m, 45)
@@ -895,28 +1141,44 @@ def _check_order(core, key, want, where):
         assert g == v, f"{where}: order {key} {k} = {g!r}, expected {v!r}"
 
 
-def _check_out(got: list[dict], want: list[dict], now: int, where: str):
+def _check_out(frames: list[bytes], want: list[dict], now: int, history: list,
+               where: str):
+    got = [decode_out(f) for f in frames]
     show = "\n  ".join(map(str, got))
     assert len(got) == len(want), \
         f"{where}: {len(got)} messages out, expected {len(want)}:\n  {show}"
     for i, (g, w) in enumerate(zip(got, want, strict=True)):
         for k, v in w.items():
+            if k == "same_as":
+                step, j = v
+                assert frames[i] == history[step][j], \
+                    f"{where}: message {i} is not step {step}'s message {j} byte for byte"
+                continue
             assert g.get(k) == v, \
                 f"{where}: message {i} field {k} = {g.get(k)!r}, expected {v!r}:\n  {show}"
-        if g["to"] == "sp":
+        if g["to"] == "sp" and "ts" not in w:
             assert g["ts"] == now, f"{where}: message {i} timestamp_ns is not now_ns"
+
+
+def _config(t: Transcript):
+    cfg = wire.config(orders=t.orders_capacity, tx_frames=t.tx_frames)
+    if t.replay_depth is not None:
+        cfg = replace(cfg, tables=replace(cfg.tables, replay_depth=t.replay_depth))
+    return cfg
 
 
 @pytest.mark.parametrize("t", _params())
 @pytest.mark.parametrize("impl", IMPLS)
 def test_transcript(impl, t: Transcript):
-    core = impl(wire.config(orders=t.orders_capacity, tx_frames=t.tx_frames))
+    core = impl(_config(t))
     vseq = {v.id: 1 for v in wire.VENUES}
+    history: list[list[bytes]] = []
     for n, step in enumerate(t.steps):
         where = f"{t.name} step {n}"
-        now = 1_638_247_400_000_000_000 + n * 1_000_000
+        now = at(n) if step.now is None else step.now
         out = core.process_burst(_frames(step.inputs, vseq), now)
-        _check_out([decode_out(f) for f in out], step.out, now, where)
+        _check_out(out, step.out, now, history, where)
+        history.append(out)
         for key, want in step.orders.items():
             _check_order(core, key, want, where)
     st = core.stats()

@@ -410,9 +410,12 @@ def test_batch_one_packet_per_inbound_packet():
 def test_heartbeat_end_of_session_and_bad_packets():
     h = Harness()
     sim = h.sim
-    assert sim.handle_payload(SESSION + (1).to_bytes(8, "big") + b"\x00\x00", NOW) == []
+    # a heartbeat is answered with the venue's own (count 0, its next seq 1)
+    assert sim.handle_payload(SESSION + (1).to_bytes(8, "big") + b"\x00\x00", NOW) == [
+        SESSION + (1).to_bytes(8, "big") + b"\x00\x00"]
     assert sim.handle_payload(SESSION + (1).to_bytes(8, "big") + b"\xff\xff", NOW) == []
     assert sim.stats["heartbeats_in"] == 1 and sim.stats["end_of_session_in"] == 1
+    assert sim.stats["heartbeats_out"] == 1
     assert sim.handle_payload(packet(1, enter(1, b"B", 1, b"AAPL", usd("140.00")),
                                      session=b"OTHER     "), NOW) == []
     assert sim.handle_payload(b"short", NOW) == []
@@ -460,7 +463,9 @@ def to_venue_frame(payload, dst_ip=VENUE.ip, dst_port=VENUE.port, corrupt_udp=Fa
     return mac(VENUE.mac) + mac(APPLIANCE.mac) + b"\x08\x00" + bytes(ip) + bytes(udp)
 
 
-def check_frame_to_appliance(f):
+def check_frame_to_appliance(f, want_ports=(VENUE.port, APPLIANCE.venue_port)):
+    """Checks the Ethernet/IPv4/UDP layers of a frame the simulator sent;
+    returns the UDP payload."""
     assert f[0:6] == mac(APPLIANCE.mac) and f[6:12] == mac(VENUE.mac)
     assert f[12:14] == b"\x08\x00"
     ip = f[14:34]
@@ -472,7 +477,7 @@ def check_frame_to_appliance(f):
     assert ones_complement(ip) == 0  # header checksum valid
     udp = f[34:]
     sport, dport, ulen, ucsum = struct.unpack(">HHHH", udp[:8])
-    assert (sport, dport, ulen) == (VENUE.port, APPLIANCE.venue_port, len(udp))
+    assert (sport, dport, ulen) == (*want_ports, len(udp))
     assert ucsum != 0
     pseudo = src + dst + struct.pack(">BBH", 0, 17, ulen)
     assert ones_complement(pseudo + udp) == 0  # UDP checksum valid
@@ -502,7 +507,8 @@ def test_frames_and_checksums():
 def test_frames_not_for_venue_or_corrupt():
     h = Harness()
     p = packet(1, enter(1, b"B", 1, b"AAPL", usd("140.00")))
-    assert h.sim.handle_frame(to_venue_frame(p, dst_port=VENUE.port + 1), NOW) == []
+    # VENUE.port + 1 is the request port (retransmit_port); + 2 is nothing
+    assert h.sim.handle_frame(to_venue_frame(p, dst_port=VENUE.port + 2), NOW) == []
     assert h.sim.handle_frame(to_venue_frame(p, dst_ip="10.0.0.9"), NOW) == []
     assert h.sim.stats["frames_not_for_venue"] == 2
     assert h.sim.handle_frame(to_venue_frame(p, corrupt_udp=True), NOW) == []
@@ -553,3 +559,207 @@ def test_serve_udp_refuses_non_loopback():
     sim = VenueSim(VENUE, APPLIANCE, symbols=["AAPL"])
     with pytest.raises(ValueError):
         serve_udp(sim, "0.0.0.0", 0, max_packets=1, timeout_s=0.1)
+
+
+# --- session layer: replay buffer, requests, go-back-N (MoldUDP64 re-request) ---
+
+REQUEST_PORT = VENUE.port + 1  # venue.retransmit_port (request_port 0: port + 1)
+APP_REQUEST_PORT = APPLIANCE.venue_port + 1  # appliance.request_port
+MS = 1_000_000
+
+
+def header(seq, count, session=SESSION):
+    """A header-only packet: heartbeat (count 0) or request packet."""
+    return session + seq.to_bytes(8, "big") + count.to_bytes(2, "big")
+
+
+def request(h, seq, count, now=NOW):
+    """A request packet to the venue's request port, as a frame."""
+    return h.sim.handle_frame(to_venue_frame(header(seq, count), dst_port=REQUEST_PORT), now)
+
+
+def data_frame(h, p, now=NOW):
+    return h.sim.handle_frame(to_venue_frame(p), now)
+
+
+def test_config_ports():
+    assert VENUE.retransmit_port == REQUEST_PORT
+    assert APPLIANCE.request_port == APP_REQUEST_PORT
+
+
+def test_retransmission_byte_identical_one_per_packet():
+    h = Harness()
+    a1 = h.sim.book("AAPL")["asks"][0][1]
+    first = [check_frame_to_appliance(f) for f in data_frame(
+        h, packet(1, enter(1, b"B", a1 + 10, b"AAPL", usd("150.02"))))]
+    assert [unpack_packet(p)[1] for p in first] == [1, 2, 3]  # A, E, E
+    # messages 2..3 again: same bytes, one per packet, data port to venue_port
+    again = [check_frame_to_appliance(f) for f in request(h, 2, 2)]
+    assert again == first[1:]
+    assert h.sim.stats["requests_in"] == 1 and h.sim.stats["retransmitted"] == 2
+    # the count is clipped at the next sequence number
+    assert [check_frame_to_appliance(f) for f in request(h, 1, 100)] == first
+    # nothing new was produced: next seq still 4, no new "sent"
+    assert h.sim.next_seq == 4 and h.sim.stats["sent"] == {"A": 1, "E": 2}
+    # a retransmission is not an inbound OUCH message: no passive-fill draw etc.
+    assert h.sim.stats["received"] == {"O": 1}
+
+
+def test_retransmission_batched():
+    h = Harness(batch=True)
+    a1 = h.sim.book("AAPL")["asks"][0][1]
+    (p1,) = h.sim.handle_payload(packet(1, enter(1, b"B", a1 + 10, b"AAPL", usd("150.02"))),
+                                 NOW)
+    (p2,) = h.sim.handle_payload(packet(2, enter(2, b"B", 5, b"AAPL", usd("140.00"))), NOW)
+    msgs = unpack_packet(p1)[2] + unpack_packet(p2)[2]  # seqs 1..4: A E E A
+    out = [check_frame_to_appliance(f) for f in request(h, 2, 3)]
+    assert len(out) == 1
+    session, seq, got = unpack_packet(out[0])
+    assert (session, seq, got) == (SESSION, 2, msgs[1:4])
+
+
+def test_hello_and_requests_beyond_or_before_the_buffer():
+    h = Harness(replay_depth=2)
+    # hello (count 0): a heartbeat with the next sequence number
+    (hb,) = request(h, 0, 0)
+    assert check_frame_to_appliance(hb) == header(1, 0)
+    for ref in (1, 2, 3):  # three Accepted, seqs 1..3; the buffer keeps 2..3
+        h.send(enter(ref, b"B", 10, b"AAPL", usd("140.00")))
+    assert h.sim.oldest_held == 2 and h.sim.next_seq == 4
+    (hb,) = request(h, 2, 0)
+    assert check_frame_to_appliance(hb) == header(4, 0)
+    # from >= next: a heartbeat telling where we are
+    (hb,) = request(h, 4, 5)
+    assert check_frame_to_appliance(hb) == header(4, 0)
+    # from below the oldest held: nothing (recovery is out of band)
+    assert request(h, 1, 3) == []
+    assert h.sim.stats["retransmit_too_old"] == 1
+    (p,) = request(h, 2, 1)
+    assert unpack_packet(check_frame_to_appliance(p))[1] == 2
+    st = h.sim.stats
+    assert (st["requests_in"], st["hellos_in"], st["heartbeats_out"]) == (5, 2, 3)
+    # wrong session or truncated on the request port: dropped, not served
+    assert h.sim.handle_frame(to_venue_frame(header(2, 1, session=b"OTHER     "),
+                                             dst_port=REQUEST_PORT), NOW) == []
+    assert h.sim.handle_frame(to_venue_frame(b"short", dst_port=REQUEST_PORT), NOW) == []
+    assert h.sim.stats["bad_packets"] == {"wrong_session": 1, "truncated": 1}
+
+
+def test_go_back_n_gap_not_processed_and_requested():
+    h = Harness(retransmit_ms=50)
+    m1 = enter(1, b"B", 10, b"AAPL", usd("140.00"))
+    m2 = enter(2, b"B", 20, b"AAPL", usd("140.00"))
+    m3 = enter(3, b"B", 30, b"AAPL", usd("140.00"))
+    # seqs 2..3 arrive first: not processed, 1..3 requested from the request port
+    (req,) = data_frame(h, packet(2, m2, m3))
+    assert check_frame_to_appliance(req, (REQUEST_PORT, APP_REQUEST_PORT)) == header(1, 3)
+    assert h.sim.stats["received"] == {} and h.sim.live_orders() == {}
+    assert h.sim.stats["seq_gaps_in"] == 1 and h.sim.stats["out_of_order_packets"] == 1
+    assert h.sim.request_outstanding and h.sim.in_expected == 1
+    # another gap inside the retransmit interval: nothing more is sent
+    assert data_frame(h, packet(4, enter(4, b"B", 40, b"AAPL", usd("140.00"))),
+                      NOW + 49 * MS) == []
+    assert h.sim.tick(NOW + 49 * MS) == []
+    # after the interval the timer sends the request again, through seq 4 now
+    (req,) = h.sim.tick(NOW + 50 * MS)
+    assert check_frame_to_appliance(req, (REQUEST_PORT, APP_REQUEST_PORT)) == header(1, 4)
+    assert h.sim.stats["requests_out"] == 2
+    # the missing message: processed; the request stays until seq 4 is in
+    got = messages(check_frame_to_appliance(f) for f in data_frame(h, packet(1, m1)))
+    assert brief(got) == [("A", 1, 10, usd("140.00"))]
+    assert h.sim.in_expected == 2 and h.sim.request_outstanding
+    # the resent 1..3: 1 is a duplicate (skipped), 2 and 3 are processed
+    got = messages(check_frame_to_appliance(f) for f in data_frame(h, packet(1, m1, m2, m3)))
+    assert brief(got) == [("A", 2, 20, usd("140.00")), ("A", 3, 30, usd("140.00"))]
+    assert h.sim.stats["seq_dup_msgs_in"] == 1 and h.sim.in_expected == 4
+    assert h.sim.request_outstanding
+    # a whole duplicate packet: nothing is processed again
+    assert data_frame(h, packet(2, m2)) == []
+    assert h.sim.stats["received"] == {"O": 3}
+    assert h.sim.stats["ignored"] == {}  # never seen as a repeated UserRefNum
+    got = messages(check_frame_to_appliance(f) for f in data_frame(
+        h, packet(4, enter(4, b"B", 40, b"AAPL", usd("140.00")))))
+    assert brief(got) == [("A", 4, 40, usd("140.00"))]
+    assert not h.sim.request_outstanding
+    assert h.sim.tick(NOW + 10_000 * MS) == []  # nothing outstanding, no heartbeat timer
+
+
+def test_heartbeat_from_appliance_beyond_expected_requests():
+    h = Harness()
+    m1 = enter(1, b"B", 10, b"AAPL", usd("140.00"))
+    # the appliance's heartbeat says its next is 3: 1..2 were lost
+    hb, req = data_frame(h, header(3, 0))
+    assert check_frame_to_appliance(hb) == header(1, 0)
+    assert check_frame_to_appliance(req, (REQUEST_PORT, APP_REQUEST_PORT)) == header(1, 2)
+    # a heartbeat that is not ahead asks for nothing
+    h2 = Harness()
+    (hb,) = h2.sim.handle_frame(to_venue_frame(header(1, 0)), NOW)
+    assert check_frame_to_appliance(hb) == header(1, 0)
+    assert h2.sim.stats["requests_out"] == 0
+    # handle_payload leaves request packets out; handle_datagram has both
+    assert h2.sim.handle_payload(header(5, 0), NOW) == [header(1, 0)]
+    assert h2.sim.handle_datagram(header(5, 0), NOW + 50 * MS) == [
+        ("data", header(1, 0)), ("request", header(1, 4))]
+    assert h.sim.handle_datagram(packet(1, m1), NOW)[0][0] == "data"
+
+
+def test_tick_heartbeat_when_idle():
+    h = Harness(heartbeat_ms=100)
+    assert h.sim.tick(NOW) == []  # starts the clock
+    assert h.sim.tick(NOW + 99 * MS) == []
+    (hb,) = h.sim.tick(NOW + 100 * MS)
+    assert check_frame_to_appliance(hb) == header(1, 0)
+    h.send(enter(1, b"B", 10, b"AAPL", usd("140.00")), now=NOW + 150 * MS)
+    assert h.sim.tick(NOW + 249 * MS) == []  # sending restarted the clock
+    (hb,) = h.sim.tick(NOW + 250 * MS)
+    assert check_frame_to_appliance(hb) == header(2, 0)
+    assert h.sim.stats["heartbeats_out"] == 2
+
+
+def test_session_layer_deterministic_under_loss():
+    """Two simulators fed the same lossy, reordered stream agree exactly, and
+    every message is processed once, in order."""
+    import random
+
+    def run():
+        h = Harness(seed=3, p_passive=0.3)
+        rng = random.Random(5)
+        msgs = [enter(i, b"B" if i % 2 else b"S", 10 * i, b"AAPL",
+                      usd("149.99") if i % 2 else usd("150.01")) for i in range(1, 41)]
+        pending = [(i + 1, m) for i, m in enumerate(msgs)]
+        now, out = NOW, []
+        while h.sim.in_expected <= len(msgs):
+            now += MS
+            rng.shuffle(pending)
+            for seq, m in pending[:5]:
+                if rng.random() < 0.7:
+                    out += [p for kind, p in h.sim.handle_datagram(packet(seq, m), now)
+                            if kind == "data"]
+            pending = [(s, m) for s, m in pending if s >= h.sim.in_expected]
+        return out, h.sim.stats
+
+    (out1, st1), (out2, st2) = run(), run()
+    assert out1 == out2 and st1 == st2
+    assert st1["received"] == {"O": 40} and st1["ignored"] == {}
+    assert [d["ref"] for d in messages(out1) if d["type"] in (b"A", b"J")] == list(range(1, 41))
+
+
+def test_request_window_and_progress():
+    h = Harness(request_window=2)
+    ms = [enter(i, b"B", 10 * i, b"AAPL", usd("140.00")) for i in range(1, 7)]
+    # seq 6 arrives alone: 1..6 wanted, asked for 2 at a time
+    (req,) = data_frame(h, packet(6, ms[5]))
+    assert check_frame_to_appliance(req, (REQUEST_PORT, APP_REQUEST_PORT)) == header(1, 2)
+    # 1 arrives (progress), then 3 out of order: asked again at once, no waiting
+    data_frame(h, packet(1, ms[0]), NOW + MS)
+    (req,) = data_frame(h, packet(3, ms[2]), NOW + MS)
+    assert check_frame_to_appliance(req, (REQUEST_PORT, APP_REQUEST_PORT)) == header(2, 2)
+    # the window 2..3 is in: the next window is asked for with the answers
+    data_frame(h, packet(2, ms[1]), NOW + 2 * MS)
+    out = data_frame(h, packet(3, ms[2]), NOW + 2 * MS)
+    assert check_frame_to_appliance(out[-1], (REQUEST_PORT, APP_REQUEST_PORT)) == header(4, 2)
+    assert [unpack_packet(check_frame_to_appliance(f))[1] for f in out[:-1]] == [3]
+    for seq in (4, 5, 6):
+        data_frame(h, packet(seq, ms[seq - 1]), NOW + 3 * MS)
+    assert not h.sim.request_outstanding and h.sim.in_expected == 7
+    assert h.sim.stats["received"] == {"O": 6}

@@ -1,0 +1,128 @@
+"""Live end to end: the appliance on DPDK ports over veths in its own network
+namespace, a strategy and a venue in theirs, talking ordinary kernel UDP.
+What the strategy receives is checked message by message, and the DPDK
+ports' own counters must account for the traffic, so that no kernel
+shortcut can pass."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import netns
+import pytest
+import wire
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+OMSCTL = str(Path(PY).parent / "omsctl")
+PEERS = str(ROOT / "tests" / "live_peers.py")
+
+why_not = netns.can_make_namespaces()
+pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
+
+
+def config_text(h: netns.Hosts, driver: str) -> str:
+    s, v, a = wire.SESSIONS[0], wire.VENUES[0], wire.APPLIANCE
+    if driver == "af_packet":
+        vdevs = [f"net_af_packet0,iface={h.oms_strategy_if}",
+                 f"net_af_packet1,iface={h.oms_venue_if}"]
+        ports = ("net_af_packet0", "net_af_packet1")
+    else:
+        vdevs = [f"net_af_xdp0,iface={h.oms_strategy_if}",
+                 f"net_af_xdp1,iface={h.oms_venue_if}"]
+        ports = ("net_af_xdp0", "net_af_xdp1")
+    return f"""
+appliance: {{mac: "{a.mac}", ip: {a.ip}, strategy_port: {a.strategy_port},
+             venue_port: {a.venue_port}}}
+sessions:
+  - {{id: 1, ip: {s.ip}, port: {s.port}, mac: "{s.mac}", heartbeat_ms: 500,
+     timeout_ms: 20000}}
+venues:
+  - {{id: 1, name: NASDAQ, session: {v.session}, ip: {v.ip}, port: {v.port},
+     mac: "{v.mac}", timeout_ms: 20000}}
+routing: {{default_venue: 1}}
+instruments: [{{symbol: AAPL}}, {{symbol: MSFT}}, {{symbol: SPY}}]
+dataplane:
+  lcores: "0,1"
+  vdevs: {json.dumps(vdevs)}
+  ports: {{strategy: {ports[0]}, venue: {ports[1]}}}
+  idle_sleep_us: 50
+"""
+
+
+@pytest.mark.parametrize("driver", ["af_packet"])
+def test_orders_flow_through_dpdk_ports_between_namespaces(tmp_path, driver):
+    with netns.three_hosts() as h:
+        cfg = tmp_path / "live.yaml"
+        cfg.write_text(config_text(h, driver))
+        ready = tmp_path / "ready.json"
+        app = subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg), "--duration",
+                                      "60", "--ready-file", str(ready)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        venue = subprocess.Popen(h.exec(h.venue, PY, PEERS, "venue", "--duration", "60",
+                                        "--out", str(tmp_path / "venue.json")),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while not ready.exists():
+                assert app.poll() is None, app.communicate()[1][-3000:]
+                assert time.monotonic() < deadline, "the appliance did not start"
+                time.sleep(0.05)
+            time.sleep(0.5)
+            r = subprocess.run(h.exec(h.strategy, PY, PEERS, "strategy", "--orders", "20",
+                                      "--timeout", "8", "--out", str(tmp_path / "strat.json")),
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr[-3000:]
+            # SIGTERM: the appliance stops receiving, flushes, reports
+            app.send_signal(signal.SIGTERM)
+            out, err = app.communicate(timeout=30)
+            assert app.returncode == 0, err[-3000:]
+            venue.send_signal(signal.SIGTERM)
+            venue.communicate(timeout=30)
+        finally:
+            for p in (app, venue):
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        report = json.loads(out.strip().splitlines()[-1])
+        strat = json.loads((tmp_path / "strat.json").read_text())
+        ven = json.loads((tmp_path / "venue.json").read_text())
+
+    msgs = [m for m in strat["received"] if m["type"] not in ("Heartbeat", "RetransmitRequest")]
+    by_type: dict[str, list] = {}
+    for m in msgs:
+        by_type.setdefault(m["type"], []).append(m)
+    assert len(by_type["LoginAccepted"]) == 1
+    accepted = sorted(m["cl_ord_id"] for m in by_type["Accepted"])
+    assert accepted == list(range(1000, 1020)), (strat["received"], report)
+    # the crossing orders (even ids) fill completely at the venue's asks
+    filled = {m["cl_ord_id"] for m in by_type["Fill"] if m["leaves_qty"] == 0}
+    assert filled == set(range(1000, 1020, 2))
+    canceled = {m["cl_ord_id"] for m in by_type["Canceled"]}
+    assert canceled == set(range(1001, 1020, 2))
+    # application messages arrive in sequence, none missing, none twice
+    seqs = [m["seq"] for m in msgs if m["type"] not in ("LoginAccepted",)]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+    core = report["core"]
+    assert core["reject_system"] == {} and core["reject_business"] == {}
+    assert core["event"]["ORDERS_ACCEPTED_INTERNAL"] == 20
+    # every frame the core handled came in through the DPDK ports, every
+    # frame it built left through them
+    ports = report["ports"]
+    rx = sum(p["ipackets"] for p in ports.values())
+    tx = sum(p["opackets"] for p in ports.values())
+    link = report["link"]
+    link_rx = (link["arp_replies"] + link["arp_ignored"] + link["arp_bad"]
+               + link["icmp_echo_replies"] + link["icmp_ignored"])
+    assert core["event"]["FRAMES_IN"] + link_rx == rx
+    assert tx == core["event"]["FRAMES_OUT"] + link["arp_replies"] + \
+        link["icmp_echo_replies"] + len(ports)  # + one gratuitous ARP per port
+    assert report["worker"]["tx_dropped"] == 0
+    assert link["arp_replies"] >= 2  # both kernel peers resolved us through the worker
+    assert report["mbufs_in_use"] == 0
+    assert ven["stats"]["received"]["O"] == 20 and ven["stats"]["received"]["X"] == 10
