@@ -319,3 +319,14 @@ def test_config_error_pickles():
     assert (again.file, again.line, again.key, again.reason) == (
         err.file, err.line, err.key, err.reason)
     assert str(again) == str(err)
+
+
+def test_every_deploy_example_loads():
+    """What operators copy from deploy/ must be valid as it stands."""
+    from control.config import load_config
+    root = Path(__file__).resolve().parent.parent / "deploy"
+    examples = sorted(root.glob("*.yaml"))
+    assert len(examples) >= 2
+    for path in examples:
+        cfg = load_config(path)
+        assert cfg.sessions and cfg.venues
