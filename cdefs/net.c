@@ -42,11 +42,7 @@ static uint32_t csum_bytes(const uint8_t *p, uint32_t len)
 	sum = (sum & 0xffffffffu) + (sum >> 32);
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	return __builtin_bswap16((uint16_t)sum);
-#else
-	return (uint16_t)sum;
-#endif
 }
 
 static uint16_t csum_fold(uint32_t sum)

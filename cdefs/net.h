@@ -5,8 +5,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "oms_core.h"
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the wire helpers assume a little-endian host (x86, arm64)"
+#endif
 
 #define ETH_HLEN 14
 #define VLAN_HLEN 4
@@ -39,40 +44,45 @@ void net_build_udp(uint8_t *frame, const uint8_t src_mac[6],
 
 uint16_t net_ipv4_checksum(const uint8_t *hdr, uint32_t len);
 
+/* Big-endian loads and stores at any alignment: one load or store and a
+ * byte swap (movbe), not four byte operations. */
 static inline uint16_t rd_be16(const uint8_t *p)
 {
-	return (uint16_t)((p[0] << 8) | p[1]);
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return __builtin_bswap16(v);
 }
 
 static inline uint32_t rd_be32(const uint8_t *p)
 {
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | p[3];
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return __builtin_bswap32(v);
 }
 
 static inline uint64_t rd_be64(const uint8_t *p)
 {
-	return ((uint64_t)rd_be32(p) << 32) | rd_be32(p + 4);
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return __builtin_bswap64(v);
 }
 
 static inline void wr_be16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
+	v = __builtin_bswap16(v);
+	memcpy(p, &v, 2);
 }
 
 static inline void wr_be32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+	v = __builtin_bswap32(v);
+	memcpy(p, &v, 4);
 }
 
 static inline void wr_be64(uint8_t *p, uint64_t v)
 {
-	wr_be32(p, (uint32_t)(v >> 32));
-	wr_be32(p + 4, (uint32_t)v);
+	v = __builtin_bswap64(v);
+	memcpy(p, &v, 8);
 }
 
 #endif
