@@ -416,7 +416,11 @@ class ScenarioBuilder:
             raise ScenarioError(self.source, lineno, exc.field, exc.reason) from None
 
     def frames(self) -> list[tuple[int, bytes]]:
-        return [(g.time_ns, g.frame()) for g in self.datagrams]
+        # heartbeats of one session are made when a later line shows time
+        # has passed, after other sessions' frames: a stable sort puts the
+        # capture back in time order
+        ordered = sorted(self.datagrams, key=lambda g: g.time_ns)
+        return [(g.time_ns, g.frame()) for g in ordered]
 
     # -- one line
 
@@ -446,6 +450,7 @@ class ScenarioBuilder:
         if "comment" in d and not isinstance(d["comment"], str):
             raise _LineError("comment", "must be a string")
         t = self._time(d)
+        self._all_heartbeats(t)
         if kind == "venue":
             self._venue(d, t)
         elif kind == "junk":
@@ -541,6 +546,16 @@ class ScenarioBuilder:
         else:
             self.sp_last_sent[sid] = t
 
+    def _all_heartbeats(self, t: int) -> None:
+        """Every logged-in session heartbeats through silences up to t, as a
+        real strategy would, whoever else is talking meanwhile."""
+        app = self.cfg.appliance
+        for sid in list(self.sp_last_sent):
+            sess = self.cfg.session(sid)
+            if sess is not None:
+                self._heartbeats(sid, sess, (sess.mac, sess.ip, sess.port),
+                                 (app.mac, app.ip, app.strategy_port), t)
+
     def _heartbeats(self, sid: int, sess, src, dst, t: int) -> None:
         """Heartbeats every heartbeat_ms of silence before a message at t."""
         step = sess.heartbeat_ms * NS_PER_MS
@@ -548,9 +563,7 @@ class ScenarioBuilder:
         while hb < t:
             msg = L.sp_message("Heartbeat", session_id=sid, seq=self.sp_next_seq[sid],
                                timestamp_ns=hb)
-            g = _Datagram(hb, src, dst, [msg])
-            self.datagrams.append(g)
-            self.last_dgram[("session", sid)] = g
+            self.datagrams.append(_Datagram(hb, src, dst, [msg]))
             self.sp_last_sent[sid] = hb
             hb += step
 

@@ -538,3 +538,17 @@ def test_bad_junk_lines_name_the_field(cfg, bad_line, field):
     with pytest.raises(ScenarioError) as info:
         build_frames([bad_line], cfg, "j.jsonl")
     assert (info.value.line, info.value.field) == (1, field)
+
+
+def test_heartbeats_of_a_quiet_session_keep_the_capture_in_time_order(cfg):
+    frames = build_frames(lines(
+        {"action": "cancel", "order_id": 1, "session": 1, "timestamp_ns": 10**9},
+        {"action": "cancel", "order_id": 2, "session": 2, "timestamp_ns": 6 * 10**9},
+        {"action": "cancel", "order_id": 3, "session": 1, "timestamp_ns": 6 * 10**9 + 1000},
+    ), cfg)
+    times = [t for t, _ in frames]
+    assert times == sorted(times)
+    # session 1 heartbeats at 2..6 s although session 2 spoke in between
+    beats1 = [t for t, f in frames if len(f) == 42 + 24 and f[43] == 0x03
+              and struct.unpack_from("<I", f, 42 + 4)[0] == 1]
+    assert beats1 == [k * 10**9 for k in range(2, 7)]
