@@ -24,9 +24,11 @@ length and one OUCH message.  Count 0 is a heartbeat, 0xFFFF end of session.
   a UDP payload and returns ``(kind, payload)`` pairs, kind ``"data"`` (for
   the appliance's ``venue_port``) or ``"request"`` (for its request port).
   ``handle_payload(payload, now_ns)`` is ``handle_datagram`` on the data port
-  keeping only the ``"data"`` payloads (used by :func:`serve_udp`, which
-  answers every datagram's source).
-* ``tick(now_ns)`` returns the frames the simulator's timers send (below).
+  keeping only the ``"data"`` payloads: a caller that uses it never sends
+  the simulator's requests, so a gap in what it receives is never filled
+  (:func:`serve_udp` uses ``handle_datagram``).
+* ``tick(now_ns)`` returns the frames the simulator's timers send (below),
+  ``tick_datagrams(now_ns)`` the same as ``(kind, payload)`` pairs.
   Like everything else it reads no clock: time is the ``now_ns`` it is given.
 * Packets whose session is not ``venue.session`` are dropped
   (``bad_packets["wrong_session"]``), as are packets shorter than 20 bytes
@@ -523,6 +525,10 @@ class VenueSim:
     def tick(self, now_ns: int) -> list[bytes]:
         """Timers: re-send an unanswered request after ``retransmit_ms``; with
         ``heartbeat_ms``, a heartbeat after that long without sending."""
+        return self._frames(self.tick_datagrams(now_ns))
+
+    def tick_datagrams(self, now_ns: int) -> list[tuple[str, bytes]]:
+        """:meth:`tick` as ``(kind, payload)`` pairs, as handle_datagram."""
         out: list[tuple[str, bytes]] = []
         if self._request_at is not None and now_ns - self._request_at >= self.retransmit_ns:
             out.append(self._send_request(now_ns))
@@ -532,7 +538,7 @@ class VenueSim:
             elif now_ns - self._last_tx >= self.heartbeat_ns:
                 out.append(self._heartbeat_out())
                 self._last_tx = now_ns
-        return self._frames(out)
+        return out
 
     # --- session layer -------------------------------------------------------
 
@@ -905,11 +911,16 @@ def serve_udp(
     clock: Callable[[], int] = time.time_ns,
 ) -> int:
     """Serve `sim` on a loopback UDP socket: each datagram goes through
-    ``sim.handle_payload(data, clock())`` and every reply is sent back to the
-    datagram's source.  Stops after `max_packets` datagrams or `timeout_s`
-    seconds in total, whichever comes first; returns the number of datagrams
-    received.  `port` 0 binds an ephemeral port; `on_ready` is called with
-    the bound address before the first receive.  Refuses non-loopback hosts."""
+    ``sim.handle_datagram(data, clock())``; data packets are sent back to the
+    datagram's source, request packets to the same host at the appliance's
+    ``request_port`` (from this one socket: the appliance tells venues apart
+    by IP address only).  The simulator's timers (:meth:`VenueSim.tick`) run
+    after every datagram and at least every ``retransmit_ms``, their output
+    going to the last source seen.  Stops after `max_packets` datagrams or
+    `timeout_s` seconds in total, whichever comes first; returns the number
+    of datagrams received.  `port` 0 binds an ephemeral port; `on_ready` is
+    called with the bound address before the first receive.  Refuses
+    non-loopback hosts."""
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -923,16 +934,24 @@ def serve_udp(
         s.bind((host, port))
         if on_ready is not None:
             on_ready(s.getsockname())
+        peer = None
         while received < max_packets:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            s.settimeout(remaining)
+            s.settimeout(min(remaining, sim.retransmit_ns / 1e9))
+            out: list[tuple[str, bytes]] = []
             try:
-                data, addr = s.recvfrom(65535)
+                data, peer = s.recvfrom(65535)
             except TimeoutError:
-                break
-            received += 1
-            for reply in sim.handle_payload(data, clock()):
-                s.sendto(reply, addr)
+                pass
+            else:
+                received += 1
+                out += sim.handle_datagram(data, clock())
+            out += sim.tick_datagrams(clock())
+            if peer is None:
+                continue
+            for kind, payload in out:
+                s.sendto(payload, peer if kind == "data"
+                         else (peer[0], sim.appliance.request_port))
     return received

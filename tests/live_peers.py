@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import wire  # noqa: E402
 
+from dataplane.strategy_driver import StrategyDriver  # noqa: E402
 from dataplane.venue_sim import VenueSim  # noqa: E402
 
 APP = wire.APPLIANCE
@@ -63,58 +64,65 @@ def venue(args) -> int:
         for s in ready:
             payload, _addr = s.recvfrom(65535)
             got += 1
-            for answer in sim.handle_payload(payload, time.time_ns()):
-                # a header alone with a count is a re-request: it goes to
-                # the appliance's request port; all else to its venue port
-                is_request = len(answer) == 20 and struct.unpack_from(">H", answer, 18)[0] > 0
-                port = APP.request_port if is_request else APP.venue_port
-                data.sendto(answer, (APP.ip, port))
+            for kind, answer in sim.handle_datagram(payload, time.time_ns(),
+                                                    request_port=s is req):
+                # re-requests go to the appliance's request port, all else
+                # to its venue port
+                port = APP.request_port if kind == "request" else APP.venue_port
+                (req if kind == "request" else data).sendto(answer, (APP.ip, port))
                 sent += 1
+        for kind, answer in sim.tick_datagrams(time.time_ns()):
+            port = APP.request_port if kind == "request" else APP.venue_port
+            (req if kind == "request" else data).sendto(answer, (APP.ip, port))
+            sent += 1
     Path(args.out).write_text(json.dumps({"received": got, "sent": sent,
                                           "stats": sim.stats}, default=str))
     return 0
 
 
 def strategy(args) -> int:
+    """A strategy over kernel UDP: the project's StrategyDriver (sequencing,
+    retransmission both ways, heartbeats) with the kernel doing IP and UDP."""
     sess = wire.SESSIONS[0]
+    drv = StrategyDriver(sess, APP)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((sess.ip, sess.port))
     dst = (APP.ip, APP.strategy_port)
-    sent: list[bytes] = [wire.login(1)]
-    s.sendto(sent[0], dst)
-    seq = 0
+    sent = 0
+
+    def send(frames: list[bytes]) -> None:
+        nonlocal sent
+        for f in frames:
+            s.sendto(f[42:], dst)  # the driver's frame minus Ethernet/IP/UDP
+            sent += 1
+
+    send(drv.login(time.time_ns()))
     for i in range(args.orders):
-        seq += 1
         # every other order crosses the venue simulator's asks and fills
         price = 152_0500_0000 if i % 2 == 0 else 151_0000_0000
-        msg = wire.new_order(1, seq, 1000 + i, price=price, qty=100)
-        s.sendto(msg, dst)
-        sent.append(msg)
+        send(drv.new_order(time.time_ns(), 1000 + i, "AAPL", price, 100))
     for i in range(1, args.orders, 2):
-        seq += 1
-        msg = wire.cancel(1, seq, 1000 + i)
-        s.sendto(msg, dst)
-        sent.append(msg)
+        send(drv.cancel(time.time_ns(), 1000 + i))
     received: list[dict] = []
-    raw: list[str] = []
-    resent = 0
     end = time.monotonic() + args.timeout
-    quiet_until = time.monotonic() + 1.5
-    while time.monotonic() < end and time.monotonic() < quiet_until:
-        ready, _, _ = select.select([s], [], [], 0.05)
+    while time.monotonic() < end:
+        ready, _, _ = select.select([s], [], [], 0.01)
+        now = time.time_ns()
         if ready:
             payload, _ = s.recvfrom(65535)
-            raw.append(payload.hex())
-            for m in decode_sp_payload(payload):
-                received.append(m)
-                if m["type"] == "RetransmitRequest":
-                    # go-back-N: resend from the first message it is missing
-                    resent += 1
-                    for k in range(m["from_seq"], len(sent)):
-                        s.sendto(sent[k], dst)
-            quiet_until = time.monotonic() + 1.5
-    Path(args.out).write_text(json.dumps({"sent": len(sent), "received": received,
-                                          "raw": raw, "retransmit_requests": resent}))
+            received.extend(decode_sp_payload(payload))
+            frame = wire.udp_frame(APP.mac, sess.mac, APP.ip, sess.ip, APP.strategy_port,
+                                   sess.port, payload)
+            send(drv.handle_frame(frame, now))
+        send(drv.tick(now))
+        orders = drv.orders.values()
+        if len(orders) == args.orders and all(o.terminal for o in orders) \
+                and not drv.request_outstanding:
+            break
+    Path(args.out).write_text(json.dumps({
+        "sent": sent, "received": received,
+        "orders": {cid: {"state": o.state, "cum_qty": o.cum_qty, "leaves_qty": o.leaves_qty,
+                         "fills": o.fills} for cid, o in drv.orders.items()}}))
     return 0
 
 

@@ -763,3 +763,45 @@ def test_request_window_and_progress():
         data_frame(h, packet(seq, ms[seq - 1]), NOW + 3 * MS)
     assert not h.sim.request_outstanding and h.sim.in_expected == 7
     assert h.sim.stats["received"] == {"O": 6}
+
+
+def test_serve_udp_sends_requests_to_the_request_port():
+    """Over loopback: a packet beyond the next expected is not processed and a
+    request goes to the appliance's request port; the missing packet and the
+    resent one are then processed in order."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as req_sock, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        req_sock.bind(("127.0.0.1", 0))
+        req_sock.settimeout(5.0)
+        c.bind(("127.0.0.1", 0))
+        c.settimeout(5.0)
+        app = Appliance(mac=APPLIANCE.mac, ip="127.0.0.1", strategy_port=7000,
+                        venue_port=c.getsockname()[1],
+                        venue_request_port=req_sock.getsockname()[1])
+        sim = VenueSim(VENUE, app, symbols=["AAPL"], p_passive=0.0,
+                       ref_prices={"AAPL": usd("150.00")}, retransmit_ms=1000)
+        ready = threading.Event()
+        addr: list = []
+
+        def on_ready(a):
+            addr.append(a)
+            ready.set()
+
+        t = threading.Thread(target=serve_udp, args=(sim, "127.0.0.1", 0), kwargs=dict(
+            max_packets=3, timeout_s=5.0, on_ready=on_ready))
+        t.start()
+        try:
+            assert ready.wait(5.0)
+            m1 = enter(1, b"B", 10, b"AAPL", usd("140.00"))
+            m2 = enter(2, b"B", 20, b"AAPL", usd("140.00"))
+            c.sendto(packet(2, m2), addr[0])
+            data, _ = req_sock.recvfrom(65535)
+            assert data == header(1, 2)
+            c.sendto(packet(1, m1), addr[0])
+            c.sendto(packet(2, m2), addr[0])
+            got = [unpack_packet(c.recvfrom(65535)[0]) for _ in range(2)]
+            assert [(seq, decode(ms[0])["ref"]) for _, seq, ms in got] == [(1, 1), (2, 2)]
+        finally:
+            t.join(10.0)
+        assert not t.is_alive()
+        assert sim.stats["received"] == {"O": 2}
