@@ -131,6 +131,11 @@ void oms_port_stop(uint16_t port)
 	rte_eth_dev_stop(port);
 }
 
+void oms_port_close(uint16_t port)
+{
+	rte_eth_dev_close(port);
+}
+
 int oms_port_stats(uint16_t port, uint64_t *ipackets, uint64_t *opackets, uint64_t *imissed,
 		   uint64_t *oerrors)
 {

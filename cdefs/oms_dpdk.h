@@ -90,6 +90,7 @@ int oms_port_by_name(const char *name);
  * it; on failure -1 and the reason in err. */
 int oms_port_start(uint16_t port, struct rte_mempool *pool, char *err, unsigned errlen);
 void oms_port_stop(uint16_t port);
+void oms_port_close(uint16_t port);
 int oms_port_stats(uint16_t port, uint64_t *ipackets, uint64_t *opackets,
 		   uint64_t *imissed, uint64_t *oerrors);
 int oms_port_socket(uint16_t port);

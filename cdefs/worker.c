@@ -191,8 +191,11 @@ static int worker_main(void *arg)
 			usleep((useconds_t)w->idle_sleep_us);
 		}
 	}
-	/* stopping: what the core still holds to send goes out */
+	/* stopping: what the core still holds to send goes out, and the ports
+	 * give back the mbufs of frames they have finished sending */
 	flush_tx(w);
+	for (uint16_t p = 0; p < w->n_rx; p++)
+		rte_eth_tx_done_cleanup(w->rx_port[p], w->tx_queue, 0);
 	return 0;
 }
 

@@ -3,18 +3,19 @@ it names, the core on a worker lcore in live mode (now_ns from the TSC),
 ARP and ICMP echo answered for the appliance's address.  The Python main
 thread only waits - in short sleeps, so SIGINT and SIGTERM get through - and
 on a signal stops the worker, which flushes what it holds, then reports the
-final counters."""
+final counters (and, if asked, every order's final state to a file)."""
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
 from control.config import Config
 from dataplane import dpdk
-from dataplane.core import Core, ip_to_int, mac_to_bytes
+from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
 
 
 def eal_args(cfg: Config) -> list[str]:
@@ -33,12 +34,31 @@ def eal_args(cfg: Config) -> list[str]:
     return args
 
 
+def detach_stale_xdp(cfg: Config) -> list[str]:
+    """A killed run can leave its XDP program on the interface, and then
+    net_af_xdp cannot attach its own: detach whatever is there first."""
+    done = []
+    for v in cfg.dataplane.vdevs:
+        if not v.startswith("net_af_xdp"):
+            continue
+        opts = dict(kv.split("=", 1) for kv in v.split(",")[1:] if "=" in kv)
+        iface = opts.get("iface")
+        if not iface:
+            continue
+        for mode in ("xdp", "xdpgeneric", "xdpdrv"):
+            subprocess.run(["ip", "link", "set", "dev", iface, mode, "off"],
+                           capture_output=True)
+        done.append(iface)
+    return done
+
+
 class Appliance:
     def __init__(self, cfg: Config):
         if cfg.dataplane.ports is None:
             raise dpdk.DpdkError(f"{cfg.source}: dataplane.ports is not set: which DPDK ports "
                                  "carry strategy and venue traffic?")
         self.cfg = cfg
+        detach_stale_xdp(cfg)
         dpdk.eal_init(eal_args(cfg))
         ext = dpdk.extension()
         self.ffi, self.lib = ext.ffi, ext.lib
@@ -62,6 +82,9 @@ class Appliance:
         for pid in self.ports:
             if lib.oms_port_start(pid, self.pool, err, 256) != 0:
                 raise dpdk.DpdkError(ffi.string(err).decode())
+        # what the ports hold for themselves (AF_XDP fills its ring from the
+        # pool): the baseline the pool must be back at when traffic stops
+        self.mbufs_at_start = lib.oms_pool_in_use(self.pool)
         self.core = Core(cfg, ext=ext)
         w = ffi.new("struct oms_worker *")
         w.core = self.core._core
@@ -93,8 +116,10 @@ class Appliance:
         self.worker.stop = 1
         self.lib.oms_worker_wait(self.lcore)
         report = self.report()
+        report["mbufs_in_use_at_start"] = self.mbufs_at_start
         for pid in self.ports:
             self.lib.oms_port_stop(pid)
+            self.lib.oms_port_close(pid)
         return report
 
     def report(self) -> dict:
@@ -113,7 +138,24 @@ class Appliance:
                 "live_orders": self.core.live_orders()}
 
 
-def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None) -> dict:
+def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
+    """Every order the core holds with a cl_ord_id in `ids`, for each
+    configured session.  The core has no way to list its orders, so this
+    looks each (session, cl_ord_id) up: for tests, after the worker stopped."""
+    out = []
+    for s in cfg.sessions:
+        for cid in ids:
+            o = core.order(s.id, cid)
+            if o is not None:
+                out.append({"cl_ord_id": o["cl_ord_id"], "session": o["session_id"],
+                            "state": STATE_NAMES.get(o["state"], o["state"]),
+                            "qty": o["qty"], "cum_qty": o["cum_qty"],
+                            "leaves_qty": o["leaves_qty"], "price": o["price"]})
+    return out
+
+
+def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None,
+          orders_file: str | None = None, order_ids: range = range(1, 100_001)) -> dict:
     app = Appliance(cfg)
     stop = {"now": False}
 
@@ -130,5 +172,8 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
     while not stop["now"] and (t_end is None or time.monotonic() < t_end):
         time.sleep(0.05)
     report = app.stop()
+    if orders_file:
+        with open(orders_file, "w") as f:
+            json.dump(dump_orders(app.core, cfg, order_ids), f)
     print(json.dumps(report, sort_keys=True, default=str), file=sys.stdout, flush=True)
     return report

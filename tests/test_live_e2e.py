@@ -54,7 +54,7 @@ dataplane:
 """
 
 
-@pytest.mark.parametrize("driver", ["af_packet"])
+@pytest.mark.parametrize("driver", ["af_packet", "af_xdp"])
 def test_orders_flow_through_dpdk_ports_between_namespaces(tmp_path, driver):
     with netns.three_hosts() as h:
         cfg = tmp_path / "live.yaml"
@@ -73,6 +73,12 @@ def test_orders_flow_through_dpdk_ports_between_namespaces(tmp_path, driver):
                 assert time.monotonic() < deadline, "the appliance did not start"
                 time.sleep(0.05)
             time.sleep(0.5)
+            if driver == "af_xdp":
+                # the frames must go through the XSK, not a kernel socket
+                for dev in (h.oms_strategy_if, h.oms_venue_if):
+                    link = subprocess.run(["ip", "-n", h.oms, "-d", "link", "show", dev],
+                                          capture_output=True, text=True).stdout
+                    assert "prog/xdp" in link or "xdp" in link.split("mtu")[0] + link, link
             r = subprocess.run(h.exec(h.strategy, PY, PEERS, "strategy", "--orders", "20",
                                       "--timeout", "8", "--out", str(tmp_path / "strat.json")),
                                capture_output=True, text=True, timeout=30)
@@ -123,5 +129,10 @@ def test_orders_flow_through_dpdk_ports_between_namespaces(tmp_path, driver):
         link["icmp_echo_replies"] + len(ports)  # + one gratuitous ARP per port
     assert report["worker"]["tx_dropped"] == 0
     assert link["arp_replies"] >= 2  # both kernel peers resolved us through the worker
-    assert report["mbufs_in_use"] == 0
+    # nothing in flight is left behind: the pool is back at its baseline.
+    # AF_XDP gives sent frames' mbufs back lazily, on a later transmit, so
+    # there up to a TX ring's worth (1024 descriptors) may still be out
+    extra = report["mbufs_in_use"] - report["mbufs_in_use_at_start"]
+    assert (extra == 0 if driver == "af_packet" else 0 <= extra <= 1024), report
+    assert report["live_orders"] == 0  # every order reached a final state
     assert ven["stats"]["received"]["O"] == 20 and ven["stats"]["received"]["X"] == 10
