@@ -7,7 +7,9 @@
 
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_byteorder.h>
 #include <rte_ethdev.h>
+#include <rte_flow.h>
 #include <rte_eth_ring.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -212,4 +214,67 @@ int oms_worker_running(unsigned lcore)
 int oms_worker_wait(unsigned lcore)
 {
 	return rte_eal_wait_lcore(lcore);
+}
+
+/* The rte_flow pattern and action of one rule; the item specs live in the
+ * caller's frame. */
+struct flow_spec {
+	struct rte_flow_attr attr;
+	struct rte_flow_item_ipv4 ip_spec, ip_mask;
+	struct rte_flow_item_udp udp_spec, udp_mask;
+	struct rte_flow_item pattern[4];
+	struct rte_flow_action_queue queue;
+	struct rte_flow_action actions[2];
+};
+
+static void flow_build(struct flow_spec *f, const struct oms_flow_rule *r)
+{
+	memset(f, 0, sizeof(*f));
+	f->attr.ingress = 1;
+	f->pattern[0].type = RTE_FLOW_ITEM_TYPE_ETH;
+	f->pattern[1].type = RTE_FLOW_ITEM_TYPE_IPV4;
+	if (r->dst_ip_mask) {
+		f->ip_spec.hdr.dst_addr = rte_cpu_to_be_32(r->dst_ip);
+		f->ip_mask.hdr.dst_addr = rte_cpu_to_be_32(r->dst_ip_mask);
+		f->pattern[1].spec = &f->ip_spec;
+		f->pattern[1].mask = &f->ip_mask;
+	}
+	f->pattern[2].type = RTE_FLOW_ITEM_TYPE_UDP;
+	if (r->udp_dst_port) {
+		f->udp_spec.hdr.dst_port = rte_cpu_to_be_16(r->udp_dst_port);
+		f->udp_mask.hdr.dst_port = 0xffff;
+		f->pattern[2].spec = &f->udp_spec;
+		f->pattern[2].mask = &f->udp_mask;
+	}
+	f->pattern[3].type = RTE_FLOW_ITEM_TYPE_END;
+	f->queue.index = r->queue;
+	f->actions[0].type = RTE_FLOW_ACTION_TYPE_QUEUE;
+	f->actions[0].conf = &f->queue;
+	f->actions[1].type = RTE_FLOW_ACTION_TYPE_END;
+}
+
+int oms_flow_validate(uint16_t port, const struct oms_flow_rule *r, char *err, unsigned errlen)
+{
+	struct flow_spec f;
+	struct rte_flow_error e;
+
+	flow_build(&f, r);
+	memset(&e, 0, sizeof(e));
+	if (rte_flow_validate(port, &f.attr, f.pattern, f.actions, &e) == 0)
+		return 0;
+	snprintf(err, errlen, "%s", e.message ? e.message : rte_strerror(rte_errno));
+	return -1;
+}
+
+int oms_flow_create(uint16_t port, const struct oms_flow_rule *r, char *err, unsigned errlen)
+{
+	struct flow_spec f;
+	struct rte_flow_error e;
+
+	flow_build(&f, r);
+	memset(&e, 0, sizeof(e));
+	if (rte_flow_create(port, &f.attr, f.pattern, f.actions, &e) != NULL)
+		return 0;
+	snprintf(err, errlen, "%s", e.message ? e.message : rte_strerror(rte_errno));
+	return -1;
 }

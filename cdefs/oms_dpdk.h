@@ -73,6 +73,22 @@ struct oms_worker {
 	double ns_per_tsc;
 };
 
+/* One steering rule: ETH / IPV4 (dst & mask) / UDP (dst port) -> QUEUE.
+ * A zero field matches anything. Host byte order. */
+struct oms_flow_rule {
+	uint32_t dst_ip;
+	uint32_t dst_ip_mask;
+	uint16_t udp_dst_port;
+	uint16_t queue;
+};
+
+/* 0 if the port can apply the rule in hardware (rte_flow_validate), else
+ * -1 and why in err. */
+int oms_flow_validate(uint16_t port, const struct oms_flow_rule *r, char *err,
+		      unsigned errlen);
+int oms_flow_create(uint16_t port, const struct oms_flow_rule *r, char *err,
+		    unsigned errlen);
+
 int oms_eal_init(int argc, char **argv);
 int oms_eal_cleanup(void);
 unsigned oms_next_worker_lcore(unsigned after);

@@ -14,7 +14,7 @@ import sys
 import time
 
 from control.config import Config
-from dataplane import dpdk
+from dataplane import dpdk, steering
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
 
 
@@ -82,6 +82,15 @@ class Appliance:
         for pid in self.ports:
             if lib.oms_port_start(pid, self.pool, err, 256) != 0:
                 raise dpdk.DpdkError(ffi.string(err).decode())
+        # steering: rte_flow where the port can, else one device per class
+        # and software classification; chosen per port, logged, reported
+        rules = steering.steering_rules(cfg)
+        self.steering = {}
+        for pid in self.ports:
+            path, why = steering.probe(lib, ffi, pid, rules)
+            self.steering[pid] = {"path": path, "reason": why}
+            print(f"omsctl: port {pid}: traffic steering by {path}"
+                  + (f" ({why})" if why else ""), file=sys.stderr)
         # what the ports hold for themselves (AF_XDP fills its ring from the
         # pool): the baseline the pool must be back at when traffic stops
         self.mbufs_at_start = lib.oms_pool_in_use(self.pool)
@@ -134,6 +143,7 @@ class Appliance:
         worker = {n: getattr(w.stats, n) for n, _ in ffi.typeof("struct oms_worker_stats").fields}
         link = {n: getattr(w.link, n) for n, _ in ffi.typeof("struct link_stats").fields}
         return {"ports": ports, "worker": worker, "link": link, "core": self.core.stats(),
+                "steering": self.steering,
                 "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
                 "live_orders": self.core.live_orders()}
 
