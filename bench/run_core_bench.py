@@ -31,7 +31,7 @@ def build(out: Path) -> None:
     cc = os.environ.get("CC", "cc")
     cmd = [cc, "-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
            "-I", str(ROOT / "cdefs"), "-o", str(out), str(ROOT / "bench" / "core_bench.c"),
-           *[str(ROOT / "cdefs" / s) for s in SOURCES]]
+           str(ROOT / "bench" / "gen.c"), *[str(ROOT / "cdefs" / s) for s in SOURCES]]
     subprocess.run(cmd, check=True)
 
 

@@ -79,7 +79,9 @@ def cmd_run(args) -> int:
     cfg = _config(args.config)
     if cfg.dataplane.ports is not None and not args.scenario:
         from dataplane.serve import serve
-        serve(cfg, duration_s=args.duration, ready_file=args.ready_file)
+        lo, _, hi = args.dump_ids.partition("-")
+        serve(cfg, duration_s=args.duration, ready_file=args.ready_file,
+              orders_file=args.dump_orders, order_ids=range(int(lo), int(hi or lo) + 1))
         return 0
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--outdir", default="out")
     r.add_argument("--duration", type=float, help="live: stop after this many seconds")
     r.add_argument("--ready-file", help="live: write this file once the worker runs")
+    r.add_argument("--dump-orders", metavar="FILE",
+                   help="live: on stopping, write every order's final state here (JSON)")
+    r.add_argument("--dump-ids", default="1-100000", metavar="FIRST-LAST",
+                   help="live: the cl_ord_ids --dump-orders looks up, per session")
     r.add_argument("--backend", choices=["dpdk", "pcap"], default="dpdk",
                    help="dpdk: the core on a worker lcore behind a DPDK port (default); "
                         "pcap: the core in this thread, no DPDK needed")

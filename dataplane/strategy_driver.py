@@ -83,6 +83,18 @@ Timers (``tick(now)``)
 * logged in and nothing sent for ``heartbeat_ms``: Heartbeat, ``seq`` = the
   driver's next number (so the appliance notices lost trailing messages).
 
+Reordering (a test knob)
+------------------------
+With ``reorder=(probability, seed)`` the driver itself misorders what it
+sends, as a reordering network would (:mod:`dataplane.reorder`): each
+outgoing frame, while none is held, is held back with that probability
+(``random.Random(seed)``, one draw per frame) and goes out right after the
+next frame the driver sends (``stats["reordered"]``), or from ``tick`` once
+it has waited ``reorder_hold_ms`` (20) without one
+(``stats["reorder_timeouts"]``).  ``flush_reorder()`` lets a held frame go
+at once.  Every public call that returns frames goes through it; without
+``reorder`` (the default) nothing changes.
+
 Order views
 -----------
 ``orders[cl_ord_id]`` is an :class:`OrderView` built only from the execution
@@ -114,6 +126,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from control.config import Appliance, Session
+from dataplane.reorder import Reorder
 
 MS = 1_000_000
 
@@ -222,7 +235,9 @@ class StrategyDriver:
 
     def __init__(self, session: Session, appliance: Appliance, *, replay_depth: int = 4096,
                  heartbeat_ms: int | None = None, retransmit_ms: int | None = None,
-                 timeout_ms: int | None = None, request_window: int = 32) -> None:
+                 timeout_ms: int | None = None, request_window: int = 32,
+                 reorder: tuple[float, int] | None = None,
+                 reorder_hold_ms: int = 20) -> None:
         if replay_depth <= 0 or request_window <= 0:
             raise ValueError("replay_depth and request_window must be positive")
         self.request_window = request_window
@@ -265,6 +280,9 @@ class StrategyDriver:
             "requests_out": 0, "requests_in": 0, "retransmitted": 0,
             "retransmit_too_old": 0, "heartbeats_out": 0, "relogins": 0,
         }
+        self._reorder: Reorder[bytes] | None = None
+        if reorder is not None:
+            self._reorder = Reorder(self.stats, reorder[0], reorder[1], reorder_hold_ms * MS)
 
     # --- state -------------------------------------------------------------
 
@@ -306,7 +324,18 @@ class StrategyDriver:
         _bump(self.stats["msgs_out"], TYPE_NAMES[msg_type])
         return [self._frame(msg, now)]
 
+    def _out(self, frames: list[bytes], now: int) -> list[bytes]:
+        """What a public call sends: its frames, through the reorder knob."""
+        return frames if self._reorder is None else self._reorder.apply(frames, now)
+
+    def flush_reorder(self) -> list[bytes]:
+        """A frame the reorder knob holds, if any, to send now."""
+        return [] if self._reorder is None else self._reorder.flush()
+
     def login(self, now: int) -> list[bytes]:
+        return self._out(self._login(now), now)
+
+    def _login(self, now: int) -> list[bytes]:
         self._active = True
         self._login_at = now
         return [self._session_msg(LOGIN, now, _U64.pack(self.next_expected))]
@@ -316,7 +345,7 @@ class StrategyDriver:
         self.logged_in = False
         self._login_at = None
         self._request_at = None
-        return [self._session_msg(LOGOUT, now)]
+        return self._out([self._session_msg(LOGOUT, now)], now)
 
     def new_order(self, now: int, cl_ord_id: int, symbol: str, price: int, qty: int,
                   side: int = 1, ord_type: int = 1, tif: int = 1, flags: int = 0,
@@ -324,18 +353,19 @@ class StrategyDriver:
         if cl_ord_id not in self.orders:
             self.orders[cl_ord_id] = OrderView(cl_ord_id, symbol, side, ord_type, tif, account,
                                                price, qty, leaves_qty=qty)
-        return self._app(NEW_ORDER, now, _NEW_ORDER.pack(
+        return self._out(self._app(NEW_ORDER, now, _NEW_ORDER.pack(
             cl_ord_id, account, side, ord_type, tif, flags,
-            symbol.encode("ascii").ljust(8, b" "), price, qty, venue, 0))
+            symbol.encode("ascii").ljust(8, b" "), price, qty, venue, 0)), now)
 
     def modify(self, now: int, cl_ord_id: int, new_price: int, new_qty: int) -> list[bytes]:
-        return self._app(MODIFY, now, _MODIFY.pack(cl_ord_id, new_price, new_qty, 0))
+        return self._out(self._app(MODIFY, now, _MODIFY.pack(cl_ord_id, new_price, new_qty, 0)),
+                         now)
 
     def cancel(self, now: int, cl_ord_id: int) -> list[bytes]:
-        return self._app(CANCEL, now, _CANCEL.pack(cl_ord_id))
+        return self._out(self._app(CANCEL, now, _CANCEL.pack(cl_ord_id)), now)
 
     def mass_cancel(self, now: int, account: int = 1) -> list[bytes]:
-        return self._app(MASS_CANCEL, now, _MASS_CANCEL.pack(account, 0))
+        return self._out(self._app(MASS_CANCEL, now, _MASS_CANCEL.pack(account, 0)), now)
 
     def _resend(self, first: int, end: int, now: int) -> list[bytes]:
         """The driver's messages first .. end - 1 again, byte for byte."""
@@ -376,18 +406,24 @@ class StrategyDriver:
     # --- timers --------------------------------------------------------------
 
     def tick(self, now: int) -> list[bytes]:
+        out = self._out(self._tick(now), now)
+        if self._reorder is not None:
+            out += self._reorder.due(now)
+        return out
+
+    def _tick(self, now: int) -> list[bytes]:
         out: list[bytes] = []
         if not self._active:
             return out
         if not self.logged_in:
             if self._login_at is not None and now - self._login_at >= self.heartbeat_ns:
-                out += self.login(now)
+                out += self._login(now)
             return out
         if self.last_rx is not None and now - self.last_rx >= self.timeout_ns:
             self.logged_in = False
             self._request_at = None
             self.stats["relogins"] += 1
-            return self.login(now)
+            return self._login(now)
         if self._request_at is not None and now - self._request_at >= self.retransmit_ns:
             out.append(self._send_request(now))
         if self.last_tx is None or now - self.last_tx >= self.heartbeat_ns:
@@ -439,6 +475,9 @@ class StrategyDriver:
         return udp[8:]
 
     def handle_frame(self, frame: bytes, now: int) -> list[bytes]:
+        return self._out(self._handle_frame(frame, now), now)
+
+    def _handle_frame(self, frame: bytes, now: int) -> list[bytes]:
         payload = self._payload(frame)
         if payload is None:
             return []

@@ -85,6 +85,20 @@ The simulator is the venue-side peer of the appliance's framing session.
   sent when nothing has gone to the appliance's ``venue_port`` for that long
   (the first tick starts that clock).
 
+Reordering (a test knob)
+------------------------
+With ``reorder=(probability, seed)`` the simulator itself misorders what it
+sends, as a reordering network would (:mod:`dataplane.reorder`): each
+outgoing datagram (data or request), while none is held, is held back with
+that probability (its own ``random.Random(seed)``, one draw per datagram,
+apart from the book's generator) and goes out right after the next datagram
+the simulator sends (``stats["reordered"]``), or from ``tick`` /
+``tick_datagrams`` once it has waited ``reorder_hold_ms`` (20) without one
+(``stats["reorder_timeouts"]``).  ``flush_reorder()`` returns a held one at
+once.  It applies to ``handle_datagram`` and ``tick_datagrams`` (and so to
+``handle_frame``, ``handle_payload`` and ``tick``); without ``reorder`` (the
+default) nothing changes.
+
 Book
 ----
 One price-time-priority book per symbol.  At construction it is seeded from
@@ -177,6 +191,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from control.config import Appliance, Venue
+from dataplane.reorder import Reorder
 
 # --- OUCH 5.0 constants (docs/research-ouch-ufo.md, cdefs/ouch_wire.h) ------
 
@@ -342,6 +357,8 @@ class VenueSim:
         replay_depth: int = 4096,
         heartbeat_ms: int | None = None,
         request_window: int = 32,
+        reorder: tuple[float, int] | None = None,
+        reorder_hold_ms: int = 20,
     ) -> None:
         if not 0.0 <= p_passive <= 1.0:
             raise ValueError("p_passive must be in [0, 1]")
@@ -402,6 +419,10 @@ class VenueSim:
             "executions": 0,  # Executed messages sent
             "passive_fills": 0,  # random fills of resting appliance orders
         }
+        self._reorder: Reorder[tuple[str, bytes]] | None = None
+        if reorder is not None:
+            self._reorder = Reorder(self.stats, reorder[0], reorder[1],
+                                    reorder_hold_ms * 1_000_000)
         ref_prices = dict(ref_prices or {})
         lo, hi = sizes
         for sym in sorted(set(symbols)):
@@ -520,7 +541,11 @@ class VenueSim:
                else self._data_packet(payload, first, count, now_ns))
         if any(kind == "data" for kind, _ in out):
             self._last_tx = now_ns
-        return out
+        return out if self._reorder is None else self._reorder.apply(out, now_ns)
+
+    def flush_reorder(self) -> list[tuple[str, bytes]]:
+        """A datagram the reorder knob holds, if any, to send now."""
+        return [] if self._reorder is None else self._reorder.flush()
 
     def tick(self, now_ns: int) -> list[bytes]:
         """Timers: re-send an unanswered request after ``retransmit_ms``; with
@@ -538,6 +563,8 @@ class VenueSim:
             elif now_ns - self._last_tx >= self.heartbeat_ns:
                 out.append(self._heartbeat_out())
                 self._last_tx = now_ns
+        if self._reorder is not None:
+            out = self._reorder.apply(out, now_ns) + self._reorder.due(now_ns)
         return out
 
     # --- session layer -------------------------------------------------------

@@ -2,7 +2,15 @@
 namespace over ordinary kernel UDP sockets:
 
     python tests/live_peers.py venue --duration S --out stats.json
+        [--reorder P --seed S]
     python tests/live_peers.py strategy --orders N --out result.json
+        [--scenario simple|mixed] [--reorder P --seed S] [--heartbeat-ms MS]
+
+``--reorder P --seed S`` turns on the driver's / the simulator's own seeded
+reorder knob (dataplane/reorder.py).  A datagram the kernel refuses to send
+(an nftables drop in the output hook gives EPERM) is counted in
+``send_refused`` (other errors in ``send_errors``) and is simply lost, as on
+a lossy network.
 
 Every loop here is bounded in time; addresses are those of tests/wire.py."""
 from __future__ import annotations
@@ -26,6 +34,7 @@ from dataplane.strategy_driver import StrategyDriver  # noqa: E402
 from dataplane.venue_sim import VenueSim  # noqa: E402
 
 APP = wire.APPLIANCE
+PRICE_UNIT = 10_000  # strategy price (8 decimals) per OUCH price unit (4)
 
 
 def decode_sp_payload(p: bytes) -> list[dict]:
@@ -48,81 +57,296 @@ def decode_sp_payload(p: bytes) -> list[dict]:
     return out
 
 
+def _reorder(args) -> tuple[float, int] | None:
+    return (args.reorder, args.seed) if args.reorder > 0 else None
+
+
+class Sender:
+    """sendto that survives the kernel refusing a datagram (EPERM from an
+    nftables drop in the output hook, ENOBUFS): that datagram is lost."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.refused = 0  # EPERM: a firewall rule dropped it
+        self.errors = 0  # anything else (ENOBUFS, ...)
+
+    def __call__(self, sock: socket.socket, payload: bytes, dst: tuple) -> None:
+        try:
+            sock.sendto(payload, dst)
+            self.sent += 1
+        except PermissionError:
+            self.refused += 1
+        except OSError:
+            self.errors += 1
+
+
+# --- the venue ------------------------------------------------------------------
+
+_A = struct.Struct(">cQIcI8sQccQcccc14sH")
+_U = struct.Struct(">cQIIcI8sQccQcccc14sH")
+_C = struct.Struct(">cQIIc")
+_E = struct.Struct(">cQIIQcQH")
+_J = struct.Struct(">cQIH14s")
+
+
+class VenueLedger:
+    """Per order, what the venue did, read from what it sent, in sequence
+    order and each sequence number once, whatever was resent: the Enter Orders it acted on
+    (Accepted or Rejected), the shares it executed, canceled, replaced.
+    Orders are keyed by cl_ord_id, the ClOrdID decoded from base 36; the
+    UserRefNums lead to it."""
+
+    def __init__(self) -> None:
+        self.next_seq = 1  # the venue's next message to read
+        self.pending: dict[int, bytes] = {}  # sent out of order (the reorder knob)
+        self.by_ref: dict[int, int] = {}
+        self.orders: dict[int, dict] = {}
+
+    def _order(self, cid: int) -> dict:
+        return self.orders.setdefault(cid, {"enters": 0, "accepted_qty": 0, "qty": 0,
+                                            "executed": 0, "executions": 0, "canceled": 0,
+                                            "replaces": 0, "enter_rejects": 0})
+
+    def packet(self, payload: bytes) -> None:
+        if len(payload) < 20:
+            return
+        first, count = struct.unpack_from(">QH", payload, 10)
+        if count in (0, 0xFFFF):
+            return
+        off = 20
+        for i in range(count):
+            (n,) = struct.unpack_from(">H", payload, off)
+            msg = payload[off + 2:off + 2 + n]
+            off += 2 + n
+            if first + i >= self.next_seq:
+                self.pending[first + i] = msg
+        while self.next_seq in self.pending:
+            self.message(self.pending.pop(self.next_seq))
+            self.next_seq += 1
+
+    def message(self, m: bytes) -> None:
+        kind = m[:1]
+        if kind == b"A":
+            f = _A.unpack_from(m)
+            ref, qty, cid = f[2], f[4], int(f[14].strip(), 36)
+            self.by_ref[ref] = cid
+            o = self._order(cid)
+            o["enters"] += 1
+            o["accepted_qty"] = o["qty"] = qty
+        elif kind == b"J":
+            _, _, ref, _, clordid = _J.unpack_from(m)
+            if ref not in self.by_ref:  # an Enter refused (else a Replace)
+                cid = int(clordid.strip(), 36)
+                self.by_ref[ref] = cid
+                o = self._order(cid)
+                o["enters"] += 1
+                o["enter_rejects"] += 1
+        elif kind == b"U":
+            f = _U.unpack_from(m)
+            ref, leaves = f[3], f[5]
+            cid = self.by_ref[f[2]]
+            self.by_ref[ref] = cid
+            o = self._order(cid)
+            o["replaces"] += 1
+            o["qty"] = leaves + o["executed"]
+        elif kind == b"E":
+            _, _, ref, qty, _, _, _, _ = _E.unpack_from(m)
+            o = self._order(self.by_ref[ref])
+            o["executed"] += qty
+            o["executions"] += 1
+        elif kind == b"C":
+            _, _, ref, dec, _ = _C.unpack_from(m)
+            self._order(self.by_ref[ref])["canceled"] += dec
+
+
 def venue(args) -> int:
     v = wire.VENUES[0]
-    sim = VenueSim(v, APP, symbols=wire.SYMBOLS, seed=1, p_passive=0.0)
+    sim = VenueSim(v, APP, symbols=wire.SYMBOLS, seed=1, p_passive=0.0,
+                   reorder=_reorder(args))
+    ledger = VenueLedger()
     data = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     data.bind((v.ip, v.port))
     req = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     req.bind((v.ip, v.retransmit_port))
-    got = sent = 0
+    send = Sender()
+    got = 0
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+
+    def out(pairs: list[tuple[str, bytes]]) -> None:
+        for kind, answer in pairs:
+            # re-requests go to the appliance's request port, all else to
+            # its venue port
+            if kind == "request":
+                send(req, answer, (APP.ip, APP.request_port))
+            else:
+                ledger.packet(answer)
+                send(data, answer, (APP.ip, APP.venue_port))
+
     end = time.monotonic() + args.duration
     while time.monotonic() < end and not stop:
-        ready, _, _ = select.select([data, req], [], [], 0.05)
+        ready, _, _ = select.select([data, req], [], [], 0.005)
         for s in ready:
             payload, _addr = s.recvfrom(65535)
             got += 1
-            for kind, answer in sim.handle_datagram(payload, time.time_ns(),
-                                                    request_port=s is req):
-                # re-requests go to the appliance's request port, all else
-                # to its venue port
-                port = APP.request_port if kind == "request" else APP.venue_port
-                (req if kind == "request" else data).sendto(answer, (APP.ip, port))
-                sent += 1
-        for kind, answer in sim.tick_datagrams(time.time_ns()):
-            port = APP.request_port if kind == "request" else APP.venue_port
-            (req if kind == "request" else data).sendto(answer, (APP.ip, port))
-            sent += 1
-    Path(args.out).write_text(json.dumps({"received": got, "sent": sent,
-                                          "stats": sim.stats}, default=str))
+            out(sim.handle_datagram(payload, time.time_ns(), request_port=s is req))
+        out(sim.tick_datagrams(time.time_ns()))
+    out(sim.flush_reorder())
+    Path(args.out).write_text(json.dumps({
+        "received": got, "sent": send.sent, "send_refused": send.refused,
+        "send_errors": send.errors, "stats": sim.stats,
+        "orders": ledger.orders, "live": sim.live_orders()}, default=str))
     return 0
+
+
+# --- the strategy ---------------------------------------------------------------
+
+def simple_plan(drv: StrategyDriver, n: int, now: int) -> list[bytes]:
+    """Every other order crosses the venue simulator's asks and fills; the
+    others rest and are canceled."""
+    out: list[bytes] = []
+    for i in range(n):
+        price = 152_0500_0000 if i % 2 == 0 else 151_0000_0000
+        out += drv.new_order(now, 1000 + i, "AAPL", price, 100)
+    for i in range(1, n, 2):
+        out += drv.cancel(now, 1000 + i)
+    return out
+
+
+class MixedPlan:
+    """Orders in cycles of six, all AAPL at 152.00 (between the simulator's
+    synthetic bids and asks, so that they trade only with each other) or
+    far below:
+
+      0  buy 100 day (rests; later sells take it)
+      1  sell 60 day
+      2  buy 100 at 150.00; once New, Modify to 150.50 x 200; once
+         Replaced (or the Modify rejected), Cancel
+      3  sell 50 IOC (fills against resting buys, the rest expires)
+      4  buy 100 day
+      5  sell 30 day
+
+    New orders go out `per_step` at a time.  Once all are sent and none is
+    PendingNew any more, every order still live is canceled (the mop-up).
+    Which orders trade with which is decided by the venue in sequence order,
+    so it does not depend on timing; the far orders' Modify and Cancel do."""
+
+    def __init__(self, drv: StrategyDriver, n: int, per_step: int = 10) -> None:
+        self.drv, self.n, self.per_step = drv, n, per_step
+        self.next_new = 0
+        self.step: dict[int, int] = {}  # cl_ord_id -> 0 new, 1 modify sent, 2 cancel sent
+        self.rejects_at_modify: dict[int, int] = {}
+        self.mopup = False
+
+    @staticmethod
+    def kind(i: int) -> int:
+        return i % 6
+
+    def new(self, i: int, now: int) -> list[bytes]:
+        cid = 1000 + i
+        k = self.kind(i)
+        self.step[cid] = 0
+        px = 152_0000_0000
+        if k in (0, 4):
+            return self.drv.new_order(now, cid, "AAPL", px, 100, side=1)
+        if k == 1:
+            return self.drv.new_order(now, cid, "AAPL", px, 60, side=2)
+        if k == 2:
+            return self.drv.new_order(now, cid, "AAPL", 150_0000_0000, 100, side=1)
+        if k == 3:
+            return self.drv.new_order(now, cid, "AAPL", px, 50, side=2, tif=2)
+        return self.drv.new_order(now, cid, "AAPL", px, 30, side=2)
+
+    def act(self, now: int) -> list[bytes]:
+        out: list[bytes] = []
+        for _ in range(self.per_step):
+            if self.next_new >= self.n:
+                break
+            out += self.new(self.next_new, now)
+            self.next_new += 1
+        orders = self.drv.orders
+        if self.next_new >= self.n and not self.mopup and \
+                all(o.state != "PendingNew" for o in orders.values()):
+            self.mopup = True
+        for cid, o in orders.items():
+            step = self.step[cid]
+            if o.terminal or step == 2:
+                continue
+            if self.kind(cid - 1000) == 2:
+                if step == 0 and o.state == "New":
+                    self.step[cid] = 1
+                    self.rejects_at_modify[cid] = len(o.rejects)
+                    out += self.drv.modify(now, cid, 150_5000_0000, 200)
+                elif step == 1 and (o.state == "Replaced"
+                                    or len(o.rejects) > self.rejects_at_modify[cid]):
+                    self.step[cid] = 2
+                    out += self.drv.cancel(now, cid)
+            elif self.mopup and o.state in ("New", "PartiallyFilled", "Replaced"):
+                self.step[cid] = 2
+                out += self.drv.cancel(now, cid)
+        return out
 
 
 def strategy(args) -> int:
     """A strategy over kernel UDP: the project's StrategyDriver (sequencing,
     retransmission both ways, heartbeats) with the kernel doing IP and UDP."""
+    t0 = time.monotonic()
     sess = wire.SESSIONS[0]
-    drv = StrategyDriver(sess, APP)
+    drv = StrategyDriver(sess, APP, reorder=_reorder(args), heartbeat_ms=args.heartbeat_ms)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     s.bind((sess.ip, sess.port))
+    s.setblocking(False)
     dst = (APP.ip, APP.strategy_port)
-    sent = 0
+    send = Sender()
 
-    def send(frames: list[bytes]) -> None:
-        nonlocal sent
+    def out(frames: list[bytes]) -> None:
         for f in frames:
-            s.sendto(f[42:], dst)  # the driver's frame minus Ethernet/IP/UDP
-            sent += 1
+            send(s, f[42:], dst)  # the driver's frame minus Ethernet/IP/UDP
 
-    send(drv.login(time.time_ns()))
-    for i in range(args.orders):
-        # every other order crosses the venue simulator's asks and fills
-        price = 152_0500_0000 if i % 2 == 0 else 151_0000_0000
-        send(drv.new_order(time.time_ns(), 1000 + i, "AAPL", price, 100))
-    for i in range(1, args.orders, 2):
-        send(drv.cancel(time.time_ns(), 1000 + i))
+    out(drv.login(time.time_ns()))
+    plan = None
+    if args.scenario == "simple":
+        out(simple_plan(drv, args.orders, time.time_ns()))
+    else:
+        plan = MixedPlan(drv, args.orders)
     received: list[dict] = []
     end = time.monotonic() + args.timeout
+    done_at = None
     while time.monotonic() < end:
-        ready, _, _ = select.select([s], [], [], 0.01)
-        now = time.time_ns()
-        if ready:
-            payload, _ = s.recvfrom(65535)
+        select.select([s], [], [], 0.005)
+        for _ in range(256):
+            try:
+                payload, _ = s.recvfrom(65535)
+            except BlockingIOError:
+                break
             received.extend(decode_sp_payload(payload))
             frame = wire.udp_frame(APP.mac, sess.mac, APP.ip, sess.ip, APP.strategy_port,
                                    sess.port, payload)
-            send(drv.handle_frame(frame, now))
-        send(drv.tick(now))
+            out(drv.handle_frame(frame, time.time_ns()))
+        now = time.time_ns()
+        if plan is not None and drv.logged_in:
+            out(plan.act(now))
+        out(drv.tick(now))
         orders = drv.orders.values()
-        if len(orders) == args.orders and all(o.terminal for o in orders) \
-                and not drv.request_outstanding:
+        finished = len(orders) == args.orders and all(o.terminal for o in orders) \
+            and not drv.request_outstanding
+        if not finished:
+            done_at = None
+        elif done_at is None:
+            done_at = time.monotonic()
+        # linger a little once done: serve what the appliance still asks for
+        if done_at is not None and time.monotonic() - done_at >= args.linger:
             break
+    out(drv.flush_reorder())
     Path(args.out).write_text(json.dumps({
-        "sent": sent, "received": received,
+        "sent": send.sent, "send_refused": send.refused, "send_errors": send.errors,
+        "received": received,
+        "elapsed_s": time.monotonic() - t0, "stats": drv.stats,
+        "next_out": drv.next_out, "next_expected": drv.next_expected,
         "orders": {cid: {"state": o.state, "cum_qty": o.cum_qty, "leaves_qty": o.leaves_qty,
-                         "fills": o.fills} for cid, o in drv.orders.items()}}))
+                         "qty": o.qty, "price": o.price, "fills": o.fills,
+                         "rejects": o.rejects} for cid, o in drv.orders.items()}}))
     return 0
 
 
@@ -134,8 +358,16 @@ def main() -> int:
     v.add_argument("--out", required=True)
     st = sub.add_parser("strategy")
     st.add_argument("--orders", type=int, default=20)
+    st.add_argument("--scenario", choices=("simple", "mixed"), default="simple")
     st.add_argument("--timeout", type=float, default=10)
+    st.add_argument("--linger", type=float, default=0.0,
+                    help="once every order is final, keep serving this long")
+    st.add_argument("--heartbeat-ms", type=int, default=None)
     st.add_argument("--out", required=True)
+    for p in (v, st):
+        p.add_argument("--reorder", type=float, default=0.0,
+                       help="probability that an outgoing datagram is held back")
+        p.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     return venue(args) if args.role == "venue" else strategy(args)
 

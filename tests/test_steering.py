@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 import wire
+
 from dataplane.steering import steering_rules
 
 

@@ -394,6 +394,37 @@ def test_deterministic():
     assert scenario(1)[2] != scenario(2)[2]  # the seed matters
 
 
+def _reorder_run(reorder):
+    h = Harness(reorder=reorder)
+    out = []
+    for i in range(1, 201):
+        out += h.send(enter(i, b"B" if i % 2 else b"S", 100, b"AAPL",
+                            usd("150.01") if i % 2 else usd("149.99")), now=NOW + i)
+    out += [p for _, p in h.sim.flush_reorder()]
+    return out, h.sim.stats, h.sim.book("AAPL")
+
+
+def test_reorder_knob_permutes_what_is_sent():
+    plain, plain_stats, plain_book = _reorder_run(None)
+    out, stats, book = _reorder_run((0.1, 4))
+    # only the order of the packets changed: the book, the fills, the
+    # sequence numbers are those of the plain run
+    assert out != plain and sorted(out) == sorted(plain)
+    assert book == plain_book
+    assert stats["reordered"] > 5
+    assert {k: v for k, v in stats.items() if not k.startswith("reorder")} == plain_stats
+    assert _reorder_run((0.1, 4)) == (out, stats, book)  # the seed decides
+    assert _reorder_run((0.1, 5))[0] != out
+    # a held packet waits for a successor at most the hold time
+    h = Harness(reorder=(1.0, 1), reorder_hold_ms=5)
+    assert h.sim.handle_payload(packet(1, enter(1, b"B", 100, b"AAPL", usd("149.00"))),
+                                NOW) == []
+    assert h.sim.tick_datagrams(NOW + 4_999_999) == []
+    (kind, p), = h.sim.tick_datagrams(NOW + 5_000_000)
+    assert kind == "data" and unpack_packet(p)[1] == 1
+    assert h.sim.stats["reorder_timeouts"] == 1 and h.sim.stats["reordered"] == 0
+
+
 def test_batch_one_packet_per_inbound_packet():
     h = Harness(batch=True)
     a1 = h.sim.book("AAPL")["asks"][0][1]
