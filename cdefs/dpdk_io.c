@@ -200,10 +200,10 @@ uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32
 	return got;
 }
 
-int oms_command(struct rte_ring *ring, uint64_t now_ns)
+int oms_command(struct rte_ring *ring, struct oms_command *cmd)
 {
-	/* the tick's time travels in the pointer itself */
-	return rte_ring_enqueue(ring, (void *)(uintptr_t)now_ns);
+	cmd->done = 0;
+	return rte_ring_enqueue(ring, cmd);
 }
 
 int oms_worker_running(unsigned lcore)

@@ -173,6 +173,12 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 				const uint16_t *lens, uint32_t n,
 				uint64_t now_ns);
 
+/* The operator's mass cancel (control plane, through the owning worker's
+ * command ring): as a strategy's MassCancel for that session and account.
+ * Returns the number of orders canceled, or -1 for an unknown session. */
+int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t account,
+			 uint64_t now_ns);
+
 /* When the next timer is due (UINT64_MAX: none).  A backend that has no
  * frames calls oms_core_process_burst with n = 0 at that time. */
 uint64_t oms_core_next_deadline(const struct oms_core *c);

@@ -27,6 +27,25 @@ enum oms_worker_mode {
 	OMS_MODE_LIVE = 1,
 };
 
+/* A command for a worker, from the control plane, carried by pointer on
+ * the worker's command ring; the worker runs it at a burst boundary and
+ * sets `done`.  Its owner keeps it alive until then. */
+enum oms_command_op {
+	OMS_CMD_TICK = 1,        /* run the timers at now_ns (replay) */
+	OMS_CMD_MASS_CANCEL = 2, /* a: session id, b: account */
+	OMS_CMD_SNAPSHOT = 3,    /* copy the core's counters into `stats` */
+};
+
+struct oms_command {
+	int op;
+	uint64_t now_ns; /* 0: the worker's clock */
+	uint32_t a;
+	uint32_t b;
+	int64_t result;
+	struct oms_stats *stats;
+	volatile int done;
+};
+
 struct oms_worker_stats {
 	uint64_t rx_frames;
 	uint64_t tx_frames;
@@ -46,7 +65,7 @@ enum { OMS_MAX_RX = 4 };
 struct oms_worker {
 	struct oms_core *core;
 	struct rte_mempool *pool;
-	struct rte_ring *commands; /* uint64_t now_ns of timer ticks (replay) */
+	struct rte_ring *commands; /* struct oms_command *, from the control plane */
 	/* every (port, queue) it polls: each is polled by this worker alone */
 	uint16_t n_rx;
 	uint16_t rx_port[OMS_MAX_RX];
@@ -117,7 +136,7 @@ int oms_inject(struct rte_mempool *pool, struct rte_ring *ring,
 	       const uint8_t *const *frames, const uint16_t *lens, uint32_t n,
 	       uint64_t ts_ns);
 uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32_t max);
-int oms_command(struct rte_ring *ring, uint64_t now_ns);
+int oms_command(struct rte_ring *ring, struct oms_command *cmd);
 
 int oms_worker_launch(struct oms_worker *w, unsigned lcore);
 int oms_worker_wait(unsigned lcore);

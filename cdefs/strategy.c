@@ -180,23 +180,45 @@ static void on_cancel(struct oms_core *c, struct session *s, const uint8_t *p)
 	order_cancel(c, o);
 }
 
+/* Cancel every cancellable order of the session with this account, in the
+ * order they were created; how many. */
+static uint32_t mass_cancel(struct oms_core *c, struct session *s, uint32_t account)
+{
+	uint32_t o = s->live_head, n = 0;
+
+	while (o != ORDER_NIL) {
+		struct order *od = &c->orders.orders[o];
+		uint32_t next = od->live_next;
+		if (od->account == account &&
+		    (od->state == OMS_ST_PENDING_NEW || od->state == OMS_ST_NEW ||
+		     od->state == OMS_ST_PARTIALLY_FILLED ||
+		     od->state == OMS_ST_REPLACED)) {
+			order_cancel(c, o);
+			n++;
+		}
+		o = next;
+	}
+	return n;
+}
+
 static void on_mass_cancel(struct oms_core *c, struct session *s,
 			   const uint8_t *p)
 {
 	struct sp_mass_cancel m;
-	uint32_t o = s->live_head;
 
 	memcpy(&m, p, sizeof(m));
-	while (o != ORDER_NIL) {
-		struct order *od = &c->orders.orders[o];
-		uint32_t next = od->live_next;
-		if (od->account == m.account &&
-		    (od->state == OMS_ST_PENDING_NEW || od->state == OMS_ST_NEW ||
-		     od->state == OMS_ST_PARTIALLY_FILLED ||
-		     od->state == OMS_ST_REPLACED))
-			order_cancel(c, o);
-		o = next;
-	}
+	mass_cancel(c, s, m.account);
+}
+
+int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t account,
+			 uint64_t now_ns)
+{
+	struct session *s = core_session_by_id(c, session_id);
+
+	if (!s)
+		return -1;
+	c->now_ns = now_ns;
+	return (int)mass_cancel(c, s, account);
 }
 
 static const uint16_t app_len[256] = {

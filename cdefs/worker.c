@@ -143,6 +143,34 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 	rte_pktmbuf_free_bulk(m, n);
 }
 
+/* Control-plane commands run between bursts, so the core never sees one
+ * in the middle of a burst. */
+static void run_command(struct oms_worker *w, struct oms_command *cmd)
+{
+	uint64_t now = cmd->now_ns ? cmd->now_ns : live_now(w);
+
+	switch (cmd->op) {
+	case OMS_CMD_TICK:
+		/* a call with no frames runs the timers due */
+		oms_core_process_burst(w->core, NULL, NULL, 0, now);
+		cmd->result = 0;
+		break;
+	case OMS_CMD_MASS_CANCEL:
+		cmd->result = oms_core_mass_cancel(w->core, cmd->a, cmd->b, now);
+		break;
+	case OMS_CMD_SNAPSHOT:
+		rte_memcpy(cmd->stats, oms_core_stats(w->core), sizeof(*cmd->stats));
+		cmd->result = oms_core_live_orders(w->core);
+		break;
+	default:
+		cmd->result = -1;
+	}
+	flush_tx(w);
+	w->stats.commands++;
+	__atomic_store_n(&cmd->done, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&w->done, 1, __ATOMIC_RELEASE);
+}
+
 static int worker_main(void *arg)
 {
 	struct oms_worker *w = arg;
@@ -164,12 +192,8 @@ static int worker_main(void *arg)
 		}
 		void *cmd;
 		if (w->commands && rte_ring_dequeue(w->commands, &cmd) == 0) {
-			/* a timer tick at the given time: a call with no frames */
-			oms_core_process_burst(w->core, NULL, NULL, 0, (uint64_t)(uintptr_t)cmd);
-			flush_tx(w);
-			w->stats.commands++;
+			run_command(w, cmd);
 			busy = 1;
-			__atomic_add_fetch(&w->done, 1, __ATOMIC_RELEASE);
 		}
 		if (w->mode == OMS_MODE_LIVE) {
 			uint64_t now = live_now(w);

@@ -81,6 +81,7 @@ def cmd_run(args) -> int:
         from dataplane.serve import serve
         lo, _, hi = args.dump_ids.partition("-")
         serve(cfg, duration_s=args.duration, ready_file=args.ready_file,
+              control_socket=args.control_socket,
               orders_file=args.dump_orders, order_ids=range(int(lo), int(hi or lo) + 1))
         return 0
     outdir = Path(args.outdir)
@@ -101,6 +102,17 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_ctl(args) -> int:
+    from control.ctl import request
+
+    payload = {"cmd": args.ctl_cmd.replace("-", "_")}
+    if args.ctl_cmd == "mass-cancel":
+        payload.update(session=args.session, account=args.account)
+    answer = request(args.socket, payload)
+    print(json.dumps(answer, indent=2, sort_keys=True))
+    return 0 if answer.get("ok") else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omsctl", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -111,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--outdir", default="out")
     r.add_argument("--duration", type=float, help="live: stop after this many seconds")
     r.add_argument("--ready-file", help="live: write this file once the worker runs")
+    r.add_argument("--control-socket", default=None,
+                   help="live: serve the control socket here (e.g. /run/oms/control.sock)")
     r.add_argument("--dump-orders", metavar="FILE",
                    help="live: on stopping, write every order's final state here (JSON)")
     r.add_argument("--dump-ids", default="1-100000", metavar="FIRST-LAST",
@@ -119,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dpdk: the core on a worker lcore behind a DPDK port (default); "
                         "pcap: the core in this thread, no DPDK needed")
     r.set_defaults(func=cmd_run)
+
+    ct = sub.add_parser("ctl", help="talk to a running appliance's control socket")
+    ct.add_argument("--socket", default="/run/oms/control.sock")
+    ctsub = ct.add_subparsers(dest="ctl_cmd", required=True)
+    ctsub.add_parser("ping")
+    ctsub.add_parser("stats", help="counters, read between two bursts")
+    mc = ctsub.add_parser("mass-cancel", help="cancel a session's orders of one account")
+    mc.add_argument("--session", type=int, required=True)
+    mc.add_argument("--account", type=int, required=True)
+    ct.set_defaults(func=cmd_ctl)
 
     c = sub.add_parser("config", help="configuration tools")
     csub = c.add_subparsers(dest="config_cmd", required=True)

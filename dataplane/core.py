@@ -116,16 +116,19 @@ class Core:
 
     def stats(self) -> dict:
         """Counters, non-zero entries only, in the reference model's shape."""
-        st = self._stats
+        return self.stats_dict(self._stats)
+
+    def stats_dict(self, st) -> dict:
+        """A struct oms_stats (the core's own, or a snapshot of it) as a dict."""
         nz = {}
         lib = self.lib
         nz["drop"] = {DROP_NAMES[i]: st.drop[i] for i in range(1, lib.OMS_DROP_MAX) if st.drop[i]}
         nz["event"] = {EVENT_NAMES[i]: st.event[i] for i in range(lib.OMS_EV_MAX) if st.event[i]}
         nz["reject_business"] = {i: st.reject_business[i]
-                                 for i in range(self.lib.OMS_REJ_BUSINESS_SLOTS)
+                                 for i in range(lib.OMS_REJ_BUSINESS_SLOTS)
                                  if st.reject_business[i]}
         nz["reject_system"] = {i: st.reject_system[i]
-                               for i in range(self.lib.OMS_REJ_SYSTEM_SLOTS) if st.reject_system[i]}
+                               for i in range(lib.OMS_REJ_SYSTEM_SLOTS) if st.reject_system[i]}
         for key in ("sp_in", "sp_out", "venue_in", "venue_out"):
             arr = getattr(st, key)
             nz[key] = {i: arr[i] for i in range(256) if arr[i]}

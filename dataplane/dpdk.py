@@ -142,7 +142,8 @@ class RingPortCore:
                 raise DpdkError("cannot inject the burst (mempool or ring full)")
             self.expected += len(frames)
         else:
-            if lib.oms_command(self.cmd, now_ns) != 0:
+            tick = ffi.new("struct oms_command *", {"op": lib.OMS_CMD_TICK, "now_ns": now_ns})
+            if lib.oms_command(self.cmd, tick) != 0:
                 raise DpdkError("command ring full")
             self.expected += 1
         self._wait()

@@ -14,6 +14,7 @@ import sys
 import time
 
 from control.config import Config
+from control.ctl import ControlSocket
 from dataplane import dpdk, steering
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
 
@@ -95,7 +96,11 @@ class Appliance:
         # pool): the baseline the pool must be back at when traffic stops
         self.mbufs_at_start = lib.oms_pool_in_use(self.pool)
         self.core = Core(cfg, ext=ext)
+        self.commands = lib.oms_ring_create(b"oms_cmd", 256, max(socket, 0), 1)
+        if self.commands == ffi.NULL:
+            raise dpdk.DpdkError("cannot create the worker's command ring")
         w = ffi.new("struct oms_worker *")
+        w.commands = self.commands
         w.core = self.core._core
         w.pool = self.pool
         w.n_rx = len(self.ports)
@@ -118,6 +123,40 @@ class Appliance:
     def start(self) -> None:
         if self.lib.oms_worker_launch(self.worker, self.lcore) != 0:
             raise dpdk.DpdkError(f"cannot launch the worker on lcore {self.lcore}")
+
+    def command(self, op: int, a: int = 0, b: int = 0, timeout_s: float = 5.0):
+        """Run a command on the worker, between two bursts; (result, cmd)."""
+        cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
+        if op == self.lib.OMS_CMD_SNAPSHOT:
+            cmd.stats = self._snapshot = self.ffi.new("struct oms_stats *")
+        if self.lib.oms_command(self.commands, cmd) != 0:
+            raise dpdk.DpdkError("the worker's command ring is full")
+        deadline = time.monotonic() + timeout_s
+        while not cmd.done:
+            if time.monotonic() > deadline:
+                raise dpdk.DpdkError("the worker did not take the command in time")
+            time.sleep(0.0005)
+        return cmd.result, cmd
+
+    def handle_control(self, request: dict) -> dict:
+        """One control-plane request (see control/ctl.py)."""
+        lib = self.lib
+        what = request.get("cmd")
+        if what == "ping":
+            return {"ok": True}
+        if what == "stats":
+            live, cmd = self.command(lib.OMS_CMD_SNAPSHOT)
+            report = self.report()
+            report["core"] = self.core.stats_dict(cmd.stats)
+            report["live_orders"] = live
+            return {"ok": True, **report}
+        if what == "mass_cancel":
+            n, _ = self.command(lib.OMS_CMD_MASS_CANCEL, int(request["session"]),
+                                int(request["account"]))
+            if n < 0:
+                return {"ok": False, "error": f"unknown session {request['session']}"}
+            return {"ok": True, "canceled": n}
+        return {"ok": False, "error": f"unknown command {what!r}"}
 
     def stop(self) -> dict:
         """Stop receiving, let the worker flush, stop the ports; the final
@@ -165,7 +204,8 @@ def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
 
 
 def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None,
-          orders_file: str | None = None, order_ids: range = range(1, 100_001)) -> dict:
+          control_socket: str | None = None, orders_file: str | None = None,
+          order_ids: range = range(0)) -> dict:
     app = Appliance(cfg)
     stop = {"now": False}
 
@@ -174,13 +214,21 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    ctl = ControlSocket(control_socket, app.handle_control) if control_socket else None
     app.start()
     if ready_file:
         with open(ready_file, "w") as f:
             f.write(json.dumps({"pid": os.getpid(), "ports": app.ports}))
     t_end = time.monotonic() + duration_s if duration_s else None
-    while not stop["now"] and (t_end is None or time.monotonic() < t_end):
-        time.sleep(0.05)
+    try:
+        while not stop["now"] and (t_end is None or time.monotonic() < t_end):
+            if ctl:
+                ctl.poll(0.05)
+            else:
+                time.sleep(0.05)
+    finally:
+        if ctl:
+            ctl.close()
     report = app.stop()
     if orders_file:
         with open(orders_file, "w") as f:

@@ -1,0 +1,129 @@
+"""The live appliance's control socket: an operator's mass cancel reaches the
+worker through its command ring and the orders are canceled at the venue;
+counters read through the socket are taken between two bursts.  Runs the
+appliance on DPDK net_af_packet ports in namespaces, as the live tests do."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import netns
+import test_live_e2e as live
+
+ROOT = Path(__file__).resolve().parent.parent
+why_not = netns.can_make_namespaces()
+pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
+
+# A strategy that rests five orders (below the venue's asks) and listens.
+STRATEGY = """
+import json, select, socket, sys, time
+sys.path[:0] = [{root!r}, {root!r} + "/tests"]
+import wire
+from dataplane.strategy_driver import StrategyDriver
+sess, app = wire.SESSIONS[0], wire.APPLIANCE
+drv = StrategyDriver(sess, app)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sess.ip, sess.port))
+def out(frames):
+    for f in frames:
+        s.sendto(f[42:], (app.ip, app.strategy_port))
+out(drv.login(time.time_ns()))
+for i in range(5):
+    out(drv.new_order(time.time_ns(), 500 + i, "AAPL", 151_0000_0000, 100, account=1))
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    r, _, _ = select.select([s], [], [], 0.01)
+    if r:
+        p, _ = s.recvfrom(65535)
+        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
+        out(drv.handle_frame(f, time.time_ns()))
+    out(drv.tick(time.time_ns()))
+    if len(drv.orders) == 5 and all(o.terminal for o in drv.orders.values()):
+        break
+print(json.dumps({{c: o.state for c, o in drv.orders.items()}}))
+"""
+
+VENUE = """
+import select, socket, sys, time
+sys.path[:0] = [{root!r}, {root!r} + "/tests"]
+import wire
+from dataplane.venue_sim import VenueSim
+v, app = wire.VENUES[0], wire.APPLIANCE
+sim = VenueSim(v, app, symbols=wire.SYMBOLS, seed=1, p_passive=0.0)
+data = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); data.bind((v.ip, v.port))
+req = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); req.bind((v.ip, v.retransmit_port))
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    r, _, _ = select.select([data, req], [], [], 0.01)
+    for sk in r:
+        p, _ = sk.recvfrom(65535)
+        for kind, a in sim.handle_datagram(p, time.time_ns(), request_port=sk is req):
+            port = app.request_port if kind == "request" else app.venue_port
+            (req if kind == "request" else data).sendto(a, (app.ip, port))
+"""
+
+
+def test_mass_cancel_and_stats_through_the_control_socket(tmp_path):
+    ctl_path = str(tmp_path / "control.sock")
+    with netns.three_hosts() as h:
+        cfg = tmp_path / "live.yaml"
+        cfg.write_text(live.config_text(h, "af_packet"))
+        ready = tmp_path / "ready.json"
+        app = subprocess.Popen(
+            h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg), "--duration", "60",
+                   "--ready-file", str(ready), "--control-socket", ctl_path),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        venue = subprocess.Popen(h.exec(h.venue, sys.executable, "-c",
+                                        VENUE.format(root=str(ROOT), seconds=20)))
+        try:
+            deadline = time.monotonic() + 20
+            while not ready.exists():
+                assert app.poll() is None, app.communicate()[1][-3000:]
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            # root only
+            assert stat.S_IMODE(os.stat(ctl_path).st_mode) == 0o600
+            strat = subprocess.Popen(h.exec(h.strategy, sys.executable, "-c",
+                                            STRATEGY.format(root=str(ROOT), seconds=10)),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # wait until the five orders rest at the venue
+            for _ in range(100):
+                st = json.loads(subprocess.run(
+                    [live.OMSCTL, "ctl", "--socket", ctl_path, "stats"],
+                    capture_output=True, text=True, timeout=10).stdout)
+                if st["core"]["event"].get("VENUE_MSGS_IN", 0) >= 5:
+                    break
+                time.sleep(0.05)
+            assert st["ok"] and st["live_orders"] == 5
+            r = subprocess.run([live.OMSCTL, "ctl", "--socket", ctl_path, "mass-cancel",
+                                "--session", "1", "--account", "1"],
+                               capture_output=True, text=True, timeout=10)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert json.loads(r.stdout)["canceled"] == 5
+            bad = subprocess.run([live.OMSCTL, "ctl", "--socket", ctl_path, "mass-cancel",
+                                  "--session", "99", "--account", "1"],
+                                 capture_output=True, text=True, timeout=10)
+            assert bad.returncode == 1 and "unknown session" in bad.stdout
+            s_out, s_err = strat.communicate(timeout=30)
+            assert strat.returncode == 0, s_err[-2000:]
+            app.send_signal(signal.SIGTERM)
+            out, err = app.communicate(timeout=30)
+        finally:
+            for p in (app, venue):
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    states = json.loads(s_out.strip().splitlines()[-1])
+    assert states == {str(500 + i): "Canceled" for i in range(5)}
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["worker"]["commands"] >= 3  # snapshots and the mass cancel
+    assert report["core"]["venue_out"][str(ord("X"))] == 5
+    assert not os.path.exists(ctl_path)  # removed on exit
