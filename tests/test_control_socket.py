@@ -13,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import netns
+import pytest
 import test_live_e2e as live
 
 ROOT = Path(__file__).resolve().parent.parent
