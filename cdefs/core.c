@@ -244,7 +244,8 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 		int r;
 
 		c->stats.event[OMS_EV_FRAMES_IN]++;
-		r = net_parse_udp(frames[i], lens[i], c->cfg.ip, &u);
+		r = net_parse_udp_opt(frames[i], lens[i], c->cfg.ip,
+				  !(c->cfg.checksum_offload & OMS_CSUM_RX_VERIFIED), &u);
 		if (r != OMS_OK) {
 			c->stats.drop[r]++;
 			continue;

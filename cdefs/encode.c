@@ -19,8 +19,8 @@ static void sp_fill_header(struct oms_core *c, struct session *s,
 
 static void sp_frame(struct oms_core *c, struct session *s, uint8_t *f, uint32_t len)
 {
-	net_build_udp(f, c->cfg.mac, s->mac, c->cfg.ip, s->ip, c->cfg.strategy_port, s->port,
-		      len);
+	net_build_udp_opt(f, c->cfg.mac, s->mac, c->cfg.ip, s->ip, c->cfg.strategy_port, s->port,
+		      len, c->cfg.checksum_offload & OMS_CSUM_TX_OFFLOAD);
 	core_tx_commit(c, NET_TX_HLEN + len);
 	s->last_tx = c->now_ns;
 }
@@ -228,8 +228,9 @@ static void venue_frame(struct oms_core *c, struct venue *v, uint8_t *msg, uint3
 	wr_be64(p + UFO_OFF_SEQ, seq);
 	wr_be16(p + UFO_OFF_COUNT, 1);
 	wr_be16(p + UFO_HLEN, (uint16_t)len);
-	net_build_udp(f, c->cfg.mac, v->mac, c->cfg.ip, v->ip,
-		      c->cfg.venue_port, v->port, UFO_HLEN + 2 + len);
+	net_build_udp_opt(f, c->cfg.mac, v->mac, c->cfg.ip, v->ip,
+		      c->cfg.venue_port, v->port, UFO_HLEN + 2 + len,
+		      c->cfg.checksum_offload & OMS_CSUM_TX_OFFLOAD);
 	core_tx_commit(c, VENUE_MSG_OFF + len);
 	v->last_tx = c->now_ns;
 }
@@ -273,7 +274,8 @@ static void venue_header_only(struct oms_core *c, struct venue *v, uint16_t spor
 	memcpy(p + UFO_OFF_SESSION, v->session, UFO_SESSION_LEN);
 	wr_be64(p + UFO_OFF_SEQ, seq);
 	wr_be16(p + UFO_OFF_COUNT, count);
-	net_build_udp(f, c->cfg.mac, v->mac, c->cfg.ip, v->ip, sport, dport, UFO_HLEN);
+	net_build_udp_opt(f, c->cfg.mac, v->mac, c->cfg.ip, v->ip, sport, dport, UFO_HLEN,
+		      c->cfg.checksum_offload & OMS_CSUM_TX_OFFLOAD);
 	core_tx_commit(c, NET_TX_HLEN + UFO_HLEN);
 	v->last_tx = c->now_ns;
 }

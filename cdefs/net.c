@@ -73,8 +73,8 @@ static uint16_t udp_checksum(uint32_t src_ip, uint32_t dst_ip,
 	return csum_fold(sum + csum_bytes(udp, udp_len));
 }
 
-int net_parse_udp(const uint8_t *frame, uint32_t len, uint32_t my_ip,
-		  struct net_udp_view *out)
+int net_parse_udp_opt(const uint8_t *frame, uint32_t len, uint32_t my_ip, int verify_csum,
+		      struct net_udp_view *out)
 {
 	uint32_t off = ETH_HLEN;
 	uint16_t ethertype;
@@ -103,7 +103,7 @@ int net_parse_udp(const uint8_t *frame, uint32_t len, uint32_t my_ip,
 	 * frame is wrong */
 	if (total < ihl + UDP_HLEN || total > avail)
 		return OMS_DROP_BAD_IP_LENGTH;
-	if (net_ipv4_checksum(ip, ihl) != 0)
+	if (verify_csum && net_ipv4_checksum(ip, ihl) != 0)
 		return OMS_DROP_IP_CHECKSUM;
 	if (rd_be16(ip + 6) & 0x3fff) /* MF flag or a fragment offset */
 		return OMS_DROP_IP_FRAGMENT;
@@ -118,7 +118,7 @@ int net_parse_udp(const uint8_t *frame, uint32_t len, uint32_t my_ip,
 		return OMS_DROP_BAD_UDP_LENGTH;
 	out->src_ip = rd_be32(ip + 12);
 	out->dst_ip = my_ip;
-	if (rd_be16(udp + 6) != 0 &&
+	if (verify_csum && rd_be16(udp + 6) != 0 &&
 	    udp_checksum(out->src_ip, my_ip, udp, udp_len) != 0)
 		return OMS_DROP_UDP_CHECKSUM;
 
@@ -130,9 +130,9 @@ int net_parse_udp(const uint8_t *frame, uint32_t len, uint32_t my_ip,
 	return OMS_OK;
 }
 
-void net_build_udp(uint8_t *frame, const uint8_t src_mac[6],
+void net_build_udp_opt(uint8_t *frame, const uint8_t src_mac[6],
 		   const uint8_t dst_mac[6], uint32_t src_ip, uint32_t dst_ip,
-		   uint16_t src_port, uint16_t dst_port, uint32_t payload_len)
+		   uint16_t src_port, uint16_t dst_port, uint32_t payload_len, int offload)
 {
 	uint8_t *ip = frame + ETH_HLEN;
 	uint8_t *udp = ip + IPV4_HLEN;
@@ -154,12 +154,21 @@ void net_build_udp(uint8_t *frame, const uint8_t src_mac[6],
 	wr_be16(ip + 10, 0);
 	wr_be32(ip + 12, src_ip);
 	wr_be32(ip + 16, dst_ip);
-	wr_be16(ip + 10, net_ipv4_checksum(ip, IPV4_HLEN));
+	if (!offload)
+		wr_be16(ip + 10, net_ipv4_checksum(ip, IPV4_HLEN));
 
 	wr_be16(udp, src_port);
 	wr_be16(udp + 2, dst_port);
 	wr_be16(udp + 4, (uint16_t)udp_len);
 	wr_be16(udp + 6, 0);
+	if (offload) {
+		uint32_t ph = (src_ip >> 16) + (src_ip & 0xffff) + (dst_ip >> 16) +
+			      (dst_ip & 0xffff) + 17 + udp_len;
+		while (ph >> 16)
+			ph = (ph & 0xffff) + (ph >> 16);
+		wr_be16(udp + 6, (uint16_t)ph);
+		return;
+	}
 	uint16_t c = udp_checksum(src_ip, dst_ip, udp, udp_len);
 	wr_be16(udp + 6, c ? c : 0xffff); /* 0 means "no checksum" */
 }

@@ -33,14 +33,28 @@ struct net_udp_view {
 
 /* Returns OMS_OK or the OMS_DROP_* reason the frame is not a UDP datagram
  * for `my_ip`. */
-int net_parse_udp(const uint8_t *frame, uint32_t len, uint32_t my_ip,
-		  struct net_udp_view *out);
+int net_parse_udp_opt(const uint8_t *frame, uint32_t len, uint32_t my_ip, int verify_csum,
+		      struct net_udp_view *out);
+static inline int net_parse_udp(const uint8_t *frame, uint32_t len, uint32_t my_ip,
+				struct net_udp_view *out)
+{
+	return net_parse_udp_opt(frame, len, my_ip, 1, out);
+}
 
 /* Writes Ethernet, IPv4 and UDP headers in front of a payload already
- * placed at frame + NET_TX_HLEN, with both checksums. */
-void net_build_udp(uint8_t *frame, const uint8_t src_mac[6],
-		   const uint8_t dst_mac[6], uint32_t src_ip, uint32_t dst_ip,
-		   uint16_t src_port, uint16_t dst_port, uint32_t payload_len);
+ * placed at frame + NET_TX_HLEN, with both checksums - or, with
+ * `offload`, with what a NIC's checksum offload expects (IPv4 checksum 0,
+ * the pseudo-header sum in the UDP checksum). */
+void net_build_udp_opt(uint8_t *frame, const uint8_t src_mac[6],
+		       const uint8_t dst_mac[6], uint32_t src_ip, uint32_t dst_ip,
+		       uint16_t src_port, uint16_t dst_port, uint32_t payload_len, int offload);
+static inline void net_build_udp(uint8_t *frame, const uint8_t src_mac[6],
+				 const uint8_t dst_mac[6], uint32_t src_ip, uint32_t dst_ip,
+				 uint16_t src_port, uint16_t dst_port, uint32_t payload_len)
+{
+	net_build_udp_opt(frame, src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port,
+			  payload_len, 0);
+}
 
 uint16_t net_ipv4_checksum(const uint8_t *hdr, uint32_t len);
 

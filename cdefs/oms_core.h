@@ -104,7 +104,16 @@ struct oms_core_config {
 	uint16_t venue_request_port; /* where venues send retransmission requests */
 	uint32_t replay_depth;       /* messages kept per session / venue, power of 2 */
 	uint64_t retransmit_ns;      /* resend an unanswered gap request after this */
+	/* NIC checksum offload (live DPDK ports that have it; never in
+	 * replay): OMS_CSUM_RX_VERIFIED - the backend hands over only frames
+	 * whose IPv4 and UDP checksums the NIC found good, so the core does
+	 * not sum them again; OMS_CSUM_TX_OFFLOAD - the core leaves the IPv4
+	 * checksum 0 and puts the pseudo-header sum in the UDP checksum, for
+	 * the NIC to finish (DPDK's convention). */
+	uint8_t checksum_offload;
 };
+
+enum { OMS_CSUM_RX_VERIFIED = 1, OMS_CSUM_TX_OFFLOAD = 2 };
 
 struct oms_session_config {
 	uint32_t id;

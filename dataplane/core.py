@@ -48,7 +48,7 @@ class Core:
     cffi extension it lives in: the plain one, or the DPDK one whose worker
     lcores drive it (dataplane.dpdk)."""
 
-    def __init__(self, cfg: Config, ext=None):
+    def __init__(self, cfg: Config, ext=None, checksum_offload: int = 0):
         ext = ext or _ext
         ffi, lib = ext.ffi, ext.lib
         self.ffi, self.lib = ffi, lib
@@ -69,6 +69,7 @@ class Core:
         c.venue_request_port = a.request_port
         c.replay_depth = cfg.tables.replay_depth
         c.retransmit_ns = a.retransmit_ms * 1_000_000
+        c.checksum_offload = checksum_offload
         core = lib.oms_core_create(c)
         if core == ffi.NULL:
             raise CoreError("oms_core_create failed: sizes out of range or out of memory")
