@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 
 import wire
+
 from dataplane.core import Core, lib
 
 
