@@ -30,6 +30,11 @@ static inline void timer_at(struct oms_core *c, uint64_t t)
 		c->next_timer = t;
 }
 
+/* A gap request asks for at most this many messages: under reordering a
+ * larger resend only breaks up again (go-back-N); the rest is asked for
+ * once these have arrived. */
+#define OMS_REQUEST_WINDOW 64
+
 /* session layer (strategy.c): rule G, rule R */
 void session_request_gap(struct oms_core *c, struct session *s, uint32_t count);
 void session_serve_retransmit(struct oms_core *c, struct session *s, uint64_t from,

@@ -234,6 +234,8 @@ void session_request_gap(struct oms_core *c, struct session *s, uint32_t count)
 {
 	if (s->gap_req_count && c->now_ns < s->gap_req_ns + c->cfg.retransmit_ns)
 		return;
+	if (count > OMS_REQUEST_WINDOW)
+		count = OMS_REQUEST_WINDOW;
 	emit_retransmit_request(c, s, s->next_in_seq, count);
 	s->gap_req_ns = c->now_ns;
 	s->gap_req_count = count;

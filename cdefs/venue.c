@@ -248,8 +248,8 @@ void venue_request_gap(struct oms_core *c, struct venue *v, uint64_t count)
 {
 	if (v->gap_req_count && c->now_ns < v->gap_req_ns + c->cfg.retransmit_ns)
 		return;
-	if (count > 65534)
-		count = 65534;
+	if (count > OMS_REQUEST_WINDOW)
+		count = OMS_REQUEST_WINDOW;
 	send_venue_request(c, v, v->next_in_seq, (uint16_t)count);
 	v->gap_req_ns = c->now_ns;
 	v->gap_req_count = (uint32_t)count;

@@ -131,6 +131,9 @@ UFO_SESSION_LEN = 10
 UFO_HLEN = 20
 UFO_COUNT_END_OF_SESSION = 0xFFFF
 UFO_MAX_REQUEST_COUNT = 65534  # 0xFFFF would read as end of session
+# a gap request asks for at most this many messages: under reordering a
+# larger resend only breaks up again (go-back-N); the rest is asked for next
+REQUEST_WINDOW = 64
 SHARES_LOCATED_APPENDAGE = bytes((0x02, 25, ord("Y")))
 
 # (minimum length, offset of Appendage Length, appendage length required)
@@ -728,7 +731,8 @@ class ReferenceCore:
         if sess.gap is not None and \
                 self.now - sess.gap.time < self.retransmit_ns:
             return
-        count &= U32  # the request's count is a u32 (C's conversion)
+        # the request's count is a u32 (C's conversion), and at most a window
+        count = min(count & U32, REQUEST_WINDOW)
         self._send_retransmit_request(sess, count)
         sess.gap = GapRequest(self.now, count)
         self.event["SP_SEQ_GAPS"] += 1
@@ -1052,8 +1056,8 @@ class ReferenceCore:
         if venue.gap is not None and \
                 self.now - venue.gap.time < self.retransmit_ns:
             return
-        # "count = min(count, 65534)": what is sent, recorded and counted
-        count = min(count, UFO_MAX_REQUEST_COUNT)
+        # "count = min(count, window)": what is sent, recorded and counted
+        count = min(count, REQUEST_WINDOW)
         self._send_venue_request(venue, count)
         venue.gap = GapRequest(self.now, count)
         self.event["VENUE_SEQ_GAPS"] += 1
