@@ -262,6 +262,11 @@ void gen_free(struct gen_frames *f)
 
 struct oms_core *gen_make_core(uint32_t capacity)
 {
+	return gen_make_core_opt(capacity, 0);
+}
+
+struct oms_core *gen_make_core_opt(uint32_t capacity, uint8_t checksum_offload)
+{
 	struct oms_core_config cfg;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -275,6 +280,7 @@ struct oms_core *gen_make_core(uint32_t capacity)
 	cfg.max_instruments = 64;
 	cfg.tx_capacity = 4 * GEN_BURST;
 	cfg.default_venue = 1;
+	cfg.checksum_offload = checksum_offload;
 	cfg.ouch_capacity = 'A';
 	struct oms_core *c = oms_core_create(&cfg);
 	if (!c) {

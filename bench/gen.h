@@ -51,6 +51,8 @@ static inline const uint8_t *gen_frame(const struct gen_frames *f, uint32_t i)
 
 /* A core configured for the generator's sessions, venue and instruments. */
 struct oms_core *gen_make_core(uint32_t capacity);
+/* The same with the NIC checksum offload flags (OMS_CSUM_*). */
+struct oms_core *gen_make_core_opt(uint32_t capacity, uint8_t checksum_offload);
 
 /* TSC frequency measured against CLOCK_MONOTONIC over 50 ms. */
 double gen_tsc_hz(void);
