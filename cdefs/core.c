@@ -73,11 +73,14 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	c->venues = alloc_lines(cfg->max_venues * sizeof(struct venue));
 	c->venue_by_id = calloc(65536, sizeof(uint16_t));
 	c->symbols = calloc(c->symbol_mask + 1, sizeof(uint64_t));
+	c->symbol_ix = calloc(c->symbol_mask + 1, sizeof(uint32_t));
 	c->tx_buf = alloc_lines((size_t)cfg->tx_capacity * OMS_TX_SLOT);
 	c->tx_lens = calloc(cfg->tx_capacity, sizeof(uint16_t));
 	if (!c->sessions || !c->session_ix || !c->venues || !c->venue_by_id ||
-	    !c->symbols || !c->tx_buf || !c->tx_lens ||
-	    order_table_init(&c->orders, cfg->order_capacity)) {
+	    !c->symbols || !c->symbol_ix || !c->tx_buf || !c->tx_lens ||
+	    order_table_init(&c->orders, cfg->order_capacity) ||
+	    risk_tables_init(&c->risk, cfg->max_accounts, cfg->max_positions,
+			     cfg->max_instruments)) {
 		oms_core_destroy(c);
 		return NULL;
 	}
@@ -92,6 +95,7 @@ void oms_core_destroy(struct oms_core *c)
 	if (!c)
 		return;
 	order_table_free(&c->orders);
+	risk_tables_free(&c->risk);
 	for (uint32_t i = 0; c->sessions && i < c->n_sessions; i++)
 		free(c->sessions[i].replay);
 	for (uint32_t i = 0; c->venues && i < c->n_venues; i++)
@@ -101,6 +105,7 @@ void oms_core_destroy(struct oms_core *c)
 	free(c->venues);
 	free(c->venue_by_id);
 	free(c->symbols);
+	free(c->symbol_ix);
 	free(c->tx_buf);
 	free(c->tx_lens);
 	free(c);
@@ -122,7 +127,8 @@ struct session *core_session_by_id(const struct oms_core *c, uint32_t id)
 
 int oms_core_add_session(struct oms_core *c, const struct oms_session_config *s)
 {
-	if (c->n_sessions >= c->cfg.max_sessions || core_session_by_id(c, s->id))
+	if (c->n_sessions >= c->cfg.max_sessions || core_session_by_id(c, s->id) ||
+	    s->throttle_per_s > 10000000 || s->throttle_burst > 1000000)
 		return -1;
 	struct session *ss = &c->sessions[c->n_sessions];
 	memset(ss, 0, sizeof(*ss));
@@ -137,6 +143,7 @@ int oms_core_add_session(struct oms_core *c, const struct oms_session_config *s)
 	ss->live_tail = ORDER_NIL;
 	ss->heartbeat_ns = s->heartbeat_ns ? s->heartbeat_ns : 1000000000ull;
 	ss->timeout_ns = s->timeout_ns ? s->timeout_ns : 3000000000ull;
+	risk_throttle_init(&ss->throttle, s->throttle_per_s, s->throttle_burst);
 	ss->replay = alloc_lines((size_t)c->cfg.replay_depth * REPLAY_SLOT);
 	if (!ss->replay)
 		return -1;
@@ -183,19 +190,19 @@ static uint64_t symbol_key(const char sym[8])
 	return k;
 }
 
-int core_symbol_known(const struct oms_core *c, const char sym[8])
+uint32_t core_symbol_find(const struct oms_core *c, const char sym[8])
 {
 	uint64_t k = symbol_key(sym);
 	uint32_t i = id_hash(k) & c->symbol_mask;
 
 	if (k == 0)
-		return 0;
+		return RISK_NIL;
 	for (;;) {
 		uint64_t s = c->symbols[i];
 		if (s == 0)
-			return 0;
+			return RISK_NIL;
 		if (s == k)
-			return 1;
+			return c->symbol_ix[i];
 		i = (i + 1) & c->symbol_mask;
 	}
 }
@@ -206,13 +213,88 @@ int oms_core_add_instrument(struct oms_core *c,
 	uint64_t k = symbol_key(in->symbol);
 
 	if (k == 0 || c->n_instruments >= c->cfg.max_instruments ||
-	    core_symbol_known(c, in->symbol))
+	    core_symbol_find(c, in->symbol) != RISK_NIL || in->tick_size < 0 ||
+	    in->reference_price < 0 || in->band_pct < 0 || in->band_abs < 0 ||
+	    in->n_venues > 16)
 		return -1;
+	struct risk_instrument *ri = &c->risk.instruments[c->n_instruments];
+	memset(ri, 0, sizeof(*ri));
+	ri->tick = in->tick_size ? in->tick_size : 10000;
+	ri->lot = in->lot_size ? in->lot_size : 1;
+	ri->ref_price = in->reference_price;
+	ri->band_pct = in->band_pct;
+	ri->band_abs = in->band_abs;
+	ri->restricted = in->restricted != 0;
+	ri->halted = in->halted != 0;
+	ri->any_venue = in->n_venues == 0;
+	for (uint32_t v = 0; v < in->n_venues; v++) {
+		uint16_t vix = c->venue_by_id[in->venues[v]];
+		if (vix == 0 || vix > 64)
+			return -1; /* venues first; at most 64 can be listed */
+		ri->venue_mask |= 1ull << (vix - 1);
+	}
 	uint32_t i = id_hash(k) & c->symbol_mask;
 	while (c->symbols[i] != 0)
 		i = (i + 1) & c->symbol_mask;
 	c->symbols[i] = k;
-	c->n_instruments++;
+	c->symbol_ix[i] = c->n_instruments++;
+	return 0;
+}
+
+int oms_core_add_account(struct oms_core *c, const struct oms_account_config *a)
+{
+	return risk_add_account(&c->risk, a);
+}
+
+int oms_core_add_position_limit(struct oms_core *c, uint32_t account,
+				const char symbol[8], int64_t max_position)
+{
+	uint32_t a = risk_account_find(&c->risk, account);
+	uint32_t in = core_symbol_find(c, symbol);
+
+	if (a == RISK_NIL || in == RISK_NIL)
+		return -1;
+	return risk_add_position(&c->risk, a, in, max_position);
+}
+
+int oms_core_set_kill(struct oms_core *c, uint32_t account, int on)
+{
+	uint32_t a = risk_account_find(&c->risk, account);
+
+	if (a == RISK_NIL)
+		return -1;
+	c->risk.accounts[a].kill = on != 0;
+	return 0;
+}
+
+int oms_core_account_view(const struct oms_core *c, uint32_t account,
+			  struct oms_account_view *out)
+{
+	uint32_t a = risk_account_find(&c->risk, account);
+
+	if (a == RISK_NIL)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->open_orders = c->risk.accounts[a].open_orders;
+	out->open_notional = c->risk.accounts[a].open_notional;
+	return 0;
+}
+
+int oms_core_position_view(const struct oms_core *c, uint32_t account,
+			   const char symbol[8], struct oms_position_view *out)
+{
+	uint32_t a = risk_account_find(&c->risk, account);
+	uint32_t in = core_symbol_find(c, symbol);
+	uint32_t p = a == RISK_NIL || in == RISK_NIL ? RISK_NIL
+			: risk_position_find(&c->risk, a, in);
+
+	if (p == RISK_NIL)
+		return -1;
+	const struct risk_position *rp = &c->risk.positions[p];
+	out->max_position = rp->max_position;
+	out->position = rp->position;
+	out->open_buy = rp->open_buy;
+	out->open_sell = rp->open_sell;
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include "oms_core.h"
 #include "orders.h"
+#include "risk.h"
 
 /* The replay buffers keep each outbound message in a slot of this size:
  * the largest strategy message is 64 bytes, the largest OUCH message we
@@ -31,6 +32,7 @@ struct session {
 	uint64_t timeout_ns;
 	uint64_t gap_req_ns;    /* when the outstanding gap request was sent */
 	uint32_t gap_req_count; /* 0: no request outstanding */
+	struct risk_throttle throttle; /* NewOrder and Modify rate */
 	/* the last replay_depth outbound application messages, by seq */
 	uint8_t *replay;
 } __attribute__((aligned(64)));
@@ -61,6 +63,7 @@ struct oms_core {
 	uint64_t now_ns; /* of the burst being handled */
 
 	struct order_table orders;
+	struct risk_tables risk;
 
 	struct session *sessions;
 	uint32_t n_sessions;
@@ -72,6 +75,7 @@ struct oms_core {
 	uint16_t *venue_by_id; /* venue id -> index + 1 */
 
 	uint64_t *symbols; /* open addressing set of 8-byte symbols */
+	uint32_t *symbol_ix; /* by slot of `symbols`: instrument index */
 	uint32_t symbol_mask;
 	uint32_t n_instruments;
 

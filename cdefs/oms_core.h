@@ -111,6 +111,8 @@ struct oms_core_config {
 	 * checksum 0 and puts the pseudo-header sum in the UDP checksum, for
 	 * the NIC to finish (DPDK's convention). */
 	uint8_t checksum_offload;
+	uint32_t max_accounts;  /* risk: accounts (0: 1024) */
+	uint32_t max_positions; /* risk: (account, symbol) limits (0: 16384) */
 };
 
 enum { OMS_CSUM_RX_VERIFIED = 1, OMS_CSUM_TX_OFFLOAD = 2 };
@@ -123,6 +125,8 @@ struct oms_session_config {
 	uint8_t enabled;
 	uint64_t heartbeat_ns;
 	uint64_t timeout_ns;
+	uint32_t throttle_per_s; /* NewOrder + Modify per second; 0: none */
+	uint32_t throttle_burst; /* the bucket's size in messages */
 };
 
 struct oms_venue_config {
@@ -138,6 +142,41 @@ struct oms_venue_config {
 
 struct oms_instrument_config {
 	char symbol[8]; /* space padded */
+	/* pre-trade risk; prices fixed point with 8 decimals */
+	int64_t tick_size;       /* 0: 10^4 (OUCH's 4 decimals) */
+	uint32_t lot_size;       /* 0: 1 */
+	int64_t reference_price; /* 0: none */
+	int64_t band_pct;        /* percent, 8 decimals; 0: none */
+	int64_t band_abs;        /* 0: none */
+	uint8_t restricted;
+	uint8_t halted;
+	uint8_t n_venues;        /* 0: tradable on every venue */
+	uint16_t venues[16];     /* venue ids (configured before) */
+};
+
+/* A trading account's pre-trade limits (amounts fixed point, 8 decimals). */
+struct oms_account_config {
+	uint32_t id;
+	uint32_t max_order_qty;
+	int64_t max_order_notional;
+	uint32_t max_open_orders;
+	int64_t credit_limit;   /* max open notional */
+	uint8_t ord_types;      /* bit (1 << SP_ORD_*) set: permitted */
+	uint8_t tifs;           /* bit (1 << SP_TIF_*) set: permitted */
+	uint8_t kill;           /* kill switch engaged: every order rejected */
+};
+
+/* Risk accounting, for tests and tools. */
+struct oms_account_view {
+	uint32_t open_orders;
+	int64_t open_notional;
+};
+
+struct oms_position_view {
+	int64_t max_position;
+	int64_t position;  /* filled: bought - sold */
+	int64_t open_buy;  /* reserved by live buy orders */
+	int64_t open_sell; /* by live sell and sell-short orders */
 };
 
 /* A copy of one order, for tests and tools; not used on the hot path. */
@@ -173,6 +212,18 @@ int oms_core_add_session(struct oms_core *c,
 int oms_core_add_venue(struct oms_core *c, const struct oms_venue_config *v);
 int oms_core_add_instrument(struct oms_core *c,
 			    const struct oms_instrument_config *i);
+/* Accounts, then each (account, symbol)'s max_position; instruments first.
+ * Return 0, or -1 when full, duplicate or unknown. */
+int oms_core_add_account(struct oms_core *c, const struct oms_account_config *a);
+int oms_core_add_position_limit(struct oms_core *c, uint32_t account,
+				const char symbol[8], int64_t max_position);
+/* The kill switch of an account, engaged (1) or released (0), between
+ * bursts; -1 for an unknown account. */
+int oms_core_set_kill(struct oms_core *c, uint32_t account, int on);
+int oms_core_account_view(const struct oms_core *c, uint32_t account,
+			  struct oms_account_view *out);
+int oms_core_position_view(const struct oms_core *c, uint32_t account,
+			   const char symbol[8], struct oms_position_view *out);
 
 /* Run the timers due at `now_ns`, then handle `n` received frames that
  * arrived at `now_ns`; append what they cause to the transmit area.

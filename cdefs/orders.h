@@ -45,6 +45,15 @@ struct order {
 	uint32_t live_prev;
 	uint32_t live_next;
 	uint64_t symbol_key_; /* the 8 symbol bytes as sent */
+	/* pre-trade risk (risk.h): where its exposure is accounted and what
+	 * it holds there now */
+	uint32_t risk_acct;  /* account index */
+	uint32_t risk_pos;   /* position index */
+	uint32_t instrument; /* instrument index */
+	uint32_t res_qty;
+	int64_t risk_px;     /* market orders: the reference price at entry */
+	int64_t res_notional;
+	uint8_t res_live;
 	/* the rest: timestamps, read by tools */
 	uint64_t state_ts[OMS_ST_MAX];
 } __attribute__((aligned(64)));

@@ -26,9 +26,12 @@ static int price_fits_ouch(int64_t price)
 	       price / 10000 <= OUCH_MAX_PRICE;
 }
 
-static uint16_t check_new_order(struct oms_core *c, uint32_t si,
-				const struct sp_new_order *m, uint32_t *venue)
+static uint16_t check_new_order(struct oms_core *c, struct session *s,
+				const struct sp_new_order *m, uint32_t *venue,
+				struct risk_verdict *rv, uint32_t *instrument)
 {
+	uint32_t si = (uint32_t)(s - c->sessions);
+
 	if (index_find(&c->orders.by_id, m->cl_ord_id, si) != ORDER_NIL)
 		return SP_REJ_DUPLICATE_ID;
 	if (m->side < SP_SIDE_BUY || m->side > SP_SIDE_SELL_SHORT)
@@ -40,7 +43,8 @@ static uint16_t check_new_order(struct oms_core *c, uint32_t si,
 		return SP_REJ_BAD_TIF;
 	if (m->qty == 0 || m->qty > OUCH_MAX_QTY)
 		return SP_REJ_BAD_QTY;
-	if (!core_symbol_known(c, m->symbol))
+	*instrument = core_symbol_find(c, m->symbol);
+	if (*instrument == RISK_NIL)
 		return SP_REJ_UNKNOWN_SYMBOL;
 	if (m->ord_type == SP_ORD_LIMIT ? m->price <= 0 : m->price != 0)
 		return SP_REJ_BAD_PRICE;
@@ -53,7 +57,12 @@ static uint16_t check_new_order(struct oms_core *c, uint32_t si,
 		return SP_REJ_PRICE_UNREPRESENTABLE;
 	if (m->side == SP_SIDE_SELL_SHORT && !(m->flags & SP_FLAG_LOCATE))
 		return SP_REJ_LOCATE_REQUIRED;
-	return 0;
+	struct risk_request rq = {
+		.account = m->account, .instrument = *instrument, .venue = *venue,
+		.qty = m->qty, .price = m->price, .side = m->side,
+		.ord_type = m->ord_type, .tif = m->tif,
+	};
+	return risk_check_new(&c->risk, &s->throttle, c->now_ns, &rq, rv);
 }
 
 static void on_new_order(struct oms_core *c, struct session *s,
@@ -61,11 +70,12 @@ static void on_new_order(struct oms_core *c, struct session *s,
 {
 	struct sp_new_order m;
 	uint32_t si = (uint32_t)(s - c->sessions);
-	uint32_t venue = 0;
+	uint32_t venue = 0, instrument = 0;
+	struct risk_verdict rv;
 	int evicted;
 
 	memcpy(&m, p, sizeof(m));
-	uint16_t rej = check_new_order(c, si, &m, &venue);
+	uint16_t rej = check_new_order(c, s, &m, &venue, &rv, &instrument);
 	if (rej) {
 		emit_rejected(c, s, m.cl_ord_id, rej, SP_NEW_ORDER, 0);
 		return;
@@ -102,10 +112,18 @@ static void on_new_order(struct oms_core *c, struct session *s,
 	od->flags = m.flags;
 	od->acked = 0;
 	memcpy(&od->symbol_key_, m.symbol, 8);
+	od->risk_acct = rv.acct;
+	od->risk_pos = rv.pos;
+	od->instrument = instrument;
+	od->risk_px = rv.px;
+	od->res_qty = 0;
+	od->res_notional = 0;
+	od->res_live = 0;
 	index_insert(&c->orders.by_id, od->cl_ord_id, si, o);
 	ref_insert(&c->orders.by_ref, od->ref, od->venue, o);
 	order_link_live(c, o);
 	order_enter_state(c, o, OMS_ST_PENDING_NEW);
+	risk_update(&c->risk, od);
 	send_enter_order(c, od);
 }
 
@@ -145,6 +163,9 @@ static void on_modify(struct oms_core *c, struct session *s, const uint8_t *p)
 		rej = SP_REJ_BAD_PRICE;
 	else if (!rej && !price_fits_ouch(m.new_price))
 		rej = SP_REJ_PRICE_UNREPRESENTABLE;
+	else if (!rej)
+		rej = risk_check_modify(&c->risk, &s->throttle, c->now_ns, od,
+					m.new_price, m.new_qty);
 	if (rej) {
 		emit_rejected(c, s, m.cl_ord_id, rej, SP_MODIFY, 0);
 		return;
@@ -156,6 +177,7 @@ static void on_modify(struct oms_core *c, struct session *s, const uint8_t *p)
 	od->pending_ref = v->next_ref++;
 	ref_insert(&c->orders.by_ref, od->pending_ref, od->venue, o);
 	order_enter_state(c, o, OMS_ST_PENDING_REPLACE);
+	risk_update(&c->risk, od);
 	send_replace_order(c, od);
 }
 

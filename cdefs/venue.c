@@ -68,6 +68,7 @@ static void end_by_venue_cancel(struct oms_core *c, uint32_t o, uint32_t dec,
 		order_enter_state(c, o,
 				  reason == SP_CXL_IOC ? OMS_ST_EXPIRED
 						       : OMS_ST_CANCELED);
+	risk_update(&c->risk, od);
 }
 
 static void on_accepted(struct oms_core *c, uint32_t o, const uint8_t *m)
@@ -109,6 +110,7 @@ static void on_replaced(struct oms_core *c, uint32_t o, uint32_t new_ref)
 	emit_replaced(c, od);
 	if (od->leaves_qty == 0)
 		order_enter_state(c, o, OMS_ST_FILLED);
+	risk_update(&c->risk, od);
 }
 
 static void on_executed(struct oms_core *c, uint32_t o, const uint8_t *m)
@@ -128,11 +130,14 @@ static void on_executed(struct oms_core *c, uint32_t o, const uint8_t *m)
 	int64_t px = (int64_t)(rd_be64(m + OUCH_EXECUTED_OFF_PRICE) * 10000u);
 	od->cum_qty += q;
 	od->leaves_qty -= q;
+	risk_fill(&c->risk, od, q);
 	emit_fill(c, od, q, px, rd_be64(m + OUCH_EXECUTED_OFF_MATCH));
 	if (od->leaves_qty == 0) {
 		order_enter_state(c, o, OMS_ST_FILLED);
+		risk_update(&c->risk, od);
 		return;
 	}
+	risk_update(&c->risk, od);
 	switch (od->state) {
 	case OMS_ST_NEW:
 	case OMS_ST_REPLACED:
@@ -171,11 +176,13 @@ static void on_rejected(struct oms_core *c, uint32_t o, uint32_t ref,
 		ref_erase(&c->orders.by_ref, od->pending_ref, od->venue);
 		od->pending_ref = 0;
 		order_enter_state(c, o, od->prev_state);
+		risk_update(&c->risk, od);
 		emit_rejected(c, s, od->cl_ord_id, SP_REJ_VENUE_REJECTED,
 			      SP_MODIFY, code);
 	} else if (od->state == OMS_ST_PENDING_NEW ||
 		   (od->state == OMS_ST_PENDING_CANCEL && !od->acked)) {
 		order_enter_state(c, o, OMS_ST_REJECTED);
+		risk_update(&c->risk, od);
 		emit_rejected(c, s, od->cl_ord_id, SP_REJ_VENUE_REJECTED,
 			      SP_NEW_ORDER, code);
 	} else {

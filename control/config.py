@@ -10,6 +10,7 @@ import ipaddress
 import os
 import re
 from dataclasses import MISSING, dataclass, field, fields
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -43,6 +44,20 @@ class Tables:
     max_instruments: int = 4096
     # outbound messages kept per session and per venue for retransmission
     replay_depth: int = 4096
+    max_accounts: int = 1024  # pre-trade risk: accounts
+    max_positions: int = 16384  # pre-trade risk: (account, symbol) limits in all
+
+
+PRICE_SCALE = 10**8
+"""Prices and amounts are fixed point with 8 decimals, as on the wire."""
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A session's message rate limit: a token bucket of `burst` messages
+    refilled at `per_second` (NewOrder and Modify take a token each)."""
+    per_second: int
+    burst: int
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,7 @@ class Session:
     name: str = ""
     heartbeat_ms: int = 1000  # send a Heartbeat after this long without sending
     timeout_ms: int = 3000  # disconnect after this long without hearing from it
+    throttle: Throttle | None = None  # None: no message rate limit
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,35 @@ class Venue:
 @dataclass(frozen=True)
 class Instrument:
     symbol: str  # at most 8 characters
+    # pre-trade risk; prices fixed point with 8 decimals (PRICE_SCALE)
+    tick_size: int = 10_000  # 0.0001: OUCH's 4 decimals
+    lot_size: int = 1
+    reference_price: int = 0  # 0: none (market orders are then rejected)
+    price_band_pct: int = 0  # percent around the reference, 8 decimals; 0: none
+    price_band_abs: int = 0  # absolute distance from the reference; 0: none
+    restricted: bool = False
+    halted: bool = False
+    venues: tuple[int, ...] = ()  # venue ids it may trade on; (): all
+
+
+ORDER_TYPES = {"LIMIT": 1, "MARKET": 2}
+TIFS = {"DAY": 1, "IOC": 2}
+
+
+@dataclass(frozen=True)
+class Account:
+    """A trading account's pre-trade limits; amounts fixed point with 8
+    decimals.  `max_position` holds (symbol, shares) pairs: the largest
+    worst-case position either way; a symbol without one is blocked."""
+    id: int
+    max_order_qty: int
+    max_order_notional: int
+    max_open_orders: int
+    credit_limit: int  # the most open notional
+    max_position: tuple[tuple[str, int], ...] = ()
+    order_types: tuple[str, ...] = ("LIMIT", "MARKET")
+    tifs: tuple[str, ...] = ("DAY", "IOC")
+    kill: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +161,7 @@ class Config:
     sessions: tuple[Session, ...] = ()
     venues: tuple[Venue, ...] = ()
     instruments: tuple[Instrument, ...] = ()
+    accounts: tuple[Account, ...] = ()
     source: str = "<memory>"  # the file it was read from
 
     def session(self, session_id: int) -> Session | None:
@@ -134,6 +180,10 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default_config.yaml"
 
 _TAG_PREFIX = "tag:yaml.org,2002:"
 _STR, _INT, _BOOL = _TAG_PREFIX + "str", _TAG_PREFIX + "int", _TAG_PREFIX + "bool"
+_FLOAT = _TAG_PREFIX + "float"
+_DECIMAL_RE = re.compile(r"[0-9][0-9_]*(\.[0-9_]*)?")
+MAX_AMOUNT = 90_000_000_000  # the largest amount: 8 decimals fit in 63 bits
+MAX_PRICE = Decimal("199999.99")  # OUCH's largest price
 _TAG_NAMES = {
     _STR: "a string",
     _INT: "an integer",
@@ -300,6 +350,23 @@ class _Loader:
             raise self.error(node, path, f"{value} is out of range {lo}..{hi}")
         return value
 
+    def decimal(self, node: yaml.Node, path: str, lo: Decimal | int, hi: Decimal | int,
+                *, positive: bool = False) -> int:
+        """A decimal number (written as in YAML, never read as a float) as
+        a fixed-point integer with 8 decimals."""
+        if not isinstance(node, yaml.ScalarNode) or node.tag not in (_INT, _FLOAT) or \
+                not _DECIMAL_RE.fullmatch(node.value):
+            raise self.error(node, path,
+                             f"expected a decimal number like 150.25, got {_describe(node)}"
+                             + (f" {node.value!r}" if isinstance(node, yaml.ScalarNode) else ""))
+        value = Decimal(node.value.replace("_", ""))
+        if -value.as_tuple().exponent > 8:
+            raise self.error(node, path, f"{node.value} has more than 8 decimal places")
+        if not lo <= value <= hi or (positive and value == 0):
+            what = "above 0" if positive else f"{lo}"
+            raise self.error(node, path, f"{node.value} is out of range {what}..{hi}")
+        return int(value * PRICE_SCALE)
+
     def port(self, node: yaml.Node, path: str) -> int:
         return self.integer(node, path, 1, 65535)
 
@@ -346,8 +413,10 @@ class _Loader:
         sessions = self.sessions(top["sessions"], tables) if "sessions" in top else ()
         venues = self.venues(top["venues"], tables) if "venues" in top else ()
         instruments = (
-            self.instruments(top["instruments"], tables) if "instruments" in top else ()
+            self.instruments(top["instruments"], tables, venues) if "instruments" in top else ()
         )
+        accounts = (self.accounts(top["accounts"], tables, instruments)
+                    if "accounts" in top else ())
         routing = self.routing(top["routing"], owner("routing"), venues)
         dataplane = (self.dataplane(top["dataplane"], owner("dataplane"))
                      if "dataplane" in top else Dataplane())
@@ -359,6 +428,7 @@ class _Loader:
             sessions=sessions,
             venues=venues,
             instruments=instruments,
+            accounts=accounts,
             source=self.source,
         )
 
@@ -407,6 +477,8 @@ class _Loader:
             "max_venues": (1, _MAX_TABLE),
             "max_instruments": (1, _MAX_TABLE),
             "replay_depth": (16, 1 << 20),
+            "max_accounts": (1, 1 << 20),
+            "max_positions": (1, 1 << 24),
         }
         out = {key: self.integer(value, f"tables.{key}", *ranges[key]) for key, value in v.items()}
         depth = out.get("replay_depth", Tables.replay_depth)
@@ -443,6 +515,8 @@ class _Loader:
                 mac=self.mac(v["mac"], f"{path}.mac"),
                 enabled=self.boolean(v["enabled"], f"{path}.enabled") if "enabled" in v else True,
                 name=self.string(v["name"], f"{path}.name") if "name" in v else "",
+                throttle=self.throttle(v["throttle"], f"{path}.throttle")
+                if "throttle" in v else None,
                 **self.timers(v, path),
             ))
         return tuple(out)
@@ -536,7 +610,130 @@ class _Loader:
                              f"must be longer than heartbeat_ms ({out['heartbeat_ms']})")
         return out
 
-    def instruments(self, node: yaml.Node, tables: Tables) -> tuple[Instrument, ...]:
+    def throttle(self, node: yaml.Node, path: str) -> Throttle:
+        v = self.mapping(node, path, Throttle)
+        return Throttle(
+            per_second=self.integer(v["per_second"], f"{path}.per_second", 1, 10_000_000),
+            burst=self.integer(v["burst"], f"{path}.burst", 1, 1_000_000))
+
+    def names(self, node: yaml.Node, path: str, allowed: dict[str, int]) -> tuple[str, ...]:
+        """A list of distinct names out of `allowed`."""
+        out: list[str] = []
+        for i, item in enumerate(self.sequence(node, path)):
+            name = self.string(item, f"{path}[{i}]")
+            if name not in allowed:
+                raise self.error(item, f"{path}[{i}]",
+                                 f"{name!r} is not one of: {', '.join(allowed)}")
+            if name in out:
+                raise self.error(item, f"{path}[{i}]", f"{name} is listed twice")
+            out.append(name)
+        return tuple(out)
+
+    def accounts(self, node: yaml.Node, tables: Tables,
+                 instruments: tuple[Instrument, ...]) -> tuple[Account, ...]:
+        items = self.sequence(node, "accounts")
+        self.limit(items, "accounts", "accounts", tables.max_accounts, "max_accounts")
+        symbols = {i.symbol for i in instruments}
+        out: list[Account] = []
+        seen: dict[int, int] = {}
+        n_positions = 0
+        for i, item in enumerate(items):
+            path = f"accounts[{i}]"
+            v = self.mapping(item, path, Account)
+            aid = self.integer(v["id"], f"{path}.id", 0, 2**32 - 1)
+            if aid in seen:
+                raise self.error(v["id"], f"{path}.id",
+                                 f"duplicate account id {aid} (first at line {seen[aid]})")
+            seen[aid] = v["id"].start_mark.line + 1
+            positions: list[tuple[str, int]] = []
+            if "max_position" in v:
+                pnode = v["max_position"]
+                ppath = f"{path}.max_position"
+                if not isinstance(pnode, yaml.MappingNode):
+                    raise self.error(
+                        pnode, ppath,
+                        f"expected a mapping of symbol: shares, got {_describe(pnode)}")
+                for key_node, value_node in pnode.value:
+                    sym = self.string(key_node, f"{ppath}.?")
+                    here = f"{ppath}.{sym}"
+                    if sym not in symbols:
+                        raise self.error(key_node, here,
+                                         f"symbol {sym} is not configured under instruments")
+                    if any(s == sym for s, _ in positions):
+                        raise self.error(key_node, here, "duplicate symbol")
+                    positions.append((sym, self.integer(value_node, here, 0, 1 << 40)))
+                n_positions += len(positions)
+                if n_positions > tables.max_positions:
+                    raise self.error(pnode, ppath,
+                                     f"more than tables.max_positions ({tables.max_positions})"
+                                     " max_position entries in all")
+            out.append(Account(
+                id=aid,
+                max_order_qty=self.integer(v["max_order_qty"], f"{path}.max_order_qty",
+                                           1, 999_999),
+                max_order_notional=self.decimal(v["max_order_notional"],
+                                                f"{path}.max_order_notional", 0, MAX_AMOUNT),
+                max_open_orders=self.integer(v["max_open_orders"], f"{path}.max_open_orders",
+                                             0, 2**32 - 1),
+                credit_limit=self.decimal(v["credit_limit"], f"{path}.credit_limit",
+                                          0, MAX_AMOUNT),
+                max_position=tuple(positions),
+                order_types=(self.names(v["order_types"], f"{path}.order_types", ORDER_TYPES)
+                             if "order_types" in v else Account.order_types),
+                tifs=(self.names(v["tifs"], f"{path}.tifs", TIFS)
+                      if "tifs" in v else Account.tifs),
+                kill=self.boolean(v["kill"], f"{path}.kill") if "kill" in v else False,
+            ))
+        return tuple(out)
+
+    def instrument_risk(self, v: dict, path: str, venues: tuple[Venue, ...]) -> dict:
+        out: dict = {}
+        if "tick_size" in v:
+            out["tick_size"] = self.decimal(v["tick_size"], f"{path}.tick_size", 0, MAX_PRICE,
+                                            positive=True)
+        if "lot_size" in v:
+            out["lot_size"] = self.integer(v["lot_size"], f"{path}.lot_size", 1, 999_999)
+        if "reference_price" in v:
+            out["reference_price"] = self.decimal(v["reference_price"],
+                                                  f"{path}.reference_price", 0, MAX_PRICE,
+                                                  positive=True)
+        if "price_band_pct" in v:
+            out["price_band_pct"] = self.decimal(v["price_band_pct"], f"{path}.price_band_pct",
+                                                 0, 1000, positive=True)
+        if "price_band_abs" in v:
+            out["price_band_abs"] = self.decimal(v["price_band_abs"], f"{path}.price_band_abs",
+                                                 0, MAX_PRICE, positive=True)
+        if out.get("reference_price", 0) % out.get("tick_size", Instrument.tick_size):
+            raise self.error(v["reference_price"], f"{path}.reference_price",
+                             "is not a multiple of the tick_size")
+        for key in ("price_band_pct", "price_band_abs"):
+            if key in out and "reference_price" not in out:
+                raise self.error(v[key], f"{path}.{key}",
+                                 "a price band needs the instrument's reference_price")
+        for key in ("restricted", "halted"):
+            if key in v:
+                out[key] = self.boolean(v[key], f"{path}.{key}")
+        if "venues" in v:
+            ids = []
+            items = self.sequence(v["venues"], f"{path}.venues")
+            if len(items) > 16:
+                raise self.error(items[16], f"{path}.venues[16]", "at most 16 venues")
+            for j, item in enumerate(items):
+                vid = self.integer(item, f"{path}.venues[{j}]", 1, 65535)
+                if not any(venue.id == vid for venue in venues):
+                    raise self.error(item, f"{path}.venues[{j}]",
+                                     f"venue {vid} is not configured")
+                if vid in ids:
+                    raise self.error(item, f"{path}.venues[{j}]", f"venue {vid} listed twice")
+                if next(k for k, venue in enumerate(venues) if venue.id == vid) >= 64:
+                    raise self.error(item, f"{path}.venues[{j}]",
+                                     "only the first 64 configured venues can be listed")
+                ids.append(vid)
+            out["venues"] = tuple(ids)
+        return out
+
+    def instruments(self, node: yaml.Node, tables: Tables,
+                    venues: tuple[Venue, ...] = ()) -> tuple[Instrument, ...]:
         items = self.sequence(node, "instruments")
         self.limit(items, "instruments", "instruments", tables.max_instruments, "max_instruments")
         out: list[Instrument] = []
@@ -554,7 +751,8 @@ class _Loader:
                     v["symbol"], path, f"duplicate symbol {symbol} (first at line {seen[symbol]})"
                 )
             seen[symbol] = v["symbol"].start_mark.line + 1
-            out.append(Instrument(symbol=symbol))
+            out.append(Instrument(symbol=symbol,
+                                  **self.instrument_risk(v, f"instruments[{i}]", venues)))
         return tuple(out)
 
     def routing(self, node: yaml.Node, owner_line: int, venues: tuple[Venue, ...]) -> Routing:

@@ -7,7 +7,7 @@ import importlib
 import ipaddress
 import os
 
-from control.config import Config
+from control.config import ORDER_TYPES, TIFS, Config
 
 _SANITIZE = os.environ.get("OMS_SANITIZE") == "1"
 _MODULE = "dataplane._oms_core_san" if _SANITIZE else "dataplane._oms_core"
@@ -70,6 +70,8 @@ class Core:
         c.replay_depth = cfg.tables.replay_depth
         c.retransmit_ns = a.retransmit_ms * 1_000_000
         c.checksum_offload = checksum_offload
+        c.max_accounts = cfg.tables.max_accounts
+        c.max_positions = cfg.tables.max_positions
         core = lib.oms_core_create(c)
         if core == ffi.NULL:
             raise CoreError("oms_core_create failed: sizes out of range or out of memory")
@@ -80,7 +82,9 @@ class Core:
                 "id": s.id, "ip": ip_to_int(s.ip), "port": s.port,
                 "mac": list(mac_to_bytes(s.mac)), "enabled": int(s.enabled),
                 "heartbeat_ns": s.heartbeat_ms * 1_000_000,
-                "timeout_ns": s.timeout_ms * 1_000_000})
+                "timeout_ns": s.timeout_ms * 1_000_000,
+                "throttle_per_s": s.throttle.per_second if s.throttle else 0,
+                "throttle_burst": s.throttle.burst if s.throttle else 0})
             if lib.oms_core_add_session(self._core, sc) != 0:
                 raise CoreError(f"session {s.id}: table full or duplicate id")
         for v in cfg.venues:
@@ -93,9 +97,28 @@ class Core:
             if lib.oms_core_add_venue(self._core, vc) != 0:
                 raise CoreError(f"venue {v.id}: table full or duplicate id")
         for ins in cfg.instruments:
-            ic = ffi.new("struct oms_instrument_config *", {"symbol": padded(ins.symbol, 8)})
+            ic = ffi.new("struct oms_instrument_config *", {
+                "symbol": padded(ins.symbol, 8), "tick_size": ins.tick_size,
+                "lot_size": ins.lot_size, "reference_price": ins.reference_price,
+                "band_pct": ins.price_band_pct, "band_abs": ins.price_band_abs,
+                "restricted": int(ins.restricted), "halted": int(ins.halted),
+                "n_venues": len(ins.venues), "venues": list(ins.venues)})
             if lib.oms_core_add_instrument(self._core, ic) != 0:
-                raise CoreError(f"instrument {ins.symbol}: table full or duplicate")
+                raise CoreError(f"instrument {ins.symbol}: table full, duplicate or bad venues")
+        for acc in cfg.accounts:
+            ac = ffi.new("struct oms_account_config *", {
+                "id": acc.id, "max_order_qty": acc.max_order_qty,
+                "max_order_notional": acc.max_order_notional,
+                "max_open_orders": acc.max_open_orders, "credit_limit": acc.credit_limit,
+                "ord_types": sum(1 << ORDER_TYPES[t] for t in acc.order_types),
+                "tifs": sum(1 << TIFS[t] for t in acc.tifs), "kill": int(acc.kill)})
+            if lib.oms_core_add_account(self._core, ac) != 0:
+                raise CoreError(f"account {acc.id}: table full or duplicate")
+            for sym, limit in acc.max_position:
+                if lib.oms_core_add_position_limit(self._core, acc.id, padded(sym, 8),
+                                                   limit) != 0:
+                    raise CoreError(f"account {acc.id} max_position {sym}: table full,"
+                                    " duplicate or unknown symbol")
         self._stats = lib.oms_core_stats(self._core)
 
     def process_burst(self, frames: list[bytes], now_ns: int) -> list[bytes]:
@@ -144,6 +167,27 @@ class Core:
             val = getattr(v, name)
             out[name] = list(val) if name == "state_ts" else val
         return out
+
+    def set_kill(self, account: int, on: bool) -> None:
+        """Engage or release an account's kill switch (between bursts)."""
+        if self.lib.oms_core_set_kill(self._core, account, int(on)) != 0:
+            raise CoreError(f"account {account} is not configured")
+
+    def account(self, account: int) -> dict | None:
+        """Risk accounting of an account: open_orders, open_notional."""
+        v = self.ffi.new("struct oms_account_view *")
+        if self.lib.oms_core_account_view(self._core, account, v) != 0:
+            return None
+        return {"open_orders": v.open_orders, "open_notional": v.open_notional}
+
+    def position(self, account: int, symbol: str) -> dict | None:
+        """Risk accounting of (account, symbol): max_position, position
+        (filled), open_buy, open_sell."""
+        v = self.ffi.new("struct oms_position_view *")
+        if self.lib.oms_core_position_view(self._core, account, padded(symbol, 8), v) != 0:
+            return None
+        return {"max_position": v.max_position, "position": v.position,
+                "open_buy": v.open_buy, "open_sell": v.open_sell}
 
     def next_deadline(self) -> int:
         """When the core next wants a call (process_burst with no frames);

@@ -20,7 +20,7 @@ import struct
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
-from control.config import Config
+from control.config import ORDER_TYPES, TIFS, Config
 
 # --- counter names, in the order of OMS_DROP_LIST / OMS_EVENT_LIST ---------
 
@@ -92,6 +92,24 @@ REJ_UNKNOWN_ORDER = 11
 REJ_TOO_LATE = 12
 REJ_ORDER_PENDING = 13
 REJ_VENUE_REJECTED = 14
+# pre-trade risk (semantics.md "Pre-trade risk")
+REJ_THROTTLED = 15
+REJ_UNKNOWN_ACCOUNT = 16
+REJ_KILL_SWITCH = 17
+REJ_SYMBOL_HALTED = 18
+REJ_SYMBOL_RESTRICTED = 19
+REJ_VENUE_NOT_ALLOWED = 20
+REJ_ORD_TYPE_NOT_ALLOWED = 21
+REJ_TIF_NOT_ALLOWED = 22
+REJ_NO_POSITION_LIMIT = 23
+REJ_QTY_LIMIT = 24
+REJ_LOT_SIZE = 25
+REJ_TICK_SIZE = 26
+REJ_PRICE_BAND = 27
+REJ_NOTIONAL_LIMIT = 28
+REJ_OPEN_ORDERS_LIMIT = 29
+REJ_CREDIT_LIMIT = 30
+REJ_POSITION_LIMIT = 31
 REJ_SYS_TABLE_FULL = 1000
 REJ_SYS_BASE = 1000
 
@@ -346,6 +364,64 @@ class SessionState:
     last_rx: int = 0   # now_ns of the last message that passed checks 1-5
     last_tx: int = 0   # now_ns of the last frame built for the session
     gap: GapRequest | None = None
+    throttle: Throttle | None = None
+
+
+@dataclass
+class Throttle:
+    """A token bucket, in 10^-9 messages: `cap` is the burst, refilled at
+    `rate` messages per second on the bursts' now_ns when a message is
+    judged."""
+    rate: int
+    cap: int
+    tokens: int
+    last: int = 0
+
+    def take(self, now: int) -> bool:
+        elapsed = 0
+        if now > self.last:
+            elapsed = now - self.last
+            self.last = now
+        self.tokens = min(self.cap, self.tokens + self.rate * elapsed)
+        if self.tokens < TOKEN:
+            return False
+        self.tokens -= TOKEN
+        return True
+
+
+TOKEN = 10**9
+
+
+@dataclass
+class Account:
+    """An account's limits and its accounting: its live orders' count and
+    the sum of their reserved notional."""
+    id: int
+    max_order_qty: int
+    max_order_notional: int
+    max_open_orders: int
+    credit_limit: int
+    ord_types: frozenset
+    tifs: frozenset
+    kill: bool
+    open_orders: int = 0
+    open_notional: int = 0
+
+
+@dataclass
+class Position:
+    """One (account, symbol): its limit, the filled position (bought -
+    sold) and the quantity its live orders reserve on each side."""
+    max_position: int
+    position: int = 0
+    open_buy: int = 0
+    open_sell: int = 0
+
+    def beyond(self, side: int, dq: int) -> bool:
+        """Would dq more shares on `side` take the worst case past the limit?"""
+        if side == SIDE_BUY:
+            return self.position + self.open_buy + dq > self.max_position
+        return self.open_sell - self.position + dq > self.max_position
 
 
 @dataclass
@@ -384,6 +460,11 @@ class Order:
     flags: int
     symbol: bytes
     created: int  # creation number: the order MassCancel walks in
+    risk_px: int = 0  # market orders: valued at the reference price at entry
+    # what it holds against its account and position now (risk accounting)
+    res_live: int = 0
+    res_qty: int = 0
+    res_notional: int = 0
     pending_price: int = 0
     pending_qty: int = 0
     cum_qty: int = 0
@@ -451,6 +532,9 @@ class ReferenceCore:
                 s.id, ip_to_int(s.ip), s.port, mac_to_bytes(s.mac),
                 bool(s.enabled), s.heartbeat_ms * MS, s.timeout_ms * MS,
                 ReplayBuffer(self.replay_depth))
+            if s.throttle is not None:
+                cap = s.throttle.burst * TOKEN
+                self.sessions[s.id].throttle = Throttle(s.throttle.per_second, cap, cap)
         self.venues: dict[int, VenueState] = {}
         for v in cfg.venues:
             if v.id in self.venues or len(self.venues) >= cfg.tables.max_venues:
@@ -465,12 +549,30 @@ class ReferenceCore:
         for v in self.venues.values():
             self.venue_by_ip.setdefault(v.ip, v)
         self.symbols: set[bytes] = set()
+        self.instruments = {}  # padded symbol -> control.config.Instrument
         for i in cfg.instruments:
             sym = pad(i.symbol, 8)
             if sym in self.symbols or \
                     len(self.symbols) >= cfg.tables.max_instruments:
                 raise ValueError(f"instrument {i.symbol}: table full or duplicate")
             self.symbols.add(sym)
+            self.instruments[sym] = i
+        self.accounts: dict[int, Account] = {}
+        self.positions: dict[tuple[int, bytes], Position] = {}
+        for a in cfg.accounts:
+            if a.id in self.accounts or len(self.accounts) >= cfg.tables.max_accounts:
+                raise ValueError(f"account {a.id}: table full or duplicate")
+            self.accounts[a.id] = Account(
+                a.id, a.max_order_qty, a.max_order_notional, a.max_open_orders,
+                a.credit_limit, frozenset(ORDER_TYPES[t] for t in a.order_types),
+                frozenset(TIFS[t] for t in a.tifs), a.kill)
+            for sym, limit in a.max_position:
+                key = (a.id, pad(sym, 8))
+                if key in self.positions or pad(sym, 8) not in self.symbols or \
+                        len(self.positions) >= cfg.tables.max_positions:
+                    raise ValueError(f"account {a.id} max_position {sym}: table full, "
+                                     "duplicate or unknown symbol")
+                self.positions[key] = Position(limit)
         self.default_venue = cfg.routing.default_venue
         if self.default_venue not in self.venues:
             # venue 0 on the wire would resolve to nothing; the spec has no
@@ -592,6 +694,42 @@ class ReferenceCore:
     def order(self, session_id: int, cl_ord_id: int) -> dict | None:
         o = self.orders.get((session_id, cl_ord_id))
         return o.view() if o is not None else None
+
+    def set_kill(self, account: int, on: bool) -> None:
+        self.accounts[account].kill = bool(on)
+
+    def account(self, account: int) -> dict | None:
+        a = self.accounts.get(account)
+        if a is None:
+            return None
+        return {"open_orders": a.open_orders, "open_notional": a.open_notional}
+
+    def position(self, account: int, symbol: str) -> dict | None:
+        p = self.positions.get((account, pad(symbol, 8)))
+        if p is None:
+            return None
+        return {"max_position": p.max_position, "position": p.position,
+                "open_buy": p.open_buy, "open_sell": p.open_sell}
+
+    def check_accounting(self) -> None:
+        """The incremental accounting equals the sums over the live orders,
+        recomputed from scratch (tests call this)."""
+        orders_by_acct: dict[int, int] = defaultdict(int)
+        notional: dict[int, int] = defaultdict(int)
+        open_side: dict[tuple, int] = defaultdict(int)
+        for o in self.orders.values():
+            if o.state in TERMINAL:
+                continue
+            q, n = self._reservation(o)
+            orders_by_acct[o.account] += 1
+            notional[o.account] += n
+            open_side[(o.account, o.symbol, o.side == SIDE_BUY)] += q
+        for a in self.accounts.values():
+            assert (a.open_orders, a.open_notional) == \
+                (orders_by_acct[a.id], notional[a.id]), a
+        for (acct, sym), p in self.positions.items():
+            assert (p.open_buy, p.open_sell) == \
+                (open_side[(acct, sym, True)], open_side[(acct, sym, False)]), (acct, sym, p)
 
     def live_orders(self) -> int:
         return sum(1 for o in self.orders.values() if o.state not in TERMINAL)
@@ -880,6 +1018,127 @@ class ReferenceCore:
         venue.next_ref += 1
         return ref
 
+    # --- pre-trade risk (semantics.md "Pre-trade risk") ---------------------
+
+    @staticmethod
+    def _in_band(ins, price: int) -> bool:
+        ref = ins.reference_price
+        if not ref:
+            return True
+        d = abs(price - ref)
+        if ins.price_band_abs and d > ins.price_band_abs:
+            return False
+        # |d| / ref > pct / 100, pct with 8 decimals
+        return not (ins.price_band_pct and d * 100 * 10**8 > ref * ins.price_band_pct)
+
+    @classmethod
+    def _risk_price_qty(cls, acct: Account, ins, qty: int, price: int) -> int:
+        if qty > acct.max_order_qty:
+            return REJ_QTY_LIMIT
+        if qty % ins.lot_size:
+            return REJ_LOT_SIZE
+        if price % ins.tick_size:
+            return REJ_TICK_SIZE
+        if not cls._in_band(ins, price):
+            return REJ_PRICE_BAND
+        if price * qty > acct.max_order_notional:
+            return REJ_NOTIONAL_LIMIT
+        return 0
+
+    def _risk_new(self, sess: SessionState, account: int, symbol: bytes, venue_id: int,
+                  side: int, ord_type: int, tif: int, price: int, qty: int
+                  ) -> tuple[int, int]:
+        """(reject reason or 0, the price the order's exposure is valued at)."""
+        if sess.throttle is not None and not sess.throttle.take(self.now):
+            return REJ_THROTTLED, 0
+        acct = self.accounts.get(account)
+        if acct is None:
+            return REJ_UNKNOWN_ACCOUNT, 0
+        ins = self.instruments[symbol]
+        if acct.kill:
+            return REJ_KILL_SWITCH, 0
+        if ins.halted:
+            return REJ_SYMBOL_HALTED, 0
+        if ins.restricted:
+            return REJ_SYMBOL_RESTRICTED, 0
+        if ins.venues and venue_id not in ins.venues:
+            return REJ_VENUE_NOT_ALLOWED, 0
+        if ord_type not in acct.ord_types:
+            return REJ_ORD_TYPE_NOT_ALLOWED, 0
+        if tif not in acct.tifs:
+            return REJ_TIF_NOT_ALLOWED, 0
+        pos = self.positions.get((account, symbol))
+        if pos is None:
+            return REJ_NO_POSITION_LIMIT, 0
+        px = price
+        if ord_type == ORD_MARKET:
+            if not ins.reference_price:
+                return REJ_PRICE_BAND, 0  # cannot be judged
+            px = ins.reference_price
+        reason = self._risk_price_qty(acct, ins, qty, px)
+        if reason:
+            return reason, 0
+        if acct.open_orders >= acct.max_open_orders:
+            return REJ_OPEN_ORDERS_LIMIT, 0
+        if acct.open_notional + px * qty > acct.credit_limit:
+            return REJ_CREDIT_LIMIT, 0
+        if pos.beyond(side, qty):
+            return REJ_POSITION_LIMIT, 0
+        return 0, px
+
+    def _risk_modify(self, sess: SessionState, o: Order, new_price: int,
+                     new_qty: int) -> int:
+        if sess.throttle is not None and not sess.throttle.take(self.now):
+            return REJ_THROTTLED
+        acct = self.accounts[o.account]
+        ins = self.instruments[o.symbol]
+        if acct.kill:
+            return REJ_KILL_SWITCH
+        if ins.halted:
+            return REJ_SYMBOL_HALTED
+        if ins.restricted:
+            return REJ_SYMBOL_RESTRICTED
+        reason = self._risk_price_qty(acct, ins, new_qty, new_price)
+        if reason:
+            return reason
+        # the reservation it would hold once PendingReplace, as a delta
+        new_leaves = new_qty - o.cum_qty
+        dn = max(0, new_price * new_leaves - o.res_notional)
+        dq = max(0, new_leaves - o.res_qty)
+        if acct.open_notional + dn > acct.credit_limit:
+            return REJ_CREDIT_LIMIT
+        if self.positions[(o.account, o.symbol)].beyond(o.side, dq):
+            return REJ_POSITION_LIMIT
+        return 0
+
+    @staticmethod
+    def _reservation(o: Order) -> tuple[int, int]:
+        """(qty, notional) a live order holds: its leaves at its price;
+        while a replace is pending, the larger of that and the new leaves
+        at the new price, each."""
+        if o.state in TERMINAL:
+            return 0, 0
+        px = o.risk_px if o.ord_type == ORD_MARKET else o.price
+        q, n = o.leaves_qty, px * o.leaves_qty
+        if o.state == ST_PENDING_REPLACE:
+            nq = max(o.pending_qty - o.cum_qty, 0)
+            q, n = max(q, nq), max(n, o.pending_price * nq)
+        return q, n
+
+    def _risk_update(self, o: Order) -> None:
+        """The order changed: bring its account and position in line."""
+        live = int(o.state not in TERMINAL)
+        q, n = self._reservation(o)
+        acct = self.accounts[o.account]
+        pos = self.positions[(o.account, o.symbol)]
+        acct.open_orders += live - o.res_live
+        acct.open_notional += n - o.res_notional
+        if o.side == SIDE_BUY:
+            pos.open_buy += q - o.res_qty
+        else:
+            pos.open_sell += q - o.res_qty
+        o.res_live, o.res_qty, o.res_notional = live, q, n
+
     # --- strategy application messages -------------------------------------
 
     def _new_order(self, sess: SessionState, msg: bytes) -> None:
@@ -907,6 +1166,9 @@ class ReferenceCore:
             reason = REJ_PRICE_UNREPRESENTABLE
         elif side == SIDE_SELL_SHORT and not flags & FLAG_LOCATE:
             reason = REJ_LOCATE_REQUIRED
+        elif (risk := self._risk_new(sess, account, symbol, venue_id or self.default_venue,
+                                     side, ord_type, tif, price, qty))[0]:
+            reason = risk[0]
         elif not self._has_free_slot():
             reason = REJ_SYS_TABLE_FULL
         else:
@@ -922,8 +1184,9 @@ class ReferenceCore:
                   price=price, qty=qty, leaves_qty=qty,
                   ref=self._next_ref(venue), venue=venue.id, side=side,
                   ord_type=ord_type, tif=tif, flags=flags, symbol=symbol,
-                  created=self.created)
+                  created=self.created, risk_px=risk[1])
         self._set_state(o, ST_PENDING_NEW)
+        self._risk_update(o)
         self.orders[(sess.id, cl_ord_id)] = o
         self.refs[(venue.id, o.ref)] = o
         self.event["ORDERS_ACCEPTED_INTERNAL"] += 1
@@ -967,7 +1230,7 @@ class ReferenceCore:
         elif not price_representable(new_price):
             reason = REJ_PRICE_UNREPRESENTABLE
         else:
-            reason = 0
+            reason = self._risk_modify(sess, o, new_price, new_qty)
         if reason:
             self._reject(sess, cl_ord_id, SP_MODIFY, reason)
             return
@@ -979,6 +1242,7 @@ class ReferenceCore:
         o.pending_qty = new_qty
         o.pending_ref = self._next_ref(venue)
         self.refs[(venue.id, o.pending_ref)] = o
+        self._risk_update(o)
         self._send_venue(venue, struct.pack(
             ">cIIIQccc14s", b"U", o.ref, o.pending_ref, new_qty,
             new_price // PRICE_SCALE_DIFF, self._ouch_tif(o), b"Y", b"N",
@@ -1229,6 +1493,7 @@ class ReferenceCore:
         self._send_replaced(o)
         if o.leaves_qty == 0:
             self._set_state(o, ST_FILLED)
+        self._risk_update(o)
 
     def _ouch_executed(self, o: Order, msg: bytes) -> None:
         if o.state in TERMINAL:
@@ -1240,6 +1505,7 @@ class ReferenceCore:
             return
         o.cum_qty += qty
         o.leaves_qty -= qty
+        self.positions[(o.account, o.symbol)].position += qty if o.side == SIDE_BUY else -qty
         # int64 = u64 * 10^4 with C's wrap-around
         last_price = (price * PRICE_SCALE_DIFF) & U64
         if last_price >= 1 << 63:
@@ -1250,6 +1516,7 @@ class ReferenceCore:
             self._set_state(o, ST_PARTIALLY_FILLED)
         elif o.prev_state in (ST_NEW, ST_REPLACED):
             o.prev_state = ST_PARTIALLY_FILLED
+        self._risk_update(o)
         self._send_fill(o, qty, last_price, match)
 
     def _ouch_canceled(self, o: Order, msg: bytes) -> None:
@@ -1266,6 +1533,7 @@ class ReferenceCore:
         if o.leaves_qty == 0:
             self._set_state(o, ST_EXPIRED if reason == CXL_IOC
                             else ST_CANCELED)
+        self._risk_update(o)
         self._send_canceled(o, dec, reason)
 
     def _ouch_rejected(self, o: Order, ref: int, msg: bytes) -> None:
@@ -1275,11 +1543,13 @@ class ReferenceCore:
             self._set_state(o, o.prev_state)
             self._unmap(o.venue, o.pending_ref, o)
             o.pending_ref = 0
+            self._risk_update(o)
             self._reject(sess, o.cl_ord_id, SP_MODIFY, REJ_VENUE_REJECTED,
                          code & 0xFF)
         elif o.state == ST_PENDING_NEW or (
                 o.state == ST_PENDING_CANCEL and not o.acked):
             self._set_state(o, ST_REJECTED)
+            self._risk_update(o)
             self._reject(sess, o.cl_ord_id, SP_NEW_ORDER, REJ_VENUE_REJECTED,
                          code & 0xFF)
         else:

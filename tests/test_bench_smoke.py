@@ -21,3 +21,16 @@ def test_core_bench_smoke():
     # slots were reused: the run is several times the table's capacity
     assert int(fig["evicted"]) > 10_000
     assert float(fig["orders_per_s"]) > 0 and int(fig["cycles_p99"]) > 0
+
+
+def test_risk_bench_smoke():
+    r = subprocess.run([sys.executable, "bench/run_risk_bench.py", "--smoke"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    fig = {}
+    for line in r.stdout.splitlines():
+        hot, key, value = line.split()
+        fig[hot, key] = value
+    for hot in ("hot=0", "hot=4096"):
+        assert int(fig[hot, "orders"]) == 20_000 and int(fig[hot, "rejects"]) == 0
+        assert int(fig[hot, "new_cycles_p99"]) > 0

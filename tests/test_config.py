@@ -330,3 +330,99 @@ def test_every_deploy_example_loads():
     for path in examples:
         cfg = load_config(path)
         assert cfg.sessions and cfg.venues
+
+
+# --- pre-trade risk settings -------------------------------------------------
+
+RISK_BASE = BASE.replace(
+    "instruments:\n  - symbol: AAPL\n  - symbol: MSFT\n",
+    """instruments:
+  - symbol: AAPL
+    tick_size: 0.01
+    lot_size: 100
+    reference_price: 150.25
+    price_band_pct: 7.5
+    price_band_abs: 0.3
+    venues: [1]
+  - symbol: MSFT
+    halted: true
+accounts:
+  - id: 7
+    max_order_qty: 5000
+    max_order_notional: 250000.5
+    max_open_orders: 10
+    credit_limit: 1000000
+    max_position: {AAPL: 20000}
+    order_types: [LIMIT]
+    tifs: [DAY, IOC]
+    kill: false
+""").replace("    enabled: true\n",
+             "    enabled: true\n    throttle: {per_second: 500, burst: 20}\n", 1)
+
+
+def test_risk_settings_load_as_fixed_point():
+    cfg = load_config_text(RISK_BASE)
+    aapl, msft = cfg.instruments
+    assert (aapl.tick_size, aapl.lot_size, aapl.reference_price, aapl.price_band_pct,
+            aapl.price_band_abs, aapl.venues) == (1_000_000, 100, 150_2500_0000, 7_5000_0000,
+                                                  3000_0000, (1,))
+    assert msft.halted and not msft.restricted and msft.reference_price == 0
+    (acct,) = cfg.accounts
+    assert (acct.id, acct.max_order_qty, acct.max_order_notional, acct.max_open_orders,
+            acct.credit_limit, acct.max_position, acct.order_types, acct.tifs, acct.kill) == (
+        7, 5000, 250_000_5000_0000, 10, 1_000_000 * 10**8, (("AAPL", 20000),), ("LIMIT",),
+        ("DAY", "IOC"), False)
+    assert cfg.sessions[0].throttle.per_second == 500 and cfg.sessions[0].throttle.burst == 20
+    assert cfg.sessions[1].throttle is None
+    # decimals are exact: 0.3 is not 0.299999...
+    text = RISK_BASE.replace("price_band_abs: 0.3", "price_band_abs: 0.00000003")
+    assert load_config_text(text).instruments[0].price_band_abs == 3
+
+
+RISK_CASES = [
+    ("too many decimals", "reference_price: 150.25", "reference_price: 150.123456789",
+     "instruments[0].reference_price", "more than 8 decimal places"),
+    ("price as a string", "reference_price: 150.25", 'reference_price: "150.25"',
+     "instruments[0].reference_price", "expected a decimal number"),
+    ("price not on the tick", "reference_price: 150.25", "reference_price: 150.255",
+     "instruments[0].reference_price", "not a multiple of the tick_size"),
+    ("band without a reference", "    reference_price: 150.25\n", "",
+     "instruments[0].price_band_pct", "needs the instrument's reference_price"),
+    ("zero tick", "tick_size: 0.01", "tick_size: 0", "instruments[0].tick_size",
+     "out of range above 0"),
+    ("unknown venue", "venues: [1]", "venues: [1, 3]", "instruments[0].venues[1]",
+     "venue 3 is not configured"),
+    ("position for an unknown symbol", "{AAPL: 20000}", "{AAPL: 20000, GOOG: 5}",
+     "accounts[0].max_position.GOOG", "not configured under instruments"),
+    ("bad order type", "order_types: [LIMIT]", "order_types: [LIMIT, STOP]",
+     "accounts[0].order_types[1]", "'STOP' is not one of: LIMIT, MARKET"),
+    ("bad tif", "tifs: [DAY, IOC]", "tifs: [DAY, DAY]", "accounts[0].tifs[1]", "listed twice"),
+    ("notional too big", "max_order_notional: 250000.5", "max_order_notional: 90000000001",
+     "accounts[0].max_order_notional", "out of range"),
+    ("missing credit limit", "    credit_limit: 1000000\n", "", "accounts[0].credit_limit",
+     "missing required key"),
+    ("duplicate account", "    kill: false\n",
+     "    kill: false\n  - {id: 7, max_order_qty: 1, max_order_notional: 1,"
+     " max_open_orders: 1, credit_limit: 1}\n", "accounts[1].id", "duplicate account id 7"),
+    ("kill not a bool", "kill: false", "kill: 0", "accounts[0].kill", "expected a boolean"),
+    ("throttle without burst", "{per_second: 500, burst: 20}", "{per_second: 500}",
+     "sessions[0].throttle.burst", "missing required key"),
+    ("throttle rate zero", "per_second: 500", "per_second: 0",
+     "sessions[0].throttle.per_second", "out of range 1..10000000"),
+]
+
+
+@pytest.mark.parametrize("old, new, key, reason", [c[1:] for c in RISK_CASES],
+                         ids=[c[0] for c in RISK_CASES])
+def test_risk_error_names_line_and_key(old, new, key, reason):
+    assert old in RISK_BASE
+    text = RISK_BASE.replace(old, new, 1)
+    err = error_of(text)
+    assert err.key == key and reason in err.reason, str(err)
+    assert str(err).startswith(f"test.yaml:{err.line}: {key}: ")
+    line = text.splitlines()[err.line - 1]
+    leaf = key.split(".")[-1].split("[")[0]
+    if "missing" in reason:  # named at the mapping that lacks it
+        assert "- id: 7" in line or "throttle" in line, line
+    else:
+        assert leaf in line or leaf == "id" and "id: 7" in line, (leaf, line)

@@ -1,19 +1,55 @@
 """The C core is held to the reference model: random message sequences
 (malformed, duplicate, out-of-order, cancel-before-ack, modify-after-fill,
-unknown orders, venue surprises, full tables, a full transmit area) go
-through both, which must send the same bytes, count the same counters and
-hold the same orders."""
+unknown orders, venue surprises, full tables, a full transmit area, and
+under tight pre-trade risk limits every kind of risk reject) go through
+both, which must send the same bytes, count the same counters, hold the
+same orders and the same risk accounting - which the model also recomputes
+from scratch."""
 from __future__ import annotations
 
 import os
 import struct
+from dataclasses import replace
 
 import wire
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from control.config import Account, Instrument, Throttle
 from dataplane.core import Core
 from dataplane.reference_model import ReferenceCore
+
+D = 10**8
+# Tight limits that random sequences run into (semantics.md "Pre-trade risk")
+RISK_INSTRUMENTS = (
+    Instrument("AAPL", tick_size=D // 100, reference_price=150_2500_0000,
+               price_band_pct=10 * D),
+    Instrument("MSFT", lot_size=100, reference_price=150_2500_0000, price_band_abs=1 * D,
+               venues=(1,)),
+    Instrument("SPY", reference_price=150_2500_0000, restricted=True),
+    Instrument("HALT", reference_price=150_2500_0000, halted=True),
+    Instrument("NOLIM", reference_price=150_2500_0000),
+    Instrument("NOREF"),
+)
+_POS = (("AAPL", 300), ("MSFT", 1000), ("SPY", 10**6), ("HALT", 10**6), ("NOREF", 10**6))
+RISK_ACCOUNTS = (
+    Account(id=1, max_order_qty=500, max_order_notional=150_2500_0000 * 299,
+            max_open_orders=3, credit_limit=150_2500_0000 * 400, max_position=_POS),
+    Account(id=2, max_order_qty=999_999, max_order_notional=10**18, max_open_orders=10**6,
+            credit_limit=10**18, max_position=_POS, order_types=("LIMIT",), tifs=("IOC",)),
+    Account(id=3, max_order_qty=999_999, max_order_notional=10**18, max_open_orders=10**6,
+            credit_limit=10**18, max_position=_POS, kill=True),
+)
+RISK_SESSIONS = (wire.SESSIONS[0],
+                 replace(wire.SESSIONS[1], throttle=Throttle(per_second=200_000, burst=3)),
+                 wire.SESSIONS[2])
+ACCOUNT_IDS = (0, 1, 2, 3, 99)
+VIEW_SYMBOLS = ("AAPL", "MSFT", "SPY", "HALT", "NOLIM", "NOREF", "ZZZ")
+
+
+def risk_config(orders: int = 6, tx_frames: int = 8192):
+    return wire.config(orders=orders, tx_frames=tx_frames, instruments=RISK_INSTRUMENTS,
+                       accounts=RISK_ACCOUNTS, sessions=RISK_SESSIONS)
 
 # the sanitizer run asks for fewer examples: ASan makes each one slower
 EXAMPLES = int(os.environ.get("OMS_PROPERTY_EXAMPLES", "400"))
@@ -22,9 +58,10 @@ IDS = st.sampled_from([1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10])
 # the core issued on that venue, 0 and -1 name refs never issued
 REFS = st.sampled_from([1] * 6 + [2] * 4 + [3] * 3 + [4, 5, 6, 0, -1])
 GOOD_PRICE = 150_2500_0000
-PRICES = st.sampled_from([GOOD_PRICE] * 24 + [150_0000_0000] * 12 + [
-    0, -5, 150_2500_0001, 200_000_0000_0000, 9_9999_0000])
-QTYS = st.sampled_from([100] * 18 + [300] * 12 + [1, 0, 999_999, 1_000_000])
+PRICES = st.sampled_from([GOOD_PRICE] * 24 + [150_0000_0000] * 12 + [151_0000_0000] * 2 + [
+    0, -5, 150_2500_0001, 200_000_0000_0000, 9_9999_0000, 150_2510_0000, 170_0000_0000])
+QTYS = st.sampled_from([100] * 18 + [300] * 12 + [200] * 3 + [
+    1, 0, 50, 600, 999_999, 1_000_000])
 SEQMODE = st.sampled_from(["next"] * 12 + ["dup", "gap"])
 
 
@@ -33,10 +70,11 @@ def weighted(good, bad, n=6):
 
 
 new_a = st.tuples(st.just("new"), weighted(1, [2, 2, 2, 3, 4], n=5), SEQMODE, IDS,
-                  weighted("AAPL", ["MSFT"] * 6 + ["ZZZ"], n=20), PRICES, QTYS,
+                  weighted("AAPL", ["MSFT"] * 6 + ["ZZZ", "SPY", "HALT"] + ["NOLIM", "NOREF"] * 2,
+                           n=20), PRICES, QTYS,
                   weighted(1, [2] * 10 + [3] * 3 + [9], n=20), weighted(1, [2, 7], n=20),
                   weighted(1, [2] * 3 + [0], n=20), weighted(0, [2, 2, 1], n=20),
-                  weighted(0, [1] * 3 + [2, 9], n=20), weighted(1, [2]))
+                  weighted(0, [1] * 3 + [2, 9], n=20), weighted(1, [2, 2, 3, 99], n=8))
 modify_a = st.tuples(st.just("modify"), weighted(1, [2]), SEQMODE, IDS, PRICES, QTYS)
 cancel_a = st.tuples(st.just("cancel"), weighted(1, [2]), SEQMODE, IDS)
 mass_a = st.tuples(st.just("mass"), weighted(1, [2]), SEQMODE, st.integers(1, 2))
@@ -75,6 +113,18 @@ ord_a = st.tuples(st.just("ord"), weighted(1, [2], n=8), st.sampled_from([1, 1, 
 _WEIGHTS = [(new_a, 6), (ord_a, 7), (modify_a, 4), (cancel_a, 2), (mass_a, 1),
             (session_a, 1), (badmsg_a, 1), (venue_a, 2), (frame_a, 1)]
 ACTION = st.sampled_from([a for a, w in _WEIGHTS for _ in range(w)]).flatmap(lambda a: a)
+# under risk_config(): mostly account 1's AAPL orders from both sessions, so
+# that its limits (open orders, credit, position, notional) and session 2's
+# throttle are reached, with the other accounts and symbols now and then
+new_risk_a = st.tuples(st.just("new"), st.sampled_from([1, 2, 2]), SEQMODE, IDS,
+                       weighted("AAPL", ["MSFT"] * 3 + ["SPY", "HALT", "NOLIM", "NOREF"], n=12),
+                       PRICES, st.sampled_from([100] * 10 + [200] * 10 + [300] * 3 + [1, 50, 600]),
+                       weighted(1, [2] * 4 + [3]), weighted(1, [2], n=8),
+                       weighted(1, [2] * 2, n=8), weighted(0, [2, 2, 1], n=20),
+                       weighted(0, [2, 2, 1], n=6), weighted(1, [2, 2, 3, 99], n=6))
+_RISK_WEIGHTS = [(new_risk_a, 8), (ord_a, 7), (modify_a, 4), (cancel_a, 1), (venue_a, 1)]
+RISK_ACTION = st.sampled_from([a for a, w in _RISK_WEIGHTS for _ in range(w)]).flatmap(
+    lambda a: a)
 
 
 class Gen:
@@ -133,6 +183,10 @@ class Gen:
         kind = a[0]
         if kind == "new":
             (_, sess, mode, cid, sym, price, qty, side, otype, tif, flags, venue, acct) = a
+            if otype == 2 and price == GOOD_PRICE:
+                # mostly a well-formed market order (price 0, IOC), so the
+                # checks behind BAD_PRICE and BAD_TIF are reached too
+                price, tif = 0, (2 if cid % 3 else tif)
             return self.strat(sess, wire.new_order(
                 sess, self.take(sess, mode), cid, symbol=sym, price=price, qty=qty, side=side,
                 ord_type=otype, tif=tif, flags=flags, venue=venue, account=acct))
@@ -269,6 +323,11 @@ def run_both(actions, breaks, cfg):
     for sess in (1, 2):
         for cid in range(1, 11):
             assert core.order(sess, cid) == model.order(sess, cid), (sess, cid)
+    for acct in ACCOUNT_IDS:
+        assert core.account(acct) == model.account(acct), acct
+        for sym in VIEW_SYMBOLS:
+            assert core.position(acct, sym) == model.position(acct, sym), (acct, sym)
+    model.check_accounting()
     return core
 
 
@@ -285,6 +344,39 @@ def test_random_sequences_same_bytes_counters_and_orders(actions, breaks):
 def test_tiny_transmit_area_same_behaviour(actions, breaks):
     # three frames per burst: TX_FULL happens and must be handled alike
     run_both(actions, breaks[: len(actions)], wire.config(orders=4, tx_frames=3))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ACTION, min_size=10, max_size=80),
+       st.lists(st.booleans(), min_size=80, max_size=80))
+def test_random_sequences_under_tight_risk_limits(actions, breaks):
+    run_both(actions, breaks[: len(actions)], risk_config(orders=8))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(RISK_ACTION, min_size=10, max_size=80),
+       st.lists(st.booleans(), min_size=80, max_size=80))
+def test_risk_focused_sequences(actions, breaks):
+    run_both(actions, breaks[: len(actions)], risk_config(orders=8))
+
+
+def test_risk_generators_reach_every_risk_reject():
+    """The generators above, under risk_config(), produce every risk reject
+    reason (15..31) within a few hundred examples."""
+    found: dict = {}
+
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.one_of(ACTION, RISK_ACTION), min_size=40, max_size=80),
+           st.lists(st.booleans(), min_size=80, max_size=80))
+    def probe(actions, breaks):
+        core = run_both(actions, breaks[: len(actions)], risk_config(orders=8))
+        for reason, n in core.stats()["reject_business"].items():
+            found[reason] = found.get(reason, 0) + n
+
+    probe()
+    seen = {r for r in found if 15 <= r <= 31}
+    assert seen == set(range(15, 32)), sorted(set(range(15, 32)) - seen)
 
 
 def test_lifecycle_sequence_matches():

@@ -10,6 +10,7 @@ import struct
 import pytest
 
 from control.config import (
+    Account,
     Appliance,
     Config,
     Instrument,
@@ -76,6 +77,11 @@ def make_config(orders: int = 16, tx_frames: int = 64, *,
                       request_port=VENUE_REQUEST_PORT_REMOTE,
                       heartbeat_ms=venue_timers[0], timeout_ms=venue_timers[1]),),
         instruments=(Instrument("AAPL"), Instrument("MSFT")),
+        # generous limits: these tests are not about them
+        accounts=tuple(Account(id=a, max_order_qty=999_999, max_order_notional=10**18,
+                               max_open_orders=10**6, credit_limit=10**18,
+                               max_position=(("AAPL", 10**12), ("MSFT", 10**12)))
+                       for a in range(1, 10)),
     )
 
 

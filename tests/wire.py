@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 from control.config import (
+    Account,
     Appliance,
     Config,
     Instrument,
@@ -28,13 +29,27 @@ VENUES = (
     Venue(id=2, name="BX", session="BX01", ip="10.10.2.2", port=9200, mac="02:00:00:00:02:02"),
 )
 SYMBOLS = ("AAPL", "MSFT", "SPY")
+REFERENCE_PRICE = 150_2500_0000  # 150.25, every symbol's
+MAX_AMOUNT = 90_000_000_000 * 10**8  # the loader's largest amount
 
 
-def config(orders: int = 1024, tx_frames: int = 8192) -> Config:
+def generous_account(account_id: int) -> Account:
+    """Limits no test that is not about them comes near."""
+    return Account(id=account_id, max_order_qty=999_999, max_order_notional=MAX_AMOUNT,
+                   max_open_orders=1_000_000, credit_limit=MAX_AMOUNT,
+                   max_position=tuple((s, 10**12) for s in SYMBOLS))
+
+
+ACCOUNTS = tuple(generous_account(a) for a in range(0, 11))
+INSTRUMENTS = tuple(Instrument(s, reference_price=REFERENCE_PRICE) for s in SYMBOLS)
+
+
+def config(orders: int = 1024, tx_frames: int = 8192, *, instruments=INSTRUMENTS,
+           accounts=ACCOUNTS, sessions=SESSIONS) -> Config:
     return Config(appliance=APPLIANCE, routing=Routing(default_venue=1),
                   tables=Tables(orders=orders, tx_frames=tx_frames),
-                  sessions=SESSIONS, venues=VENUES,
-                  instruments=tuple(Instrument(s) for s in SYMBOLS))
+                  sessions=sessions, venues=VENUES,
+                  instruments=instruments, accounts=accounts)
 
 
 def _mac(m: str) -> bytes:
