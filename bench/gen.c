@@ -300,8 +300,22 @@ struct oms_core *gen_make_core_opt(uint32_t capacity, uint8_t checksum_offload)
 	oms_core_add_venue(c, &vc);
 	for (int i = 0; i < 8; i++) {
 		struct oms_instrument_config ic;
+		memset(&ic, 0, sizeof(ic));
 		memcpy(ic.symbol, SYMS[i], 8);
 		oms_core_add_instrument(c, &ic);
+	}
+	/* the generator's accounts, with limits its orders stay inside: the
+	 * pre-trade checks all run, and all pass */
+	for (uint32_t a = 1; a <= 8; a++) {
+		struct oms_account_config ac = {
+			.id = a, .max_order_qty = 999999,
+			.max_order_notional = (int64_t)1 << 62, .max_open_orders = 1u << 30,
+			.credit_limit = (int64_t)1 << 62,
+			.ord_types = (1 << SP_ORD_LIMIT) | (1 << SP_ORD_MARKET),
+			.tifs = (1 << SP_TIF_DAY) | (1 << SP_TIF_IOC)};
+		oms_core_add_account(c, &ac);
+		for (int i = 0; i < 8; i++)
+			oms_core_add_position_limit(c, a, SYMS[i], (int64_t)1 << 40);
 	}
 	return c;
 }

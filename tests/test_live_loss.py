@@ -67,6 +67,10 @@ venues:
      mac: "{v.mac}", heartbeat_ms: 100, timeout_ms: 30000}}
 routing: {{default_venue: 1}}
 instruments: [{{symbol: AAPL}}, {{symbol: MSFT}}, {{symbol: SPY}}]
+accounts:
+  - {{id: 1, max_order_qty: 999999, max_order_notional: 1000000000, max_open_orders: 100000,
+     credit_limit: 1000000000, max_position: {{AAPL: 1000000000, MSFT: 1000000000,
+     SPY: 1000000000}}}}
 dataplane:
   lcores: "0,1"
   vdevs: {json.dumps(vdevs)}
