@@ -137,6 +137,7 @@ int oms_core_add_session(struct oms_core *c, const struct oms_session_config *s)
 	ss->port = s->port;
 	memcpy(ss->mac, s->mac, 6);
 	ss->enabled = s->enabled;
+	ss->cancel_on_disconnect = s->cancel_on_disconnect != 0;
 	ss->next_in_seq = 1;
 	ss->next_out_seq = 1;
 	ss->live_head = ORDER_NIL;

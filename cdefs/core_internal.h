@@ -25,6 +25,7 @@ struct session {
 	uint8_t mac[6];
 	uint8_t enabled;
 	uint8_t logged_in;
+	uint8_t cancel_on_disconnect;
 	/* timers */
 	uint64_t last_rx;
 	uint64_t last_tx;

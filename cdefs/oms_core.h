@@ -50,7 +50,8 @@ enum oms_result { OMS_OK = 0 };
 	X(ORDERS_EVICTED) X(SP_RETRANSMIT_REQUESTS) X(SP_RETRANSMITTED)       \
 	X(SESSION_TIMEOUTS) X(HEARTBEATS_OUT) X(VENUE_RECONNECTS)             \
 	X(VENUE_RETRANSMIT_REQUESTS) X(VENUE_RETRANSMIT_TOO_OLD)              \
-	X(VENUE_RETRANSMITTED) X(VENUE_TIMEOUTS) X(VENUE_HEARTBEATS_OUT)
+	X(VENUE_RETRANSMITTED) X(VENUE_TIMEOUTS) X(VENUE_HEARTBEATS_OUT)      \
+	X(CANCEL_ON_DISCONNECT) X(KILL_CANCELS)
 
 #define OMS_ENUM_DROP(n) OMS_DROP_##n,
 #define OMS_ENUM_EVENT(n) OMS_EV_##n,
@@ -127,6 +128,8 @@ struct oms_session_config {
 	uint64_t timeout_ns;
 	uint32_t throttle_per_s; /* NewOrder + Modify per second; 0: none */
 	uint32_t throttle_burst; /* the bucket's size in messages */
+	/* a timeout (SESSION_TIMEOUTS) cancels the session's open orders */
+	uint8_t cancel_on_disconnect;
 };
 
 struct oms_venue_config {
@@ -218,8 +221,16 @@ int oms_core_add_account(struct oms_core *c, const struct oms_account_config *a)
 int oms_core_add_position_limit(struct oms_core *c, uint32_t account,
 				const char symbol[8], int64_t max_position);
 /* The kill switch of an account, engaged (1) or released (0), between
- * bursts; -1 for an unknown account. */
+ * bursts; -1 for an unknown account.  Cancels nothing: see oms_core_kill. */
 int oms_core_set_kill(struct oms_core *c, uint32_t account, int on);
+/* The operator's kill switch (control plane, through the owning worker's
+ * command ring; docs/semantics.md "Kill switch"): `account` 0 sets every
+ * account's switch (and accounts added later start with it set), else
+ * that account's own.  Engaging it (on != 0) also cancels every cancellable open
+ * order it covers, in every session, as MassCancel does; the Cancel Orders
+ * are appended to the transmit area.  Returns the number of orders
+ * canceled (0 when releasing), or -1 for an unknown account. */
+int oms_core_kill(struct oms_core *c, uint32_t account, int on, uint64_t now_ns);
 int oms_core_account_view(const struct oms_core *c, uint32_t account,
 			  struct oms_account_view *out);
 int oms_core_position_view(const struct oms_core *c, uint32_t account,

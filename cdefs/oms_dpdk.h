@@ -34,6 +34,7 @@ enum oms_command_op {
 	OMS_CMD_TICK = 1,        /* run the timers at now_ns (replay) */
 	OMS_CMD_MASS_CANCEL = 2, /* a: session id, b: account */
 	OMS_CMD_SNAPSHOT = 3,    /* copy the core's counters into `stats` */
+	OMS_CMD_KILL = 4,        /* a: account (0: every account), b: on */
 };
 
 struct oms_command {

@@ -40,6 +40,11 @@ static inline void timer_at(struct oms_core *c, uint64_t t)
 void session_request_gap(struct oms_core *c, struct session *s, uint32_t count);
 void session_serve_retransmit(struct oms_core *c, struct session *s, uint64_t from,
 			      uint64_t count);
+/* MassCancel's walk (strategy.c): cancel every cancellable order of the
+ * session - of `account`, or of every account when `all_accounts` - in
+ * creation order; how many. */
+uint32_t session_cancel_orders(struct oms_core *c, struct session *s,
+			       int all_accounts, uint32_t account);
 /* venue side (venue.c): rule VG */
 void venue_request_gap(struct oms_core *c, struct venue *v, uint64_t count);
 

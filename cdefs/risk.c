@@ -102,7 +102,8 @@ int risk_add_account(struct risk_tables *t, const struct oms_account_config *a)
 	ra->credit_limit = a->credit_limit;
 	ra->ord_types = a->ord_types;
 	ra->tifs = a->tifs;
-	ra->kill = a->kill != 0;
+	/* under the global kill switch, an account starts killed */
+	ra->kill = a->kill != 0 || t->kill_all;
 	uint32_t i = hash64(a->id) & t->account_mask;
 	while (t->account_ix[i] != 0)
 		i = (i + 1) & t->account_mask;

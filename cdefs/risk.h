@@ -75,6 +75,7 @@ struct risk_tables {
 	struct risk_position *positions; /* open addressing, pos_mask + 1 slots */
 	uint32_t n_positions, max_positions;
 	uint32_t pos_mask;
+	uint8_t kill_all; /* every account killed: so is an account added */
 };
 
 /* What a NewOrder asks for; its fields already passed the order checks. */

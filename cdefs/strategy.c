@@ -202,16 +202,17 @@ static void on_cancel(struct oms_core *c, struct session *s, const uint8_t *p)
 	order_cancel(c, o);
 }
 
-/* Cancel every cancellable order of the session with this account, in the
- * order they were created; how many. */
-static uint32_t mass_cancel(struct oms_core *c, struct session *s, uint32_t account)
+/* Cancel every cancellable order of the session with this account (or of
+ * every account), in the order they were created; how many. */
+uint32_t session_cancel_orders(struct oms_core *c, struct session *s,
+			       int all_accounts, uint32_t account)
 {
 	uint32_t o = s->live_head, n = 0;
 
 	while (o != ORDER_NIL) {
 		struct order *od = &c->orders.orders[o];
 		uint32_t next = od->live_next;
-		if (od->account == account &&
+		if ((all_accounts || od->account == account) &&
 		    (od->state == OMS_ST_PENDING_NEW || od->state == OMS_ST_NEW ||
 		     od->state == OMS_ST_PARTIALLY_FILLED ||
 		     od->state == OMS_ST_REPLACED)) {
@@ -229,7 +230,7 @@ static void on_mass_cancel(struct oms_core *c, struct session *s,
 	struct sp_mass_cancel m;
 
 	memcpy(&m, p, sizeof(m));
-	mass_cancel(c, s, m.account);
+	session_cancel_orders(c, s, 0, m.account);
 }
 
 int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t account,
@@ -240,7 +241,32 @@ int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t accou
 	if (!s)
 		return -1;
 	c->now_ns = now_ns;
-	return (int)mass_cancel(c, s, account);
+	return (int)session_cancel_orders(c, s, 0, account);
+}
+
+int oms_core_kill(struct oms_core *c, uint32_t account, int on, uint64_t now_ns)
+{
+	uint32_t n = 0;
+
+	if (account == 0) {
+		/* every account's switch, and the global one for accounts
+		 * configured later */
+		c->risk.kill_all = on != 0;
+		for (uint32_t a = 0; a < c->risk.n_accounts; a++)
+			c->risk.accounts[a].kill = on != 0;
+	} else {
+		uint32_t a = risk_account_find(&c->risk, account);
+		if (a == RISK_NIL)
+			return -1;
+		c->risk.accounts[a].kill = on != 0;
+	}
+	if (!on)
+		return 0;
+	c->now_ns = now_ns;
+	for (uint32_t i = 0; i < c->n_sessions; i++)
+		n += session_cancel_orders(c, &c->sessions[i], account == 0, account);
+	c->stats.event[OMS_EV_KILL_CANCELS] += n;
+	return (int)n;
 }
 
 static const uint16_t app_len[256] = {

@@ -10,11 +10,14 @@ static void session_timers(struct oms_core *c, struct session *s)
 	if (!s->logged_in)
 		return;
 	if (now >= s->last_rx + s->timeout_ns) {
-		/* the strategy is gone; the risk issue hooks cancel-on-disconnect
-		 * here */
+		/* the strategy is gone: with cancel-on-disconnect, so are its
+		 * orders (every account's, as MassCancel) */
 		s->logged_in = 0;
 		s->gap_req_count = 0;
 		c->stats.event[OMS_EV_SESSION_TIMEOUTS]++;
+		if (s->cancel_on_disconnect)
+			c->stats.event[OMS_EV_CANCEL_ON_DISCONNECT] +=
+				session_cancel_orders(c, s, 1, 0);
 		return;
 	}
 	if (s->gap_req_count && now >= s->gap_req_ns + c->cfg.retransmit_ns) {

@@ -158,6 +158,10 @@ static void run_command(struct oms_worker *w, struct oms_command *cmd)
 	case OMS_CMD_MASS_CANCEL:
 		cmd->result = oms_core_mass_cancel(w->core, cmd->a, cmd->b, now);
 		break;
+	case OMS_CMD_KILL:
+		/* engaging it cancels the open orders it covers: flushed below */
+		cmd->result = oms_core_kill(w->core, cmd->a, (int)cmd->b, now);
+		break;
 	case OMS_CMD_SNAPSHOT:
 		rte_memcpy(cmd->stats, oms_core_stats(w->core), sizeof(*cmd->stats));
 		cmd->result = oms_core_live_orders(w->core);

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from control import schema as config_schema
+from control import whatif
 from control.config import ConfigError, load_config, load_default_config
 
 BUNDLED_SCENARIO = Path(__file__).resolve().parent.parent / "pcaps" / "scenarios" / "session.jsonl"
@@ -108,14 +110,33 @@ def cmd_ctl(args) -> int:
     payload = {"cmd": args.ctl_cmd.replace("-", "_")}
     if args.ctl_cmd == "mass-cancel":
         payload.update(session=args.session, account=args.account)
+    if args.ctl_cmd in ("kill", "unkill"):
+        payload.update(account=args.account)
     answer = request(args.socket, payload)
     print(json.dumps(answer, indent=2, sort_keys=True))
     return 0 if answer.get("ok") else 1
 
 
+KILL_HELP = {
+    "kill": "engage the kill switch (every account, or --account): new orders and "
+            "modifies are rejected (KILL_SWITCH) and every open order is canceled at "
+            "its venue",
+    "unkill": "release the kill switch (the global one, or --account's own)",
+}
+
+
+def _kill_args(p: argparse.ArgumentParser, *, socket: bool) -> None:
+    p.add_argument("--account", type=int, default=0,
+                   help="one account; without it (or 0): the global switch, every account")
+    if socket:
+        from control.ctl import DEFAULT_SOCKET
+        p.add_argument("--socket", default=DEFAULT_SOCKET)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omsctl", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
+    whatif.add_subparser(sub)  # omsctl whatif PCAP --config NEW [--against CUR] [--json FILE]
 
     r = sub.add_parser("run", help="build and replay the bundled scenario (the default job)")
     r.add_argument("--config")
@@ -142,11 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     mc = ctsub.add_parser("mass-cancel", help="cancel a session's orders of one account")
     mc.add_argument("--session", type=int, required=True)
     mc.add_argument("--account", type=int, required=True)
+    for name in ("kill", "unkill"):
+        _kill_args(ctsub.add_parser(name, help=KILL_HELP[name]), socket=False)
     ct.set_defaults(func=cmd_ctl)
+
+    # the kill switch, also at the top level: omsctl kill [--account A]
+    for name in ("kill", "unkill"):
+        k = sub.add_parser(name, help=KILL_HELP[name])
+        _kill_args(k, socket=True)
+        k.set_defaults(func=cmd_ctl, ctl_cmd=name)
 
     c = sub.add_parser("config", help="configuration tools")
     csub = c.add_subparsers(dest="config_cmd", required=True)
-    cc = csub.add_parser("check", help="validate a YAML configuration")
+    config_schema.add_subparser(csub)  # omsctl config schema [-o FILE]
+    cc = csub.add_parser("check", aliases=["validate"], help="validate a YAML configuration")
     cc.add_argument("file")
     cc.set_defaults(func=cmd_config_check)
 

@@ -71,6 +71,8 @@ class Session:
     heartbeat_ms: int = 1000  # send a Heartbeat after this long without sending
     timeout_ms: int = 3000  # disconnect after this long without hearing from it
     throttle: Throttle | None = None  # None: no message rate limit
+    # on a timeout (SESSION_TIMEOUTS) cancel every open order of the session
+    cancel_on_disconnect: bool = False
 
 
 @dataclass(frozen=True)
@@ -517,6 +519,9 @@ class _Loader:
                 name=self.string(v["name"], f"{path}.name") if "name" in v else "",
                 throttle=self.throttle(v["throttle"], f"{path}.throttle")
                 if "throttle" in v else None,
+                cancel_on_disconnect=self.boolean(v["cancel_on_disconnect"],
+                                                  f"{path}.cancel_on_disconnect")
+                if "cancel_on_disconnect" in v else False,
                 **self.timers(v, path),
             ))
         return tuple(out)

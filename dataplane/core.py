@@ -84,7 +84,8 @@ class Core:
                 "heartbeat_ns": s.heartbeat_ms * 1_000_000,
                 "timeout_ns": s.timeout_ms * 1_000_000,
                 "throttle_per_s": s.throttle.per_second if s.throttle else 0,
-                "throttle_burst": s.throttle.burst if s.throttle else 0})
+                "throttle_burst": s.throttle.burst if s.throttle else 0,
+                "cancel_on_disconnect": int(s.cancel_on_disconnect)})
             if lib.oms_core_add_session(self._core, sc) != 0:
                 raise CoreError(f"session {s.id}: table full or duplicate id")
         for v in cfg.venues:
@@ -128,7 +129,12 @@ class Core:
         keep = [self.ffi.from_buffer(f) for f in frames]
         ptrs = self.ffi.new("uint8_t *[]", keep) if n else self.ffi.NULL
         lens = self.ffi.new("uint16_t[]", [len(f) for f in frames]) if n else self.ffi.NULL
-        count = self.lib.oms_core_process_burst(self._core, ptrs, lens, n, now_ns)
+        self.lib.oms_core_process_burst(self._core, ptrs, lens, n, now_ns)
+        return self._take_tx()
+
+    def _take_tx(self) -> list[bytes]:
+        """The frames waiting in the transmit area, which is then emptied."""
+        count = self.lib.oms_core_tx_count(self._core)
         out = []
         if count:
             slot = self.lib.OMS_TX_SLOT
@@ -172,6 +178,13 @@ class Core:
         """Engage or release an account's kill switch (between bursts)."""
         if self.lib.oms_core_set_kill(self._core, account, int(on)) != 0:
             raise CoreError(f"account {account} is not configured")
+
+    def kill(self, account: int, on: bool, now_ns: int) -> tuple[int, list[bytes]]:
+        """The operator's kill switch (semantics.md "Kill switch"): account 0
+        sets every account's switch.  (orders canceled, or -1 for an unknown
+        account; the Cancel Orders it sent, in order)."""
+        n = self.lib.oms_core_kill(self._core, account, int(on), now_ns)
+        return n, self._take_tx()
 
     def account(self, account: int) -> dict | None:
         """Risk accounting of an account: open_orders, open_notional."""

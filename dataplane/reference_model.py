@@ -48,6 +48,7 @@ EVENT_NAMES = (
     "SESSION_TIMEOUTS", "HEARTBEATS_OUT", "VENUE_RECONNECTS",
     "VENUE_RETRANSMIT_REQUESTS", "VENUE_RETRANSMIT_TOO_OLD",
     "VENUE_RETRANSMITTED", "VENUE_TIMEOUTS", "VENUE_HEARTBEATS_OUT",
+    "CANCEL_ON_DISCONNECT", "KILL_CANCELS",
 )
 
 # --- strategy protocol (sp_wire.h) -----------------------------------------
@@ -365,6 +366,7 @@ class SessionState:
     last_tx: int = 0   # now_ns of the last frame built for the session
     gap: GapRequest | None = None
     throttle: Throttle | None = None
+    cancel_on_disconnect: bool = False
 
 
 @dataclass
@@ -532,6 +534,7 @@ class ReferenceCore:
                 s.id, ip_to_int(s.ip), s.port, mac_to_bytes(s.mac),
                 bool(s.enabled), s.heartbeat_ms * MS, s.timeout_ms * MS,
                 ReplayBuffer(self.replay_depth))
+            self.sessions[s.id].cancel_on_disconnect = bool(s.cancel_on_disconnect)
             if s.throttle is not None:
                 cap = s.throttle.burst * TOKEN
                 self.sessions[s.id].throttle = Throttle(s.throttle.per_second, cap, cap)
@@ -558,6 +561,10 @@ class ReferenceCore:
             self.symbols.add(sym)
             self.instruments[sym] = i
         self.accounts: dict[int, Account] = {}
+        # every account killed at once (semantics.md "Kill switch"): an account
+        # configured then would start killed; the model takes no accounts
+        # after construction, so this only mirrors the core's state
+        self.kill_all = False
         self.positions: dict[tuple[int, bytes], Position] = {}
         for a in cfg.accounts:
             if a.id in self.accounts or len(self.accounts) >= cfg.tables.max_accounts:
@@ -647,10 +654,12 @@ class ReferenceCore:
             if not sess.logged_in:
                 continue
             if now - sess.last_rx >= sess.timeout_ns:
-                # disconnected: the hook for cancel-on-disconnect
+                # disconnected; with cancel-on-disconnect its orders go too
                 sess.logged_in = False
                 sess.gap = None
                 self.event["SESSION_TIMEOUTS"] += 1
+                if sess.cancel_on_disconnect:
+                    self.event["CANCEL_ON_DISCONNECT"] += self._cancel_orders(sess, None)
                 continue
             if sess.gap is not None and \
                     now - sess.gap.time >= self.retransmit_ns:
@@ -697,6 +706,30 @@ class ReferenceCore:
 
     def set_kill(self, account: int, on: bool) -> None:
         self.accounts[account].kill = bool(on)
+
+    def kill(self, account: int, on: bool, now_ns: int) -> tuple[int, list[bytes]]:
+        """The operator's kill switch (semantics.md "Kill switch"), between
+        bursts: account 0 sets every account's switch, else the account's own.
+        Engaging it cancels every cancellable order it covers, sessions in
+        configuration order, each session's in creation order.  (orders
+        canceled, or -1 for an unknown account; the frames sent)."""
+        self.tx = []
+        if account == 0:
+            self.kill_all = bool(on)
+            for a in self.accounts.values():
+                a.kill = bool(on)
+        elif account not in self.accounts:
+            return -1, []
+        else:
+            self.accounts[account].kill = bool(on)
+        if not on:
+            return 0, []
+        self.now = now_ns
+        n = 0
+        for sess in self.sessions.values():
+            n += self._cancel_orders(sess, account or None)
+        self.event["KILL_CANCELS"] += n
+        return n, self.tx
 
     def account(self, account: int) -> dict | None:
         a = self.accounts.get(account)
@@ -1272,12 +1305,20 @@ class ReferenceCore:
 
     def _mass_cancel(self, sess: SessionState, msg: bytes) -> None:
         account, _reserved = SP_MASS_CANCEL_BODY.unpack_from(msg, SP_HLEN)
+        self._cancel_orders(sess, account)
+
+    def _cancel_orders(self, sess: SessionState, account: int | None) -> int:
+        """MassCancel's walk: every cancellable order of the session with
+        this account (None: every account), in creation order; how many."""
+        n = 0
         # list() first: _start_cancel never adds or removes orders, but the
         # walk must not depend on that
         for o in list(self.orders.values()):
-            if o.session_id == sess.id and o.account == account and \
+            if o.session_id == sess.id and (account is None or o.account == account) and \
                     o.state in MASS_CANCELABLE:
                 self._start_cancel(o)
+                n += 1
+        return n
 
     # --- venue side: output ----------------------------------------------
 

@@ -156,6 +156,16 @@ class Appliance:
             if n < 0:
                 return {"ok": False, "error": f"unknown session {request['session']}"}
             return {"ok": True, "canceled": n}
+        if what in ("kill", "unkill"):
+            # account 0 or none: every account (semantics.md "Kill switch")
+            account = int(request.get("account") or 0)
+            if not 0 <= account < 2**32:
+                return {"ok": False, "error": f"account {account} out of range"}
+            on = what == "kill"
+            n, _ = self.command(lib.OMS_CMD_KILL, account, int(on))
+            if n < 0:
+                return {"ok": False, "error": f"unknown account {account}"}
+            return {"ok": True, "account": account or "all", "kill": on, "canceled": n}
         return {"ok": False, "error": f"unknown command {what!r}"}
 
     def stop(self) -> dict:

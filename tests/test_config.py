@@ -426,3 +426,16 @@ def test_risk_error_names_line_and_key(old, new, key, reason):
         assert "- id: 7" in line or "throttle" in line, line
     else:
         assert leaf in line or leaf == "id" and "id: 7" in line, (leaf, line)
+
+
+def test_session_cancel_on_disconnect():
+    """Optional per session, false by default, a boolean."""
+    config = load_config_text(BASE)
+    assert [s.cancel_on_disconnect for s in config.sessions] == [False, False]
+    text = BASE.replace("    enabled: true\n",
+                        "    enabled: true\n    cancel_on_disconnect: true\n", 1)
+    assert [s.cancel_on_disconnect for s in load_config_text(text).sessions] == [True, False]
+    with pytest.raises(ConfigError) as e:
+        load_config_text(text.replace("cancel_on_disconnect: true", "cancel_on_disconnect: 1"))
+    assert "sessions[0].cancel_on_disconnect" in str(e.value)
+    assert "expected a boolean" in str(e.value)

@@ -126,3 +126,122 @@ def test_mass_cancel_and_stats_through_the_control_socket(tmp_path):
     assert report["worker"]["commands"] >= 3  # snapshots and the mass cancel
     assert report["core"]["venue_out"][str(ord("X"))] == 5
     assert not os.path.exists(ctl_path)  # removed on exit
+
+
+# A strategy that rests five orders, waits for the operator's kill to cancel
+# them, tries a new order (rejected), and after the unkill (signalled by a
+# file) enters one more, which the venue accepts.
+KILL_STRATEGY = """
+import json, os, select, socket, sys, time
+sys.path[:0] = [{root!r}, {root!r} + "/tests"]
+import wire
+from dataplane.strategy_driver import StrategyDriver
+sess, app = wire.SESSIONS[0], wire.APPLIANCE
+drv = StrategyDriver(sess, app)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sess.ip, sess.port))
+def out(frames):
+    for f in frames:
+        s.sendto(f[42:], (app.ip, app.strategy_port))
+def order(cid):
+    out(drv.new_order(time.time_ns(), cid, "AAPL", 151_0000_0000, 100, account=1))
+out(drv.login(time.time_ns()))
+for i in range(5):
+    order(500 + i)
+phase = 0
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    r, _, _ = select.select([s], [], [], 0.01)
+    if r:
+        p, _ = s.recvfrom(65535)
+        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
+        out(drv.handle_frame(f, time.time_ns()))
+    out(drv.tick(time.time_ns()))
+    o = drv.orders
+    if phase == 0 and all(o[500 + i].state == "Canceled" for i in range(5)):
+        order(600)  # while killed
+        phase = 1
+    elif phase == 1 and o[600].terminal:
+        open({flag!r} + ".rejected", "w").close()
+        phase = 2
+    elif phase == 2 and os.path.exists({flag!r} + ".unkilled"):
+        order(601)
+        phase = 3
+    elif phase == 3 and o[601].state != "PendingNew":
+        break
+print(json.dumps({{c: [o.state, o.rejects] for c, o in drv.orders.items()}}))
+"""
+
+
+def test_kill_and_unkill_through_the_control_socket(tmp_path):
+    ctl_path = str(tmp_path / "control.sock")
+    flag = str(tmp_path / "strategy")
+
+    def omsctl(*args):
+        return subprocess.run([live.OMSCTL, *args, "--socket", ctl_path],
+                              capture_output=True, text=True, timeout=10)
+
+    with netns.three_hosts() as h:
+        cfg = tmp_path / "live.yaml"
+        cfg.write_text(live.config_text(h, "af_packet"))
+        ready = tmp_path / "ready.json"
+        app = subprocess.Popen(
+            h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg), "--duration", "60",
+                   "--ready-file", str(ready), "--control-socket", ctl_path),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        venue = subprocess.Popen(h.exec(h.venue, sys.executable, "-c",
+                                        VENUE.format(root=str(ROOT), seconds=25)))
+        try:
+            deadline = time.monotonic() + 20
+            while not ready.exists():
+                assert app.poll() is None, app.communicate()[1][-3000:]
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            strat = subprocess.Popen(
+                h.exec(h.strategy, sys.executable, "-c",
+                       KILL_STRATEGY.format(root=str(ROOT), seconds=15, flag=flag)),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            # wait until the five orders rest at the venue
+            for _ in range(100):
+                st = json.loads(subprocess.run(
+                    [live.OMSCTL, "ctl", "--socket", ctl_path, "stats"],
+                    capture_output=True, text=True, timeout=10).stdout)
+                if st["core"]["event"].get("VENUE_MSGS_IN", 0) >= 5:
+                    break
+                time.sleep(0.05)
+            assert st["ok"] and st["live_orders"] == 5
+            r = omsctl("kill", "--account", "1")
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert json.loads(r.stdout) == {"ok": True, "account": 1, "kill": True,
+                                            "canceled": 5}
+            bad = omsctl("kill", "--account", "99")
+            assert bad.returncode == 1 and "unknown account 99" in bad.stdout
+            # the strategy sees the cancels, then its new order rejected
+            deadline = time.monotonic() + 10
+            while not os.path.exists(flag + ".rejected"):
+                assert strat.poll() is None, strat.communicate()[1][-2000:]
+                assert time.monotonic() < deadline, "no reject seen by the strategy"
+                time.sleep(0.05)
+            r = omsctl("unkill")
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert json.loads(r.stdout) == {"ok": True, "account": "all", "kill": False,
+                                            "canceled": 0}
+            Path(flag + ".unkilled").touch()
+            s_out, s_err = strat.communicate(timeout=30)
+            assert strat.returncode == 0, s_err[-2000:]
+            app.send_signal(signal.SIGTERM)
+            out, err = app.communicate(timeout=30)
+        finally:
+            for p in (app, venue):
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    orders = json.loads(s_out.strip().splitlines()[-1])
+    assert {c: o[0] for c, o in orders.items()} == {
+        **{str(500 + i): "Canceled" for i in range(5)}, "600": "Rejected", "601": "New"}
+    assert orders["600"][1] == [[0x10, 17, 0]]  # NewOrder rejected KILL_SWITCH
+    report = json.loads(out.strip().splitlines()[-1])
+    core = report["core"]
+    assert core["event"]["KILL_CANCELS"] == 5
+    assert core["venue_out"][str(ord("X"))] == 5
+    assert core["reject_business"] == {"17": 1}

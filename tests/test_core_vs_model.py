@@ -125,6 +125,22 @@ new_risk_a = st.tuples(st.just("new"), st.sampled_from([1, 2, 2]), SEQMODE, IDS,
 _RISK_WEIGHTS = [(new_risk_a, 8), (ord_a, 7), (modify_a, 4), (cancel_a, 1), (venue_a, 1)]
 RISK_ACTION = st.sampled_from([a for a, w in _RISK_WEIGHTS for _ in range(w)]).flatmap(
     lambda a: a)
+# the operator's kill switch (account 0: the global one; 99: not configured)
+# and pauses long enough for heartbeats and session timeouts, which cancel
+# session 1's orders (cancel_on_disconnect) and leave session 2's alone
+kill_a = st.tuples(st.just("kill"), st.sampled_from([0, 1, 1, 2, 3, 99]),
+                   weighted(True, [False] * 3, n=4))
+pause_a = st.tuples(st.just("pause"), st.sampled_from([500, 1000, 2000, 3000, 3500]),
+                    weighted(True, [False], n=3))
+_KILL_WEIGHTS = _WEIGHTS + [(kill_a, 1), (pause_a, 1)]
+KILL_ACTION = st.sampled_from([a for a, w in _KILL_WEIGHTS for _ in range(w)]).flatmap(
+    lambda a: a)
+
+
+def cod_config(cfg):
+    """`cfg` with cancel-on-disconnect on session 1."""
+    sessions = (replace(cfg.sessions[0], cancel_on_disconnect=True),) + cfg.sessions[1:]
+    return replace(cfg, sessions=sessions)
 
 
 class Gen:
@@ -312,6 +328,20 @@ def run_both(actions, breaks, cfg):
     # every strategy session logs in first so that most messages get through
     burst = [wire.from_strategy(1, wire.login(1)), wire.from_strategy(2, wire.login(2))]
     for a, brk in zip(actions, breaks, strict=True):
+        if a[0] in ("kill", "pause"):
+            flush()  # between bursts, as the worker runs a command
+            if a[0] == "kill":
+                _, acct, on = a
+                got = core.kill(acct, on, now)
+                assert got == model.kill(acct, on, now), a
+                now += 1000
+            else:
+                now += a[1] * 1_000_000  # timeouts, heartbeats, cancel-on-disconnect
+                flush()
+                if a[2]:  # the strategies come back
+                    burst = [wire.from_strategy(s, wire.login(s))
+                             for s in (1, 2)]
+            continue
         if a[0] in ("venue", "ord") and burst:
             flush()  # so that the venue can name what the core just sent
         burst.append(gen.frame(a))
@@ -358,6 +388,22 @@ def test_random_sequences_under_tight_risk_limits(actions, breaks):
        st.lists(st.booleans(), min_size=80, max_size=80))
 def test_risk_focused_sequences(actions, breaks):
     run_both(actions, breaks[: len(actions)], risk_config(orders=8))
+
+
+@settings(max_examples=max(1, EXAMPLES // 2), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(KILL_ACTION, min_size=10, max_size=80),
+       st.lists(st.booleans(), min_size=80, max_size=80))
+def test_kill_switch_and_cancel_on_disconnect_sequences(actions, breaks):
+    run_both(actions, breaks[: len(actions)], cod_config(wire.config(orders=6)))
+
+
+@settings(max_examples=max(1, EXAMPLES // 4), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(KILL_ACTION, min_size=10, max_size=80),
+       st.lists(st.booleans(), min_size=80, max_size=80))
+def test_kill_switch_and_cancel_on_disconnect_under_risk_limits(actions, breaks):
+    run_both(actions, breaks[: len(actions)], cod_config(risk_config(orders=8)))
 
 
 def test_risk_generators_reach_every_risk_reject():
