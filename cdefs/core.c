@@ -74,8 +74,9 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	c->venue_by_id = calloc(65536, sizeof(uint16_t));
 	c->symbols = calloc(c->symbol_mask + 1, sizeof(uint64_t));
 	c->symbol_ix = calloc(c->symbol_mask + 1, sizeof(uint32_t));
-	c->tx_buf = alloc_lines((size_t)cfg->tx_capacity * OMS_TX_SLOT);
-	c->tx_lens = calloc(cfg->tx_capacity, sizeof(uint16_t));
+	size_t tx_slots = (size_t)cfg->tx_capacity + cfg->order_capacity;
+	c->tx_buf = alloc_lines(tx_slots * OMS_TX_SLOT);
+	c->tx_lens = calloc(tx_slots, sizeof(uint16_t));
 	if (!c->sessions || !c->session_ix || !c->venues || !c->venue_by_id ||
 	    !c->symbols || !c->symbol_ix || !c->tx_buf || !c->tx_lens ||
 	    order_table_init(&c->orders, cfg->order_capacity) ||
@@ -86,7 +87,7 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	}
 	memset(c->sessions, 0, cfg->max_sessions * sizeof(struct session));
 	memset(c->venues, 0, cfg->max_venues * sizeof(struct venue));
-	memset(c->tx_buf, 0, (size_t)cfg->tx_capacity * OMS_TX_SLOT);
+	memset(c->tx_buf, 0, tx_slots * OMS_TX_SLOT);
 	return c;
 }
 
@@ -301,7 +302,9 @@ int oms_core_position_view(const struct oms_core *c, uint32_t account,
 
 uint8_t *core_tx_frame(struct oms_core *c)
 {
-	if (c->tx_count >= c->cfg.tx_capacity) {
+	uint32_t limit = c->cfg.tx_capacity + (c->bulk ? c->orders.capacity : 0);
+
+	if (c->tx_count >= limit) {
 		c->stats.drop[OMS_DROP_TX_FULL]++;
 		return NULL;
 	}

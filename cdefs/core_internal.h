@@ -84,6 +84,11 @@ struct oms_core {
 	uint64_t next_timer; /* no timer is due before this */
 	uint32_t replay_mask;
 
+	/* set while a mass cancel, kill or cancel-on-disconnect walks the
+	 * orders: the transmit area then has room for one Cancel per order
+	 * beyond tx_capacity, so no bulk cancel is ever cut short */
+	int bulk;
+
 	uint8_t *tx_buf;
 	uint16_t *tx_lens;
 	uint32_t tx_count;

@@ -209,6 +209,7 @@ uint32_t session_cancel_orders(struct oms_core *c, struct session *s,
 {
 	uint32_t o = s->live_head, n = 0;
 
+	c->bulk = 1;
 	while (o != ORDER_NIL) {
 		struct order *od = &c->orders.orders[o];
 		uint32_t next = od->live_next;
@@ -221,6 +222,7 @@ uint32_t session_cancel_orders(struct oms_core *c, struct session *s,
 		}
 		o = next;
 	}
+	c->bulk = 0;
 	return n;
 }
 

@@ -521,6 +521,7 @@ class ReferenceCore:
             raise ValueError("appliance.capacity must be one letter")
         self.capacity_letter = app.capacity.encode("ascii")
         self.order_capacity = cfg.tables.orders
+        self.bulk = False  # a mass cancel, kill or cancel-on-disconnect is walking
         self.tx_capacity = cfg.tables.tx_frames
 
         # oms_core_add_*() refuse a duplicate id or an entry beyond the table
@@ -783,9 +784,14 @@ class ReferenceCore:
         else:
             self.drop["UNKNOWN_PORT"] += 1
 
+    def _tx_limit(self) -> int:
+        """tx_frames per call, and room for one Cancel per order while a
+        mass cancel, kill or cancel-on-disconnect walks the orders."""
+        return self.tx_capacity + (self.order_capacity if self.bulk else 0)
+
     def _emit(self, dst_mac: bytes, dst_ip: int, src_port: int, dst_port: int,
               payload: bytes) -> bool:
-        if len(self.tx) >= self.tx_capacity:
+        if len(self.tx) >= self._tx_limit():
             self.drop["TX_FULL"] += 1
             return False
         self.tx.append(build_udp_frame(self.mac, dst_mac, self.ip, dst_ip,
@@ -826,7 +832,7 @@ class ReferenceCore:
     def _send_sp_app(self, sess: SessionState, msg_type: int,
                      body: bytes) -> None:
         # a message that cannot be built takes no sequence number
-        if len(self.tx) >= self.tx_capacity:
+        if len(self.tx) >= self._tx_limit():
             self.drop["TX_FULL"] += 1
             return
         seq = sess.next_out
@@ -1311,6 +1317,7 @@ class ReferenceCore:
         """MassCancel's walk: every cancellable order of the session with
         this account (None: every account), in creation order; how many."""
         n = 0
+        self.bulk = True
         # list() first: _start_cancel never adds or removes orders, but the
         # walk must not depend on that
         for o in list(self.orders.values()):
@@ -1318,6 +1325,7 @@ class ReferenceCore:
                     o.state in MASS_CANCELABLE:
                 self._start_cancel(o)
                 n += 1
+        self.bulk = False
         return n
 
     # --- venue side: output ----------------------------------------------
@@ -1333,7 +1341,7 @@ class ReferenceCore:
 
     def _send_venue(self, venue: VenueState, msg: bytes) -> None:
         """One OUCH message in its own packet, kept for resending."""
-        if len(self.tx) >= self.tx_capacity:
+        if len(self.tx) >= self._tx_limit():
             self.drop["TX_FULL"] += 1
             return
         seq = venue.next_out_seq

@@ -263,3 +263,23 @@ def test_account_added_after_kill_all_starts_killed():
     assert core.lib.oms_core_add_account(core._core, ac) == 0
     assert core.lib.oms_core_add_position_limit(core._core, 43, b"AAPL    ", 10**6) == 0
     assert verdict(h.new(4, account=43)) == "sent"
+
+
+@pytest.mark.parametrize("impl", ["core", "model"])
+def test_bulk_cancels_are_never_cut_short_by_a_small_transmit_area(impl):
+    """A mass cancel over more orders than tx_frames: every Cancel Order goes
+    out in the same call (the transmit area has room for one per order)."""
+    import wire
+
+    from dataplane.core import Core
+    from dataplane.reference_model import ReferenceCore
+    cfg = wire.config(orders=64, tx_frames=4)
+    core = (Core if impl == "core" else ReferenceCore)(cfg)
+    now = 10**9
+    core.process_burst([wire.from_strategy(1, wire.login(1))], now)
+    for i in range(1, 41):  # one per burst: each fits in the small area
+        core.process_burst([wire.from_strategy(1, wire.new_order(1, i, i))], now + i)
+    out = core.process_burst([wire.from_strategy(1, wire.mass_cancel(1, 41, 1))], now + 100)
+    cancels = [f for f in out if f[42 + 22:42 + 23] == b"X"]
+    assert len(cancels) == 40
+    assert "TX_FULL" not in core.stats()["drop"]
