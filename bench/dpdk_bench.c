@@ -372,7 +372,7 @@ static int worker_full(void *arg)
 		uint64_t tsc = rte_rdtsc();
 		gap_note(&b->wgaps, tsc);
 		uint64_t now = now_ns(b, tsc);
-		if (now >= oms_core_next_deadline(b->core)) {
+		if (oms_core_timer_due(b->core, now)) {
 			oms_core_process_burst(b->core, NULL, NULL, 0, now);
 			flush_tx(b);
 		}

@@ -26,21 +26,6 @@ const char *oms_event_name(int event)
 	return event_names[event];
 }
 
-static uint32_t pow2_at_least(uint32_t n)
-{
-	uint32_t p = 16;
-
-	while (p < n)
-		p <<= 1;
-	return p;
-}
-
-static uint32_t id_hash(uint64_t v)
-{
-	v *= 0x9E3779B97F4A7C15ull;
-	return (uint32_t)(v >> 32);
-}
-
 struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 {
 	struct oms_core *c;

@@ -253,6 +253,10 @@ int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t accou
 /* When the next timer is due (UINT64_MAX: none).  A backend that has no
  * frames calls oms_core_process_burst with n = 0 at that time. */
 uint64_t oms_core_next_deadline(const struct oms_core *c);
+/* Whether a call with no frames at `now_ns` would run any timer: one
+ * comparison, for a live poll loop to ask on every turn (the exact deadline
+ * above walks every session and venue). */
+int oms_core_timer_due(const struct oms_core *c, uint64_t now_ns);
 
 /* The transmit area: tx_count() frames, frame i at tx_buf() + i *
  * OMS_TX_SLOT with length tx_lens()[i].  tx_clear() empties it once the

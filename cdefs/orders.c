@@ -16,11 +16,8 @@ uint32_t index_hash(uint64_t key, uint32_t aux)
 
 static int index_init(struct order_index *ix, uint32_t capacity)
 {
-	uint32_t n = 16;
-
 	/* at most half full, so linear probes stay short */
-	while (n < capacity * 2u)
-		n <<= 1;
+	uint32_t n = pow2_at_least(capacity * 2u);
 	ix->slots = alloc_lines((size_t)n * sizeof(*ix->slots));
 	if (!ix->slots)
 		return -1;
@@ -89,11 +86,8 @@ void index_erase(struct order_index *ix, uint64_t key, uint32_t aux)
 
 static int ref_map_init(struct ref_map *m, uint32_t capacity)
 {
-	uint32_t n = 16;
-
 	/* an order holds at most two refs; 4x keeps laps rare */
-	while (n < capacity * 4u)
-		n <<= 1;
+	uint32_t n = pow2_at_least(capacity * 4u);
 	m->direct = alloc_lines((size_t)n * sizeof(*m->direct));
 	if (!m->direct)
 		return -1;

@@ -12,6 +12,23 @@
 
 #define ORDER_NIL UINT32_MAX
 
+/* Sizes of the open-addressing tables: a power of two, at least 16. */
+static inline uint32_t pow2_at_least(uint32_t n)
+{
+	uint32_t p = 16;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+/* Fibonacci hashing of small ids into those tables. */
+static inline uint32_t id_hash(uint64_t v)
+{
+	v *= 0x9E3779B97F4A7C15ull;
+	return (uint32_t)(v >> 32);
+}
+
 /* Cache-line aligned allocation (C11 aligned_alloc wants a size that is a
  * multiple of the alignment). */
 static inline void *alloc_lines(size_t size)

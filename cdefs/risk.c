@@ -8,21 +8,6 @@
 #include "orders.h"
 #include "risk.h"
 
-static uint32_t pow2_at_least(uint32_t n)
-{
-	uint32_t p = 16;
-
-	while (p < n)
-		p <<= 1;
-	return p;
-}
-
-static uint32_t hash64(uint64_t v)
-{
-	v *= 0x9E3779B97F4A7C15ull;
-	return (uint32_t)(v >> 32);
-}
-
 int risk_tables_init(struct risk_tables *t, uint32_t max_accounts,
 		     uint32_t max_positions, uint32_t max_instruments)
 {
@@ -54,7 +39,7 @@ void risk_tables_free(struct risk_tables *t)
 
 uint32_t risk_account_find(const struct risk_tables *t, uint32_t id)
 {
-	uint32_t i = hash64(id) & t->account_mask;
+	uint32_t i = id_hash(id) & t->account_mask;
 
 	for (;;) {
 		uint32_t a = t->account_ix[i];
@@ -69,7 +54,7 @@ uint32_t risk_account_find(const struct risk_tables *t, uint32_t id)
 static uint32_t pos_slot(const struct risk_tables *t, uint32_t acct,
 			 uint32_t instrument)
 {
-	return hash64((uint64_t)acct << 32 | instrument) & t->pos_mask;
+	return id_hash((uint64_t)acct << 32 | instrument) & t->pos_mask;
 }
 
 uint32_t risk_position_find(const struct risk_tables *t, uint32_t acct,
@@ -104,7 +89,7 @@ int risk_add_account(struct risk_tables *t, const struct oms_account_config *a)
 	ra->tifs = a->tifs;
 	/* under the global kill switch, an account starts killed */
 	ra->kill = a->kill != 0 || t->kill_all;
-	uint32_t i = hash64(a->id) & t->account_mask;
+	uint32_t i = id_hash(a->id) & t->account_mask;
 	while (t->account_ix[i] != 0)
 		i = (i + 1) & t->account_mask;
 	t->account_ix[i] = ++t->n_accounts;

@@ -104,3 +104,10 @@ uint64_t oms_core_next_deadline(const struct oms_core *c)
 {
 	return compute_deadline(c);
 }
+
+int oms_core_timer_due(const struct oms_core *c, uint64_t now_ns)
+{
+	/* next_timer is a lower bound of the deadline: at worst a due check
+	 * finds nothing to do and recomputes it */
+	return !c->timers_started || now_ns >= c->next_timer;
+}

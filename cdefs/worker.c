@@ -201,7 +201,7 @@ static int worker_main(void *arg)
 		}
 		if (w->mode == OMS_MODE_LIVE) {
 			uint64_t now = live_now(w);
-			if (now >= oms_core_next_deadline(w->core)) {
+			if (oms_core_timer_due(w->core, now)) {
 				oms_core_process_burst(w->core, NULL, NULL, 0, now);
 				flush_tx(w);
 			}
