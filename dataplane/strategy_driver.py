@@ -126,6 +126,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from control.config import Appliance, Session
+from dataplane import frames
 from dataplane.reorder import Reorder
 
 MS = 1_000_000
@@ -206,30 +207,6 @@ class OrderView:
         return self.state in TERMINAL
 
 
-def _mac(text: str) -> bytes:
-    b = bytes.fromhex(text.replace(":", ""))
-    if len(b) != 6:
-        raise ValueError(f"bad MAC address {text!r}")
-    return b
-
-
-def _csum(data: bytes, start: int = 0) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = start + sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def _udp_csum(src: bytes, dst: bytes, udp: bytes) -> int:
-    return _csum(src + dst + struct.pack("!BBH", 0, 17, len(udp)) + udp)
-
-
-def _bump(d: dict, key) -> None:
-    d[key] = d.get(key, 0) + 1
-
-
 class StrategyDriver:
     """One strategy session's endpoint.  See the module docstring."""
 
@@ -249,7 +226,7 @@ class StrategyDriver:
         self.timeout_ns = (session.timeout_ms if timeout_ms is None else timeout_ms) * MS
         if min(self.heartbeat_ns, self.retransmit_ns, self.timeout_ns) <= 0:
             raise ValueError("heartbeat_ms, retransmit_ms and timeout_ms must be positive")
-        self._my_mac, self._app_mac = _mac(session.mac), _mac(appliance.mac)
+        self._my_mac, self._app_mac = frames.mac(session.mac), frames.mac(appliance.mac)
         self._my_ip = socket.inet_aton(session.ip)
         self._app_ip = socket.inet_aton(appliance.ip)
 
@@ -299,34 +276,27 @@ class StrategyDriver:
     def _frame(self, payload: bytes, now: int) -> bytes:
         self.last_tx = now
         self.stats["frames_out"] += 1
-        udp_len = 8 + len(payload)
-        ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17,
-                                   0, self._my_ip, self._app_ip))
-        struct.pack_into("!H", ip, 10, _csum(bytes(ip)))
-        udp = bytearray(struct.pack("!HHHH", self.session.port, self.appliance.strategy_port,
-                                    udp_len, 0) + payload)
-        struct.pack_into("!H", udp, 6, _udp_csum(self._my_ip, self._app_ip, bytes(udp))
-                         or 0xFFFF)
-        return self._app_mac + self._my_mac + b"\x08\x00" + bytes(ip) + bytes(udp)
+        return frames.udp_frame(self._my_mac, self._app_mac, self._my_ip, self._app_ip,
+                                self.session.port, self.appliance.strategy_port, payload)
 
     def _msg(self, msg_type: int, seq: int, now: int, body: bytes = b"") -> bytes:
         return _HEADER.pack(SP_VERSION, msg_type, SP_HLEN + len(body), self.session.id, seq,
                             now) + body
 
     def _session_msg(self, msg_type: int, now: int, body: bytes = b"") -> bytes:
-        _bump(self.stats["msgs_out"], TYPE_NAMES[msg_type])
+        frames.bump(self.stats["msgs_out"], TYPE_NAMES[msg_type])
         return self._frame(self._msg(msg_type, self.next_out, now, body), now)
 
     def _app(self, msg_type: int, now: int, body: bytes) -> list[bytes]:
         msg = self._msg(msg_type, self.next_out, now, body)
         self.next_out += 1
         self._sent.append(msg)
-        _bump(self.stats["msgs_out"], TYPE_NAMES[msg_type])
+        frames.bump(self.stats["msgs_out"], TYPE_NAMES[msg_type])
         return [self._frame(msg, now)]
 
-    def _out(self, frames: list[bytes], now: int) -> list[bytes]:
+    def _out(self, sent: list[bytes], now: int) -> list[bytes]:
         """What a public call sends: its frames, through the reorder knob."""
-        return frames if self._reorder is None else self._reorder.apply(frames, now)
+        return sent if self._reorder is None else self._reorder.apply(sent, now)
 
     def flush_reorder(self) -> list[bytes]:
         """A frame the reorder knob holds, if any, to send now."""
@@ -434,44 +404,20 @@ class StrategyDriver:
     # --- receiving -------------------------------------------------------------
 
     def _bad(self, reason: str) -> None:
-        _bump(self.stats["bad_frames"], reason)
+        frames.bump(self.stats["bad_frames"], reason)
 
     def _payload(self, f: bytes) -> bytes | None:
-        if len(f) < 14:
-            return self._bad("runt")
-        off = 14
-        (etype,) = struct.unpack_from("!H", f, 12)
-        if etype == 0x8100:
-            if len(f) < 18:
-                return self._bad("runt")
-            (etype,) = struct.unpack_from("!H", f, 16)
-            off = 18
-        if etype != 0x0800:
-            return self._bad("not_ipv4")
-        if len(f) - off < 20 or f[off] >> 4 != 4:
-            return self._bad("bad_ip_header")
-        ihl = (f[off] & 0x0F) * 4
-        if ihl < 20 or off + ihl > len(f):
-            return self._bad("bad_ip_header")
-        (total,) = struct.unpack_from("!H", f, off + 2)
-        if total < ihl + 8 or off + total > len(f):
-            return self._bad("bad_ip_length")
-        if _csum(f[off:off + ihl]) != 0:
-            return self._bad("ip_checksum")
-        if struct.unpack_from("!H", f, off + 6)[0] & 0x3FFF:
-            return self._bad("ip_fragment")
-        if f[off + 9] != 17:
-            return self._bad("not_udp")
-        src, dst = f[off + 12:off + 16], f[off + 16:off + 20]
-        udp = f[off + ihl:off + total]
-        sport, dport, ulen, ucsum = struct.unpack_from("!HHHH", udp)
+        got = frames.ipv4_udp(f)
+        if isinstance(got, str):
+            return self._bad(got)
+        src, dst, udp = got
+        sport, dport = struct.unpack_from("!HH", udp)
         if (src, sport) != (self._app_ip, self.appliance.strategy_port) or \
                 (dst, dport) != (self._my_ip, self.session.port):
             return self._bad("not_for_session")
-        if ulen != len(udp):
-            return self._bad("bad_udp_length")
-        if ucsum and _udp_csum(src, dst, udp) != 0:
-            return self._bad("udp_checksum")
+        bad = frames.check_udp(src, dst, udp)
+        if bad:
+            return self._bad(bad)
         return udp[8:]
 
     def handle_frame(self, frame: bytes, now: int) -> list[bytes]:
@@ -498,7 +444,7 @@ class StrategyDriver:
                 self._bad("wrong_version_or_session")
                 continue
             self.last_rx = now
-            _bump(self.stats["msgs_in"], TYPE_NAMES.get(msg_type, f"0x{msg_type:02X}"))
+            frames.bump(self.stats["msgs_in"], TYPE_NAMES.get(msg_type, f"0x{msg_type:02X}"))
             out += self._message(msg_type, seq, msg, now)
         return out
 

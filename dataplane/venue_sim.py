@@ -191,6 +191,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from control.config import Appliance, Venue
+from dataplane import frames
 from dataplane.reorder import Reorder
 
 # --- OUCH 5.0 constants (docs/research-ouch-ufo.md, cdefs/ouch_wire.h) ------
@@ -303,27 +304,6 @@ class _Book:
         return {"bids": agg(self.bids, True), "asks": agg(self.asks, False)}
 
 
-def _mac(text: str) -> bytes:
-    b = bytes.fromhex(text.replace(":", "").replace("-", ""))
-    if len(b) != 6:
-        raise ValueError(f"bad MAC address {text!r}")
-    return b
-
-
-def _csum(data: bytes, start: int = 0) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = start + sum(struct.unpack(f">{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
-def _udp_csum(src: bytes, dst: bytes, udp: bytes) -> int:
-    pseudo = src + dst + struct.pack(">BBH", 0, 17, len(udp))
-    return _csum(pseudo + udp)
-
-
 def _parse_options(app: bytes) -> dict[int, bytes] | None:
     """TagValue elements (§1.2) -> {tag: value}; None if malformed."""
     opts: dict[int, bytes] = {}
@@ -375,8 +355,8 @@ class VenueSim:
         self.session = venue.session.encode("ascii").ljust(10, b" ")
         self._venue_ip = socket.inet_aton(venue.ip)
         self._app_ip = socket.inet_aton(appliance.ip)
-        self._venue_mac = _mac(venue.mac)
-        self._app_mac = _mac(appliance.mac)
+        self._venue_mac = frames.mac(venue.mac)
+        self._app_mac = frames.mac(appliance.mac)
         self._rng = random.Random(seed)
         self._books: dict[str, _Book] = {}
         self._live: dict[int, _Order] = {}  # current UserRefNum -> live order
@@ -499,14 +479,8 @@ class VenueSim:
                                payload)
 
     def _udp_frame(self, sport: int, dport: int, payload: bytes) -> bytes:
-        udp_len = 8 + len(payload)
-        ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0,
-                                   0x4000, 64, 17, 0, self._venue_ip, self._app_ip))
-        struct.pack_into(">H", ip, 10, _csum(bytes(ip)))
-        udp = bytearray(struct.pack(">HHHH", sport, dport, udp_len, 0) + payload)
-        c = _udp_csum(self._venue_ip, self._app_ip, bytes(udp))
-        struct.pack_into(">H", udp, 6, c or 0xFFFF)
-        return self._app_mac + self._venue_mac + b"\x08\x00" + bytes(ip) + bytes(udp)
+        return frames.udp_frame(self._venue_mac, self._app_mac, self._venue_ip, self._app_ip,
+                                sport, dport, payload)
 
     def _frames(self, out: list[tuple[str, bytes]]) -> list[bytes]:
         return [self.frame(p) if kind == "data" else self.request_frame(p) for kind, p in out]
@@ -665,46 +639,21 @@ class VenueSim:
     # --- framing -----------------------------------------------------------
 
     def _bad_packet(self, reason: str) -> None:
-        _bump(self.stats["bad_packets"], reason)
+        frames.bump(self.stats["bad_packets"], reason)
 
     def _parse_frame(self, f: bytes) -> tuple[bytes, bool] | None:
         """(UDP payload, sent to the request port) of a frame for the venue."""
-        if len(f) < 14:
-            return self._bad_packet("runt")
-        off = 14
-        (etype,) = struct.unpack_from(">H", f, 12)
-        if etype == 0x8100:
-            if len(f) < 18:
-                return self._bad_packet("runt")
-            (etype,) = struct.unpack_from(">H", f, 16)
-            off = 18
-        if etype != 0x0800:
-            return self._bad_packet("not_ipv4")
-        if len(f) - off < 20 or f[off] >> 4 != 4:
-            return self._bad_packet("bad_ip_header")
-        ihl = (f[off] & 0x0F) * 4
-        if ihl < 20 or off + ihl > len(f):
-            return self._bad_packet("bad_ip_header")
-        (total,) = struct.unpack_from(">H", f, off + 2)
-        if total < ihl + 8 or off + total > len(f):
-            return self._bad_packet("bad_ip_length")
-        if _csum(f[off : off + ihl]) != 0:
-            return self._bad_packet("ip_checksum")
-        (frag,) = struct.unpack_from(">H", f, off + 6)
-        if frag & 0x3FFF:
-            return self._bad_packet("ip_fragment")
-        if f[off + 9] != 17:
-            return self._bad_packet("not_udp")
-        src, dst = f[off + 12 : off + 16], f[off + 16 : off + 20]
-        udp = f[off + ihl : off + total]
-        _sport, dport, ulen, ucsum = struct.unpack_from(">HHHH", udp)
+        got = frames.ipv4_udp(f)
+        if isinstance(got, str):
+            return self._bad_packet(got)
+        src, dst, udp = got
+        (dport,) = struct.unpack_from(">H", udp, 2)
         if dst != self._venue_ip or dport not in (self.venue.port, self.venue.retransmit_port):
             self.stats["frames_not_for_venue"] += 1
             return None
-        if ulen != len(udp):
-            return self._bad_packet("bad_udp_length")
-        if ucsum and _udp_csum(src, dst, udp) != 0:
-            return self._bad_packet("udp_checksum")
+        bad = frames.check_udp(src, dst, udp)
+        if bad:
+            return self._bad_packet(bad)
         return udp[8:], dport == self.venue.retransmit_port
 
     def _groups(self, msgs: list[bytes]) -> list[list[bytes]]:
@@ -731,7 +680,7 @@ class VenueSim:
             self._next_seq += len(group)
             self._sent.extend(group)
         for m in msgs:
-            _bump(self.stats["sent"], chr(m[0]))
+            frames.bump(self.stats["sent"], chr(m[0]))
         self.stats["packets_out"] += len(packets)
         return packets
 
@@ -743,14 +692,14 @@ class VenueSim:
         return p
 
     def _ignore(self, reason: str) -> None:
-        _bump(self.stats["ignored"], reason)
+        frames.bump(self.stats["ignored"], reason)
 
     def _bad_message(self, reason: str) -> None:
-        _bump(self.stats["bad_messages"], reason)
+        frames.bump(self.stats["bad_messages"], reason)
 
     def _handle_message(self, msg: bytes, ts: int, out: list[bytes]) -> None:
         kind = chr(msg[0])
-        _bump(self.stats["received"], kind)
+        frames.bump(self.stats["received"], kind)
         if kind == "O":
             self._enter(msg, ts, out)
         elif kind == "U":
@@ -775,11 +724,11 @@ class VenueSim:
         return opts
 
     def _reject(self, ref: int, reason: int, clordid: bytes, ts: int, out: list[bytes]) -> None:
-        _bump(self.stats["rejects"], reason)
+        frames.bump(self.stats["rejects"], reason)
         out.append(_REJECTED.pack(b"J", ts, ref, reason, clordid))
 
     def _canceled(self, o: _Order, dec: int, reason: bytes, ts: int, out: list[bytes]) -> None:
-        _bump(self.stats["cancels"], reason.decode())
+        frames.bump(self.stats["cancels"], reason.decode())
         out.append(_CANCELED.pack(b"C", ts, o.ref, dec, reason))
         o.leaves -= dec
         if o.leaves == 0:
@@ -922,9 +871,6 @@ class VenueSim:
         if o.leaves == 0:
             self._kill(o)
 
-
-def _bump(d: dict, key) -> None:
-    d[key] = d.get(key, 0) + 1
 
 
 def serve_udp(
