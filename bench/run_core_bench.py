@@ -40,8 +40,13 @@ def run(orders: int, capacity: int) -> dict:
     build(exe)
     r = subprocess.run([str(exe), str(orders), str(capacity)], check=True, capture_output=True,
                        text=True)
+    return parse_figures(r.stdout)
+
+
+def parse_figures(stdout: str) -> dict:
+    """The benchmarks print one "name value" line per figure."""
     figures: dict = {}
-    for line in r.stdout.splitlines():
+    for line in stdout.splitlines():
         key, value = line.split()
         figures[key] = float(value) if "." in value else int(value)
     return figures

@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_core_bench import commit, machine  # noqa: E402
+from run_core_bench import parse_figures as parse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE_SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c", "encode.c",
@@ -77,14 +78,6 @@ def eal_args(memory_mb: int = 512) -> list[str]:
     return ["--lcores", spec, "--no-huge", "-m", str(memory_mb), "--no-pci",
             "--file-prefix", f"dpdkbench{os.getpid()}", "--log-level", "lib.eal:error",
             "--no-telemetry"]
-
-
-def parse(stdout: str) -> dict:
-    figures: dict = {}
-    for line in stdout.splitlines():
-        key, value = line.split()
-        figures[key] = float(value) if "." in value else int(value)
-    return figures
 
 
 def run(orders: int, capacity: int, seconds: float, rates: list[int], repeat: int,

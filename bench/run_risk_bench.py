@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from run_core_bench import ROOT, commit, machine
+from run_core_bench import ROOT, commit, machine, parse_figures
 
 RESULTS = ROOT / "bench" / "results" / "risk_bench.jsonl"
 
@@ -36,11 +36,7 @@ def run(orders: int, hot: int) -> dict:
     build(exe)
     r = subprocess.run([str(exe), str(orders), str(hot)], check=True, capture_output=True,
                        text=True)
-    figures: dict = {}
-    for line in r.stdout.splitlines():
-        key, value = line.split()
-        figures[key] = float(value) if "." in value else int(value)
-    return figures
+    return parse_figures(r.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
