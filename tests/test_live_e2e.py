@@ -25,7 +25,9 @@ why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
 
-def config_text(h: netns.Hosts, driver: str) -> str:
+def config_text(h: netns.Hosts, driver: str, *, session_hb: int = 500,
+                session_timeout: int = 20000, venue_hb: int = 1000,
+                venue_timeout: int = 20000) -> str:
     s, v, a = wire.SESSIONS[0], wire.VENUES[0], wire.APPLIANCE
     if driver == "af_packet":
         vdevs = [f"net_af_packet0,iface={h.oms_strategy_if}",
@@ -39,11 +41,11 @@ def config_text(h: netns.Hosts, driver: str) -> str:
 appliance: {{mac: "{a.mac}", ip: {a.ip}, strategy_port: {a.strategy_port},
              venue_port: {a.venue_port}}}
 sessions:
-  - {{id: 1, ip: {s.ip}, port: {s.port}, mac: "{s.mac}", heartbeat_ms: 500,
-     timeout_ms: 20000}}
+  - {{id: 1, ip: {s.ip}, port: {s.port}, mac: "{s.mac}", heartbeat_ms: {session_hb},
+     timeout_ms: {session_timeout}}}
 venues:
   - {{id: 1, name: NASDAQ, session: {v.session}, ip: {v.ip}, port: {v.port},
-     mac: "{v.mac}", timeout_ms: 20000}}
+     mac: "{v.mac}", heartbeat_ms: {venue_hb}, timeout_ms: {venue_timeout}}}
 routing: {{default_venue: 1}}
 instruments: [{{symbol: AAPL}}, {{symbol: MSFT}}, {{symbol: SPY}}]
 accounts:

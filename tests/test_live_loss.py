@@ -18,7 +18,7 @@ from pathlib import Path
 
 import netns
 import pytest
-import wire
+import test_live_e2e as live
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -51,32 +51,10 @@ table inet omsloss {{
 
 
 def config_text(h: netns.Hosts) -> str:
-    s, v, a = wire.SESSIONS[0], wire.VENUES[0], wire.APPLIANCE
-    vdevs = [f"net_af_packet0,iface={h.oms_strategy_if}",
-             f"net_af_packet1,iface={h.oms_venue_if}"]
     # heartbeats often (a lost trailing message is noticed by the next one),
     # timeouts far beyond anything the loss can cause
-    return f"""
-appliance: {{mac: "{a.mac}", ip: {a.ip}, strategy_port: {a.strategy_port},
-             venue_port: {a.venue_port}}}
-sessions:
-  - {{id: 1, ip: {s.ip}, port: {s.port}, mac: "{s.mac}", heartbeat_ms: 100,
-     timeout_ms: 30000}}
-venues:
-  - {{id: 1, name: NASDAQ, session: {v.session}, ip: {v.ip}, port: {v.port},
-     mac: "{v.mac}", heartbeat_ms: 100, timeout_ms: 30000}}
-routing: {{default_venue: 1}}
-instruments: [{{symbol: AAPL}}, {{symbol: MSFT}}, {{symbol: SPY}}]
-accounts:
-  - {{id: 1, max_order_qty: 999999, max_order_notional: 1000000000, max_open_orders: 100000,
-     credit_limit: 1000000000, max_position: {{AAPL: 1000000000, MSFT: 1000000000,
-     SPY: 1000000000}}}}
-dataplane:
-  lcores: "0,1"
-  vdevs: {json.dumps(vdevs)}
-  ports: {{strategy: net_af_packet0, venue: net_af_packet1}}
-  idle_sleep_us: 50
-"""
+    return live.config_text(h, "af_packet", session_hb=100, session_timeout=30000,
+                            venue_hb=100, venue_timeout=30000)
 
 
 def nft_counters(h: netns.Hosts, ns: str) -> dict[str, dict[str, int]]:
