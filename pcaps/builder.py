@@ -114,6 +114,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from dataplane import frames
 from pcaps import layers as L
 
 NS_PER_MS = 1_000_000
@@ -330,17 +331,6 @@ class _Datagram:
 
 _MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}\Z")
 _IP_RE = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.|\Z)){4}\Z")
-_ETH_IPV4 = b"\x08\x00"
-
-
-def _csum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of data."""
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def udp_frame(src: tuple[str, str, int], dst: tuple[str, str, int], payload: bytes) -> bytes:
@@ -356,16 +346,9 @@ def udp_frame(src: tuple[str, str, int], dst: tuple[str, str, int], payload: byt
         pkt = (Ether(src=smac, dst=dmac) / IP(src=sip, dst=dip, id=0, flags="DF", ttl=64)
                / UDP(sport=sport, dport=dport) / Raw(payload))
         return bytes(pkt)
-    s_ip = bytes(int(x) for x in sip.split("."))
-    d_ip = bytes(int(x) for x in dip.split("."))
-    udp_len = 8 + len(payload)
-    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17, 0,
-                               s_ip, d_ip))
-    struct.pack_into("!H", ip, 10, _csum(bytes(ip)))
-    udp = struct.pack("!HHHH", sport, dport, udp_len, 0)
-    csum = _csum(s_ip + d_ip + struct.pack("!BBH", 0, 17, udp_len) + udp + payload) or 0xFFFF
-    return b"".join((bytes.fromhex(dmac.replace(":", "")), bytes.fromhex(smac.replace(":", "")),
-                     _ETH_IPV4, ip, udp[:6], struct.pack("!H", csum), payload))
+    return frames.udp_frame(frames.mac(smac), frames.mac(dmac),
+                            bytes(int(x) for x in sip.split(".")),
+                            bytes(int(x) for x in dip.split(".")), sport, dport, payload)
 
 
 @dataclass
