@@ -7,6 +7,8 @@
 #include "core_internal.h"
 #include "net.h"
 #include "pipeline.h"
+#include "stages_obs.h"
+#include "stages_record.h"
 
 #define OMS_NAME(n) #n,
 static const char *const drop_names[] = {"OK", OMS_DROP_LIST(OMS_NAME)};
@@ -66,7 +68,8 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	    !c->symbols || !c->symbol_ix || !c->tx_buf || !c->tx_lens ||
 	    order_table_init(&c->orders, cfg->order_capacity) ||
 	    risk_tables_init(&c->risk, cfg->max_accounts, cfg->max_positions,
-			     cfg->max_instruments)) {
+			     cfg->max_instruments) ||
+	    stage_obs_init(c)) {
 		oms_core_destroy(c);
 		return NULL;
 	}
@@ -82,6 +85,7 @@ void oms_core_destroy(struct oms_core *c)
 		return;
 	order_table_free(&c->orders);
 	risk_tables_free(&c->risk);
+	stage_obs_free(c);
 	for (uint32_t i = 0; c->sessions && i < c->n_sessions; i++)
 		free(c->sessions[i].replay);
 	for (uint32_t i = 0; c->venues && i < c->n_venues; i++)
@@ -308,6 +312,7 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 				uint64_t now_ns)
 {
 	c->now_ns = now_ns;
+	stage_burst_begin(c);
 	if (!c->timers_started || now_ns >= c->next_timer)
 		run_timers(c);
 	for (uint32_t i = 0; i < n; i++) {
@@ -350,6 +355,7 @@ uint32_t oms_core_tx_count(const struct oms_core *c)
 
 void oms_core_tx_clear(struct oms_core *c)
 {
+	stage_tx_done(c);
 	c->tx_count = 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include "ouch_wire.h"
 #include "pipeline.h"
+#include "stages_record.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
@@ -436,8 +437,7 @@ static void on_app_msg(struct oms_core *c, struct session *s,
 		on_mass_cancel(c, s, p);
 		break;
 	}
-	if (c->timing)
-		lat_record(&c->lat, cycles() - t0);
+	stage_app_done(c, h->type, t0);
 }
 
 void strategy_datagram(struct oms_core *c, const struct net_udp_view *u)
