@@ -71,6 +71,7 @@ struct core_obs {
 		uint64_t decided;
 	} *pending;
 	struct lat_hist *venue_rtt; /* by venue index, max_venues of them */
+	uint64_t *routed;           /* Enter Orders sent, by venue index */
 	struct oms_order_counts counts;
 	struct lat_hist stage[OMS_STAGE_MAX];
 };

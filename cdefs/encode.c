@@ -355,6 +355,7 @@ void send_enter_order(struct oms_core *c, const struct order *o)
 	put_clordid(m + OUCH_ENTER_OFF_CLORDID, o->cl_ord_id);
 	uint32_t app = put_appendage(m + OUCH_ENTER_OFF_APPLEN, o);
 	venue_finish(c, v, m, OUCH_ENTER_OFF_APPLEN + app);
+	stage_routed(c, o->venue);
 }
 
 void send_replace_order(struct oms_core *c, const struct order *o)

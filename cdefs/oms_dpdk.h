@@ -9,6 +9,7 @@
 #include <stdint.h>
 #endif
 
+#include "dpdk_obs.h"
 #include "link.h"
 #include "oms_core.h"
 
@@ -35,6 +36,9 @@ enum oms_command_op {
 	OMS_CMD_MASS_CANCEL = 2, /* a: session id, b: account */
 	OMS_CMD_SNAPSHOT = 3,    /* copy the core's counters into `stats` */
 	OMS_CMD_KILL = 4,        /* a: account (0: every account), b: on */
+	/* copy one order into `order`: a: session id and id: cl_ord_id, or
+	 * a = 0: b venue id and id the order's UserRefNum there */
+	OMS_CMD_ORDER = 5,
 };
 
 struct oms_command {
@@ -44,6 +48,8 @@ struct oms_command {
 	uint32_t b;
 	int64_t result;
 	struct oms_stats *stats;
+	uint64_t id;
+	struct oms_order_view *order;
 	volatile int done;
 };
 

@@ -16,7 +16,8 @@ int stage_obs_init(struct oms_core *c)
 	o->pending_cap = c->cfg.tx_capacity + c->cfg.order_capacity;
 	o->pending = alloc_lines((size_t)o->pending_cap * sizeof(*o->pending));
 	o->venue_rtt = alloc_lines(rtt);
-	if (!o->pending || !o->venue_rtt)
+	o->routed = calloc(c->cfg.max_venues, sizeof(uint64_t));
+	if (!o->pending || !o->venue_rtt || !o->routed)
 		return -1;
 	memset(o->venue_rtt, 0, rtt);
 	return 0;
@@ -26,6 +27,7 @@ void stage_obs_free(struct oms_core *c)
 {
 	free(c->obs.pending);
 	free(c->obs.venue_rtt);
+	free(c->obs.routed);
 }
 
 const struct lat_hist *oms_core_stage(const struct oms_core *c, int stage)
@@ -38,6 +40,11 @@ const struct lat_hist *oms_core_stage(const struct oms_core *c, int stage)
 const struct lat_hist *oms_core_venue_rtt(const struct oms_core *c, uint32_t index)
 {
 	return index < c->n_venues ? &c->obs.venue_rtt[index] : NULL;
+}
+
+uint64_t oms_core_venue_routed(const struct oms_core *c, uint32_t index)
+{
+	return index < c->n_venues ? c->obs.routed[index] : 0;
 }
 
 const struct oms_order_counts *oms_core_order_counts(const struct oms_core *c)

@@ -83,6 +83,8 @@ const struct lat_hist *oms_core_stage(const struct oms_core *c, int stage);
  * ns of the burst clock (now_ns): our Enter/Replace/Cancel to the venue's
  * first answer to it.  NULL past the last venue. */
 const struct lat_hist *oms_core_venue_rtt(const struct oms_core *c, uint32_t index);
+/* Enter Orders sent to venue `index`. */
+uint64_t oms_core_venue_routed(const struct oms_core *c, uint32_t index);
 const struct oms_order_counts *oms_core_order_counts(const struct oms_core *c);
 /* Health views by table index; -1 past the end. */
 int oms_core_session_health(const struct oms_core *c, uint32_t index,

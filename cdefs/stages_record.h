@@ -72,6 +72,12 @@ static inline void stage_rejected(struct oms_core *c, uint8_t ref_type, uint16_t
 	c->obs.counts.rejected[(ref_type - 0x10) & (OMS_APP_TYPES - 1)][slot]++;
 }
 
+/* An Enter Order went to venue index `v`. */
+static inline void stage_routed(struct oms_core *c, uint16_t v)
+{
+	c->obs.routed[v]++;
+}
+
 /* OUCH message `t` about order `o` from its venue, before it is applied:
  * the venue round trip when it answers the order's pending request (an
  * unexpected answer, which the handler drops, records nothing). */

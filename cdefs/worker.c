@@ -166,6 +166,11 @@ static void run_command(struct oms_worker *w, struct oms_command *cmd)
 		rte_memcpy(cmd->stats, oms_core_stats(w->core), sizeof(*cmd->stats));
 		cmd->result = oms_core_live_orders(w->core);
 		break;
+	case OMS_CMD_ORDER:
+		cmd->result = cmd->a ? oms_core_order_find(w->core, cmd->a, cmd->id, cmd->order)
+				     : oms_core_order_by_ref(w->core, (uint16_t)cmd->b,
+							     (uint32_t)cmd->id, cmd->order);
+		break;
 	default:
 		cmd->result = -1;
 	}

@@ -35,14 +35,19 @@ def cmd_pcap_build(args) -> int:
 
 
 def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=None,
-               venue_latency_us=20.0, backend="pcap") -> dict:
+               venue_latency_us=20.0, backend="pcap", metrics=None) -> dict:
     from dataplane import pcap_backend
     from dataplane.replay import Replayer, report_lines, write_report
 
     records = pcap_backend.read_pcap(in_pcap)
-    rp = Replayer(cfg, venue_sim=venue_sim, verify=verify, timings=bool(timings),
+    rp = Replayer(cfg, venue_sim=venue_sim, verify=verify, timings=bool(timings or metrics),
                   venue_latency_ns=int(venue_latency_us * 1000), backend=backend)
     out, res = rp.run(records)
+    if metrics:
+        # the final counters and histograms, as a scrape would have seen them
+        from control.metrics import DataPlaneSource, exposition, make_registry
+        core = rp.core.core if backend == "dpdk" else rp.core
+        Path(metrics).write_bytes(exposition(make_registry(DataPlaneSource(cfg, [core]))))
     pcap_backend.write_pcap(out_pcap, out)
     lines = report_lines(cfg, out, res.stats)
     if report:
@@ -65,7 +70,8 @@ def cmd_replay(args) -> int:
     cfg = _config(args.config)
     summary = run_replay(args.pcap, args.out, args.report, cfg, venue_sim=args.venue_sim,
                          verify=args.verify, timings=args.timings,
-                         venue_latency_us=args.venue_latency_us, backend=args.backend)
+                         venue_latency_us=args.venue_latency_us, backend=args.backend,
+                         metrics=args.metrics)
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
 
@@ -115,6 +121,67 @@ def cmd_ctl(args) -> int:
     answer = request(args.socket, payload)
     print(json.dumps(answer, indent=2, sort_keys=True))
     return 0 if answer.get("ok") else 1
+
+
+def _ask(socket_path: str, payload: dict) -> dict:
+    from control.ctl import request
+
+    try:
+        answer = request(socket_path, payload)
+    except (FileNotFoundError, ConnectionRefusedError) as e:
+        raise OSError(f"no appliance answers on {socket_path} ({e.strerror}): is it running "
+                      "with --control-socket there?") from e
+    if not answer.get("ok"):
+        raise ValueError(answer.get("error", "the appliance refused"))
+    return answer
+
+
+def cmd_status(args) -> int:
+    from control.status import render_status
+
+    d = _ask(args.socket, {"cmd": "status"})
+    print(json.dumps(d, indent=2, sort_keys=True) if args.json else render_status(d))
+    return 0
+
+
+def cmd_top(args) -> int:
+    """Live view: the status again every --interval seconds, with rates."""
+    import time
+
+    from control.status import render_status
+
+    prev = None
+    n = 0
+    while args.count is None or n < args.count:
+        d = _ask(args.socket, {"cmd": "status"})
+        text = render_status(d, prev)
+        if sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")  # home, clear
+        print(text, flush=True)
+        prev = d
+        n += 1
+        if args.count is None or n < args.count:
+            try:
+                time.sleep(args.interval)
+            except KeyboardInterrupt:
+                break
+    return 0
+
+
+def cmd_order_show(args) -> int:
+    from control.status import render_order
+
+    if args.venue_token is not None:
+        if args.venue is None:
+            raise ValueError("--venue-token needs --venue (the venue's id)")
+        payload = {"cmd": "order", "venue": args.venue, "venue_token": args.venue_token}
+    elif args.session is None or args.cl_ord_id is None:
+        raise ValueError("give SESSION CLORDID, or --venue V --venue-token T")
+    else:
+        payload = {"cmd": "order", "session": args.session, "cl_ord_id": args.cl_ord_id}
+    d = _ask(args.socket, payload)
+    print(json.dumps(d, indent=2, sort_keys=True) if args.json else render_order(d))
+    return 0
 
 
 KILL_HELP = {
@@ -173,6 +240,30 @@ def build_parser() -> argparse.ArgumentParser:
         _kill_args(k, socket=True)
         k.set_defaults(func=cmd_ctl, ctl_cmd=name)
 
+    from control.ctl import DEFAULT_SOCKET
+    st = sub.add_parser("status", help="a running appliance at a glance: ports, queues, "
+                        "lcores, orders, rejects, latency percentiles, venues")
+    st.add_argument("--socket", default=DEFAULT_SOCKET)
+    st.add_argument("--json", action="store_true", help="the answer as JSON")
+    st.set_defaults(func=cmd_status)
+    tp = sub.add_parser("top", help="status, refreshed, with rates (Ctrl-C to stop)")
+    tp.add_argument("--socket", default=DEFAULT_SOCKET)
+    tp.add_argument("--interval", type=float, default=1.0, help="seconds between updates")
+    tp.add_argument("--count", type=int, help="stop after this many updates")
+    tp.set_defaults(func=cmd_top)
+    od = sub.add_parser("order", help="orders of a running appliance")
+    osub = od.add_subparsers(dest="order_cmd", required=True)
+    os_ = osub.add_parser("show", help="an order's state, every transition with its time, "
+                          "and its venue messages")
+    os_.add_argument("session", type=int, nargs="?")
+    os_.add_argument("cl_ord_id", type=int, nargs="?")
+    os_.add_argument("--venue", type=int, help="with --venue-token: the venue's id")
+    os_.add_argument("--venue-token", type=int,
+                     help="the order's token at the venue (OUCH UserRefNum)")
+    os_.add_argument("--socket", default=DEFAULT_SOCKET)
+    os_.add_argument("--json", action="store_true")
+    os_.set_defaults(func=cmd_order_show)
+
     c = sub.add_parser("config", help="configuration tools")
     csub = c.add_subparsers(dest="config_cmd", required=True)
     config_schema.add_subparser(csub)  # omsctl config schema [-o FILE]
@@ -200,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--backend", choices=["pcap", "dpdk"], default="pcap",
                     help="pcap: the core in this thread; dpdk: through a DPDK port and a "
                          "worker lcore (same output, byte for byte)")
+    rp.add_argument("--metrics", metavar="FILE",
+                    help="write the final metrics here, in Prometheus text format")
     rp.add_argument("--verify", action="store_true",
                     help="run the reference model beside the core; fail on any difference")
     rp.set_defaults(func=cmd_replay)

@@ -135,6 +135,10 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Account", "order_types"): _names(C.ORDER_TYPES),
     ("Account", "tifs"): _names(C.TIFS),
     ("Routing", "default_venue"): {**_int(1, 65535), "description": "a configured venue id"},
+    ("Observability", "listen"): {
+        "type": "string", "pattern": r"^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$",
+        "description": "IPv4 host:port of the metrics exporter and latency page; "
+                       "127.0.0.1 keeps it local; port 0: any free port"},
     ("Dataplane", "lcores"): {"type": "string", "pattern": r"^\d+(-\d+)?(,\d+(-\d+)?)*$",
                               "description": 'EAL -l: "0,1" or "0-3"'},
     ("Dataplane", "memory_mb"): _int(64, 1 << 20),

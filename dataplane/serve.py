@@ -96,6 +96,13 @@ class Appliance:
         # pool): the baseline the pool must be back at when traffic stops
         self.mbufs_at_start = lib.oms_pool_in_use(self.pool)
         self.core = Core(cfg, ext=ext)
+        self.core.set_timing(cfg.observability.timing)
+        self.started = time.time()
+        # live reload (control/config.py) will count its generations here
+        self.config_generation = 1
+        # the kill switches as configured, then as commanded (semantics.md
+        # "Kill switch"); what the exporter and `omsctl status` show
+        self.kill = {a.id: bool(a.kill) for a in cfg.accounts}
         self.commands = lib.oms_ring_create(b"oms_cmd", 256, max(socket, 0), 1)
         if self.commands == ffi.NULL:
             raise dpdk.DpdkError("cannot create the worker's command ring")
@@ -129,6 +136,9 @@ class Appliance:
         cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
         if op == self.lib.OMS_CMD_SNAPSHOT:
             cmd.stats = self._snapshot = self.ffi.new("struct oms_stats *")
+        return self.run_command(cmd, timeout_s)
+
+    def run_command(self, cmd, timeout_s: float = 5.0):
         if self.lib.oms_command(self.commands, cmd) != 0:
             raise dpdk.DpdkError("the worker's command ring is full")
         deadline = time.monotonic() + timeout_s
@@ -165,8 +175,39 @@ class Appliance:
             n, _ = self.command(lib.OMS_CMD_KILL, account, int(on))
             if n < 0:
                 return {"ok": False, "error": f"unknown account {account}"}
+            for a in (self.kill if account == 0 else (account,)):
+                self.kill[a] = on
             return {"ok": True, "account": account or "all", "kill": on, "canceled": n}
+        if what == "status":
+            from control.status import appliance_status
+            return {"ok": True, **appliance_status(self)}
+        if what == "order":
+            return self.order_show(request)
         return {"ok": False, "error": f"unknown command {what!r}"}
+
+    def order_show(self, request: dict) -> dict:
+        """One order, copied by the worker between two bursts: by (session,
+        cl_ord_id), or by the venue's token (venue, UserRefNum)."""
+        from control.status import order_history
+        ffi, lib = self.ffi, self.lib
+        view = ffi.new("struct oms_order_view *")
+        cmd = ffi.new("struct oms_command *", {"op": lib.OMS_CMD_ORDER})
+        cmd.order = view
+        if request.get("venue_token") is not None:
+            a, b, key = 0, int(request["venue"]), int(request["venue_token"])
+            what = f"venue {b} token {key}"
+            ok = 0 < b < 2**16 and 0 <= key < 2**32
+        else:
+            a, b, key = int(request["session"]), 0, int(request["cl_ord_id"])
+            what = f"session {a} cl_ord_id {key}"
+            ok = 0 < a < 2**32 and 0 <= key < 2**64
+        if not ok:
+            return {"ok": False, "error": f"{what}: out of range"}
+        cmd.a, cmd.b, cmd.id = a, b, key
+        result, _ = self.run_command(cmd)
+        if result != 0:
+            return {"ok": False, "error": f"{what}: no such order (never seen, or evicted)"}
+        return {"ok": True, **order_history(self.core, view)}
 
     def stop(self) -> dict:
         """Stop receiving, let the worker flush, stop the ports; the final
@@ -179,6 +220,14 @@ class Appliance:
             self.lib.oms_port_stop(pid)
             self.lib.oms_port_close(pid)
         return report
+
+    def kill_state(self) -> dict[str, bool]:
+        return {str(a): on for a, on in sorted(self.kill.items())}
+
+    def metric_families(self):
+        """The appliance's own metrics beside the core's (control/metrics.py)."""
+        from control.appliance_metrics import appliance_families
+        return appliance_families(self)
 
     def report(self) -> dict:
         ffi = self.ffi
@@ -213,6 +262,28 @@ def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
     return out
 
 
+def start_observability(app: Appliance):
+    """The exporter and latency page (observability: in the config), or
+    None.  A busy address does not stop the appliance: it says so."""
+    from control.httpd import ObservabilityServer
+    from control.metrics import DataPlaneSource
+
+    obs = app.cfg.observability
+    app.metrics_source = DataPlaneSource(app.cfg, [app.core], app)
+    if not obs.enabled:
+        return None
+    try:
+        httpd = ObservabilityServer(app.metrics_source, obs.listen)
+    except OSError as e:
+        print(f"omsctl: observability.listen {obs.listen}: {e}; running without the "
+              "metrics exporter and latency page", file=sys.stderr)
+        return None
+    httpd.start()
+    print(f"omsctl: metrics at {httpd.url}/metrics, latency heatmap at {httpd.url}/",
+          file=sys.stderr)
+    return httpd
+
+
 def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None,
           control_socket: str | None = None, orders_file: str | None = None,
           order_ids: range = range(0)) -> dict:
@@ -225,10 +296,12 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     ctl = ControlSocket(control_socket, app.handle_control) if control_socket else None
+    httpd = start_observability(app)
     app.start()
     if ready_file:
         with open(ready_file, "w") as f:
-            f.write(json.dumps({"pid": os.getpid(), "ports": app.ports}))
+            f.write(json.dumps({"pid": os.getpid(), "ports": app.ports,
+                                "metrics": httpd.url if httpd else None}))
     t_end = time.monotonic() + duration_s if duration_s else None
     try:
         while not stop["now"] and (t_end is None or time.monotonic() < t_end):
@@ -239,6 +312,8 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
     finally:
         if ctl:
             ctl.close()
+        if httpd:
+            httpd.close()
     report = app.stop()
     if orders_file:
         with open(orders_file, "w") as f:

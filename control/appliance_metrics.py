@@ -1,0 +1,91 @@
+"""Metrics of the live appliance around the core (dataplane/serve.py): DPDK
+ports (rte_eth_stats and xstats), the worker's rings and mempool, the
+worker lcore's own counters and what it answers for the kernel (ARP,
+ICMP).  Read at scrape time from the exporter's thread, in place (see
+control/metrics.py on why reading the worker's 64-bit counters is safe)."""
+from __future__ import annotations
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+XSTATS_ROOM = 256
+
+
+def port_xstats(ffi, lib, port: int) -> dict[str, int]:
+    room = XSTATS_ROOM
+    buf = ffi.new(f"struct oms_xstat[{room}]")
+    n = lib.oms_port_xstats(port, buf, room)
+    if n < 0 or n > room:
+        return {}
+    return {ffi.string(buf[i].name).decode(errors="replace"): buf[i].value for i in range(n)}
+
+
+def port_names(app) -> dict[int, str]:
+    d = app.cfg.dataplane.ports
+    names: dict[int, list[str]] = {}
+    for role, name in (("strategy", d.strategy), ("venue", d.venue)):
+        pid = app.lib.oms_port_by_name(name.encode())
+        names.setdefault(pid, []).append(role)
+    return {pid: "+".join(roles) for pid, roles in names.items()}
+
+
+def appliance_families(app):
+    ffi, lib = app.ffi, app.lib
+    roles = port_names(app)
+    packets = CounterMetricFamily("oms_port_packets", "Packets a DPDK port received or sent "
+                                  "(rte_eth_stats)", labels=["port", "role", "direction"])
+    octets = CounterMetricFamily("oms_port_bytes", "Bytes a DPDK port received or sent",
+                                 labels=["port", "role", "direction"])
+    missed = CounterMetricFamily("oms_port_missed", "Packets the port dropped because the "
+                                 "receive queue was full (imissed)", labels=["port", "role"])
+    errors = CounterMetricFamily("oms_port_errors", "Erroneous packets, by direction "
+                                 "(ierrors, oerrors)", labels=["port", "role", "direction"])
+    nombuf = CounterMetricFamily("oms_port_rx_nombuf", "Receive failures for want of an mbuf",
+                                 labels=["port", "role"])
+    xstats = CounterMetricFamily("oms_port_xstats", "The port driver's extended statistics "
+                                 "(rte_eth_xstats), by name", labels=["port", "role", "name"])
+    pc = ffi.new("struct oms_port_counters *")
+    for pid in app.ports:
+        labels = [str(pid), roles.get(pid, "")]
+        if lib.oms_port_counters(pid, pc) != 0:
+            continue
+        packets.add_metric(labels + ["rx"], pc.ipackets)
+        packets.add_metric(labels + ["tx"], pc.opackets)
+        octets.add_metric(labels + ["rx"], pc.ibytes)
+        octets.add_metric(labels + ["tx"], pc.obytes)
+        missed.add_metric(labels, pc.imissed)
+        errors.add_metric(labels + ["rx"], pc.ierrors)
+        errors.add_metric(labels + ["tx"], pc.oerrors)
+        nombuf.add_metric(labels, pc.rx_nombuf)
+        for name, value in sorted(port_xstats(ffi, lib, pid).items()):
+            xstats.add_metric(labels + [name], value)
+    yield from (packets, octets, missed, errors, nombuf, xstats)
+
+    ring = GaugeMetricFamily("oms_ring_entries", "Entries waiting in a ring",
+                             labels=["ring"])
+    ring.add_metric(["commands"], lib.oms_ring_count(app.commands))
+    yield ring
+    ring_cap = GaugeMetricFamily("oms_ring_capacity", "Entries a ring holds at most",
+                                 labels=["ring"])
+    ring_cap.add_metric(["commands"], lib.oms_ring_capacity(app.commands))
+    yield ring_cap
+    pool = GaugeMetricFamily("oms_mempool_mbufs", "Mbufs of the mempool, in use or in all",
+                             labels=["pool", "state"])
+    pool.add_metric(["oms_pool", "in_use"], lib.oms_pool_in_use(app.pool))
+    pool.add_metric(["oms_pool", "size"], lib.oms_pool_size(app.pool))
+    yield pool
+
+    w = app.worker
+    lcore = [str(app.lcore)]
+    worker = CounterMetricFamily("oms_worker", "The worker lcore's own counters, by kind "
+                                 "(struct oms_worker_stats)", labels=["lcore", "kind"])
+    for name, _ in ffi.typeof("struct oms_worker_stats").fields:
+        worker.add_metric(lcore + [name], getattr(w.stats, name))
+    yield worker
+    link = CounterMetricFamily("oms_link", "What the worker answers for the kernel (ARP, "
+                               "ICMP echo), by kind", labels=["kind"])
+    for name, _ in ffi.typeof("struct link_stats").fields:
+        link.add_metric([name], getattr(w.link, name))
+    yield link
+    tsc = GaugeMetricFamily("oms_tsc_hz", "The TSC rate latency cycles are converted with")
+    tsc.add_metric([], lib.oms_tsc_hz())
+    yield tsc

@@ -1,0 +1,200 @@
+"""`omsctl status`, `omsctl top` and `omsctl order show`: what a running
+appliance answers over its control socket (built here, in the appliance's
+control thread) and how the CLI prints it.
+
+Counters come from a snapshot the worker copies between two bursts
+(OMS_CMD_SNAPSHOT); latency percentiles from the stage histograms read in
+place; an order from a copy the worker makes between two bursts
+(OMS_CMD_ORDER)."""
+from __future__ import annotations
+
+import time
+
+from control.metrics import APP_TYPES, STAGES, percentiles, reason_names
+
+# what an order's state means on the venue side: the OUCH message that took
+# it there (docs/semantics.md)
+VENUE_CAUSE = {
+    "PendingNew": "Enter Order sent",
+    "New": "Order Accepted received",
+    "PartiallyFilled": "Order Executed received",
+    "Filled": "Order Executed received (or Replaced to at most the filled quantity)",
+    "PendingReplace": "Replace Order sent",
+    "Replaced": "Order Replaced received",
+    "PendingCancel": "Cancel Order sent",
+    "Canceled": "Order Canceled received",
+    "Rejected": "Rejected received",
+    "Expired": "Order Canceled (IOC) received",
+}
+
+JOURNAL_NOTE = ("the core keeps each state's last entry time only: the venue messages "
+                "are inferred from the transitions, a state entered twice shows its last "
+                "entry, and the exact messages (sequence numbers, fields) come with the "
+                "durability journal")
+
+
+def appliance_status(app) -> dict:
+    lib = app.lib
+    live, cmd = app.command(lib.OMS_CMD_SNAPSHOT)
+    st = cmd.stats
+    src = app.metrics_source
+    reasons = reason_names(lib)
+    rejects = {"business": {}, "system": {}}
+    for code, name in reasons.items():
+        if code < 1000:
+            n = st.reject_business[code % lib.OMS_REJ_BUSINESS_SLOTS]
+            kind = "business"
+        else:
+            n = st.reject_system[(code - 1000) % lib.OMS_REJ_SYSTEM_SLOTS]
+            kind = "system"
+        if n:
+            rejects[kind][name] = n
+    drops = app.core.stats_dict(st)["drop"]
+    report = app.report()
+    latency = {}
+    hz = src.cycles.units_per_second
+    for name, stage in STAGES.items():
+        latency[name] = percentiles(lib, lib.oms_core_stage(app.core._core, stage), hz)
+    venues = []
+    h = app.ffi.new("struct oms_venue_health *")
+    now = time.time_ns()
+    for i, v in enumerate(app.cfg.venues):
+        if lib.oms_core_venue_health(app.core._core, i, h) != 0:
+            continue
+        venues.append({
+            "id": v.id, "name": v.name, "up": not h.down,
+            "last_rx_ago_ms": round((now - h.last_rx_ns) / 1e6, 1) if h.last_rx_ns else None,
+            "next_in_seq": h.next_in_seq, "next_out_seq": h.next_out_seq,
+            "gap_requests_outstanding": h.gap_requests_outstanding,
+            "routed": lib.oms_core_venue_routed(app.core._core, i),
+            "round_trip_ns": percentiles(lib, lib.oms_core_venue_rtt(app.core._core, i), 1e9)})
+    sessions = []
+    sh = app.ffi.new("struct oms_session_health *")
+    for i in range(len(app.cfg.sessions)):
+        if lib.oms_core_session_health(app.core._core, i, sh) != 0:
+            continue
+        sessions.append({"id": sh.id, "logged_in": bool(sh.logged_in),
+                         "enabled": bool(sh.enabled), "next_in_seq": sh.next_in_seq,
+                         "next_out_seq": sh.next_out_seq})
+    orders = src.orders()
+    return {
+        "uptime_s": round(time.time() - app.started, 1),
+        "config_generation": app.config_generation,
+        "kill": app.kill_state(),
+        "lcores": {"control": 0, "worker": app.lcore},
+        "ports": {str(pid): {**v, **report["steering"].get(pid, {})}
+                  for pid, v in report["ports"].items()},
+        "queues": {"command_ring": {"entries": lib.oms_ring_count(app.commands),
+                                    "capacity": lib.oms_ring_capacity(app.commands)},
+                   "mempool": {"in_use": report["mbufs_in_use"],
+                               "size": lib.oms_pool_size(app.pool)}},
+        "worker": report["worker"],
+        "frames": {"in": st.event[lib.OMS_EV_FRAMES_IN], "out": st.event[lib.OMS_EV_FRAMES_OUT]},
+        "orders": {t: orders["handled"][i] for i, t in enumerate(APP_TYPES)},
+        "live_orders": live,
+        "rejects": rejects,
+        "drops": drops,
+        "latency_ns": latency,
+        "venues": venues,
+        "sessions": sessions,
+        "time": time.time(),
+    }
+
+
+def order_history(core, view) -> dict:
+    from dataplane.core import STATE_NAMES
+
+    o = {name: getattr(view, name) for name, _ in core.ffi.typeof("struct oms_order_view").fields
+         if name != "state_ts"}
+    state = STATE_NAMES.get(view.state, str(view.state))
+    transitions = sorted(
+        ({"state": STATE_NAMES.get(s, str(s)), "ts_ns": view.state_ts[s]}
+         for s in range(1, len(view.state_ts)) if view.state_ts[s]),
+        key=lambda t: (t["ts_ns"], t["state"]))
+    venue_messages = [{"ts_ns": t["ts_ns"], "message": VENUE_CAUSE[t["state"]]}
+                      for t in transitions if t["state"] in VENUE_CAUSE]
+    return {"order": {**o, "state": state}, "transitions": transitions,
+            "venue_messages": venue_messages, "note": JOURNAL_NOTE}
+
+
+def _ns(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v / 1000:.2f} µs" if v >= 1000 else f"{v:.0f} ns"
+
+
+def render_status(d: dict, prev: dict | None = None) -> str:
+    """Text for a terminal; with `prev` (an earlier answer) rates too."""
+    dt = (d["time"] - prev["time"]) if prev else 0
+    def rate(now, before):
+        return f" ({(now - before) / dt:,.0f}/s)" if prev and dt > 0 else ""
+    lines = [f"uptime {d['uptime_s']:.0f} s   config generation {d['config_generation']}   "
+             f"worker lcore {d['lcores']['worker']}   live orders {d['live_orders']}"]
+    killed = [a for a, on in d["kill"].items() if on]
+    lines.append("kill switch: " + (f"ENGAGED for accounts {', '.join(killed)}" if killed
+                                    else "released"))
+    lines.append("")
+    lines.append("ports")
+    for pid, p in d["ports"].items():
+        lines.append(f"  {pid}: rx {p['ipackets']:,}  tx {p['opackets']:,}  missed "
+                     f"{p['imissed']:,}  tx errors {p['oerrors']:,}  steering {p.get('path', '-')}")
+    q = d["queues"]
+    lines.append(f"queues: command ring {q['command_ring']['entries']}/"
+                 f"{q['command_ring']['capacity']}   mempool {q['mempool']['in_use']}/"
+                 f"{q['mempool']['size']} mbufs in use")
+    w = d["worker"]
+    polls = w["busy_polls"] + w["idle_polls"]
+    busy = 100.0 * w["busy_polls"] / polls if polls else 0.0
+    lines.append(f"worker: rx {w['rx_frames']:,}  tx {w['tx_frames']:,}  tx dropped "
+                 f"{w['tx_dropped']:,}  busy polls {busy:.1f}%")
+    fr = d["frames"]
+    pf = prev["frames"] if prev else fr
+    lines.append(f"frames: in {fr['in']:,}{rate(fr['in'], pf['in'])}   out "
+                 f"{fr['out']:,}{rate(fr['out'], pf['out'])}")
+    po = prev["orders"] if prev else d["orders"]
+    lines.append("orders: " + "   ".join(f"{t} {n:,}{rate(n, po[t])}"
+                                        for t, n in d["orders"].items()))
+    for kind in ("business", "system"):
+        r = d["rejects"][kind]
+        lines.append(f"rejects ({kind}): " + (", ".join(f"{k} {v:,}" for k, v in
+                                                         sorted(r.items())) or "none"))
+    lines.append("drops: " + (", ".join(f"{k} {v:,}" for k, v in sorted(d["drops"].items()))
+                              or "none"))
+    lines.append("")
+    lines.append(f"{'latency':<16}{'count':>10}{'p50':>12}{'p90':>12}{'p99':>12}"
+                 f"{'p99.9':>12}{'max':>12}")
+    rows = list(d["latency_ns"].items())
+    rows += [(f"venue {v['id']} rtt", v["round_trip_ns"]) for v in d["venues"]]
+    for name, p in rows:
+        lines.append(f"{name:<16}{p['count']:>10,}" + "".join(
+            f"{_ns(p.get(k)):>12}" for k in ("p50", "p90", "p99", "p99.9", "max")))
+    lines.append("")
+    lines.append("venues")
+    for v in d["venues"]:
+        ago = v["last_rx_ago_ms"]
+        lines.append(f"  {v['id']} {v['name']}: {'up' if v['up'] else 'DOWN'}   routed "
+                     f"{v['routed']:,}   last heard {'-' if ago is None else f'{ago:.0f} ms'} "
+                     f"ago   gap requests {v['gap_requests_outstanding']}")
+    lines.append("sessions")
+    for s in d["sessions"]:
+        lines.append(f"  {s['id']}: {'logged in' if s['logged_in'] else 'logged out'}"
+                     f"{'' if s['enabled'] else ' (disabled)'}   next in {s['next_in_seq']}"
+                     f"   next out {s['next_out_seq']}")
+    return "\n".join(lines)
+
+
+def render_order(d: dict) -> str:
+    o = d["order"]
+    lines = [f"order {o['cl_ord_id']} of session {o['session_id']} (account {o['account']}): "
+             f"{o['state']}",
+             f"  qty {o['qty']}  cum {o['cum_qty']}  leaves {o['leaves_qty']}  price "
+             f"{o['price'] / 1e8:.4f}  venue {o['venue']}  token (UserRefNum) {o['ref']}"
+             + (f"  pending token {o['pending_ref']}" if o["pending_ref"] else ""),
+             "transitions:"]
+    for t in d["transitions"]:
+        lines.append(f"  {t['ts_ns']}  {t['state']}")
+    lines.append("venue messages:")
+    for m in d["venue_messages"]:
+        lines.append(f"  {m['ts_ns']}  {m['message']}")
+    lines.append(f"({d['note']})")
+    return "\n".join(lines)
