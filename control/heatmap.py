@@ -24,8 +24,10 @@ def bucket_labels() -> list[str]:
             out.append(f"{le * 1e9:g} ns")
         elif le < 1e-3:
             out.append(f"{le * 1e6:g} µs")
-        else:
+        elif le < 1:
             out.append(f"{le * 1e3:g} ms")
+        else:
+            out.append(f"{le:g} s")
     out.append("+Inf")
     return out
 
