@@ -120,6 +120,8 @@ def order_history(core, view) -> dict:
 def _ns(v) -> str:
     if v is None:
         return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f} ms"
     return f"{v / 1000:.2f} µs" if v >= 1000 else f"{v:.0f} ns"
 
 
