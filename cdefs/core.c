@@ -312,7 +312,7 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 				uint64_t now_ns)
 {
 	c->now_ns = now_ns;
-	stage_burst_begin(c);
+	stage_burst_begin(c, n);
 	if (!c->timers_started || now_ns >= c->next_timer)
 		run_timers(c);
 	for (uint32_t i = 0; i < n; i++) {

@@ -34,7 +34,8 @@ const struct lat_hist *oms_core_stage(const struct oms_core *c, int stage)
 {
 	if (stage < 0 || stage >= OMS_STAGE_MAX)
 		return NULL;
-	return &c->obs.stage[stage];
+	/* the handler's own time has always been recorded in c->lat */
+	return stage == OMS_STAGE_HANDLE ? &c->lat : &c->obs.stage[stage];
 }
 
 const struct lat_hist *oms_core_venue_rtt(const struct oms_core *c, uint32_t index)

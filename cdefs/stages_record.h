@@ -19,10 +19,11 @@ static inline uint64_t stage_cycles(void)
 }
 #endif
 
-/* oms_core_process_burst: the burst was handed over now. */
-static inline void stage_burst_begin(struct oms_core *c)
+/* oms_core_process_burst: a burst of n frames was handed over now (a
+ * timer-only call, n = 0, handles no order). */
+static inline void stage_burst_begin(struct oms_core *c, uint32_t n)
 {
-	if (c->timing)
+	if (c->timing && n)
 		c->obs.rx_tsc = stage_cycles();
 }
 
@@ -37,8 +38,7 @@ static inline void stage_app_done(struct oms_core *c, uint8_t type, uint64_t t0)
 	if (!c->timing)
 		return;
 	uint64_t t = stage_cycles();
-	lat_record(&c->lat, t - t0);
-	lat_record(&o->stage[OMS_STAGE_HANDLE], t - t0);
+	lat_record(&c->lat, t - t0); /* the HANDLE stage (oms_core_stage) */
 	lat_record(&o->stage[OMS_STAGE_RX_TO_DECISION], t - o->rx_tsc);
 	if (o->n_pending < o->pending_cap) {
 		o->pending[o->n_pending].rx = o->rx_tsc;
@@ -49,7 +49,9 @@ static inline void stage_app_done(struct oms_core *c, uint8_t type, uint64_t t0)
 	}
 }
 
-/* oms_core_tx_clear: the backend has taken (sent) the frames. */
+/* oms_core_tx_clear: the backend has taken (sent) the frames.  Messages of
+ * one burst share its receive time, so their IN_TO_OUT is one value,
+ * recorded once with their number. */
 static inline void stage_tx_done(struct oms_core *c)
 {
 	struct core_obs *o = &c->obs;
@@ -57,10 +59,17 @@ static inline void stage_tx_done(struct oms_core *c)
 	if (!o->n_pending)
 		return;
 	uint64_t t = stage_cycles();
+	uint64_t run_rx = o->pending[0].rx, run_n = 0;
 	for (uint32_t i = 0; i < o->n_pending; i++) {
 		lat_record(&o->stage[OMS_STAGE_DECISION_TO_TX], t - o->pending[i].decided);
-		lat_record(&o->stage[OMS_STAGE_IN_TO_OUT], t - o->pending[i].rx);
+		if (o->pending[i].rx != run_rx) {
+			lat_record_n(&o->stage[OMS_STAGE_IN_TO_OUT], t - run_rx, run_n);
+			run_rx = o->pending[i].rx;
+			run_n = 0;
+		}
+		run_n++;
 	}
+	lat_record_n(&o->stage[OMS_STAGE_IN_TO_OUT], t - run_rx, run_n);
 	o->n_pending = 0;
 }
 
