@@ -35,19 +35,27 @@ def cmd_pcap_build(args) -> int:
 
 
 def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=None,
-               venue_latency_us=20.0, backend="pcap", metrics=None) -> dict:
+               venue_latency_us=20.0, backend="pcap", metrics=None, plot=None,
+               progress=None) -> dict:
     from dataplane import pcap_backend
     from dataplane.replay import Replayer, report_lines, write_report
 
     records = pcap_backend.read_pcap(in_pcap)
-    rp = Replayer(cfg, venue_sim=venue_sim, verify=verify, timings=bool(timings or metrics),
+    from control.replay_view import ProgressBar, plot_latency, want_progress
+
+    rp = Replayer(cfg, venue_sim=venue_sim, verify=verify,
+                  timings=bool(timings or metrics or plot),
                   venue_latency_ns=int(venue_latency_us * 1000), backend=backend)
-    out, res = rp.run(records)
+    bar = ProgressBar() if want_progress(progress, len(records)) else None
+    out, res = rp.run(records, progress=bar)
+    core = rp.core.core if backend == "dpdk" else rp.core
     if metrics:
         # the final counters and histograms, as a scrape would have seen them
         from control.metrics import DataPlaneSource, exposition, make_registry
-        core = rp.core.core if backend == "dpdk" else rp.core
         Path(metrics).write_bytes(exposition(make_registry(DataPlaneSource(cfg, [core]))))
+    if plot:
+        for f in plot_latency(core, cfg, plot):
+            print(f"omsctl: {f}", file=sys.stderr)
     pcap_backend.write_pcap(out_pcap, out)
     lines = report_lines(cfg, out, res.stats)
     if report:
@@ -71,7 +79,7 @@ def cmd_replay(args) -> int:
     summary = run_replay(args.pcap, args.out, args.report, cfg, venue_sim=args.venue_sim,
                          verify=args.verify, timings=args.timings,
                          venue_latency_us=args.venue_latency_us, backend=args.backend,
-                         metrics=args.metrics)
+                         metrics=args.metrics, plot=args.plot, progress=args.progress)
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
 
@@ -293,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "worker lcore (same output, byte for byte)")
     rp.add_argument("--metrics", metavar="FILE",
                     help="write the final metrics here, in Prometheus text format")
+    rp.add_argument("--plot", metavar="DIR",
+                    help="write PNG charts of the latency histograms into DIR")
+    rp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="a progress bar on stderr (default: on a terminal, for captures "
+                         f"of {10_000:,} frames or more)")
     rp.add_argument("--verify", action="store_true",
                     help="run the reference model beside the core; fail on any difference")
     rp.set_defaults(func=cmd_replay)

@@ -23,6 +23,7 @@ from dataplane.core import Core, lib
 from dataplane.venue_sim import VenueSim
 
 DEFAULT_VENUE_LATENCY_NS = 20_000
+PROGRESS_EVERY = 256  # bursts between two progress reports
 
 
 class VerifyError(AssertionError):
@@ -79,8 +80,12 @@ class Replayer:
         self.venue_ips = {v.ip: v for v in cfg.venues}
         self.burst_cpu_ns: list[int] = []
 
-    def run(self, records: list[tuple[int, bytes]]) -> tuple[list[tuple[int, bytes]], ReplayResult]:
+    def run(self, records: list[tuple[int, bytes]],
+            progress=None) -> tuple[list[tuple[int, bytes]], ReplayResult]:
         """Returns the transmitted frames with their times, and the summary.
+        `progress(done, total)`, if given, hears how many of the capture's
+        frames have been handed to the core, every PROGRESS_EVERY bursts
+        and at the end.
 
         Besides the capture's frames and the venue's answers, the core gets
         a call with no frames whenever its next timer is due (heartbeats,
@@ -95,6 +100,7 @@ class Replayer:
         order = 0
         out: list[tuple[int, bytes]] = []
         res = ReplayResult(frames_in=len(records))
+        done = bursts = 0
         while heap:
             now = heap[0][0]
             burst = []
@@ -104,6 +110,7 @@ class Replayer:
                     timers_set.discard(now)
                 else:
                     burst.append(frame)
+                    done += kind == INPUT
             t0 = time.perf_counter_ns()
             tx = self.core.process_burst(burst, now)
             self.burst_cpu_ns.append(time.perf_counter_ns() - t0)
@@ -119,11 +126,16 @@ class Replayer:
                     for answer in sim.handle_frame(frame, now + self.venue_latency_ns):
                         order += 1
                         heapq.heappush(heap, (now + self.venue_latency_ns, ANSWER, order, answer))
+            bursts += 1
+            if progress is not None and bursts % PROGRESS_EVERY == 0:
+                progress(done, len(records))
             deadline = self.core.next_deadline()
             if deadline <= horizon and deadline not in timers_set:
                 timers_set.add(deadline)
                 order += 1
                 heapq.heappush(heap, (deadline, TIMER, order, None))
+        if progress is not None:
+            progress(done, len(records))
         res.frames_out = len(out)
         res.stats = self.core.stats()
         if self.backend == "dpdk":
