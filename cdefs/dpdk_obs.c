@@ -49,6 +49,13 @@ int oms_port_xstats(uint16_t port, struct oms_xstat *out, unsigned n)
 	return total;
 }
 
+int oms_port_rx_queue_depth(uint16_t port, uint16_t queue)
+{
+	int n = rte_eth_rx_queue_count(port, queue);
+
+	return n < 0 ? -1 : n;
+}
+
 unsigned oms_ring_count(const struct rte_ring *r)
 {
 	return rte_ring_count(r);

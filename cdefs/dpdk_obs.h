@@ -32,6 +32,9 @@ int oms_port_counters(uint16_t port, struct oms_port_counters *out);
 /* Up to n extended statistics into out; returns how many the port has
  * (more than n: call again with room), or -1. */
 int oms_port_xstats(uint16_t port, struct oms_xstat *out, unsigned n);
+/* Descriptors filled and waiting in RX queue `queue`; -1 where the
+ * driver cannot tell. */
+int oms_port_rx_queue_depth(uint16_t port, uint16_t queue);
 unsigned oms_ring_count(const struct rte_ring *r);
 unsigned oms_ring_capacity(const struct rte_ring *r);
 unsigned oms_pool_size(const struct rte_mempool *p);

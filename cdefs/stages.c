@@ -11,8 +11,10 @@ int stage_obs_init(struct oms_core *c)
 	struct core_obs *o = &c->obs;
 	size_t rtt = (size_t)c->cfg.max_venues * sizeof(struct lat_hist);
 
-	/* one pending entry per transmit slot: a burst that decides more
-	 * messages than that has already dropped frames (TX_FULL) */
+	/* one pending entry per transmit slot: a burst of more messages than
+	 * that either overflowed the transmit area too (TX_FULL) or was mostly
+	 * messages that send nothing (MassCancels matching no order); the
+	 * messages beyond it are counted in stage_unrecorded */
 	o->pending_cap = c->cfg.tx_capacity + c->cfg.order_capacity;
 	o->pending = alloc_lines((size_t)o->pending_cap * sizeof(*o->pending));
 	o->venue_rtt = alloc_lines(rtt);

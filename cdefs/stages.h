@@ -48,8 +48,9 @@ struct oms_order_counts {
 	 * VENUE_REJECTED (14) included: the venue's verdict, later */
 	uint64_t rejected[OMS_APP_TYPES][OMS_REJ_SLOTS];
 	/* messages whose DECISION_TO_TX / IN_TO_OUT could not be kept for the
-	 * transmit (more decisions in one burst than transmit slots: only
-	 * when the burst also counted TX_FULL drops) */
+	 * transmit: more messages in one burst than transmit slots (the
+	 * burst overflowed the transmit area too, or most of its messages
+	 * sent nothing, as MassCancels that match no order) */
 	uint64_t stage_unrecorded;
 };
 

@@ -60,6 +60,15 @@ def appliance_families(app):
             xstats.add_metric(labels + [name], value)
     yield from (packets, octets, missed, errors, nombuf, xstats)
 
+    depth = GaugeMetricFamily("oms_port_rx_queue_depth", "Frames waiting in a port's RX "
+                              "queue (where the driver can tell)", labels=["port", "role",
+                                                                          "queue"])
+    for i in range(app.worker.n_rx):
+        pid, q = app.worker.rx_port[i], app.worker.rx_queue[i]
+        n = lib.oms_port_rx_queue_depth(pid, q)
+        if n >= 0:
+            depth.add_metric([str(pid), roles.get(pid, ""), str(q)], n)
+    yield depth
     ring = GaugeMetricFamily("oms_ring_entries", "Entries waiting in a ring",
                              labels=["ring"])
     ring.add_metric(["commands"], lib.oms_ring_count(app.commands))

@@ -318,6 +318,11 @@ class OmsCollector(Collector):
         live.add_metric([], sum(lib.oms_core_live_orders(r.ptr) for r in src.readers))
         yield live
 
+        unrec = CounterMetricFamily(
+            "oms_stage_unrecorded", "Orders whose decision_to_tx and in_to_out went unrecorded "
+            "(more orders in one burst than transmit slots)")
+        unrec.add_metric([], sum(r.counts().stage_unrecorded for r in src.readers))
+        yield unrec
         stage = HistogramMetricFamily(
             "oms_stage_latency_seconds",
             "Per order (strategy application message), time in each stage of the data "
@@ -357,8 +362,9 @@ class OmsCollector(Collector):
                 name = names.get(chr(t))
                 if name is None and not n:
                     continue
-                ouch.add_metric([direction, name or chr(t) if 32 < t < 127 else f"0x{t:02x}"],
-                                n)
+                if name is None:
+                    name = chr(t) if 32 < t < 127 else f"0x{t:02x}"
+                ouch.add_metric([direction, name], n)
         yield ouch
 
     def _venues(self):

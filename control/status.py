@@ -8,6 +8,7 @@ place; an order from a copy the worker makes between two bursts
 (OMS_CMD_ORDER)."""
 from __future__ import annotations
 
+import re
 import time
 
 from control.metrics import APP_TYPES, STAGES, percentiles, reason_names
@@ -81,7 +82,8 @@ def appliance_status(app) -> dict:
         "uptime_s": round(time.time() - app.started, 1),
         "config_generation": app.config_generation,
         "kill": app.kill_state(),
-        "lcores": {"control": 0, "worker": app.lcore},
+        "lcores": {"control": int(re.split(r"[,-]", app.cfg.dataplane.lcores)[0]),
+                   "worker": app.lcore},
         "ports": {str(pid): {**v, **report["steering"].get(pid, {})}
                   for pid, v in report["ports"].items()},
         "queues": {"command_ring": {"entries": lib.oms_ring_count(app.commands),
@@ -131,7 +133,8 @@ def render_status(d: dict, prev: dict | None = None) -> str:
     def rate(now, before):
         return f" ({(now - before) / dt:,.0f}/s)" if prev and dt > 0 else ""
     lines = [f"uptime {d['uptime_s']:.0f} s   config generation {d['config_generation']}   "
-             f"worker lcore {d['lcores']['worker']}   live orders {d['live_orders']}"]
+             f"lcores: control {d['lcores']['control']}, worker {d['lcores']['worker']}   "
+             f"live orders {d['live_orders']}"]
     killed = [a for a, on in d["kill"].items() if on]
     lines.append("kill switch: " + (f"ENGAGED for accounts {', '.join(killed)}" if killed
                                     else "released"))

@@ -103,6 +103,8 @@ class Appliance:
         # the kill switches as configured, then as commanded (semantics.md
         # "Kill switch"); what the exporter and `omsctl status` show
         self.kill = {a.id: bool(a.kill) for a in cfg.accounts}
+        from control.metrics import DataPlaneSource
+        self.metrics_source = DataPlaneSource(cfg, [self.core], self)
         self.commands = lib.oms_ring_create(b"oms_cmd", 256, max(socket, 0), 1)
         if self.commands == ffi.NULL:
             raise dpdk.DpdkError("cannot create the worker's command ring")
@@ -266,10 +268,8 @@ def start_observability(app: Appliance):
     """The exporter and latency page (observability: in the config), or
     None.  A busy address does not stop the appliance: it says so."""
     from control.httpd import ObservabilityServer
-    from control.metrics import DataPlaneSource
 
     obs = app.cfg.observability
-    app.metrics_source = DataPlaneSource(app.cfg, [app.core], app)
     if not obs.enabled:
         return None
     try:
