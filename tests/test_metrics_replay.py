@@ -126,9 +126,19 @@ def test_replay_metrics_equal_the_counts_decoded_from_the_captures(tmp_path):
         name = L.SP_TYPES[t]
         assert value(m, "oms_strategy_messages_total", direction="out",
                      type=_snake(name)) == n == summary["messages_by_type"][f"strategy.{name}"]
-    for letter, name in (("O", "enter_order"), ("U", "replace_order"), ("X", "cancel_order")):
+    for letter, name, report_name in (("O", "enter_order", "EnterOrder"),
+                                      ("U", "replace_order", "ReplaceOrder"),
+                                      ("X", "cancel_order", "CancelOrder")):
         assert value(m, "oms_venue_messages_total", direction="out", type=name) == \
-            got["ouch_out"][letter]
+            got["ouch_out"][letter] == summary["messages_by_type"][f"venue.{report_name}"]
+    # every event and drop counter is the report's
+    events = {labels[0][1]: v for (name, labels), v in m.items() if name == "oms_events_total"}
+    assert {k.upper(): v for k, v in events.items() if v} == summary["events"]
+    drops = {labels[0][1]: v for (name, labels), v in m.items() if name == "oms_drops_total"}
+    assert {k.upper(): v for k, v in drops.items() if v} == summary["drops"]
+    assert value(m, "oms_events_total", event="frames_out") == got["frames"]
+    assert value(m, "oms_strategy_messages_total", direction="in", type="new_order") == \
+        got_in["sp_in"][0x10]
     # every application message the strategies sent was handled, and each
     # per-order stage histogram counted it once
     sent = {APP_TYPES[t]: got_in["sp_in"][t] for t in APP_TYPES}
