@@ -14,6 +14,7 @@
 
 struct rte_mempool;
 struct rte_ring;
+struct rte_rcu_qsbr;
 
 /* Frames per rx/tx burst: big enough to amortise the per-burst cost,
  * small enough that the first frame does not wait long for the last. */
@@ -86,6 +87,11 @@ struct oms_worker {
 	int idle_sleep_us; /* 0: pure busy poll; else back off when idle */
 	volatile int stop;
 	volatile uint64_t done; /* frames + ticks fully handled (replay) */
+	/* DPDK RCU (QSBR): the worker reports a quiescent state, thread id
+	 * rcu_id, at the top of every poll, where it holds no configuration
+	 * generation; NULL: no reloads */
+	struct rte_rcu_qsbr *rcu;
+	unsigned rcu_id;
 	struct oms_worker_stats stats;
 	/* live mode clock: now_ns = wall_base_ns + (tsc - tsc_base) * ns_per_tsc */
 	uint64_t tsc_base;
@@ -138,6 +144,14 @@ int oms_inject(struct rte_mempool *pool, struct rte_ring *ring,
 	       uint64_t ts_ns);
 uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32_t max);
 int oms_command(struct rte_ring *ring, struct oms_command *cmd);
+
+/* RCU for configuration generations: a QSBR variable for `threads`
+ * workers, and the control plane's wait for a grace period - every online
+ * worker has reported a quiescent state since the call - of at most
+ * timeout_ms: 0, or -1 on timeout (then nothing may be freed). */
+struct rte_rcu_qsbr *oms_rcu_create(unsigned threads);
+void oms_rcu_free(struct rte_rcu_qsbr *v);
+int oms_rcu_wait(struct rte_rcu_qsbr *v, unsigned timeout_ms);
 
 int oms_worker_launch(struct oms_worker *w, unsigned lcore);
 int oms_worker_wait(unsigned lcore);

@@ -11,6 +11,7 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_pause.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include "oms_dpdk.h"
@@ -181,8 +182,15 @@ static int worker_main(void *arg)
 	struct rte_mbuf *m[OMS_BURST];
 	uint32_t idle = 0;
 
+	if (w->rcu) {
+		rte_rcu_qsbr_thread_register(w->rcu, w->rcu_id);
+		rte_rcu_qsbr_thread_online(w->rcu, w->rcu_id);
+	}
 	while (!w->stop) {
 		int busy = 0;
+		/* between polls the core holds no configuration generation */
+		if (w->rcu)
+			rte_rcu_qsbr_quiescent(w->rcu, w->rcu_id);
 		for (uint16_t p = 0; p < w->n_rx; p++) {
 			uint16_t n = rte_eth_rx_burst(w->rx_port[p], w->rx_queue[p], m, OMS_BURST);
 			if (!n)
@@ -224,6 +232,10 @@ static int worker_main(void *arg)
 	flush_tx(w);
 	for (uint16_t p = 0; p < w->n_rx; p++)
 		rte_eth_tx_done_cleanup(w->rx_port[p], w->tx_queue, 0);
+	if (w->rcu) {
+		rte_rcu_qsbr_thread_offline(w->rcu, w->rcu_id);
+		rte_rcu_qsbr_thread_unregister(w->rcu, w->rcu_id);
+	}
 	return 0;
 }
 

@@ -128,6 +128,24 @@ class Account:
 
 
 @dataclass(frozen=True)
+class AccountDefaults:
+    """What an account that leaves a key out takes (risk.account_defaults);
+    None: no default, the account must say."""
+    max_order_qty: int | None = None
+    max_order_notional: int | None = None
+    max_open_orders: int | None = None
+    credit_limit: int | None = None
+    max_position: tuple[tuple[str, int], ...] | None = None
+    order_types: tuple[str, ...] | None = None
+    tifs: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Risk:
+    account_defaults: AccountDefaults = field(default_factory=AccountDefaults)
+
+
+@dataclass(frozen=True)
 class Routing:
     default_venue: int
 
@@ -175,6 +193,7 @@ class Config:
     instruments: tuple[Instrument, ...] = ()
     accounts: tuple[Account, ...] = ()
     routes: tuple[Route, ...] = ()
+    risk: Risk = field(default_factory=Risk)
     source: str = "<memory>"  # the file it was read from
 
     def session(self, session_id: int) -> Session | None:
@@ -340,7 +359,8 @@ class _Loader:
     # --- structure -------------------------------------------------------
 
     def mapping(
-        self, node: yaml.Node, path: str, cls: type, owner_line: int | None = None
+        self, node: yaml.Node, path: str, cls: type, owner_line: int | None = None,
+        optional: frozenset[str] = frozenset(),
     ) -> dict[str, yaml.Node]:
         """The value nodes of mapping `node`, whose keys must be the fields of
         dataclass `cls` (those without a default are required). Missing keys
@@ -350,6 +370,7 @@ class _Loader:
         required = [
             f.name for f in fields(cls)
             if f.name != "source" and f.default is MISSING and f.default_factory is MISSING
+            and f.name not in optional
         ]
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, path or "(root)", f"expected a mapping, got {_describe(node)}")
@@ -480,7 +501,8 @@ class _Loader:
         self.symbols: set[str] = set()
         instruments = part("instruments", lambda n: self.instruments(n, tables, venues), ())
         self.account_ids: set[int] = set()
-        accounts = part("accounts", lambda n: self.accounts(n, tables, instruments), ())
+        risk = part("risk", self.risk, Risk())
+        accounts = part("accounts", lambda n: self.accounts(n, tables, risk.account_defaults), ())
         routing = part("routing", lambda n: self.routing(n, owner("routing"), venues))
         routes = part("routes", self.routes, ())
         dataplane = part("dataplane", lambda n: self.dataplane(n, owner("dataplane")),
@@ -497,6 +519,7 @@ class _Loader:
             instruments=instruments,
             accounts=accounts,
             routes=routes,
+            risk=risk,
             source=self.source,
         )
 
@@ -704,64 +727,82 @@ class _Loader:
             out.append(name)
         return tuple(out)
 
+    # --- accounts and their defaults --------------------------------------
+
+    def max_position(self, pnode: yaml.Node, ppath: str) -> tuple[tuple[str, int], ...]:
+        if not isinstance(pnode, yaml.MappingNode):
+            raise self.error(pnode, ppath,
+                             f"expected a mapping of symbol: shares, got {_describe(pnode)}")
+        positions: list[tuple[str, int]] = []
+        for key_node, value_node in pnode.value:
+            with self.collecting():
+                sym = self.string(key_node, f"{ppath}.?")
+                here = f"{ppath}.{sym}"
+                if sym not in self.symbols:
+                    raise self.error(key_node, here,
+                                     f"symbol {sym} is not configured under instruments")
+                if any(s == sym for s, _ in positions):
+                    raise self.error(key_node, here, "duplicate symbol")
+                positions.append((sym, self.integer(value_node, here, 0, 1 << 40)))
+        return tuple(positions)
+
+    def account_field(self, key: str, node: yaml.Node, path: str):
+        """One limit of an account (or of risk.account_defaults), parsed."""
+        here = f"{path}.{key}"
+        if key == "max_order_qty":
+            return self.integer(node, here, 1, 999_999)
+        if key in ("max_order_notional", "credit_limit"):
+            return self.decimal(node, here, 0, MAX_AMOUNT)
+        if key == "max_open_orders":
+            return self.integer(node, here, 0, 2**32 - 1)
+        if key == "max_position":
+            return self.max_position(node, here)
+        if key == "order_types":
+            return self.names(node, here, ORDER_TYPES)
+        if key == "tifs":
+            return self.names(node, here, TIFS)
+        if key == "kill":
+            return self.boolean(node, here)
+        raise AssertionError(key)  # pragma: no cover - mapping() allows no other key
+
+    def risk(self, node: yaml.Node) -> Risk:
+        v = self.mapping(node, "risk", Risk)
+        if "account_defaults" not in v:
+            return Risk()
+        path = "risk.account_defaults"
+        d = self.mapping(v["account_defaults"], path, AccountDefaults)
+        return Risk(account_defaults=AccountDefaults(
+            **{key: self.account_field(key, n, path) for key, n in d.items()}))
+
     def accounts(self, node: yaml.Node, tables: Tables,
-                 instruments: tuple[Instrument, ...]) -> tuple[Account, ...]:
+                 defaults: AccountDefaults) -> tuple[Account, ...]:
         items = self.sequence(node, "accounts")
         self.limit(items, "accounts", "accounts", tables.max_accounts, "max_accounts")
+        have = {f.name: getattr(defaults, f.name) for f in fields(AccountDefaults)
+                if getattr(defaults, f.name) is not None}
         out: list[Account] = []
         seen: dict[int, int] = {}
         n_positions = 0
         for i, item in enumerate(items):
             path = f"accounts[{i}]"
             with self.collecting():
-                v = self.mapping(item, path, Account)
+                v = self.mapping(item, path, Account, optional=frozenset(have))
                 aid = self.integer(v["id"], f"{path}.id", 0, 2**32 - 1)
                 self.account_ids.add(aid)
                 if aid in seen:
                     raise self.error(v["id"], f"{path}.id",
                                      f"duplicate account id {aid} (first at line {seen[aid]})")
                 seen[aid] = v["id"].start_mark.line + 1
-                positions: list[tuple[str, int]] = []
-                if "max_position" in v:
-                    pnode = v["max_position"]
-                    ppath = f"{path}.max_position"
-                    if not isinstance(pnode, yaml.MappingNode):
-                        raise self.error(
-                            pnode, ppath,
-                            f"expected a mapping of symbol: shares, got {_describe(pnode)}")
-                    for key_node, value_node in pnode.value:
-                        with self.collecting():
-                            sym = self.string(key_node, f"{ppath}.?")
-                            here = f"{ppath}.{sym}"
-                            if sym not in self.symbols:
-                                raise self.error(
-                                    key_node, here,
-                                    f"symbol {sym} is not configured under instruments")
-                            if any(s == sym for s, _ in positions):
-                                raise self.error(key_node, here, "duplicate symbol")
-                            positions.append((sym, self.integer(value_node, here, 0, 1 << 40)))
-                    n_positions += len(positions)
-                    if n_positions > tables.max_positions:
-                        raise self.error(pnode, ppath,
-                                         f"more than tables.max_positions ({tables.max_positions})"
-                                         " max_position entries in all")
-                out.append(Account(
-                    id=aid,
-                    max_order_qty=self.integer(v["max_order_qty"], f"{path}.max_order_qty",
-                                               1, 999_999),
-                    max_order_notional=self.decimal(v["max_order_notional"],
-                                                    f"{path}.max_order_notional", 0, MAX_AMOUNT),
-                    max_open_orders=self.integer(v["max_open_orders"], f"{path}.max_open_orders",
-                                                 0, 2**32 - 1),
-                    credit_limit=self.decimal(v["credit_limit"], f"{path}.credit_limit",
-                                              0, MAX_AMOUNT),
-                    max_position=tuple(positions),
-                    order_types=(self.names(v["order_types"], f"{path}.order_types", ORDER_TYPES)
-                                 if "order_types" in v else Account.order_types),
-                    tifs=(self.names(v["tifs"], f"{path}.tifs", TIFS)
-                          if "tifs" in v else Account.tifs),
-                    kill=self.boolean(v["kill"], f"{path}.kill") if "kill" in v else False,
-                ))
+                values = dict(have)
+                values.update({key: self.account_field(key, n, path)
+                               for key, n in v.items() if key != "id"})
+                n_positions += len(values.get("max_position", ()))
+                if n_positions > tables.max_positions:
+                    at = v.get("max_position", item)
+                    raise self.error(at, f"{path}.max_position",
+                                     f"more than tables.max_positions ({tables.max_positions})"
+                                     " max_position entries in all")
+                out.append(Account(id=aid, **values))
         return tuple(out)
 
     def instrument_risk(self, v: dict, path: str, venues: tuple[Venue, ...]) -> dict:

@@ -146,6 +146,10 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Dataplane", "idle_sleep_us"): _int(0, 1_000_000),
 }
 
+# risk.account_defaults takes what an account takes, each optional
+_RULES.update({("AccountDefaults", f): rule for (cls, f), rule in list(_RULES.items())
+               if cls == "Account" and f not in ("id", "kill")})
+
 # Sections whose YAML form needs more than their dataclass says.
 _EXTRA: dict[str, dict] = {
     "Instrument": {"dependentRequired": {"price_band_pct": ["reference_price"],

@@ -48,7 +48,7 @@ EVENT_NAMES = (
     "SESSION_TIMEOUTS", "HEARTBEATS_OUT", "VENUE_RECONNECTS",
     "VENUE_RETRANSMIT_REQUESTS", "VENUE_RETRANSMIT_TOO_OLD",
     "VENUE_RETRANSMITTED", "VENUE_TIMEOUTS", "VENUE_HEARTBEATS_OUT",
-    "CANCEL_ON_DISCONNECT", "KILL_CANCELS",
+    "CANCEL_ON_DISCONNECT", "KILL_CANCELS", "CONFIG_SWAPS",
 )
 
 # --- strategy protocol (sp_wire.h) -----------------------------------------
@@ -619,6 +619,10 @@ class ReferenceCore:
             frozenset(TIFS[t] for t in a.tifs), a.kill) for a in cfg.accounts}
         positions = {(a.id, pad(sym, 8)): limit
                      for a in cfg.accounts for sym, limit in a.max_position}
+        for acct, sym in positions:
+            if sym not in instruments:
+                raise ValueError(f"account {acct} max_position {sym.decode().strip()}: "
+                                 "unknown symbol")
         routes: dict = {(None, None): cfg.routing.default_venue}
         for r in cfg.routes:
             routes[(r.account, None if r.symbol is None else pad(r.symbol, 8))] = r.venue

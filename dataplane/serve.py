@@ -13,8 +13,9 @@ import subprocess
 import sys
 import time
 
-from control.config import Config
+from control.config import Config, ConfigError, load_config
 from control.ctl import ControlSocket
+from control.reload import FileWatch, fixed_changes
 from dataplane import dpdk, steering
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
 
@@ -59,6 +60,8 @@ class Appliance:
             raise dpdk.DpdkError(f"{cfg.source}: dataplane.ports is not set: which DPDK ports "
                                  "carry strategy and venue traffic?")
         self.cfg = cfg
+        # what SIGHUP, a change of the file and `omsctl reload` read
+        self.config_path = cfg.source
         detach_stale_xdp(cfg)
         dpdk.eal_init(eal_args(cfg))
         ext = dpdk.extension()
@@ -99,6 +102,9 @@ class Appliance:
         self.commands = lib.oms_ring_create(b"oms_cmd", 256, max(socket, 0), 1)
         if self.commands == ffi.NULL:
             raise dpdk.DpdkError("cannot create the worker's command ring")
+        self.rcu = lib.oms_rcu_create(1)
+        if self.rcu == ffi.NULL:
+            raise dpdk.DpdkError("cannot create the RCU variable for configuration reloads")
         w = ffi.new("struct oms_worker *")
         w.commands = self.commands
         w.core = self.core._core
@@ -113,7 +119,10 @@ class Appliance:
         w.answer_link = 1
         w.mode = lib.OMS_MODE_LIVE
         w.idle_sleep_us = cfg.dataplane.idle_sleep_us
+        w.rcu = self.rcu
+        w.rcu_id = 0
         self.worker = w
+        self.reloads = {"ok": 0, "refused": 0}
         self.lcore = lib.oms_next_worker_lcore(0xFFFFFFFF)
         if self.lcore >= 1024:
             raise dpdk.DpdkError(f"dataplane.lcores {cfg.dataplane.lcores!r} leaves no worker "
@@ -138,12 +147,49 @@ class Appliance:
             time.sleep(0.0005)
         return cmd.result, cmd
 
+    def reload(self, path: str | None = None) -> dict:
+        """Validate the file (the one started with, by default), refuse it if
+        it changes what is fixed at start, compile the rest into a
+        configuration generation, publish it, wait until the worker can no
+        longer hold the old one (RCU grace period), free that.  On any error
+        the running configuration stays; the answer says why."""
+        path = path or self.config_path
+        try:
+            new = load_config(path)
+        except ConfigError as e:
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path,
+                    "errors": [str(x) for x in getattr(e, "errors", [e])]}
+        fixed = fixed_changes(self.cfg, new)
+        if fixed:
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path, "errors": [f"{path}: {x}" for x in fixed]}
+        try:
+            gen = self.core.build_generation(new)
+        except Exception as e:  # CoreError: the tables' capacity since start
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path, "errors": [f"{path}: {e}"]}
+        number = self.lib.oms_gen_number(gen)
+        old = self.core.publish(gen)
+        if self.lib.oms_rcu_wait(self.rcu, 5000) == 0:
+            self.lib.oms_gen_free(old)
+        else:
+            # a worker that does not come round in 5 s may still read it:
+            # keep it (a leak) rather than free it under the worker
+            print("omsctl: reload: the worker did not pass a quiescent point in 5 s; "
+                  "the replaced configuration is kept in memory", file=sys.stderr)
+        self.cfg = new
+        self.reloads["ok"] += 1
+        return {"ok": True, "file": path, "generation": number}
+
     def handle_control(self, request: dict) -> dict:
         """One control-plane request (see control/ctl.py)."""
         lib = self.lib
         what = request.get("cmd")
         if what == "ping":
             return {"ok": True}
+        if what == "reload":
+            return self.reload(request.get("path"))
         if what == "stats":
             live, cmd = self.command(lib.OMS_CMD_SNAPSHOT)
             report = self.report()
@@ -192,7 +238,8 @@ class Appliance:
         worker = {n: getattr(w.stats, n) for n, _ in ffi.typeof("struct oms_worker_stats").fields}
         link = {n: getattr(w.link, n) for n, _ in ffi.typeof("struct link_stats").fields}
         return {"ports": ports, "worker": worker, "link": link, "core": self.core.stats(),
-                "steering": self.steering,
+                "steering": self.steering, "generation": self.core.generation(),
+                "reloads": dict(self.reloads),
                 "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
                 "live_orders": self.core.live_orders()}
 
@@ -215,15 +262,21 @@ def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
 
 def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None,
           control_socket: str | None = None, orders_file: str | None = None,
-          order_ids: range = range(0)) -> dict:
+          order_ids: range = range(0), watch_config: bool = True) -> dict:
     app = Appliance(cfg)
-    stop = {"now": False}
+    stop = {"now": False, "reload": False}
 
     def on_signal(signum, frame):
         stop["now"] = True
 
+    def on_hup(signum, frame):
+        stop["reload"] = True
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
+    watch = (FileWatch(app.config_path)
+             if watch_config and os.path.isfile(app.config_path) else None)
     ctl = ControlSocket(control_socket, app.handle_control) if control_socket else None
     app.start()
     if ready_file:
@@ -236,6 +289,11 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
                 ctl.poll(0.05)
             else:
                 time.sleep(0.05)
+            # SIGHUP or a change of the file: the same reload as `omsctl reload`
+            if stop["reload"] or (watch and watch.changed()):
+                stop["reload"] = False
+                print("omsctl: reload: " + json.dumps(app.reload()), file=sys.stderr,
+                      flush=True)
     finally:
         if ctl:
             ctl.close()

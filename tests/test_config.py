@@ -457,3 +457,25 @@ def test_every_error_is_reported_with_its_line_and_key():
                                         line_of(text, "lot_size")]
     assert str(info.value).splitlines() == [
         f"many.yaml:{e.line}: {e.key}: {e.reason}" for e in errors]
+
+
+def test_risk_account_defaults_fill_what_an_account_leaves_out():
+    text = BASE + """risk:
+  account_defaults: {max_order_qty: 500, max_order_notional: 1000.50, max_open_orders: 7,
+                     credit_limit: 20000, max_position: {AAPL: 100}, tifs: [IOC]}
+accounts:
+  - {id: 1}
+  - {id: 2, max_order_qty: 9, max_position: {MSFT: 5}, kill: true}
+"""
+    cfg = load_config_text(text, "d.yaml")
+    a, b = cfg.accounts
+    assert (a.max_order_qty, a.max_order_notional, a.max_open_orders, a.credit_limit,
+            a.max_position, a.tifs, a.order_types) == (
+        500, 1000_50000000, 7, 20000 * 10**8, (("AAPL", 100),), ("IOC",), ("LIMIT", "MARKET"))
+    assert (b.max_order_qty, b.max_position, b.kill, b.max_open_orders) == (
+        9, (("MSFT", 5),), True, 7)
+    # without a default the account must say; defaults are checked like limits
+    err = error_of(BASE + "risk: {account_defaults: {max_order_qty: 0}}\naccounts:\n  - {id: 1}\n")
+    keys = [e.key for e in err.errors]
+    assert keys[0] == "risk.account_defaults.max_order_qty"
+    assert "accounts[0].max_order_notional" in keys and "accounts[0].credit_limit" in keys
