@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
 CORE_SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c",
                 "encode.c", "latency.c", "timers.c", "link.c", "risk.c"]
-DPDK_SOURCES = ["dpdk_io.c", "worker.c"]
+DPDK_SOURCES = ["dpdk_io.c", "worker.c", "command.c"]
 MODULE = "dataplane._oms_dpdk"
 
 
