@@ -402,7 +402,7 @@ struct oms_afxdp *oms_afxdp_open(const struct oms_afxdp_config *cfg, struct oms_
 	struct oms_afxdp *dp;
 
 	if (cfg->frames < 64 || (cfg->frames & (cfg->frames - 1))) {
-		set_err(err, errlen, "frames %s", "must be a power of two >= 64", EINVAL);
+		set_err(err, errlen, "%s", "UMEM frames must be a power of two, at least 64", EINVAL);
 		return NULL;
 	}
 	if (posix_memalign((void **)&dp, 64, sizeof(*dp)))
@@ -455,8 +455,11 @@ int oms_afxdp_start(struct oms_afxdp *dp, char *err, unsigned errlen)
 		CPU_SET(dp->cfg.cpu, &set);
 		r = pthread_setaffinity_np(dp->thread, sizeof(set), &set);
 		if (r) {
+			char cpu[16];
+			snprintf(cpu, sizeof(cpu), "%d", dp->cfg.cpu);
 			oms_afxdp_stop(dp);
-			set_err(err, errlen, "pinning the poll thread to CPU %s", "(afxdp.cpu)", r);
+			set_err(err, errlen, "pinning the poll thread to CPU %s (dataplane.afxdp.cpu)",
+				cpu, r);
 			return -1;
 		}
 	}
