@@ -9,6 +9,7 @@ import difflib
 import ipaddress
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
@@ -132,6 +133,15 @@ class Routing:
 
 
 @dataclass(frozen=True)
+class Route:
+    """Orders naming no venue, for this account and/or symbol, go to `venue`
+    (the most specific matching rule wins; none: routing.default_venue)."""
+    venue: int
+    account: int | None = None
+    symbol: str | None = None
+
+
+@dataclass(frozen=True)
 class DataplanePorts:
     """DPDK port names (a vdev's name or a PCI address) by traffic class;
     one port may carry both."""
@@ -186,6 +196,7 @@ class Config:
     venues: tuple[Venue, ...] = ()
     instruments: tuple[Instrument, ...] = ()
     accounts: tuple[Account, ...] = ()
+    routes: tuple[Route, ...] = ()
     source: str = "<memory>"  # the file it was read from
 
     def session(self, session_id: int) -> Session | None:
@@ -243,6 +254,28 @@ class ConfigError(Exception):
         return f"{where}: {self.key}: {self.reason}" if self.key else f"{where}: {self.reason}"
 
 
+class ConfigErrors(ConfigError):
+    """Every problem found in one file, in the order found (which follows
+    the file); behaves as the first one, str() lists them all, one per
+    line."""
+
+    def __init__(self, errors: list[ConfigError]):
+        errors = list(errors)
+        first = errors[0]
+        super().__init__(first.file, first.line, first.key, first.reason)
+        self.errors = errors
+
+    def __reduce__(self):
+        return (ConfigErrors, (self.errors,))
+
+    def __str__(self) -> str:
+        return "\n".join(ConfigError.__str__(e) for e in self.errors)
+
+
+class _Skip(Exception):
+    """An item whose errors are already reported: leave it out."""
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the YAML configuration file at `path`."""
     source = os.fspath(path)
@@ -296,12 +329,31 @@ def _describe(node: yaml.Node) -> str:
 
 
 class _Loader:
-    """Walks the composed node tree, building the dataclasses; raises
-    ConfigError at the first problem."""
+    """Walks the composed node tree, building the dataclasses.  A problem
+    leaves out the item (list entry, section) it is in and the walk goes
+    on, so that one run reports every error (ConfigErrors); names of items
+    left out still count as configured, so that one bad entry does not
+    cause errors where it is referred to."""
 
     def __init__(self, source: str):
         self.source = source
         self._ctor = SafeConstructor()
+        self.errors: list[ConfigError] = []
+
+    @contextmanager
+    def collecting(self):
+        """Report a ConfigError raised inside and carry on after the block."""
+        try:
+            yield
+        except _Skip:
+            pass
+        except ConfigError as e:
+            self.errors.append(e)
+
+    def section(self, build, default=None):
+        with self.collecting():
+            return build()
+        return default
 
     def error(self, at: yaml.Node | int, key: str, reason: str) -> ConfigError:
         line = at if isinstance(at, int) else at.start_mark.line + 1
@@ -337,18 +389,23 @@ class _Loader:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise self.error(
+                self.errors.append(self.error(
                     key_node, here,
                     f"unknown key, expected one of: {', '.join(names)}{hint}",
-                )
+                ))
+                continue
             if key in values:
-                raise self.error(key_node, here, f"duplicate key (first at line {key_lines[key]})")
+                self.errors.append(self.error(
+                    key_node, here, f"duplicate key (first at line {key_lines[key]})"))
+                continue
             values[key] = value_node
             key_lines[key] = key_node.start_mark.line + 1
-        for key in required:
-            if key not in values:
-                line = owner_line if owner_line is not None else node.start_mark.line + 1
-                raise self.error(line, _join(path, key), "missing required key")
+        missing = [key for key in required if key not in values]
+        for key in missing:
+            line = owner_line if owner_line is not None else node.start_mark.line + 1
+            self.errors.append(self.error(line, _join(path, key), "missing required key"))
+        if missing:
+            raise _Skip
         return values
 
     def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node]:
@@ -427,23 +484,31 @@ class _Loader:
     # --- sections --------------------------------------------------------
 
     def config(self, root: yaml.Node) -> Config:
-        top = self.mapping(root, "", Config)
+        top = self.section(lambda: self.mapping(root, "", Config))
+        if top is None:
+            raise ConfigErrors(self.errors)
 
         def owner(key: str) -> int:
             return self.key_line(root, key)
 
-        appliance = self.appliance(top["appliance"], owner("appliance"))
-        tables = self.tables(top["tables"], owner("tables")) if "tables" in top else Tables()
-        sessions = self.sessions(top["sessions"], tables) if "sessions" in top else ()
-        venues = self.venues(top["venues"], tables) if "venues" in top else ()
-        instruments = (
-            self.instruments(top["instruments"], tables, venues) if "instruments" in top else ()
-        )
-        accounts = (self.accounts(top["accounts"], tables, instruments)
-                    if "accounts" in top else ())
-        routing = self.routing(top["routing"], owner("routing"), venues)
-        dataplane = (self.dataplane(top["dataplane"], owner("dataplane"))
-                     if "dataplane" in top else Dataplane())
+        def part(key: str, build, default=None):
+            return self.section(lambda: build(top[key]), default) if key in top else default
+
+        appliance = part("appliance", lambda n: self.appliance(n, owner("appliance")))
+        tables = part("tables", lambda n: self.tables(n, owner("tables")), Tables())
+        sessions = part("sessions", lambda n: self.sessions(n, tables), ())
+        self.venue_ids: set[int] = set()
+        venues = part("venues", lambda n: self.venues(n, tables), ())
+        self.symbols: set[str] = set()
+        instruments = part("instruments", lambda n: self.instruments(n, tables, venues), ())
+        self.account_ids: set[int] = set()
+        accounts = part("accounts", lambda n: self.accounts(n, tables, instruments), ())
+        routing = part("routing", lambda n: self.routing(n, owner("routing"), venues))
+        routes = part("routes", self.routes, ())
+        dataplane = part("dataplane", lambda n: self.dataplane(n, owner("dataplane")),
+                         Dataplane())
+        if self.errors:
+            raise ConfigErrors(self.errors)
         return Config(
             appliance=appliance,
             routing=routing,
@@ -453,6 +518,7 @@ class _Loader:
             venues=venues,
             instruments=instruments,
             accounts=accounts,
+            routes=routes,
             source=self.source,
         )
 
@@ -525,27 +591,29 @@ class _Loader:
         seen: dict[int, int] = {}
         for i, item in enumerate(items):
             path = f"sessions[{i}]"
-            v = self.mapping(item, path, Session)
-            sid = self.integer(v["id"], f"{path}.id", 1, 2**32 - 1)
-            if sid in seen:
-                raise self.error(
-                    v["id"], f"{path}.id", f"duplicate session id {sid} (first at line {seen[sid]})"
-                )
-            seen[sid] = v["id"].start_mark.line + 1
-            out.append(Session(
-                id=sid,
-                ip=self.ipv4(v["ip"], f"{path}.ip"),
-                port=self.port(v["port"], f"{path}.port"),
-                mac=self.mac(v["mac"], f"{path}.mac"),
-                enabled=self.boolean(v["enabled"], f"{path}.enabled") if "enabled" in v else True,
-                name=self.string(v["name"], f"{path}.name") if "name" in v else "",
-                throttle=self.throttle(v["throttle"], f"{path}.throttle")
-                if "throttle" in v else None,
-                cancel_on_disconnect=self.boolean(v["cancel_on_disconnect"],
-                                                  f"{path}.cancel_on_disconnect")
-                if "cancel_on_disconnect" in v else False,
-                **self.timers(v, path),
-            ))
+            with self.collecting():
+                v = self.mapping(item, path, Session)
+                sid = self.integer(v["id"], f"{path}.id", 1, 2**32 - 1)
+                if sid in seen:
+                    raise self.error(
+                        v["id"], f"{path}.id",
+                        f"duplicate session id {sid} (first at line {seen[sid]})")
+                seen[sid] = v["id"].start_mark.line + 1
+                out.append(Session(
+                    id=sid,
+                    ip=self.ipv4(v["ip"], f"{path}.ip"),
+                    port=self.port(v["port"], f"{path}.port"),
+                    mac=self.mac(v["mac"], f"{path}.mac"),
+                    enabled=(self.boolean(v["enabled"], f"{path}.enabled")
+                             if "enabled" in v else True),
+                    name=self.string(v["name"], f"{path}.name") if "name" in v else "",
+                    throttle=self.throttle(v["throttle"], f"{path}.throttle")
+                    if "throttle" in v else None,
+                    cancel_on_disconnect=self.boolean(v["cancel_on_disconnect"],
+                                                      f"{path}.cancel_on_disconnect")
+                    if "cancel_on_disconnect" in v else False,
+                    **self.timers(v, path),
+                ))
         return tuple(out)
 
     def venues(self, node: yaml.Node, tables: Tables) -> tuple[Venue, ...]:
@@ -556,48 +624,50 @@ class _Loader:
         seen_ips: dict[str, int] = {}
         for i, item in enumerate(items):
             path = f"venues[{i}]"
-            v = self.mapping(item, path, Venue)
-            vid = self.integer(v["id"], f"{path}.id", 1, 65535)
-            if vid in seen_ids:
-                raise self.error(
-                    v["id"], f"{path}.id",
-                    f"duplicate venue id {vid} (first at line {seen_ids[vid]})",
-                )
-            seen_ids[vid] = v["id"].start_mark.line + 1
-            name = self.string(v["name"], f"{path}.name")
-            if not name:
-                raise self.error(v["name"], f"{path}.name", "must not be empty")
-            session = self.string(v["session"], f"{path}.session")
-            if not 1 <= len(session) <= 10 or not all(" " <= c <= "~" for c in session):
-                raise self.error(
-                    v["session"], f"{path}.session",
-                    f"{session!r} must be 1 to 10 printable ASCII characters",
-                )
-            if session.endswith(" "):
-                raise self.error(
-                    v["session"], f"{path}.session",
-                    f"{session!r} must not end with a space (the wire pads it with spaces)",
-                )
-            ip = self.ipv4(v["ip"], f"{path}.ip")
-            if ip in seen_ips:
-                # Venue packets are matched to their venue by source IP.
-                raise self.error(
-                    v["ip"], f"{path}.ip",
-                    f"duplicate venue ip {ip} (first at line {seen_ips[ip]}); "
-                    "venues are told apart by their IP address",
-                )
-            seen_ips[ip] = v["ip"].start_mark.line + 1
-            out.append(Venue(
-                id=vid,
-                name=name,
-                session=session,
-                ip=ip,
-                port=self.port(v["port"], f"{path}.port"),
-                mac=self.mac(v["mac"], f"{path}.mac"),
-                request_port=(self.port(v["request_port"], f"{path}.request_port")
-                              if "request_port" in v else 0),
-                **self.timers(v, path),
-            ))
+            with self.collecting():
+                v = self.mapping(item, path, Venue)
+                vid = self.integer(v["id"], f"{path}.id", 1, 65535)
+                self.venue_ids.add(vid)
+                if vid in seen_ids:
+                    raise self.error(
+                        v["id"], f"{path}.id",
+                        f"duplicate venue id {vid} (first at line {seen_ids[vid]})",
+                    )
+                seen_ids[vid] = v["id"].start_mark.line + 1
+                name = self.string(v["name"], f"{path}.name")
+                if not name:
+                    raise self.error(v["name"], f"{path}.name", "must not be empty")
+                session = self.string(v["session"], f"{path}.session")
+                if not 1 <= len(session) <= 10 or not all(" " <= c <= "~" for c in session):
+                    raise self.error(
+                        v["session"], f"{path}.session",
+                        f"{session!r} must be 1 to 10 printable ASCII characters",
+                    )
+                if session.endswith(" "):
+                    raise self.error(
+                        v["session"], f"{path}.session",
+                        f"{session!r} must not end with a space (the wire pads it with spaces)",
+                    )
+                ip = self.ipv4(v["ip"], f"{path}.ip")
+                if ip in seen_ips:
+                    # Venue packets are matched to their venue by source IP.
+                    raise self.error(
+                        v["ip"], f"{path}.ip",
+                        f"duplicate venue ip {ip} (first at line {seen_ips[ip]}); "
+                        "venues are told apart by their IP address",
+                    )
+                seen_ips[ip] = v["ip"].start_mark.line + 1
+                out.append(Venue(
+                    id=vid,
+                    name=name,
+                    session=session,
+                    ip=ip,
+                    port=self.port(v["port"], f"{path}.port"),
+                    mac=self.mac(v["mac"], f"{path}.mac"),
+                    request_port=(self.port(v["request_port"], f"{path}.request_port")
+                                  if "request_port" in v else 0),
+                    **self.timers(v, path),
+                ))
         return tuple(out)
 
     def dataplane(self, node: yaml.Node, owner_line: int) -> Dataplane:
@@ -690,57 +760,60 @@ class _Loader:
                  instruments: tuple[Instrument, ...]) -> tuple[Account, ...]:
         items = self.sequence(node, "accounts")
         self.limit(items, "accounts", "accounts", tables.max_accounts, "max_accounts")
-        symbols = {i.symbol for i in instruments}
         out: list[Account] = []
         seen: dict[int, int] = {}
         n_positions = 0
         for i, item in enumerate(items):
             path = f"accounts[{i}]"
-            v = self.mapping(item, path, Account)
-            aid = self.integer(v["id"], f"{path}.id", 0, 2**32 - 1)
-            if aid in seen:
-                raise self.error(v["id"], f"{path}.id",
-                                 f"duplicate account id {aid} (first at line {seen[aid]})")
-            seen[aid] = v["id"].start_mark.line + 1
-            positions: list[tuple[str, int]] = []
-            if "max_position" in v:
-                pnode = v["max_position"]
-                ppath = f"{path}.max_position"
-                if not isinstance(pnode, yaml.MappingNode):
-                    raise self.error(
-                        pnode, ppath,
-                        f"expected a mapping of symbol: shares, got {_describe(pnode)}")
-                for key_node, value_node in pnode.value:
-                    sym = self.string(key_node, f"{ppath}.?")
-                    here = f"{ppath}.{sym}"
-                    if sym not in symbols:
-                        raise self.error(key_node, here,
-                                         f"symbol {sym} is not configured under instruments")
-                    if any(s == sym for s, _ in positions):
-                        raise self.error(key_node, here, "duplicate symbol")
-                    positions.append((sym, self.integer(value_node, here, 0, 1 << 40)))
-                n_positions += len(positions)
-                if n_positions > tables.max_positions:
-                    raise self.error(pnode, ppath,
-                                     f"more than tables.max_positions ({tables.max_positions})"
-                                     " max_position entries in all")
-            out.append(Account(
-                id=aid,
-                max_order_qty=self.integer(v["max_order_qty"], f"{path}.max_order_qty",
-                                           1, 999_999),
-                max_order_notional=self.decimal(v["max_order_notional"],
-                                                f"{path}.max_order_notional", 0, MAX_AMOUNT),
-                max_open_orders=self.integer(v["max_open_orders"], f"{path}.max_open_orders",
-                                             0, 2**32 - 1),
-                credit_limit=self.decimal(v["credit_limit"], f"{path}.credit_limit",
-                                          0, MAX_AMOUNT),
-                max_position=tuple(positions),
-                order_types=(self.names(v["order_types"], f"{path}.order_types", ORDER_TYPES)
-                             if "order_types" in v else Account.order_types),
-                tifs=(self.names(v["tifs"], f"{path}.tifs", TIFS)
-                      if "tifs" in v else Account.tifs),
-                kill=self.boolean(v["kill"], f"{path}.kill") if "kill" in v else False,
-            ))
+            with self.collecting():
+                v = self.mapping(item, path, Account)
+                aid = self.integer(v["id"], f"{path}.id", 0, 2**32 - 1)
+                self.account_ids.add(aid)
+                if aid in seen:
+                    raise self.error(v["id"], f"{path}.id",
+                                     f"duplicate account id {aid} (first at line {seen[aid]})")
+                seen[aid] = v["id"].start_mark.line + 1
+                positions: list[tuple[str, int]] = []
+                if "max_position" in v:
+                    pnode = v["max_position"]
+                    ppath = f"{path}.max_position"
+                    if not isinstance(pnode, yaml.MappingNode):
+                        raise self.error(
+                            pnode, ppath,
+                            f"expected a mapping of symbol: shares, got {_describe(pnode)}")
+                    for key_node, value_node in pnode.value:
+                        with self.collecting():
+                            sym = self.string(key_node, f"{ppath}.?")
+                            here = f"{ppath}.{sym}"
+                            if sym not in self.symbols:
+                                raise self.error(
+                                    key_node, here,
+                                    f"symbol {sym} is not configured under instruments")
+                            if any(s == sym for s, _ in positions):
+                                raise self.error(key_node, here, "duplicate symbol")
+                            positions.append((sym, self.integer(value_node, here, 0, 1 << 40)))
+                    n_positions += len(positions)
+                    if n_positions > tables.max_positions:
+                        raise self.error(pnode, ppath,
+                                         f"more than tables.max_positions ({tables.max_positions})"
+                                         " max_position entries in all")
+                out.append(Account(
+                    id=aid,
+                    max_order_qty=self.integer(v["max_order_qty"], f"{path}.max_order_qty",
+                                               1, 999_999),
+                    max_order_notional=self.decimal(v["max_order_notional"],
+                                                    f"{path}.max_order_notional", 0, MAX_AMOUNT),
+                    max_open_orders=self.integer(v["max_open_orders"], f"{path}.max_open_orders",
+                                                 0, 2**32 - 1),
+                    credit_limit=self.decimal(v["credit_limit"], f"{path}.credit_limit",
+                                              0, MAX_AMOUNT),
+                    max_position=tuple(positions),
+                    order_types=(self.names(v["order_types"], f"{path}.order_types", ORDER_TYPES)
+                                 if "order_types" in v else Account.order_types),
+                    tifs=(self.names(v["tifs"], f"{path}.tifs", TIFS)
+                          if "tifs" in v else Account.tifs),
+                    kill=self.boolean(v["kill"], f"{path}.kill") if "kill" in v else False,
+                ))
         return tuple(out)
 
     def instrument_risk(self, v: dict, path: str, venues: tuple[Venue, ...]) -> dict:
@@ -777,12 +850,13 @@ class _Loader:
                 raise self.error(items[16], f"{path}.venues[16]", "at most 16 venues")
             for j, item in enumerate(items):
                 vid = self.integer(item, f"{path}.venues[{j}]", 1, 65535)
-                if not any(venue.id == vid for venue in venues):
+                if vid not in self.venue_ids:
                     raise self.error(item, f"{path}.venues[{j}]",
                                      f"venue {vid} is not configured")
                 if vid in ids:
                     raise self.error(item, f"{path}.venues[{j}]", f"venue {vid} listed twice")
-                if next(k for k, venue in enumerate(venues) if venue.id == vid) >= 64:
+                index = next((k for k, venue in enumerate(venues) if venue.id == vid), 0)
+                if index >= 64:
                     raise self.error(item, f"{path}.venues[{j}]",
                                      "only the first 64 configured venues can be listed")
                 ids.append(vid)
@@ -797,28 +871,63 @@ class _Loader:
         seen: dict[str, int] = {}
         for i, item in enumerate(items):
             path = f"instruments[{i}].symbol"
-            v = self.mapping(item, f"instruments[{i}]", Instrument)
-            symbol = self.string(v["symbol"], path)
-            if not _SYMBOL_RE.fullmatch(symbol):
-                raise self.error(
-                    v["symbol"], path, f"{symbol!r} must be 1 to 8 characters of A-Z, 0-9 and '.'"
-                )
-            if symbol in seen:
-                raise self.error(
-                    v["symbol"], path, f"duplicate symbol {symbol} (first at line {seen[symbol]})"
-                )
-            seen[symbol] = v["symbol"].start_mark.line + 1
-            out.append(Instrument(symbol=symbol,
-                                  **self.instrument_risk(v, f"instruments[{i}]", venues)))
+            with self.collecting():
+                v = self.mapping(item, f"instruments[{i}]", Instrument)
+                symbol = self.string(v["symbol"], path)
+                if not _SYMBOL_RE.fullmatch(symbol):
+                    raise self.error(
+                        v["symbol"], path,
+                        f"{symbol!r} must be 1 to 8 characters of A-Z, 0-9 and '.'")
+                if symbol in seen:
+                    raise self.error(
+                        v["symbol"], path,
+                        f"duplicate symbol {symbol} (first at line {seen[symbol]})")
+                seen[symbol] = v["symbol"].start_mark.line + 1
+                self.symbols.add(symbol)
+                out.append(Instrument(symbol=symbol,
+                                      **self.instrument_risk(v, f"instruments[{i}]", venues)))
         return tuple(out)
 
     def routing(self, node: yaml.Node, owner_line: int, venues: tuple[Venue, ...]) -> Routing:
         v = self.mapping(node, "routing", Routing, owner_line)
         default = self.integer(v["default_venue"], "routing.default_venue", 1, 65535)
-        if not any(venue.id == default for venue in venues):
-            configured = ", ".join(str(venue.id) for venue in venues) or "none"
+        if default not in self.venue_ids:
+            configured = ", ".join(str(i) for i in sorted(self.venue_ids)) or "none"
             raise self.error(
                 v["default_venue"], "routing.default_venue",
                 f"venue {default} is not configured (configured venue ids: {configured})",
             )
         return Routing(default_venue=default)
+
+    def routes(self, node: yaml.Node) -> tuple[Route, ...]:
+        out: list[Route] = []
+        seen: dict[tuple, int] = {}
+        for i, item in enumerate(self.sequence(node, "routes")):
+            path = f"routes[{i}]"
+            with self.collecting():
+                v = self.mapping(item, path, Route)
+                venue = self.integer(v["venue"], f"{path}.venue", 1, 65535)
+                if venue not in self.venue_ids:
+                    raise self.error(v["venue"], f"{path}.venue",
+                                     f"venue {venue} is not configured")
+                account = symbol = None
+                if "account" in v:
+                    account = self.integer(v["account"], f"{path}.account", 0, 2**32 - 1)
+                    if account not in self.account_ids:
+                        raise self.error(v["account"], f"{path}.account",
+                                         f"account {account} is not configured under accounts")
+                if "symbol" in v:
+                    symbol = self.string(v["symbol"], f"{path}.symbol")
+                    if symbol not in self.symbols:
+                        raise self.error(v["symbol"], f"{path}.symbol",
+                                         f"symbol {symbol} is not configured under instruments")
+                if account is None and symbol is None:
+                    raise self.error(item, path, "a route names an account, a symbol or both "
+                                     "(the fallback is routing.default_venue)")
+                key = (account, symbol)
+                if key in seen:
+                    raise self.error(item, path, f"a route for the same account and symbol is "
+                                     f"at line {seen[key]}")
+                seen[key] = item.start_mark.line + 1
+                out.append(Route(venue=venue, account=account, symbol=symbol))
+        return tuple(out)

@@ -1,7 +1,8 @@
 """cffi build of the native AF_XDP backend (API mode: libxdp's ring helpers
-are inline): the core's sources, the same list build_core.py compiles, plus
-the AF_XDP poll loop (cdefs/afxdp_io.c) and the commands every poll loop
-shares (cdefs/command.c), so the poll thread calls the core directly.
+are inline): the core's sources (cdefs/core_sources.txt, the list every
+build reads), plus the AF_XDP poll loop (cdefs/afxdp_io.c) and the
+commands every poll loop shares (cdefs/command.c), so the poll thread
+calls the core directly.
 Flags and libraries come from pkg-config's libxdp and libbpf (Debian's
 libxdp-dev, libbpf-dev)."""
 from __future__ import annotations
@@ -9,16 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
-sys.path.insert(0, str(ROOT))  # cffi runs this file by path, not as a module
-from dataplane.build_core import SOURCES as CORE_SOURCES  # noqa: E402
-
+CORE_SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
+                if w and not w.startswith("#")]
 AFXDP_SOURCES = ["afxdp_io.c", "command.c"]
 MODULE = "dataplane._oms_afxdp"
 PKGS = ["libxdp", "libbpf"]

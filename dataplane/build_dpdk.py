@@ -14,8 +14,8 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
-CORE_SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c",
-                "encode.c", "latency.c", "timers.c", "link.c", "risk.c"]
+CORE_SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
+                if w and not w.startswith("#")]
 DPDK_SOURCES = ["dpdk_io.c", "worker.c", "command.c"]
 MODULE = "dataplane._oms_dpdk"
 
