@@ -9,6 +9,7 @@
 #include <stdint.h>
 #endif
 
+#include "command.h"
 #include "link.h"
 #include "oms_core.h"
 
@@ -26,26 +27,6 @@ enum oms_worker_mode {
 	OMS_MODE_REPLAY = 0,
 	/* now_ns from the TSC, calibrated against the wall clock at start */
 	OMS_MODE_LIVE = 1,
-};
-
-/* A command for a worker, from the control plane, carried by pointer on
- * the worker's command ring; the worker runs it at a burst boundary and
- * sets `done`.  Its owner keeps it alive until then. */
-enum oms_command_op {
-	OMS_CMD_TICK = 1,        /* run the timers at now_ns (replay) */
-	OMS_CMD_MASS_CANCEL = 2, /* a: session id, b: account */
-	OMS_CMD_SNAPSHOT = 3,    /* copy the core's counters into `stats` */
-	OMS_CMD_KILL = 4,        /* a: account (0: every account), b: on */
-};
-
-struct oms_command {
-	int op;
-	uint64_t now_ns; /* 0: the worker's clock */
-	uint32_t a;
-	uint32_t b;
-	int64_t result;
-	struct oms_stats *stats;
-	volatile int done;
 };
 
 struct oms_worker_stats {

@@ -148,28 +148,7 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
  * in the middle of a burst. */
 static void run_command(struct oms_worker *w, struct oms_command *cmd)
 {
-	uint64_t now = cmd->now_ns ? cmd->now_ns : live_now(w);
-
-	switch (cmd->op) {
-	case OMS_CMD_TICK:
-		/* a call with no frames runs the timers due */
-		oms_core_process_burst(w->core, NULL, NULL, 0, now);
-		cmd->result = 0;
-		break;
-	case OMS_CMD_MASS_CANCEL:
-		cmd->result = oms_core_mass_cancel(w->core, cmd->a, cmd->b, now);
-		break;
-	case OMS_CMD_KILL:
-		/* engaging it cancels the open orders it covers: flushed below */
-		cmd->result = oms_core_kill(w->core, cmd->a, (int)cmd->b, now);
-		break;
-	case OMS_CMD_SNAPSHOT:
-		rte_memcpy(cmd->stats, oms_core_stats(w->core), sizeof(*cmd->stats));
-		cmd->result = oms_core_live_orders(w->core);
-		break;
-	default:
-		cmd->result = -1;
-	}
+	oms_command_apply(w->core, cmd, cmd->now_ns ? cmd->now_ns : live_now(w));
 	flush_tx(w);
 	w->stats.commands++;
 	__atomic_store_n(&cmd->done, 1, __ATOMIC_RELEASE);

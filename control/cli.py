@@ -71,23 +71,45 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def live_backend(cfg, backend: str | None) -> str | None:
+    """Which live backend `omsctl run` starts, or None for the replay job:
+    DPDK where dataplane.ports names DPDK ports, the native AF_XDP backend
+    where dataplane.afxdp names interfaces (or when asked for by name)."""
+    if backend == "afxdp":
+        if cfg.dataplane.afxdp is None:
+            raise ValueError(f"{cfg.source}: --backend afxdp needs dataplane.afxdp "
+                             "(strategy_iface, venue_iface) in the configuration")
+        return "afxdp"
+    if backend == "pcap":
+        return None
+    if cfg.dataplane.ports is not None:
+        return "dpdk"
+    if backend is None and cfg.dataplane.afxdp is not None:
+        return "afxdp"
+    return None
+
+
 def cmd_run(args) -> int:
-    """With a configuration that names DPDK ports (dataplane.ports): run the
-    appliance live until SIGINT/SIGTERM (or --duration).  Otherwise the main
-    job on the embedded default: build the bundled scenario, replay it
-    through the core with the venue simulator and the reference model
-    beside it."""
+    """With a configuration that names DPDK ports (dataplane.ports) or AF_XDP
+    interfaces (dataplane.afxdp): run the appliance live until SIGINT/SIGTERM
+    (or --duration).  Otherwise the main job on the embedded default: build
+    the bundled scenario, replay it through the core with the venue
+    simulator and the reference model beside it."""
     from pcaps.builder import build_pcap
 
     cfg = _config(args.config)
-    if cfg.dataplane.ports is not None and not args.scenario:
+    live = None if args.scenario else live_backend(cfg, args.backend)
+    if live:
         from dataplane.serve import serve
         lo, _, hi = args.dump_ids.partition("-")
         serve(cfg, duration_s=args.duration, ready_file=args.ready_file,
-              control_socket=args.control_socket,
+              control_socket=args.control_socket, backend=live,
               orders_file=args.dump_orders, order_ids=range(int(lo), int(hi or lo) + 1),
               watch_config=not args.no_watch)
         return 0
+    if args.backend == "afxdp":
+        raise ValueError("--backend afxdp runs live; a scenario replays through dpdk or pcap")
+    args.backend = args.backend or "dpdk"
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     scenario = Path(args.scenario) if args.scenario else BUNDLED_SCENARIO
@@ -172,9 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(SIGHUP and omsctl reload still do)")
     r.add_argument("--dump-ids", default="1-100000", metavar="FIRST-LAST",
                    help="live: the cl_ord_ids --dump-orders looks up, per session")
-    r.add_argument("--backend", choices=["dpdk", "pcap"], default="dpdk",
-                   help="dpdk: the core on a worker lcore behind a DPDK port (default); "
-                        "pcap: the core in this thread, no DPDK needed")
+    r.add_argument("--backend", choices=["dpdk", "afxdp", "pcap"], default=None,
+                   help="dpdk: the core on a worker lcore behind DPDK ports (the default; "
+                        "live with dataplane.ports, else the replay job through a ring "
+                        "port); afxdp: live on AF_XDP sockets (dataplane.afxdp), no DPDK; "
+                        "pcap: the replay job with the core in this thread, no DPDK")
     r.set_defaults(func=cmd_run)
 
     ct = sub.add_parser("ctl", help="talk to a running appliance's control socket")

@@ -167,9 +167,30 @@ class DataplanePorts:
     venue: str
 
 
+AFXDP_MODES = ("copy", "zerocopy")
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+
+
+@dataclass(frozen=True)
+class Afxdp:
+    """The native AF_XDP backend (omsctl run --backend afxdp): the kernel
+    interfaces it takes queue `queue` of, by traffic class; one interface
+    may carry both."""
+    strategy_iface: str
+    venue_iface: str
+    queue: int = 0
+    # copy: XDP_COPY on generic (SKB-mode) XDP, works on any interface (veth);
+    # zerocopy: XDP_ZEROCOPY on the driver's XDP, NICs whose driver has it
+    mode: str = "copy"
+    # UMEM frames (2 KiB) per interface, a power of two: half RX, half TX
+    frames: int = 4096
+    cpu: int = -1  # pin the poll thread to this CPU; -1: leave it to the kernel
+
+
 @dataclass(frozen=True)
 class Dataplane:
-    """EAL and port settings for the DPDK data plane (omsctl serve)."""
+    """EAL and port settings for the DPDK data plane (omsctl serve), and the
+    interfaces of the native AF_XDP backend."""
     lcores: str = "0,1"  # EAL -l: the first is Python's, the next the worker's
     hugepages: bool = False  # False: --no-huge with memory_mb of ordinary memory
     memory_mb: int = 512
@@ -178,8 +199,9 @@ class Dataplane:
     ports: DataplanePorts | None = None
     mbufs: int = 8191  # per mempool
     # 0: the worker busy-polls its CPU; else it sleeps this long when idle
-    # (shared CPUs, CI)
+    # (shared CPUs, CI); the AF_XDP poll thread too
     idle_sleep_us: int = 0
+    afxdp: Afxdp | None = None
 
 
 @dataclass(frozen=True)
@@ -696,7 +718,37 @@ class _Loader:
             out["ports"] = DataplanePorts(
                 strategy=self.string(pv["strategy"], "dataplane.ports.strategy"),
                 venue=self.string(pv["venue"], "dataplane.ports.venue"))
+        if "afxdp" in v:
+            out["afxdp"] = self.afxdp(v["afxdp"], self.key_line(node, "afxdp"))
         return Dataplane(**out)
+
+    def afxdp(self, node: yaml.Node, owner_line: int) -> Afxdp:
+        path = "dataplane.afxdp"
+        v = self.mapping(node, path, Afxdp, owner_line)
+        out: dict = {}
+        for key in ("strategy_iface", "venue_iface"):
+            name = self.string(v[key], f"{path}.{key}")
+            if not _IFNAME_RE.fullmatch(name):
+                raise self.error(v[key], f"{path}.{key}",
+                                 f"{name!r} is not an interface name (1-15 characters)")
+            out[key] = name
+        if "queue" in v:
+            out["queue"] = self.integer(v["queue"], f"{path}.queue", 0, 1023)
+        if "mode" in v:
+            mode = self.string(v["mode"], f"{path}.mode")
+            if mode not in AFXDP_MODES:
+                raise self.error(v["mode"], f"{path}.mode",
+                                 f"{mode!r} is not one of: {', '.join(AFXDP_MODES)}")
+            out["mode"] = mode
+        if "frames" in v:
+            frames = self.integer(v["frames"], f"{path}.frames", 64, 1 << 18)
+            if frames & (frames - 1):
+                raise self.error(v["frames"], f"{path}.frames",
+                                 f"{frames} is not a power of two")
+            out["frames"] = frames
+        if "cpu" in v:
+            out["cpu"] = self.integer(v["cpu"], f"{path}.cpu", -1, 4095)
+        return Afxdp(**out)
 
     def timers(self, v: dict, path: str) -> dict:
         out = {}

@@ -144,6 +144,18 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Dataplane", "memory_mb"): _int(64, 1 << 20),
     ("Dataplane", "mbufs"): _int(511, 1 << 24),
     ("Dataplane", "idle_sleep_us"): _int(0, 1_000_000),
+    ("Afxdp", "strategy_iface"): {"type": "string", "pattern": "^" + C._IFNAME_RE.pattern + "$",
+                                  "description": "kernel interface towards strategies"},
+    ("Afxdp", "venue_iface"): {"type": "string", "pattern": "^" + C._IFNAME_RE.pattern + "$",
+                               "description": "kernel interface towards venues (may be the "
+                                              "strategy one)"},
+    ("Afxdp", "queue"): _int(0, 1023),
+    ("Afxdp", "mode"): {"enum": list(C.AFXDP_MODES),
+                        "description": "copy: generic XDP, any interface; zerocopy: the "
+                                       "driver's XDP with XDP_ZEROCOPY"},
+    ("Afxdp", "frames"): {"type": "integer", "enum": [1 << n for n in range(6, 19)],
+                          "description": "UMEM frames per interface, half RX, half TX"},
+    ("Afxdp", "cpu"): _int(-1, 4095),
 }
 
 # risk.account_defaults takes what an account takes, each optional

@@ -1,6 +1,8 @@
 """The live appliance: EAL from the config's `dataplane:` section, the ports
 it names, the core on a worker lcore in live mode (now_ns from the TSC),
-ARP and ICMP echo answered for the appliance's address.  The Python main
+ARP and ICMP echo answered for the appliance's address.  `serve` runs it, or
+the native AF_XDP backend (dataplane/afxdp.py) with the same lifecycle and
+control commands (LiveControl).  The Python main
 thread only waits - in short sleeps, so SIGINT and SIGTERM get through - and
 on a signal stops the worker, which flushes what it holds, then reports the
 final counters (and, if asked, every order's final state to a file)."""
@@ -36,25 +38,145 @@ def eal_args(cfg: Config) -> list[str]:
     return args
 
 
+def xdp_attached(iface: str) -> dict | None:
+    """The XDP program on `iface` as iproute2 reports it ({"mode": ...,
+    "prog": {"id": ...}}), or None."""
+    r = subprocess.run(["ip", "-j", "-d", "link", "show", "dev", iface],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    links = json.loads(r.stdout or "[]")
+    return links[0].get("xdp") if links else None
+
+
 def detach_stale_xdp(cfg: Config) -> list[str]:
     """A killed run can leave its XDP program on the interface, and then
-    net_af_xdp cannot attach its own: detach whatever is there first."""
-    done = []
+    neither net_af_xdp nor the native AF_XDP backend can attach its own:
+    detach whatever is there first, from every interface either is
+    configured to use.  Returns the interfaces that had one."""
+    ifaces = []
     for v in cfg.dataplane.vdevs:
         if not v.startswith("net_af_xdp"):
             continue
         opts = dict(kv.split("=", 1) for kv in v.split(",")[1:] if "=" in kv)
-        iface = opts.get("iface")
-        if not iface:
+        if opts.get("iface"):
+            ifaces.append(opts["iface"])
+    if cfg.dataplane.afxdp is not None:
+        ifaces += [cfg.dataplane.afxdp.strategy_iface, cfg.dataplane.afxdp.venue_iface]
+    done = []
+    for iface in dict.fromkeys(ifaces):
+        if xdp_attached(iface) is None:
             continue
-        for mode in ("xdp", "xdpgeneric", "xdpdrv"):
+        for mode in ("xdp", "xdpgeneric", "xdpdrv", "xdpoffload"):
             subprocess.run(["ip", "link", "set", "dev", iface, mode, "off"],
                            capture_output=True)
+        print(f"omsctl: detached a stale XDP program from {iface}", file=sys.stderr)
         done.append(iface)
     return done
 
 
-class Appliance:
+class LiveControl:
+    """The control-plane commands of a live appliance, whatever its backend:
+    each is handed to the poll loop that owns the core (`_post`) and run
+    there between two bursts, while the main thread waits, bounded."""
+
+    def _post(self, cmd) -> bool:
+        raise NotImplementedError
+
+    def report(self) -> dict:
+        raise NotImplementedError
+
+    def command(self, op: int, a: int = 0, b: int = 0, timeout_s: float = 5.0):
+        """Run a command on the worker, between two bursts; (result, cmd)."""
+        cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
+        if op == self.lib.OMS_CMD_SNAPSHOT:
+            cmd.stats = self._snapshot = self.ffi.new("struct oms_stats *")
+        if not self._post(cmd):
+            raise RuntimeError("the worker's command queue is full")
+        self._inflight = cmd  # kept alive until the worker took it, even if we stop waiting
+        deadline = time.monotonic() + timeout_s
+        while not cmd.done:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker did not take the command in time")
+            time.sleep(0.0005)
+        return cmd.result, cmd
+
+    def _grace(self, timeout_ms: int) -> bool:
+        """Wait until the poll loop can no longer hold a configuration
+        generation replaced before this call: True, or False on timeout."""
+        raise NotImplementedError
+
+    def reload(self, path: str | None = None) -> dict:
+        """Validate the file (the one started with, by default), refuse it if
+        it changes what is fixed at start, compile the rest into a
+        configuration generation, publish it, wait until the poll loop can
+        no longer hold the old one (a grace period), free that.  On any
+        error the running configuration stays; the answer says why."""
+        path = path or self.config_path
+        try:
+            new = load_config(path)
+        except ConfigError as e:
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path,
+                    "errors": [str(x) for x in getattr(e, "errors", [e])]}
+        fixed = fixed_changes(self.cfg, new)
+        if fixed:
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path, "errors": [f"{path}: {x}" for x in fixed]}
+        try:
+            gen = self.core.build_generation(new)
+        except Exception as e:  # CoreError: the tables' capacity since start
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path, "errors": [f"{path}: {e}"]}
+        number = self.lib.oms_gen_number(gen)
+        old = self.core.publish(gen)
+        if self._grace(5000):
+            self.lib.oms_gen_free(old)
+        else:
+            # a loop that does not come round in 5 s may still read it: keep
+            # it (a leak) rather than free it under the loop
+            print("omsctl: reload: the poll loop did not pass a quiescent point in 5 s; "
+                  "the replaced configuration is kept in memory", file=sys.stderr)
+        self.cfg = new
+        self.reloads["ok"] += 1
+        return {"ok": True, "file": path, "generation": number}
+
+    def handle_control(self, request: dict) -> dict:
+        """One control-plane request (see control/ctl.py)."""
+        lib = self.lib
+        what = request.get("cmd")
+        if what == "ping":
+            return {"ok": True}
+        if what == "reload":
+            return self.reload(request.get("path"))
+        if what == "stats":
+            live, cmd = self.command(lib.OMS_CMD_SNAPSHOT)
+            report = self.report()
+            report["core"] = self.core.stats_dict(cmd.stats)
+            report["live_orders"] = live
+            return {"ok": True, **report}
+        if what == "mass_cancel":
+            n, _ = self.command(lib.OMS_CMD_MASS_CANCEL, int(request["session"]),
+                                int(request["account"]))
+            if n < 0:
+                return {"ok": False, "error": f"unknown session {request['session']}"}
+            return {"ok": True, "canceled": n}
+        if what in ("kill", "unkill"):
+            # account 0 or none: every account (semantics.md "Kill switch")
+            account = int(request.get("account") or 0)
+            if not 0 <= account < 2**32:
+                return {"ok": False, "error": f"account {account} out of range"}
+            on = what == "kill"
+            n, _ = self.command(lib.OMS_CMD_KILL, account, int(on))
+            if n < 0:
+                return {"ok": False, "error": f"unknown account {account}"}
+            return {"ok": True, "account": account or "all", "kill": on, "canceled": n}
+        return {"ok": False, "error": f"unknown command {what!r}"}
+
+
+class Appliance(LiveControl):
+    """The appliance on DPDK ports."""
+
     def __init__(self, cfg: Config):
         if cfg.dataplane.ports is None:
             raise dpdk.DpdkError(f"{cfg.source}: dataplane.ports is not set: which DPDK ports "
@@ -133,86 +255,12 @@ class Appliance:
         if self.lib.oms_worker_launch(self.worker, self.lcore) != 0:
             raise dpdk.DpdkError(f"cannot launch the worker on lcore {self.lcore}")
 
-    def command(self, op: int, a: int = 0, b: int = 0, timeout_s: float = 5.0):
-        """Run a command on the worker, between two bursts; (result, cmd)."""
-        cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
-        if op == self.lib.OMS_CMD_SNAPSHOT:
-            cmd.stats = self._snapshot = self.ffi.new("struct oms_stats *")
-        if self.lib.oms_command(self.commands, cmd) != 0:
-            raise dpdk.DpdkError("the worker's command ring is full")
-        deadline = time.monotonic() + timeout_s
-        while not cmd.done:
-            if time.monotonic() > deadline:
-                raise dpdk.DpdkError("the worker did not take the command in time")
-            time.sleep(0.0005)
-        return cmd.result, cmd
+    def _post(self, cmd) -> bool:
+        return self.lib.oms_command(self.commands, cmd) == 0
 
-    def reload(self, path: str | None = None) -> dict:
-        """Validate the file (the one started with, by default), refuse it if
-        it changes what is fixed at start, compile the rest into a
-        configuration generation, publish it, wait until the worker can no
-        longer hold the old one (RCU grace period), free that.  On any error
-        the running configuration stays; the answer says why."""
-        path = path or self.config_path
-        try:
-            new = load_config(path)
-        except ConfigError as e:
-            self.reloads["refused"] += 1
-            return {"ok": False, "file": path,
-                    "errors": [str(x) for x in getattr(e, "errors", [e])]}
-        fixed = fixed_changes(self.cfg, new)
-        if fixed:
-            self.reloads["refused"] += 1
-            return {"ok": False, "file": path, "errors": [f"{path}: {x}" for x in fixed]}
-        try:
-            gen = self.core.build_generation(new)
-        except Exception as e:  # CoreError: the tables' capacity since start
-            self.reloads["refused"] += 1
-            return {"ok": False, "file": path, "errors": [f"{path}: {e}"]}
-        number = self.lib.oms_gen_number(gen)
-        old = self.core.publish(gen)
-        if self.lib.oms_rcu_wait(self.rcu, 5000) == 0:
-            self.lib.oms_gen_free(old)
-        else:
-            # a worker that does not come round in 5 s may still read it:
-            # keep it (a leak) rather than free it under the worker
-            print("omsctl: reload: the worker did not pass a quiescent point in 5 s; "
-                  "the replaced configuration is kept in memory", file=sys.stderr)
-        self.cfg = new
-        self.reloads["ok"] += 1
-        return {"ok": True, "file": path, "generation": number}
-
-    def handle_control(self, request: dict) -> dict:
-        """One control-plane request (see control/ctl.py)."""
-        lib = self.lib
-        what = request.get("cmd")
-        if what == "ping":
-            return {"ok": True}
-        if what == "reload":
-            return self.reload(request.get("path"))
-        if what == "stats":
-            live, cmd = self.command(lib.OMS_CMD_SNAPSHOT)
-            report = self.report()
-            report["core"] = self.core.stats_dict(cmd.stats)
-            report["live_orders"] = live
-            return {"ok": True, **report}
-        if what == "mass_cancel":
-            n, _ = self.command(lib.OMS_CMD_MASS_CANCEL, int(request["session"]),
-                                int(request["account"]))
-            if n < 0:
-                return {"ok": False, "error": f"unknown session {request['session']}"}
-            return {"ok": True, "canceled": n}
-        if what in ("kill", "unkill"):
-            # account 0 or none: every account (semantics.md "Kill switch")
-            account = int(request.get("account") or 0)
-            if not 0 <= account < 2**32:
-                return {"ok": False, "error": f"account {account} out of range"}
-            on = what == "kill"
-            n, _ = self.command(lib.OMS_CMD_KILL, account, int(on))
-            if n < 0:
-                return {"ok": False, "error": f"unknown account {account}"}
-            return {"ok": True, "account": account or "all", "kill": on, "canceled": n}
-        return {"ok": False, "error": f"unknown command {what!r}"}
+    def _grace(self, timeout_ms: int) -> bool:
+        # DPDK's RCU: the worker reports a quiescent state every poll
+        return self.lib.oms_rcu_wait(self.rcu, timeout_ms) == 0
 
     def stop(self) -> dict:
         """Stop receiving, let the worker flush, stop the ports; the final
@@ -262,8 +310,13 @@ def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
 
 def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None,
           control_socket: str | None = None, orders_file: str | None = None,
-          order_ids: range = range(0), watch_config: bool = True) -> dict:
-    app = Appliance(cfg)
+          order_ids: range = range(0), backend: str = "dpdk",
+          watch_config: bool = True) -> dict:
+    if backend == "afxdp":
+        from dataplane.afxdp import AfxdpAppliance
+        app = AfxdpAppliance(cfg)
+    else:
+        app = Appliance(cfg)
     stop = {"now": False, "reload": False}
 
     def on_signal(signum, frame):
