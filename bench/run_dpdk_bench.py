@@ -33,8 +33,8 @@ from run_core_bench import commit, machine  # noqa: E402
 from run_core_bench import parse_figures as parse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE_SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c", "encode.c",
-                "stages.c", "latency.c", "timers.c", "link.c", "risk.c"]
+CORE_SOURCES = [w for w in (ROOT / "cdefs" / "core_sources.txt").read_text().splitlines()
+                if w and not w.startswith("#")]
 DPDK_SOURCES = ["dpdk_io.c"]
 RESULTS = ROOT / "bench" / "results" / "dpdk_bench.jsonl"
 EXE = ROOT / "bench" / "work" / "dpdk_bench"

@@ -9,12 +9,14 @@
 #include <stdint.h>
 #endif
 
+#include "command.h"
 #include "dpdk_obs.h"
 #include "link.h"
 #include "oms_core.h"
 
 struct rte_mempool;
 struct rte_ring;
+struct rte_rcu_qsbr;
 
 /* Frames per rx/tx burst: big enough to amortise the per-burst cost,
  * small enough that the first frame does not wait long for the last. */
@@ -26,31 +28,6 @@ enum oms_worker_mode {
 	OMS_MODE_REPLAY = 0,
 	/* now_ns from the TSC, calibrated against the wall clock at start */
 	OMS_MODE_LIVE = 1,
-};
-
-/* A command for a worker, from the control plane, carried by pointer on
- * the worker's command ring; the worker runs it at a burst boundary and
- * sets `done`.  Its owner keeps it alive until then. */
-enum oms_command_op {
-	OMS_CMD_TICK = 1,        /* run the timers at now_ns (replay) */
-	OMS_CMD_MASS_CANCEL = 2, /* a: session id, b: account */
-	OMS_CMD_SNAPSHOT = 3,    /* copy the core's counters into `stats` */
-	OMS_CMD_KILL = 4,        /* a: account (0: every account), b: on */
-	/* copy one order into `order`: a: session id and id: cl_ord_id, or
-	 * a = 0: b venue id and id the order's UserRefNum there */
-	OMS_CMD_ORDER = 5,
-};
-
-struct oms_command {
-	int op;
-	uint64_t now_ns; /* 0: the worker's clock */
-	uint32_t a;
-	uint32_t b;
-	int64_t result;
-	struct oms_stats *stats;
-	uint64_t id;
-	struct oms_order_view *order;
-	volatile int done;
 };
 
 struct oms_worker_stats {
@@ -92,6 +69,11 @@ struct oms_worker {
 	int idle_sleep_us; /* 0: pure busy poll; else back off when idle */
 	volatile int stop;
 	volatile uint64_t done; /* frames + ticks fully handled (replay) */
+	/* DPDK RCU (QSBR): the worker reports a quiescent state, thread id
+	 * rcu_id, at the top of every poll, where it holds no configuration
+	 * generation; NULL: no reloads */
+	struct rte_rcu_qsbr *rcu;
+	unsigned rcu_id;
 	struct oms_worker_stats stats;
 	/* live mode clock: now_ns = wall_base_ns + (tsc - tsc_base) * ns_per_tsc */
 	uint64_t tsc_base;
@@ -144,6 +126,14 @@ int oms_inject(struct rte_mempool *pool, struct rte_ring *ring,
 	       uint64_t ts_ns);
 uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32_t max);
 int oms_command(struct rte_ring *ring, struct oms_command *cmd);
+
+/* RCU for configuration generations: a QSBR variable for `threads`
+ * workers, and the control plane's wait for a grace period - every online
+ * worker has reported a quiescent state since the call - of at most
+ * timeout_ms: 0, or -1 on timeout (then nothing may be freed). */
+struct rte_rcu_qsbr *oms_rcu_create(unsigned threads);
+void oms_rcu_free(struct rte_rcu_qsbr *v);
+int oms_rcu_wait(struct rte_rcu_qsbr *v, unsigned timeout_ms);
 
 int oms_worker_launch(struct oms_worker *w, unsigned lcore);
 int oms_worker_wait(unsigned lcore);

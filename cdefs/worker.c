@@ -11,6 +11,7 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_pause.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include "oms_dpdk.h"
@@ -147,33 +148,7 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
  * in the middle of a burst. */
 static void run_command(struct oms_worker *w, struct oms_command *cmd)
 {
-	uint64_t now = cmd->now_ns ? cmd->now_ns : live_now(w);
-
-	switch (cmd->op) {
-	case OMS_CMD_TICK:
-		/* a call with no frames runs the timers due */
-		oms_core_process_burst(w->core, NULL, NULL, 0, now);
-		cmd->result = 0;
-		break;
-	case OMS_CMD_MASS_CANCEL:
-		cmd->result = oms_core_mass_cancel(w->core, cmd->a, cmd->b, now);
-		break;
-	case OMS_CMD_KILL:
-		/* engaging it cancels the open orders it covers: flushed below */
-		cmd->result = oms_core_kill(w->core, cmd->a, (int)cmd->b, now);
-		break;
-	case OMS_CMD_SNAPSHOT:
-		rte_memcpy(cmd->stats, oms_core_stats(w->core), sizeof(*cmd->stats));
-		cmd->result = oms_core_live_orders(w->core);
-		break;
-	case OMS_CMD_ORDER:
-		cmd->result = cmd->a ? oms_core_order_find(w->core, cmd->a, cmd->id, cmd->order)
-				     : oms_core_order_by_ref(w->core, (uint16_t)cmd->b,
-							     (uint32_t)cmd->id, cmd->order);
-		break;
-	default:
-		cmd->result = -1;
-	}
+	oms_command_apply(w->core, cmd, cmd->now_ns ? cmd->now_ns : live_now(w));
 	flush_tx(w);
 	w->stats.commands++;
 	__atomic_store_n(&cmd->done, 1, __ATOMIC_RELEASE);
@@ -186,8 +161,15 @@ static int worker_main(void *arg)
 	struct rte_mbuf *m[OMS_BURST];
 	uint32_t idle = 0;
 
+	if (w->rcu) {
+		rte_rcu_qsbr_thread_register(w->rcu, w->rcu_id);
+		rte_rcu_qsbr_thread_online(w->rcu, w->rcu_id);
+	}
 	while (!w->stop) {
 		int busy = 0;
+		/* between polls the core holds no configuration generation */
+		if (w->rcu)
+			rte_rcu_qsbr_quiescent(w->rcu, w->rcu_id);
 		for (uint16_t p = 0; p < w->n_rx; p++) {
 			uint16_t n = rte_eth_rx_burst(w->rx_port[p], w->rx_queue[p], m, OMS_BURST);
 			if (!n)
@@ -229,6 +211,10 @@ static int worker_main(void *arg)
 	flush_tx(w);
 	for (uint16_t p = 0; p < w->n_rx; p++)
 		rte_eth_tx_done_cleanup(w->rx_port[p], w->tx_queue, 0);
+	if (w->rcu) {
+		rte_rcu_qsbr_thread_offline(w->rcu, w->rcu_id);
+		rte_rcu_qsbr_thread_unregister(w->rcu, w->rcu_id);
+	}
 	return 0;
 }
 

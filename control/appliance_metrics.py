@@ -1,8 +1,10 @@
-"""Metrics of the live appliance around the core (dataplane/serve.py): DPDK
-ports (rte_eth_stats and xstats), the worker's rings and mempool, the
-worker lcore's own counters and what it answers for the kernel (ARP,
-ICMP).  Read at scrape time from the exporter's thread, in place (see
-control/metrics.py on why reading the worker's 64-bit counters is safe)."""
+"""Metrics of the live appliance around the core: on DPDK
+(dataplane/serve.py) its ports (rte_eth_stats and xstats), the worker's
+rings and mempool, the worker lcore's own counters and what it answers for
+the kernel (ARP, ICMP); on the native AF_XDP backend (dataplane/afxdp.py)
+its sockets, the kernel's XDP statistics and the poll thread.  Read at
+scrape time from the exporter's thread, in place (see control/metrics.py on
+why reading the worker's 64-bit counters is safe)."""
 from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -98,3 +100,48 @@ def appliance_families(app):
     tsc = GaugeMetricFamily("oms_tsc_hz", "The TSC rate latency cycles are converted with")
     tsc.add_metric([], lib.oms_tsc_hz())
     yield tsc
+
+
+def afxdp_families(app):
+    """The native AF_XDP backend (dataplane/afxdp.py): its sockets' counters
+    and the kernel's XDP statistics, the poll thread's own counters."""
+    ffi, lib = app.ffi, app.lib
+    roles: dict[str, list[str]] = {}
+    for role, iface in zip(("strategy", "venue"), app.ifaces, strict=True):
+        roles.setdefault(iface, []).append(role)
+    packets = CounterMetricFamily("oms_port_packets", "Frames an AF_XDP socket received or "
+                                  "sent", labels=["port", "role", "direction"])
+    missed = CounterMetricFamily("oms_port_missed", "Frames the kernel dropped before the "
+                                 "socket (XDP rx_dropped + rx_ring_full)", labels=["port", "role"])
+    errors = CounterMetricFamily("oms_port_errors", "Frames not received or sent for an error "
+                                 "(invalid descriptors; TX: no room or oversize)",
+                                 labels=["port", "role", "direction"])
+    xstats = CounterMetricFamily("oms_port_xstats", "The socket's counters and the kernel's "
+                                 "XDP statistics, by name", labels=["port", "role", "name"])
+    st = ffi.new("struct oms_xsk_stats *")
+    for i, iface in enumerate(app.ports):
+        if lib.oms_afxdp_port_stats(app.dp, i, st) != 0:
+            continue
+        labels = [iface, "+".join(roles.get(iface, []))]
+        packets.add_metric(labels + ["rx"], st.rx_frames)
+        packets.add_metric(labels + ["tx"], st.tx_frames)
+        missed.add_metric(labels, st.k_rx_dropped + st.k_rx_ring_full)
+        errors.add_metric(labels + ["rx"], st.k_rx_invalid_descs)
+        errors.add_metric(labels + ["tx"], st.tx_full + st.tx_oversize + st.k_tx_invalid_descs)
+        for name, _ in ffi.typeof("struct oms_xsk_stats").fields:
+            xstats.add_metric(labels + [name], getattr(st, name))
+    yield from (packets, missed, errors, xstats)
+    loop = ffi.new("struct oms_afxdp_loop_stats *")
+    lib.oms_afxdp_loop_stats(app.dp, loop)
+    worker = CounterMetricFamily("oms_worker", "The poll thread's own counters, by kind",
+                                 labels=["lcore", "kind"])
+    for name, _ in ffi.typeof("struct oms_afxdp_loop_stats").fields:
+        worker.add_metric(["poll_thread", name], getattr(loop, name))
+    yield worker
+    link = ffi.new("struct link_stats *")
+    lib.oms_afxdp_link_stats(app.dp, link)
+    fam = CounterMetricFamily("oms_link", "What the poll thread answers for the kernel (ARP, "
+                              "ICMP echo), by kind", labels=["kind"])
+    for name, _ in ffi.typeof("struct link_stats").fields:
+        fam.add_metric([name], getattr(link, name))
+    yield fam

@@ -191,8 +191,9 @@ class DataPlaneSource:
         self.started = time.time()
         r0 = self.readers[0]
         self.ffi, self.lib = r0.ffi, r0.lib
-        # the DPDK process knows its TSC rate; elsewhere it is measured
-        hz = (float(self.lib.oms_tsc_hz()) if appliance is not None else tsc_hz(self.lib))
+        # a DPDK process knows its TSC rate; elsewhere it is measured
+        hz = (float(self.lib.oms_tsc_hz()) if hasattr(self.lib, "oms_tsc_hz")
+              else tsc_hz(self.lib))
         self.cycles = BucketMap(self.lib, hz)
         self.ns = BucketMap(self.lib, 1e9)
         self.reasons = reason_names(self.lib)

@@ -28,6 +28,10 @@ VENUE_CAUSE = {
     "Expired": "Order Canceled (IOC) received",
 }
 
+# of an AF_XDP socket's counters, what status shows (the exporter has all)
+AFXDP_PORT_KEYS = ("rx_frames", "tx_frames", "tx_full", "k_rx_dropped", "k_rx_ring_full",
+                   "zerocopy")
+
 JOURNAL_NOTE = ("the core keeps each state's last entry time only: the venue messages "
                 "are inferred from the transitions, a state entered twice shows its last "
                 "entry, and the exact messages (sequence numbers, fields) come with the "
@@ -82,14 +86,7 @@ def appliance_status(app) -> dict:
         "uptime_s": round(time.time() - app.started, 1),
         "config_generation": app.config_generation,
         "kill": app.kill_state(),
-        "lcores": {"control": int(re.split(r"[,-]", app.cfg.dataplane.lcores)[0]),
-                   "worker": app.lcore},
-        "ports": {str(pid): {**v, **report["steering"].get(pid, {})}
-                  for pid, v in report["ports"].items()},
-        "queues": {"command_ring": {"entries": lib.oms_ring_count(app.commands),
-                                    "capacity": lib.oms_ring_capacity(app.commands)},
-                   "mempool": {"in_use": report["mbufs_in_use"],
-                               "size": lib.oms_pool_size(app.pool)}},
+        **backend_status(app, report),
         "worker": report["worker"],
         "frames": {"in": st.event[lib.OMS_EV_FRAMES_IN], "out": st.event[lib.OMS_EV_FRAMES_OUT]},
         "orders": {t: orders["handled"][i] for i, t in enumerate(APP_TYPES)},
@@ -101,6 +98,27 @@ def appliance_status(app) -> dict:
         "sessions": sessions,
         "time": time.time(),
     }
+
+
+def backend_status(app, report: dict) -> dict:
+    """Where the poll loop runs, its ports and its queues, per backend."""
+    lib = app.lib
+    if report.get("backend") == "afxdp":
+        a = app.cfg.dataplane.afxdp
+        return {"backend": "afxdp",
+                "lcores": {"poll_thread_cpu": a.cpu if a.cpu >= 0 else "any"},
+                "ports": {name: {k: int(p[k]) for k in AFXDP_PORT_KEYS}
+                          for name, p in report["ports"].items()},
+                "queues": {}}
+    return {"backend": "dpdk",
+            "lcores": {"control": int(re.split(r"[,-]", app.cfg.dataplane.lcores)[0]),
+                       "worker": app.lcore},
+            "ports": {str(pid): {**v, **report["steering"].get(pid, {})}
+                      for pid, v in report["ports"].items()},
+            "queues": {"command_ring": {"entries": lib.oms_ring_count(app.commands),
+                                        "capacity": lib.oms_ring_capacity(app.commands)},
+                       "mempool": {"in_use": report["mbufs_in_use"],
+                                   "size": lib.oms_pool_size(app.pool)}}}
 
 
 def order_history(core, view) -> dict:
@@ -132,26 +150,32 @@ def render_status(d: dict, prev: dict | None = None) -> str:
     dt = (d["time"] - prev["time"]) if prev else 0
     def rate(now, before):
         return f" ({(now - before) / dt:,.0f}/s)" if prev and dt > 0 else ""
-    lines = [f"uptime {d['uptime_s']:.0f} s   config generation {d['config_generation']}   "
-             f"lcores: control {d['lcores']['control']}, worker {d['lcores']['worker']}   "
-             f"live orders {d['live_orders']}"]
+    where = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d["lcores"].items())
+    lines = [f"{d['backend']}   uptime {d['uptime_s']:.0f} s   config generation "
+             f"{d['config_generation']}   {where}   live orders {d['live_orders']}"]
     killed = [a for a, on in d["kill"].items() if on]
     lines.append("kill switch: " + (f"ENGAGED for accounts {', '.join(killed)}" if killed
                                     else "released"))
     lines.append("")
     lines.append("ports")
     for pid, p in d["ports"].items():
-        lines.append(f"  {pid}: rx {p['ipackets']:,}  tx {p['opackets']:,}  missed "
-                     f"{p['imissed']:,}  tx errors {p['oerrors']:,}  steering {p.get('path', '-')}")
+        if "ipackets" in p:
+            lines.append(f"  {pid}: rx {p['ipackets']:,}  tx {p['opackets']:,}  missed "
+                         f"{p['imissed']:,}  tx errors {p['oerrors']:,}  steering "
+                         f"{p.get('path', '-')}")
+        else:
+            lines.append(f"  {pid}: " + "  ".join(f"{k} {v:,}" for k, v in p.items()))
     q = d["queues"]
-    lines.append(f"queues: command ring {q['command_ring']['entries']}/"
-                 f"{q['command_ring']['capacity']}   mempool {q['mempool']['in_use']}/"
-                 f"{q['mempool']['size']} mbufs in use")
+    if q:
+        lines.append(f"queues: command ring {q['command_ring']['entries']}/"
+                     f"{q['command_ring']['capacity']}   mempool {q['mempool']['in_use']}/"
+                     f"{q['mempool']['size']} mbufs in use")
     w = d["worker"]
-    polls = w["busy_polls"] + w["idle_polls"]
-    busy = 100.0 * w["busy_polls"] / polls if polls else 0.0
-    lines.append(f"worker: rx {w['rx_frames']:,}  tx {w['tx_frames']:,}  tx dropped "
-                 f"{w['tx_dropped']:,}  busy polls {busy:.1f}%")
+    polls = w.get("busy_polls", 0) + w.get("idle_polls", 0)
+    busy = f"  busy polls {100.0 * w['busy_polls'] / polls:.1f}%" if polls else ""
+    lines.append("poll loop: " + "  ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in w.items()
+                                           if k in ("rx_frames", "tx_frames", "tx_dropped"))
+                 + busy)
     fr = d["frames"]
     pf = prev["frames"] if prev else fr
     lines.append(f"frames: in {fr['in']:,}{rate(fr['in'], pf['in'])}   out "

@@ -1,6 +1,8 @@
 """The live appliance: EAL from the config's `dataplane:` section, the ports
 it names, the core on a worker lcore in live mode (now_ns from the TSC),
-ARP and ICMP echo answered for the appliance's address.  The Python main
+ARP and ICMP echo answered for the appliance's address.  `serve` runs it, or
+the native AF_XDP backend (dataplane/afxdp.py) with the same lifecycle and
+control commands (LiveControl).  The Python main
 thread only waits - in short sleeps, so SIGINT and SIGTERM get through - and
 on a signal stops the worker, which flushes what it holds, then reports the
 final counters (and, if asked, every order's final state to a file)."""
@@ -13,8 +15,9 @@ import subprocess
 import sys
 import time
 
-from control.config import Config
+from control.config import Config, ConfigError, load_config
 from control.ctl import ControlSocket
+from control.reload import FileWatch, fixed_changes
 from dataplane import dpdk, steering
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
 
@@ -35,30 +38,225 @@ def eal_args(cfg: Config) -> list[str]:
     return args
 
 
+def xdp_attached(iface: str) -> dict | None:
+    """The XDP program on `iface` as iproute2 reports it ({"mode": ...,
+    "prog": {"id": ...}}), or None."""
+    r = subprocess.run(["ip", "-j", "-d", "link", "show", "dev", iface],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    links = json.loads(r.stdout or "[]")
+    return links[0].get("xdp") if links else None
+
+
 def detach_stale_xdp(cfg: Config) -> list[str]:
     """A killed run can leave its XDP program on the interface, and then
-    net_af_xdp cannot attach its own: detach whatever is there first."""
-    done = []
+    neither net_af_xdp nor the native AF_XDP backend can attach its own:
+    detach whatever is there first, from every interface either is
+    configured to use.  Returns the interfaces that had one."""
+    ifaces = []
     for v in cfg.dataplane.vdevs:
         if not v.startswith("net_af_xdp"):
             continue
         opts = dict(kv.split("=", 1) for kv in v.split(",")[1:] if "=" in kv)
-        iface = opts.get("iface")
-        if not iface:
+        if opts.get("iface"):
+            ifaces.append(opts["iface"])
+    if cfg.dataplane.afxdp is not None:
+        ifaces += [cfg.dataplane.afxdp.strategy_iface, cfg.dataplane.afxdp.venue_iface]
+    done = []
+    for iface in dict.fromkeys(ifaces):
+        if xdp_attached(iface) is None:
             continue
-        for mode in ("xdp", "xdpgeneric", "xdpdrv"):
+        for mode in ("xdp", "xdpgeneric", "xdpdrv", "xdpoffload"):
             subprocess.run(["ip", "link", "set", "dev", iface, mode, "off"],
                            capture_output=True)
+        print(f"omsctl: detached a stale XDP program from {iface}", file=sys.stderr)
         done.append(iface)
     return done
 
 
-class Appliance:
+class LiveControl:
+    """The control-plane commands of a live appliance, whatever its backend:
+    each is handed to the poll loop that owns the core (`_post`) and run
+    there between two bursts, while the main thread waits, bounded."""
+
+    def _post(self, cmd) -> bool:
+        raise NotImplementedError
+
+    def report(self) -> dict:
+        raise NotImplementedError
+
+    def command(self, op: int, a: int = 0, b: int = 0, timeout_s: float = 5.0):
+        """Run a command on the worker, between two bursts; (result, cmd)."""
+        cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
+        if op == self.lib.OMS_CMD_SNAPSHOT:
+            cmd.stats = self._snapshot = self.ffi.new("struct oms_stats *")
+        return self.run_command(cmd, timeout_s)
+
+    def run_command(self, cmd, timeout_s: float = 5.0):
+        """Hand a command already filled in to the worker; (result, cmd)."""
+        if not self._post(cmd):
+            raise RuntimeError("the worker's command queue is full")
+        self._inflight = cmd  # kept alive until the worker took it, even if we stop waiting
+        deadline = time.monotonic() + timeout_s
+        while not cmd.done:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker did not take the command in time")
+            time.sleep(0.0005)
+        return cmd.result, cmd
+
+    def _grace(self, timeout_ms: int) -> bool:
+        """Wait until the poll loop can no longer hold a configuration
+        generation replaced before this call: True, or False on timeout."""
+        raise NotImplementedError
+
+    def reload(self, path: str | None = None) -> dict:
+        """Validate the file (the one started with, by default), refuse it if
+        it changes what is fixed at start, compile the rest into a
+        configuration generation, publish it, wait until the poll loop can
+        no longer hold the old one (a grace period), free that.  On any
+        error the running configuration stays; the answer says why."""
+        path = path or self.config_path
+        try:
+            new = load_config(path)
+        except ConfigError as e:
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path,
+                    "errors": [str(x) for x in getattr(e, "errors", [e])]}
+        fixed = fixed_changes(self.cfg, new)
+        if fixed:
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path, "errors": [f"{path}: {x}" for x in fixed]}
+        try:
+            gen = self.core.build_generation(new)
+        except Exception as e:  # CoreError: the tables' capacity since start
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path, "errors": [f"{path}: {e}"]}
+        number = self.lib.oms_gen_number(gen)
+        old = self.core.publish(gen)
+        if self._grace(5000):
+            self.lib.oms_gen_free(old)
+        else:
+            # a loop that does not come round in 5 s may still read it: keep
+            # it (a leak) rather than free it under the loop
+            print("omsctl: reload: the poll loop did not pass a quiescent point in 5 s; "
+                  "the replaced configuration is kept in memory", file=sys.stderr)
+        self.cfg = new
+        self.reloads["ok"] += 1
+        return {"ok": True, "file": path, "generation": number}
+
+    def handle_control(self, request: dict) -> dict:
+        """One control-plane request (see control/ctl.py)."""
+        lib = self.lib
+        what = request.get("cmd")
+        if what == "ping":
+            return {"ok": True}
+        if what == "reload":
+            return self.reload(request.get("path"))
+        if what == "stats":
+            live, cmd = self.command(lib.OMS_CMD_SNAPSHOT)
+            report = self.report()
+            report["core"] = self.core.stats_dict(cmd.stats)
+            report["live_orders"] = live
+            return {"ok": True, **report}
+        if what == "mass_cancel":
+            n, _ = self.command(lib.OMS_CMD_MASS_CANCEL, int(request["session"]),
+                                int(request["account"]))
+            if n < 0:
+                return {"ok": False, "error": f"unknown session {request['session']}"}
+            return {"ok": True, "canceled": n}
+        if what in ("kill", "unkill"):
+            # account 0 or none: every account (semantics.md "Kill switch")
+            account = int(request.get("account") or 0)
+            if not 0 <= account < 2**32:
+                return {"ok": False, "error": f"account {account} out of range"}
+            on = what == "kill"
+            n, _ = self.command(lib.OMS_CMD_KILL, account, int(on))
+            if n < 0:
+                return {"ok": False, "error": f"unknown account {account}"}
+            self._operator_kill(account, on)
+            return {"ok": True, "account": account or "all", "kill": on, "canceled": n}
+        if what == "status":
+            from control.status import appliance_status
+            return {"ok": True, **appliance_status(self)}
+        if what == "order":
+            return self.order_show(request)
+        return {"ok": False, "error": f"unknown command {what!r}"}
+
+    # --- observability (docs/observability.md) ---------------------------
+
+    def observe(self) -> None:
+        """Set up what the exporter, the latency page and `omsctl status`
+        read: the stage histograms on (observability.timing), the kill
+        switches as commanded."""
+        from control.metrics import DataPlaneSource
+
+        self.core.set_timing(self.cfg.observability.timing)
+        self.started = time.time()
+        self.operator_kill: dict[int, bool] = {}
+        self.operator_kill_all = False
+        self.metrics_source = DataPlaneSource(self.cfg, [self.core], self)
+
+    @property
+    def config_generation(self) -> int:
+        return self.core.generation()
+
+    def _operator_kill(self, account: int, on: bool) -> None:
+        # as oms_core_kill: account 0 sets every account's switch, and those
+        # of accounts a later generation adds
+        if account == 0:
+            self.operator_kill_all = on
+            self.operator_kill = dict.fromkeys(
+                {a.id for a in self.cfg.accounts} | set(self.operator_kill), on)
+        else:
+            self.operator_kill[account] = on
+
+    def kill_state(self) -> dict[str, bool]:
+        """Each configured account's kill switch: the configuration's or
+        the operator's engaged (semantics.md "Kill switch"), as configured
+        and commanded through this control plane."""
+        return {str(a.id): bool(a.kill) or self.operator_kill.get(a.id, self.operator_kill_all)
+                for a in sorted(self.cfg.accounts, key=lambda a: a.id)}
+
+    def metric_families(self):
+        """The backend's own metrics beside the core's (control/metrics.py)."""
+        return []
+
+    def order_show(self, request: dict) -> dict:
+        """One order, copied by the poll loop between two bursts: by
+        (session, cl_ord_id), or by the venue's token (venue, UserRefNum)."""
+        from control.status import order_history
+        ffi, lib = self.ffi, self.lib
+        view = ffi.new("struct oms_order_view *")
+        cmd = ffi.new("struct oms_command *", {"op": lib.OMS_CMD_ORDER})
+        cmd.order = view
+        if request.get("venue_token") is not None:
+            a, b, key = 0, int(request["venue"]), int(request["venue_token"])
+            what = f"venue {b} token {key}"
+            ok = 0 < b < 2**16 and 0 <= key < 2**32
+        else:
+            a, b, key = int(request["session"]), 0, int(request["cl_ord_id"])
+            what = f"session {a} cl_ord_id {key}"
+            ok = 0 < a < 2**32 and 0 <= key < 2**64
+        if not ok:
+            return {"ok": False, "error": f"{what}: out of range"}
+        cmd.a, cmd.b, cmd.id = a, b, key
+        result, _ = self.run_command(cmd)
+        if result != 0:
+            return {"ok": False, "error": f"{what}: no such order (never seen, or evicted)"}
+        return {"ok": True, **order_history(self.core, view)}
+
+
+class Appliance(LiveControl):
+    """The appliance on DPDK ports."""
+
     def __init__(self, cfg: Config):
         if cfg.dataplane.ports is None:
             raise dpdk.DpdkError(f"{cfg.source}: dataplane.ports is not set: which DPDK ports "
                                  "carry strategy and venue traffic?")
         self.cfg = cfg
+        # what SIGHUP, a change of the file and `omsctl reload` read
+        self.config_path = cfg.source
         detach_stale_xdp(cfg)
         dpdk.eal_init(eal_args(cfg))
         ext = dpdk.extension()
@@ -96,18 +294,12 @@ class Appliance:
         # pool): the baseline the pool must be back at when traffic stops
         self.mbufs_at_start = lib.oms_pool_in_use(self.pool)
         self.core = Core(cfg, ext=ext)
-        self.core.set_timing(cfg.observability.timing)
-        self.started = time.time()
-        # live reload (control/config.py) will count its generations here
-        self.config_generation = 1
-        # the kill switches as configured, then as commanded (semantics.md
-        # "Kill switch"); what the exporter and `omsctl status` show
-        self.kill = {a.id: bool(a.kill) for a in cfg.accounts}
-        from control.metrics import DataPlaneSource
-        self.metrics_source = DataPlaneSource(cfg, [self.core], self)
         self.commands = lib.oms_ring_create(b"oms_cmd", 256, max(socket, 0), 1)
         if self.commands == ffi.NULL:
             raise dpdk.DpdkError("cannot create the worker's command ring")
+        self.rcu = lib.oms_rcu_create(1)
+        if self.rcu == ffi.NULL:
+            raise dpdk.DpdkError("cannot create the RCU variable for configuration reloads")
         w = ffi.new("struct oms_worker *")
         w.commands = self.commands
         w.core = self.core._core
@@ -122,94 +314,32 @@ class Appliance:
         w.answer_link = 1
         w.mode = lib.OMS_MODE_LIVE
         w.idle_sleep_us = cfg.dataplane.idle_sleep_us
+        w.rcu = self.rcu
+        w.rcu_id = 0
         self.worker = w
+        self.reloads = {"ok": 0, "refused": 0}
         self.lcore = lib.oms_next_worker_lcore(0xFFFFFFFF)
         if self.lcore >= 1024:
             raise dpdk.DpdkError(f"dataplane.lcores {cfg.dataplane.lcores!r} leaves no worker "
                                  "lcore: give at least two")
         self.stopping = False
+        self.observe()
 
     def start(self) -> None:
         if self.lib.oms_worker_launch(self.worker, self.lcore) != 0:
             raise dpdk.DpdkError(f"cannot launch the worker on lcore {self.lcore}")
 
-    def command(self, op: int, a: int = 0, b: int = 0, timeout_s: float = 5.0):
-        """Run a command on the worker, between two bursts; (result, cmd)."""
-        cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
-        if op == self.lib.OMS_CMD_SNAPSHOT:
-            cmd.stats = self._snapshot = self.ffi.new("struct oms_stats *")
-        return self.run_command(cmd, timeout_s)
+    def _post(self, cmd) -> bool:
+        return self.lib.oms_command(self.commands, cmd) == 0
 
-    def run_command(self, cmd, timeout_s: float = 5.0):
-        if self.lib.oms_command(self.commands, cmd) != 0:
-            raise dpdk.DpdkError("the worker's command ring is full")
-        deadline = time.monotonic() + timeout_s
-        while not cmd.done:
-            if time.monotonic() > deadline:
-                raise dpdk.DpdkError("the worker did not take the command in time")
-            time.sleep(0.0005)
-        return cmd.result, cmd
+    def _grace(self, timeout_ms: int) -> bool:
+        # DPDK's RCU: the worker reports a quiescent state every poll
+        return self.lib.oms_rcu_wait(self.rcu, timeout_ms) == 0
 
-    def handle_control(self, request: dict) -> dict:
-        """One control-plane request (see control/ctl.py)."""
-        lib = self.lib
-        what = request.get("cmd")
-        if what == "ping":
-            return {"ok": True}
-        if what == "stats":
-            live, cmd = self.command(lib.OMS_CMD_SNAPSHOT)
-            report = self.report()
-            report["core"] = self.core.stats_dict(cmd.stats)
-            report["live_orders"] = live
-            return {"ok": True, **report}
-        if what == "mass_cancel":
-            n, _ = self.command(lib.OMS_CMD_MASS_CANCEL, int(request["session"]),
-                                int(request["account"]))
-            if n < 0:
-                return {"ok": False, "error": f"unknown session {request['session']}"}
-            return {"ok": True, "canceled": n}
-        if what in ("kill", "unkill"):
-            # account 0 or none: every account (semantics.md "Kill switch")
-            account = int(request.get("account") or 0)
-            if not 0 <= account < 2**32:
-                return {"ok": False, "error": f"account {account} out of range"}
-            on = what == "kill"
-            n, _ = self.command(lib.OMS_CMD_KILL, account, int(on))
-            if n < 0:
-                return {"ok": False, "error": f"unknown account {account}"}
-            for a in (self.kill if account == 0 else (account,)):
-                self.kill[a] = on
-            return {"ok": True, "account": account or "all", "kill": on, "canceled": n}
-        if what == "status":
-            from control.status import appliance_status
-            return {"ok": True, **appliance_status(self)}
-        if what == "order":
-            return self.order_show(request)
-        return {"ok": False, "error": f"unknown command {what!r}"}
-
-    def order_show(self, request: dict) -> dict:
-        """One order, copied by the worker between two bursts: by (session,
-        cl_ord_id), or by the venue's token (venue, UserRefNum)."""
-        from control.status import order_history
-        ffi, lib = self.ffi, self.lib
-        view = ffi.new("struct oms_order_view *")
-        cmd = ffi.new("struct oms_command *", {"op": lib.OMS_CMD_ORDER})
-        cmd.order = view
-        if request.get("venue_token") is not None:
-            a, b, key = 0, int(request["venue"]), int(request["venue_token"])
-            what = f"venue {b} token {key}"
-            ok = 0 < b < 2**16 and 0 <= key < 2**32
-        else:
-            a, b, key = int(request["session"]), 0, int(request["cl_ord_id"])
-            what = f"session {a} cl_ord_id {key}"
-            ok = 0 < a < 2**32 and 0 <= key < 2**64
-        if not ok:
-            return {"ok": False, "error": f"{what}: out of range"}
-        cmd.a, cmd.b, cmd.id = a, b, key
-        result, _ = self.run_command(cmd)
-        if result != 0:
-            return {"ok": False, "error": f"{what}: no such order (never seen, or evicted)"}
-        return {"ok": True, **order_history(self.core, view)}
+    def metric_families(self):
+        """Ports, rings, mempool, worker lcore (control/appliance_metrics.py)."""
+        from control.appliance_metrics import appliance_families
+        return appliance_families(self)
 
     def stop(self) -> dict:
         """Stop receiving, let the worker flush, stop the ports; the final
@@ -223,14 +353,6 @@ class Appliance:
             self.lib.oms_port_close(pid)
         return report
 
-    def kill_state(self) -> dict[str, bool]:
-        return {str(a): on for a, on in sorted(self.kill.items())}
-
-    def metric_families(self):
-        """The appliance's own metrics beside the core's (control/metrics.py)."""
-        from control.appliance_metrics import appliance_families
-        return appliance_families(self)
-
     def report(self) -> dict:
         ffi = self.ffi
         ports = {}
@@ -243,7 +365,8 @@ class Appliance:
         worker = {n: getattr(w.stats, n) for n, _ in ffi.typeof("struct oms_worker_stats").fields}
         link = {n: getattr(w.link, n) for n, _ in ffi.typeof("struct link_stats").fields}
         return {"ports": ports, "worker": worker, "link": link, "core": self.core.stats(),
-                "steering": self.steering,
+                "steering": self.steering, "generation": self.core.generation(),
+                "reloads": dict(self.reloads),
                 "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
                 "live_orders": self.core.live_orders()}
 
@@ -264,7 +387,7 @@ def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
     return out
 
 
-def start_observability(app: Appliance):
+def start_observability(app: LiveControl):
     """The exporter and latency page (observability: in the config), or
     None.  A busy address does not stop the appliance: it says so."""
     from control.httpd import ObservabilityServer
@@ -286,15 +409,26 @@ def start_observability(app: Appliance):
 
 def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None,
           control_socket: str | None = None, orders_file: str | None = None,
-          order_ids: range = range(0)) -> dict:
-    app = Appliance(cfg)
-    stop = {"now": False}
+          order_ids: range = range(0), backend: str = "dpdk",
+          watch_config: bool = True) -> dict:
+    if backend == "afxdp":
+        from dataplane.afxdp import AfxdpAppliance
+        app = AfxdpAppliance(cfg)
+    else:
+        app = Appliance(cfg)
+    stop = {"now": False, "reload": False}
 
     def on_signal(signum, frame):
         stop["now"] = True
 
+    def on_hup(signum, frame):
+        stop["reload"] = True
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
+    watch = (FileWatch(app.config_path)
+             if watch_config and os.path.isfile(app.config_path) else None)
     ctl = ControlSocket(control_socket, app.handle_control) if control_socket else None
     httpd = start_observability(app)
     app.start()
@@ -309,6 +443,11 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
                 ctl.poll(0.05)
             else:
                 time.sleep(0.05)
+            # SIGHUP or a change of the file: the same reload as `omsctl reload`
+            if stop["reload"] or (watch and watch.changed()):
+                stop["reload"] = False
+                print("omsctl: reload: " + json.dumps(app.reload()), file=sys.stderr,
+                      flush=True)
     finally:
         if ctl:
             ctl.close()
