@@ -253,8 +253,12 @@ class OmsCollector(Collector):
                                 value=time.time() - src.started)
         app = src.appliance
         gen = GaugeMetricFamily("oms_config_generation",
-                                "Generation of the configuration in force (1: as started)")
-        gen.add_metric([], getattr(app, "config_generation", 1) if app else 1)
+                                "Configuration generation (1: as started; each reload adds one): "
+                                "the one the worker judges by (in_force), the last published",
+                                labels=["state"])
+        for state, n in (app.config_generation if app else
+                         {"in_force": 1, "published": 1}).items():
+            gen.add_metric([state], n)
         yield gen
         kill = GaugeMetricFamily("oms_kill_switch_engaged",
                                  "Kill switch engaged (1) or not, by account "

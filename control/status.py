@@ -152,7 +152,8 @@ def render_status(d: dict, prev: dict | None = None) -> str:
         return f" ({(now - before) / dt:,.0f}/s)" if prev and dt > 0 else ""
     where = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d["lcores"].items())
     lines = [f"{d['backend']}   uptime {d['uptime_s']:.0f} s   config generation "
-             f"{d['config_generation']}   {where}   live orders {d['live_orders']}"]
+             f"{d['config_generation']['in_force']} (published "
+             f"{d['config_generation']['published']})   {where}   live orders {d['live_orders']}"]
     killed = [a for a, on in d["kill"].items() if on]
     lines.append("kill switch: " + (f"ENGAGED for accounts {', '.join(killed)}" if killed
                                     else "released"))

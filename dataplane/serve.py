@@ -143,6 +143,7 @@ class LiveControl:
                   "the replaced configuration is kept in memory", file=sys.stderr)
         self.cfg = new
         self.reloads["ok"] += 1
+        self.published_generation = number
         return {"ok": True, "file": path, "generation": number}
 
     def handle_control(self, request: dict) -> dict:
@@ -198,8 +199,12 @@ class LiveControl:
         self.metrics_source = DataPlaneSource(self.cfg, [self.core], self)
 
     @property
-    def config_generation(self) -> int:
-        return self.core.generation()
+    def config_generation(self) -> dict[str, int]:
+        """The generation the worker judges by (it takes a newly published
+        one at its next burst) and the last one published."""
+        in_force = self.core.generation()
+        return {"in_force": in_force,
+                "published": max(in_force, getattr(self, "published_generation", 0))}
 
     def _operator_kill(self, account: int, on: bool) -> None:
         # as oms_core_kill: account 0 sets every account's switch, and those

@@ -155,6 +155,19 @@ def test_live_scrape_status_top_and_order_show(tmp_path, driver):
                                          str(order["order"]["ref"]), "--json").stdout)
             order_text = omsctl("order", "show", "1", str(canceled)).stdout
             missing = omsctl("order", "show", "1", "999", ok=False)
+            # a reload (the same file) is the next configuration generation
+            assert json.loads(omsctl("reload").stdout)["generation"] == 2
+            # the worker takes it at its next burst (heartbeats come each second)
+            deadline = time.monotonic() + 5
+            while True:
+                after_reload = json.loads(omsctl("status", "--json").stdout)
+                if after_reload["config_generation"]["in_force"] == 2:
+                    break
+                assert after_reload["config_generation"]["published"] == 2
+                assert time.monotonic() < deadline, after_reload["config_generation"]
+                time.sleep(0.1)
+            gen2 = subprocess.run(h.exec(h.oms, sys.executable, "-c", SCRAPE,
+                                         url + "/metrics"), capture_output=True, timeout=20)
             app.send_signal(signal.SIGTERM)
             out, err = app.communicate(timeout=30)
             assert app.returncode == 0, err[-3000:]
@@ -205,7 +218,12 @@ def test_live_scrape_status_top_and_order_show(tmp_path, driver):
     assert 0 < status["latency_ns"]["handle"]["p50"] <= status["latency_ns"]["in_to_out"]["p99"]
     assert status["venues"][0]["up"] and status["venues"][0]["routed"] == ORDERS - n_rejected
     assert status["sessions"][0]["logged_in"]
-    assert status["config_generation"] == 1 and status["kill"] == {"1": False}
+    assert status["config_generation"] == {"in_force": 1, "published": 1}
+    assert status["kill"] == {"1": False}
+    assert value(m, "oms_config_generation", state="in_force") == 1
+    m2 = samples(gen2.stdout.decode())
+    assert value(m2, "oms_config_generation", state="in_force") == 2
+    assert value(m2, "oms_config_generation", state="published") == 2
     assert "venue 1 rtt" in text_status and "rejects (business): BAD_QTY 4" in text_status
     assert top.count("uptime") == 2 and "/s)" in top
     # omsctl order show: every transition in order, by cl_ord_id or venue token
