@@ -35,6 +35,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+# the plain core extension, for the constants both extensions share
+from dataplane.core import ffi as _ffi
+from dataplane.core import lib as _lib
+
 # Histogram bucket bounds, seconds: sub-microsecond resolution where the
 # core's own stages live, then decades up to a second (venue round trips,
 # a stalled burst).
@@ -42,12 +46,22 @@ LE_SECONDS = (25e-9, 50e-9, 100e-9, 250e-9, 500e-9,
               1e-6, 2.5e-6, 5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
               1e-3, 2.5e-3, 10e-3, 100e-3, 1.0)
 
-# stage label -> enum value in cdefs/stages.h; FEED_TO_BOOK (market data)
-# joins when something records it
-STAGES = {"rx_to_decision": 0, "decision_to_tx": 1, "in_to_out": 2, "handle": 3}
+# stage label -> enum oms_stage (cdefs/stages.h); FEED_TO_BOOK (market
+# data) joins when something records it
+STAGES = {"rx_to_decision": _lib.OMS_STAGE_RX_TO_DECISION,
+          "decision_to_tx": _lib.OMS_STAGE_DECISION_TO_TX,
+          "in_to_out": _lib.OMS_STAGE_IN_TO_OUT,
+          "handle": _lib.OMS_STAGE_HANDLE}
 
-APP_TYPES = ("new_order", "modify", "cancel", "mass_cancel")  # 0x10 .. 0x13
-SYSTEM_SLOT = 32  # reject slot of system reason 1000 (cdefs/stages.h)
+# struct oms_order_counts rows: strategy types from 0x10 (sp_wire.h), as
+# many as the struct has (its sizes are #defines, which cffi sees expanded)
+_COUNTS = dict(_ffi.typeof("struct oms_order_counts").fields)
+APP_TYPES = tuple(_ffi.typeof("enum sp_msg_type").elements[t][3:].lower()
+                  for t in range(_lib.SP_NEW_ORDER,
+                                 _lib.SP_NEW_ORDER + _COUNTS["handled"].type.length))
+REJ_SLOTS = _COUNTS["rejected"].type.item.length
+# reject slot of system reason 1000 (cdefs/stages.h)
+SYSTEM_SLOT = _lib.OMS_REJ_BUSINESS_SLOTS
 
 OUCH_TO_VENUE = {"O": "enter_order", "U": "replace_order", "X": "cancel_order"}
 OUCH_FROM_VENUE = {"A": "accepted", "U": "replaced", "E": "executed", "C": "canceled",
@@ -224,7 +238,7 @@ class DataPlaneSource:
         venue_rejected = {}
         for t, name in enumerate(APP_TYPES):
             rejected = 0
-            rows = self.summed(lambda r, t=t: r.counts().rejected[t], 40)
+            rows = self.summed(lambda r, t=t: r.counts().rejected[t], REJ_SLOTS)
             for slot, n in enumerate(rows):
                 code = slot if slot < SYSTEM_SLOT else 1000 + slot - SYSTEM_SLOT
                 reason = self.reasons.get(code, str(code))
