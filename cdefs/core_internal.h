@@ -64,6 +64,7 @@ struct venue {
  * whose transmit stages are still open. */
 struct core_obs {
 	uint64_t rx_tsc; /* the current burst was handed over */
+	int msg_rejected; /* the message being handled was rejected */
 	uint32_t n_pending;
 	uint32_t pending_cap; /* = transmit slots */
 	struct stage_pending {

@@ -44,6 +44,9 @@ enum oms_stage {
 struct oms_order_counts {
 	/* application messages handled, by type - 0x10 (always counted) */
 	uint64_t handled[OMS_APP_TYPES];
+	/* of those, the ones not rejected by the appliance: every check
+	 * passed, the request went to the venue (MassCancel: always) */
+	uint64_t accepted[OMS_APP_TYPES];
 	/* Rejected sent to a strategy, by the type rejected and reason slot;
 	 * VENUE_REJECTED (14) included: the venue's verdict, later */
 	uint64_t rejected[OMS_APP_TYPES][OMS_REJ_SLOTS];

@@ -27,6 +27,14 @@ static inline void stage_burst_begin(struct oms_core *c, uint32_t n)
 		c->obs.rx_tsc = stage_cycles();
 }
 
+/* An application message's handling begins: its start time (cycles, 0
+ * when timing is off). */
+static inline uint64_t stage_app_begin(struct oms_core *c)
+{
+	c->obs.msg_rejected = 0;
+	return c->timing ? stage_cycles() : 0;
+}
+
 /* An application message of `type` has been handled (its outputs, if any,
  * are in the transmit area); its handling began at t0 (cycles, 0 when
  * timing is off).  Its transmit stages are finished by stage_tx_done. */
@@ -34,7 +42,10 @@ static inline void stage_app_done(struct oms_core *c, uint8_t type, uint64_t t0)
 {
 	struct core_obs *o = &c->obs;
 
-	o->counts.handled[(type - 0x10) & (OMS_APP_TYPES - 1)]++;
+	uint32_t ix = (type - 0x10) & (OMS_APP_TYPES - 1);
+	o->counts.handled[ix]++;
+	if (!o->msg_rejected)
+		o->counts.accepted[ix]++;
 	if (!c->timing)
 		return;
 	uint64_t t = stage_cycles();
@@ -79,6 +90,7 @@ static inline void stage_rejected(struct oms_core *c, uint8_t ref_type, uint16_t
 	uint32_t slot = reason >= 1000 ? OMS_REJ_BUSINESS_SLOTS + (reason - 1000u) % OMS_REJ_SYSTEM_SLOTS
 				       : reason % OMS_REJ_BUSINESS_SLOTS;
 	c->obs.counts.rejected[(ref_type - 0x10) & (OMS_APP_TYPES - 1)][slot]++;
+	c->obs.msg_rejected = 1; /* (outside a message's handling: unused) */
 }
 
 /* An Enter Order went to venue index `v`. */

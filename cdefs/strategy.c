@@ -7,19 +7,6 @@
 #include "pipeline.h"
 #include "stages_record.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <x86intrin.h>
-static inline uint64_t cycles(void)
-{
-	return __rdtsc();
-}
-#else
-static inline uint64_t cycles(void)
-{
-	return 0;
-}
-#endif
-
 /* OUCH carries 4 decimals and at most $199,999.99; our prices have 8. */
 static int price_fits_ouch(int64_t price)
 {
@@ -453,7 +440,7 @@ static void on_app_msg(struct oms_core *c, struct session *s,
 		return;
 	}
 
-	uint64_t t0 = c->timing ? cycles() : 0;
+	uint64_t t0 = stage_app_begin(c);
 	switch (h->type) {
 	case SP_NEW_ORDER:
 		on_new_order(c, s, p);

@@ -234,10 +234,12 @@ class DataPlaneSource:
         """{(type, result, reason): n} with result accepted/rejected (by the
         appliance), and {type: n} rejected by the venue later."""
         handled = self.summed(lambda r: r.counts().handled, len(APP_TYPES))
+        # an explicit counter, not handled - rejected: two counters read a
+        # moment apart could make that go down while the worker writes
+        accepted = self.summed(lambda r: r.counts().accepted, len(APP_TYPES))
         out: dict = {}
         venue_rejected = {}
         for t, name in enumerate(APP_TYPES):
-            rejected = 0
             rows = self.summed(lambda r, t=t: r.counts().rejected[t], REJ_SLOTS)
             for slot, n in enumerate(rows):
                 code = slot if slot < SYSTEM_SLOT else 1000 + slot - SYSTEM_SLOT
@@ -246,8 +248,7 @@ class DataPlaneSource:
                     venue_rejected[name] = n
                     continue
                 out[(name, "rejected", reason)] = n
-                rejected += n
-            out[(name, "accepted", "")] = handled[t] - rejected
+            out[(name, "accepted", "")] = accepted[t]
         return {"orders": out, "venue_rejected": venue_rejected, "handled": handled}
 
 

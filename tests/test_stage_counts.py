@@ -37,6 +37,14 @@ def check_counts(rp, res) -> int:
         by_reason = (stats.reject_business[slot] if slot < SYSTEM_SLOT
                      else stats.reject_system[slot - SYSTEM_SLOT])
         assert by_type == by_reason, slot
+    # each handled message was accepted or rejected by the appliance (a
+    # venue's reject comes later, for an accepted one)
+    venue_rejected = lib.SP_REJ_VENUE_REJECTED
+    for t in range(len(APP_TYPES)):
+        core_rejects = sum(counts.rejected[t][s] for s in range(REJ_SLOTS)
+                           if s != venue_rejected)
+        assert counts.accepted[t] + core_rejects == counts.handled[t], APP_TYPES[t]
+    assert counts.accepted[0] == lib.oms_core_stats(core).venue_out[ord("O")]
     # routed: every Enter Order, by venue
     stats = lib.oms_core_stats(core)
     routed = sum(lib.oms_core_venue_routed(core, i) for i in range(len(wire.VENUES)))
