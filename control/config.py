@@ -74,6 +74,8 @@ class Session:
     throttle: Throttle | None = None  # None: no message rate limit
     # on a timeout (SESSION_TIMEOUTS) cancel every open order of the session
     cancel_on_disconnect: bool = False
+    # the accounts the session may trade (at most 16); none: any configured
+    accounts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -537,6 +539,7 @@ class _Loader:
 
         appliance = part("appliance", lambda n: self.appliance(n, owner("appliance")))
         tables = part("tables", lambda n: self.tables(n, owner("tables")), Tables())
+        self.session_account_nodes: dict[str, list] = {}
         sessions = part("sessions", lambda n: self.sessions(n, tables), ())
         self.venue_ids: set[int] = set()
         venues = part("venues", lambda n: self.venues(n, tables), ())
@@ -545,6 +548,7 @@ class _Loader:
         self.account_ids: set[int] = set()
         risk = part("risk", self.risk, Risk())
         accounts = part("accounts", lambda n: self.accounts(n, tables, risk.account_defaults), ())
+        self.sessions_accounts_known()
         routing = part("routing", lambda n: self.routing(n, owner("routing"), venues))
         routes = part("routes", self.routes, ())
         dataplane = part("dataplane", lambda n: self.dataplane(n, owner("dataplane")),
@@ -657,9 +661,30 @@ class _Loader:
                     cancel_on_disconnect=self.boolean(v["cancel_on_disconnect"],
                                                       f"{path}.cancel_on_disconnect")
                     if "cancel_on_disconnect" in v else False,
+                    accounts=self.session_accounts(v, path),
                     **self.timers(v, path),
                 ))
         return tuple(out)
+
+    def session_accounts(self, v: dict, path: str) -> tuple[int, ...]:
+        """Ids only: that they are configured is checked once accounts are
+        read (sessions_accounts_known)."""
+        if "accounts" not in v:
+            return ()
+        items = self.sequence(v["accounts"], f"{path}.accounts")
+        if len(items) > 16:
+            raise self.error(items[16], f"{path}.accounts[16]", "at most 16 accounts")
+        ids = tuple(self.integer(n, f"{path}.accounts[{j}]", 0, 2**32 - 1)
+                    for j, n in enumerate(items))
+        self.session_account_nodes[path] = list(zip(ids, items, strict=True))
+        return ids
+
+    def sessions_accounts_known(self) -> None:
+        for path, pairs in self.session_account_nodes.items():
+            for j, (aid, node) in enumerate(pairs):
+                if aid not in self.account_ids:
+                    self.errors.append(self.error(node, f"{path}.accounts[{j}]",
+                                                  f"account {aid} is not configured"))
 
     def venues(self, node: yaml.Node, tables: Tables) -> tuple[Venue, ...]:
         items = self.sequence(node, "venues")
@@ -761,6 +786,13 @@ class _Loader:
             for x in sorted(owned - have):
                 self.errors.append(self.error(line, "dataplane.threading.workers",
                                               f"{key[:-1]} {x} is not configured"))
+        for w in t.workers:
+            for s in sessions:
+                stray = sorted(set(s.accounts) - set(w.accounts))
+                if s.id in w.sessions and stray:
+                    self.errors.append(self.error(
+                        line, "dataplane.threading.workers",
+                        f"session {s.id} may trade accounts {stray} its worker does not own"))
 
     def threading(self, node: yaml.Node, owner_line: int) -> Threading:
         path = "dataplane.threading"
