@@ -91,7 +91,18 @@ static int receive(struct oms_io *io, uint16_t port)
 	struct rte_mbuf *to[OMS_MAX_WORKERS][OMS_BURST];
 	uint16_t nto[OMS_MAX_WORKERS] = {0};
 	uint8_t out[LINK_MAX_FRAME];
-	uint16_t n = rte_eth_rx_burst(port, 0, m, OMS_BURST);
+	/* take no more than every worker has room for: a busy worker makes
+	 * the port's queue fill (counted by the NIC as missed), it never has
+	 * frames that were received dropped */
+	uint16_t room = OMS_BURST;
+	for (uint16_t w = 0; w < io->n_workers; w++) {
+		unsigned free = rte_ring_free_count(io->in_ring[w]);
+		if (free < room)
+			room = (uint16_t)free;
+	}
+	if (room == 0)
+		return 0;
+	uint16_t n = rte_eth_rx_burst(port, 0, m, room);
 
 	io->stats.rx_frames += n;
 	for (uint16_t i = 0; i < n; i++) {

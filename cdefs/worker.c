@@ -184,6 +184,7 @@ static int worker_main(void *arg)
 				busy = 1;
 				w->stats.rx_frames += n;
 				handle_rx(w, m, n);
+				__atomic_add_fetch(&w->done, n, __ATOMIC_RELEASE);
 			}
 		}
 		for (uint16_t p = 0; p < w->n_rx; p++) {
