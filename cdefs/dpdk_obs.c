@@ -56,11 +56,6 @@ int oms_port_rx_queue_depth(uint16_t port, uint16_t queue)
 	return n < 0 ? -1 : n;
 }
 
-unsigned oms_ring_count(const struct rte_ring *r)
-{
-	return rte_ring_count(r);
-}
-
 unsigned oms_ring_capacity(const struct rte_ring *r)
 {
 	return rte_ring_get_capacity(r);

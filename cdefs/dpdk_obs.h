@@ -35,7 +35,7 @@ int oms_port_xstats(uint16_t port, struct oms_xstat *out, unsigned n);
 /* Descriptors filled and waiting in RX queue `queue`; -1 where the
  * driver cannot tell. */
 int oms_port_rx_queue_depth(uint16_t port, uint16_t queue);
-unsigned oms_ring_count(const struct rte_ring *r);
+/* (entries waiting: oms_ring_count, in oms_dpdk.h) */
 unsigned oms_ring_capacity(const struct rte_ring *r);
 unsigned oms_pool_size(const struct rte_mempool *p);
 uint64_t oms_tsc_hz(void);

@@ -65,19 +65,24 @@ def appliance_families(app):
     depth = GaugeMetricFamily("oms_port_rx_queue_depth", "Frames waiting in a port's RX "
                               "queue (where the driver can tell)", labels=["port", "role",
                                                                           "queue"])
-    for i in range(app.worker.n_rx):
-        pid, q = app.worker.rx_port[i], app.worker.rx_queue[i]
-        n = lib.oms_port_rx_queue_depth(pid, q)
+    for pid in app.ports:  # one RX queue each, polled by the worker or the I/O lcore
+        n = lib.oms_port_rx_queue_depth(pid, 0)
         if n >= 0:
-            depth.add_metric([str(pid), roles.get(pid, ""), str(q)], n)
+            depth.add_metric([str(pid), roles.get(pid, ""), "0"], n)
     yield depth
-    ring = GaugeMetricFamily("oms_ring_entries", "Entries waiting in a ring",
-                             labels=["ring"])
-    ring.add_metric(["commands"], lib.oms_ring_count(app.commands))
-    yield ring
+    ring = GaugeMetricFamily("oms_ring_entries", "Entries waiting in a ring: a worker's "
+                             "commands, and in the sharded mode its frames in and out",
+                             labels=["ring", "worker"])
     ring_cap = GaugeMetricFamily("oms_ring_capacity", "Entries a ring holds at most",
-                                 labels=["ring"])
-    ring_cap.add_metric(["commands"], lib.oms_ring_capacity(app.commands))
+                                 labels=["ring", "worker"])
+    for i, w in enumerate(app.workers):
+        rings = [("commands", app.command_rings[i])]
+        if app.io is not None:
+            rings += [("in", w.in_ring), ("out", w.out_ring)]
+        for name, r in rings:
+            ring.add_metric([name, str(i)], lib.oms_ring_count(r))
+            ring_cap.add_metric([name, str(i)], lib.oms_ring_capacity(r))
+    yield ring
     yield ring_cap
     pool = GaugeMetricFamily("oms_mempool_mbufs", "Mbufs of the mempool, in use or in all",
                              labels=["pool", "state"])
@@ -85,17 +90,31 @@ def appliance_families(app):
     pool.add_metric(["oms_pool", "size"], lib.oms_pool_size(app.pool))
     yield pool
 
-    w = app.worker
-    lcore = [str(app.lcore)]
-    worker = CounterMetricFamily("oms_worker", "The worker lcore's own counters, by kind "
+    worker = CounterMetricFamily("oms_worker", "Each worker lcore's own counters, by kind "
                                  "(struct oms_worker_stats)", labels=["lcore", "kind"])
-    for name, _ in ffi.typeof("struct oms_worker_stats").fields:
-        worker.add_metric(lcore + [name], getattr(w.stats, name))
+    for w, lc in zip(app.workers, app.lcores, strict=True):
+        for name, _ in ffi.typeof("struct oms_worker_stats").fields:
+            worker.add_metric([str(lc), name], getattr(w.stats, name))
     yield worker
-    link = CounterMetricFamily("oms_link", "What the worker answers for the kernel (ARP, "
+    if app.io is not None:
+        io = CounterMetricFamily("oms_io", "The I/O lcore's counters (sharded mode), by kind",
+                                 labels=["kind"])
+        to_worker = CounterMetricFamily("oms_io_to_worker", "Frames the I/O lcore handed to "
+                                        "each worker", labels=["worker"])
+        st = app.io.stats
+        for name, _ in ffi.typeof("struct oms_io_stats").fields:
+            if name == "to_worker":
+                for i in range(len(app.workers)):
+                    to_worker.add_metric([str(i)], st.to_worker[i])
+            else:
+                io.add_metric([name], getattr(st, name))
+        yield io
+        yield to_worker
+    link_of = app.io.link if app.io is not None else app.worker.link
+    link = CounterMetricFamily("oms_link", "What the appliance answers for the kernel (ARP, "
                                "ICMP echo), by kind", labels=["kind"])
     for name, _ in ffi.typeof("struct link_stats").fields:
-        link.add_metric([name], getattr(w.link, name))
+        link.add_metric([name], getattr(link_of, name))
     yield link
     tsc = GaugeMetricFamily("oms_tsc_hz", "The TSC rate latency cycles are converted with")
     tsc.add_metric([], lib.oms_tsc_hz())

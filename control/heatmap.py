@@ -39,8 +39,7 @@ class HeatmapSampler:
         self.panels = [{"id": name, "title": name.replace("_", " "), "unit": "order"}
                        for name in STAGES]
         self.panels += [{"id": f"venue_rtt_{v.id}", "title": f"venue {v.id} round trip",
-                         "unit": "answer", "venue_index": i}
-                        for i, v in enumerate(source.cfg.venues)]
+                         "unit": "answer", "venue": v.id} for v in source.cfg.venues]
         self.columns: deque = deque(maxlen=KEEP_COLUMNS)
         self.seq = 0
         self.lock = threading.Lock()
@@ -51,8 +50,8 @@ class HeatmapSampler:
         self._thread: threading.Thread | None = None
 
     def _read(self, panel: dict) -> np.ndarray:
-        if "venue_index" in panel:
-            return self.src.venue_rtt_counts(panel["venue_index"])[0]
+        if "venue" in panel:
+            return self.src.venue_rtt_counts(panel["venue"])[0]
         return self.src.stage_counts(panel["id"])[0]
 
     def sample(self) -> dict:
@@ -96,8 +95,7 @@ class HeatmapSampler:
 
     def describe(self) -> dict:
         return {"buckets": bucket_labels(), "le_seconds": list(LE_SECONDS),
-                "panels": [{k: v for k, v in p.items() if k != "venue_index"}
-                           for p in self.panels],
+                "panels": self.panels,
                 "interval_s": self.interval_s}
 
     def start(self) -> None:

@@ -101,11 +101,12 @@ def sp_type_names(ffi) -> dict[int, str]:
 
 def percentiles(lib, hist, units_per_second: float,
                 ps=(50, 90, 99, 99.9)) -> dict:
-    """Percentiles of a C lat_hist in ns, each the lowest value of the
-    log-linear bucket it falls in (at most 6.25 % below the true value),
-    with count and max."""
+    """Percentiles of a C lat_hist (or of several, merged) in ns, each the
+    lowest value of the log-linear bucket it falls in (at most 6.25 % below
+    the true value), with count and max."""
+    hists = hist if isinstance(hist, (list, tuple)) else [hist]
     n = lib.oms_lat_buckets()
-    counts = [hist.bucket[b] for b in range(n)]
+    counts = [sum(h.bucket[b] for h in hists) for b in range(n)]
     total = sum(counts)
     out: dict = {"count": total}
     if not total:
@@ -118,7 +119,7 @@ def percentiles(lib, hist, units_per_second: float,
             if c and acc >= want:
                 out[f"p{p:g}"] = round(lib.oms_lat_bucket_low(b) * to_ns, 1)
                 break
-    out["max"] = round(hist.max * to_ns, 1)
+    out["max"] = round(max(h.max for h in hists) * to_ns, 1)
     return out
 
 
@@ -186,12 +187,27 @@ class CoreReader:
     def stage(self, stage: int):
         return self.lib.oms_core_stage(self.ptr, stage)
 
-    def venue_rtt(self, index: int):
-        h = self.lib.oms_core_venue_rtt(self.ptr, index)
-        return None if h == self.ffi.NULL else h
+    def venue_indexes(self) -> dict[int, int]:
+        """Venue id -> index in this core's table (a sharded worker has its
+        own venues)."""
+        out, h, i = {}, self.ffi.new("struct oms_venue_health *"), 0
+        while self.lib.oms_core_venue_health(self.ptr, i, h) == 0:
+            out[h.id] = i
+            i += 1
+        return out
 
-    def venue_routed(self, index: int) -> int:
-        return self.lib.oms_core_venue_routed(self.ptr, index)
+    def venue_health(self, index: int):
+        h = self.ffi.new("struct oms_venue_health *")
+        return h if self.lib.oms_core_venue_health(self.ptr, index, h) == 0 else None
+
+    def session_health(self) -> list:
+        out, i = [], 0
+        while True:
+            h = self.ffi.new("struct oms_session_health *")
+            if self.lib.oms_core_session_health(self.ptr, i, h) != 0:
+                return out
+            out.append(h)
+            i += 1
 
 
 class DataPlaneSource:
@@ -205,6 +221,8 @@ class DataPlaneSource:
         self.started = time.time()
         r0 = self.readers[0]
         self.ffi, self.lib = r0.ffi, r0.lib
+        # venue tables are fixed at start: where each venue id is, per core
+        self.venue_at = [r.venue_indexes() for r in self.readers]
         # a DPDK process knows its TSC rate; elsewhere it is measured
         hz = (float(self.lib.oms_tsc_hz()) if hasattr(self.lib, "oms_tsc_hz")
               else tsc_hz(self.lib))
@@ -217,9 +235,24 @@ class DataPlaneSource:
         """Merged over the workers."""
         return self.cycles.counts(self.ffi, [r.stage(STAGES[stage]) for r in self.readers])
 
-    def venue_rtt_counts(self, index: int) -> tuple[np.ndarray, float]:
-        hists = [h for h in (r.venue_rtt(index) for r in self.readers) if h is not None]
-        return self.ns.counts(self.ffi, hists)
+    def venue_rtts(self, venue_id: int) -> list:
+        """The venue's round-trip histograms, on every core that has it."""
+        return [self.lib.oms_core_venue_rtt(r.ptr, at[venue_id])
+                for r, at in zip(self.readers, self.venue_at, strict=True) if venue_id in at]
+
+    def venue_rtt_counts(self, venue_id: int) -> tuple[np.ndarray, float]:
+        return self.ns.counts(self.ffi, self.venue_rtts(venue_id))
+
+    def venue_routed(self, venue_id: int) -> int:
+        return sum(self.lib.oms_core_venue_routed(r.ptr, at[venue_id])
+                   for r, at in zip(self.readers, self.venue_at, strict=True) if venue_id in at)
+
+    def venue_health(self, venue_id: int):
+        """The venue's health on the core that has it (None: on none)."""
+        for r, at in zip(self.readers, self.venue_at, strict=True):
+            if venue_id in at:
+                return r.venue_health(at[venue_id])
+        return None
 
     def summed(self, get: Callable, size: int) -> list[int]:
         """get(reader) -> a cffi uint64 array of `size`, summed over workers."""
@@ -388,7 +421,7 @@ class OmsCollector(Collector):
         yield ouch
 
     def _venues(self):
-        src, ffi, lib = self.src, self.src.ffi, self.src.lib
+        src = self.src
         routed = CounterMetricFamily("oms_routed_orders", "New orders routed (Enter Order "
                                      "sent), by venue", labels=["venue"])
         up = GaugeMetricFamily("oms_venue_up", "Venue session up (1) or timed out (0)",
@@ -396,16 +429,12 @@ class OmsCollector(Collector):
         rtt = HistogramMetricFamily(
             "oms_venue_round_trip_seconds", "Our Enter/Replace/Cancel to the venue's first "
             "answer, by venue (burst clock)", labels=["venue"])
-        h = ffi.new("struct oms_venue_health *")
-        r0 = src.readers[0]
-        for i, v in enumerate(src.cfg.venues):
+        for v in src.cfg.venues:
             label = [str(v.id)]
-            routed.add_metric(label, sum(r.venue_routed(i) for r in src.readers))
-            down = 0
-            if lib.oms_core_venue_health(r0.ptr, i, h) == 0:
-                down = h.down
-            up.add_metric(label, 0 if down else 1)
-            counts, s = src.venue_rtt_counts(i)
+            routed.add_metric(label, src.venue_routed(v.id))
+            h = src.venue_health(v.id)
+            up.add_metric(label, 0 if h is None or h.down else 1)
+            counts, s = src.venue_rtt_counts(v.id)
             add_histogram(rtt, label, counts, s)
         yield routed
         yield up

@@ -143,8 +143,11 @@ _RULES: dict[tuple[str, str], dict] = {
         "type": "string", "pattern": r"^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$",
         "description": "IPv4 host:port of the metrics exporter and latency page; "
                        "127.0.0.1 keeps it local; port 0: any free port"},
-    ("Dataplane", "lcores"): {"type": "string", "pattern": r"^\d+(-\d+)?(,\d+(-\d+)?)*$",
-                              "description": 'EAL -l: "0,1" or "0-3"'},
+    ("Dataplane", "lcores"): {"type": "string",
+                              "pattern": r"^(\d+(-\d+)?|\d+@\d+)(,(\d+(-\d+)?|\d+@\d+))*$",
+                              "description": 'EAL -l: "0,1" or "0-3"; or lcore@cpu for '
+                                             'EAL --lcores: "0@0,1@1,2@1"'},
+    ("Threading", "mode"): {"enum": ["rtc", "sharded"]},
     ("Dataplane", "memory_mb"): _int(64, 1 << 20),
     ("Dataplane", "mbufs"): _int(511, 1 << 24),
     ("Dataplane", "idle_sleep_us"): _int(0, 1_000_000),

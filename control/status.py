@@ -38,64 +38,70 @@ JOURNAL_NOTE = ("the core keeps each state's last entry time only: the venue mes
                 "durability journal")
 
 
+def _add(a: dict, b: dict) -> dict:
+    """Counters of two workers added up, key by key."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _add(out.get(k, {}), v) if isinstance(v, dict) else out.get(k, 0) + v
+    return out
+
+
 def appliance_status(app) -> dict:
+    """What `omsctl status` shows, built in the appliance's control thread:
+    counters from a snapshot every worker copies between two bursts, added
+    up over the workers; latency from the histograms of every worker,
+    merged."""
     lib = app.lib
-    live, cmd = app.command(lib.OMS_CMD_SNAPSHOT)
-    st = cmd.stats
+    live, counters = 0, {}
+    for n, stats in app.snapshot_all():
+        live += n
+        counters = _add(counters, stats)
     src = app.metrics_source
     reasons = reason_names(lib)
     rejects = {"business": {}, "system": {}}
-    for code, name in reasons.items():
-        if code < 1000:
-            n = st.reject_business[code % lib.OMS_REJ_BUSINESS_SLOTS]
-            kind = "business"
-        else:
-            n = st.reject_system[(code - 1000) % lib.OMS_REJ_SYSTEM_SLOTS]
-            kind = "system"
-        if n:
-            rejects[kind][name] = n
-    drops = app.core.stats_dict(st)["drop"]
+    for slot, n in counters.get("reject_business", {}).items():
+        rejects["business"][reasons.get(slot, str(slot))] = n
+    for slot, n in counters.get("reject_system", {}).items():
+        rejects["system"][reasons.get(1000 + slot, str(1000 + slot))] = n
     report = app.report()
-    latency = {}
     hz = src.cycles.units_per_second
-    for name, stage in STAGES.items():
-        latency[name] = percentiles(lib, lib.oms_core_stage(app.core._core, stage), hz)
+    latency = {name: percentiles(lib, [r.stage(stage) for r in src.readers], hz)
+               for name, stage in STAGES.items()}
     venues = []
-    h = app.ffi.new("struct oms_venue_health *")
     now = time.time_ns()
-    for i, v in enumerate(app.cfg.venues):
-        if lib.oms_core_venue_health(app.core._core, i, h) != 0:
+    for v in app.cfg.venues:
+        h = src.venue_health(v.id)
+        if h is None:
             continue
         venues.append({
             "id": v.id, "name": v.name, "up": not h.down,
             "last_rx_ago_ms": round((now - h.last_rx_ns) / 1e6, 1) if h.last_rx_ns else None,
             "next_in_seq": h.next_in_seq, "next_out_seq": h.next_out_seq,
             "gap_requests_outstanding": h.gap_requests_outstanding,
-            "routed": lib.oms_core_venue_routed(app.core._core, i),
-            "round_trip_ns": percentiles(lib, lib.oms_core_venue_rtt(app.core._core, i), 1e9)})
+            "routed": src.venue_routed(v.id),
+            "round_trip_ns": percentiles(lib, src.venue_rtts(v.id), 1e9)})
     sessions = []
-    sh = app.ffi.new("struct oms_session_health *")
-    for i in range(len(app.cfg.sessions)):
-        if lib.oms_core_session_health(app.core._core, i, sh) != 0:
-            continue
-        sessions.append({"id": sh.id, "logged_in": bool(sh.logged_in),
-                         "enabled": bool(sh.enabled), "next_in_seq": sh.next_in_seq,
-                         "next_out_seq": sh.next_out_seq})
+    for worker, r in enumerate(src.readers):
+        for sh in r.session_health():
+            sessions.append({"id": sh.id, "worker": worker, "logged_in": bool(sh.logged_in),
+                             "enabled": bool(sh.enabled), "next_in_seq": sh.next_in_seq,
+                             "next_out_seq": sh.next_out_seq})
     orders = src.orders()
+    events = counters.get("event", {})
     return {
         "uptime_s": round(time.time() - app.started, 1),
         "config_generation": app.config_generation,
         "kill": app.kill_state(),
         **backend_status(app, report),
         "worker": report["worker"],
-        "frames": {"in": st.event[lib.OMS_EV_FRAMES_IN], "out": st.event[lib.OMS_EV_FRAMES_OUT]},
+        "frames": {"in": events.get("FRAMES_IN", 0), "out": events.get("FRAMES_OUT", 0)},
         "orders": {t: orders["handled"][i] for i, t in enumerate(APP_TYPES)},
         "live_orders": live,
         "rejects": rejects,
-        "drops": drops,
+        "drops": counters.get("drop", {}),
         "latency_ns": latency,
         "venues": venues,
-        "sessions": sessions,
+        "sessions": sorted(sessions, key=lambda x: x["id"]),
         "time": time.time(),
     }
 
@@ -110,15 +116,24 @@ def backend_status(app, report: dict) -> dict:
                 "ports": {name: {k: int(p[k]) for k in AFXDP_PORT_KEYS}
                           for name, p in report["ports"].items()},
                 "queues": {}}
-    return {"backend": "dpdk",
-            "lcores": {"control": int(re.split(r"[,-]", app.cfg.dataplane.lcores)[0]),
-                       "worker": app.lcore},
+    lcores = {"control": int(re.split(r"[,@-]", app.cfg.dataplane.lcores)[0]),
+              "workers": list(app.lcores)}
+    queues = {"command_rings": _rings(lib, app.command_rings)}
+    if app.io is not None:
+        lcores["io"] = app.io_lcore
+        queues["worker_in_rings"] = _rings(lib, [w.in_ring for w in app.workers])
+        queues["worker_out_rings"] = _rings(lib, [w.out_ring for w in app.workers])
+    queues["mempool"] = {"in_use": report["mbufs_in_use"], "size": lib.oms_pool_size(app.pool)}
+    return {"backend": "dpdk " + report.get("threading", "rtc"), "lcores": lcores,
             "ports": {str(pid): {**v, **report["steering"].get(pid, {})}
                       for pid, v in report["ports"].items()},
-            "queues": {"command_ring": {"entries": lib.oms_ring_count(app.commands),
-                                        "capacity": lib.oms_ring_capacity(app.commands)},
-                       "mempool": {"in_use": report["mbufs_in_use"],
-                                   "size": lib.oms_pool_size(app.pool)}}}
+            "queues": queues}
+
+
+def _rings(lib, rings) -> dict:
+    """Entries waiting, by worker, and the capacity of each."""
+    return {"entries": [lib.oms_ring_count(r) for r in rings],
+            "capacity": lib.oms_ring_capacity(rings[0]) if rings else 0}
 
 
 def order_history(core, view) -> dict:
@@ -166,11 +181,13 @@ def render_status(d: dict, prev: dict | None = None) -> str:
                          f"{p.get('path', '-')}")
         else:
             lines.append(f"  {pid}: " + "  ".join(f"{k} {v:,}" for k, v in p.items()))
-    q = d["queues"]
+    q = dict(d["queues"])
     if q:
-        lines.append(f"queues: command ring {q['command_ring']['entries']}/"
-                     f"{q['command_ring']['capacity']}   mempool {q['mempool']['in_use']}/"
-                     f"{q['mempool']['size']} mbufs in use")
+        pool = q.pop("mempool", None)
+        rings = [f"{name.replace('_', ' ')} {r['entries']} of {r['capacity']}"
+                 for name, r in q.items()]
+        lines.append("queues: " + "   ".join(rings) + (
+            f"   mempool {pool['in_use']}/{pool['size']} mbufs in use" if pool else ""))
     w = d["worker"]
     polls = w.get("busy_polls", 0) + w.get("idle_polls", 0)
     busy = f"  busy polls {100.0 * w['busy_polls'] / polls:.1f}%" if polls else ""
@@ -207,7 +224,8 @@ def render_status(d: dict, prev: dict | None = None) -> str:
                      f"ago   gap requests {v['gap_requests_outstanding']}")
     lines.append("sessions")
     for s in d["sessions"]:
-        lines.append(f"  {s['id']}: {'logged in' if s['logged_in'] else 'logged out'}"
+        lines.append(f"  {s['id']} (worker {s['worker']}): "
+                     f"{'logged in' if s['logged_in'] else 'logged out'}"
                      f"{'' if s['enabled'] else ' (disabled)'}   next in {s['next_in_seq']}"
                      f"   next out {s['next_out_seq']}")
     return "\n".join(lines)

@@ -24,7 +24,9 @@ from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
 
 def eal_args(cfg: Config) -> list[str]:
     d = cfg.dataplane
-    args = ["oms", "-l", d.lcores, "--file-prefix", f"oms{os.getpid()}",
+    # lcore@cpu maps more lcores than CPUs (time-shared: small machines, CI)
+    lcore_opt = "--lcores" if "@" in d.lcores else "-l"
+    args = ["oms", lcore_opt, d.lcores, "--file-prefix", f"oms{os.getpid()}",
             "--log-level", "lib.eal:error", "--no-telemetry"]
     if not d.hugepages:
         args += ["--no-huge", "-m", str(d.memory_mb)]
@@ -110,6 +112,10 @@ class LiveControl:
         generation replaced before this call: True, or False on timeout."""
         raise NotImplementedError
 
+    def _cores(self, cfg: Config) -> list:
+        """(core, the part of cfg it takes) for every core of the appliance."""
+        return [(self.core, cfg)]
+
     def reload(self, path: str | None = None) -> dict:
         """Validate the file (the one started with, by default), refuse it if
         it changes what is fixed at start, compile the rest into a
@@ -127,15 +133,20 @@ class LiveControl:
         if fixed:
             self.reloads["refused"] += 1
             return {"ok": False, "file": path, "errors": [f"{path}: {x}" for x in fixed]}
+        pairs = []
         try:
-            gen = self.core.build_generation(new)
+            for core, part in self._cores(new):
+                pairs.append((core, core.build_generation(part)))
         except Exception as e:  # CoreError: the tables' capacity since start
+            for _, gen in pairs:
+                self.lib.oms_gen_free(gen)
             self.reloads["refused"] += 1
             return {"ok": False, "file": path, "errors": [f"{path}: {e}"]}
-        number = self.lib.oms_gen_number(gen)
-        old = self.core.publish(gen)
+        number = self.lib.oms_gen_number(pairs[0][1])
+        old = [core.publish(gen) for core, gen in pairs]
         if self._grace(5000):
-            self.lib.oms_gen_free(old)
+            for gen in old:
+                self.lib.oms_gen_free(gen)
         else:
             # a loop that does not come round in 5 s may still read it: keep
             # it (a leak) rather than free it under the loop
@@ -192,11 +203,34 @@ class LiveControl:
         switches as commanded."""
         from control.metrics import DataPlaneSource
 
-        self.core.set_timing(self.cfg.observability.timing)
+        cores = getattr(self, "cores", [self.core])
+        for core in cores:
+            core.set_timing(self.cfg.observability.timing)
         self.started = time.time()
         self.operator_kill: dict[int, bool] = {}
         self.operator_kill_all = False
-        self.metrics_source = DataPlaneSource(self.cfg, [self.core], self)
+        self.metrics_source = DataPlaneSource(self.cfg, cores, self)
+
+    _target = 0  # the worker commands go to (sharded: one of several)
+
+    def _each_worker(self):
+        """Once per worker, with commands going to it."""
+        try:
+            for i in range(len(getattr(self, "workers", ())) or 1):
+                self._target = i
+                yield i
+        finally:
+            self._target = 0
+
+    def snapshot_all(self) -> list[tuple[int, dict]]:
+        """(live orders, counters) of every worker, each copied by the worker
+        between two bursts."""
+        out = []
+        for i in self._each_worker():
+            live, cmd = self.command(self.lib.OMS_CMD_SNAPSHOT)
+            core = getattr(self, "cores", [self.core])[i]
+            out.append((live, core.stats_dict(cmd.stats)))  # before the next replaces it
+        return out
 
     @property
     def config_generation(self) -> dict[str, int]:
@@ -246,10 +280,14 @@ class LiveControl:
         if not ok:
             return {"ok": False, "error": f"{what}: out of range"}
         cmd.a, cmd.b, cmd.id = a, b, key
-        result, _ = self.run_command(cmd)
-        if result != 0:
-            return {"ok": False, "error": f"{what}: no such order (never seen, or evicted)"}
-        return {"ok": True, **order_history(self.core, view)}
+        # sharded: the worker that owns the session (or venue) has it
+        for i in self._each_worker():
+            cmd.done = 0
+            result, _ = self.run_command(cmd)
+            if result == 0:
+                core = getattr(self, "cores", [self.core])[i]
+                return {"ok": True, "worker": i, **order_history(core, view)}
+        return {"ok": False, "error": f"{what}: no such order (never seen, or evicted)"}
 
 
 class Appliance(LiveControl):
@@ -298,44 +336,135 @@ class Appliance(LiveControl):
         # what the ports hold for themselves (AF_XDP fills its ring from the
         # pool): the baseline the pool must be back at when traffic stops
         self.mbufs_at_start = lib.oms_pool_in_use(self.pool)
-        self.core = Core(cfg, ext=ext)
-        self.commands = lib.oms_ring_create(b"oms_cmd", 256, max(socket, 0), 1)
-        if self.commands == ffi.NULL:
-            raise dpdk.DpdkError("cannot create the worker's command ring")
-        self.rcu = lib.oms_rcu_create(1)
+        # run-to-completion: one worker polls the ports; sharded: an I/O
+        # lcore feeds one worker per shard, each with its own core
+        self.sharded = cfg.dataplane.threading.mode == "sharded"
+        parts = self._parts(cfg)
+        self.cores = [Core(part, ext=ext) for part in parts]
+        self.core = self.cores[0]
+        self.rcu = lib.oms_rcu_create(len(parts))
         if self.rcu == ffi.NULL:
             raise dpdk.DpdkError("cannot create the RCU variable for configuration reloads")
-        w = ffi.new("struct oms_worker *")
-        w.commands = self.commands
-        w.core = self.core._core
-        w.pool = self.pool
-        w.n_rx = len(self.ports)
-        for i, pid in enumerate(self.ports):
-            w.rx_port[i] = pid
-        w.strategy_tx_port, w.venue_tx_port = ids
-        w.strategy_udp = cfg.appliance.strategy_port
-        w.mac = list(mac_to_bytes(cfg.appliance.mac))
-        w.ip = ip_to_int(cfg.appliance.ip)
-        w.answer_link = 1
-        w.mode = lib.OMS_MODE_LIVE
-        w.idle_sleep_us = cfg.dataplane.idle_sleep_us
-        w.rcu = self.rcu
-        w.rcu_id = 0
-        self.worker = w
+        lcores, lc = [], 0xFFFFFFFF
+        for _ in range(len(parts) + self.sharded):
+            lc = lib.oms_next_worker_lcore(lc)
+            if lc >= 1024:
+                need = ("one for Python, one for I/O and one per worker" if self.sharded
+                        else "give at least two")
+                raise dpdk.DpdkError(
+                    f"dataplane.lcores {cfg.dataplane.lcores!r} has too few lcores: {need}"
+                    f" ({len(parts) + self.sharded + 1} in all)")
+            lcores.append(lc)
+        self.io_lcore = lcores.pop(0) if self.sharded else None
+        self.lcores = lcores
+        self.workers, self.command_rings, self._rings = [], [], []
+        for i, core in enumerate(self.cores):
+            ring = lib.oms_ring_create(f"oms_cmd{i}".encode(), 256, max(socket, 0), 1)
+            if ring == ffi.NULL:
+                raise dpdk.DpdkError("cannot create a worker's command ring")
+            w = ffi.new("struct oms_worker *")
+            w.commands = ring
+            w.core = core._core
+            w.pool = self.pool
+            w.strategy_tx_port, w.venue_tx_port = ids
+            w.strategy_udp = cfg.appliance.strategy_port
+            w.mac = list(mac_to_bytes(cfg.appliance.mac))
+            w.ip = ip_to_int(cfg.appliance.ip)
+            w.mode = lib.OMS_MODE_LIVE
+            w.idle_sleep_us = cfg.dataplane.idle_sleep_us
+            w.rcu = self.rcu
+            w.rcu_id = i
+            if self.sharded:
+                w.in_ring = self._ring(f"oms_in{i}", socket)
+                w.out_ring = self._ring(f"oms_out{i}", socket)
+            else:
+                w.n_rx = len(self.ports)
+                for k, pid in enumerate(self.ports):
+                    w.rx_port[k] = pid
+                w.answer_link = 1
+            self.workers.append(w)
+            self.command_rings.append(ring)
+        self.worker, self.commands = self.workers[0], self.command_rings[0]
+        self.lcore = self.lcores[0]
+        self.io = self._io(cfg, socket) if self.sharded else None
         self.reloads = {"ok": 0, "refused": 0}
-        self.lcore = lib.oms_next_worker_lcore(0xFFFFFFFF)
-        if self.lcore >= 1024:
-            raise dpdk.DpdkError(f"dataplane.lcores {cfg.dataplane.lcores!r} leaves no worker "
-                                 "lcore: give at least two")
         self.stopping = False
         self.observe()
 
+    def _parts(self, cfg: Config) -> list[Config]:
+        if cfg.dataplane.threading.mode != "sharded":
+            return [cfg]
+        from dataplane.sharding import shard_config
+        return [shard_config(cfg, w) for w in cfg.dataplane.threading.workers]
+
+    def _cores(self, cfg: Config) -> list:
+        return list(zip(self.cores, self._parts(cfg), strict=True))
+
+    def _ring(self, name: str, socket: int):
+        r = self.lib.oms_ring_create(name.encode(), 4096, max(socket, 0), 1)
+        if r == self.ffi.NULL:
+            raise dpdk.DpdkError(f"cannot create ring {name}")
+        self._rings.append(r)
+        return r
+
+    def _io(self, cfg: Config, socket: int):
+        """The I/O lcore's routes: each session's (address, port) and each
+        venue's address to the worker that owns it."""
+        io = self.ffi.new("struct oms_io *")
+        io.n_rx = len(self.ports)
+        for k, pid in enumerate(self.ports):
+            io.rx_port[k] = pid
+        io.n_workers = len(self.workers)
+        routes = []
+        for i, (w, shard) in enumerate(zip(self.workers, cfg.dataplane.threading.workers,
+                                           strict=True)):
+            io.in_ring[i], io.out_ring[i] = w.in_ring, w.out_ring
+            routes += [(ip_to_int(s.ip), s.port, i) for s in cfg.sessions
+                       if s.id in shard.sessions]
+            routes += [(ip_to_int(v.ip), 0, i) for v in cfg.venues if v.id in shard.venues]
+        for k, (ip, port, w) in enumerate(routes):
+            io.routes[k] = {"ip": ip, "port": port, "worker": w}
+        io.n_routes = len(routes)
+        io.strategy_udp = cfg.appliance.strategy_port
+        io.mac = list(mac_to_bytes(cfg.appliance.mac))
+        io.ip = ip_to_int(cfg.appliance.ip)
+        io.pool = self.pool
+        io.idle_sleep_us = cfg.dataplane.idle_sleep_us
+        return io
+
     def start(self) -> None:
-        if self.lib.oms_worker_launch(self.worker, self.lcore) != 0:
-            raise dpdk.DpdkError(f"cannot launch the worker on lcore {self.lcore}")
+        for w, lc in zip(self.workers, self.lcores, strict=True):
+            if self.lib.oms_worker_launch(w, lc) != 0:
+                raise dpdk.DpdkError(f"cannot launch a worker on lcore {lc}")
+        if self.io is not None and self.lib.oms_io_launch(self.io, self.io_lcore) != 0:
+            raise dpdk.DpdkError(f"cannot launch the I/O lcore {self.io_lcore}")
 
     def _post(self, cmd) -> bool:
-        return self.lib.oms_command(self.commands, cmd) == 0
+        return self.lib.oms_command(self.command_rings[self._target], cmd) == 0
+
+    def handle_control(self, request: dict) -> dict:
+        """Sharded: a command runs on every worker (a kill of one account
+        and a mass cancel find nothing on the workers that do not own it);
+        counters are added up."""
+        what = request.get("cmd")
+        if len(self.workers) == 1 or what not in ("stats", "kill", "unkill", "mass_cancel"):
+            return super().handle_control(request)
+        answers = []
+        try:
+            for i in range(len(self.workers)):
+                self._target = i
+                answers.append(super().handle_control(request))
+        finally:
+            self._target = 0
+        if what == "stats":
+            out = self.report()
+            out["core"] = sum_counters([a["core"] for a in answers])
+            out["live_orders"] = sum(a["live_orders"] for a in answers)
+            return {"ok": True, **out}
+        ok = [a for a in answers if a.get("ok")]
+        if not ok:
+            return answers[0]
+        return {**ok[0], "canceled": sum(a.get("canceled", 0) for a in ok)}
 
     def _grace(self, timeout_ms: int) -> bool:
         # DPDK's RCU: the worker reports a quiescent state every poll
@@ -347,10 +476,20 @@ class Appliance(LiveControl):
         return appliance_families(self)
 
     def stop(self) -> dict:
-        """Stop receiving, let the worker flush, stop the ports; the final
-        counters."""
-        self.worker.stop = 1
-        self.lib.oms_worker_wait(self.lcore)
+        """Stop receiving, let the workers finish what they were handed and
+        flush, stop the ports; the final counters."""
+        if self.io is not None:
+            self.io.rx_off = 1
+            deadline = time.monotonic() + 5
+            while any(self.lib.oms_ring_count(w.in_ring) for w in self.workers) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.001)
+        for w, lc in zip(self.workers, self.lcores, strict=True):
+            w.stop = 1
+            self.lib.oms_worker_wait(lc)
+        if self.io is not None:
+            self.io.stop = 1  # a last drain of what the workers sent
+            self.lib.oms_worker_wait(self.io_lcore)
         report = self.report()
         report["mbufs_in_use_at_start"] = self.mbufs_at_start
         for pid in self.ports:
@@ -366,14 +505,35 @@ class Appliance(LiveControl):
             self.lib.oms_port_stats(pid, *vals)
             ports[pid] = dict(zip(("ipackets", "opackets", "imissed", "oerrors"),
                                   (v[0] for v in vals), strict=True))
-        w = self.worker
-        worker = {n: getattr(w.stats, n) for n, _ in ffi.typeof("struct oms_worker_stats").fields}
-        link = {n: getattr(w.link, n) for n, _ in ffi.typeof("struct link_stats").fields}
-        return {"ports": ports, "worker": worker, "link": link, "core": self.core.stats(),
-                "steering": self.steering, "generation": self.core.generation(),
-                "reloads": dict(self.reloads),
-                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
-                "live_orders": self.core.live_orders()}
+        fields = [n for n, _ in ffi.typeof("struct oms_worker_stats").fields]
+        workers = [{n: getattr(w.stats, n) for n in fields} for w in self.workers]
+        link_of = self.io.link if self.io is not None else self.worker.link
+        link = {n: getattr(link_of, n) for n, _ in ffi.typeof("struct link_stats").fields}
+        out = {"ports": ports, "worker": sum_counters(workers), "link": link,
+               "core": sum_counters([c.stats() for c in self.cores]),
+               "steering": self.steering, "generation": self.core.generation(),
+               "threading": self.cfg.dataplane.threading.mode,
+               "reloads": dict(self.reloads),
+               "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
+               "live_orders": sum(c.live_orders() for c in self.cores)}
+        if self.io is not None:
+            st = self.io.stats
+            out["io"] = {n: (list(getattr(st, n))[:len(self.workers)] if n == "to_worker"
+                             else getattr(st, n))
+                         for n, _ in ffi.typeof("struct oms_io_stats").fields}
+            out["workers"] = [{"worker": wk, "core": c.stats(), "live_orders": c.live_orders()}
+                              for wk, c in zip(workers, self.cores, strict=True)]
+        return out
+
+
+def sum_counters(items: list[dict]) -> dict:
+    """Counters of several workers or cores added up, key by key."""
+    out: dict = {}
+    for d in items:
+        for k, v in d.items():
+            out[k] = sum_counters([out.get(k, {}), v]) if isinstance(v, dict) else \
+                out.get(k, 0) + v
+    return out
 
 
 def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
