@@ -18,7 +18,6 @@
 #include "sp_wire.h"
 #include "latency.h"
 #include "link.h"
-#include "stages.h"
 
 /* Size of one transmit slot: the largest frame the core builds (an OUCH
  * Enter Order with its appendage behind Ethernet/IPv4/UDP and the packet
@@ -79,6 +78,8 @@ enum oms_order_state {
 };
 
 enum { OMS_REJ_BUSINESS_SLOTS = 64, OMS_REJ_SYSTEM_SLOTS = 8 };
+
+#include "stages.h" /* after the reject slots, which its counters use */
 /* accounts one session may be limited to (sessions[].accounts) */
 enum { OMS_SESSION_ACCOUNTS = 16 };
 

@@ -38,8 +38,6 @@ enum oms_stage {
 
 /* NewOrder, Modify, Cancel, MassCancel: strategy types 0x10 .. 0x13 */
 #define OMS_APP_TYPES 4
-/* reject reasons: business 0..31, then system 1000..1007 at 32..39 */
-#define OMS_REJ_SLOTS 40
 
 struct oms_order_counts {
 	/* application messages handled, by type - 0x10 (always counted) */
@@ -47,9 +45,11 @@ struct oms_order_counts {
 	/* of those, the ones not rejected by the appliance: every check
 	 * passed, the request went to the venue (MassCancel: always) */
 	uint64_t accepted[OMS_APP_TYPES];
-	/* Rejected sent to a strategy, by the type rejected and reason slot;
-	 * VENUE_REJECTED (14) included: the venue's verdict, later */
-	uint64_t rejected[OMS_APP_TYPES][OMS_REJ_SLOTS];
+	/* Rejected sent to a strategy, by the type rejected and reason slot:
+	 * business reasons as struct oms_stats counts them, then system
+	 * reasons (1000 + i at OMS_REJ_BUSINESS_SLOTS + i); VENUE_REJECTED
+	 * (14) included: the venue's verdict, later */
+	uint64_t rejected[OMS_APP_TYPES][OMS_REJ_BUSINESS_SLOTS + OMS_REJ_SYSTEM_SLOTS];
 	/* messages whose DECISION_TO_TX / IN_TO_OUT could not be kept for the
 	 * transmit: more messages in one burst than transmit slots (the
 	 * burst overflowed the transmit area too, or most of its messages

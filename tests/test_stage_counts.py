@@ -15,8 +15,8 @@ from dataplane.core import lib
 from dataplane.replay import Replayer
 
 
-def replay(records, timing: bool):
-    rp = Replayer(wire.config(orders=4096), venue_sim=True, timings=timing)
+def replay(records, timing: bool, orders: int = 4096):
+    rp = Replayer(wire.config(orders=orders), venue_sim=True, timings=timing)
     out, res = rp.run(records)
     return rp, out, res
 
@@ -71,3 +71,14 @@ def test_stage_counts_agree_with_the_core_and_timing_changes_no_byte(seed):
     assert sum(lib.oms_core_order_counts(off).handled[t] for t in range(len(APP_TYPES))) == \
         handled
     assert all(lib.oms_core_stage(off, s).count == 0 for s in STAGES.values())
+
+
+def test_system_rejects_are_counted_by_type_in_their_own_slots():
+    """A table of 8 orders fills: NewOrders rejected SYS_TABLE_FULL (1000),
+    counted apart from every business reason."""
+    _, junked, _ = junk.streams(3)
+    rp, _, res = replay(junked, timing=True, orders=8)
+    assert res.stats["reject_system"].get(0, 0) > 0  # SYS_TABLE_FULL
+    check_counts(rp, res)
+    counts = lib.oms_core_order_counts(rp.core._core)
+    assert counts.rejected[0][SYSTEM_SLOT] == res.stats["reject_system"][0]
