@@ -39,10 +39,9 @@ def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=Non
     from dataplane import pcap_backend
     from dataplane.replay import Replayer, report_lines, write_report
 
-    records = pcap_backend.read_pcap(in_pcap)
     rp = Replayer(cfg, venue_sim=venue_sim, verify=verify, timings=bool(timings),
                   venue_latency_ns=int(venue_latency_us * 1000), backend=backend)
-    out, res = rp.run(records)
+    out, res = rp.run_file(in_pcap)
     pcap_backend.write_pcap(out_pcap, out)
     lines = report_lines(cfg, out, res.stats)
     if report:
@@ -54,9 +53,10 @@ def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=Non
     summary["verified_against_reference_model"] = res.verified
     summary["backend"] = backend
     if res.port_stats is not None:
-        # proof that the frames went through a DPDK port and a worker lcore
-        summary["dpdk_port"] = res.port_stats
-        summary["dpdk_worker"] = res.worker_stats
+        # proof that the frames went through DPDK ports and a worker lcore:
+        # the capture through net_pcap, answers in and frames out by a ring port
+        summary["dpdk_ports"] = res.port_stats
+        summary["dpdk_replay_loop"] = res.worker_stats
         summary["dpdk_mbufs_in_use_after"] = res.mbufs_in_use
     return summary
 
@@ -95,7 +95,8 @@ def cmd_run(args) -> int:
                          venue_sim=True, verify=True, timings=outdir / "timings.json",
                          backend=args.backend)
     print(f"scenario {scenario}: {n} frames -> {orders}")
-    where = ("the DPDK data plane (ring port, worker lcore)" if args.backend == "dpdk"
+    where = ("the DPDK data plane (the capture read by a net_pcap port on a worker lcore, "
+             "venue answers through a ring port)" if args.backend == "dpdk"
              else "the pcap backend")
     print(f"replayed through the C core on {where}, with the venue simulator and the "
           f"reference model checking every byte: {outdir / 'out.pcap'}, "
@@ -198,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--venue-latency-us", type=float, default=20.0)
     rp.add_argument("--timings", help="write per-order processing percentiles (JSON)")
     rp.add_argument("--backend", choices=["pcap", "dpdk"], default="pcap",
-                    help="pcap: the core in this thread; dpdk: through a DPDK port and a "
-                         "worker lcore (same output, byte for byte)")
+                    help="pcap: the core in this thread; dpdk: the capture read by a DPDK "
+                         "net_pcap port on a worker lcore (same output, byte for byte)")
     rp.add_argument("--verify", action="store_true",
                     help="run the reference model beside the core; fail on any difference")
     rp.set_defaults(func=cmd_replay)
