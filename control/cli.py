@@ -9,7 +9,7 @@ from pathlib import Path
 
 from control import schema as config_schema
 from control import whatif
-from control.config import ConfigError, load_config, load_default_config
+from control.config import ConfigError, Dataplane, load_config, load_default_config
 
 BUNDLED_SCENARIO = Path(__file__).resolve().parent.parent / "pcaps" / "scenarios" / "session.jsonl"
 
@@ -79,7 +79,13 @@ def cmd_run(args) -> int:
     from pcaps.builder import build_pcap
 
     cfg = _config(args.config)
-    if cfg.dataplane.ports is not None and not args.scenario:
+    live = cfg.dataplane.ports is not None and not args.scenario
+    if live or args.backend == "dpdk":
+        # the replay job starts EAL on its own settings (two lcores, no
+        # hugepages), not the configuration's
+        if not startup_check(cfg.dataplane if live else Dataplane()):
+            return 5
+    if live:
         from dataplane.serve import serve
         lo, _, hi = args.dump_ids.partition("-")
         serve(cfg, duration_s=args.duration, ready_file=args.ready_file,
@@ -103,6 +109,36 @@ def cmd_run(args) -> int:
           f"{outdir / 'report.jsonl'}, {outdir / 'timings.json'}")
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
+
+
+def startup_check(dataplane) -> bool:
+    """The machine against the data plane's settings: errors stop the start
+    (the reason and the fix, rather than EAL's error), warnings are told."""
+    from dataplane.diagnose import ERROR, WARNING, diagnose
+
+    findings = diagnose(dataplane)
+    for f in findings:
+        if f.level in (ERROR, WARNING):
+            print(f"omsctl: {f}", file=sys.stderr)
+    if any(f.level == ERROR for f in findings):
+        print("omsctl: not starting: fix the errors above (omsctl doctor --config X.yaml "
+              "checks again)", file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_doctor(args) -> int:
+    """Every check of the machine against the configuration's data plane."""
+    from dataplane.diagnose import diagnose, errors
+
+    cfg = _config(args.config)
+    findings = diagnose(cfg, root=args.root)
+    for f in findings:
+        print(f)
+    bad = errors(findings)
+    print(f"{len(bad)} error(s), "
+          f"{sum(f.level == 'warning' for f in findings)} warning(s)")
+    return 1 if bad else 0
 
 
 def cmd_ctl(args) -> int:
@@ -155,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dpdk: the core on a worker lcore behind a DPDK port (default); "
                         "pcap: the core in this thread, no DPDK needed")
     r.set_defaults(func=cmd_run)
+
+    dr = sub.add_parser("doctor", help="check this machine against the configuration's data "
+                        "plane: hugepages, NIC binding, lcores, NUMA, IOMMU")
+    dr.add_argument("--config")
+    dr.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: a fake /sys, /proc
+    dr.set_defaults(func=cmd_doctor)
 
     ct = sub.add_parser("ctl", help="talk to a running appliance's control socket")
     ct.add_argument("--socket", default="/run/oms/control.sock")
