@@ -85,15 +85,6 @@ def assert_same(tmp_path: Path, pcap: Path, *extra: str) -> dict:
     return d_sum
 
 
-def test_bundled_scenario_nanosecond_times(tmp_path):
-    # session.jsonl has nanosecond times, which net_pcap reads from a
-    # dilated copy
-    pcap = build(tmp_path, ROOT / "pcaps/scenarios/session.jsonl")
-    assert any(ts % 1000 for ts, _ in read_pcap(pcap))
-    d_sum = assert_same(tmp_path, pcap, "--venue-sim")
-    assert d_sum["dpdk_ports"]["venue"]["ipackets"] > 1000
-
-
 def test_golden_capture_read_as_is_gives_the_golden_output(tmp_path):
     pcap = GOLDEN / "brief_example.orders.pcap"
     assert_same(tmp_path, pcap, "--venue-sim")
@@ -125,3 +116,29 @@ def test_unsorted_capture_is_refused_with_the_reason(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "frame 1 is older than frame 0" in r.stderr and "--backend pcap" in r.stderr
+
+
+
+def test_the_main_job_replays_the_bundled_scenario_through_net_pcap(tmp_path):
+    """`omsctl run` without a configuration (the README's first command):
+    the bundled scenario, whose times have nanoseconds (net_pcap reads a
+    dilated copy), through the net_pcap port, checked by the model, and the
+    same bytes as the pcap backend."""
+    r = subprocess.run([OMSCTL, "run", "--outdir", tmp_path], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "net_pcap port" in r.stdout
+    d_sum = json.loads(r.stdout[r.stdout.index("{"):])
+    assert d_sum["backend"] == "dpdk" and d_sum["verified_against_reference_model"]
+    pcap = tmp_path / "orders.pcap"
+    records = read_pcap(pcap)
+    assert any(ts % 1000 for ts, _ in records)
+    p_out, p_rep, p_sum = replay(tmp_path, "pcap", pcap, "--venue-sim")
+    assert (tmp_path / "out.pcap").read_bytes() == p_out
+    assert (tmp_path / "report.jsonl").read_bytes() == p_rep
+    ports = d_sum["dpdk_ports"]
+    assert ports["capture"]["ipackets"] == len(records) == d_sum["frames_in"]
+    assert ports["capture"]["ipackets"] + ports["venue"]["ipackets"] == d_sum["events"]["FRAMES_IN"]
+    assert ports["venue"]["ipackets"] > 1000  # the venue simulator's answers
+    assert ports["venue"]["opackets"] == d_sum["frames_out"] == p_sum["frames_out"]
+    assert d_sum["dpdk_mbufs_in_use_after"] == 0
