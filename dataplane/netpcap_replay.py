@@ -78,6 +78,17 @@ def write_dilated(path: Path, records: list[tuple[int, bytes]], base_ns: int) ->
     path.write_bytes(b"".join(parts))
 
 
+def _remove_runtime_dir(args: list[str]) -> None:
+    """EAL makes its runtime directory even with --no-shconf, and leaves it,
+    empty, behind: one per replay would pile up."""
+    prefix = args[args.index("--file-prefix") + 1]
+    base = "/var/run" if os.geteuid() == 0 else os.environ.get("XDG_RUNTIME_DIR", "/tmp")
+    try:
+        os.rmdir(Path(base) / "dpdk" / prefix)
+    except OSError:
+        pass  # not there, or not empty: then it is not ours to remove
+
+
 class NetPcapReplay:
     def __init__(self, cfg: Config, capture: Path, records: list[tuple[int, bytes]], *,
                  sims: dict, venue_latency_ns: int, timing: bool = False,
@@ -88,8 +99,7 @@ class NetPcapReplay:
                               "the frame it answers")
         dpdk.eal_init(eal_args())
         ext = dpdk.extension()
-        self.ffi, self.lib = ext.ffi, ext.lib
-        ffi, lib = self.ffi, self.lib
+        self.ext, self.ffi, self.lib = ext, ext.ffi, ext.lib
         self.records = records
         self.sims = sims
         self.venue_latency_ns = venue_latency_ns
@@ -100,6 +110,16 @@ class NetPcapReplay:
         self.port_stats: dict = {}
         self.loop_stats: dict = {}
         self.mbufs_in_use: int | None = None
+        self.pool = self.ffi.NULL
+        try:
+            self._start(cfg, capture, records, timing, idle_sleep_us)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, cfg: Config, capture: Path, records: list[tuple[int, bytes]],
+               timing: bool, idle_sleep_us: int) -> None:
+        ffi, lib = self.ffi, self.lib
         n = next(_names)
         tag = f"npr{n}"
         self.pool = lib.oms_pool_create(f"{tag}_pool".encode(), POOL_MBUFS, 0)
@@ -141,7 +161,7 @@ class NetPcapReplay:
                 raise ReplayError(ffi.string(err).decode())
             self.ports.append(port)
 
-        self.core = Core(cfg, ext=ext)
+        self.core = Core(cfg, ext=self.ext)
         self.core.set_timing(timing)
         r = self.loop = ffi.new("struct oms_replay *")
         r.core = self.core._core
@@ -276,3 +296,4 @@ class NetPcapReplay:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+        _remove_runtime_dir(eal_args())
