@@ -6,7 +6,12 @@ Determinism: frames are handed to the core in file order, grouped into
 bursts of equal timestamps, each burst with its timestamp as `now_ns`.  Venue
 answers come back `venue_latency_ns` after the frame that caused them and,
 at equal times, after the capture's frames.  Nothing here reads a clock
-except for --timings, which never reaches the output pcap or the report."""
+except for --timings, which never reaches the output pcap or the report.
+
+Backends: `pcap` runs `schedule` below with the core in this thread; `dpdk`
+has a net_pcap port read the capture on a worker lcore, which schedules
+the same way in C (dataplane/netpcap_replay.py, cdefs/replay_loop.c).
+Both give the same output pcap and report, byte for byte."""
 from __future__ import annotations
 
 import heapq
@@ -37,8 +42,8 @@ class ReplayResult:
     outbound_by_type: Counter = field(default_factory=Counter)
     stats: dict = field(default_factory=dict)
     verified: bool = False
-    port_stats: dict | None = None  # DPDK backend: the ring port's rte_eth_stats
-    worker_stats: dict | None = None
+    port_stats: dict | None = None  # DPDK backend: rte_eth_stats of capture and venue ports
+    worker_stats: dict | None = None  # DPDK backend: the replay loop's counters
     mbufs_in_use: int | None = None
 
 
