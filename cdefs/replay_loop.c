@@ -13,10 +13,10 @@
  * the capture's record time there, the main lcore writes an answer's, and
  * this loop writes now_ns on every frame it sends, from which the main
  * lcore writes the output pcap (net_pcap's own TX stamps would come from
- * its clock).  After a call that sent frames, the loop waits until the
- * main lcore has taken them and queued their answers (a step): the venue
- * simulator is Python, and an answer may be due before the next capture
- * frame. */
+ * its clock).  After a call that sent frames to a venue, the loop waits
+ * until the main lcore has taken them and queued their answers (a step):
+ * the venue simulator is Python, and an answer may be due before the next
+ * capture frame. */
 #include <string.h>
 #include <unistd.h>
 
@@ -97,15 +97,25 @@ static uint64_t answer_next(struct oms_replay *r)
 	return *mbuf_ts(r->ans[r->ans_i]);
 }
 
+/* Waits while the main lcore empties the venue port's TX ring. */
+static void wait_tx_room(struct oms_replay *r)
+{
+	r->stats.tx_full_waits++;
+	if (r->idle_sleep_us)
+		usleep((useconds_t)r->idle_sleep_us);
+	else
+		rte_pause();
+}
+
 /* Everything the core sent, in its order, stamped with now, out of the
- * venue port; when the port's ring is full, a step lets the main lcore
- * empty it. */
-static void send_tx(struct oms_replay *r, uint64_t now)
+ * venue port.  Returns whether any of it went to a venue. */
+static int send_tx(struct oms_replay *r, uint64_t now)
 {
 	uint32_t n = oms_core_tx_count(r->core);
 	const uint8_t *buf = oms_core_tx_buf(r->core);
 	const uint16_t *lens = oms_core_tx_lens(r->core);
 	struct rte_mbuf *m[OMS_BURST];
+	int to_venue = 0;
 
 	for (uint32_t i = 0; i < n;) {
 		uint32_t k = n - i < OMS_BURST ? n - i : OMS_BURST;
@@ -115,15 +125,17 @@ static void send_tx(struct oms_replay *r, uint64_t now)
 			continue;
 		}
 		for (uint32_t j = 0; j < k; j++) {
-			rte_memcpy(rte_pktmbuf_append(m[j], lens[i + j]),
-				   buf + (size_t)(i + j) * OMS_TX_SLOT, lens[i + j]);
+			const uint8_t *f = buf + (size_t)(i + j) * OMS_TX_SLOT;
+			rte_memcpy(rte_pktmbuf_append(m[j], lens[i + j]), f, lens[i + j]);
 			*mbuf_ts(m[j]) = now;
+			/* the core builds untagged IPv4/UDP: source port at 34 */
+			to_venue |= ((f[34] << 8) | f[35]) != r->strategy_udp;
 		}
 		uint32_t sent = 0;
 		while (sent < k && !r->stop) {
 			sent += rte_eth_tx_burst(r->venue_port, 0, m + sent, (uint16_t)(k - sent));
 			if (sent < k)
-				step(r);
+				wait_tx_room(r);
 		}
 		if (sent < k) {
 			r->stats.tx_dropped += k - sent;
@@ -133,6 +145,7 @@ static void send_tx(struct oms_replay *r, uint64_t now)
 		i += k;
 	}
 	oms_core_tx_clear(r->core);
+	return to_venue;
 }
 
 static int replay_main(void *arg)
@@ -181,10 +194,8 @@ static int replay_main(void *arg)
 			timer_call_at = now;
 		}
 		prev = now;
-		if (oms_core_tx_count(r->core)) {
-			send_tx(r, now);
+		if (oms_core_tx_count(r->core) && send_tx(r, now) && r->venue_answers)
 			step(r);
-		}
 	}
 	/* stopped early: what is still held goes back to the pool */
 	if (r->cap_i < r->cap_n)

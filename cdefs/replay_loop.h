@@ -23,7 +23,8 @@ struct oms_replay_stats {
 	uint64_t timer_calls;       /* of which without frames: timers due */
 	uint64_t tx_frames;         /* handed to the venue port */
 	uint64_t tx_dropped;        /* no mbuf for them */
-	uint64_t steps;             /* pauses for the main lcore to drain TX */
+	uint64_t steps;             /* waits for the venue's answers */
+	uint64_t tx_full_waits;     /* waits for the main lcore to empty the TX ring */
 	uint64_t time_backwards;    /* calls earlier than the call before */
 	uint64_t stuck_timers;      /* deadline not past a timer call: ignored */
 };
@@ -41,11 +42,16 @@ struct oms_replay {
 	uint64_t capture_ts_scale;
 	uint64_t capture_ts_base;
 	uint64_t horizon_ns;        /* timers run up to the capture's last time */
+	/* frames from this UDP source port go to strategies, which do not
+	 * answer; only frames to venues make the worker wait (a step) */
+	uint16_t strategy_udp;
+	int venue_answers;          /* 0: nothing answers the venue frames */
 	int idle_sleep_us;          /* 0: spin while the main lcore works */
 	volatile int stop;
 	volatile int finished;
-	/* a step: the worker has sent frames and waits until the main lcore
-	 * has taken them off the venue port and put their answers on it */
+	/* a step: the worker has sent frames to venues and waits until the
+	 * main lcore has taken them off the venue port and put their answers
+	 * on it; the main lcore takes frames off whenever there are any */
 	volatile uint64_t steps;
 	volatile uint64_t acked;
 	uint64_t first_capture_raw; /* the first capture frame's stamp, unscaled */

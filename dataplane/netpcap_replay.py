@@ -171,6 +171,8 @@ class NetPcapReplay:
         r.capture_ts_scale = self.ts_scale
         r.capture_ts_base = self.ts_base
         r.horizon_ns = max((ts for ts, _ in records), default=0)
+        r.strategy_udp = cfg.appliance.strategy_port
+        r.venue_answers = 1 if self.sims else 0
         r.idle_sleep_us = idle_sleep_us
         lcore = lib.oms_next_worker_lcore(0xFFFFFFFF)
         if lcore >= 1024:  # RTE_MAX_LCORE: none left
@@ -183,38 +185,42 @@ class NetPcapReplay:
         self.lcore = lcore
 
     def run(self) -> list[tuple[int, bytes]]:
-        """Serve the worker's steps until it has replayed the whole capture;
-        returns what the core sent, with the now_ns of the call that sent
-        it.  The waits are bounded and in short sleeps, so signals get
-        through."""
+        """Take what the worker sends and answer its steps until it has
+        replayed the whole capture; returns what the core sent, with the
+        now_ns of the call that sent it.  The waits are bounded and in short
+        sleeps, so signals get through."""
         r = self.loop
         out: list[tuple[int, bytes]] = []
         acked = 0
-        last_step = time.monotonic()
+        last_progress = time.monotonic()
         spins = 0
         while True:
+            # every frame of the steps published so far is on the ring now
             steps = r.steps
+            finished = r.finished
+            n = self._drain(out)
+            progressed = n > 0 or steps > acked
             if steps > acked:
-                self._drain(out)
                 acked = steps
                 r.acked = acked
-                last_step = time.monotonic()
+            if progressed:
+                last_progress = time.monotonic()
                 spins = 0
                 continue
-            if r.finished:
+            if finished:
                 break
             spins += 1
             if spins > 200:
                 time.sleep(0.0001)
-            if time.monotonic() - last_step > STEP_TIMEOUT_S:
-                raise ReplayError(f"the replay loop on lcore {self.lcore} made no step in "
+            if time.monotonic() - last_progress > STEP_TIMEOUT_S:
+                raise ReplayError(f"the replay loop on lcore {self.lcore} sent nothing for "
                                   f"{STEP_TIMEOUT_S} s")
-        self._drain(out)
         self._finish()
         return out
 
-    def _drain(self, out: list[tuple[int, bytes]]) -> None:
-        """Take what the worker sent; queue the venue simulator's answers."""
+    def _drain(self, out: list[tuple[int, bytes]]) -> int:
+        """Take what the worker sent; queue the venue simulator's answers.
+        Returns how many frames were taken."""
         lib, ffi = self.lib, self.ffi
         n = lib.oms_replay_collect(self.tx, self._out, self._lens, self._ts, TX_RING)
         slot = lib.OMS_TX_SLOT
@@ -231,6 +237,7 @@ class NetPcapReplay:
             frames = [f for _, f in group]
             for i in range(0, len(frames), lib.OMS_BURST):
                 self._inject(frames[i:i + lib.OMS_BURST], at)
+        return n
 
     def _inject(self, frames: list[bytes], at: int) -> None:
         ffi = self.ffi
