@@ -96,10 +96,10 @@ def diagnose(cfg: Config | Dataplane, root: str | Path = "/") -> list[Finding]:
     d = cfg.dataplane if isinstance(cfg, Config) else cfg
     m = _Machine(root)
     out: list[Finding] = []
-    cpus = _check_lcores(d, m, out)
+    workers = _check_lcores(d, m, out)
     devices = _check_pci(cfg if isinstance(cfg, Config) else None, d, m, out)
     _check_hugepages(d, m, out)
-    _check_numa(d, m, cpus, devices, out)
+    _check_numa(d, m, workers, devices, out)
     return out
 
 
@@ -109,20 +109,36 @@ def errors(findings: list[Finding]) -> list[Finding]:
 
 # --- lcores ---------------------------------------------------------------
 
+def parse_lcores(text: str) -> list[tuple[int, int]]:
+    """(lcore, CPU) pairs of dataplane.lcores: an EAL -l list ("0,1",
+    "0-3": lcore n on CPU n) or lcore@cpu items ("0@0,1@1,2@1")."""
+    pairs: list[tuple[int, int]] = []
+    for part in text.strip().split(","):
+        lcore, at, cpu = part.partition("@")
+        if at:
+            pairs.append((int(lcore), int(cpu)))
+        else:
+            pairs.extend((c, c) for c in parse_cpu_list(part))
+    return pairs
+
+
 def _check_lcores(d: Dataplane, m: _Machine, out: list[Finding]) -> list[int]:
-    cpus = parse_cpu_list(d.lcores)
-    seen: set[int] = set()
-    for c in cpus:
-        if c in seen:
-            out.append(Finding(ERROR, "lcores", f"dataplane.lcores {d.lcores!r} lists CPU {c} "
-                               "twice: list each CPU once"))
-        seen.add(c)
+    """Returns the worker lcores' CPUs (EAL's main lcore, the lowest, is
+    Python's)."""
+    pairs = parse_lcores(d.lcores)
+    bad = False
+    lcores: dict[int, int] = {}
+    for lc, cpu in pairs:
+        if lc in lcores:
+            bad = True
+            out.append(Finding(ERROR, "lcores", f"dataplane.lcores {d.lcores!r} lists lcore "
+                               f"{lc} twice: list each once"))
+        lcores[lc] = cpu
     present = {int(n[3:]) for n in m.listdir("/sys/devices/system/cpu")
                if re.fullmatch(r"cpu\d+", n)}
     online_text = m.read("/sys/devices/system/cpu/online")
     online = set(parse_cpu_list(online_text)) if online_text else present
-    bad = False
-    for c in sorted(seen):
+    for c in sorted(set(lcores.values())):
         if present and c not in present:
             bad = True
             out.append(Finding(ERROR, "lcores", f"dataplane.lcores {d.lcores!r} names CPU {c}, "
@@ -133,31 +149,45 @@ def _check_lcores(d: Dataplane, m: _Machine, out: list[Finding]) -> list[int]:
             out.append(Finding(ERROR, "lcores", f"CPU {c} of dataplane.lcores is offline: "
                                f"echo 1 > /sys/devices/system/cpu/cpu{c}/online, or choose "
                                f"among the online CPUs {_ranges(online)}"))
-    if len(seen) < 2:
+    if len(lcores) < 2:
         bad = True
-        out.append(Finding(ERROR, "lcores", f"dataplane.lcores {d.lcores!r} has one CPU: the "
-                           "first lcore is Python's (control), the worker needs another, "
+        out.append(Finding(ERROR, "lcores", f"dataplane.lcores {d.lcores!r} has one lcore: "
+                           "the first is Python's (control), the worker needs another, "
                            'e.g. "0,1"'))
-    workers = cpus[1:]
+    main = min(lcores, default=0)
+    workers = {lc: cpu for lc, cpu in sorted(lcores.items()) if lc != main}
     if d.idle_sleep_us == 0 and not d.allow_shared_cpus:
-        # two busy pollers on the hyperthreads of one core take turns on it
+        # busy pollers on one CPU, or on the hyperthreads of one core, take
+        # turns on it
+        by_cpu: dict[int, list[int]] = {}
+        for lc, cpu in workers.items():
+            by_cpu.setdefault(cpu, []).append(lc)
+        for cpu, group in by_cpu.items():
+            if len(group) > 1:
+                bad = True
+                out.append(Finding(ERROR, "lcores", f"worker lcores {_ranges(group)} all run "
+                                   f"on CPU {cpu} and busy-poll (idle_sleep_us: 0), so they "
+                                   "take turns on it: give each its own CPU, or set "
+                                   "dataplane.allow_shared_cpus: true (and idle_sleep_us "
+                                   "above 0)"))
         by_core: dict[str, list[int]] = {}
-        for c in dict.fromkeys(workers):
-            sib = m.read(f"/sys/devices/system/cpu/cpu{c}/topology/thread_siblings_list")
+        for cpu in by_cpu:
+            sib = m.read(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
             if sib:
-                by_core.setdefault(sib, []).append(c)
+                by_core.setdefault(sib, []).append(cpu)
         for sib, group in by_core.items():
             if len(group) > 1:
                 bad = True
-                out.append(Finding(ERROR, "lcores", f"worker lcores {_ranges(group)} are "
-                                   f"hyperthreads of one core (siblings {sib}) and busy-poll "
-                                   "(idle_sleep_us: 0), so they take turns on it: choose "
-                                   "CPUs on different cores, or set "
+                out.append(Finding(ERROR, "lcores", f"worker lcores on CPUs {_ranges(group)} "
+                                   f"are hyperthreads of one core (siblings {sib}) and "
+                                   "busy-poll (idle_sleep_us: 0), so they take turns on it: "
+                                   "choose CPUs on different cores, or set "
                                    "dataplane.allow_shared_cpus: true"))
     if not bad:
-        out.append(Finding(OK, "lcores", f"CPUs {d.lcores} are present and online "
-                           f"(Python on {cpus[0]}, workers on {_ranges(workers)})"))
-    return cpus
+        out.append(Finding(OK, "lcores", f"CPUs {_ranges(lcores.values())} are present and "
+                           f"online (Python on {lcores.get(main, main)}, workers on "
+                           f"{_ranges(workers.values())})"))
+    return sorted(set(workers.values()))
 
 
 # --- PCI ports and the IOMMU ----------------------------------------------
@@ -289,18 +319,17 @@ def _cpu_nodes(m: _Machine) -> dict[int, int]:
     return nodes
 
 
-def _check_numa(d: Dataplane, m: _Machine, cpus: list[int], devices: dict[str, int],
+def _check_numa(d: Dataplane, m: _Machine, workers: list[int], devices: dict[str, int],
                 out: list[Finding]) -> None:
     cpu_node = _cpu_nodes(m)
-    workers = cpus[1:]
     for addr, node in devices.items():
         if node < 0:
             continue  # one node, or the firmware does not say
         far = [c for c in workers if c in cpu_node and cpu_node[c] != node]
         if far:
             local = sorted(c for c, n in cpu_node.items() if n == node)
-            out.append(Finding(WARNING, "numa", f"port {addr} is on NUMA node {node} but worker "
-                               f"lcore(s) {_ranges(far)} are on node "
+            out.append(Finding(WARNING, "numa", f"port {addr} is on NUMA node {node} but the "
+                               f"worker lcores on CPU(s) {_ranges(far)} are on node "
                                f"{_ranges({cpu_node[c] for c in far})}: every frame crosses "
                                f"between sockets; choose worker lcores from node {node} "
                                f"(CPUs {_ranges(local)})"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from control.config import Dataplane, load_config, load_default_config
-from dataplane.diagnose import ERROR, OK, WARNING, diagnose, parse_cpu_list
+from dataplane.diagnose import ERROR, OK, WARNING, diagnose, parse_cpu_list, parse_lcores
 
 ROOT = Path(__file__).resolve().parent.parent
 OMSCTL = Path(sys.executable).parent / "omsctl"
@@ -198,7 +198,7 @@ def test_cpu_listed_twice(tmp_path):
     root = fake_machine(tmp_path)
     text = only_error(diagnose(dataplane(lcores="0-2,2", hugepages=False, pci=()), root),
                       "lcores")
-    assert "CPU 2 twice" in text
+    assert "lcore 2 twice" in text
 
 
 def test_busy_pollers_on_hyperthreads_of_one_core(tmp_path):
@@ -211,16 +211,30 @@ def test_busy_pollers_on_hyperthreads_of_one_core(tmp_path):
     assert problems(diagnose(dataclasses.replace(dp, idle_sleep_us=50), root)) == []
 
 
+def test_busy_pollers_mapped_onto_one_cpu(tmp_path):
+    root = fake_machine(tmp_path, cpus=2, online="0-1")
+    dp = dataplane(lcores="0@0,1@1,2@1", hugepages=False, pci=())
+    text = only_error(diagnose(dp, root), "lcores")
+    assert "worker lcores 1-2 all run on CPU 1" in text and "allow_shared_cpus: true" in text
+    assert problems(diagnose(dataclasses.replace(dp, allow_shared_cpus=True), root)) == []
+    assert problems(diagnose(dataclasses.replace(dp, idle_sleep_us=50), root)) == []
+    text = only_error(diagnose(dataplane(lcores="0@0,1@4", hugepages=False, pci=()), root),
+                      "lcores")
+    assert "names CPU 4" in text
+
+
 def test_numa_mismatch_is_a_warning_with_the_local_cpus(tmp_path):
     root = fake_machine(tmp_path, nodes={0: "0-1", 1: "2-3"},
                         nics={NIC: {"driver": "vfio-pci", "node": 1}})
-    findings = diagnose(dataplane(lcores="2,1"), root)
+    findings = diagnose(dataplane(lcores="0,1"), root)
     assert problems(findings, ERROR) == []
     [w] = problems(findings, WARNING)
     assert w.check == "numa"
-    assert "NUMA node 1" in w.text and "lcore(s) 1 are on node 0" in w.text
+    assert "NUMA node 1" in w.text and "worker lcores on CPU(s) 1 are on node 0" in w.text
     assert "CPUs 2-3" in w.text
     assert problems(diagnose(dataplane(lcores="0,2"), root)) == []
+    # EAL's main lcore is the lowest: Python on CPU 1, the worker on CPU 2
+    assert problems(diagnose(dataplane(lcores="2,1"), root)) == []
 
 
 def test_no_hugepages_on_the_ports_node_is_a_warning(tmp_path):
@@ -243,8 +257,10 @@ def test_port_missing_from_the_pci_list(tmp_path):
     assert "dataplane.ports.venue" in text and NIC2 in text
 
 
-def test_cpu_lists():
+def test_cpu_and_lcore_lists():
     assert parse_cpu_list("0-3,8,10-11\n") == [0, 1, 2, 3, 8, 10, 11]
+    assert parse_lcores("0-1,3") == [(0, 0), (1, 1), (3, 3)]
+    assert parse_lcores("0@0,1@1,2@1") == [(0, 0), (1, 1), (2, 1)]
 
 
 # --- this machine ---------------------------------------------------------
@@ -256,7 +272,7 @@ def test_this_machine_runs_the_default_job():
     assert problems(findings, ERROR) == [], findings
     r = subprocess.run([OMSCTL, "doctor"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "ok: lcores: CPUs 0,1 are present and online" in r.stdout
+    assert "ok: lcores: CPUs 0-1 are present and online" in r.stdout
     assert "0 error(s)" in r.stdout
 
 
