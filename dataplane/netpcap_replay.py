@@ -33,6 +33,9 @@ DILATED_SPAN_NS = (1 << 32) * 1_000_000
 POOL_MBUFS = 32767
 ANSWER_RING = 16384
 TX_RING = 4096
+# an mbuf's data room (RTE_MBUF_DEFAULT_DATAROOM): net_pcap chains longer
+# frames, and the core is handed one segment
+MAX_FRAME = 2048
 # no step for this long: the worker is stuck
 STEP_TIMEOUT_S = 30.0
 # DPDK keeps devargs as key=value lists: these would split the path
@@ -52,7 +55,11 @@ def eal_args() -> list[str]:
 
 def check_capture(records: list[tuple[int, bytes]], path: Path) -> None:
     """What net_pcap cannot deliver as the pcap backend reads it."""
-    for i, (ts, _) in enumerate(records):
+    for i, (ts, frame) in enumerate(records):
+        if len(frame) > MAX_FRAME:
+            raise ReplayError(
+                f"{path}: frame {i} has {len(frame)} bytes; the replay loop takes frames of "
+                f"one mbuf (at most {MAX_FRAME}): replay it with --backend pcap")
         if i and ts < records[i - 1][0]:
             raise ReplayError(
                 f"{path}: frame {i} is older than frame {i - 1}; net_pcap delivers frames in "

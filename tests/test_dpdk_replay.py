@@ -106,17 +106,25 @@ def test_bursts_larger_than_a_port_burst_and_timer_only_calls(tmp_path, venue_si
         assert d_sum["events"]["VENUE_TIMEOUTS"] >= 1
 
 
-def test_unsorted_capture_is_refused_with_the_reason(tmp_path):
+@pytest.mark.parametrize("change, reason", [
+    ("unsorted", "frame 1 is older than frame 0"),
+    ("jumbo", "frame 3 has 3000 bytes"),
+])
+def test_captures_net_pcap_cannot_replay_are_refused_with_the_reason(tmp_path, change, reason):
     from dataplane.pcap_backend import write_pcap
 
     records = read_pcap(GOLDEN / "brief_example.orders.pcap")
-    pcap = tmp_path / "unsorted.pcap"
-    write_pcap(pcap, [records[-1], *records[:-1]])
+    if change == "unsorted":
+        records = [records[-1], *records[:-1]]
+    else:
+        records[3] = (records[3][0], records[3][1].ljust(3000, b"\0"))
+    pcap = tmp_path / f"{change}.pcap"
+    write_pcap(pcap, records)
     r = subprocess.run([OMSCTL, "replay", pcap, "-o", tmp_path / "o.pcap", "--backend", "dpdk"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
-    assert "frame 1 is older than frame 0" in r.stderr and "--backend pcap" in r.stderr
-
+    assert reason in r.stderr and "--backend pcap" in r.stderr
+    assert not (tmp_path / "o.pcap").exists()
 
 
 def test_the_main_job_replays_the_bundled_scenario_through_net_pcap(tmp_path):
