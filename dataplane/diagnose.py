@@ -221,10 +221,13 @@ def _check_pci(cfg: Config | None, d: Dataplane, m: _Machine, out: list[Finding]
                                "DPDK's mlx driver works beside"))
         else:
             now = f"bound to the kernel driver {driver}" if driver else "bound to no driver"
+            if m.listdir("/sys/kernel/iommu_groups"):
+                fix = f"deploy/bind-nic.sh {addr} (vfio-pci)"
+            else:
+                fix = (f"deploy/bind-nic.sh {addr} uio_pci_generic (this machine has no "
+                       "IOMMU, which vfio-pci needs)")
             out.append(Finding(ERROR, "pci", f"{addr} is {now}, so DPDK cannot drive it: "
-                               f"bind it with deploy/bind-nic.sh {addr} (vfio-pci; "
-                               f"deploy/bind-nic.sh {addr} uio_pci_generic without an "
-                               "IOMMU)"))
+                               f"bind it with {fix}"))
     if cfg is not None and d.ports is not None:
         allowed = {pci_address(p) for p in d.pci}
         for role in ("strategy", "venue"):

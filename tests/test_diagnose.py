@@ -142,6 +142,12 @@ def test_port_bound_to_its_kernel_driver(tmp_path):
     assert f"deploy/bind-nic.sh {NIC}" in text
 
 
+def test_port_to_bind_on_a_machine_without_iommu(tmp_path):
+    root = fake_machine(tmp_path, iommu=False, nics={NIC: {"driver": "ixgbe"}})
+    text = only_error(diagnose(dataplane(), root), "pci")
+    assert f"deploy/bind-nic.sh {NIC} uio_pci_generic" in text and "no IOMMU" in text
+
+
 def test_port_bound_to_no_driver(tmp_path):
     root = fake_machine(tmp_path, nics={NIC: {}})
     text = only_error(diagnose(dataplane(), root), "pci")
