@@ -224,6 +224,9 @@ class Dataplane:
     idle_sleep_us: int = 0
     afxdp: Afxdp | None = None
     threading: Threading = field(default_factory=Threading)
+    # two busy-polling workers on the hyperthreads of one core take turns on
+    # it: start-up refuses that unless this says it is meant
+    allow_shared_cpus: bool = False
 
 
 @dataclass(frozen=True)
@@ -751,8 +754,9 @@ class _Loader:
                                  f"{lcores!r} is not an lcore list like \"0,1\", \"0-3\" "
                                  "or \"0@0,1@1,2@1\" (lcore@cpu)")
             out["lcores"] = lcores
-        if "hugepages" in v:
-            out["hugepages"] = self.boolean(v["hugepages"], "dataplane.hugepages")
+        for key in ("hugepages", "allow_shared_cpus"):
+            if key in v:
+                out[key] = self.boolean(v[key], f"dataplane.{key}")
         for key, lo, hi in (("memory_mb", 64, 1 << 20), ("mbufs", 511, 1 << 24),
                             ("idle_sleep_us", 0, 1_000_000)):
             if key in v:
