@@ -15,7 +15,8 @@ from cffi import FFI
 ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
 CORE_SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c",
-                "encode.c", "latency.c", "timers.c", "link.c", "risk.c"]
+                "encode.c", "latency.c", "timers.c", "link.c", "risk.c", "feed.c", "book.c",
+                "igmp.c"]
 DPDK_SOURCES = ["dpdk_io.c", "worker.c"]
 MODULE = "dataplane._oms_dpdk"
 
