@@ -267,7 +267,7 @@ def price4(text: str | Decimal | int) -> int:
     return int(d)
 
 
-def itch_message(code: str, **fields) -> bytes:
+def itch_message(code: str, /, **fields) -> bytes:
     """The bytes of one ITCH message of type ``code`` ('A', 'E', ...)."""
     if "price" in fields and isinstance(fields["price"], (str, Decimal)):
         fields["price"] = price4(fields["price"])
