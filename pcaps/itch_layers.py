@@ -17,7 +17,6 @@ from decimal import Decimal
 
 from scapy.fields import (
     BitField,
-    ByteField,
     IntField,
     LongField,
     ShortField,

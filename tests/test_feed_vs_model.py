@@ -7,12 +7,12 @@ new sessions.  After every step both must show the same top of book, stale
 flags, books, re-requests and counters."""
 from __future__ import annotations
 
+from feed_wire import feed_kwargs, multicast, retransmission
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataplane.book_model import FeedModel
 from dataplane.feed import Feed, mold_request
-from feed_wire import feed_kwargs, multicast, retransmission
 from pcaps.itch_layers import itch_message as M
 from pcaps.itch_layers import mold_packet
 
