@@ -4,10 +4,6 @@ retransmission server (the re-request frame's bytes), duplicates,
 staleness on now_ns, sessions, and which frames it takes."""
 from __future__ import annotations
 
-from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
-
-from dataplane.feed import Feed, mold_request
 from feed_wire import (
     APP_IP,
     APP_MAC,
@@ -20,6 +16,10 @@ from feed_wire import (
     multicast,
     retransmission,
 )
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from dataplane.feed import Feed, mold_request
 from pcaps.itch_layers import MoldHeader
 from pcaps.itch_layers import itch_message as M
 from pcaps.itch_layers import mold_packet as P

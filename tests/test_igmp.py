@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from feed_wire import multicast
 from scapy.layers.igmp import IGMPv3_MQ, IGMPv3_MR, IGMPv3_MR_Group
 from scapy.layers.inet import IP, IPOption_Router_Alert
 from scapy.layers.l2 import Ether
@@ -14,7 +15,6 @@ from scapy.utils import in4_getnsmac
 
 from dataplane.core import ffi, lib
 from dataplane.feed import Igmp, mcast_mac
-from feed_wire import multicast
 
 MAC, IP_ADDR = "02:00:00:00:00:01", "10.0.0.1"
 G1, G2, SRC = "239.1.1.1", "232.5.6.7", "10.0.0.7"
@@ -108,7 +108,7 @@ def test_max_resp_code_floating_point_form():
     g.join(G1, None, 0)
     g.take_tx()
     worst = 0
-    for i in range(30):
+    for _ in range(30):
         g.rx(query(mrcode=208), 0)
         worst = max(worst, g.next_deadline())
         g.poll(g.next_deadline())
