@@ -10,6 +10,11 @@ static inline uint32_t order_home(const struct md_tables *t, uint64_t ref)
 	return id_hash(ref) & t->order_mask;
 }
 
+static inline uint64_t order_entry(uint64_t ref, uint32_t oi)
+{
+	return (uint64_t)id_hash(ref) << 32 | oi;
+}
+
 static inline uint32_t level_home(const struct md_tables *t, uint32_t book_side, int64_t px)
 {
 	return id_hash((uint64_t)px ^ ((uint64_t)book_side * 0xff51afd7ed558ccdull)) &
@@ -17,27 +22,46 @@ static inline uint32_t level_home(const struct md_tables *t, uint32_t book_side,
 }
 
 /* Linear probing with backward-shift deletion: no tombstones, so probe
- * lengths stay short however long the day runs. */
-static void ix_delete(uint32_t *ix, uint32_t mask, uint32_t slot,
-		      const struct md_tables *t, int is_order)
+ * lengths stay short however long the day runs.  An entry moves back to
+ * the hole unless its home lies cyclically in (hole, its slot]. */
+static inline int stays(uint32_t hole, uint32_t j, uint32_t home)
 {
-	uint32_t i = slot, j = slot;
+	return hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+}
+
+static void level_ix_delete(struct md_tables *t, uint32_t slot)
+{
+	uint32_t *ix = t->level_ix, mask = t->level_mask, i = slot, j = slot;
 
 	for (;;) {
 		j = (j + 1) & mask;
 		uint32_t e = ix[j];
 		if (e == MD_NIL)
 			break;
-		uint32_t k = is_order ? order_home(t, t->orders[e].ref)
-				      : level_home(t, t->levels[e].book_side, t->levels[e].px);
-		/* move e back to the hole unless its home lies in (i, j] */
-		int stays = (i <= j) ? (i < k && k <= j) : (i < k || k <= j);
-		if (!stays) {
+		if (!stays(i, j, level_home(t, t->levels[e].book_side, t->levels[e].px))) {
 			ix[i] = e;
 			i = j;
 		}
 	}
 	ix[i] = MD_NIL;
+}
+
+static void order_ix_delete(struct md_tables *t, uint32_t slot)
+{
+	uint64_t *ix = t->order_ix;
+	uint32_t mask = t->order_mask, i = slot, j = slot;
+
+	for (;;) {
+		j = (j + 1) & mask;
+		uint64_t e = ix[j];
+		if (e == ORDER_IX_EMPTY)
+			break;
+		if (!stays(i, j, (uint32_t)(e >> 32) & mask)) {
+			ix[i] = e;
+			i = j;
+		}
+	}
+	ix[i] = ORDER_IX_EMPTY;
 }
 
 int book_tables_init(struct md_tables *t, uint32_t max_orders, uint32_t max_levels,
@@ -49,7 +73,7 @@ int book_tables_init(struct md_tables *t, uint32_t max_orders, uint32_t max_leve
 	t->order_mask = pow2_at_least(max_orders * 2) - 1;
 	t->level_mask = t->order_mask;
 	t->orders = alloc_lines((size_t)max_orders * sizeof(struct md_order));
-	t->order_ix = alloc_lines((size_t)(t->order_mask + 1) * sizeof(uint32_t));
+	t->order_ix = alloc_lines((size_t)(t->order_mask + 1) * sizeof(uint64_t));
 	t->levels = alloc_lines((size_t)max_orders * sizeof(struct md_level));
 	t->level_ix = alloc_lines((size_t)(t->level_mask + 1) * sizeof(uint32_t));
 	t->heap_pool = alloc_lines((size_t)n_books * 2 * max_levels * sizeof(uint32_t) + 64);
@@ -74,7 +98,7 @@ void book_tables_free(struct md_tables *t)
 
 void book_tables_reset(struct md_tables *t, struct md_book *books, uint32_t n_books)
 {
-	memset(t->order_ix, 0xff, (size_t)(t->order_mask + 1) * sizeof(uint32_t));
+	memset(t->order_ix, 0xff, (size_t)(t->order_mask + 1) * sizeof(uint64_t));
 	memset(t->level_ix, 0xff, (size_t)(t->level_mask + 1) * sizeof(uint32_t));
 	for (uint32_t i = 0; i < t->max_orders; i++) {
 		t->orders[i].level = i + 1 < t->max_orders ? i + 1 : MD_NIL;
@@ -91,10 +115,14 @@ void book_tables_reset(struct md_tables *t, struct md_book *books, uint32_t n_bo
 
 uint32_t book_find_order(const struct md_tables *t, uint64_t ref)
 {
-	for (uint32_t i = order_home(t, ref);; i = (i + 1) & t->order_mask) {
-		uint32_t e = t->order_ix[i];
-		if (e == MD_NIL || t->orders[e].ref == ref)
-			return e;
+	uint64_t tag = order_entry(ref, 0) >> 32;
+
+	for (uint32_t i = (uint32_t)tag & t->order_mask;; i = (i + 1) & t->order_mask) {
+		uint64_t e = t->order_ix[i];
+		if (e == ORDER_IX_EMPTY)
+			return MD_NIL;
+		if (e >> 32 == tag && t->orders[(uint32_t)e].ref == ref)
+			return (uint32_t)e;
 	}
 }
 
@@ -199,7 +227,7 @@ static void level_release(struct md_tables *t, struct md_book *books, uint32_t l
 
 	while (t->level_ix[i] != li)
 		i = (i + 1) & t->level_mask;
-	ix_delete(t->level_ix, t->level_mask, i, t, 0);
+	level_ix_delete(t, i);
 	heap_remove(t, &books[book].side[side], (int)side, l->heap_pos);
 	l->next_free = t->level_free;
 	t->level_free = li;
@@ -227,9 +255,9 @@ int book_add(struct md_tables *t, struct md_book *books, uint32_t book, uint64_t
 	t->levels[li].qty += qty;
 	t->levels[li].orders++;
 	uint32_t i = order_home(t, ref);
-	while (t->order_ix[i] != MD_NIL)
+	while (t->order_ix[i] != ORDER_IX_EMPTY)
 		i = (i + 1) & t->order_mask;
-	t->order_ix[i] = oi;
+	t->order_ix[i] = order_entry(ref, oi);
 	t->live_orders++;
 	return MD_OK;
 }
@@ -243,9 +271,9 @@ void book_remove(struct md_tables *t, struct md_book *books, uint32_t oi)
 	l->qty -= o->qty;
 	if (--l->orders == 0)
 		level_release(t, books, o->level);
-	while (t->order_ix[i] != oi)
+	while ((uint32_t)t->order_ix[i] != oi)
 		i = (i + 1) & t->order_mask;
-	ix_delete(t->order_ix, t->order_mask, i, t, 1);
+	order_ix_delete(t, i);
 	o->level = t->order_free;
 	t->order_free = oi;
 	t->live_orders--;

@@ -515,6 +515,42 @@ static void apply_msg(struct oms_feed *f, const uint8_t *m, uint32_t len)
 
 /* ---- MoldUDP64 ---- */
 
+/* Prefetching ahead in a packet (hints only).  peek_block returns the
+ * message of the block at *off and moves *off past it; NULL at the end or
+ * at a block that does not fit (the main walk counts that one).  Messages
+ * that refer to an order carry its reference at offset 11 (E C X D U; A
+ * and F a new one, whose slot an add probes too); the length checked here
+ * is enough to read it. */
+static inline const uint8_t *peek_block(const uint8_t *p, uint32_t len, uint32_t *off)
+{
+	if (*off + MOLD_BLOCK_HLEN > len)
+		return NULL;
+	uint32_t mlen = rd_be16(p + *off);
+	if (*off + MOLD_BLOCK_HLEN + mlen > len)
+		return NULL;
+	const uint8_t *m = p + *off + MOLD_BLOCK_HLEN;
+	*off += MOLD_BLOCK_HLEN + mlen;
+	static const uint8_t too_short[1];
+	return mlen >= ITCH_HLEN + 8 ? m : too_short;
+}
+
+static inline int refers_to_order(uint8_t t)
+{
+	return t == 'E' || t == 'C' || t == 'X' || t == 'D' || t == 'U';
+}
+
+static inline void prefetch_slot(const struct oms_feed *f, const uint8_t *m)
+{
+	if (refers_to_order(m[0]) || m[0] == 'A' || m[0] == 'F')
+		book_prefetch_slot(&f->t, rd_be64(m + ITCH_ADD_OFF_REF));
+}
+
+static inline void prefetch_order(const struct oms_feed *f, const uint8_t *m)
+{
+	if (refers_to_order(m[0]))
+		book_prefetch_order(&f->t, rd_be64(m + ITCH_ADD_OFF_REF));
+}
+
 static void send_request(struct oms_feed *f)
 {
 	uint64_t count = f->highest - f->expected;
@@ -629,8 +665,24 @@ uint32_t oms_feed_process_packet(struct oms_feed *f, const uint8_t *p, uint32_t 
 		return f->tx_count;
 	}
 
-	uint32_t off = MOLD_HLEN;
+	uint32_t off = MOLD_HLEN, ahead = MOLD_HLEN;
+	const uint8_t *q1 = NULL, *q2 = NULL;
+	if (count > 1) {
+		peek_block(p, len, &ahead); /* message 0, the first to apply */
+		q1 = peek_block(p, len, &ahead);
+		if (q1)
+			prefetch_slot(f, q1);
+		q2 = q1 ? peek_block(p, len, &ahead) : NULL;
+	}
 	for (uint32_t i = 0; i < count; i++) {
+		if (q1) {
+			/* the order one message ahead, the index slot two ahead */
+			prefetch_order(f, q1);
+			if (q2)
+				prefetch_slot(f, q2);
+			q1 = q2;
+			q2 = q1 ? peek_block(p, len, &ahead) : NULL;
+		}
 		if (off + MOLD_BLOCK_HLEN > len) {
 			drop(f, OMS_FEED_DROP_MOLD_BAD_BLOCK);
 			break;
