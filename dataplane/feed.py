@@ -116,6 +116,39 @@ class Feed:
         return [(out[i].px, out[i].qty, out[i].orders) for i in range(n)]
 
 
+def symbol_indices(cfg) -> dict[str, int]:
+    """Where each subscribed symbol's top of book is published: its index in
+    the configured instruments (the core's order), else in
+    market_data.symbols."""
+    md = cfg.market_data
+    if cfg.instruments:
+        order = {i.symbol: n for n, i in enumerate(cfg.instruments)}
+        return {s: order[s] for s in md.symbols}
+    return {s: n for n, s in enumerate(md.symbols)}
+
+
+def feeds_from_config(cfg) -> dict[int, Feed]:
+    """One Feed per market_data subscription, by venue id, with every
+    subscribed symbol's book (control/config.py MarketData)."""
+    md, app = cfg.market_data, cfg.appliance
+    index = symbol_indices(cfg)
+    out = {}
+    for sub in md.subscriptions:
+        rt = sub.retransmission
+        f = Feed(venue=sub.venue, mac=app.mac, ip=app.ip,
+                 port=md.request_port or app.venue_port + 2, group=sub.group,
+                 group_port=sub.port, source=sub.source_ip or None,
+                 retrans=(rt.ip, rt.port, rt.mac) if rt else None,
+                 stale_after_ns=(sub.stale_after_ms or md.stale_after_ms) * 1_000_000,
+                 retransmit_ns=app.retransmit_ms * 1_000_000,
+                 max_symbols=max(index.values(), default=0) + 1,
+                 max_orders=md.max_orders, max_levels=md.max_levels)
+        for sym, i in index.items():
+            f.subscribe(sym, i)
+        out[sub.venue] = f
+    return out
+
+
 def mold_request(frame: bytes) -> tuple[bytes, int, int]:
     """(session, sequence number, count) of a re-request frame the feed
     built (Ethernet/IPv4/UDP without options)."""

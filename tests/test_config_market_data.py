@@ -103,3 +103,16 @@ def test_schema_describes_the_section():
     doc["market_data"]["subscriptions"][0]["group"] = "not an ip"
     doc["market_data"]["subscriptions"][1]["colour"] = "blue"
     assert len(list(iter_errors(doc, schema))) == 2
+
+
+def test_feeds_are_built_from_the_section():
+    from dataplane.feed import feeds_from_config, symbol_indices
+    cfg = load(GOOD)
+    feeds = feeds_from_config(cfg)
+    assert sorted(feeds) == [1, 2]
+    idx = symbol_indices(cfg)
+    assert idx == {"AAPL": [i.symbol for i in cfg.instruments].index("AAPL"),
+                   "MSFT": [i.symbol for i in cfg.instruments].index("MSFT")}
+    for f in feeds.values():
+        assert f.tob(idx["AAPL"])["stale"] == 1  # subscribed, nothing received yet
+        assert f.tob(max(idx.values()) + 1) is None
