@@ -1,7 +1,7 @@
 """ITCH 5.0 / MoldUDP64 multicast pcaps from a small JSON Lines scenario,
 for feed tests and demos (docs/market-data.md "Scenarios").
 
-    python -m pcaps.itch_gen pcaps/scenarios/itch_day.jsonl out/itch_day.pcap
+    python -m pcaps.itch_gen pcaps/itch_scenarios/itch_day.jsonl out/itch_day.pcap
 
 Lines (one JSON object each; "#" lines and blank lines are skipped):
 

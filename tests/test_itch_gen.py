@@ -1,4 +1,4 @@
-"""The ITCH scenario generator: pcaps/scenarios/itch_day.jsonl becomes a
+"""The ITCH scenario generator: pcaps/itch_scenarios/itch_day.jsonl becomes a
 MoldUDP64 multicast pcap that, replayed through the C feed, builds the
 books, trades, halt, gap and end of session the scenario describes; bad
 scenarios are refused with file, line and key."""
@@ -16,7 +16,7 @@ from pcaps.itch_gen import ScenarioError, build_frames, build_pcap
 from pcaps.itch_layers import MoldHeader
 
 ROOT = Path(__file__).resolve().parent.parent
-DAY = ROOT / "pcaps" / "scenarios" / "itch_day.jsonl"
+DAY = ROOT / "pcaps" / "itch_scenarios" / "itch_day.jsonl"
 D = 100_000_000  # 8-decimal fixed point
 
 
