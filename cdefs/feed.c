@@ -867,7 +867,7 @@ uint32_t oms_feed_levels(const struct oms_feed *f, uint32_t symbol_index, uint8_
 		return 0;
 	const struct md_side *h = &f->books[f->book_by_index[symbol_index]].side[side == 'S'];
 
-	if (h->n > max)
+	if (h->n > max || !h->n)
 		return h->n; /* not filled: ask again with room for them all */
 	for (uint32_t i = 0; i < h->n; i++) {
 		const struct md_level *l = &f->t.levels[h->heap[i]];
