@@ -645,6 +645,10 @@ uint32_t oms_feed_process_packet(struct oms_feed *f, const uint8_t *p, uint32_t 
 	uint64_t seq = rd_be64(p + MOLD_OFF_SEQ);
 	uint16_t count = rd_be16(p + MOLD_OFF_COUNT);
 
+	if (seq >= MOLD_SEQ_LIMIT) {
+		drop(f, OMS_FEED_DROP_MOLD_BAD_SEQ);
+		return f->tx_count;
+	}
 	f->stats.event[OMS_FEED_EV_PACKETS]++;
 	if (!f->have_session || memcmp(f->session, p + MOLD_OFF_SESSION, MOLD_SESSION_LEN))
 		new_session(f, p + MOLD_OFF_SESSION);

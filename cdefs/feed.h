@@ -22,8 +22,8 @@
  * these counters. */
 #define OMS_FEED_DROP_LIST(X)                                                 \
 	X(NET) X(WRONG_GROUP) X(WRONG_PORT) X(WRONG_SOURCE)                   \
-	X(MOLD_TRUNCATED) X(MOLD_BAD_BLOCK) X(DUPLICATE) X(AHEAD)             \
-	X(ITCH_BAD_LENGTH) X(UNKNOWN_REF) X(DUP_REF) X(BAD_SIDE)              \
+	X(MOLD_TRUNCATED) X(MOLD_BAD_SEQ) X(MOLD_BAD_BLOCK) X(DUPLICATE)      \
+	X(AHEAD) X(ITCH_BAD_LENGTH) X(UNKNOWN_REF) X(DUP_REF) X(BAD_SIDE)     \
 	X(BAD_SHARES) X(OVER_EXECUTE) X(ORDERS_FULL) X(LEVELS_FULL) X(TX_FULL)
 
 /* What happened, for operators and tests. */

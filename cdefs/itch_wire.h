@@ -29,6 +29,9 @@ enum {
 	MOLD_COUNT_END_OF_SESSION = 0xFFFF,
 	MOLD_REQUEST_LEN = 20,
 };
+/* Sequence numbers from here on are refused, so that a packet's range
+ * (sequence number + count) never wraps: no session gets near 2^64. */
+#define MOLD_SEQ_LIMIT (0xFFFFFFFFFFFFFFFFull - 0x10000ull)
 
 /* Every ITCH 5.0 message starts with Message Type(0,1) Stock Locate(1,2)
  * Tracking Number(3,2) Timestamp(5,6: ns since midnight). */

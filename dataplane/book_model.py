@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 # staleness bits (cdefs/feed.h enum oms_feed_stale)
 STALE_NO_SESSION, STALE_GAP, STALE_QUIET, STALE_END, STALE_BOOK_FULL = 1, 2, 4, 8, 16
 PRICE_TO_FIXED = 10_000
+MOLD_SEQ_LIMIT = 2**64 - 1 - 0x10000
 U32_MAX = 0xFFFFFFFF
 
 ITCH_LEN = {"S": 12, "R": 39, "H": 25, "Y": 20, "A": 36, "F": 40, "E": 31, "C": 36,
@@ -318,6 +319,9 @@ class FeedModel:
             self._drop("MOLD_TRUNCATED")
             return
         seq, count = struct.unpack_from("!QH", p, 10)
+        if seq >= MOLD_SEQ_LIMIT:  # a range that would wrap 64 bits
+            self._drop("MOLD_BAD_SEQ")
+            return
         self._event("PACKETS")
         if self.session != p[:10]:
             self._new_session(p[:10])

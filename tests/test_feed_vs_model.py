@@ -251,3 +251,41 @@ def test_busy_streams_agree_with_the_reference_book(seed, retrans, sizes):
         check_same(c, model)
     if retrans:
         assert c.stale() & 2 == 0 and c.expected_seq() == d.next_seq
+
+
+@st.composite
+def junk_payloads(draw):
+    """Bytes a broken or hostile sender might put in a datagram: valid
+    packets cut short or with bytes flipped, wild counts and sequence
+    numbers, or noise."""
+    kind = draw(st.integers(0, 3))
+    msgs = draw(st.lists(messages, min_size=1, max_size=4))
+    seq = draw(st.one_of(st.integers(1, 40), st.integers(0, 2**64 - 1),
+                         st.integers(2**64 - 0x10003, 2**64 - 1)))
+    p = bytearray(mold_packet(draw(st.sampled_from(["SESS000001", "SESS000002"])), seq, msgs))
+    if kind == 0:
+        return bytes(p[:draw(st.integers(0, len(p)))])
+    if kind == 1:
+        for _ in range(draw(st.integers(1, 4))):
+            p[draw(st.integers(0, len(p) - 1))] ^= draw(st.integers(1, 255))
+        return bytes(p)
+    if kind == 2:
+        p[18:20] = draw(st.integers(0, 0xFFFF)).to_bytes(2, "big")
+        return bytes(p)
+    return draw(st.binary(max_size=120))
+
+
+@settings(max_examples=150, deadline=None)
+@given(payloads=st.lists(junk_payloads(), max_size=30), retrans=st.booleans())
+def test_junk_is_counted_the_same_and_never_crashes(payloads, retrans):
+    c = Feed(**feed_kwargs(retrans, stale_after_ns=STALE_AFTER_NS, retransmit_ns=RETRANSMIT_NS,
+                           max_request=MAX_REQUEST))
+    model = FeedModel(4096, 256, retrans=retrans, max_request=MAX_REQUEST,
+                      stale_after_ns=STALE_AFTER_NS, retransmit_ns=RETRANSMIT_NS)
+    for sym, idx, _ in SYMBOLS:
+        c.subscribe(sym, idx)
+        model.subscribe(sym, idx)
+    d = Driver(c, model)
+    for p in payloads:
+        d.deliver([multicast(p)], [p])
+        check_same(c, model)
