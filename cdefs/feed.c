@@ -28,6 +28,7 @@ struct oms_feed {
 	uint32_t n_books;
 	uint32_t max_books;
 	uint32_t *book_by_locate;  /* MD_NIL: not subscribed (or not yet seen) */
+	uint64_t *symbol_by_locate; /* every directory entry, for late subscribers */
 	uint32_t *book_by_index;   /* symbol index -> book */
 	uint32_t *book_by_symbol;  /* open addressing on the 8 symbol bytes */
 	uint32_t symbol_mask;
@@ -99,13 +100,14 @@ struct oms_feed *oms_feed_create(const struct oms_feed_config *cfg)
 	f->symbol_mask = pow2_at_least(cfg->max_symbols * 2) - 1;
 	f->books = alloc_lines((size_t)f->max_books * sizeof(struct md_book));
 	f->book_by_locate = alloc_lines(LOCATES * sizeof(uint32_t));
+	f->symbol_by_locate = alloc_lines(LOCATES * sizeof(uint64_t));
 	f->book_by_index = alloc_lines((size_t)cfg->max_symbols * sizeof(uint32_t));
 	f->book_by_symbol = alloc_lines((size_t)(f->symbol_mask + 1) * sizeof(uint32_t));
 	f->tobs = alloc_lines((size_t)cfg->max_symbols * sizeof(struct oms_tob));
 	f->tx_buf = alloc_lines((size_t)f->cfg.tx_capacity * OMS_TX_SLOT);
 	f->tx_lens = alloc_lines((size_t)f->cfg.tx_capacity * sizeof(uint16_t));
-	if (!f->books || !f->book_by_locate || !f->book_by_index || !f->book_by_symbol ||
-	    !f->tobs || !f->tx_buf || !f->tx_lens) {
+	if (!f->books || !f->book_by_locate || !f->symbol_by_locate || !f->book_by_index ||
+	    !f->book_by_symbol || !f->tobs || !f->tx_buf || !f->tx_lens) {
 		oms_feed_destroy(f);
 		return NULL;
 	}
@@ -115,6 +117,7 @@ struct oms_feed *oms_feed_create(const struct oms_feed_config *cfg)
 		return NULL;
 	}
 	memset(f->book_by_locate, 0xff, LOCATES * sizeof(uint32_t));
+	memset(f->symbol_by_locate, 0, LOCATES * sizeof(uint64_t));
 	memset(f->book_by_index, 0xff, (size_t)cfg->max_symbols * sizeof(uint32_t));
 	memset(f->book_by_symbol, 0xff, (size_t)(f->symbol_mask + 1) * sizeof(uint32_t));
 	memset(f->tobs, 0, (size_t)cfg->max_symbols * sizeof(struct oms_tob));
@@ -129,6 +132,7 @@ void oms_feed_destroy(struct oms_feed *f)
 	book_tables_free(&f->t);
 	free(f->books);
 	free(f->book_by_locate);
+	free(f->symbol_by_locate);
 	free(f->book_by_index);
 	free(f->book_by_symbol);
 	free(f->tobs);
@@ -283,6 +287,13 @@ int oms_feed_subscribe(struct oms_feed *f, const char symbol[8], uint32_t symbol
 	while (f->book_by_symbol[i] != MD_NIL)
 		i = (i + 1) & f->symbol_mask;
 	f->book_by_symbol[i] = bi;
+	if (f->have_session) {
+		/* the directory went by already: find the stock's locate */
+		for (uint32_t loc = 0; loc < LOCATES; loc++)
+			if (f->symbol_by_locate[loc] == sym)
+				f->book_by_locate[loc] = bi;
+		b->unsound |= OMS_STALE_LATE;
+	}
 	publish(f, b);
 	return 0;
 }
@@ -323,7 +334,7 @@ static void apply_add(struct oms_feed *f, struct md_book *b, uint32_t bi, const 
 		/* the book no longer shows the venue's: stale until the next
 		 * session */
 		drop(f, r == MD_FULL_ORDERS ? OMS_FEED_DROP_ORDERS_FULL : OMS_FEED_DROP_LEVELS_FULL);
-		b->unsound = OMS_STALE_BOOK_FULL;
+		b->unsound |= OMS_STALE_BOOK_FULL;
 		return;
 	}
 	f->stats.event[OMS_FEED_EV_ADDS]++;
@@ -388,7 +399,7 @@ static void apply_replace(struct oms_feed *f, struct md_book *b, uint32_t bi, co
 			 itch_price(m + ITCH_REPLACE_OFF_PRICE));
 	if (r != MD_OK) {
 		drop(f, r == MD_FULL_ORDERS ? OMS_FEED_DROP_ORDERS_FULL : OMS_FEED_DROP_LEVELS_FULL);
-		b->unsound = OMS_STALE_BOOK_FULL;
+		b->unsound |= OMS_STALE_BOOK_FULL;
 		return;
 	}
 	f->stats.event[OMS_FEED_EV_REPLACES]++;
@@ -434,8 +445,9 @@ static void apply_msg(struct oms_feed *f, const uint8_t *m, uint32_t len)
 		return;
 	case 'R': {
 		f->stats.event[OMS_FEED_EV_DIRECTORY]++;
-		uint32_t bi = find_symbol(f, load_symbol(m + ITCH_DIRECTORY_OFF_STOCK));
-		f->book_by_locate[locate] = bi;
+		uint64_t sym = load_symbol(m + ITCH_DIRECTORY_OFF_STOCK);
+		f->symbol_by_locate[locate] = sym;
+		f->book_by_locate[locate] = find_symbol(f, sym);
 		return;
 	}
 	case 'B':
@@ -605,6 +617,7 @@ static void new_session(struct oms_feed *f, const uint8_t *session)
 	f->stats.event[OMS_FEED_EV_SESSIONS]++;
 	book_tables_reset(&f->t, f->books, f->n_books);
 	memset(f->book_by_locate, 0xff, LOCATES * sizeof(uint32_t));
+	memset(f->symbol_by_locate, 0, LOCATES * sizeof(uint64_t));
 	for (uint32_t i = 0; i < f->n_books; i++) {
 		struct md_book *b = &f->books[i];
 		b->unsound = 0;

@@ -48,6 +48,8 @@ enum oms_feed_stale {
 	OMS_STALE_QUIET = 4,      /* nothing for stale_after_ns */
 	OMS_STALE_END = 8,        /* the session ended (0xFFFF) */
 	OMS_STALE_BOOK_FULL = 16, /* this book outgrew its tables */
+	OMS_STALE_LATE = 32,      /* subscribed mid-session: orders added
+				   * before are missing */
 };
 
 struct oms_feed_stats {
@@ -132,8 +134,11 @@ struct oms_feed;
 struct oms_feed *oms_feed_create(const struct oms_feed_config *cfg);
 void oms_feed_destroy(struct oms_feed *f);
 /* A book for `symbol` (8 bytes, space padded) published at `symbol_index`
- * (the core's instrument index, below max_symbols).  Before the first
- * packet.  0, or -1: index out of range or taken, symbol already there. */
+ * (the core's instrument index, below max_symbols).  Subscribed mid-session
+ * (a live reload), the book follows the feed from here on but stays stale
+ * (OMS_STALE_LATE) until the next session: what was added before is
+ * missing.  0, or -1: index out of range or taken, symbol already there,
+ * no room. */
 int oms_feed_subscribe(struct oms_feed *f, const char symbol[8], uint32_t symbol_index);
 
 /* Run the feed's timers at now_ns (quiet, re-requests), then take `n`

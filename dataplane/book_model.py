@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 # staleness bits (cdefs/feed.h enum oms_feed_stale)
 STALE_NO_SESSION, STALE_GAP, STALE_QUIET, STALE_END, STALE_BOOK_FULL = 1, 2, 4, 8, 16
+STALE_LATE = 32  # subscribed mid-session
 PRICE_TO_FIXED = 10_000
 MOLD_SEQ_LIMIT = 2**64 - 1 - 0x10000
 U32_MAX = 0xFFFFFFFF
@@ -68,6 +69,7 @@ class FeedModel:
         self.books: list[Book] = []
         self.by_symbol: dict[bytes, int] = {}
         self.by_locate: dict[int, int] = {}
+        self.directory: dict[int, bytes] = {}  # locate -> symbol, subscribed or not
         self.orders: dict[int, list] = {}  # ref -> [book, side, px, qty]
         self.tobs: dict[int, Tob] = {}
         self.drops: dict[str, int] = {}
@@ -85,7 +87,12 @@ class FeedModel:
         self.drops[name] = self.drops.get(name, 0) + n
 
     def _event(self, name: str, n: int = 1) -> None:
-        self.events[name] = self.events.get(name, 0) + n
+        # u64 counters, as in C: a hostile sequence number can wrap GAP_MSGS
+        v = (self.events.get(name, 0) + n) % 2**64
+        if v:
+            self.events[name] = v
+        else:
+            self.events.pop(name, None)
 
     def _publish(self, b: Book) -> None:
         bid, ask = b.best(0), b.best(1)
@@ -114,6 +121,11 @@ class FeedModel:
         self.by_symbol[sym] = len(self.books)
         self.books.append(Book(sym, index))
         self.tobs[index] = Tob()
+        if self.session is not None:  # late: what was added before is missing
+            for locate, s in self.directory.items():
+                if s == sym:
+                    self.by_locate[locate] = len(self.books) - 1
+            self.books[-1].unsound |= STALE_LATE
         self._publish(self.books[-1])
 
     # -- books -----------------------------------------------------------
@@ -163,7 +175,7 @@ class FeedModel:
 
     def _full(self, b: Book, why: str) -> None:
         self._drop(why)
-        b.unsound = STALE_BOOK_FULL
+        b.unsound |= STALE_BOOK_FULL
 
     def _trade(self, b: Book, px: int, qty: int) -> None:
         b.last_px, b.last_qty, b.dirty = px, min(qty, U32_MAX), 1
@@ -186,6 +198,7 @@ class FeedModel:
             return
         if t == "R":
             self._event("DIRECTORY")
+            self.directory[locate] = m[11:19]
             bi = self.by_symbol.get(m[11:19])
             if bi is None:
                 self.by_locate.pop(locate, None)
@@ -294,6 +307,7 @@ class FeedModel:
         self._event("SESSIONS")
         self.orders.clear()
         self.by_locate.clear()
+        self.directory.clear()
         for b in self.books:
             b.levels[0].clear()
             b.levels[1].clear()

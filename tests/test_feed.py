@@ -215,3 +215,19 @@ def test_tables_too_small_mark_that_book_stale():
     assert f.drops() == {"LEVELS_FULL": 1}
     assert f.tob(0)["stale"] == 16 and f.tob(1)["stale"] == 0
     assert GROUP  # the group the frames went to
+
+
+def test_a_symbol_subscribed_mid_session_is_stale_until_the_next():
+    f = feed()
+    f.process([multicast(P(S, 1, opening() + [M("A", locate=9, ref=1, side="B", shares=5,
+                                                price="99.00")]))], 1)
+    f.subscribe("IBM", 7)  # live reload: the directory went by already
+    assert f.tob(7)["stale"] == 32
+    f.process([multicast(P(S, 6, [M("A", locate=9, ref=2, side="S", shares=3,
+                                     price="99.50")]))], 2)
+    t = f.tob(7)
+    assert (t["stale"], t["bid_qty"], t["ask_qty"]) == (32, 0, 3)  # ref 1 came before
+    f.process([multicast(P("20261128A1", 1, opening() + [
+        M("A", locate=9, ref=1, side="B", shares=5, price="99.00")]))], 3)
+    t = f.tob(7)
+    assert (t["stale"], t["bid_qty"]) == (0, 5)

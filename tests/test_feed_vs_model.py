@@ -17,7 +17,7 @@ from pcaps.itch_layers import itch_message as M
 from pcaps.itch_layers import mold_packet
 
 SYMBOLS = [("AAPL", 0, 1), ("MSFT", 5, 2)]  # (symbol, index, locate)
-UNSUBSCRIBED = ("IBM", 3)
+UNSUBSCRIBED = ("IBM", 3)  # locate 3; subscribed late, at index 3, by a "late" step
 STALE_AFTER_NS = 2_000_000
 RETRANSMIT_NS = 1_000_000
 MAX_REQUEST = 6
@@ -66,6 +66,7 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("serve")),
     st.tuples(st.just("eos")),
     st.tuples(st.just("session")),
+    st.tuples(st.just("late")),
 ), min_size=20, max_size=150)
 
 
@@ -129,6 +130,10 @@ class Driver:
             msgs = [self.by_seq[s] for s in range(seq, seq + count) if s in self.by_seq]
             p = mold_packet(self.session, seq, msgs)
             self.deliver([retransmission(p)], [p])
+        elif kind == "late" and UNSUBSCRIBED[1] not in self.model.tobs:
+            # a live reload subscribes a symbol mid-session
+            self.c.subscribe(UNSUBSCRIBED[0], UNSUBSCRIBED[1])
+            self.model.subscribe(UNSUBSCRIBED[0], UNSUBSCRIBED[1])
         elif kind == "session":
             self.batch and self.packet(True)
             self._new_session()
@@ -137,7 +142,7 @@ class Driver:
 
 
 def check_same(c: Feed, model: FeedModel) -> None:
-    for _, idx, _ in SYMBOLS:
+    for idx in model.tobs:
         t, m = c.tob(idx), model.tobs[idx]
         for k in ("stale", "halted", "trading_state", "reg_sho", "bid_px", "bid_qty", "ask_px",
                   "ask_qty", "last_px", "last_qty", "updates"):
