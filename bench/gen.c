@@ -279,7 +279,6 @@ struct oms_core *gen_make_core_opt(uint32_t capacity, uint8_t checksum_offload)
 	cfg.max_venues = 4;
 	cfg.max_instruments = 64;
 	cfg.tx_capacity = 4 * GEN_BURST;
-	cfg.default_venue = 1;
 	cfg.checksum_offload = checksum_offload;
 	cfg.ouch_capacity = 'A';
 	struct oms_core *c = oms_core_create(&cfg);
@@ -298,11 +297,16 @@ struct oms_core *gen_make_core_opt(uint32_t capacity, uint8_t checksum_offload)
 	memcpy(vc.mac, VEN_MAC, 6);
 	memcpy(vc.session, "NSDQ01    ", 10);
 	oms_core_add_venue(c, &vc);
+	struct risk_gen *g = oms_gen_create(c, NULL);
+	if (!g) {
+		fprintf(stderr, "oms_gen_create failed\n");
+		exit(1);
+	}
 	for (int i = 0; i < 8; i++) {
 		struct oms_instrument_config ic;
 		memset(&ic, 0, sizeof(ic));
 		memcpy(ic.symbol, SYMS[i], 8);
-		oms_core_add_instrument(c, &ic);
+		oms_gen_add_instrument(g, c, &ic);
 	}
 	/* the generator's accounts, with limits its orders stay inside: the
 	 * pre-trade checks all run, and all pass */
@@ -313,10 +317,17 @@ struct oms_core *gen_make_core_opt(uint32_t capacity, uint8_t checksum_offload)
 			.credit_limit = (int64_t)1 << 62,
 			.ord_types = (1 << SP_ORD_LIMIT) | (1 << SP_ORD_MARKET),
 			.tifs = (1 << SP_TIF_DAY) | (1 << SP_TIF_IOC)};
-		oms_core_add_account(c, &ac);
+		oms_gen_add_account(g, &ac);
 		for (int i = 0; i < 8; i++)
-			oms_core_add_position_limit(c, a, SYMS[i], (int64_t)1 << 40);
+			oms_gen_add_position_limit(g, a, SYMS[i], (int64_t)1 << 40);
 	}
+	struct oms_route_config rc = {.venue = 1};
+	oms_gen_add_route(g, c, &rc);
+	for (int s = 0; s < GEN_SESSIONS; s++)
+		oms_gen_set_throttle(g, c, (uint32_t)s + 1, 0, 0);
+	struct risk_gen *old = oms_core_publish(c, g);
+	oms_core_take_generation(c);
+	oms_gen_free(old);
 	return c;
 }
 

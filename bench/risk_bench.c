@@ -1,5 +1,6 @@
 /* Pre-trade risk benchmark: the full set of checks (cdefs/risk.c) per
- * order, alone, in cycles (TSC).
+ * order, alone, in cycles (TSC).  The tables are a configuration
+ * generation built through the core's API, as the control plane does.
  *
  * Tables as a busy desk might have them: ACCOUNTS accounts, INSTRUMENTS
  * instruments with tick, lot, reference price and both price bands, a
@@ -26,8 +27,7 @@
 #include <time.h>
 #include <x86intrin.h>
 
-#include "orders.h"
-#include "risk.h"
+#include "core_internal.h"
 
 #define ACCOUNTS 64
 #define INSTRUMENTS 1024
@@ -89,20 +89,36 @@ int main(int argc, char **argv)
 {
 	uint32_t n = argc > 1 ? (uint32_t)atoi(argv[1]) : 1000000;
 	uint32_t hot = argc > 2 ? (uint32_t)atoi(argv[2]) : 0;
-	struct risk_tables t;
-	struct risk_throttle th;
-
-	if (risk_tables_init(&t, ACCOUNTS, ACCOUNTS * INSTRUMENTS, INSTRUMENTS))
+	struct risk_throttle th = {0};
+	struct oms_core_config cfg = {
+		.ip = 0x0a000001, .strategy_port = 9000, .venue_port = 9100,
+		.order_capacity = 1024, .max_sessions = 1, .max_venues = 2,
+		.max_instruments = INSTRUMENTS, .tx_capacity = 64,
+		.max_accounts = ACCOUNTS, .max_positions = ACCOUNTS * INSTRUMENTS,
+	};
+	struct oms_core *c = oms_core_create(&cfg);
+	if (!c)
+		return 1;
+	for (uint16_t v = 1; v <= 2; v++) {
+		struct oms_venue_config vc = {.id = v, .ip = 0x0a000100u + v, .port = 9200};
+		memcpy(vc.session, "BENCH     ", 10);
+		if (oms_core_add_venue(c, &vc))
+			return 1;
+	}
+	struct risk_gen *g = oms_gen_create(c, NULL);
+	if (!g)
 		return 1;
 	for (uint32_t i = 0; i < INSTRUMENTS; i++) {
-		struct risk_instrument *in = &t.instruments[i];
-		memset(in, 0, sizeof(*in));
-		in->tick = D / 100;
-		in->lot = 10;
-		in->ref_price = (50 + i % 200) * D;
-		in->band_pct = 10 * D;
-		in->band_abs = 20 * D;
-		in->venue_mask = 3;
+		struct oms_instrument_config ic = {
+			.tick_size = D / 100, .lot_size = 10,
+			.reference_price = (50 + i % 200) * D, .band_pct = 10 * D,
+			.band_abs = 20 * D, .n_venues = 2, .venues = {1, 2},
+		};
+		char sym[9];
+		snprintf(sym, sizeof(sym), "S%-7u", i);
+		memcpy(ic.symbol, sym, 8);
+		if (oms_gen_add_instrument(g, c, &ic))
+			return 1;
 	}
 	for (uint32_t a = 0; a < ACCOUNTS; a++) {
 		struct oms_account_config ac = {
@@ -110,14 +126,22 @@ int main(int argc, char **argv)
 			.max_order_notional = 10000000 * D, .max_open_orders = 1000000,
 			.credit_limit = 900000000LL * D, .ord_types = 6, .tifs = 6,
 		};
-		if (risk_add_account(&t, &ac))
+		if (oms_gen_add_account(g, &ac))
 			return 1;
-		for (uint32_t i = 0; i < INSTRUMENTS; i++)
-			if (risk_add_position(&t, a, i, 1000000000))
+		for (uint32_t i = 0; i < INSTRUMENTS; i++) {
+			char sym[9];
+			snprintf(sym, sizeof(sym), "S%-7u", i);
+			if (oms_gen_add_position_limit(g, ac.id, sym, 1000000000))
 				return 1;
+		}
 	}
 	/* throttled, but never short of tokens at this rate */
-	risk_throttle_init(&th, 10000000, 1000000);
+	struct risk_rate rate = {.rate = 10000000, .cap = 1000000 * RISK_TOKEN};
+	struct risk_gen *old = oms_core_publish(c, g);
+	oms_core_take_generation(c);
+	oms_gen_free(old);
+	const struct risk_gen *t = c->gen;
+	struct risk_state *st = &c->risk;
 
 	struct req *rq = malloc(sizeof(*rq) * n);
 	struct order *ord = aligned_alloc(64, sizeof(struct order) * IN_FLIGHT);
@@ -131,7 +155,7 @@ int main(int argc, char **argv)
 		if (hot) /* spread the hot pairs over the tables */
 			pair = (uint32_t)((pair * 2654435761ull) % (ACCOUNTS * INSTRUMENTS));
 		uint32_t i = pair % INSTRUMENTS;
-		int64_t ref = t.instruments[i].ref_price;
+		int64_t ref = t->instruments[i].ref_price;
 		rq[k].r = (struct risk_request){
 			.account = 1000 + (pair / INSTRUMENTS) * 7,
 			.instrument = i, .venue = (uint32_t)(next_rand() & 1),
@@ -151,14 +175,14 @@ int main(int argc, char **argv)
 		if (k >= IN_FLIGHT) { /* the oldest order ends: canceled */
 			o->state = OMS_ST_CANCELED;
 			t0 = tsc();
-			risk_update(&t, o);
+			risk_update(st, o);
 			t1 = tsc();
 			t_cxl[k - IN_FLIGHT] = t1 - t0;
 		}
 		now += 1000;
 		struct risk_verdict v;
 		t0 = tsc();
-		uint16_t rej = risk_check_new(&t, &th, now, &rq[k].r, &v);
+		uint16_t rej = risk_check_new(t, st, &rate, &th, now, &rq[k].r, &v);
 		if (!rej) {
 			o->risk_acct = v.acct;
 			o->risk_pos = v.pos;
@@ -173,7 +197,7 @@ int main(int argc, char **argv)
 			o->res_live = 0;
 			o->res_qty = 0;
 			o->res_notional = 0;
-			risk_update(&t, o);
+			risk_update(st, o);
 		}
 		t1 = tsc();
 		t_new[k] = t1 - t0;
@@ -183,7 +207,8 @@ int main(int argc, char **argv)
 		if ((k & 3) == 0) {
 			o->state = OMS_ST_NEW;
 			t0 = tsc();
-			rej = risk_check_modify(&t, &th, now, o, rq[k].mod_price, rq[k].mod_qty);
+			rej = risk_check_modify(t, st, &rate, &th, now, o, rq[k].mod_price,
+						rq[k].mod_qty);
 			t1 = tsc();
 			t_mod[nmod++] = t1 - t0;
 			rejects += rej != 0;
@@ -194,7 +219,7 @@ int main(int argc, char **argv)
 	}
 	double ghz = tsc_ghz();
 	printf("orders %u\nhot_pairs %u\naccounts %u\ninstruments %u\npositions %u\n"
-	       "rejects %llu\ntsc_ghz %.3f\n", n, hot, ACCOUNTS, INSTRUMENTS, t.n_positions,
+	       "rejects %llu\ntsc_ghz %.3f\n", n, hot, ACCOUNTS, INSTRUMENTS, t->n_positions,
 	       (unsigned long long)rejects, ghz);
 	report("new", t_new, n, ghz);
 	report("modify", t_mod, (uint32_t)nmod, ghz);

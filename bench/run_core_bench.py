@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c", "encode.c",
-           "latency.c", "timers.c", "risk.c"]
+SOURCES = [w for w in (ROOT / "cdefs" / "core_sources.txt").read_text().splitlines()
+           if w and not w.startswith("#")]
 RESULTS = ROOT / "bench" / "results" / "core_bench.jsonl"
 
 

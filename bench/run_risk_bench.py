@@ -4,8 +4,8 @@ records its figures.
     .venv/bin/python bench/run_risk_bench.py              # full run, appended to results
     .venv/bin/python bench/run_risk_bench.py --smoke      # small run, nothing recorded
 
-cdefs/risk.c is compiled with the cffi build's flags and linked straight into
-the benchmark.  Two runs: every (account, instrument) pair at random (tables
+The core's sources are compiled with the cffi build's flags and linked straight
+into the benchmark.  Two runs: every (account, instrument) pair at random (tables
 bigger than L2: the cold case), and flow concentrated on 4,096 pairs (warm).
 Full runs append one JSON line per run to bench/results/risk_bench.jsonl
 with the machine and the commit."""
@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from run_core_bench import ROOT, commit, machine, parse_figures
+from run_core_bench import ROOT, SOURCES, commit, machine, parse_figures
 
 RESULTS = ROOT / "bench" / "results" / "risk_bench.jsonl"
 
@@ -27,7 +27,8 @@ def build(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cc", "-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
                     "-I", str(ROOT / "cdefs"), "-o", str(out),
-                    str(ROOT / "bench" / "risk_bench.c"), str(ROOT / "cdefs" / "risk.c")],
+                    str(ROOT / "bench" / "risk_bench.c"),
+                    *[str(ROOT / "cdefs" / s) for s in SOURCES]],
                    check=True)
 
 

@@ -49,30 +49,37 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	if (c->cfg.retransmit_ns == 0)
 		c->cfg.retransmit_ns = 50000000;
 	c->replay_mask = c->cfg.replay_depth - 1;
+	/* generation 0: nothing configured until the first publish */
 	c->next_timer = UINT64_MAX;
 
+	if (c->cfg.max_accounts == 0)
+		c->cfg.max_accounts = 1024;
+	if (c->cfg.max_positions == 0)
+		c->cfg.max_positions = 16384;
+	if (c->cfg.max_instruments == 0)
+		c->cfg.max_instruments = 1;
 	c->session_mask = pow2_at_least(cfg->max_sessions * 2) - 1;
-	c->symbol_mask = pow2_at_least(cfg->max_instruments * 2) - 1;
 	c->sessions = alloc_lines(cfg->max_sessions * sizeof(struct session));
 	c->session_ix = calloc(c->session_mask + 1, sizeof(uint32_t));
 	c->venues = alloc_lines(cfg->max_venues * sizeof(struct venue));
 	c->venue_by_id = calloc(65536, sizeof(uint16_t));
-	c->symbols = calloc(c->symbol_mask + 1, sizeof(uint64_t));
-	c->symbol_ix = calloc(c->symbol_mask + 1, sizeof(uint32_t));
 	size_t tx_slots = (size_t)cfg->tx_capacity + cfg->order_capacity;
 	c->tx_buf = alloc_lines(tx_slots * OMS_TX_SLOT);
 	c->tx_lens = calloc(tx_slots, sizeof(uint16_t));
 	if (!c->sessions || !c->session_ix || !c->venues || !c->venue_by_id ||
-	    !c->symbols || !c->symbol_ix || !c->tx_buf || !c->tx_lens ||
+	    !c->tx_buf || !c->tx_lens ||
 	    order_table_init(&c->orders, cfg->order_capacity) ||
-	    risk_tables_init(&c->risk, cfg->max_accounts, cfg->max_positions,
-			     cfg->max_instruments)) {
+	    !(c->published = oms_gen_create(c, NULL)) ||
+	    risk_state_init(&c->risk, c->cfg.max_accounts,
+			    c->published->pos_mask + 1)) {
 		oms_core_destroy(c);
 		return NULL;
 	}
 	memset(c->sessions, 0, cfg->max_sessions * sizeof(struct session));
 	memset(c->venues, 0, cfg->max_venues * sizeof(struct venue));
 	memset(c->tx_buf, 0, tx_slots * OMS_TX_SLOT);
+	c->published->number = 0;
+	c->gen = c->published;
 	return c;
 }
 
@@ -81,7 +88,8 @@ void oms_core_destroy(struct oms_core *c)
 	if (!c)
 		return;
 	order_table_free(&c->orders);
-	risk_tables_free(&c->risk);
+	risk_state_free(&c->risk);
+	oms_gen_free(c->published);
 	for (uint32_t i = 0; c->sessions && i < c->n_sessions; i++)
 		free(c->sessions[i].replay);
 	for (uint32_t i = 0; c->venues && i < c->n_venues; i++)
@@ -90,8 +98,6 @@ void oms_core_destroy(struct oms_core *c)
 	free(c->session_ix);
 	free(c->venues);
 	free(c->venue_by_id);
-	free(c->symbols);
-	free(c->symbol_ix);
 	free(c->tx_buf);
 	free(c->tx_lens);
 	free(c);
@@ -113,8 +119,7 @@ struct session *core_session_by_id(const struct oms_core *c, uint32_t id)
 
 int oms_core_add_session(struct oms_core *c, const struct oms_session_config *s)
 {
-	if (c->n_sessions >= c->cfg.max_sessions || core_session_by_id(c, s->id) ||
-	    s->throttle_per_s > 10000000 || s->throttle_burst > 1000000)
+	if (c->n_sessions >= c->cfg.max_sessions || core_session_by_id(c, s->id))
 		return -1;
 	struct session *ss = &c->sessions[c->n_sessions];
 	memset(ss, 0, sizeof(*ss));
@@ -130,7 +135,7 @@ int oms_core_add_session(struct oms_core *c, const struct oms_session_config *s)
 	ss->live_tail = ORDER_NIL;
 	ss->heartbeat_ns = s->heartbeat_ns ? s->heartbeat_ns : 1000000000ull;
 	ss->timeout_ns = s->timeout_ns ? s->timeout_ns : 3000000000ull;
-	risk_throttle_init(&ss->throttle, s->throttle_per_s, s->throttle_burst);
+	memset(&ss->throttle, 0, sizeof(ss->throttle));
 	ss->replay = alloc_lines((size_t)c->cfg.replay_depth * REPLAY_SLOT);
 	if (!ss->replay)
 		return -1;
@@ -169,84 +174,55 @@ int oms_core_add_venue(struct oms_core *c, const struct oms_venue_config *v)
 	return 0;
 }
 
-static uint64_t symbol_key(const char sym[8])
+/* The worker's side of a swap: take the published generation at a burst
+ * (or command) boundary.  `c->gen` is only used inside a burst or command,
+ * which begins here, so the generation it pointed to before may already be
+ * freed: it is compared, never read.  Account slots not seen before start
+ * with the operator's global kill switch. */
+void core_adopt_gen(struct oms_core *c)
 {
-	uint64_t k;
+	const struct risk_gen *g = __atomic_load_n(&c->published, __ATOMIC_ACQUIRE);
 
-	memcpy(&k, sym, 8);
-	return k;
+	if (g == c->gen)
+		return;
+	for (uint32_t a = c->risk.adopted_accounts; a < g->n_accounts; a++)
+		c->risk.accounts[a].kill = c->risk.kill_all;
+	c->risk.adopted_accounts = g->n_accounts;
+	if (c->gen_number != 0)
+		c->stats.event[OMS_EV_CONFIG_SWAPS]++; /* the first is no swap */
+	c->gen = g;
+	__atomic_store_n(&c->gen_number, g->number, __ATOMIC_RELAXED);
 }
 
-uint32_t core_symbol_find(const struct oms_core *c, const char sym[8])
+void oms_core_take_generation(struct oms_core *c)
 {
-	uint64_t k = symbol_key(sym);
-	uint32_t i = id_hash(k) & c->symbol_mask;
-
-	if (k == 0)
-		return RISK_NIL;
-	for (;;) {
-		uint64_t s = c->symbols[i];
-		if (s == 0)
-			return RISK_NIL;
-		if (s == k)
-			return c->symbol_ix[i];
-		i = (i + 1) & c->symbol_mask;
-	}
+	core_adopt_gen(c);
 }
 
-int oms_core_add_instrument(struct oms_core *c,
-			    const struct oms_instrument_config *in)
+struct risk_gen *oms_core_publish(struct oms_core *c, struct risk_gen *g)
 {
-	uint64_t k = symbol_key(in->symbol);
-
-	if (k == 0 || c->n_instruments >= c->cfg.max_instruments ||
-	    core_symbol_find(c, in->symbol) != RISK_NIL || in->tick_size < 0 ||
-	    in->reference_price < 0 || in->band_pct < 0 || in->band_abs < 0 ||
-	    in->n_venues > 16)
-		return -1;
-	struct risk_instrument *ri = &c->risk.instruments[c->n_instruments];
-	memset(ri, 0, sizeof(*ri));
-	ri->tick = in->tick_size ? in->tick_size : 10000;
-	ri->lot = in->lot_size ? in->lot_size : 1;
-	ri->ref_price = in->reference_price;
-	ri->band_pct = in->band_pct;
-	ri->band_abs = in->band_abs;
-	ri->restricted = in->restricted != 0;
-	ri->halted = in->halted != 0;
-	ri->any_venue = in->n_venues == 0;
-	for (uint32_t v = 0; v < in->n_venues; v++) {
-		uint16_t vix = c->venue_by_id[in->venues[v]];
-		if (vix == 0 || vix > 64)
-			return -1; /* venues first; at most 64 can be listed */
-		ri->venue_mask |= 1ull << (vix - 1);
-	}
-	uint32_t i = id_hash(k) & c->symbol_mask;
-	while (c->symbols[i] != 0)
-		i = (i + 1) & c->symbol_mask;
-	c->symbols[i] = k;
-	c->symbol_ix[i] = c->n_instruments++;
-	return 0;
+	if (g->max_accounts != c->cfg.max_accounts ||
+	    g->max_positions != c->cfg.max_positions ||
+	    g->max_instruments != c->cfg.max_instruments ||
+	    g->max_sessions != c->cfg.max_sessions)
+		return g; /* built for another core: refused, handed back */
+	return __atomic_exchange_n(&c->published, g, __ATOMIC_ACQ_REL);
 }
 
-int oms_core_add_account(struct oms_core *c, const struct oms_account_config *a)
+uint64_t oms_core_generation(const struct oms_core *c)
 {
-	return risk_add_account(&c->risk, a);
+	return __atomic_load_n(&c->gen_number, __ATOMIC_RELAXED);
 }
 
-int oms_core_add_position_limit(struct oms_core *c, uint32_t account,
-				const char symbol[8], int64_t max_position)
+const struct risk_gen *oms_core_published(const struct oms_core *c)
 {
-	uint32_t a = risk_account_find(&c->risk, account);
-	uint32_t in = core_symbol_find(c, symbol);
-
-	if (a == RISK_NIL || in == RISK_NIL)
-		return -1;
-	return risk_add_position(&c->risk, a, in, max_position);
+	return __atomic_load_n(&c->published, __ATOMIC_ACQUIRE);
 }
 
 int oms_core_set_kill(struct oms_core *c, uint32_t account, int on)
 {
-	uint32_t a = risk_account_find(&c->risk, account);
+	core_adopt_gen(c);
+	uint32_t a = risk_account_find(c->gen, account);
 
 	if (a == RISK_NIL)
 		return -1;
@@ -257,7 +233,8 @@ int oms_core_set_kill(struct oms_core *c, uint32_t account, int on)
 int oms_core_account_view(const struct oms_core *c, uint32_t account,
 			  struct oms_account_view *out)
 {
-	uint32_t a = risk_account_find(&c->risk, account);
+	const struct risk_gen *g = oms_core_published(c);
+	uint32_t a = risk_account_find(g, account);
 
 	if (a == RISK_NIL)
 		return -1;
@@ -270,15 +247,16 @@ int oms_core_account_view(const struct oms_core *c, uint32_t account,
 int oms_core_position_view(const struct oms_core *c, uint32_t account,
 			   const char symbol[8], struct oms_position_view *out)
 {
-	uint32_t a = risk_account_find(&c->risk, account);
-	uint32_t in = core_symbol_find(c, symbol);
+	const struct risk_gen *g = oms_core_published(c);
+	uint32_t a = risk_account_find(g, account);
+	uint32_t in = risk_symbol_find(g, symbol);
 	uint32_t p = a == RISK_NIL || in == RISK_NIL ? RISK_NIL
-			: risk_position_find(&c->risk, a, in);
+			: risk_position_find(g, a, in);
 
-	if (p == RISK_NIL)
+	if (p == RISK_NIL || g->positions[p].max_position < 0)
 		return -1;
-	const struct risk_position *rp = &c->risk.positions[p];
-	out->max_position = rp->max_position;
+	const struct risk_pos_state *rp = &c->risk.positions[p];
+	out->max_position = g->positions[p].max_position;
 	out->position = rp->position;
 	out->open_buy = rp->open_buy;
 	out->open_sell = rp->open_sell;
@@ -308,6 +286,7 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 				uint64_t now_ns)
 {
 	c->now_ns = now_ns;
+	core_adopt_gen(c);
 	if (!c->timers_started || now_ns >= c->next_timer)
 		run_timers(c);
 	for (uint32_t i = 0; i < n; i++) {

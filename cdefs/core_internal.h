@@ -33,7 +33,7 @@ struct session {
 	uint64_t timeout_ns;
 	uint64_t gap_req_ns;    /* when the outstanding gap request was sent */
 	uint32_t gap_req_count; /* 0: no request outstanding */
-	struct risk_throttle throttle; /* NewOrder and Modify rate */
+	struct risk_throttle throttle; /* NewOrder and Modify rate (bucket) */
 	/* the last replay_depth outbound application messages, by seq */
 	uint8_t *replay;
 } __attribute__((aligned(64)));
@@ -64,7 +64,13 @@ struct oms_core {
 	uint64_t now_ns; /* of the burst being handled */
 
 	struct order_table orders;
-	struct risk_tables risk;
+	/* the configuration generation this worker judges by (set at a burst
+	 * boundary from `published`, which the control plane swaps) and the
+	 * accounting it keeps across generations */
+	const struct risk_gen *gen;
+	uint64_t gen_number; /* gen's, readable from other threads */
+	struct risk_gen *published;
+	struct risk_state risk;
 
 	struct session *sessions;
 	uint32_t n_sessions;
@@ -74,11 +80,6 @@ struct oms_core {
 	struct venue *venues;
 	uint32_t n_venues;
 	uint16_t *venue_by_id; /* venue id -> index + 1 */
-
-	uint64_t *symbols; /* open addressing set of 8-byte symbols */
-	uint32_t *symbol_ix; /* by slot of `symbols`: instrument index */
-	uint32_t symbol_mask;
-	uint32_t n_instruments;
 
 	int timers_started; /* venue timers start at the first call */
 	uint64_t next_timer; /* no timer is due before this */

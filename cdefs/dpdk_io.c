@@ -15,8 +15,12 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_malloc.h>
 #include <rte_mempool.h>
+#include <rte_pause.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
+#include <time.h>
 
 #include "oms_dpdk.h"
 
@@ -277,4 +281,38 @@ int oms_flow_create(uint16_t port, const struct oms_flow_rule *r, char *err, uns
 		return 0;
 	snprintf(err, errlen, "%s", e.message ? e.message : rte_strerror(rte_errno));
 	return -1;
+}
+
+struct rte_rcu_qsbr *oms_rcu_create(unsigned threads)
+{
+	size_t sz = rte_rcu_qsbr_get_memsize(threads);
+	struct rte_rcu_qsbr *v = rte_zmalloc("oms_rcu", sz, RTE_CACHE_LINE_SIZE);
+
+	if (v && rte_rcu_qsbr_init(v, threads) != 0) {
+		rte_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+void oms_rcu_free(struct rte_rcu_qsbr *v)
+{
+	rte_free(v);
+}
+
+int oms_rcu_wait(struct rte_rcu_qsbr *v, unsigned timeout_ms)
+{
+	uint64_t token = rte_rcu_qsbr_start(v);
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (rte_rcu_qsbr_check(v, token, false) != 1) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		int64_t ns = (int64_t)(t.tv_sec - t0.tv_sec) * 1000000000 +
+			     (t.tv_nsec - t0.tv_nsec);
+		if (ns > (int64_t)timeout_ms * 1000000)
+			return -1;
+		rte_pause();
+	}
+	return 0;
 }

@@ -53,7 +53,7 @@ enum oms_result { OMS_OK = 0 };
 	X(SESSION_TIMEOUTS) X(HEARTBEATS_OUT) X(VENUE_RECONNECTS)             \
 	X(VENUE_RETRANSMIT_REQUESTS) X(VENUE_RETRANSMIT_TOO_OLD)              \
 	X(VENUE_RETRANSMITTED) X(VENUE_TIMEOUTS) X(VENUE_HEARTBEATS_OUT)      \
-	X(CANCEL_ON_DISCONNECT) X(KILL_CANCELS)
+	X(CANCEL_ON_DISCONNECT) X(KILL_CANCELS) X(CONFIG_SWAPS)
 
 #define OMS_ENUM_DROP(n) OMS_DROP_##n,
 #define OMS_ENUM_EVENT(n) OMS_EV_##n,
@@ -79,7 +79,9 @@ enum oms_order_state {
 	OMS_ST_MAX = 11,
 };
 
-enum { OMS_REJ_BUSINESS_SLOTS = 32, OMS_REJ_SYSTEM_SLOTS = 8 };
+enum { OMS_REJ_BUSINESS_SLOTS = 64, OMS_REJ_SYSTEM_SLOTS = 8 };
+/* accounts one session may be limited to (sessions[].accounts) */
+enum { OMS_SESSION_ACCOUNTS = 16 };
 
 struct oms_stats {
 	uint64_t drop[OMS_DROP_MAX];
@@ -102,7 +104,6 @@ struct oms_core_config {
 	uint32_t max_venues;
 	uint32_t max_instruments;
 	uint32_t tx_capacity; /* frames one burst may produce */
-	uint16_t default_venue;
 	uint8_t ouch_capacity; /* OUCH Capacity letter, 'A' agency ... */
 	uint16_t venue_request_port; /* where venues send retransmission requests */
 	uint32_t replay_depth;       /* messages kept per session / venue, power of 2 */
@@ -114,8 +115,10 @@ struct oms_core_config {
 	 * checksum 0 and puts the pseudo-header sum in the UDP checksum, for
 	 * the NIC to finish (DPDK's convention). */
 	uint8_t checksum_offload;
-	uint32_t max_accounts;  /* risk: accounts (0: 1024) */
-	uint32_t max_positions; /* risk: (account, symbol) limits (0: 16384) */
+	/* risk slots: every account, and (account, symbol) with a limit or a
+	 * route, ever configured during the run takes one (0: 1024, 16384) */
+	uint32_t max_accounts;
+	uint32_t max_positions;
 };
 
 enum { OMS_CSUM_RX_VERIFIED = 1, OMS_CSUM_TX_OFFLOAD = 2 };
@@ -128,8 +131,6 @@ struct oms_session_config {
 	uint8_t enabled;
 	uint64_t heartbeat_ns;
 	uint64_t timeout_ns;
-	uint32_t throttle_per_s; /* NewOrder + Modify per second; 0: none */
-	uint32_t throttle_burst; /* the bucket's size in messages */
 	/* a timeout (SESSION_TIMEOUTS) cancels the session's open orders */
 	uint8_t cancel_on_disconnect;
 };
@@ -169,6 +170,17 @@ struct oms_account_config {
 	uint8_t ord_types;      /* bit (1 << SP_ORD_*) set: permitted */
 	uint8_t tifs;           /* bit (1 << SP_TIF_*) set: permitted */
 	uint8_t kill;           /* kill switch engaged: every order rejected */
+};
+
+/* A routing rule: orders that name no venue (venue 0) go by the most
+ * specific rule that matches - (account, symbol), then symbol, then
+ * account, then the rule with neither (the default venue). */
+struct oms_route_config {
+	uint32_t account;
+	char symbol[8]; /* space padded */
+	uint16_t venue; /* venue id */
+	uint8_t by_account;
+	uint8_t by_symbol;
 };
 
 /* Risk accounting, for tests and tools. */
@@ -215,15 +227,51 @@ void oms_core_destroy(struct oms_core *c);
 int oms_core_add_session(struct oms_core *c,
 			 const struct oms_session_config *s);
 int oms_core_add_venue(struct oms_core *c, const struct oms_venue_config *v);
-int oms_core_add_instrument(struct oms_core *c,
-			    const struct oms_instrument_config *i);
-/* Accounts, then each (account, symbol)'s max_position; instruments first.
- * Return 0, or -1 when full, duplicate or unknown. */
-int oms_core_add_account(struct oms_core *c, const struct oms_account_config *a);
-int oms_core_add_position_limit(struct oms_core *c, uint32_t account,
-				const char symbol[8], int64_t max_position);
-/* The kill switch of an account, engaged (1) or released (0), between
- * bursts; -1 for an unknown account.  Cancels nothing: see oms_core_kill. */
+
+/* Configuration generations (docs/semantics.md "Configuration
+ * generations").  The control plane builds a generation from the
+ * configuration - instruments first, then accounts, position limits,
+ * routes, throttles - starting from the one published before (NULL for the
+ * first), then publishes it: the worker switches to it at the start of its
+ * next burst (or command), so one burst is judged by one generation.
+ * oms_core_publish() hands back the generation it replaced, which the
+ * caller frees with oms_gen_free() once no worker can still be using it:
+ * at once when the caller is the worker's thread, else after every worker
+ * has passed a quiescent point (RCU).  Venues and sessions are fixed at
+ * start and must be added before the first generation is built.
+ * The oms_gen_add_* calls return 0, or -1 when full, duplicate, unknown or
+ * out of range. */
+struct risk_gen;
+struct risk_gen *oms_gen_create(const struct oms_core *c, const struct risk_gen *prev);
+void oms_gen_free(struct risk_gen *g);
+uint64_t oms_gen_number(const struct risk_gen *g);
+int oms_gen_add_instrument(struct risk_gen *g, const struct oms_core *c,
+			   const struct oms_instrument_config *i);
+int oms_gen_add_account(struct risk_gen *g, const struct oms_account_config *a);
+int oms_gen_add_position_limit(struct risk_gen *g, uint32_t account,
+			       const char symbol[8], int64_t max_position);
+int oms_gen_add_route(struct risk_gen *g, const struct oms_core *c,
+		      const struct oms_route_config *r);
+/* The accounts a session may trade (n = 0: any configured account). */
+int oms_gen_set_session_accounts(struct risk_gen *g, const struct oms_core *c,
+				 uint32_t session_id, const uint32_t *accounts, uint32_t n);
+/* NewOrder + Modify per second (0: none) and the bucket's size. */
+int oms_gen_set_throttle(struct risk_gen *g, const struct oms_core *c,
+			 uint32_t session_id, uint32_t per_s, uint32_t burst);
+/* Returns the generation replaced; `g` itself when refused (built for a
+ * core of other sizes). */
+struct risk_gen *oms_core_publish(struct oms_core *c, struct risk_gen *g);
+const struct risk_gen *oms_core_published(const struct oms_core *c);
+/* Take the published generation now rather than at the next burst: only
+ * from the thread that drives the core (then the replaced one can be freed
+ * at once). */
+void oms_core_take_generation(struct oms_core *c);
+/* The number of the generation the worker judges by (0: none yet). */
+uint64_t oms_core_generation(const struct oms_core *c);
+
+/* The operator's kill switch of an account, engaged (1) or released (0),
+ * between bursts; -1 for an unknown account.  Cancels nothing: see
+ * oms_core_kill. */
 int oms_core_set_kill(struct oms_core *c, uint32_t account, int on);
 /* The operator's kill switch (control plane, through the owning worker's
  * command ring; docs/semantics.md "Kill switch"): `account` 0 sets every

@@ -9,11 +9,13 @@
 #include <stdint.h>
 #endif
 
+#include "command.h"
 #include "link.h"
 #include "oms_core.h"
 
 struct rte_mempool;
 struct rte_ring;
+struct rte_rcu_qsbr;
 
 /* Frames per rx/tx burst: big enough to amortise the per-burst cost,
  * small enough that the first frame does not wait long for the last. */
@@ -25,26 +27,6 @@ enum oms_worker_mode {
 	OMS_MODE_REPLAY = 0,
 	/* now_ns from the TSC, calibrated against the wall clock at start */
 	OMS_MODE_LIVE = 1,
-};
-
-/* A command for a worker, from the control plane, carried by pointer on
- * the worker's command ring; the worker runs it at a burst boundary and
- * sets `done`.  Its owner keeps it alive until then. */
-enum oms_command_op {
-	OMS_CMD_TICK = 1,        /* run the timers at now_ns (replay) */
-	OMS_CMD_MASS_CANCEL = 2, /* a: session id, b: account */
-	OMS_CMD_SNAPSHOT = 3,    /* copy the core's counters into `stats` */
-	OMS_CMD_KILL = 4,        /* a: account (0: every account), b: on */
-};
-
-struct oms_command {
-	int op;
-	uint64_t now_ns; /* 0: the worker's clock */
-	uint32_t a;
-	uint32_t b;
-	int64_t result;
-	struct oms_stats *stats;
-	volatile int done;
 };
 
 struct oms_worker_stats {
@@ -86,12 +68,70 @@ struct oms_worker {
 	int idle_sleep_us; /* 0: pure busy poll; else back off when idle */
 	volatile int stop;
 	volatile uint64_t done; /* frames + ticks fully handled (replay) */
+	/* DPDK RCU (QSBR): the worker reports a quiescent state, thread id
+	 * rcu_id, at the top of every poll, where it holds no configuration
+	 * generation; NULL: no reloads */
+	struct rte_rcu_qsbr *rcu;
+	unsigned rcu_id;
+	/* sharded mode (io_lcore.c): frames come from the I/O lcore on
+	 * in_ring and leave through out_ring (mbuf->port: where to), instead
+	 * of the ports; both single-producer/single-consumer */
+	struct rte_ring *in_ring;
+	struct rte_ring *out_ring;
 	struct oms_worker_stats stats;
 	/* live mode clock: now_ns = wall_base_ns + (tsc - tsc_base) * ns_per_tsc */
 	uint64_t tsc_base;
 	uint64_t wall_base_ns;
 	double ns_per_tsc;
 };
+
+/* Sharded mode, in the manner of DPDK's load_balancer sample: one I/O lcore
+ * polls every port, answers ARP and ICMP, and hands each frame to the worker
+ * that owns its session (strategy frames, by source address and port) or its
+ * venue (by source address) through that worker's SPSC ring; it sends what
+ * the workers put on their out rings.  Each worker owns its sessions, venues
+ * and accounts, so every table has one writer. */
+enum { OMS_MAX_WORKERS = 8, OMS_MAX_IO_ROUTES = 256 };
+
+struct oms_io_route {
+	uint32_t ip;
+	uint16_t port;   /* UDP source port; 0: any (venues) */
+	uint16_t worker;
+};
+
+struct oms_io_stats {
+	uint64_t rx_frames;
+	uint64_t tx_frames;
+	uint64_t to_worker[OMS_MAX_WORKERS];
+	uint64_t unrouted;         /* no route: to worker 0, whose core counts the drop */
+	uint64_t worker_ring_full; /* a worker's in ring was full: dropped, counted */
+	uint64_t tx_retries;
+	uint64_t tx_dropped;
+	uint64_t idle_polls;
+	uint64_t busy_polls;
+};
+
+struct oms_io {
+	uint16_t n_rx;
+	uint16_t rx_port[OMS_MAX_RX];
+	uint16_t n_workers;
+	struct rte_ring *in_ring[OMS_MAX_WORKERS];
+	struct rte_ring *out_ring[OMS_MAX_WORKERS];
+	uint16_t strategy_udp;
+	uint32_t n_routes;
+	struct oms_io_route routes[OMS_MAX_IO_ROUTES];
+	uint8_t mac[6];
+	uint32_t ip;
+	struct rte_mempool *pool;
+	struct link_stats link;
+	int idle_sleep_us;
+	volatile int rx_off; /* stopping: receive no more, keep sending */
+	volatile int stop;   /* after a last drain of the out rings */
+	struct oms_io_stats stats;
+};
+
+int oms_io_launch(struct oms_io *io, unsigned lcore);
+unsigned oms_ring_count(const struct rte_ring *r);
 
 /* One steering rule: ETH / IPV4 (dst & mask) / UDP (dst port) -> QUEUE.
  * A zero field matches anything. Host byte order. */
@@ -138,6 +178,14 @@ int oms_inject(struct rte_mempool *pool, struct rte_ring *ring,
 	       uint64_t ts_ns);
 uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32_t max);
 int oms_command(struct rte_ring *ring, struct oms_command *cmd);
+
+/* RCU for configuration generations: a QSBR variable for `threads`
+ * workers, and the control plane's wait for a grace period - every online
+ * worker has reported a quiescent state since the call - of at most
+ * timeout_ms: 0, or -1 on timeout (then nothing may be freed). */
+struct rte_rcu_qsbr *oms_rcu_create(unsigned threads);
+void oms_rcu_free(struct rte_rcu_qsbr *v);
+int oms_rcu_wait(struct rte_rcu_qsbr *v, unsigned timeout_ms);
 
 int oms_worker_launch(struct oms_worker *w, unsigned lcore);
 int oms_worker_wait(unsigned lcore);

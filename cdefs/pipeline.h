@@ -11,7 +11,7 @@
 /* core.c */
 struct session *core_session_by_id(const struct oms_core *c, uint32_t id);
 /* The instrument index of a symbol, or RISK_NIL when not configured. */
-uint32_t core_symbol_find(const struct oms_core *c, const char sym[8]);
+void core_adopt_gen(struct oms_core *c);
 /* The next transmit slot, or NULL (TX_FULL counted) when the area is full. */
 uint8_t *core_tx_frame(struct oms_core *c);
 void core_tx_commit(struct oms_core *c, uint32_t len);

@@ -8,136 +8,102 @@
 #include "orders.h"
 #include "risk.h"
 
-int risk_tables_init(struct risk_tables *t, uint32_t max_accounts,
-		     uint32_t max_positions, uint32_t max_instruments)
+int risk_state_init(struct risk_state *st, uint32_t max_accounts,
+		    uint32_t pos_slots)
 {
-	memset(t, 0, sizeof(*t));
-	t->max_accounts = max_accounts ? max_accounts : 1024;
-	t->max_positions = max_positions ? max_positions : 16384;
-	t->account_mask = pow2_at_least(t->max_accounts * 2) - 1;
-	t->pos_mask = pow2_at_least(t->max_positions * 2) - 1;
-	t->accounts = alloc_lines(t->max_accounts * sizeof(*t->accounts));
-	t->account_ix = calloc(t->account_mask + 1, sizeof(uint32_t));
-	t->instruments = alloc_lines((max_instruments ? max_instruments : 1) *
-				     sizeof(*t->instruments));
-	t->positions = alloc_lines((size_t)(t->pos_mask + 1) * sizeof(*t->positions));
-	if (!t->accounts || !t->account_ix || !t->instruments || !t->positions)
+	memset(st, 0, sizeof(*st));
+	st->accounts = alloc_lines((size_t)max_accounts * sizeof(*st->accounts));
+	st->positions = alloc_lines((size_t)pos_slots * sizeof(*st->positions));
+	if (!st->accounts || !st->positions)
 		return -1;
-	memset(t->accounts, 0, t->max_accounts * sizeof(*t->accounts));
-	memset(t->positions, 0, (size_t)(t->pos_mask + 1) * sizeof(*t->positions));
+	memset(st->accounts, 0, (size_t)max_accounts * sizeof(*st->accounts));
+	memset(st->positions, 0, (size_t)pos_slots * sizeof(*st->positions));
 	return 0;
 }
 
-void risk_tables_free(struct risk_tables *t)
+void risk_state_free(struct risk_state *st)
 {
-	free(t->accounts);
-	free(t->account_ix);
-	free(t->instruments);
-	free(t->positions);
-	memset(t, 0, sizeof(*t));
+	free(st->accounts);
+	free(st->positions);
+	memset(st, 0, sizeof(*st));
 }
 
-uint32_t risk_account_find(const struct risk_tables *t, uint32_t id)
+uint32_t risk_account_find(const struct risk_gen *g, uint32_t id)
 {
-	uint32_t i = id_hash(id) & t->account_mask;
+	uint32_t i = id_hash(id) & g->account_mask;
 
 	for (;;) {
-		uint32_t a = t->account_ix[i];
+		uint32_t a = g->account_ix[i];
 		if (a == 0)
 			return RISK_NIL;
-		if (t->accounts[a - 1].id == id)
-			return a - 1;
-		i = (i + 1) & t->account_mask;
+		if (g->accounts[a - 1].id == id)
+			return g->accounts[a - 1].present ? a - 1 : RISK_NIL;
+		i = (i + 1) & g->account_mask;
 	}
 }
 
-static uint32_t pos_slot(const struct risk_tables *t, uint32_t acct,
-			 uint32_t instrument)
+static uint32_t pos_entry(const struct risk_gen *g, uint32_t acct,
+			  uint32_t instrument)
 {
-	return id_hash((uint64_t)acct << 32 | instrument) & t->pos_mask;
+	return id_hash((uint64_t)acct << 32 | instrument) & g->pos_mask;
 }
 
-uint32_t risk_position_find(const struct risk_tables *t, uint32_t acct,
+uint32_t risk_position_find(const struct risk_gen *g, uint32_t acct,
 			    uint32_t instrument)
 {
-	uint32_t i = pos_slot(t, acct, instrument);
+	uint32_t i = pos_entry(g, acct, instrument);
 
 	for (;;) {
-		const struct risk_position *p = &t->positions[i];
+		const struct risk_pos_limit *p = &g->positions[i];
 		if (p->acct1 == 0)
 			return RISK_NIL;
 		if (p->acct1 == acct + 1 && p->instrument == instrument)
 			return i;
-		i = (i + 1) & t->pos_mask;
+		i = (i + 1) & g->pos_mask;
 	}
 }
 
-int risk_add_account(struct risk_tables *t, const struct oms_account_config *a)
+uint32_t risk_symbol_find(const struct risk_gen *g, const char sym[8])
 {
-	if (t->n_accounts >= t->max_accounts ||
-	    risk_account_find(t, a->id) != RISK_NIL ||
-	    a->max_order_notional < 0 || a->credit_limit < 0)
-		return -1;
-	struct risk_account *ra = &t->accounts[t->n_accounts];
-	memset(ra, 0, sizeof(*ra));
-	ra->id = a->id;
-	ra->max_order_qty = a->max_order_qty;
-	ra->max_order_notional = a->max_order_notional;
-	ra->max_open_orders = a->max_open_orders;
-	ra->credit_limit = a->credit_limit;
-	ra->ord_types = a->ord_types;
-	ra->tifs = a->tifs;
-	/* under the global kill switch, an account starts killed */
-	ra->kill = a->kill != 0 || t->kill_all;
-	uint32_t i = id_hash(a->id) & t->account_mask;
-	while (t->account_ix[i] != 0)
-		i = (i + 1) & t->account_mask;
-	t->account_ix[i] = ++t->n_accounts;
-	return 0;
-}
+	uint64_t k;
 
-int risk_add_position(struct risk_tables *t, uint32_t acct, uint32_t instrument,
-		      int64_t max_position)
-{
-	if (t->n_positions >= t->max_positions || max_position < 0 ||
-	    risk_position_find(t, acct, instrument) != RISK_NIL)
-		return -1;
-	uint32_t i = pos_slot(t, acct, instrument);
-	while (t->positions[i].acct1 != 0)
-		i = (i + 1) & t->pos_mask;
-	memset(&t->positions[i], 0, sizeof(t->positions[i]));
-	t->positions[i].acct1 = acct + 1;
-	t->positions[i].instrument = instrument;
-	t->positions[i].max_position = max_position;
-	t->n_positions++;
-	return 0;
-}
-
-void risk_throttle_init(struct risk_throttle *th, uint32_t per_s, uint32_t burst)
-{
-	th->rate = per_s;
-	th->cap = (uint64_t)(burst ? burst : 1) * RISK_TOKEN;
-	th->tokens = th->cap;
-	th->last_ns = 0;
+	memcpy(&k, sym, 8);
+	if (k == 0)
+		return RISK_NIL;
+	for (uint32_t i = id_hash(k) & g->symbol_mask;; i = (i + 1) & g->symbol_mask) {
+		uint64_t s = g->symbols[i];
+		if (s == 0)
+			return RISK_NIL;
+		if (s == k) {
+			uint32_t ix = g->symbol_ix[i];
+			return g->instruments[ix].present ? ix : RISK_NIL;
+		}
+	}
 }
 
 /* Refill for the time since the last message judged, then take a token. */
-static int take_token(struct risk_throttle *th, uint64_t now)
+static int take_token(const struct risk_rate *r, struct risk_throttle *th,
+		      uint64_t now)
 {
 	uint64_t elapsed = 0;
 
-	if (th->rate == 0)
+	if (r->rate == 0)
 		return 1;
+	if (!th->started) {
+		th->started = 1;
+		th->tokens = r->cap;
+	}
 	if (now > th->last_ns) {
 		elapsed = now - th->last_ns;
 		th->last_ns = now;
 	}
 	/* past cap / rate ns the bucket is full whatever it held; below,
-	 * rate * elapsed stays under cap + rate */
-	if (elapsed > th->cap / th->rate)
-		th->tokens = th->cap;
-	else if ((th->tokens += th->rate * elapsed) > th->cap)
-		th->tokens = th->cap;
+	 * rate * elapsed stays under cap + rate.  A reload may have lowered
+	 * the cap: the bucket never holds more than the current one. */
+	if (elapsed > r->cap / r->rate)
+		th->tokens = r->cap;
+	else if ((th->tokens += r->rate * elapsed) > r->cap)
+		th->tokens = r->cap;
 	if (th->tokens < RISK_TOKEN)
 		return 0;
 	th->tokens -= RISK_TOKEN;
@@ -159,7 +125,7 @@ static int outside_band(const struct risk_instrument *in, int64_t price)
 }
 
 /* The checks on a price and quantity, common to NewOrder and Modify. */
-static uint16_t check_price_qty(const struct risk_account *ac,
+static uint16_t check_price_qty(const struct risk_acct_limits *ac,
 				const struct risk_instrument *in,
 				uint32_t qty, int64_t price)
 {
@@ -177,25 +143,39 @@ static uint16_t check_price_qty(const struct risk_account *ac,
 }
 
 /* Would `dq` more shares on `side` take the worst case past the limit? */
-static int beyond_position(const struct risk_position *p, uint8_t side, int64_t dq)
+static int beyond_position(const struct risk_pos_state *p, int64_t max_position,
+			   uint8_t side, int64_t dq)
 {
 	if (side == SP_SIDE_BUY)
-		return p->position + p->open_buy + dq > p->max_position;
-	return p->open_sell - p->position + dq > p->max_position;
+		return p->position + p->open_buy + dq > max_position;
+	return p->open_sell - p->position + dq > max_position;
 }
 
-uint16_t risk_check_new(const struct risk_tables *t, struct risk_throttle *th,
+static int killed(const struct risk_gen *g, const struct risk_state *st, uint32_t a)
+{
+	return g->accounts[a].kill | st->accounts[a].kill;
+}
+
+uint16_t risk_check_new(const struct risk_gen *g, const struct risk_state *st,
+			const struct risk_rate *rate, struct risk_throttle *th,
 			uint64_t now_ns, const struct risk_request *r,
 			struct risk_verdict *v)
 {
-	if (!take_token(th, now_ns))
+	if (!take_token(rate, th, now_ns))
 		return SP_REJ_THROTTLED;
-	uint32_t a = risk_account_find(t, r->account);
+	uint32_t a = risk_account_find(g, r->account);
 	if (a == RISK_NIL)
 		return SP_REJ_UNKNOWN_ACCOUNT;
-	const struct risk_account *ac = &t->accounts[a];
-	const struct risk_instrument *in = &t->instruments[r->instrument];
-	if (ac->kill)
+	if (rate->n_accounts) {
+		uint32_t k = 0;
+		while (k < rate->n_accounts && rate->accounts[k] != r->account)
+			k++;
+		if (k == rate->n_accounts)
+			return SP_REJ_ACCOUNT_NOT_PERMITTED;
+	}
+	const struct risk_acct_limits *ac = &g->accounts[a];
+	const struct risk_instrument *in = &g->instruments[r->instrument];
+	if (killed(g, st, a))
 		return SP_REJ_KILL_SWITCH;
 	if (in->halted)
 		return SP_REJ_SYMBOL_HALTED;
@@ -207,8 +187,8 @@ uint16_t risk_check_new(const struct risk_tables *t, struct risk_throttle *th,
 		return SP_REJ_ORD_TYPE_NOT_ALLOWED;
 	if (!(ac->tifs >> r->tif & 1))
 		return SP_REJ_TIF_NOT_ALLOWED;
-	uint32_t p = risk_position_find(t, a, r->instrument);
-	if (p == RISK_NIL)
+	uint32_t p = risk_position_find(g, a, r->instrument);
+	if (p == RISK_NIL || g->positions[p].max_position < 0)
 		return SP_REJ_NO_POSITION_LIMIT;
 	int64_t px = r->price;
 	if (r->ord_type == SP_ORD_MARKET) {
@@ -220,11 +200,13 @@ uint16_t risk_check_new(const struct risk_tables *t, struct risk_throttle *th,
 	uint16_t rej = check_price_qty(ac, in, r->qty, px);
 	if (rej)
 		return rej;
-	if (ac->open_orders >= ac->max_open_orders)
+	const struct risk_acct_state *as = &st->accounts[a];
+	if (as->open_orders >= ac->max_open_orders)
 		return SP_REJ_OPEN_ORDERS_LIMIT;
-	if ((__int128)ac->open_notional + (__int128)px * r->qty > ac->credit_limit)
+	if ((__int128)as->open_notional + (__int128)px * r->qty > ac->credit_limit)
 		return SP_REJ_CREDIT_LIMIT;
-	if (beyond_position(&t->positions[p], r->side, r->qty))
+	if (beyond_position(&st->positions[p], g->positions[p].max_position,
+			    r->side, r->qty))
 		return SP_REJ_POSITION_LIMIT;
 	v->acct = a;
 	v->pos = p;
@@ -255,20 +237,29 @@ static void reservation(const struct order *o, uint32_t *q, int64_t *n)
 	}
 }
 
-uint16_t risk_check_modify(const struct risk_tables *t, struct risk_throttle *th,
+uint16_t risk_check_modify(const struct risk_gen *g, const struct risk_state *st,
+			   const struct risk_rate *rate, struct risk_throttle *th,
 			   uint64_t now_ns, const struct order *o,
 			   int64_t new_price, uint32_t new_qty)
 {
-	if (!take_token(th, now_ns))
+	if (!take_token(rate, th, now_ns))
 		return SP_REJ_THROTTLED;
-	const struct risk_account *ac = &t->accounts[o->risk_acct];
-	const struct risk_instrument *in = &t->instruments[o->instrument];
-	if (ac->kill)
+	/* a reload may have removed what the order was entered under */
+	const struct risk_acct_limits *ac = &g->accounts[o->risk_acct];
+	const struct risk_instrument *in = &g->instruments[o->instrument];
+	const struct risk_pos_limit *pl = &g->positions[o->risk_pos];
+	if (!ac->present)
+		return SP_REJ_UNKNOWN_ACCOUNT;
+	if (killed(g, st, o->risk_acct))
 		return SP_REJ_KILL_SWITCH;
+	if (!in->present)
+		return SP_REJ_UNKNOWN_SYMBOL;
 	if (in->halted)
 		return SP_REJ_SYMBOL_HALTED;
 	if (in->restricted)
 		return SP_REJ_SYMBOL_RESTRICTED;
+	if (pl->max_position < 0)
+		return SP_REJ_NO_POSITION_LIMIT;
 	uint16_t rej = check_price_qty(ac, in, new_qty, new_price);
 	if (rej)
 		return rej;
@@ -278,20 +269,20 @@ uint16_t risk_check_modify(const struct risk_tables *t, struct risk_throttle *th
 	__int128 nn = (__int128)new_price * nq;
 	__int128 dn = nn > o->res_notional ? nn - o->res_notional : 0;
 	int64_t dq = nq > o->res_qty ? (int64_t)nq - o->res_qty : 0;
-	if ((__int128)ac->open_notional + dn > ac->credit_limit)
+	if ((__int128)st->accounts[o->risk_acct].open_notional + dn > ac->credit_limit)
 		return SP_REJ_CREDIT_LIMIT;
-	if (beyond_position(&t->positions[o->risk_pos], o->side, dq))
+	if (beyond_position(&st->positions[o->risk_pos], pl->max_position, o->side, dq))
 		return SP_REJ_POSITION_LIMIT;
 	return 0;
 }
 
-void risk_update(struct risk_tables *t, struct order *o)
+void risk_update(struct risk_state *st, struct order *o)
 {
 	uint32_t q;
 	int64_t n;
 	uint8_t live = !state_is_terminal(o->state);
-	struct risk_account *ac = &t->accounts[o->risk_acct];
-	struct risk_position *p = &t->positions[o->risk_pos];
+	struct risk_acct_state *ac = &st->accounts[o->risk_acct];
+	struct risk_pos_state *p = &st->positions[o->risk_pos];
 
 	reservation(o, &q, &n);
 	ac->open_orders += (uint32_t)live - o->res_live;
@@ -305,9 +296,9 @@ void risk_update(struct risk_tables *t, struct order *o)
 	o->res_notional = n;
 }
 
-void risk_fill(struct risk_tables *t, const struct order *o, uint32_t q)
+void risk_fill(struct risk_state *st, const struct order *o, uint32_t q)
 {
-	struct risk_position *p = &t->positions[o->risk_pos];
+	struct risk_pos_state *p = &st->positions[o->risk_pos];
 
 	p->position += o->side == SP_SIDE_BUY ? (int64_t)q : -(int64_t)q;
 }

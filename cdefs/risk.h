@@ -2,13 +2,13 @@
  * to a venue, and the exposure accounting they read (docs/semantics.md,
  * "Pre-trade risk").
  *
- * The interface is small on purpose: the tables the checks read (accounts,
- * instruments, per-(account, instrument) positions, each session's token
- * bucket), the verdict a check returns (0 or a reject reason of
- * enum sp_reject_reason, plus for a NewOrder the account and position it
- * resolved) and risk_update(), which keeps the accounting exact after any
- * change to an order.  Everything is allocated when the core is created;
- * every account is owned by the one worker that owns the core. */
+ * The interface is small on purpose: the tables the checks read (the
+ * configuration generation's limits, the worker's accounting, each
+ * session's token bucket), the verdict a check returns (0 or a reject
+ * reason of enum sp_reject_reason, plus for a NewOrder the account and
+ * position it resolved) and risk_update(), which keeps the accounting exact
+ * after any change to an order.  Nothing is allocated per order; every
+ * account is owned by the one worker that owns the core. */
 #ifndef OMS_RISK_H
 #define OMS_RISK_H
 
@@ -21,67 +21,115 @@
 
 struct order;
 
-struct risk_account {
+/* ---- Limits: one configuration generation, read-only once published ----
+ *
+ * A generation (struct risk_gen) holds every table the checks read that the
+ * configuration sets.  The control plane builds a new one on reload
+ * (config_gen.c) and publishes it by pointer swap; the worker picks it up at
+ * the start of a burst, so a burst - and every order in it - is judged by
+ * one generation.  Accounts, instruments and (account, symbol) positions
+ * keep their slot across generations: a new generation starts as a copy of
+ * the previous one's hash tables with every entry absent, and the
+ * configuration marks what is present.  So the accounting below, indexed by
+ * slot, never moves. */
+
+struct risk_acct_limits { /* by account slot */
 	uint32_t id;
 	uint32_t max_order_qty;
 	uint32_t max_open_orders;
-	uint32_t open_orders;       /* live orders */
+	uint8_t present;
+	uint8_t ord_types; /* bit (1 << ord_type) set: permitted */
+	uint8_t tifs;      /* bit (1 << tif) set: permitted */
+	uint8_t kill;      /* engaged by the configuration */
 	int64_t max_order_notional; /* 8 decimals */
 	int64_t credit_limit;       /* max open notional, 8 decimals */
-	int64_t open_notional;      /* sum of the live orders' reservations */
-	uint8_t ord_types;          /* bit (1 << ord_type) set: permitted */
-	uint8_t tifs;               /* bit (1 << tif) set: permitted */
-	uint8_t kill;
 };
 
-struct risk_instrument {
+struct risk_instrument { /* by instrument slot */
 	int64_t tick;      /* 8 decimals, > 0 */
 	int64_t ref_price; /* 8 decimals; 0: none */
 	int64_t band_pct;  /* percent, 8 decimals; 0: no percent band */
 	int64_t band_abs;  /* 8 decimals; 0: no absolute band */
 	uint64_t venue_mask; /* by venue index (< 64) */
 	uint32_t lot;      /* > 0 */
+	uint16_t route;    /* venue index + 1 for orders naming no venue; 0: none */
 	uint8_t any_venue; /* no venue list: every venue */
 	uint8_t restricted;
 	uint8_t halted;
+	uint8_t present;
 };
 
-/* Held in the open-addressing table itself, so that a lookup and the
- * figures it leads to share a cache line. */
-struct risk_position {
-	uint32_t acct1;       /* account index + 1; 0: an empty slot */
+/* (account, instrument) -> position slot: the slot is the entry's index in
+ * this open-addressing table, which later generations copy unchanged. */
+struct risk_pos_limit {
+	uint32_t acct1;       /* account slot + 1; 0: an empty entry */
 	uint32_t instrument;
-	int64_t max_position; /* shares, either way */
-	int64_t position;     /* filled: bought - sold */
-	int64_t open_buy;     /* reserved qty of live buy orders */
-	int64_t open_sell;    /* of live sell and sell-short orders */
+	int64_t max_position; /* shares, either way; < 0: absent */
+	uint16_t route;       /* venue index + 1 for (account, symbol); 0: none */
 };
 
-/* A session's message-rate limit: a token bucket of `cap` / RISK_TOKEN
- * messages refilled at `rate` messages per second, on the bursts' now_ns. */
-struct risk_throttle {
-	uint64_t rate; /* 0: no throttle */
+/* A session's message-rate limit: `cap` / RISK_TOKEN messages refilled at
+ * `rate` messages per second (rate 0: none). */
+struct risk_rate {
+	uint64_t rate;
 	uint64_t cap;
+	/* the accounts the session may trade; n_accounts 0: any */
+	uint32_t n_accounts;
+	uint32_t accounts[OMS_SESSION_ACCOUNTS];
+};
+
+struct risk_gen {
+	uint64_t number; /* configuration generation, 1 and up */
+	uint32_t max_accounts, n_accounts; /* slots used, present or not */
+	uint32_t account_mask;
+	uint32_t max_positions, n_positions;
+	uint32_t pos_mask;
+	uint32_t max_instruments, n_instruments;
+	uint32_t symbol_mask;
+	uint32_t max_sessions;
+	uint16_t default_route; /* venue index + 1; 0: none */
+	uint32_t *account_ix; /* id hash -> slot + 1 */
+	struct risk_acct_limits *accounts;
+	uint64_t *symbols;    /* open addressing set of 8-byte symbols */
+	uint32_t *symbol_ix;  /* by entry of `symbols`: instrument slot */
+	struct risk_instrument *instruments;
+	struct risk_pos_limit *positions; /* pos_mask + 1 entries */
+	uint16_t *account_route; /* by account slot: venue index + 1; 0: none */
+	struct risk_rate *rates; /* by session index: throttle, permitted accounts */
+};
+
+/* ---- Accounting: owned and written by the worker, kept across reloads ---- */
+
+struct risk_acct_state { /* by account slot */
+	uint32_t open_orders;  /* live orders */
+	uint8_t kill;          /* engaged by the operator */
+	int64_t open_notional; /* sum of the live orders' reservations */
+};
+
+struct risk_pos_state { /* by position slot */
+	int64_t position;  /* filled: bought - sold */
+	int64_t open_buy;  /* reserved qty of live buy orders */
+	int64_t open_sell; /* of live sell and sell-short orders */
+};
+
+struct risk_state {
+	struct risk_acct_state *accounts;
+	struct risk_pos_state *positions;
+	uint32_t adopted_accounts; /* account slots the worker has seen */
+	uint8_t kill_all; /* operator: every account, also those added later */
+};
+
+/* A session's token bucket (its rate is in the generation). */
+struct risk_throttle {
 	uint64_t tokens;
 	uint64_t last_ns;
-};
-
-struct risk_tables {
-	struct risk_account *accounts;
-	uint32_t n_accounts, max_accounts;
-	uint32_t *account_ix; /* id hash -> index + 1 */
-	uint32_t account_mask;
-	struct risk_instrument *instruments; /* by instrument index */
-	struct risk_position *positions; /* open addressing, pos_mask + 1 slots */
-	uint32_t n_positions, max_positions;
-	uint32_t pos_mask;
-	uint8_t kill_all; /* every account killed: so is an account added */
+	uint8_t started; /* 0: the first message judged finds it full */
 };
 
 /* What a NewOrder asks for; its fields already passed the order checks. */
 struct risk_request {
 	uint32_t account;    /* as on the wire */
-	uint32_t instrument; /* index */
+	uint32_t instrument; /* slot */
 	uint32_t venue;      /* index */
 	uint32_t qty;
 	int64_t price;
@@ -90,34 +138,35 @@ struct risk_request {
 
 /* What a NewOrder that passed resolved to: store it in the order. */
 struct risk_verdict {
-	uint32_t acct; /* account index */
-	uint32_t pos;  /* position index */
+	uint32_t acct; /* account slot */
+	uint32_t pos;  /* position slot */
 	int64_t px;    /* the price its exposure is valued at */
 };
 
-int risk_tables_init(struct risk_tables *t, uint32_t max_accounts,
-		     uint32_t max_positions, uint32_t max_instruments);
-void risk_tables_free(struct risk_tables *t);
-uint32_t risk_account_find(const struct risk_tables *t, uint32_t id);
-uint32_t risk_position_find(const struct risk_tables *t, uint32_t acct,
+/* Lookups in a generation: slot or RISK_NIL. */
+uint32_t risk_account_find(const struct risk_gen *g, uint32_t id);
+uint32_t risk_position_find(const struct risk_gen *g, uint32_t acct,
 			    uint32_t instrument);
-int risk_add_account(struct risk_tables *t, const struct oms_account_config *a);
-int risk_add_position(struct risk_tables *t, uint32_t acct, uint32_t instrument,
-		      int64_t max_position);
-void risk_throttle_init(struct risk_throttle *th, uint32_t per_s, uint32_t burst);
+uint32_t risk_symbol_find(const struct risk_gen *g, const char sym[8]);
+
+int risk_state_init(struct risk_state *st, uint32_t max_accounts,
+		    uint32_t pos_slots);
+void risk_state_free(struct risk_state *st);
 
 /* 0 or the reject reason; the throttle's token is taken when the check
  * gets that far (every check of a NewOrder or Modify does). */
-uint16_t risk_check_new(const struct risk_tables *t, struct risk_throttle *th,
+uint16_t risk_check_new(const struct risk_gen *g, const struct risk_state *st,
+			const struct risk_rate *rate, struct risk_throttle *th,
 			uint64_t now_ns, const struct risk_request *r,
 			struct risk_verdict *v);
-uint16_t risk_check_modify(const struct risk_tables *t, struct risk_throttle *th,
+uint16_t risk_check_modify(const struct risk_gen *g, const struct risk_state *st,
+			   const struct risk_rate *rate, struct risk_throttle *th,
 			   uint64_t now_ns, const struct order *o,
 			   int64_t new_price, uint32_t new_qty);
 /* The order changed (entered, modified, replaced, filled, canceled,
  * rejected, ...): bring the accounting in line with it. */
-void risk_update(struct risk_tables *t, struct order *o);
+void risk_update(struct risk_state *st, struct order *o);
 /* An execution of q: the filled position moves (call risk_update too). */
-void risk_fill(struct risk_tables *t, const struct order *o, uint32_t q);
+void risk_fill(struct risk_state *st, const struct order *o, uint32_t q);
 
 #endif

@@ -26,11 +26,30 @@ static int price_fits_ouch(int64_t price)
 	       price / 10000 <= OUCH_MAX_PRICE;
 }
 
+/* The venue for an order that names none: the most specific routing rule
+ * of the generation (RISK_NIL: none matches). */
+static uint32_t route(const struct risk_gen *g, uint32_t acct, uint32_t pos,
+		      uint32_t instrument)
+{
+	uint16_t v = 0;
+
+	if (pos != RISK_NIL)
+		v = g->positions[pos].route;
+	if (!v)
+		v = g->instruments[instrument].route;
+	if (!v && acct != RISK_NIL)
+		v = g->account_route[acct];
+	if (!v)
+		v = g->default_route;
+	return v ? v - 1u : RISK_NIL;
+}
+
 static uint16_t check_new_order(struct oms_core *c, struct session *s,
 				const struct sp_new_order *m, uint32_t *venue,
 				struct risk_verdict *rv, uint32_t *instrument)
 {
 	uint32_t si = (uint32_t)(s - c->sessions);
+	const struct risk_gen *g = c->gen;
 
 	if (index_find(&c->orders.by_id, m->cl_ord_id, si) != ORDER_NIL)
 		return SP_REJ_DUPLICATE_ID;
@@ -43,16 +62,24 @@ static uint16_t check_new_order(struct oms_core *c, struct session *s,
 		return SP_REJ_BAD_TIF;
 	if (m->qty == 0 || m->qty > OUCH_MAX_QTY)
 		return SP_REJ_BAD_QTY;
-	*instrument = core_symbol_find(c, m->symbol);
+	*instrument = risk_symbol_find(g, m->symbol);
 	if (*instrument == RISK_NIL)
 		return SP_REJ_UNKNOWN_SYMBOL;
 	if (m->ord_type == SP_ORD_LIMIT ? m->price <= 0 : m->price != 0)
 		return SP_REJ_BAD_PRICE;
-	uint16_t vid = m->venue ? m->venue : c->cfg.default_venue;
-	uint16_t vix = c->venue_by_id[vid];
-	if (vix == 0)
-		return SP_REJ_UNKNOWN_VENUE;
-	*venue = vix - 1u;
+	if (m->venue) {
+		uint16_t vix = c->venue_by_id[m->venue];
+		if (vix == 0)
+			return SP_REJ_UNKNOWN_VENUE;
+		*venue = vix - 1u;
+	} else {
+		uint32_t a = risk_account_find(g, m->account);
+		uint32_t p = a == RISK_NIL ? RISK_NIL
+					   : risk_position_find(g, a, *instrument);
+		*venue = route(g, a, p, *instrument);
+		if (*venue == RISK_NIL)
+			return SP_REJ_UNKNOWN_VENUE;
+	}
 	if (m->ord_type == SP_ORD_LIMIT && !price_fits_ouch(m->price))
 		return SP_REJ_PRICE_UNREPRESENTABLE;
 	if (m->side == SP_SIDE_SELL_SHORT && !(m->flags & SP_FLAG_LOCATE))
@@ -62,7 +89,8 @@ static uint16_t check_new_order(struct oms_core *c, struct session *s,
 		.qty = m->qty, .price = m->price, .side = m->side,
 		.ord_type = m->ord_type, .tif = m->tif,
 	};
-	return risk_check_new(&c->risk, &s->throttle, c->now_ns, &rq, rv);
+	return risk_check_new(g, &c->risk, &g->rates[si], &s->throttle,
+			      c->now_ns, &rq, rv);
 }
 
 static void on_new_order(struct oms_core *c, struct session *s,
@@ -164,7 +192,8 @@ static void on_modify(struct oms_core *c, struct session *s, const uint8_t *p)
 	else if (!rej && !price_fits_ouch(m.new_price))
 		rej = SP_REJ_PRICE_UNREPRESENTABLE;
 	else if (!rej)
-		rej = risk_check_modify(&c->risk, &s->throttle, c->now_ns, od,
+		rej = risk_check_modify(c->gen, &c->risk, &c->gen->rates[si],
+					&s->throttle, c->now_ns, od,
 					m.new_price, m.new_qty);
 	if (rej) {
 		emit_rejected(c, s, m.cl_ord_id, rej, SP_MODIFY, 0);
@@ -243,6 +272,7 @@ int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t accou
 	if (!s)
 		return -1;
 	c->now_ns = now_ns;
+	core_adopt_gen(c);
 	return (int)session_cancel_orders(c, s, 0, account);
 }
 
@@ -250,14 +280,15 @@ int oms_core_kill(struct oms_core *c, uint32_t account, int on, uint64_t now_ns)
 {
 	uint32_t n = 0;
 
+	core_adopt_gen(c);
 	if (account == 0) {
 		/* every account's switch, and the global one for accounts
 		 * configured later */
 		c->risk.kill_all = on != 0;
-		for (uint32_t a = 0; a < c->risk.n_accounts; a++)
+		for (uint32_t a = 0; a < c->risk.adopted_accounts; a++)
 			c->risk.accounts[a].kill = on != 0;
 	} else {
-		uint32_t a = risk_account_find(&c->risk, account);
+		uint32_t a = risk_account_find(c->gen, account);
 		if (a == RISK_NIL)
 			return -1;
 		c->risk.accounts[a].kill = on != 0;

@@ -11,6 +11,7 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_pause.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include "oms_dpdk.h"
@@ -36,8 +37,15 @@ static void send_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m
 {
 	uint32_t sent = 0;
 
+	if (w->out_ring) /* sharded: the I/O lcore sends them */
+		for (uint32_t i = 0; i < k; i++)
+			m[i]->port = port;
 	for (int t = 0; t < TX_RETRIES && sent < k; t++) {
-		sent += rte_eth_tx_burst(port, w->tx_queue, m + sent, (uint16_t)(k - sent));
+		if (w->out_ring)
+			sent += rte_ring_sp_enqueue_burst(w->out_ring, (void **)(m + sent), k - sent,
+							  NULL);
+		else
+			sent += rte_eth_tx_burst(port, w->tx_queue, m + sent, (uint16_t)(k - sent));
 		if (sent < k)
 			w->stats.tx_retries++;
 	}
@@ -147,28 +155,7 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
  * in the middle of a burst. */
 static void run_command(struct oms_worker *w, struct oms_command *cmd)
 {
-	uint64_t now = cmd->now_ns ? cmd->now_ns : live_now(w);
-
-	switch (cmd->op) {
-	case OMS_CMD_TICK:
-		/* a call with no frames runs the timers due */
-		oms_core_process_burst(w->core, NULL, NULL, 0, now);
-		cmd->result = 0;
-		break;
-	case OMS_CMD_MASS_CANCEL:
-		cmd->result = oms_core_mass_cancel(w->core, cmd->a, cmd->b, now);
-		break;
-	case OMS_CMD_KILL:
-		/* engaging it cancels the open orders it covers: flushed below */
-		cmd->result = oms_core_kill(w->core, cmd->a, (int)cmd->b, now);
-		break;
-	case OMS_CMD_SNAPSHOT:
-		rte_memcpy(cmd->stats, oms_core_stats(w->core), sizeof(*cmd->stats));
-		cmd->result = oms_core_live_orders(w->core);
-		break;
-	default:
-		cmd->result = -1;
-	}
+	oms_command_apply(w->core, cmd, cmd->now_ns ? cmd->now_ns : live_now(w));
 	flush_tx(w);
 	w->stats.commands++;
 	__atomic_store_n(&cmd->done, 1, __ATOMIC_RELEASE);
@@ -181,8 +168,25 @@ static int worker_main(void *arg)
 	struct rte_mbuf *m[OMS_BURST];
 	uint32_t idle = 0;
 
+	if (w->rcu) {
+		rte_rcu_qsbr_thread_register(w->rcu, w->rcu_id);
+		rte_rcu_qsbr_thread_online(w->rcu, w->rcu_id);
+	}
 	while (!w->stop) {
 		int busy = 0;
+		/* between polls the core holds no configuration generation */
+		if (w->rcu)
+			rte_rcu_qsbr_quiescent(w->rcu, w->rcu_id);
+		if (w->in_ring) {
+			uint16_t n = (uint16_t)rte_ring_sc_dequeue_burst(w->in_ring, (void **)m,
+									  OMS_BURST, NULL);
+			if (n) {
+				busy = 1;
+				w->stats.rx_frames += n;
+				handle_rx(w, m, n);
+				__atomic_add_fetch(&w->done, n, __ATOMIC_RELEASE);
+			}
+		}
 		for (uint16_t p = 0; p < w->n_rx; p++) {
 			uint16_t n = rte_eth_rx_burst(w->rx_port[p], w->rx_queue[p], m, OMS_BURST);
 			if (!n)
@@ -222,8 +226,12 @@ static int worker_main(void *arg)
 	/* stopping: what the core still holds to send goes out, and the ports
 	 * give back the mbufs of frames they have finished sending */
 	flush_tx(w);
-	for (uint16_t p = 0; p < w->n_rx; p++)
+	for (uint16_t p = 0; p < w->n_rx && !w->out_ring; p++)
 		rte_eth_tx_done_cleanup(w->rx_port[p], w->tx_queue, 0);
+	if (w->rcu) {
+		rte_rcu_qsbr_thread_offline(w->rcu, w->rcu_id);
+		rte_rcu_qsbr_thread_unregister(w->rcu, w->rcu_id);
+	}
 	return 0;
 }
 

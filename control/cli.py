@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -70,22 +71,45 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def live_backend(cfg, backend: str | None) -> str | None:
+    """Which live backend `omsctl run` starts, or None for the replay job:
+    DPDK where dataplane.ports names DPDK ports, the native AF_XDP backend
+    where dataplane.afxdp names interfaces (or when asked for by name)."""
+    if backend == "afxdp":
+        if cfg.dataplane.afxdp is None:
+            raise ValueError(f"{cfg.source}: --backend afxdp needs dataplane.afxdp "
+                             "(strategy_iface, venue_iface) in the configuration")
+        return "afxdp"
+    if backend == "pcap":
+        return None
+    if cfg.dataplane.ports is not None:
+        return "dpdk"
+    if backend is None and cfg.dataplane.afxdp is not None:
+        return "afxdp"
+    return None
+
+
 def cmd_run(args) -> int:
-    """With a configuration that names DPDK ports (dataplane.ports): run the
-    appliance live until SIGINT/SIGTERM (or --duration).  Otherwise the main
-    job on the embedded default: build the bundled scenario, replay it
-    through the core with the venue simulator and the reference model
-    beside it."""
+    """With a configuration that names DPDK ports (dataplane.ports) or AF_XDP
+    interfaces (dataplane.afxdp): run the appliance live until SIGINT/SIGTERM
+    (or --duration).  Otherwise the main job on the embedded default: build
+    the bundled scenario, replay it through the core with the venue
+    simulator and the reference model beside it."""
     from pcaps.builder import build_pcap
 
     cfg = _config(args.config)
-    if cfg.dataplane.ports is not None and not args.scenario:
+    live = None if args.scenario else live_backend(cfg, args.backend)
+    if live:
         from dataplane.serve import serve
         lo, _, hi = args.dump_ids.partition("-")
         serve(cfg, duration_s=args.duration, ready_file=args.ready_file,
-              control_socket=args.control_socket,
-              orders_file=args.dump_orders, order_ids=range(int(lo), int(hi or lo) + 1))
+              control_socket=args.control_socket, backend=live,
+              orders_file=args.dump_orders, order_ids=range(int(lo), int(hi or lo) + 1),
+              watch_config=not args.no_watch)
         return 0
+    if args.backend == "afxdp":
+        raise ValueError("--backend afxdp runs live; a scenario replays through dpdk or pcap")
+    args.backend = args.backend or "dpdk"
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     scenario = Path(args.scenario) if args.scenario else BUNDLED_SCENARIO
@@ -112,8 +136,12 @@ def cmd_ctl(args) -> int:
         payload.update(session=args.session, account=args.account)
     if args.ctl_cmd in ("kill", "unkill"):
         payload.update(account=args.account)
+    if args.ctl_cmd == "reload" and args.config:
+        payload.update(path=os.path.abspath(args.config))
     answer = request(args.socket, payload)
     print(json.dumps(answer, indent=2, sort_keys=True))
+    for line in answer.get("errors", []):
+        print(line, file=sys.stderr)
     return 0 if answer.get("ok") else 1
 
 
@@ -123,6 +151,19 @@ KILL_HELP = {
             "its venue",
     "unkill": "release the kill switch (the global one, or --account's own)",
 }
+
+
+RELOAD_HELP = ("validate the configuration file and apply it live (limits, instruments, "
+               "routes, throttles); a bad file is refused with every error and the running "
+               "configuration stays")
+
+
+def _reload_args(p: argparse.ArgumentParser, *, socket: bool) -> None:
+    p.add_argument("--config", help="the file to load (default: the one the appliance "
+                   "was started with)")
+    if socket:
+        from control.ctl import DEFAULT_SOCKET
+        p.add_argument("--socket", default=DEFAULT_SOCKET)
 
 
 def _kill_args(p: argparse.ArgumentParser, *, socket: bool) -> None:
@@ -148,11 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="live: serve the control socket here (e.g. /run/oms/control.sock)")
     r.add_argument("--dump-orders", metavar="FILE",
                    help="live: on stopping, write every order's final state here (JSON)")
+    r.add_argument("--no-watch", action="store_true",
+                   help="live: do not reload when the configuration file changes "
+                        "(SIGHUP and omsctl reload still do)")
     r.add_argument("--dump-ids", default="1-100000", metavar="FIRST-LAST",
                    help="live: the cl_ord_ids --dump-orders looks up, per session")
-    r.add_argument("--backend", choices=["dpdk", "pcap"], default="dpdk",
-                   help="dpdk: the core on a worker lcore behind a DPDK port (default); "
-                        "pcap: the core in this thread, no DPDK needed")
+    r.add_argument("--backend", choices=["dpdk", "afxdp", "pcap"], default=None,
+                   help="dpdk: the core on a worker lcore behind DPDK ports (the default; "
+                        "live with dataplane.ports, else the replay job through a ring "
+                        "port); afxdp: live on AF_XDP sockets (dataplane.afxdp), no DPDK; "
+                        "pcap: the replay job with the core in this thread, no DPDK")
     r.set_defaults(func=cmd_run)
 
     ct = sub.add_parser("ctl", help="talk to a running appliance's control socket")
@@ -165,7 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--account", type=int, required=True)
     for name in ("kill", "unkill"):
         _kill_args(ctsub.add_parser(name, help=KILL_HELP[name]), socket=False)
+    _reload_args(ctsub.add_parser("reload", help=RELOAD_HELP), socket=False)
     ct.set_defaults(func=cmd_ctl)
+    rl = sub.add_parser("reload", help=RELOAD_HELP)
+    _reload_args(rl, socket=True)
+    rl.set_defaults(func=cmd_ctl, ctl_cmd="reload")
 
     # the kill switch, also at the top level: omsctl kill [--account A]
     for name in ("kill", "unkill"):

@@ -9,6 +9,7 @@ import difflib
 import ipaddress
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
@@ -73,6 +74,8 @@ class Session:
     throttle: Throttle | None = None  # None: no message rate limit
     # on a timeout (SESSION_TIMEOUTS) cancel every open order of the session
     cancel_on_disconnect: bool = False
+    # the accounts the session may trade (at most 16); none: any configured
+    accounts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,8 +130,35 @@ class Account:
 
 
 @dataclass(frozen=True)
+class AccountDefaults:
+    """What an account that leaves a key out takes (risk.account_defaults);
+    None: no default, the account must say."""
+    max_order_qty: int | None = None
+    max_order_notional: int | None = None
+    max_open_orders: int | None = None
+    credit_limit: int | None = None
+    max_position: tuple[tuple[str, int], ...] | None = None
+    order_types: tuple[str, ...] | None = None
+    tifs: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Risk:
+    account_defaults: AccountDefaults = field(default_factory=AccountDefaults)
+
+
+@dataclass(frozen=True)
 class Routing:
     default_venue: int
+
+
+@dataclass(frozen=True)
+class Route:
+    """Orders naming no venue, for this account and/or symbol, go to `venue`
+    (the most specific matching rule wins; none: routing.default_venue)."""
+    venue: int
+    account: int | None = None
+    symbol: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,9 +169,49 @@ class DataplanePorts:
     venue: str
 
 
+AFXDP_MODES = ("copy", "zerocopy")
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+
+
+@dataclass(frozen=True)
+class Afxdp:
+    """The native AF_XDP backend (omsctl run --backend afxdp): the kernel
+    interfaces it takes queue `queue` of, by traffic class; one interface
+    may carry both."""
+    strategy_iface: str
+    venue_iface: str
+    queue: int = 0
+    # copy: XDP_COPY on generic (SKB-mode) XDP, works on any interface (veth);
+    # zerocopy: XDP_ZEROCOPY on the driver's XDP, NICs whose driver has it
+    mode: str = "copy"
+    # UMEM frames (2 KiB) per interface, a power of two: half RX, half TX
+    frames: int = 4096
+    cpu: int = -1  # pin the poll thread to this CPU; -1: leave it to the kernel
+
+
+@dataclass(frozen=True)
+class Shard:
+    """What one worker lcore owns in sharded mode: its strategy sessions,
+    its venues (and their venue sessions) and its accounts - each table then
+    has exactly one writer."""
+    sessions: tuple[int, ...]
+    venues: tuple[int, ...]
+    accounts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Threading:
+    """rtc: one worker lcore does RX -> core -> TX for every port (the
+    default, for small machines); sharded: an I/O lcore feeds one worker per
+    shard through SPSC rings (docs/dataplane.md "Threading")."""
+    mode: str = "rtc"
+    workers: tuple[Shard, ...] = ()
+
+
 @dataclass(frozen=True)
 class Dataplane:
-    """EAL and port settings for the DPDK data plane (omsctl serve)."""
+    """EAL and port settings for the DPDK data plane (omsctl serve), and the
+    interfaces of the native AF_XDP backend."""
     lcores: str = "0,1"  # EAL -l: the first is Python's, the next the worker's
     hugepages: bool = False  # False: --no-huge with memory_mb of ordinary memory
     memory_mb: int = 512
@@ -150,8 +220,10 @@ class Dataplane:
     ports: DataplanePorts | None = None
     mbufs: int = 8191  # per mempool
     # 0: the worker busy-polls its CPU; else it sleeps this long when idle
-    # (shared CPUs, CI)
+    # (shared CPUs, CI); the AF_XDP poll thread too
     idle_sleep_us: int = 0
+    afxdp: Afxdp | None = None
+    threading: Threading = field(default_factory=Threading)
 
 
 # ---- market data (docs/market-data.md) -----------------------------------
@@ -200,6 +272,8 @@ class Config:
     venues: tuple[Venue, ...] = ()
     instruments: tuple[Instrument, ...] = ()
     accounts: tuple[Account, ...] = ()
+    routes: tuple[Route, ...] = ()
+    risk: Risk = field(default_factory=Risk)
     market_data: MarketData = field(default_factory=MarketData)
     source: str = "<memory>"  # the file it was read from
 
@@ -258,6 +332,28 @@ class ConfigError(Exception):
         return f"{where}: {self.key}: {self.reason}" if self.key else f"{where}: {self.reason}"
 
 
+class ConfigErrors(ConfigError):
+    """Every problem found in one file, in the order found (which follows
+    the file); behaves as the first one, str() lists them all, one per
+    line."""
+
+    def __init__(self, errors: list[ConfigError]):
+        errors = list(errors)
+        first = errors[0]
+        super().__init__(first.file, first.line, first.key, first.reason)
+        self.errors = errors
+
+    def __reduce__(self):
+        return (ConfigErrors, (self.errors,))
+
+    def __str__(self) -> str:
+        return "\n".join(ConfigError.__str__(e) for e in self.errors)
+
+
+class _Skip(Exception):
+    """An item whose errors are already reported: leave it out."""
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the YAML configuration file at `path`."""
     source = os.fspath(path)
@@ -311,12 +407,31 @@ def _describe(node: yaml.Node) -> str:
 
 
 class _Loader:
-    """Walks the composed node tree, building the dataclasses; raises
-    ConfigError at the first problem."""
+    """Walks the composed node tree, building the dataclasses.  A problem
+    leaves out the item (list entry, section) it is in and the walk goes
+    on, so that one run reports every error (ConfigErrors); names of items
+    left out still count as configured, so that one bad entry does not
+    cause errors where it is referred to."""
 
     def __init__(self, source: str):
         self.source = source
         self._ctor = SafeConstructor()
+        self.errors: list[ConfigError] = []
+
+    @contextmanager
+    def collecting(self):
+        """Report a ConfigError raised inside and carry on after the block."""
+        try:
+            yield
+        except _Skip:
+            pass
+        except ConfigError as e:
+            self.errors.append(e)
+
+    def section(self, build, default=None):
+        with self.collecting():
+            return build()
+        return default
 
     def error(self, at: yaml.Node | int, key: str, reason: str) -> ConfigError:
         line = at if isinstance(at, int) else at.start_mark.line + 1
@@ -325,7 +440,8 @@ class _Loader:
     # --- structure -------------------------------------------------------
 
     def mapping(
-        self, node: yaml.Node, path: str, cls: type, owner_line: int | None = None
+        self, node: yaml.Node, path: str, cls: type, owner_line: int | None = None,
+        optional: frozenset[str] = frozenset(),
     ) -> dict[str, yaml.Node]:
         """The value nodes of mapping `node`, whose keys must be the fields of
         dataclass `cls` (those without a default are required). Missing keys
@@ -335,6 +451,7 @@ class _Loader:
         required = [
             f.name for f in fields(cls)
             if f.name != "source" and f.default is MISSING and f.default_factory is MISSING
+            and f.name not in optional
         ]
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, path or "(root)", f"expected a mapping, got {_describe(node)}")
@@ -352,18 +469,23 @@ class _Loader:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise self.error(
+                self.errors.append(self.error(
                     key_node, here,
                     f"unknown key, expected one of: {', '.join(names)}{hint}",
-                )
+                ))
+                continue
             if key in values:
-                raise self.error(key_node, here, f"duplicate key (first at line {key_lines[key]})")
+                self.errors.append(self.error(
+                    key_node, here, f"duplicate key (first at line {key_lines[key]})"))
+                continue
             values[key] = value_node
             key_lines[key] = key_node.start_mark.line + 1
-        for key in required:
-            if key not in values:
-                line = owner_line if owner_line is not None else node.start_mark.line + 1
-                raise self.error(line, _join(path, key), "missing required key")
+        missing = [key for key in required if key not in values]
+        for key in missing:
+            line = owner_line if owner_line is not None else node.start_mark.line + 1
+            self.errors.append(self.error(line, _join(path, key), "missing required key"))
+        if missing:
+            raise _Skip
         return values
 
     def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node]:
@@ -442,26 +564,39 @@ class _Loader:
     # --- sections --------------------------------------------------------
 
     def config(self, root: yaml.Node) -> Config:
-        top = self.mapping(root, "", Config)
+        top = self.section(lambda: self.mapping(root, "", Config))
+        if top is None:
+            raise ConfigErrors(self.errors)
 
         def owner(key: str) -> int:
             return self.key_line(root, key)
 
-        appliance = self.appliance(top["appliance"], owner("appliance"))
-        tables = self.tables(top["tables"], owner("tables")) if "tables" in top else Tables()
-        sessions = self.sessions(top["sessions"], tables) if "sessions" in top else ()
-        venues = self.venues(top["venues"], tables) if "venues" in top else ()
-        instruments = (
-            self.instruments(top["instruments"], tables, venues) if "instruments" in top else ()
-        )
-        accounts = (self.accounts(top["accounts"], tables, instruments)
-                    if "accounts" in top else ())
-        routing = self.routing(top["routing"], owner("routing"), venues)
-        dataplane = (self.dataplane(top["dataplane"], owner("dataplane"))
-                     if "dataplane" in top else Dataplane())
-        market_data = (self.market_data(top["market_data"], owner("market_data"), appliance,
-                                        venues, instruments)
-                       if "market_data" in top else MarketData())
+        def part(key: str, build, default=None):
+            return self.section(lambda: build(top[key]), default) if key in top else default
+
+        appliance = part("appliance", lambda n: self.appliance(n, owner("appliance")))
+        tables = part("tables", lambda n: self.tables(n, owner("tables")), Tables())
+        self.session_account_nodes: dict[str, list] = {}
+        sessions = part("sessions", lambda n: self.sessions(n, tables), ())
+        self.venue_ids: set[int] = set()
+        venues = part("venues", lambda n: self.venues(n, tables), ())
+        self.symbols: set[str] = set()
+        instruments = part("instruments", lambda n: self.instruments(n, tables, venues), ())
+        self.account_ids: set[int] = set()
+        risk = part("risk", self.risk, Risk())
+        accounts = part("accounts", lambda n: self.accounts(n, tables, risk.account_defaults), ())
+        self.sessions_accounts_known()
+        routing = part("routing", lambda n: self.routing(n, owner("routing"), venues))
+        routes = part("routes", self.routes, ())
+        dataplane = part("dataplane", lambda n: self.dataplane(n, owner("dataplane")),
+                         Dataplane())
+        if dataplane.threading.mode == "sharded":
+            self.shards_cover(dataplane.threading, top["dataplane"], sessions, venues, accounts)
+        market_data = part("market_data",
+                           lambda n: self.market_data(n, owner("market_data"), appliance,
+                                                      venues, instruments), MarketData())
+        if self.errors:
+            raise ConfigErrors(self.errors)
         return Config(
             appliance=appliance,
             routing=routing,
@@ -471,6 +606,8 @@ class _Loader:
             venues=venues,
             instruments=instruments,
             accounts=accounts,
+            routes=routes,
+            risk=risk,
             market_data=market_data,
             source=self.source,
         )
@@ -544,28 +681,51 @@ class _Loader:
         seen: dict[int, int] = {}
         for i, item in enumerate(items):
             path = f"sessions[{i}]"
-            v = self.mapping(item, path, Session)
-            sid = self.integer(v["id"], f"{path}.id", 1, 2**32 - 1)
-            if sid in seen:
-                raise self.error(
-                    v["id"], f"{path}.id", f"duplicate session id {sid} (first at line {seen[sid]})"
-                )
-            seen[sid] = v["id"].start_mark.line + 1
-            out.append(Session(
-                id=sid,
-                ip=self.ipv4(v["ip"], f"{path}.ip"),
-                port=self.port(v["port"], f"{path}.port"),
-                mac=self.mac(v["mac"], f"{path}.mac"),
-                enabled=self.boolean(v["enabled"], f"{path}.enabled") if "enabled" in v else True,
-                name=self.string(v["name"], f"{path}.name") if "name" in v else "",
-                throttle=self.throttle(v["throttle"], f"{path}.throttle")
-                if "throttle" in v else None,
-                cancel_on_disconnect=self.boolean(v["cancel_on_disconnect"],
-                                                  f"{path}.cancel_on_disconnect")
-                if "cancel_on_disconnect" in v else False,
-                **self.timers(v, path),
-            ))
+            with self.collecting():
+                v = self.mapping(item, path, Session)
+                sid = self.integer(v["id"], f"{path}.id", 1, 2**32 - 1)
+                if sid in seen:
+                    raise self.error(
+                        v["id"], f"{path}.id",
+                        f"duplicate session id {sid} (first at line {seen[sid]})")
+                seen[sid] = v["id"].start_mark.line + 1
+                out.append(Session(
+                    id=sid,
+                    ip=self.ipv4(v["ip"], f"{path}.ip"),
+                    port=self.port(v["port"], f"{path}.port"),
+                    mac=self.mac(v["mac"], f"{path}.mac"),
+                    enabled=(self.boolean(v["enabled"], f"{path}.enabled")
+                             if "enabled" in v else True),
+                    name=self.string(v["name"], f"{path}.name") if "name" in v else "",
+                    throttle=self.throttle(v["throttle"], f"{path}.throttle")
+                    if "throttle" in v else None,
+                    cancel_on_disconnect=self.boolean(v["cancel_on_disconnect"],
+                                                      f"{path}.cancel_on_disconnect")
+                    if "cancel_on_disconnect" in v else False,
+                    accounts=self.session_accounts(v, path),
+                    **self.timers(v, path),
+                ))
         return tuple(out)
+
+    def session_accounts(self, v: dict, path: str) -> tuple[int, ...]:
+        """Ids only: that they are configured is checked once accounts are
+        read (sessions_accounts_known)."""
+        if "accounts" not in v:
+            return ()
+        items = self.sequence(v["accounts"], f"{path}.accounts")
+        if len(items) > 16:
+            raise self.error(items[16], f"{path}.accounts[16]", "at most 16 accounts")
+        ids = tuple(self.integer(n, f"{path}.accounts[{j}]", 0, 2**32 - 1)
+                    for j, n in enumerate(items))
+        self.session_account_nodes[path] = list(zip(ids, items, strict=True))
+        return ids
+
+    def sessions_accounts_known(self) -> None:
+        for path, pairs in self.session_account_nodes.items():
+            for j, (aid, node) in enumerate(pairs):
+                if aid not in self.account_ids:
+                    self.errors.append(self.error(node, f"{path}.accounts[{j}]",
+                                                  f"account {aid} is not configured"))
 
     def venues(self, node: yaml.Node, tables: Tables) -> tuple[Venue, ...]:
         items = self.sequence(node, "venues")
@@ -575,48 +735,50 @@ class _Loader:
         seen_ips: dict[str, int] = {}
         for i, item in enumerate(items):
             path = f"venues[{i}]"
-            v = self.mapping(item, path, Venue)
-            vid = self.integer(v["id"], f"{path}.id", 1, 65535)
-            if vid in seen_ids:
-                raise self.error(
-                    v["id"], f"{path}.id",
-                    f"duplicate venue id {vid} (first at line {seen_ids[vid]})",
-                )
-            seen_ids[vid] = v["id"].start_mark.line + 1
-            name = self.string(v["name"], f"{path}.name")
-            if not name:
-                raise self.error(v["name"], f"{path}.name", "must not be empty")
-            session = self.string(v["session"], f"{path}.session")
-            if not 1 <= len(session) <= 10 or not all(" " <= c <= "~" for c in session):
-                raise self.error(
-                    v["session"], f"{path}.session",
-                    f"{session!r} must be 1 to 10 printable ASCII characters",
-                )
-            if session.endswith(" "):
-                raise self.error(
-                    v["session"], f"{path}.session",
-                    f"{session!r} must not end with a space (the wire pads it with spaces)",
-                )
-            ip = self.ipv4(v["ip"], f"{path}.ip")
-            if ip in seen_ips:
-                # Venue packets are matched to their venue by source IP.
-                raise self.error(
-                    v["ip"], f"{path}.ip",
-                    f"duplicate venue ip {ip} (first at line {seen_ips[ip]}); "
-                    "venues are told apart by their IP address",
-                )
-            seen_ips[ip] = v["ip"].start_mark.line + 1
-            out.append(Venue(
-                id=vid,
-                name=name,
-                session=session,
-                ip=ip,
-                port=self.port(v["port"], f"{path}.port"),
-                mac=self.mac(v["mac"], f"{path}.mac"),
-                request_port=(self.port(v["request_port"], f"{path}.request_port")
-                              if "request_port" in v else 0),
-                **self.timers(v, path),
-            ))
+            with self.collecting():
+                v = self.mapping(item, path, Venue)
+                vid = self.integer(v["id"], f"{path}.id", 1, 65535)
+                self.venue_ids.add(vid)
+                if vid in seen_ids:
+                    raise self.error(
+                        v["id"], f"{path}.id",
+                        f"duplicate venue id {vid} (first at line {seen_ids[vid]})",
+                    )
+                seen_ids[vid] = v["id"].start_mark.line + 1
+                name = self.string(v["name"], f"{path}.name")
+                if not name:
+                    raise self.error(v["name"], f"{path}.name", "must not be empty")
+                session = self.string(v["session"], f"{path}.session")
+                if not 1 <= len(session) <= 10 or not all(" " <= c <= "~" for c in session):
+                    raise self.error(
+                        v["session"], f"{path}.session",
+                        f"{session!r} must be 1 to 10 printable ASCII characters",
+                    )
+                if session.endswith(" "):
+                    raise self.error(
+                        v["session"], f"{path}.session",
+                        f"{session!r} must not end with a space (the wire pads it with spaces)",
+                    )
+                ip = self.ipv4(v["ip"], f"{path}.ip")
+                if ip in seen_ips:
+                    # Venue packets are matched to their venue by source IP.
+                    raise self.error(
+                        v["ip"], f"{path}.ip",
+                        f"duplicate venue ip {ip} (first at line {seen_ips[ip]}); "
+                        "venues are told apart by their IP address",
+                    )
+                seen_ips[ip] = v["ip"].start_mark.line + 1
+                out.append(Venue(
+                    id=vid,
+                    name=name,
+                    session=session,
+                    ip=ip,
+                    port=self.port(v["port"], f"{path}.port"),
+                    mac=self.mac(v["mac"], f"{path}.mac"),
+                    request_port=(self.port(v["request_port"], f"{path}.request_port")
+                                  if "request_port" in v else 0),
+                    **self.timers(v, path),
+                ))
         return tuple(out)
 
     def dataplane(self, node: yaml.Node, owner_line: int) -> Dataplane:
@@ -624,9 +786,11 @@ class _Loader:
         out: dict = {}
         if "lcores" in v:
             lcores = self.string(v["lcores"], "dataplane.lcores")
-            if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", lcores):
+            item = r"\d+(-\d+)?|\d+@\d+"  # lcore ids, or lcore@cpu (EAL --lcores)
+            if not re.fullmatch(rf"({item})(,({item}))*", lcores):
                 raise self.error(v["lcores"], "dataplane.lcores",
-                                 f"{lcores!r} is not an lcore list like \"0,1\" or \"0-3\"")
+                                 f"{lcores!r} is not an lcore list like \"0,1\", \"0-3\" "
+                                 "or \"0@0,1@1,2@1\" (lcore@cpu)")
             out["lcores"] = lcores
         if "hugepages" in v:
             out["hugepages"] = self.boolean(v["hugepages"], "dataplane.hugepages")
@@ -644,7 +808,98 @@ class _Loader:
             out["ports"] = DataplanePorts(
                 strategy=self.string(pv["strategy"], "dataplane.ports.strategy"),
                 venue=self.string(pv["venue"], "dataplane.ports.venue"))
+        if "afxdp" in v:
+            out["afxdp"] = self.afxdp(v["afxdp"], self.key_line(node, "afxdp"))
+        if "threading" in v:
+            out["threading"] = self.threading(v["threading"], self.key_line(node, "threading"))
         return Dataplane(**out)
+
+    def shards_cover(self, t: Threading, node: yaml.Node, sessions, venues, accounts) -> None:
+        """Every session, venue and account has a worker, and shards name
+        only configured sessions."""
+        line = self.key_line(node, "threading")
+        for key, items in (("sessions", sessions), ("venues", venues), ("accounts", accounts)):
+            owned = {x for w in t.workers for x in getattr(w, key)}
+            have = {x.id for x in items}
+            for x in sorted(have - owned):
+                self.errors.append(self.error(line, "dataplane.threading.workers",
+                                              f"{key[:-1]} {x} belongs to no worker"))
+            for x in sorted(owned - have):
+                self.errors.append(self.error(line, "dataplane.threading.workers",
+                                              f"{key[:-1]} {x} is not configured"))
+        for w in t.workers:
+            for s in sessions:
+                stray = sorted(set(s.accounts) - set(w.accounts))
+                if s.id in w.sessions and stray:
+                    self.errors.append(self.error(
+                        line, "dataplane.threading.workers",
+                        f"session {s.id} may trade accounts {stray} its worker does not own"))
+
+    def threading(self, node: yaml.Node, owner_line: int) -> Threading:
+        path = "dataplane.threading"
+        v = self.mapping(node, path, Threading, owner_line)
+        mode = self.string(v["mode"], f"{path}.mode") if "mode" in v else "rtc"
+        if mode not in ("rtc", "sharded"):
+            raise self.error(v["mode"], f"{path}.mode", f"{mode!r} is not rtc or sharded")
+        shards: list[Shard] = []
+        owner: dict[tuple[str, int], int] = {}
+        items = self.sequence(v["workers"], f"{path}.workers") if "workers" in v else []
+        if mode == "sharded" and not 1 <= len(items) <= 8:
+            raise self.error(v.get("workers", node), f"{path}.workers",
+                             "sharded mode needs 1 to 8 workers")
+        if mode == "rtc" and items:
+            raise self.error(v["workers"], f"{path}.workers", "only sharded mode has workers")
+        for i, item in enumerate(items):
+            wpath = f"{path}.workers[{i}]"
+            with self.collecting():
+                w = self.mapping(item, wpath, Shard)
+                lists = {}
+                for key, known in (("sessions", None), ("venues", self.venue_ids),
+                                   ("accounts", self.account_ids)):
+                    ids = []
+                    for j, n in enumerate(self.sequence(w[key], f"{wpath}.{key}")
+                                          if key in w else []):
+                        x = self.integer(n, f"{wpath}.{key}[{j}]", 0, 2**32 - 1)
+                        if known is not None and x not in known:
+                            raise self.error(n, f"{wpath}.{key}[{j}]",
+                                             f"{key[:-1]} {x} is not configured")
+                        if (key, x) in owner:
+                            raise self.error(n, f"{wpath}.{key}[{j}]",
+                                             f"{key[:-1]} {x} is already worker "
+                                             f"{owner[(key, x)]}'s: one owner each")
+                        owner[(key, x)] = i
+                        ids.append(x)
+                    lists[key] = tuple(ids)
+                shards.append(Shard(**lists))
+        return Threading(mode=mode, workers=tuple(shards))
+
+    def afxdp(self, node: yaml.Node, owner_line: int) -> Afxdp:
+        path = "dataplane.afxdp"
+        v = self.mapping(node, path, Afxdp, owner_line)
+        out: dict = {}
+        for key in ("strategy_iface", "venue_iface"):
+            name = self.string(v[key], f"{path}.{key}")
+            if not _IFNAME_RE.fullmatch(name):
+                raise self.error(v[key], f"{path}.{key}",
+                                 f"{name!r} is not an interface name (1-15 characters)")
+            out[key] = name
+        if "queue" in v:
+            out["queue"] = self.integer(v["queue"], f"{path}.queue", 0, 1023)
+        if "mode" in v:
+            mode = self.string(v["mode"], f"{path}.mode")
+            if mode not in AFXDP_MODES:
+                raise self.error(v["mode"], f"{path}.mode",
+                                 f"{mode!r} is not one of: {', '.join(AFXDP_MODES)}")
+            out["mode"] = mode
+        if "frames" in v:
+            frames = self.integer(v["frames"], f"{path}.frames", 64, 1 << 18)
+            if frames & (frames - 1):
+                raise self.error(v["frames"], f"{path}.frames",
+                                 f"{frames} is not a power of two")
+            out["frames"] = frames
+        if "cpu" in v:
+            out["cpu"] = self.integer(v["cpu"], f"{path}.cpu", -1, 4095)
+        return Afxdp(**out)
 
     def timers(self, v: dict, path: str) -> dict:
         out = {}
@@ -675,61 +930,82 @@ class _Loader:
             out.append(name)
         return tuple(out)
 
+    # --- accounts and their defaults --------------------------------------
+
+    def max_position(self, pnode: yaml.Node, ppath: str) -> tuple[tuple[str, int], ...]:
+        if not isinstance(pnode, yaml.MappingNode):
+            raise self.error(pnode, ppath,
+                             f"expected a mapping of symbol: shares, got {_describe(pnode)}")
+        positions: list[tuple[str, int]] = []
+        for key_node, value_node in pnode.value:
+            with self.collecting():
+                sym = self.string(key_node, f"{ppath}.?")
+                here = f"{ppath}.{sym}"
+                if sym not in self.symbols:
+                    raise self.error(key_node, here,
+                                     f"symbol {sym} is not configured under instruments")
+                if any(s == sym for s, _ in positions):
+                    raise self.error(key_node, here, "duplicate symbol")
+                positions.append((sym, self.integer(value_node, here, 0, 1 << 40)))
+        return tuple(positions)
+
+    def account_field(self, key: str, node: yaml.Node, path: str):
+        """One limit of an account (or of risk.account_defaults), parsed."""
+        here = f"{path}.{key}"
+        if key == "max_order_qty":
+            return self.integer(node, here, 1, 999_999)
+        if key in ("max_order_notional", "credit_limit"):
+            return self.decimal(node, here, 0, MAX_AMOUNT)
+        if key == "max_open_orders":
+            return self.integer(node, here, 0, 2**32 - 1)
+        if key == "max_position":
+            return self.max_position(node, here)
+        if key == "order_types":
+            return self.names(node, here, ORDER_TYPES)
+        if key == "tifs":
+            return self.names(node, here, TIFS)
+        if key == "kill":
+            return self.boolean(node, here)
+        raise AssertionError(key)  # pragma: no cover - mapping() allows no other key
+
+    def risk(self, node: yaml.Node) -> Risk:
+        v = self.mapping(node, "risk", Risk)
+        if "account_defaults" not in v:
+            return Risk()
+        path = "risk.account_defaults"
+        d = self.mapping(v["account_defaults"], path, AccountDefaults)
+        return Risk(account_defaults=AccountDefaults(
+            **{key: self.account_field(key, n, path) for key, n in d.items()}))
+
     def accounts(self, node: yaml.Node, tables: Tables,
-                 instruments: tuple[Instrument, ...]) -> tuple[Account, ...]:
+                 defaults: AccountDefaults) -> tuple[Account, ...]:
         items = self.sequence(node, "accounts")
         self.limit(items, "accounts", "accounts", tables.max_accounts, "max_accounts")
-        symbols = {i.symbol for i in instruments}
+        have = {f.name: getattr(defaults, f.name) for f in fields(AccountDefaults)
+                if getattr(defaults, f.name) is not None}
         out: list[Account] = []
         seen: dict[int, int] = {}
         n_positions = 0
         for i, item in enumerate(items):
             path = f"accounts[{i}]"
-            v = self.mapping(item, path, Account)
-            aid = self.integer(v["id"], f"{path}.id", 0, 2**32 - 1)
-            if aid in seen:
-                raise self.error(v["id"], f"{path}.id",
-                                 f"duplicate account id {aid} (first at line {seen[aid]})")
-            seen[aid] = v["id"].start_mark.line + 1
-            positions: list[tuple[str, int]] = []
-            if "max_position" in v:
-                pnode = v["max_position"]
-                ppath = f"{path}.max_position"
-                if not isinstance(pnode, yaml.MappingNode):
-                    raise self.error(
-                        pnode, ppath,
-                        f"expected a mapping of symbol: shares, got {_describe(pnode)}")
-                for key_node, value_node in pnode.value:
-                    sym = self.string(key_node, f"{ppath}.?")
-                    here = f"{ppath}.{sym}"
-                    if sym not in symbols:
-                        raise self.error(key_node, here,
-                                         f"symbol {sym} is not configured under instruments")
-                    if any(s == sym for s, _ in positions):
-                        raise self.error(key_node, here, "duplicate symbol")
-                    positions.append((sym, self.integer(value_node, here, 0, 1 << 40)))
-                n_positions += len(positions)
+            with self.collecting():
+                v = self.mapping(item, path, Account, optional=frozenset(have))
+                aid = self.integer(v["id"], f"{path}.id", 0, 2**32 - 1)
+                self.account_ids.add(aid)
+                if aid in seen:
+                    raise self.error(v["id"], f"{path}.id",
+                                     f"duplicate account id {aid} (first at line {seen[aid]})")
+                seen[aid] = v["id"].start_mark.line + 1
+                values = dict(have)
+                values.update({key: self.account_field(key, n, path)
+                               for key, n in v.items() if key != "id"})
+                n_positions += len(values.get("max_position", ()))
                 if n_positions > tables.max_positions:
-                    raise self.error(pnode, ppath,
+                    at = v.get("max_position", item)
+                    raise self.error(at, f"{path}.max_position",
                                      f"more than tables.max_positions ({tables.max_positions})"
                                      " max_position entries in all")
-            out.append(Account(
-                id=aid,
-                max_order_qty=self.integer(v["max_order_qty"], f"{path}.max_order_qty",
-                                           1, 999_999),
-                max_order_notional=self.decimal(v["max_order_notional"],
-                                                f"{path}.max_order_notional", 0, MAX_AMOUNT),
-                max_open_orders=self.integer(v["max_open_orders"], f"{path}.max_open_orders",
-                                             0, 2**32 - 1),
-                credit_limit=self.decimal(v["credit_limit"], f"{path}.credit_limit",
-                                          0, MAX_AMOUNT),
-                max_position=tuple(positions),
-                order_types=(self.names(v["order_types"], f"{path}.order_types", ORDER_TYPES)
-                             if "order_types" in v else Account.order_types),
-                tifs=(self.names(v["tifs"], f"{path}.tifs", TIFS)
-                      if "tifs" in v else Account.tifs),
-                kill=self.boolean(v["kill"], f"{path}.kill") if "kill" in v else False,
-            ))
+                out.append(Account(id=aid, **values))
         return tuple(out)
 
     def instrument_risk(self, v: dict, path: str, venues: tuple[Venue, ...]) -> dict:
@@ -766,12 +1042,13 @@ class _Loader:
                 raise self.error(items[16], f"{path}.venues[16]", "at most 16 venues")
             for j, item in enumerate(items):
                 vid = self.integer(item, f"{path}.venues[{j}]", 1, 65535)
-                if not any(venue.id == vid for venue in venues):
+                if vid not in self.venue_ids:
                     raise self.error(item, f"{path}.venues[{j}]",
                                      f"venue {vid} is not configured")
                 if vid in ids:
                     raise self.error(item, f"{path}.venues[{j}]", f"venue {vid} listed twice")
-                if next(k for k, venue in enumerate(venues) if venue.id == vid) >= 64:
+                index = next((k for k, venue in enumerate(venues) if venue.id == vid), 0)
+                if index >= 64:
                     raise self.error(item, f"{path}.venues[{j}]",
                                      "only the first 64 configured venues can be listed")
                 ids.append(vid)
@@ -786,31 +1063,66 @@ class _Loader:
         seen: dict[str, int] = {}
         for i, item in enumerate(items):
             path = f"instruments[{i}].symbol"
-            v = self.mapping(item, f"instruments[{i}]", Instrument)
-            symbol = self.string(v["symbol"], path)
-            if not _SYMBOL_RE.fullmatch(symbol):
-                raise self.error(
-                    v["symbol"], path, f"{symbol!r} must be 1 to 8 characters of A-Z, 0-9 and '.'"
-                )
-            if symbol in seen:
-                raise self.error(
-                    v["symbol"], path, f"duplicate symbol {symbol} (first at line {seen[symbol]})"
-                )
-            seen[symbol] = v["symbol"].start_mark.line + 1
-            out.append(Instrument(symbol=symbol,
-                                  **self.instrument_risk(v, f"instruments[{i}]", venues)))
+            with self.collecting():
+                v = self.mapping(item, f"instruments[{i}]", Instrument)
+                symbol = self.string(v["symbol"], path)
+                if not _SYMBOL_RE.fullmatch(symbol):
+                    raise self.error(
+                        v["symbol"], path,
+                        f"{symbol!r} must be 1 to 8 characters of A-Z, 0-9 and '.'")
+                if symbol in seen:
+                    raise self.error(
+                        v["symbol"], path,
+                        f"duplicate symbol {symbol} (first at line {seen[symbol]})")
+                seen[symbol] = v["symbol"].start_mark.line + 1
+                self.symbols.add(symbol)
+                out.append(Instrument(symbol=symbol,
+                                      **self.instrument_risk(v, f"instruments[{i}]", venues)))
         return tuple(out)
 
     def routing(self, node: yaml.Node, owner_line: int, venues: tuple[Venue, ...]) -> Routing:
         v = self.mapping(node, "routing", Routing, owner_line)
         default = self.integer(v["default_venue"], "routing.default_venue", 1, 65535)
-        if not any(venue.id == default for venue in venues):
-            configured = ", ".join(str(venue.id) for venue in venues) or "none"
+        if default not in self.venue_ids:
+            configured = ", ".join(str(i) for i in sorted(self.venue_ids)) or "none"
             raise self.error(
                 v["default_venue"], "routing.default_venue",
                 f"venue {default} is not configured (configured venue ids: {configured})",
             )
         return Routing(default_venue=default)
+
+    def routes(self, node: yaml.Node) -> tuple[Route, ...]:
+        out: list[Route] = []
+        seen: dict[tuple, int] = {}
+        for i, item in enumerate(self.sequence(node, "routes")):
+            path = f"routes[{i}]"
+            with self.collecting():
+                v = self.mapping(item, path, Route)
+                venue = self.integer(v["venue"], f"{path}.venue", 1, 65535)
+                if venue not in self.venue_ids:
+                    raise self.error(v["venue"], f"{path}.venue",
+                                     f"venue {venue} is not configured")
+                account = symbol = None
+                if "account" in v:
+                    account = self.integer(v["account"], f"{path}.account", 0, 2**32 - 1)
+                    if account not in self.account_ids:
+                        raise self.error(v["account"], f"{path}.account",
+                                         f"account {account} is not configured under accounts")
+                if "symbol" in v:
+                    symbol = self.string(v["symbol"], f"{path}.symbol")
+                    if symbol not in self.symbols:
+                        raise self.error(v["symbol"], f"{path}.symbol",
+                                         f"symbol {symbol} is not configured under instruments")
+                if account is None and symbol is None:
+                    raise self.error(item, path, "a route names an account, a symbol or both "
+                                     "(the fallback is routing.default_venue)")
+                key = (account, symbol)
+                if key in seen:
+                    raise self.error(item, path, f"a route for the same account and symbol is "
+                                     f"at line {seen[key]}")
+                seen[key] = item.start_mark.line + 1
+                out.append(Route(venue=venue, account=account, symbol=symbol))
+        return tuple(out)
 
     # --- market data (docs/market-data.md) --------------------------------
     # One block for the market_data section, kept apart from the rest.
@@ -831,9 +1143,10 @@ class _Loader:
                                              1 << 20)
         if "request_port" in v:
             port = self.port(v["request_port"], "market_data.request_port")
-            taken = {appliance.strategy_port: "appliance.strategy_port",
-                     appliance.venue_port: "appliance.venue_port",
-                     appliance.request_port: "the venue request port"}
+            taken = {} if appliance is None else {  # None: its errors are reported
+                appliance.strategy_port: "appliance.strategy_port",
+                appliance.venue_port: "appliance.venue_port",
+                appliance.request_port: "the venue request port"}
             if port in taken:
                 raise self.error(v["request_port"], "market_data.request_port",
                                  f"{port} is already {taken[port]}")
@@ -845,7 +1158,7 @@ class _Loader:
         return MarketData(**out)
 
     def md_symbols(self, node: yaml.Node, instruments: tuple[Instrument, ...]) -> tuple[str, ...]:
-        known = {i.symbol for i in instruments}
+        known = self.symbols  # configured instruments, those left out for errors too
         out: list[str] = []
         for i, item in enumerate(self.sequence(node, "market_data.symbols")):
             path = f"market_data.symbols[{i}]"
@@ -870,8 +1183,8 @@ class _Loader:
             v = self.mapping(item, path, FeedSubscription)
             line = item.start_mark.line + 1
             venue = self.integer(v["venue"], f"{path}.venue", 1, 65535)
-            if not any(x.id == venue for x in venues):
-                configured = ", ".join(str(x.id) for x in venues) or "none"
+            if venue not in self.venue_ids:
+                configured = ", ".join(str(x) for x in sorted(self.venue_ids)) or "none"
                 raise self.error(v["venue"], f"{path}.venue",
                                  f"venue {venue} is not configured (configured venue ids: "
                                  f"{configured})")

@@ -135,11 +135,30 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Account", "order_types"): _names(C.ORDER_TYPES),
     ("Account", "tifs"): _names(C.TIFS),
     ("Routing", "default_venue"): {**_int(1, 65535), "description": "a configured venue id"},
-    ("Dataplane", "lcores"): {"type": "string", "pattern": r"^\d+(-\d+)?(,\d+(-\d+)?)*$",
-                              "description": 'EAL -l: "0,1" or "0-3"'},
+    ("Route", "venue"): {**_int(1, 65535), "description": "a configured venue id"},
+    ("Route", "account"): {**_int(0, _U32), "description": "a configured account id"},
+    ("Route", "symbol"): {"type": "string", "pattern": _SYMBOL_PATTERN,
+                          "description": "a configured symbol"},
+    ("Dataplane", "lcores"): {"type": "string",
+                              "pattern": r"^(\d+(-\d+)?|\d+@\d+)(,(\d+(-\d+)?|\d+@\d+))*$",
+                              "description": 'EAL -l: "0,1" or "0-3"; or lcore@cpu for '
+                                             'EAL --lcores: "0@0,1@1,2@1"'},
+    ("Threading", "mode"): {"enum": ["rtc", "sharded"]},
     ("Dataplane", "memory_mb"): _int(64, 1 << 20),
     ("Dataplane", "mbufs"): _int(511, 1 << 24),
     ("Dataplane", "idle_sleep_us"): _int(0, 1_000_000),
+    ("Afxdp", "strategy_iface"): {"type": "string", "pattern": "^" + C._IFNAME_RE.pattern + "$",
+                                  "description": "kernel interface towards strategies"},
+    ("Afxdp", "venue_iface"): {"type": "string", "pattern": "^" + C._IFNAME_RE.pattern + "$",
+                               "description": "kernel interface towards venues (may be the "
+                                              "strategy one)"},
+    ("Afxdp", "queue"): _int(0, 1023),
+    ("Afxdp", "mode"): {"enum": list(C.AFXDP_MODES),
+                        "description": "copy: generic XDP, any interface; zerocopy: the "
+                                       "driver's XDP with XDP_ZEROCOPY"},
+    ("Afxdp", "frames"): {"type": "integer", "enum": [1 << n for n in range(6, 19)],
+                          "description": "UMEM frames per interface, half RX, half TX"},
+    ("Afxdp", "cpu"): _int(-1, 4095),
     # market data
     ("MarketData", "symbols"): {"type": "array", "uniqueItems": True,
                                 "items": {"type": "string", "pattern": _SYMBOL_PATTERN},
@@ -163,6 +182,10 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Retransmission", "port"): _PORT,
     ("Retransmission", "mac"): _MAC,
 }
+
+# risk.account_defaults takes what an account takes, each optional
+_RULES.update({("AccountDefaults", f): rule for (cls, f), rule in list(_RULES.items())
+               if cls == "Account" and f not in ("id", "kill")})
 
 # Sections whose YAML form needs more than their dataclass says.
 _EXTRA: dict[str, dict] = {

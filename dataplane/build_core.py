@@ -14,9 +14,8 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
-SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c",
-           "encode.c", "latency.c", "timers.c", "link.c", "risk.c",
-           "feed.c", "book.c", "igmp.c"]
+SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
+           if w and not w.startswith("#")]
 SANITIZE = os.environ.get("OMS_SANITIZE") == "1"
 MODULE = "dataplane._oms_core_san" if SANITIZE else "dataplane._oms_core"
 

@@ -14,10 +14,9 @@ from cffi import FFI
 
 ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
-CORE_SOURCES = ["core.c", "net.c", "orders.c", "state.c", "strategy.c", "venue.c",
-                "encode.c", "latency.c", "timers.c", "link.c", "risk.c", "feed.c", "book.c",
-                "igmp.c"]
-DPDK_SOURCES = ["dpdk_io.c", "worker.c"]
+CORE_SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
+                if w and not w.startswith("#")]
+DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c", "command.c"]
 MODULE = "dataplane._oms_dpdk"
 
 

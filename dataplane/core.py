@@ -64,7 +64,6 @@ class Core:
         c.max_venues = cfg.tables.max_venues
         c.max_instruments = cfg.tables.max_instruments
         c.tx_capacity = cfg.tables.tx_frames
-        c.default_venue = cfg.routing.default_venue
         c.ouch_capacity = ord(a.capacity)
         c.venue_request_port = a.request_port
         c.replay_depth = cfg.tables.replay_depth
@@ -83,8 +82,6 @@ class Core:
                 "mac": list(mac_to_bytes(s.mac)), "enabled": int(s.enabled),
                 "heartbeat_ns": s.heartbeat_ms * 1_000_000,
                 "timeout_ns": s.timeout_ms * 1_000_000,
-                "throttle_per_s": s.throttle.per_second if s.throttle else 0,
-                "throttle_burst": s.throttle.burst if s.throttle else 0,
                 "cancel_on_disconnect": int(s.cancel_on_disconnect)})
             if lib.oms_core_add_session(self._core, sc) != 0:
                 raise CoreError(f"session {s.id}: table full or duplicate id")
@@ -97,30 +94,55 @@ class Core:
                 "timeout_ns": v.timeout_ms * 1_000_000})
             if lib.oms_core_add_venue(self._core, vc) != 0:
                 raise CoreError(f"venue {v.id}: table full or duplicate id")
-        for ins in cfg.instruments:
-            ic = ffi.new("struct oms_instrument_config *", {
-                "symbol": padded(ins.symbol, 8), "tick_size": ins.tick_size,
-                "lot_size": ins.lot_size, "reference_price": ins.reference_price,
-                "band_pct": ins.price_band_pct, "band_abs": ins.price_band_abs,
-                "restricted": int(ins.restricted), "halted": int(ins.halted),
-                "n_venues": len(ins.venues), "venues": list(ins.venues)})
-            if lib.oms_core_add_instrument(self._core, ic) != 0:
-                raise CoreError(f"instrument {ins.symbol}: table full, duplicate or bad venues")
-        for acc in cfg.accounts:
-            ac = ffi.new("struct oms_account_config *", {
-                "id": acc.id, "max_order_qty": acc.max_order_qty,
-                "max_order_notional": acc.max_order_notional,
-                "max_open_orders": acc.max_open_orders, "credit_limit": acc.credit_limit,
-                "ord_types": sum(1 << ORDER_TYPES[t] for t in acc.order_types),
-                "tifs": sum(1 << TIFS[t] for t in acc.tifs), "kill": int(acc.kill)})
-            if lib.oms_core_add_account(self._core, ac) != 0:
-                raise CoreError(f"account {acc.id}: table full or duplicate")
-            for sym, limit in acc.max_position:
-                if lib.oms_core_add_position_limit(self._core, acc.id, padded(sym, 8),
-                                                   limit) != 0:
-                    raise CoreError(f"account {acc.id} max_position {sym}: table full,"
-                                    " duplicate or unknown symbol")
+        # no worker yet: generation 0 can go at once
+        old = self.publish(self.build_generation(cfg))
+        lib.oms_core_take_generation(self._core)
+        lib.oms_gen_free(old)
         self._stats = lib.oms_core_stats(self._core)
+
+    def build_generation(self, cfg: Config):
+        """Compile the reloadable part of `cfg` (instruments, accounts,
+        position limits, routes, session throttles) into a configuration
+        generation that follows the one published now (docs/semantics.md
+        "Configuration generations").  Not yet in use: publish() it, or
+        free it with lib.oms_gen_free."""
+        ffi, lib = self.ffi, self.lib
+        g = lib.oms_gen_create(self._core, lib.oms_core_published(self._core))
+        if g == ffi.NULL:
+            raise CoreError("out of memory building a configuration generation")
+        try:
+            _fill_generation(ffi, lib, self._core, g, cfg)
+        except BaseException:
+            lib.oms_gen_free(g)
+            raise
+        return g
+
+    def publish(self, gen):
+        """Make `gen` the one the worker takes at its next burst; returns the
+        generation it replaces, for the caller to free once no worker can
+        be using it (at once when the caller drives the core itself)."""
+        old = self.lib.oms_core_publish(self._core, gen)
+        if old == gen:
+            self.lib.oms_gen_free(gen)
+            raise CoreError("configuration generation built for other table sizes")
+        return old
+
+    def reload(self, cfg: Config) -> int:
+        """Build, publish and (single-threaded use: the caller drives the
+        core) free the replaced generation; the new generation's number.
+        Only the reloadable part of `cfg` is read (control/reload.py
+        checks the rest is unchanged)."""
+        gen = self.build_generation(cfg)
+        number = self.lib.oms_gen_number(gen)
+        old = self.publish(gen)
+        self.lib.oms_core_take_generation(self._core)
+        self.lib.oms_gen_free(old)
+        self.cfg = cfg
+        return number
+
+    def generation(self) -> int:
+        """Number of the configuration generation the core judges by."""
+        return self.lib.oms_core_generation(self._core)
 
     def process_burst(self, frames: list[bytes], now_ns: int) -> list[bytes]:
         """Hand `frames` to the core as one burst that arrived at `now_ns`;
@@ -218,3 +240,48 @@ class Core:
         h = self.lib.oms_core_latency(self._core)
         return [(self.lib.oms_lat_bucket_low(b), h.bucket[b])
                 for b in range(self.lib.oms_lat_buckets()) if h.bucket[b]]
+
+
+def _fill_generation(ffi, lib, core, g, cfg: Config) -> None:
+    for ins in cfg.instruments:
+        ic = ffi.new("struct oms_instrument_config *", {
+            "symbol": padded(ins.symbol, 8), "tick_size": ins.tick_size,
+            "lot_size": ins.lot_size, "reference_price": ins.reference_price,
+            "band_pct": ins.price_band_pct, "band_abs": ins.price_band_abs,
+            "restricted": int(ins.restricted), "halted": int(ins.halted),
+            "n_venues": len(ins.venues), "venues": list(ins.venues)})
+        if lib.oms_gen_add_instrument(g, core, ic) != 0:
+            raise CoreError(f"instrument {ins.symbol}: table full, duplicate or bad venues")
+    for acc in cfg.accounts:
+        ac = ffi.new("struct oms_account_config *", {
+            "id": acc.id, "max_order_qty": acc.max_order_qty,
+            "max_order_notional": acc.max_order_notional,
+            "max_open_orders": acc.max_open_orders, "credit_limit": acc.credit_limit,
+            "ord_types": sum(1 << ORDER_TYPES[t] for t in acc.order_types),
+            "tifs": sum(1 << TIFS[t] for t in acc.tifs), "kill": int(acc.kill)})
+        if lib.oms_gen_add_account(g, ac) != 0:
+            raise CoreError(f"account {acc.id}: duplicate, or more accounts than "
+                            "tables.max_accounts have been configured since start")
+        for sym, limit in acc.max_position:
+            if lib.oms_gen_add_position_limit(g, acc.id, padded(sym, 8), limit) != 0:
+                raise CoreError(f"account {acc.id} max_position {sym}: duplicate, unknown "
+                                "symbol, or more (account, symbol) pairs than "
+                                "tables.max_positions have been configured since start")
+    rules = [(None, None, cfg.routing.default_venue)]
+    rules += [(r.account, r.symbol, r.venue) for r in cfg.routes]
+    for account, symbol, venue in rules:
+        rc = ffi.new("struct oms_route_config *", {
+            "account": account or 0, "symbol": padded(symbol or "", 8), "venue": venue,
+            "by_account": int(account is not None), "by_symbol": int(symbol is not None)})
+        if lib.oms_gen_add_route(g, core, rc) != 0:
+            raise CoreError(f"route account={account} symbol={symbol} venue={venue}: "
+                            "duplicate rule or unknown account, symbol or venue")
+    for s in cfg.sessions:
+        t = s.throttle
+        if lib.oms_gen_set_throttle(g, core, s.id, t.per_second if t else 0,
+                                    t.burst if t else 0) != 0:
+            raise CoreError(f"session {s.id}: throttle out of range")
+        if lib.oms_gen_set_session_accounts(g, core, s.id, list(s.accounts) or ffi.NULL,
+                                            len(s.accounts)) != 0:
+            raise CoreError(f"session {s.id}: accounts unknown or more than "
+                            f"{lib.OMS_SESSION_ACCOUNTS}")

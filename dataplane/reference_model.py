@@ -48,7 +48,7 @@ EVENT_NAMES = (
     "SESSION_TIMEOUTS", "HEARTBEATS_OUT", "VENUE_RECONNECTS",
     "VENUE_RETRANSMIT_REQUESTS", "VENUE_RETRANSMIT_TOO_OLD",
     "VENUE_RETRANSMITTED", "VENUE_TIMEOUTS", "VENUE_HEARTBEATS_OUT",
-    "CANCEL_ON_DISCONNECT", "KILL_CANCELS",
+    "CANCEL_ON_DISCONNECT", "KILL_CANCELS", "CONFIG_SWAPS",
 )
 
 # --- strategy protocol (sp_wire.h) -----------------------------------------
@@ -111,6 +111,7 @@ REJ_NOTIONAL_LIMIT = 28
 REJ_OPEN_ORDERS_LIMIT = 29
 REJ_CREDIT_LIMIT = 30
 REJ_POSITION_LIMIT = 31
+REJ_ACCOUNT_NOT_PERMITTED = 32
 REJ_SYS_TABLE_FULL = 1000
 REJ_SYS_BASE = 1000
 
@@ -365,26 +366,29 @@ class SessionState:
     last_rx: int = 0   # now_ns of the last message that passed checks 1-5
     last_tx: int = 0   # now_ns of the last frame built for the session
     gap: GapRequest | None = None
-    throttle: Throttle | None = None
+    throttle: Throttle = field(default_factory=lambda: Throttle())
     cancel_on_disconnect: bool = False
 
 
 @dataclass
 class Throttle:
-    """A token bucket, in 10^-9 messages: `cap` is the burst, refilled at
-    `rate` messages per second on the bursts' now_ns when a message is
-    judged."""
-    rate: int
-    cap: int
-    tokens: int
+    """A session's token bucket, in 10^-9 messages, refilled at `rate`
+    messages per second up to `cap` (both from the generation) on the
+    bursts' now_ns when a message is judged; full the first time."""
+    tokens: int = 0
     last: int = 0
+    started: bool = False
 
-    def take(self, now: int) -> bool:
+    def take(self, rate: int, cap: int, now: int) -> bool:
+        if rate == 0:
+            return True
+        if not self.started:
+            self.started, self.tokens = True, cap
         elapsed = 0
         if now > self.last:
             elapsed = now - self.last
             self.last = now
-        self.tokens = min(self.cap, self.tokens + self.rate * elapsed)
+        self.tokens = min(cap, self.tokens + rate * elapsed)
         if self.tokens < TOKEN:
             return False
         self.tokens -= TOKEN
@@ -394,10 +398,9 @@ class Throttle:
 TOKEN = 10**9
 
 
-@dataclass
-class Account:
-    """An account's limits and its accounting: its live orders' count and
-    the sum of their reserved notional."""
+@dataclass(frozen=True)
+class AccountLimits:
+    """An account's limits, as one configuration generation sets them."""
     id: int
     max_order_qty: int
     max_order_notional: int
@@ -405,25 +408,44 @@ class Account:
     credit_limit: int
     ord_types: frozenset
     tifs: frozenset
-    kill: bool
-    open_orders: int = 0
-    open_notional: int = 0
+    kill: bool  # engaged by the configuration
 
 
 @dataclass
-class Position:
-    """One (account, symbol): its limit, the filled position (bought -
-    sold) and the quantity its live orders reserve on each side."""
-    max_position: int
+class AccountState:
+    """An account's accounting, kept across generations: its live orders'
+    count, the sum of their reserved notional, the operator's switch."""
+    open_orders: int = 0
+    open_notional: int = 0
+    kill: bool = False
+
+
+@dataclass
+class PositionState:
+    """One (account, symbol): the filled position (bought - sold) and the
+    quantity its live orders reserve on each side."""
     position: int = 0
     open_buy: int = 0
     open_sell: int = 0
 
-    def beyond(self, side: int, dq: int) -> bool:
+    def beyond(self, max_position: int, side: int, dq: int) -> bool:
         """Would dq more shares on `side` take the worst case past the limit?"""
         if side == SIDE_BUY:
-            return self.position + self.open_buy + dq > self.max_position
-        return self.open_sell - self.position + dq > self.max_position
+            return self.position + self.open_buy + dq > max_position
+        return self.open_sell - self.position + dq > max_position
+
+
+@dataclass(frozen=True)
+class Limits:
+    """One configuration generation (semantics.md "Configuration
+    generations"): everything the checks read that the configuration sets."""
+    number: int
+    accounts: dict  # id -> AccountLimits
+    instruments: dict  # padded symbol -> control.config.Instrument
+    positions: dict  # (account id, padded symbol) -> max_position
+    routes: dict  # (account id | None, padded symbol | None) -> venue id
+    rates: dict  # session id -> (messages per second, cap in TOKEN units)
+    session_accounts: dict = field(default_factory=dict)  # session id -> accounts; none: any
 
 
 @dataclass
@@ -536,9 +558,6 @@ class ReferenceCore:
                 bool(s.enabled), s.heartbeat_ms * MS, s.timeout_ms * MS,
                 ReplayBuffer(self.replay_depth))
             self.sessions[s.id].cancel_on_disconnect = bool(s.cancel_on_disconnect)
-            if s.throttle is not None:
-                cap = s.throttle.burst * TOKEN
-                self.sessions[s.id].throttle = Throttle(s.throttle.per_second, cap, cap)
         self.venues: dict[int, VenueState] = {}
         for v in cfg.venues:
             if v.id in self.venues or len(self.venues) >= cfg.tables.max_venues:
@@ -552,41 +571,18 @@ class ReferenceCore:
         self.venue_by_ip: dict[int, VenueState] = {}
         for v in self.venues.values():
             self.venue_by_ip.setdefault(v.ip, v)
-        self.symbols: set[bytes] = set()
-        self.instruments = {}  # padded symbol -> control.config.Instrument
-        for i in cfg.instruments:
-            sym = pad(i.symbol, 8)
-            if sym in self.symbols or \
-                    len(self.symbols) >= cfg.tables.max_instruments:
-                raise ValueError(f"instrument {i.symbol}: table full or duplicate")
-            self.symbols.add(sym)
-            self.instruments[sym] = i
-        self.accounts: dict[int, Account] = {}
-        # every account killed at once (semantics.md "Kill switch"): an account
-        # configured then would start killed; the model takes no accounts
-        # after construction, so this only mirrors the core's state
+        self.tables = cfg.tables
+        # what every generation so far configured (the core's slots: never
+        # given back during a run)
+        self.seen_accounts: set[int] = set()
+        self.seen_symbols: set[bytes] = set()
+        self.seen_positions: set[tuple[int, bytes]] = set()
+        self.acct_state: dict[int, AccountState] = {}
+        self.pos_state: dict[tuple[int, bytes], PositionState] = {}
+        # the operator's kill of every account (semantics.md "Kill switch"):
+        # accounts a later generation adds start with their switch engaged
         self.kill_all = False
-        self.positions: dict[tuple[int, bytes], Position] = {}
-        for a in cfg.accounts:
-            if a.id in self.accounts or len(self.accounts) >= cfg.tables.max_accounts:
-                raise ValueError(f"account {a.id}: table full or duplicate")
-            self.accounts[a.id] = Account(
-                a.id, a.max_order_qty, a.max_order_notional, a.max_open_orders,
-                a.credit_limit, frozenset(ORDER_TYPES[t] for t in a.order_types),
-                frozenset(TIFS[t] for t in a.tifs), a.kill)
-            for sym, limit in a.max_position:
-                key = (a.id, pad(sym, 8))
-                if key in self.positions or pad(sym, 8) not in self.symbols or \
-                        len(self.positions) >= cfg.tables.max_positions:
-                    raise ValueError(f"account {a.id} max_position {sym}: table full, "
-                                     "duplicate or unknown symbol")
-                self.positions[key] = Position(limit)
-        self.default_venue = cfg.routing.default_venue
-        if self.default_venue not in self.venues:
-            # venue 0 on the wire would resolve to nothing; the spec has no
-            # reject for that, so the configuration is refused instead
-            raise ValueError(
-                f"routing.default_venue {self.default_venue} not configured")
+        self.limits = Limits(0, {}, {}, {}, {}, {}, {})
 
         # (session_id, cl_ord_id) -> order, insertion order = creation order
         self.orders: dict[tuple[int, int], Order] = {}
@@ -606,8 +602,78 @@ class ReferenceCore:
         self.tx: list[bytes] = []
         self.now = 0
         self.started = False  # venue timers start at the first call
+        self.reload(cfg)
 
     # --- public API ------------------------------------------------------
+
+    def reload(self, cfg: Config) -> int:
+        """Make the reloadable part of `cfg` (instruments, accounts, position
+        limits, routes, session throttles) the next configuration generation,
+        between bursts, as Core.reload does (semantics.md "Configuration
+        generations"); its number.  Refused (ValueError, nothing changes)
+        when more accounts, symbols or (account, symbol) pairs would have been
+        configured since start than the tables hold, or when a session
+        throttle names an unknown session."""
+        instruments = {pad(i.symbol, 8): i for i in cfg.instruments}
+        accounts = {a.id: AccountLimits(
+            a.id, a.max_order_qty, a.max_order_notional, a.max_open_orders,
+            a.credit_limit, frozenset(ORDER_TYPES[t] for t in a.order_types),
+            frozenset(TIFS[t] for t in a.tifs), a.kill) for a in cfg.accounts}
+        positions = {(a.id, pad(sym, 8)): limit
+                     for a in cfg.accounts for sym, limit in a.max_position}
+        for acct, sym in positions:
+            if sym not in instruments:
+                raise ValueError(f"account {acct} max_position {sym.decode().strip()}: "
+                                 "unknown symbol")
+        routes: dict = {(None, None): cfg.routing.default_venue}
+        for r in cfg.routes:
+            routes[(r.account, None if r.symbol is None else pad(r.symbol, 8))] = r.venue
+        for venue in routes.values():
+            if venue not in self.venues:
+                raise ValueError(f"route to venue {venue}: not configured")
+        pairs = set(positions) | {k for k in routes if None not in k}
+        symbols = self.seen_symbols | set(instruments)
+        accts = self.seen_accounts | set(accounts)
+        if len(symbols) > self.tables.max_instruments:
+            raise ValueError("more symbols configured since start than tables.max_instruments")
+        if len(accts) > self.tables.max_accounts:
+            raise ValueError("more accounts configured since start than tables.max_accounts")
+        if len(self.seen_positions | pairs) > self.tables.max_positions:
+            raise ValueError("more (account, symbol) pairs configured since start than "
+                             "tables.max_positions")
+        rates = {}
+        for sc in cfg.sessions:
+            if sc.id not in self.sessions:
+                raise ValueError(f"session {sc.id} is not configured")
+            t = sc.throttle
+            rates[sc.id] = (t.per_second, t.burst * TOKEN) if t else (0, TOKEN)
+        for a in sorted(accts - self.seen_accounts):
+            self.acct_state[a] = AccountState(kill=self.kill_all)
+        for key in pairs - self.seen_positions:
+            self.pos_state[key] = PositionState()
+        self.seen_symbols, self.seen_accounts = symbols, accts
+        self.seen_positions |= pairs
+        if self.limits.number:
+            self.event["CONFIG_SWAPS"] += 1  # the first is no swap
+        session_accounts = {}
+        for sc in cfg.sessions:
+            if len(sc.accounts) > 16 or any(a not in accounts for a in sc.accounts):
+                raise ValueError(f"session {sc.id}: accounts unknown or more than 16")
+            session_accounts[sc.id] = frozenset(sc.accounts)
+        self.limits = Limits(self.limits.number + 1, accounts, instruments, positions,
+                             routes, rates, session_accounts)
+        return self.limits.number
+
+    def generation(self) -> int:
+        return self.limits.number
+
+    def _route(self, account: int, symbol: bytes) -> int:
+        """The venue for an order naming none: the most specific rule."""
+        r = self.limits.routes
+        for key in ((account, symbol), (None, symbol), (account, None), (None, None)):
+            if key in r:
+                return r[key]
+        raise AssertionError("the default route is always there")
 
     def process_burst(self, frames: list[bytes], now_ns: int) -> list[bytes]:
         """Run the timers due at `now_ns` (also when `frames` is empty), then
@@ -706,7 +772,9 @@ class ReferenceCore:
         return o.view() if o is not None else None
 
     def set_kill(self, account: int, on: bool) -> None:
-        self.accounts[account].kill = bool(on)
+        if account not in self.limits.accounts:
+            raise ValueError(f"account {account} is not configured")
+        self.acct_state[account].kill = bool(on)
 
     def kill(self, account: int, on: bool, now_ns: int) -> tuple[int, list[bytes]]:
         """The operator's kill switch (semantics.md "Kill switch"), between
@@ -717,12 +785,12 @@ class ReferenceCore:
         self.tx = []
         if account == 0:
             self.kill_all = bool(on)
-            for a in self.accounts.values():
+            for a in self.acct_state.values():
                 a.kill = bool(on)
-        elif account not in self.accounts:
+        elif account not in self.limits.accounts:
             return -1, []
         else:
-            self.accounts[account].kill = bool(on)
+            self.acct_state[account].kill = bool(on)
         if not on:
             return 0, []
         self.now = now_ns
@@ -733,16 +801,18 @@ class ReferenceCore:
         return n, self.tx
 
     def account(self, account: int) -> dict | None:
-        a = self.accounts.get(account)
-        if a is None:
+        if account not in self.limits.accounts:
             return None
+        a = self.acct_state[account]
         return {"open_orders": a.open_orders, "open_notional": a.open_notional}
 
     def position(self, account: int, symbol: str) -> dict | None:
-        p = self.positions.get((account, pad(symbol, 8)))
-        if p is None:
+        key = (account, pad(symbol, 8))
+        if account not in self.limits.accounts or pad(symbol, 8) not in \
+                self.limits.instruments or key not in self.limits.positions:
             return None
-        return {"max_position": p.max_position, "position": p.position,
+        p = self.pos_state[key]
+        return {"max_position": self.limits.positions[key], "position": p.position,
                 "open_buy": p.open_buy, "open_sell": p.open_sell}
 
     def check_accounting(self) -> None:
@@ -758,10 +828,10 @@ class ReferenceCore:
             orders_by_acct[o.account] += 1
             notional[o.account] += n
             open_side[(o.account, o.symbol, o.side == SIDE_BUY)] += q
-        for a in self.accounts.values():
+        for aid, a in self.acct_state.items():
             assert (a.open_orders, a.open_notional) == \
-                (orders_by_acct[a.id], notional[a.id]), a
-        for (acct, sym), p in self.positions.items():
+                (orders_by_acct[aid], notional[aid]), (aid, a)
+        for (acct, sym), p in self.pos_state.items():
             assert (p.open_buy, p.open_sell) == \
                 (open_side[(acct, sym, True)], open_side[(acct, sym, False)]), (acct, sym, p)
 
@@ -1071,7 +1141,7 @@ class ReferenceCore:
         return not (ins.price_band_pct and d * 100 * 10**8 > ref * ins.price_band_pct)
 
     @classmethod
-    def _risk_price_qty(cls, acct: Account, ins, qty: int, price: int) -> int:
+    def _risk_price_qty(cls, acct: AccountLimits, ins, qty: int, price: int) -> int:
         if qty > acct.max_order_qty:
             return REJ_QTY_LIMIT
         if qty % ins.lot_size:
@@ -1088,13 +1158,18 @@ class ReferenceCore:
                   side: int, ord_type: int, tif: int, price: int, qty: int
                   ) -> tuple[int, int]:
         """(reject reason or 0, the price the order's exposure is valued at)."""
-        if sess.throttle is not None and not sess.throttle.take(self.now):
+        lim = self.limits
+        if not sess.throttle.take(*lim.rates[sess.id], self.now):
             return REJ_THROTTLED, 0
-        acct = self.accounts.get(account)
+        acct = lim.accounts.get(account)
         if acct is None:
             return REJ_UNKNOWN_ACCOUNT, 0
-        ins = self.instruments[symbol]
-        if acct.kill:
+        permitted = lim.session_accounts.get(sess.id)
+        if permitted and account not in permitted:
+            return REJ_ACCOUNT_NOT_PERMITTED, 0
+        ins = lim.instruments[symbol]
+        state = self.acct_state[account]
+        if acct.kill or state.kill:
             return REJ_KILL_SWITCH, 0
         if ins.halted:
             return REJ_SYMBOL_HALTED, 0
@@ -1106,8 +1181,8 @@ class ReferenceCore:
             return REJ_ORD_TYPE_NOT_ALLOWED, 0
         if tif not in acct.tifs:
             return REJ_TIF_NOT_ALLOWED, 0
-        pos = self.positions.get((account, symbol))
-        if pos is None:
+        max_position = lim.positions.get((account, symbol))
+        if max_position is None:
             return REJ_NO_POSITION_LIMIT, 0
         px = price
         if ord_type == ORD_MARKET:
@@ -1117,26 +1192,36 @@ class ReferenceCore:
         reason = self._risk_price_qty(acct, ins, qty, px)
         if reason:
             return reason, 0
-        if acct.open_orders >= acct.max_open_orders:
+        if state.open_orders >= acct.max_open_orders:
             return REJ_OPEN_ORDERS_LIMIT, 0
-        if acct.open_notional + px * qty > acct.credit_limit:
+        if state.open_notional + px * qty > acct.credit_limit:
             return REJ_CREDIT_LIMIT, 0
-        if pos.beyond(side, qty):
+        if self.pos_state[(account, symbol)].beyond(max_position, side, qty):
             return REJ_POSITION_LIMIT, 0
         return 0, px
 
     def _risk_modify(self, sess: SessionState, o: Order, new_price: int,
                      new_qty: int) -> int:
-        if sess.throttle is not None and not sess.throttle.take(self.now):
+        lim = self.limits
+        if not sess.throttle.take(*lim.rates[sess.id], self.now):
             return REJ_THROTTLED
-        acct = self.accounts[o.account]
-        ins = self.instruments[o.symbol]
-        if acct.kill:
+        # a reload may have removed what the order was entered under
+        acct = lim.accounts.get(o.account)
+        if acct is None:
+            return REJ_UNKNOWN_ACCOUNT
+        state = self.acct_state[o.account]
+        if acct.kill or state.kill:
             return REJ_KILL_SWITCH
+        ins = lim.instruments.get(o.symbol)
+        if ins is None:
+            return REJ_UNKNOWN_SYMBOL
         if ins.halted:
             return REJ_SYMBOL_HALTED
         if ins.restricted:
             return REJ_SYMBOL_RESTRICTED
+        max_position = lim.positions.get((o.account, o.symbol))
+        if max_position is None:
+            return REJ_NO_POSITION_LIMIT
         reason = self._risk_price_qty(acct, ins, new_qty, new_price)
         if reason:
             return reason
@@ -1144,9 +1229,9 @@ class ReferenceCore:
         new_leaves = new_qty - o.cum_qty
         dn = max(0, new_price * new_leaves - o.res_notional)
         dq = max(0, new_leaves - o.res_qty)
-        if acct.open_notional + dn > acct.credit_limit:
+        if state.open_notional + dn > acct.credit_limit:
             return REJ_CREDIT_LIMIT
-        if self.positions[(o.account, o.symbol)].beyond(o.side, dq):
+        if self.pos_state[(o.account, o.symbol)].beyond(max_position, o.side, dq):
             return REJ_POSITION_LIMIT
         return 0
 
@@ -1168,8 +1253,8 @@ class ReferenceCore:
         """The order changed: bring its account and position in line."""
         live = int(o.state not in TERMINAL)
         q, n = self._reservation(o)
-        acct = self.accounts[o.account]
-        pos = self.positions[(o.account, o.symbol)]
+        acct = self.acct_state[o.account]
+        pos = self.pos_state[(o.account, o.symbol)]
         acct.open_orders += live - o.res_live
         acct.open_notional += n - o.res_notional
         if o.side == SIDE_BUY:
@@ -1195,7 +1280,7 @@ class ReferenceCore:
             reason = REJ_BAD_TIF
         elif qty == 0 or qty > OUCH_MAX_QTY:
             reason = REJ_BAD_QTY
-        elif symbol not in self.symbols:
+        elif symbol not in self.limits.instruments:
             reason = REJ_UNKNOWN_SYMBOL
         elif (limit and price <= 0) or (market and price != 0):
             reason = REJ_BAD_PRICE
@@ -1205,7 +1290,8 @@ class ReferenceCore:
             reason = REJ_PRICE_UNREPRESENTABLE
         elif side == SIDE_SELL_SHORT and not flags & FLAG_LOCATE:
             reason = REJ_LOCATE_REQUIRED
-        elif (risk := self._risk_new(sess, account, symbol, venue_id or self.default_venue,
+        elif (risk := self._risk_new(sess, account, symbol,
+                                     venue_id or self._route(account, symbol),
                                      side, ord_type, tif, price, qty))[0]:
             reason = risk[0]
         elif not self._has_free_slot():
@@ -1217,7 +1303,7 @@ class ReferenceCore:
             return
 
         self._take_slot()
-        venue = self.venues[venue_id or self.default_venue]
+        venue = self.venues[venue_id or self._route(account, symbol)]
         self.created += 1
         o = Order(cl_ord_id=cl_ord_id, session_id=sess.id, account=account,
                   price=price, qty=qty, leaves_qty=qty,
@@ -1554,7 +1640,7 @@ class ReferenceCore:
             return
         o.cum_qty += qty
         o.leaves_qty -= qty
-        self.positions[(o.account, o.symbol)].position += qty if o.side == SIDE_BUY else -qty
+        self.pos_state[(o.account, o.symbol)].position += qty if o.side == SIDE_BUY else -qty
         # int64 = u64 * 10^4 with C's wrap-around
         last_price = (price * PRICE_SCALE_DIFF) & U64
         if last_price >= 1 << 63:

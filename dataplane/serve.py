@@ -1,6 +1,8 @@
 """The live appliance: EAL from the config's `dataplane:` section, the ports
 it names, the core on a worker lcore in live mode (now_ns from the TSC),
-ARP and ICMP echo answered for the appliance's address.  The Python main
+ARP and ICMP echo answered for the appliance's address.  `serve` runs it, or
+the native AF_XDP backend (dataplane/afxdp.py) with the same lifecycle and
+control commands (LiveControl).  The Python main
 thread only waits - in short sleeps, so SIGINT and SIGTERM get through - and
 on a signal stops the worker, which flushes what it holds, then reports the
 final counters (and, if asked, every order's final state to a file)."""
@@ -13,15 +15,18 @@ import subprocess
 import sys
 import time
 
-from control.config import Config
+from control.config import Config, ConfigError, load_config
 from control.ctl import ControlSocket
+from control.reload import FileWatch, fixed_changes
 from dataplane import dpdk, steering
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
 
 
 def eal_args(cfg: Config) -> list[str]:
     d = cfg.dataplane
-    args = ["oms", "-l", d.lcores, "--file-prefix", f"oms{os.getpid()}",
+    # lcore@cpu maps more lcores than CPUs (time-shared: small machines, CI)
+    lcore_opt = "--lcores" if "@" in d.lcores else "-l"
+    args = ["oms", lcore_opt, d.lcores, "--file-prefix", f"oms{os.getpid()}",
             "--log-level", "lib.eal:error", "--no-telemetry"]
     if not d.hugepages:
         args += ["--no-huge", "-m", str(d.memory_mb)]
@@ -35,30 +40,161 @@ def eal_args(cfg: Config) -> list[str]:
     return args
 
 
+def xdp_attached(iface: str) -> dict | None:
+    """The XDP program on `iface` as iproute2 reports it ({"mode": ...,
+    "prog": {"id": ...}}), or None."""
+    r = subprocess.run(["ip", "-j", "-d", "link", "show", "dev", iface],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None
+    links = json.loads(r.stdout or "[]")
+    return links[0].get("xdp") if links else None
+
+
 def detach_stale_xdp(cfg: Config) -> list[str]:
     """A killed run can leave its XDP program on the interface, and then
-    net_af_xdp cannot attach its own: detach whatever is there first."""
-    done = []
+    neither net_af_xdp nor the native AF_XDP backend can attach its own:
+    detach whatever is there first, from every interface either is
+    configured to use.  Returns the interfaces that had one."""
+    ifaces = []
     for v in cfg.dataplane.vdevs:
         if not v.startswith("net_af_xdp"):
             continue
         opts = dict(kv.split("=", 1) for kv in v.split(",")[1:] if "=" in kv)
-        iface = opts.get("iface")
-        if not iface:
+        if opts.get("iface"):
+            ifaces.append(opts["iface"])
+    if cfg.dataplane.afxdp is not None:
+        ifaces += [cfg.dataplane.afxdp.strategy_iface, cfg.dataplane.afxdp.venue_iface]
+    done = []
+    for iface in dict.fromkeys(ifaces):
+        if xdp_attached(iface) is None:
             continue
-        for mode in ("xdp", "xdpgeneric", "xdpdrv"):
+        for mode in ("xdp", "xdpgeneric", "xdpdrv", "xdpoffload"):
             subprocess.run(["ip", "link", "set", "dev", iface, mode, "off"],
                            capture_output=True)
+        print(f"omsctl: detached a stale XDP program from {iface}", file=sys.stderr)
         done.append(iface)
     return done
 
 
-class Appliance:
+class LiveControl:
+    """The control-plane commands of a live appliance, whatever its backend:
+    each is handed to the poll loop that owns the core (`_post`) and run
+    there between two bursts, while the main thread waits, bounded."""
+
+    def _post(self, cmd) -> bool:
+        raise NotImplementedError
+
+    def report(self) -> dict:
+        raise NotImplementedError
+
+    def command(self, op: int, a: int = 0, b: int = 0, timeout_s: float = 5.0):
+        """Run a command on the worker, between two bursts; (result, cmd)."""
+        cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
+        if op == self.lib.OMS_CMD_SNAPSHOT:
+            cmd.stats = self._snapshot = self.ffi.new("struct oms_stats *")
+        if not self._post(cmd):
+            raise RuntimeError("the worker's command queue is full")
+        self._inflight = cmd  # kept alive until the worker took it, even if we stop waiting
+        deadline = time.monotonic() + timeout_s
+        while not cmd.done:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker did not take the command in time")
+            time.sleep(0.0005)
+        return cmd.result, cmd
+
+    def _grace(self, timeout_ms: int) -> bool:
+        """Wait until the poll loop can no longer hold a configuration
+        generation replaced before this call: True, or False on timeout."""
+        raise NotImplementedError
+
+    def _cores(self, cfg: Config) -> list:
+        """(core, the part of cfg it takes) for every core of the appliance."""
+        return [(self.core, cfg)]
+
+    def reload(self, path: str | None = None) -> dict:
+        """Validate the file (the one started with, by default), refuse it if
+        it changes what is fixed at start, compile the rest into a
+        configuration generation, publish it, wait until the poll loop can
+        no longer hold the old one (a grace period), free that.  On any
+        error the running configuration stays; the answer says why."""
+        path = path or self.config_path
+        try:
+            new = load_config(path)
+        except ConfigError as e:
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path,
+                    "errors": [str(x) for x in getattr(e, "errors", [e])]}
+        fixed = fixed_changes(self.cfg, new)
+        if fixed:
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path, "errors": [f"{path}: {x}" for x in fixed]}
+        pairs = []
+        try:
+            for core, part in self._cores(new):
+                pairs.append((core, core.build_generation(part)))
+        except Exception as e:  # CoreError: the tables' capacity since start
+            for _, gen in pairs:
+                self.lib.oms_gen_free(gen)
+            self.reloads["refused"] += 1
+            return {"ok": False, "file": path, "errors": [f"{path}: {e}"]}
+        number = self.lib.oms_gen_number(pairs[0][1])
+        old = [core.publish(gen) for core, gen in pairs]
+        if self._grace(5000):
+            for gen in old:
+                self.lib.oms_gen_free(gen)
+        else:
+            # a loop that does not come round in 5 s may still read it: keep
+            # it (a leak) rather than free it under the loop
+            print("omsctl: reload: the poll loop did not pass a quiescent point in 5 s; "
+                  "the replaced configuration is kept in memory", file=sys.stderr)
+        self.cfg = new
+        self.reloads["ok"] += 1
+        return {"ok": True, "file": path, "generation": number}
+
+    def handle_control(self, request: dict) -> dict:
+        """One control-plane request (see control/ctl.py)."""
+        lib = self.lib
+        what = request.get("cmd")
+        if what == "ping":
+            return {"ok": True}
+        if what == "reload":
+            return self.reload(request.get("path"))
+        if what == "stats":
+            live, cmd = self.command(lib.OMS_CMD_SNAPSHOT)
+            report = self.report()
+            report["core"] = self.core.stats_dict(cmd.stats)
+            report["live_orders"] = live
+            return {"ok": True, **report}
+        if what == "mass_cancel":
+            n, _ = self.command(lib.OMS_CMD_MASS_CANCEL, int(request["session"]),
+                                int(request["account"]))
+            if n < 0:
+                return {"ok": False, "error": f"unknown session {request['session']}"}
+            return {"ok": True, "canceled": n}
+        if what in ("kill", "unkill"):
+            # account 0 or none: every account (semantics.md "Kill switch")
+            account = int(request.get("account") or 0)
+            if not 0 <= account < 2**32:
+                return {"ok": False, "error": f"account {account} out of range"}
+            on = what == "kill"
+            n, _ = self.command(lib.OMS_CMD_KILL, account, int(on))
+            if n < 0:
+                return {"ok": False, "error": f"unknown account {account}"}
+            return {"ok": True, "account": account or "all", "kill": on, "canceled": n}
+        return {"ok": False, "error": f"unknown command {what!r}"}
+
+
+class Appliance(LiveControl):
+    """The appliance on DPDK ports."""
+
     def __init__(self, cfg: Config):
         if cfg.dataplane.ports is None:
             raise dpdk.DpdkError(f"{cfg.source}: dataplane.ports is not set: which DPDK ports "
                                  "carry strategy and venue traffic?")
         self.cfg = cfg
+        # what SIGHUP, a change of the file and `omsctl reload` read
+        self.config_path = cfg.source
         detach_stale_xdp(cfg)
         dpdk.eal_init(eal_args(cfg))
         ext = dpdk.extension()
@@ -95,84 +231,156 @@ class Appliance:
         # what the ports hold for themselves (AF_XDP fills its ring from the
         # pool): the baseline the pool must be back at when traffic stops
         self.mbufs_at_start = lib.oms_pool_in_use(self.pool)
-        self.core = Core(cfg, ext=ext)
-        self.commands = lib.oms_ring_create(b"oms_cmd", 256, max(socket, 0), 1)
-        if self.commands == ffi.NULL:
-            raise dpdk.DpdkError("cannot create the worker's command ring")
-        w = ffi.new("struct oms_worker *")
-        w.commands = self.commands
-        w.core = self.core._core
-        w.pool = self.pool
-        w.n_rx = len(self.ports)
-        for i, pid in enumerate(self.ports):
-            w.rx_port[i] = pid
-        w.strategy_tx_port, w.venue_tx_port = ids
-        w.strategy_udp = cfg.appliance.strategy_port
-        w.mac = list(mac_to_bytes(cfg.appliance.mac))
-        w.ip = ip_to_int(cfg.appliance.ip)
-        w.answer_link = 1
-        w.mode = lib.OMS_MODE_LIVE
-        w.idle_sleep_us = cfg.dataplane.idle_sleep_us
-        self.worker = w
-        self.lcore = lib.oms_next_worker_lcore(0xFFFFFFFF)
-        if self.lcore >= 1024:
-            raise dpdk.DpdkError(f"dataplane.lcores {cfg.dataplane.lcores!r} leaves no worker "
-                                 "lcore: give at least two")
+        # run-to-completion: one worker polls the ports; sharded: an I/O
+        # lcore feeds one worker per shard, each with its own core
+        self.sharded = cfg.dataplane.threading.mode == "sharded"
+        parts = self._parts(cfg)
+        self.cores = [Core(part, ext=ext) for part in parts]
+        self.core = self.cores[0]
+        self.rcu = lib.oms_rcu_create(len(parts))
+        if self.rcu == ffi.NULL:
+            raise dpdk.DpdkError("cannot create the RCU variable for configuration reloads")
+        lcores, lc = [], 0xFFFFFFFF
+        for _ in range(len(parts) + self.sharded):
+            lc = lib.oms_next_worker_lcore(lc)
+            if lc >= 1024:
+                need = ("one for Python, one for I/O and one per worker" if self.sharded
+                        else "give at least two")
+                raise dpdk.DpdkError(
+                    f"dataplane.lcores {cfg.dataplane.lcores!r} has too few lcores: {need}"
+                    f" ({len(parts) + self.sharded + 1} in all)")
+            lcores.append(lc)
+        self.io_lcore = lcores.pop(0) if self.sharded else None
+        self.lcores = lcores
+        self.workers, self.command_rings, self._rings = [], [], []
+        for i, core in enumerate(self.cores):
+            ring = lib.oms_ring_create(f"oms_cmd{i}".encode(), 256, max(socket, 0), 1)
+            if ring == ffi.NULL:
+                raise dpdk.DpdkError("cannot create a worker's command ring")
+            w = ffi.new("struct oms_worker *")
+            w.commands = ring
+            w.core = core._core
+            w.pool = self.pool
+            w.strategy_tx_port, w.venue_tx_port = ids
+            w.strategy_udp = cfg.appliance.strategy_port
+            w.mac = list(mac_to_bytes(cfg.appliance.mac))
+            w.ip = ip_to_int(cfg.appliance.ip)
+            w.mode = lib.OMS_MODE_LIVE
+            w.idle_sleep_us = cfg.dataplane.idle_sleep_us
+            w.rcu = self.rcu
+            w.rcu_id = i
+            if self.sharded:
+                w.in_ring = self._ring(f"oms_in{i}", socket)
+                w.out_ring = self._ring(f"oms_out{i}", socket)
+            else:
+                w.n_rx = len(self.ports)
+                for k, pid in enumerate(self.ports):
+                    w.rx_port[k] = pid
+                w.answer_link = 1
+            self.workers.append(w)
+            self.command_rings.append(ring)
+        self.worker, self.commands = self.workers[0], self.command_rings[0]
+        self.lcore = self.lcores[0]
+        self.io = self._io(cfg, socket) if self.sharded else None
+        self.reloads = {"ok": 0, "refused": 0}
         self.stopping = False
 
-    def start(self) -> None:
-        if self.lib.oms_worker_launch(self.worker, self.lcore) != 0:
-            raise dpdk.DpdkError(f"cannot launch the worker on lcore {self.lcore}")
+    def _parts(self, cfg: Config) -> list[Config]:
+        if cfg.dataplane.threading.mode != "sharded":
+            return [cfg]
+        from dataplane.sharding import shard_config
+        return [shard_config(cfg, w) for w in cfg.dataplane.threading.workers]
 
-    def command(self, op: int, a: int = 0, b: int = 0, timeout_s: float = 5.0):
-        """Run a command on the worker, between two bursts; (result, cmd)."""
-        cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
-        if op == self.lib.OMS_CMD_SNAPSHOT:
-            cmd.stats = self._snapshot = self.ffi.new("struct oms_stats *")
-        if self.lib.oms_command(self.commands, cmd) != 0:
-            raise dpdk.DpdkError("the worker's command ring is full")
-        deadline = time.monotonic() + timeout_s
-        while not cmd.done:
-            if time.monotonic() > deadline:
-                raise dpdk.DpdkError("the worker did not take the command in time")
-            time.sleep(0.0005)
-        return cmd.result, cmd
+    def _cores(self, cfg: Config) -> list:
+        return list(zip(self.cores, self._parts(cfg), strict=True))
+
+    def _ring(self, name: str, socket: int):
+        r = self.lib.oms_ring_create(name.encode(), 4096, max(socket, 0), 1)
+        if r == self.ffi.NULL:
+            raise dpdk.DpdkError(f"cannot create ring {name}")
+        self._rings.append(r)
+        return r
+
+    def _io(self, cfg: Config, socket: int):
+        """The I/O lcore's routes: each session's (address, port) and each
+        venue's address to the worker that owns it."""
+        io = self.ffi.new("struct oms_io *")
+        io.n_rx = len(self.ports)
+        for k, pid in enumerate(self.ports):
+            io.rx_port[k] = pid
+        io.n_workers = len(self.workers)
+        routes = []
+        for i, (w, shard) in enumerate(zip(self.workers, cfg.dataplane.threading.workers,
+                                           strict=True)):
+            io.in_ring[i], io.out_ring[i] = w.in_ring, w.out_ring
+            routes += [(ip_to_int(s.ip), s.port, i) for s in cfg.sessions
+                       if s.id in shard.sessions]
+            routes += [(ip_to_int(v.ip), 0, i) for v in cfg.venues if v.id in shard.venues]
+        for k, (ip, port, w) in enumerate(routes):
+            io.routes[k] = {"ip": ip, "port": port, "worker": w}
+        io.n_routes = len(routes)
+        io.strategy_udp = cfg.appliance.strategy_port
+        io.mac = list(mac_to_bytes(cfg.appliance.mac))
+        io.ip = ip_to_int(cfg.appliance.ip)
+        io.pool = self.pool
+        io.idle_sleep_us = cfg.dataplane.idle_sleep_us
+        return io
+
+    def start(self) -> None:
+        for w, lc in zip(self.workers, self.lcores, strict=True):
+            if self.lib.oms_worker_launch(w, lc) != 0:
+                raise dpdk.DpdkError(f"cannot launch a worker on lcore {lc}")
+        if self.io is not None and self.lib.oms_io_launch(self.io, self.io_lcore) != 0:
+            raise dpdk.DpdkError(f"cannot launch the I/O lcore {self.io_lcore}")
+
+    _target = 0  # the worker commands go to
+
+    def _post(self, cmd) -> bool:
+        return self.lib.oms_command(self.command_rings[self._target], cmd) == 0
 
     def handle_control(self, request: dict) -> dict:
-        """One control-plane request (see control/ctl.py)."""
-        lib = self.lib
+        """Sharded: a command runs on every worker (a kill of one account
+        and a mass cancel find nothing on the workers that do not own it);
+        counters are added up."""
         what = request.get("cmd")
-        if what == "ping":
-            return {"ok": True}
+        if len(self.workers) == 1 or what not in ("stats", "kill", "unkill", "mass_cancel"):
+            return super().handle_control(request)
+        answers = []
+        try:
+            for i in range(len(self.workers)):
+                self._target = i
+                answers.append(super().handle_control(request))
+        finally:
+            self._target = 0
         if what == "stats":
-            live, cmd = self.command(lib.OMS_CMD_SNAPSHOT)
-            report = self.report()
-            report["core"] = self.core.stats_dict(cmd.stats)
-            report["live_orders"] = live
-            return {"ok": True, **report}
-        if what == "mass_cancel":
-            n, _ = self.command(lib.OMS_CMD_MASS_CANCEL, int(request["session"]),
-                                int(request["account"]))
-            if n < 0:
-                return {"ok": False, "error": f"unknown session {request['session']}"}
-            return {"ok": True, "canceled": n}
-        if what in ("kill", "unkill"):
-            # account 0 or none: every account (semantics.md "Kill switch")
-            account = int(request.get("account") or 0)
-            if not 0 <= account < 2**32:
-                return {"ok": False, "error": f"account {account} out of range"}
-            on = what == "kill"
-            n, _ = self.command(lib.OMS_CMD_KILL, account, int(on))
-            if n < 0:
-                return {"ok": False, "error": f"unknown account {account}"}
-            return {"ok": True, "account": account or "all", "kill": on, "canceled": n}
-        return {"ok": False, "error": f"unknown command {what!r}"}
+            out = self.report()
+            out["core"] = sum_counters([a["core"] for a in answers])
+            out["live_orders"] = sum(a["live_orders"] for a in answers)
+            return {"ok": True, **out}
+        ok = [a for a in answers if a.get("ok")]
+        if not ok:
+            return answers[0]
+        return {**ok[0], "canceled": sum(a.get("canceled", 0) for a in ok)}
+
+    def _grace(self, timeout_ms: int) -> bool:
+        # DPDK's RCU: the worker reports a quiescent state every poll
+        return self.lib.oms_rcu_wait(self.rcu, timeout_ms) == 0
 
     def stop(self) -> dict:
-        """Stop receiving, let the worker flush, stop the ports; the final
-        counters."""
-        self.worker.stop = 1
-        self.lib.oms_worker_wait(self.lcore)
+        """Stop receiving, let the workers finish what they were handed and
+        flush, stop the ports; the final counters."""
+        if self.io is not None:
+            self.io.rx_off = 1
+            deadline = time.monotonic() + 5
+            while any(self.lib.oms_ring_count(w.in_ring) for w in self.workers) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.001)
+        for w, lc in zip(self.workers, self.lcores, strict=True):
+            w.stop = 1
+            self.lib.oms_worker_wait(lc)
+        if self.io is not None:
+            self.io.stop = 1  # a last drain of what the workers sent
+            self.lib.oms_worker_wait(self.io_lcore)
         report = self.report()
         report["mbufs_in_use_at_start"] = self.mbufs_at_start
         for pid in self.ports:
@@ -188,13 +396,35 @@ class Appliance:
             self.lib.oms_port_stats(pid, *vals)
             ports[pid] = dict(zip(("ipackets", "opackets", "imissed", "oerrors"),
                                   (v[0] for v in vals), strict=True))
-        w = self.worker
-        worker = {n: getattr(w.stats, n) for n, _ in ffi.typeof("struct oms_worker_stats").fields}
-        link = {n: getattr(w.link, n) for n, _ in ffi.typeof("struct link_stats").fields}
-        return {"ports": ports, "worker": worker, "link": link, "core": self.core.stats(),
-                "steering": self.steering,
-                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
-                "live_orders": self.core.live_orders()}
+        fields = [n for n, _ in ffi.typeof("struct oms_worker_stats").fields]
+        workers = [{n: getattr(w.stats, n) for n in fields} for w in self.workers]
+        link_of = self.io.link if self.io is not None else self.worker.link
+        link = {n: getattr(link_of, n) for n, _ in ffi.typeof("struct link_stats").fields}
+        out = {"ports": ports, "worker": sum_counters(workers), "link": link,
+               "core": sum_counters([c.stats() for c in self.cores]),
+               "steering": self.steering, "generation": self.core.generation(),
+               "threading": self.cfg.dataplane.threading.mode,
+               "reloads": dict(self.reloads),
+               "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
+               "live_orders": sum(c.live_orders() for c in self.cores)}
+        if self.io is not None:
+            st = self.io.stats
+            out["io"] = {n: (list(getattr(st, n))[:len(self.workers)] if n == "to_worker"
+                             else getattr(st, n))
+                         for n, _ in ffi.typeof("struct oms_io_stats").fields}
+            out["workers"] = [{"worker": wk, "core": c.stats(), "live_orders": c.live_orders()}
+                              for wk, c in zip(workers, self.cores, strict=True)]
+        return out
+
+
+def sum_counters(items: list[dict]) -> dict:
+    """Counters of several workers or cores added up, key by key."""
+    out: dict = {}
+    for d in items:
+        for k, v in d.items():
+            out[k] = sum_counters([out.get(k, {}), v]) if isinstance(v, dict) else \
+                out.get(k, 0) + v
+    return out
 
 
 def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
@@ -215,15 +445,26 @@ def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
 
 def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None,
           control_socket: str | None = None, orders_file: str | None = None,
-          order_ids: range = range(0)) -> dict:
-    app = Appliance(cfg)
-    stop = {"now": False}
+          order_ids: range = range(0), backend: str = "dpdk",
+          watch_config: bool = True) -> dict:
+    if backend == "afxdp":
+        from dataplane.afxdp import AfxdpAppliance
+        app = AfxdpAppliance(cfg)
+    else:
+        app = Appliance(cfg)
+    stop = {"now": False, "reload": False}
 
     def on_signal(signum, frame):
         stop["now"] = True
 
+    def on_hup(signum, frame):
+        stop["reload"] = True
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
+    watch = (FileWatch(app.config_path)
+             if watch_config and os.path.isfile(app.config_path) else None)
     ctl = ControlSocket(control_socket, app.handle_control) if control_socket else None
     app.start()
     if ready_file:
@@ -236,6 +477,11 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
                 ctl.poll(0.05)
             else:
                 time.sleep(0.05)
+            # SIGHUP or a change of the file: the same reload as `omsctl reload`
+            if stop["reload"] or (watch and watch.changed()):
+                stop["reload"] = False
+                print("omsctl: reload: " + json.dumps(app.reload()), file=sys.stderr,
+                      flush=True)
     finally:
         if ctl:
             ctl.close()

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(gcc libc6-dev make pkg-config python3-venv python3-dev libdpdk-dev dpdk
-                 iproute2 ethtool nftables)
+                 libxdp-dev libbpf-dev xdp-tools iproute2 ethtool nftables)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

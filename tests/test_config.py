@@ -236,7 +236,7 @@ def test_error_names_line_and_key(old, new, nth, key, needle, reason):
     assert err.key == key
     assert err.line == line_of(text, *needle)
     assert reason in err.reason
-    assert str(err) == f"test.yaml:{err.line}: {key}: {err.reason}"
+    assert str(err).splitlines()[0] == f"test.yaml:{err.line}: {key}: {err.reason}"
 
 
 def test_unknown_key_lists_expected_and_suggests():
@@ -439,3 +439,43 @@ def test_session_cancel_on_disconnect():
         load_config_text(text.replace("cancel_on_disconnect: true", "cancel_on_disconnect: 1"))
     assert "sessions[0].cancel_on_disconnect" in str(e.value)
     assert "expected a boolean" in str(e.value)
+
+
+def test_every_error_is_reported_with_its_line_and_key():
+    """One run lists every problem, each with file, line and key; a bad
+    entry still counts as configured where others refer to it."""
+    text = edit("    port: 9001\n", "    port: 99999\n")
+    text = text.replace("    session: BX01\n", "    session: BX01BX01BX01\n")
+    # venue 2's entry is left out, yet an instrument may still name it
+    text = text.replace("  - symbol: MSFT\n", "  - {symbol: MSFT, venues: [2], lot_size: 0}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, "many.yaml")
+    errors = info.value.errors
+    assert [e.key for e in errors] == ["sessions[0].port", "venues[1].session",
+                                       "instruments[1].lot_size"]
+    assert [e.line for e in errors] == [line_of(text, "port: 99999"), line_of(text, "BX01BX01"),
+                                        line_of(text, "lot_size")]
+    assert str(info.value).splitlines() == [
+        f"many.yaml:{e.line}: {e.key}: {e.reason}" for e in errors]
+
+
+def test_risk_account_defaults_fill_what_an_account_leaves_out():
+    text = BASE + """risk:
+  account_defaults: {max_order_qty: 500, max_order_notional: 1000.50, max_open_orders: 7,
+                     credit_limit: 20000, max_position: {AAPL: 100}, tifs: [IOC]}
+accounts:
+  - {id: 1}
+  - {id: 2, max_order_qty: 9, max_position: {MSFT: 5}, kill: true}
+"""
+    cfg = load_config_text(text, "d.yaml")
+    a, b = cfg.accounts
+    assert (a.max_order_qty, a.max_order_notional, a.max_open_orders, a.credit_limit,
+            a.max_position, a.tifs, a.order_types) == (
+        500, 1000_50000000, 7, 20000 * 10**8, (("AAPL", 100),), ("IOC",), ("LIMIT", "MARKET"))
+    assert (b.max_order_qty, b.max_position, b.kill, b.max_open_orders) == (
+        9, (("MSFT", 5),), True, 7)
+    # without a default the account must say; defaults are checked like limits
+    err = error_of(BASE + "risk: {account_defaults: {max_order_qty: 0}}\naccounts:\n  - {id: 1}\n")
+    keys = [e.key for e in err.errors]
+    assert keys[0] == "risk.account_defaults.max_order_qty"
+    assert "accounts[0].max_order_notional" in keys and "accounts[0].credit_limit" in keys

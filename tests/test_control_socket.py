@@ -1,7 +1,9 @@
 """The live appliance's control socket: an operator's mass cancel reaches the
-worker through its command ring and the orders are canceled at the venue;
-counters read through the socket are taken between two bursts.  Runs the
-appliance on DPDK net_af_packet ports in namespaces, as the live tests do."""
+worker through its command ring (the AF_XDP poll thread through its
+mailbox) and the orders are canceled at the venue; counters read through
+the socket are taken between two bursts.  Runs the appliance on DPDK
+net_af_packet ports and on the native AF_XDP backend in namespaces, as the
+live tests do."""
 from __future__ import annotations
 
 import json
@@ -70,15 +72,17 @@ while time.monotonic() < end:
 """
 
 
-def test_mass_cancel_and_stats_through_the_control_socket(tmp_path):
+@pytest.mark.parametrize("driver", ["af_packet", "afxdp"])
+def test_mass_cancel_and_stats_through_the_control_socket(tmp_path, driver):
     ctl_path = str(tmp_path / "control.sock")
     with netns.three_hosts() as h:
         cfg = tmp_path / "live.yaml"
-        cfg.write_text(live.config_text(h, "af_packet"))
+        cfg.write_text(live.config_text(h, driver))
         ready = tmp_path / "ready.json"
         app = subprocess.Popen(
             h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg), "--duration", "60",
-                   "--ready-file", str(ready), "--control-socket", ctl_path),
+                   "--ready-file", str(ready), "--control-socket", ctl_path,
+                   *live.backend_args(driver)),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         venue = subprocess.Popen(h.exec(h.venue, sys.executable, "-c",
                                         VENUE.format(root=str(ROOT), seconds=20)))
@@ -173,7 +177,8 @@ print(json.dumps({{c: [o.state, o.rejects] for c, o in drv.orders.items()}}))
 """
 
 
-def test_kill_and_unkill_through_the_control_socket(tmp_path):
+@pytest.mark.parametrize("driver", ["af_packet", "afxdp"])
+def test_kill_and_unkill_through_the_control_socket(tmp_path, driver):
     ctl_path = str(tmp_path / "control.sock")
     flag = str(tmp_path / "strategy")
 
@@ -183,11 +188,12 @@ def test_kill_and_unkill_through_the_control_socket(tmp_path):
 
     with netns.three_hosts() as h:
         cfg = tmp_path / "live.yaml"
-        cfg.write_text(live.config_text(h, "af_packet"))
+        cfg.write_text(live.config_text(h, driver))
         ready = tmp_path / "ready.json"
         app = subprocess.Popen(
             h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg), "--duration", "60",
-                   "--ready-file", str(ready), "--control-socket", ctl_path),
+                   "--ready-file", str(ready), "--control-socket", ctl_path,
+                   *live.backend_args(driver)),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         venue = subprocess.Popen(h.exec(h.venue, sys.executable, "-c",
                                         VENUE.format(root=str(ROOT), seconds=25)))

@@ -15,7 +15,7 @@ import wire
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from control.config import Account, Instrument, Throttle
+from control.config import Account, Instrument, Route, Throttle
 from dataplane.core import Core
 from dataplane.reference_model import ReferenceCore
 
@@ -50,6 +50,46 @@ VIEW_SYMBOLS = ("AAPL", "MSFT", "SPY", "HALT", "NOLIM", "NOREF", "ZZZ")
 def risk_config(orders: int = 6, tx_frames: int = 8192):
     return wire.config(orders=orders, tx_frames=tx_frames, instruments=RISK_INSTRUMENTS,
                        accounts=RISK_ACCOUNTS, sessions=RISK_SESSIONS)
+
+
+def _no_msft(acct: Account) -> Account:
+    return replace(acct, max_position=tuple(p for p in acct.max_position if p[0] != "MSFT"))
+
+
+# Other generations a reload can switch to (semantics.md "Configuration
+# generations"), each from risk_config(): limits loosened and a symbol freed;
+# an account and a symbol removed, an account added, routing rules; the
+# configuration's kill switch, a halt lifted, a tighter throttle; and back.
+RELOADS = (
+    {},
+    {"accounts": (replace(RISK_ACCOUNTS[0], max_order_qty=999_999, max_open_orders=100,
+                          credit_limit=10**18, max_order_notional=10**18,
+                          max_position=(("AAPL", 10**6),) + _POS[1:]),) + RISK_ACCOUNTS[1:],
+     "instruments": tuple(replace(i, restricted=False) for i in RISK_INSTRUMENTS)},
+    {"accounts": (_no_msft(RISK_ACCOUNTS[0]), _no_msft(RISK_ACCOUNTS[2]),
+                  replace(_no_msft(RISK_ACCOUNTS[1]), id=99)),
+     "instruments": tuple(i for i in RISK_INSTRUMENTS if i.symbol != "MSFT"),
+     "routes": (Route(venue=2, account=1), Route(venue=2, symbol="NOLIM"),
+                Route(venue=1, account=1, symbol="AAPL"))},
+    {"accounts": (replace(RISK_ACCOUNTS[0], kill=True),) + RISK_ACCOUNTS[1:],
+     "instruments": tuple(replace(i, halted=False) for i in RISK_INSTRUMENTS),
+     "sessions": (replace(RISK_SESSIONS[0], throttle=Throttle(per_second=1000, burst=1)),
+                  replace(RISK_SESSIONS[1], throttle=None, accounts=(2, 3)),
+                  RISK_SESSIONS[2])},
+)
+
+
+def reloaded(cfg, variant: int):
+    """cfg with the reloadable parts of RELOADS[variant] (sessions keep what
+    cfg gives them but the throttle)."""
+    change = dict(RELOADS[variant])
+    if "sessions" in change:
+        new = {s.id: s for s in change["sessions"]}
+        change["sessions"] = tuple(replace(s, throttle=new[s.id].throttle,
+                                           accounts=new[s.id].accounts) if s.id in new else s
+                                   for s in cfg.sessions)
+    base = {"accounts": RISK_ACCOUNTS, "instruments": RISK_INSTRUMENTS, "routes": ()}
+    return replace(cfg, **{**base, **change})
 
 # the sanitizer run asks for fewer examples: ASan makes each one slower
 EXAMPLES = int(os.environ.get("OMS_PROPERTY_EXAMPLES", "400"))
@@ -134,6 +174,11 @@ pause_a = st.tuples(st.just("pause"), st.sampled_from([500, 1000, 2000, 3000, 35
                     weighted(True, [False], n=3))
 _KILL_WEIGHTS = _WEIGHTS + [(kill_a, 1), (pause_a, 1)]
 KILL_ACTION = st.sampled_from([a for a, w in _KILL_WEIGHTS for _ in range(w)]).flatmap(
+    lambda a: a)
+# a live reload to one of RELOADS, between bursts, amid everything else
+reload_a = st.tuples(st.just("reload"), st.integers(0, len(RELOADS) - 1))
+_RELOAD_WEIGHTS = _RISK_WEIGHTS + [(reload_a, 2), (kill_a, 1), (new_a, 2)]
+RELOAD_ACTION = st.sampled_from([a for a, w in _RELOAD_WEIGHTS for _ in range(w)]).flatmap(
     lambda a: a)
 
 
@@ -328,9 +373,13 @@ def run_both(actions, breaks, cfg):
     # every strategy session logs in first so that most messages get through
     burst = [wire.from_strategy(1, wire.login(1)), wire.from_strategy(2, wire.login(2))]
     for a, brk in zip(actions, breaks, strict=True):
-        if a[0] in ("kill", "pause"):
+        if a[0] in ("kill", "pause", "reload"):
             flush()  # between bursts, as the worker runs a command
-            if a[0] == "kill":
+            if a[0] == "reload":
+                new = reloaded(cfg, a[1])
+                assert core.reload(new) == model.reload(new)
+                now += 1000
+            elif a[0] == "kill":
                 _, acct, on = a
                 got = core.kill(acct, on, now)
                 assert got == model.kill(acct, on, now), a
@@ -404,6 +453,19 @@ def test_kill_switch_and_cancel_on_disconnect_sequences(actions, breaks):
        st.lists(st.booleans(), min_size=80, max_size=80))
 def test_kill_switch_and_cancel_on_disconnect_under_risk_limits(actions, breaks):
     run_both(actions, breaks[: len(actions)], cod_config(risk_config(orders=8)))
+
+
+@settings(max_examples=max(1, EXAMPLES // 2), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(RELOAD_ACTION, min_size=10, max_size=80),
+       st.lists(st.booleans(), min_size=80, max_size=80))
+def test_reloads_amid_risk_sequences(actions, breaks):
+    """Generations swapped between bursts: both judge every order by the
+    generation in force and keep the accounting across swaps."""
+    core = run_both(actions, breaks[: len(actions)], cod_config(risk_config(orders=8)))
+    swaps = sum(1 for a in actions if a[0] == "reload")
+    assert core.generation() == 1 + swaps
+    assert core.stats()["event"].get("CONFIG_SWAPS", 0) == swaps
 
 
 def test_risk_generators_reach_every_risk_reject():

@@ -242,26 +242,23 @@ def test_cancel_on_disconnect_same_bytes_in_core_and_model():
     assert a.core.stats()["event"]["CANCEL_ON_DISCONNECT"] == 7
 
 
-def test_account_added_after_kill_all_starts_killed():
-    """The C core takes accounts between bursts too: one added while every
-    account is killed starts killed (semantics.md "Kill switch")."""
-    h = Harness(Core, wire.config(accounts=wire.ACCOUNTS[:3]))
+@pytest.mark.parametrize("impl", ["core", "model"])
+def test_account_added_after_kill_all_starts_killed(impl):
+    """A reload can add accounts: one added while every account is killed
+    starts killed (semantics.md "Kill switch")."""
+    base = wire.ACCOUNTS[:3]
+    h = Harness({"core": Core, "model": ReferenceCore}[impl], wire.config(accounts=base))
     assert kill(h, 0, True) == (0, [])
-    core = h.core
-    ac = core.ffi.new("struct oms_account_config *", {
-        "id": 42, "max_order_qty": 1000, "max_order_notional": 10**18,
-        "max_open_orders": 10, "credit_limit": 10**18, "ord_types": 0xFF, "tifs": 0xFF})
-    assert core.lib.oms_core_add_account(core._core, ac) == 0
-    assert core.lib.oms_core_add_position_limit(core._core, 42, b"AAPL    ", 10**6) == 0
+    a42 = replace(base[0], id=42, max_position=(("AAPL", 10**6),))
+    h.core.reload(wire.config(accounts=base + (a42,)))
     assert verdict(h.new(1, account=42)) == KILL
     assert kill(h, 42, False) == (0, [])
     assert verdict(h.new(2, account=42)) == "sent"
     assert verdict(h.new(3, account=1)) == KILL
     # released for every account: one added now starts released
     assert kill(h, 0, False) == (0, [])
-    ac.id = 43
-    assert core.lib.oms_core_add_account(core._core, ac) == 0
-    assert core.lib.oms_core_add_position_limit(core._core, 43, b"AAPL    ", 10**6) == 0
+    a43 = replace(a42, id=43)
+    h.core.reload(wire.config(accounts=base + (a42, a43)))
     assert verdict(h.new(4, account=43)) == "sent"
 
 
