@@ -17,10 +17,12 @@ bound that is at least its highest value, so a count under `le` is never
 for a value above it.  The live heatmap page (control/httpd.py) uses the
 same buckets, so its cells and these histograms count the same events.
 
-Seams: market-data counters (feed gaps, feed-to-book latency) and durability
-counters do not exist yet; `EXTRA_COLLECTORS` is where their collectors
-register, and the FEED_TO_BOOK stage is exported once the feed handler
-records it (`STAGES`)."""
+Market data: the feeds' counters (gaps, drops by reason, events, stale
+books) are exported from the `dataplane.feed.Feed` objects a source is
+given (`feeds=`); the live appliance does not run feeds yet, and the
+FEED_TO_BOOK stage joins `STAGES` once the feed handler records it.
+Durability counters do not exist yet: `EXTRA_COLLECTORS` is where their
+collectors register."""
 from __future__ import annotations
 
 import threading
@@ -214,8 +216,9 @@ class DataPlaneSource:
     """What the collector reads: the workers' cores, the configuration and,
     in a live appliance, its ports, pool, rings and worker counters."""
 
-    def __init__(self, cfg, cores: list, appliance=None):
+    def __init__(self, cfg, cores: list, appliance=None, feeds: tuple = ()):
         self.cfg = cfg
+        self.feeds = list(feeds)  # dataplane.feed.Feed, one per venue
         self.readers = [CoreReader(c, str(i)) for i, c in enumerate(cores)]
         self.appliance = appliance
         self.started = time.time()
@@ -386,6 +389,8 @@ class OmsCollector(Collector):
             counts, s = src.stage_counts(name)
             add_histogram(stage, [name], counts, s)
         yield stage
+        if src.feeds:
+            yield from feed_families(src.feeds)
         if app is not None:
             yield from app.metric_families()
         for make in EXTRA_COLLECTORS:
@@ -439,6 +444,39 @@ class OmsCollector(Collector):
         yield routed
         yield up
         yield rtt
+
+
+def feed_families(feeds):
+    """The market-data feeds' counters (cdefs/feed.h), by venue: read in
+    place like the core's (one writer per feed, 64-bit counters)."""
+    from dataplane.feed import FEED_DROP_NAMES, FEED_EVENT_NAMES
+
+    gaps = CounterMetricFamily("oms_feed_gaps", "Sequence gaps the feed detected (each "
+                               "re-requested, or lost until the next session)", labels=["venue"])
+    gap_msgs = CounterMetricFamily("oms_feed_gap_messages", "Messages missing in those gaps",
+                                   labels=["venue"])
+    drops = CounterMetricFamily("oms_feed_drops", "Feed frames and messages not applied, by "
+                                "reason", labels=["venue", "reason"])
+    events = CounterMetricFamily("oms_feed_events", "Feed events, by kind",
+                                 labels=["venue", "event"])
+    stale = GaugeMetricFamily("oms_feed_stale", "The feed-wide stale mask (0: sound; "
+                              "cdefs/feed.h OMS_STALE_*)", labels=["venue"])
+    orders = GaugeMetricFamily("oms_feed_book_orders", "Orders held in the feed's books",
+                               labels=["venue"])
+    for f in feeds:
+        v = [str(f.venue)]
+        st = _lib.oms_feed_stats(f.ptr)
+        ev = dict(zip(FEED_EVENT_NAMES, (st.event[i] for i in range(len(FEED_EVENT_NAMES))),
+                      strict=True))
+        gaps.add_metric(v, ev["GAPS"])
+        gap_msgs.add_metric(v, ev["GAP_MSGS"])
+        for i, name in enumerate(FEED_DROP_NAMES):
+            drops.add_metric(v + [name.lower()], st.drop[i])
+        for name, n in ev.items():
+            events.add_metric(v + [name.lower()], n)
+        stale.add_metric(v, f.stale())
+        orders.add_metric(v, f.live_orders())
+    yield from (gaps, gap_msgs, drops, events, stale, orders)
 
 
 def make_registry(source: DataPlaneSource) -> CollectorRegistry:

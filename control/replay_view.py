@@ -16,14 +16,21 @@ BAR = 30
 
 class ProgressBar:
     """`[#####.....]  45 %  12,345/27,431 frames  3.2 s` on one line of
-    `stream`, rewritten in place; a new line at the end."""
+    `stream`, rewritten in place; a new line at the end.  `show`: True,
+    False, or None for on a terminal and for captures of LONG_CAPTURE frames
+    or more (decided at the first report, which knows the total)."""
 
-    def __init__(self, stream=None):
+    def __init__(self, show: bool | None = None, stream=None):
         self.stream = stream or sys.stderr
+        self.show = show
         self.t0 = time.monotonic()
         self.last = -1
 
     def __call__(self, done: int, total: int) -> None:
+        if self.show is None:
+            self.show = self.stream.isatty() and total >= LONG_CAPTURE
+        if not self.show:
+            return
         pct = 100 * done // max(1, total)
         if pct == self.last and done < total:
             return
@@ -34,13 +41,6 @@ class ProgressBar:
         if done >= total:
             self.stream.write("\n")
         self.stream.flush()
-
-
-def want_progress(flag: bool | None, frames: int, stream=None) -> bool:
-    """--progress / --no-progress, else: on a terminal, for long captures."""
-    if flag is not None:
-        return flag
-    return (stream or sys.stderr).isatty() and frames >= LONG_CAPTURE
 
 
 def _series(lib, hist, units_per_second: float) -> tuple[list[float], list[int]]:
