@@ -80,6 +80,8 @@ enum oms_order_state {
 };
 
 enum { OMS_REJ_BUSINESS_SLOTS = 64, OMS_REJ_SYSTEM_SLOTS = 8 };
+
+#include "stages.h" /* after the reject slots, which its counters use */
 /* accounts one session may be limited to (sessions[].accounts) */
 enum { OMS_SESSION_ACCOUNTS = 16 };
 

@@ -10,6 +10,7 @@
 #endif
 
 #include "command.h"
+#include "dpdk_obs.h"
 #include "link.h"
 #include "oms_core.h"
 

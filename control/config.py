@@ -266,11 +266,23 @@ class MarketData:
 
 
 @dataclass(frozen=True)
+class Observability:
+    """The Prometheus exporter and the live latency page of the live
+    appliance (control/metrics.py, control/httpd.py), on one HTTP address."""
+    enabled: bool = True
+    listen: str = "127.0.0.1:9478"  # host:port; localhost unless asked; port 0: any free
+    # the per-stage latency histograms (a few TSC reads per order); off:
+    # counters only
+    timing: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     appliance: Appliance
     routing: Routing
     tables: Tables = field(default_factory=Tables)
     dataplane: Dataplane = field(default_factory=Dataplane)
+    observability: Observability = field(default_factory=Observability)
     sessions: tuple[Session, ...] = ()
     venues: tuple[Venue, ...] = ()
     instruments: tuple[Instrument, ...] = ()
@@ -598,12 +610,16 @@ class _Loader:
         market_data = part("market_data",
                            lambda n: self.market_data(n, owner("market_data"), appliance,
                                                       venues, instruments), MarketData())
+        observability = part("observability",
+                             lambda n: self.observability(n, owner("observability")),
+                             Observability())
         if self.errors:
             raise ConfigErrors(self.errors)
         return Config(
             appliance=appliance,
             routing=routing,
             dataplane=dataplane,
+            observability=observability,
             tables=tables,
             sessions=sessions,
             venues=venues,
@@ -904,6 +920,28 @@ class _Loader:
         if "cpu" in v:
             out["cpu"] = self.integer(v["cpu"], f"{path}.cpu", -1, 4095)
         return Afxdp(**out)
+
+    def observability(self, node: yaml.Node, owner_line: int) -> Observability:
+        v = self.mapping(node, "observability", Observability, owner_line)
+        out: dict = {}
+        for key in ("enabled", "timing"):
+            if key in v:
+                out[key] = self.boolean(v[key], f"observability.{key}")
+        if "listen" in v:
+            path = "observability.listen"
+            listen = self.string(v["listen"], path)
+            host, sep, port = listen.rpartition(":")
+            if not sep or not port.isdigit() or int(port) > 65535:
+                raise self.error(v["listen"], path,
+                                 f"{listen!r} is not host:port, e.g. \"127.0.0.1:9478\"")
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise self.error(v["listen"], path,
+                                 f"{host!r} is not an IPv4 address (127.0.0.1 keeps it "
+                                 "local; 0.0.0.0 serves every interface)") from None
+            out["listen"] = listen
+        return Observability(**out)
 
     def timers(self, v: dict, path: str) -> dict:
         out = {}

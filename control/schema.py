@@ -139,6 +139,10 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Route", "account"): {**_int(0, _U32), "description": "a configured account id"},
     ("Route", "symbol"): {"type": "string", "pattern": _SYMBOL_PATTERN,
                           "description": "a configured symbol"},
+    ("Observability", "listen"): {
+        "type": "string", "pattern": r"^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$",
+        "description": "IPv4 host:port of the metrics exporter and latency page; "
+                       "127.0.0.1 keeps it local; port 0: any free port"},
     ("Dataplane", "lcores"): {"type": "string",
                               "pattern": r"^(\d+(-\d+)?|\d+@\d+)(,(\d+(-\d+)?|\d+@\d+))*$",
                               "description": 'EAL -l: "0,1" or "0-3"; or lcore@cpu for '

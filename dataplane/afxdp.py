@@ -72,6 +72,7 @@ class AfxdpAppliance(LiveControl):
         # one socket per distinct interface: port i carries class i
         self.ports = list(dict.fromkeys(self.ifaces))
         self.stopping = False
+        self.observe()
 
     def start(self) -> None:
         err = self.ffi.new("char[256]")
@@ -85,6 +86,11 @@ class AfxdpAppliance(LiveControl):
 
     def _post(self, cmd) -> bool:
         return self.lib.oms_afxdp_post(self.dp, cmd) == 0
+
+    def metric_families(self):
+        """Sockets, kernel XDP statistics, poll thread (control/appliance_metrics.py)."""
+        from control.appliance_metrics import afxdp_families
+        return afxdp_families(self)
 
     def _grace(self, timeout_ms: int) -> bool:
         """The poll thread takes commands only between bursts, where it holds

@@ -38,6 +38,7 @@ class Feed:
                  retrans: tuple[str, int, str] | None = None, stale_after_ns: int = 0,
                  retransmit_ns: int = 0, max_request: int = 0, max_symbols: int = 64,
                  max_orders: int = 4096, max_levels: int = 256, tx_capacity: int = 0):
+        self.venue = venue
         cfg = ffi.new("struct oms_feed_config *")
         cfg.venue = venue
         cfg.mac = _mac(mac)
