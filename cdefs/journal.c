@@ -340,8 +340,9 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-int oms_journal_recover(struct oms_core *core, const char *path, oms_journal_gen_fn gen_fn,
-			void *ctx, struct oms_journal_scan *out, char *err, unsigned errlen)
+int oms_journal_recover(struct oms_core *core, const char *path, int cut_torn_tail,
+			oms_journal_gen_fn gen_fn, void *ctx, struct oms_journal_scan *out,
+			char *err, unsigned errlen)
 {
 	struct replay rp = {.core = core, .gen_fn = gen_fn, .ctx = ctx, .err = err,
 			    .errlen = errlen};
@@ -349,12 +350,12 @@ int oms_journal_recover(struct oms_core *core, const char *path, oms_journal_gen
 	uint64_t t0 = mono_ns();
 
 	oms_core_tx_clear(core);
-	int rc = scan_file(path, 1, out, replay_record, &rp, &fd, err, errlen);
+	int rc = scan_file(path, cut_torn_tail != 0, out, replay_record, &rp, &fd, err, errlen);
 	free(rp.frames);
 	out->replay_ns = mono_ns() - t0;
 	if (rc)
 		return -1;
-	rc = cut_tail(path, fd, 1, out, err, errlen);
+	rc = cut_torn_tail ? cut_tail(path, fd, 1, out, err, errlen) : 0;
 	close(fd);
 	return rc;
 }

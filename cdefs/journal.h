@@ -195,13 +195,15 @@ void oms_journal_stats(const struct oms_journal *j, struct oms_journal_stats *ou
  * why in err (not a journal, damage in the middle). */
 int oms_journal_scan(const char *path, int cut_torn_tail, struct oms_journal_scan *out,
 		     char *err, unsigned errlen);
-/* Crash recovery: walk the journal, cut a torn tail, and re-execute every
- * record through `core` (a fresh core built from the journal's first
- * generation), discarding what it transmits: BURST -> process_burst at the
- * recorded now_ns, COMMAND -> oms_command_apply, GENERATION -> gen_fn.
- * 0, or -1 and why in err. */
-int oms_journal_recover(struct oms_core *core, const char *path, oms_journal_gen_fn gen_fn,
-			void *ctx, struct oms_journal_scan *out, char *err, unsigned errlen);
+/* Crash recovery: walk the journal, re-execute every good record through
+ * `core` (a fresh core built from the journal's first generation),
+ * discarding what it transmits - BURST -> process_burst at the recorded
+ * now_ns, COMMAND -> oms_command_apply, GENERATION -> gen_fn - and with
+ * cut_torn_tail cut a torn tail off the file (never damage with good
+ * records after it).  0, or -1 and why in err. */
+int oms_journal_recover(struct oms_core *core, const char *path, int cut_torn_tail,
+			oms_journal_gen_fn gen_fn, void *ctx, struct oms_journal_scan *out,
+			char *err, unsigned errlen);
 
 /* The text of the first GENERATION record (the configuration the journal's
  * core was started with), copied into buf: its length, or -1 when there is

@@ -121,9 +121,9 @@ def first_config(path: str) -> Config:
 
 
 def recover(core: Core, path: str,
-            rebuild: Callable[[int, str], Config] | None = None) -> dict:
+            rebuild: Callable[[int, str], Config] | None = None, cut: bool = True) -> dict:
     """Re-execute every record of the journal through `core` (fresh, built
-    from the journal's first configuration), cutting a torn tail first.
+    from the journal's first configuration), then (cut) cut a torn tail.
     A GENERATION record above the core's own is built again from
     rebuild(number, text) - by default the text loaded as YAML."""
     ffi, lib = core.ffi, core.lib
@@ -145,7 +145,8 @@ def recover(core: Core, path: str,
     err = ffi.new("char[512]")
     saved, core.journal = core.journal, None  # re-execution is not journaled again
     try:
-        rc = lib.oms_journal_recover(core._core, os.fsencode(path), cb, ffi.NULL, s, err, 512)
+        rc = lib.oms_journal_recover(core._core, os.fsencode(path), int(cut), cb, ffi.NULL,
+                                     s, err, 512)
     finally:
         core.journal = saved
     if rc != 0:

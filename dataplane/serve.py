@@ -20,6 +20,7 @@ from control.ctl import ControlSocket
 from control.reload import FileWatch, fixed_changes
 from dataplane import dpdk, steering
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
+from dataplane.journal import start_core
 
 
 def eal_args(cfg: Config) -> list[str]:
@@ -220,7 +221,8 @@ class Appliance(LiveControl):
         # what the ports hold for themselves (AF_XDP fills its ring from the
         # pool): the baseline the pool must be back at when traffic stops
         self.mbufs_at_start = lib.oms_pool_in_use(self.pool)
-        self.core = Core(cfg, ext=ext)
+        # a journal that holds records is recovered first (docs/durability.md)
+        self.core, self.journal, self.recovery = start_core(cfg, ext=ext)
         self.commands = lib.oms_ring_create(b"oms_cmd", 256, max(socket, 0), 1)
         if self.commands == ffi.NULL:
             raise dpdk.DpdkError("cannot create the worker's command ring")
@@ -229,6 +231,7 @@ class Appliance(LiveControl):
             raise dpdk.DpdkError("cannot create the RCU variable for configuration reloads")
         w = ffi.new("struct oms_worker *")
         w.commands = self.commands
+        w.journal = self.journal._j if self.journal else ffi.NULL
         w.core = self.core._core
         w.pool = self.pool
         w.n_rx = len(self.ports)
@@ -269,6 +272,7 @@ class Appliance(LiveControl):
         self.lib.oms_worker_wait(self.lcore)
         report = self.report()
         report["mbufs_in_use_at_start"] = self.mbufs_at_start
+        close_journal(self, report)
         for pid in self.ports:
             self.lib.oms_port_stop(pid)
             self.lib.oms_port_close(pid)
@@ -289,7 +293,24 @@ class Appliance(LiveControl):
                 "steering": self.steering, "generation": self.core.generation(),
                 "reloads": dict(self.reloads),
                 "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
-                "live_orders": self.core.live_orders()}
+                "live_orders": self.core.live_orders(), **journal_report(self)}
+
+
+def journal_report(app) -> dict:
+    """The journal's counters and what recovery did at start, for reports."""
+    out = {}
+    if app.journal is not None and app.journal._j is not None:
+        out["journal"] = app.journal.stats()
+    if app.recovery is not None:
+        out["recovery"] = app.recovery
+    return out
+
+
+def close_journal(app, report: dict) -> None:
+    """Once the poll loop has stopped: sync and close the journal."""
+    if app.journal is not None:
+        report["journal"] = app.journal.stats()
+        app.journal.close()
 
 
 def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
