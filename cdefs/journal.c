@@ -551,7 +551,8 @@ int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
 	struct oms_jburst b = {.n = n};
 	memcpy(p, &b, sizeof(b));
 	p += sizeof(b);
-	memcpy(p, lens, 2ull * n);
+	if (n) /* a timer call hands NULL lens */
+		memcpy(p, lens, 2ull * n);
 	memset(p + 2ull * n, 0, ALIGN8(2ull * n) - 2ull * n);
 	p += ALIGN8(2ull * n);
 	for (uint32_t i = 0; i < n; i++) {
