@@ -278,11 +278,30 @@ struct replay {
 	struct oms_core *core;
 	oms_journal_gen_fn gen_fn;
 	void *ctx;
-	const uint8_t **frames;
+	const uint8_t **frames; /* `inline_frames`, or malloc'd for a bigger burst */
 	uint32_t cap;
 	char *err;
 	unsigned errlen;
+	const uint8_t *inline_frames[64];
 };
+
+static void replay_init(struct replay *rp, struct oms_core *core, oms_journal_gen_fn gen_fn,
+			void *ctx, char *err, unsigned errlen)
+{
+	rp->core = core;
+	rp->gen_fn = gen_fn;
+	rp->ctx = ctx;
+	rp->err = err;
+	rp->errlen = errlen;
+	rp->frames = rp->inline_frames;
+	rp->cap = sizeof(rp->inline_frames) / sizeof(rp->inline_frames[0]);
+}
+
+static void replay_done(struct replay *rp)
+{
+	if (rp->frames != rp->inline_frames)
+		free(rp->frames);
+}
 
 static int replay_record(void *arg, const struct oms_journal_record *r, const uint8_t *body)
 {
@@ -294,11 +313,12 @@ static int replay_record(void *arg, const struct oms_journal_record *r, const ui
 		const uint16_t *lens = (const void *)(body + sizeof(*b));
 		const uint8_t *f = body + sizeof(*b) + ALIGN8(2ull * b->n);
 		if (b->n > rp->cap) {
-			const uint8_t **p = realloc(rp->frames, b->n * sizeof(*p));
+			const uint8_t **p = malloc(b->n * sizeof(*p));
 			if (!p) {
 				fail(rp->err, rp->errlen, "out of memory");
 				return -1;
 			}
+			replay_done(rp);
 			rp->frames = p;
 			rp->cap = b->n;
 		}
@@ -347,20 +367,37 @@ int oms_journal_recover(struct oms_core *core, const char *path, int cut_torn_ta
 			oms_journal_gen_fn gen_fn, void *ctx, struct oms_journal_scan *out,
 			char *err, unsigned errlen)
 {
-	struct replay rp = {.core = core, .gen_fn = gen_fn, .ctx = ctx, .err = err,
-			    .errlen = errlen};
+	struct replay rp;
 	int fd = -1;
 	uint64_t t0 = mono_ns();
 
+	replay_init(&rp, core, gen_fn, ctx, err, errlen);
 	oms_core_tx_clear(core);
 	int rc = scan_file(path, cut_torn_tail != 0, out, replay_record, &rp, &fd, err, errlen);
-	free(rp.frames);
+	replay_done(&rp);
 	out->replay_ns = mono_ns() - t0;
 	if (rc)
 		return -1;
 	rc = cut_torn_tail ? cut_tail(path, fd, 1, out, err, errlen) : 0;
 	close(fd);
 	return rc;
+}
+
+int oms_journal_apply(struct oms_core *core, const void *record, uint64_t len,
+		      oms_journal_gen_fn gen_fn, void *ctx, char *err, unsigned errlen)
+{
+	const struct oms_journal_record *r = record_at(record, len, 0);
+	struct replay rp;
+
+	if (!r) {
+		fail(err, errlen, "not a whole journal record with a good CRC");
+		return -1;
+	}
+	replay_init(&rp, core, gen_fn, ctx, err, errlen);
+	oms_core_tx_clear(core);
+	int rc = replay_record(&rp, r, (const uint8_t *)record + OMS_JOURNAL_RECORD);
+	replay_done(&rp);
+	return rc ? -1 : 0;
 }
 
 struct first_config {

@@ -205,6 +205,13 @@ int oms_journal_recover(struct oms_core *core, const char *path, int cut_torn_ta
 			oms_journal_gen_fn gen_fn, void *ctx, struct oms_journal_scan *out,
 			char *err, unsigned errlen);
 
+/* Apply one record (header and body, `len` bytes, its CRC checked) to
+ * `core` as recovery does, output discarded: what a hot standby does with
+ * each record the primary streams to it (it checks the sequence numbers
+ * follow).  0, or -1 and why in err. */
+int oms_journal_apply(struct oms_core *core, const void *record, uint64_t len,
+		      oms_journal_gen_fn gen_fn, void *ctx, char *err, unsigned errlen);
+
 /* The text of the first GENERATION record (the configuration the journal's
  * core was started with), copied into buf: its length, or -1 when there is
  * none or it does not fit (then *need holds the size). */

@@ -120,6 +120,42 @@ def first_config(path: str) -> Config:
         raise JournalError(f"{path}: its configuration does not load: {e}") from None
 
 
+def _generation_callback(core: Core, where: str, rebuild, failure: list):
+    """The C side's oms_journal_gen_fn: rebuild a generation from its text
+    (or with `rebuild`) and make the core judge by it."""
+    ffi = core.ffi
+
+    def on_generation(ctx, number, text, text_len):
+        try:
+            body = ffi.unpack(text, text_len).decode()
+            cfg = rebuild(number, body) if rebuild else load_config_text(
+                body, f"{where} (generation {number})")
+            core.reload(cfg)
+            return 0
+        except BaseException as e:  # reported once the C side returns
+            failure.append(e)
+            return -1
+
+    return ffi.callback("int(void *, uint64_t, const char *, uint32_t)", on_generation)
+
+
+def apply_record(core: Core, record: bytes,
+                 rebuild: Callable[[int, str], Config] | None = None) -> None:
+    """Apply one record (as a hot standby receives it) to `core`."""
+    failure: list[BaseException] = []
+    cb = _generation_callback(core, "a streamed record", rebuild, failure)
+    err = core.ffi.new("char[512]")
+    saved, core.journal = core.journal, None
+    try:
+        rc = core.lib.oms_journal_apply(core._core, core.ffi.from_buffer(record), len(record),
+                                        cb, core.ffi.NULL, err, 512)
+    finally:
+        core.journal = saved
+    if rc != 0:
+        why = core.ffi.string(err).decode()
+        raise JournalError(why + (f": {failure[0]}" if failure else ""))
+
+
 def recover(core: Core, path: str,
             rebuild: Callable[[int, str], Config] | None = None, cut: bool = True) -> dict:
     """Re-execute every record of the journal through `core` (fresh, built
@@ -128,19 +164,7 @@ def recover(core: Core, path: str,
     rebuild(number, text) - by default the text loaded as YAML."""
     ffi, lib = core.ffi, core.lib
     failure: list[BaseException] = []
-
-    def on_generation(ctx, number, text, text_len):
-        try:
-            body = ffi.unpack(text, text_len).decode()
-            cfg = rebuild(number, body) if rebuild else load_config_text(
-                body, f"{path} (generation {number})")
-            core.reload(cfg)
-            return 0
-        except BaseException as e:  # reported after the C walk returns
-            failure.append(e)
-            return -1
-
-    cb = ffi.callback("int(void *, uint64_t, const char *, uint32_t)", on_generation)
+    cb = _generation_callback(core, path, rebuild, failure)
     s = ffi.new("struct oms_journal_scan *")
     err = ffi.new("char[512]")
     saved, core.journal = core.journal, None  # re-execution is not journaled again
