@@ -23,8 +23,8 @@ from test_core_vs_model import (
     risk_config,
 )
 
+from control.config import ConfigError, load_config_text, load_default_config
 from control.config import Journal as JournalConfig
-from control.config import load_config_text, load_default_config
 from dataplane import journal as jn
 from dataplane.core import Core, lib
 
@@ -332,6 +332,46 @@ def test_the_file_grows_in_segments(tmp_path):
     j.close()
     assert os.path.getsize(path) == s["end"]
     assert jn.scan(str(path))["frames"] == 1000 * 32
+
+
+def test_omsctl_journal_tools(tmp_path):
+    """info and replay read a journal; verify exits 5 on a torn tail and,
+    with --cut, cuts it."""
+    import json
+    import subprocess
+    import sys
+
+    from control import cli
+
+    path = tmp_path / "j.oms"
+    journaled_trade(path)
+    want, _ = recover_fresh(path)
+    omsctl = [sys.executable, "-m", "control.cli", "journal"]
+    info = json.loads(subprocess.run([*omsctl, "info", str(path)], check=True,
+                                     capture_output=True, text=True).stdout)
+    assert info["records"] == len(records(path)) and info["torn_bytes"] == 0
+    r = subprocess.run([*omsctl, "replay", str(path), "--dump-ids", "1-10"],
+                       capture_output=True, text=True, check=True)
+    replayed = json.loads(r.stdout)
+    assert replayed["live_orders"] == want.live_orders() and replayed["generation"] == 1
+    with path.open("ab") as f:
+        f.write(b"\x01" * 100)  # a torn tail
+    assert cli.main(["journal", "verify", str(path)]) == 5
+    assert os.path.getsize(path) == info["end"] + 100
+    assert cli.main(["journal", "verify", "--cut", str(path)]) == 0
+    assert os.path.getsize(path) == info["end"]
+    assert cli.main(["journal", "verify", str(path)]) == 0
+
+
+def test_journal_section_of_the_configuration():
+    cfg = load_config_text(yaml_config("journal: {path: /var/lib/oms/j, durability: periodic,"
+                                       " sync_interval_ms: 5}\n"))
+    assert cfg.journal == JournalConfig(path="/var/lib/oms/j", durability="periodic",
+                                        sync_interval_ms=5)
+    with pytest.raises(ConfigError, match="journal.durability.*'always' is not one of"):
+        load_config_text(yaml_config("journal: {path: /j, durability: always}\n"))
+    with pytest.raises(ConfigError, match="journal.*path"):
+        load_config_text(yaml_config("journal: {durability: burst}\n"))
 
 
 def test_crc32c_is_castagnoli():
