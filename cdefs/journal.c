@@ -215,7 +215,8 @@ static int scan_file(const char *path, int writable, struct oms_journal_scan *ou
 		return -1;
 	}
 	uint64_t size = (uint64_t)st.st_size;
-	uint8_t *base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	/* every page is read (CRC): fault them in with one call, not one each */
+	uint8_t *base = mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (base == MAP_FAILED) {
 		fail(err, errlen, "%s: cannot map: %s", path, strerror(errno));
 		close(fd);
@@ -438,7 +439,6 @@ int64_t oms_journal_first_config(const char *path, char *buf, uint64_t cap, uint
 struct oms_journal {
 	/* the writer's */
 	uint8_t *base;
-	uint64_t size; /* bytes allocated in the file */
 	uint64_t max_bytes;
 	uint64_t step;
 	uint64_t next_seq;
@@ -446,16 +446,19 @@ struct oms_journal {
 	int fd;
 	int durability;
 	struct oms_journal_stats st;
-	/* shared with the sync thread */
+	/* shared with the helper thread */
+	uint64_t size;   /* bytes allocated in the file: grown under grow_lock */
 	uint64_t end;    /* published with release after each record */
 	uint64_t synced; /* bytes below which everything is written back */
 	uint64_t page;
 	uint32_t sync_ms;
+	int grow_asked;  /* the writer wants the next step allocated ahead */
 	int stop;
 	int thread_started;
 	pthread_t thread;
-	pthread_mutex_t lock; /* the sync thread's sleep, and msync itself */
+	pthread_mutex_t lock; /* the helper's sleep, and an explicit sync */
 	pthread_cond_t wake;
+	pthread_mutex_t grow_lock;
 };
 
 static int sync_to(struct oms_journal *j, uint64_t end)
@@ -471,57 +474,92 @@ static int sync_to(struct oms_journal *j, uint64_t end)
 		j->st.sync_errors++;
 		return -1;
 	}
-	/* the sync thread and an explicit oms_journal_sync may race: keep the max */
+	/* the helper and an explicit oms_journal_sync may race: keep the max */
 	while (from < end && !__atomic_compare_exchange_n(&j->synced, &from, end, 0,
 							  __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
 		;
 	return 0;
 }
 
-static void *sync_main(void *arg)
+/* Make the file at least `want` bytes, a whole step (or more) at a time:
+ * posix_fallocate, then the new pages faulted in (Linux 5.14+; best
+ * effort), so that appending takes no page fault.  Under grow_lock: the
+ * helper grows ahead, the writer only when it caught up. */
+static int grow_to(struct oms_journal *j, uint64_t want)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&j->grow_lock);
+	uint64_t size = j->size;
+	if (want > size) {
+		uint64_t new_size = (want + j->step - 1) / j->step * j->step;
+		uint64_t t0 = mono_ns();
+		if (new_size > j->max_bytes ||
+		    posix_fallocate(j->fd, (off_t)size, (off_t)(new_size - size)) != 0) {
+			rc = -1; /* disk full: nothing written past the old size */
+		} else {
+			madvise(j->base + size, new_size - size, MADV_POPULATE_WRITE);
+			__atomic_store_n(&j->size, new_size, __ATOMIC_RELEASE);
+			j->st.grows++;
+			j->st.grow_ns += mono_ns() - t0;
+		}
+	}
+	pthread_mutex_unlock(&j->grow_lock);
+	return rc;
+}
+
+/* The helper thread: the periodic msync (durability "periodic"), and the
+ * next step of the file allocated before the writer needs it. */
+static void *helper_main(void *arg)
 {
 	struct oms_journal *j = arg;
+	/* a signal can be missed (the writer does not take the lock): never
+	 * sleep longer than this */
+	uint32_t nap_ms = j->durability == OMS_JNL_PERIODIC ? j->sync_ms : 20;
 
 	pthread_mutex_lock(&j->lock);
 	while (!j->stop) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)j->sync_ms * 1000000ull;
+		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)nap_ms * 1000000ull;
 		ts.tv_sec += (time_t)(ns / 1000000000ull);
 		ts.tv_nsec = (long)(ns % 1000000000ull);
 		pthread_cond_timedwait(&j->wake, &j->lock, &ts);
-		sync_to(j, __atomic_load_n(&j->end, __ATOMIC_ACQUIRE));
+		if (j->stop)
+			break;
+		pthread_mutex_unlock(&j->lock);
+		if (__atomic_load_n(&j->grow_asked, __ATOMIC_ACQUIRE)) {
+			uint64_t end = __atomic_load_n(&j->end, __ATOMIC_ACQUIRE);
+			grow_to(j, end + 2 * j->step);
+			__atomic_store_n(&j->grow_asked, 0, __ATOMIC_RELEASE);
+		}
+		pthread_mutex_lock(&j->lock);
+		if (j->durability == OMS_JNL_PERIODIC)
+			sync_to(j, __atomic_load_n(&j->end, __ATOMIC_ACQUIRE));
 	}
 	pthread_mutex_unlock(&j->lock);
 	return NULL;
 }
 
-/* Make room for `need` more bytes: the file grows a whole step (or more) at
- * a time, so this is rare. */
-static int grow(struct oms_journal *j, uint64_t need)
-{
-	uint64_t want = j->end + need;
-
-	if (want <= j->size)
-		return 0;
-	uint64_t new_size = (want + j->step - 1) / j->step * j->step;
-	if (new_size > j->max_bytes)
-		return -1;
-	if (posix_fallocate(j->fd, (off_t)j->size, (off_t)(new_size - j->size)) != 0)
-		return -1; /* disk full: nothing written past the old size */
-	/* fault the new pages in now, once per step, rather than one page
-	 * fault per 4 KiB of records on the hot path (Linux 5.14+; best effort) */
-	madvise(j->base + j->size, new_size - j->size, MADV_POPULATE_WRITE);
-	j->size = new_size;
-	j->st.grows++;
-	return 0;
-}
-
 static uint8_t *record_begin(struct oms_journal *j, uint64_t body_len)
 {
-	if (grow(j, OMS_JOURNAL_RECORD + ALIGN8(body_len))) {
-		j->st.append_failed++;
-		return NULL;
+	uint64_t want = j->end + OMS_JOURNAL_RECORD + ALIGN8(body_len);
+	uint64_t size = __atomic_load_n(&j->size, __ATOMIC_ACQUIRE);
+
+	if (want > size) {
+		/* the helper is behind: grow here (a stall of one step) */
+		j->st.grow_stalls++;
+		if (grow_to(j, want)) {
+			j->st.append_failed++;
+			return NULL;
+		}
+		size = __atomic_load_n(&j->size, __ATOMIC_ACQUIRE);
+	}
+	if (size - want < j->step && j->thread_started &&
+	    !__atomic_load_n(&j->grow_asked, __ATOMIC_ACQUIRE)) {
+		/* less than a step left: ask the helper for the next, once */
+		__atomic_store_n(&j->grow_asked, 1, __ATOMIC_RELEASE);
+		pthread_cond_signal(&j->wake);
 	}
 	return j->base + j->end + OMS_JOURNAL_RECORD;
 }
@@ -638,7 +676,7 @@ void oms_journal_stats(const struct oms_journal *j, struct oms_journal_stats *ou
 {
 	*out = j->st;
 	out->end = __atomic_load_n(&j->end, __ATOMIC_ACQUIRE);
-	out->file_size = j->size;
+	out->file_size = __atomic_load_n(&j->size, __ATOMIC_ACQUIRE);
 	out->next_seq = j->next_seq;
 	out->synced = __atomic_load_n(&j->synced, __ATOMIC_ACQUIRE);
 }
@@ -659,7 +697,7 @@ static int write_new_header(struct oms_journal *j, const struct oms_journal_conf
 	h.epoch = cfg->epoch;
 	h.first_seq = 1;
 	h.crc = oms_crc32c(0, &h, offsetof(struct oms_journal_file_header, crc));
-	if (grow(j, OMS_JOURNAL_HEADER))
+	if (grow_to(j, OMS_JOURNAL_HEADER))
 		return -1;
 	memcpy(j->base, &h, sizeof(h));
 	j->end = OMS_JOURNAL_HEADER;
@@ -687,6 +725,7 @@ struct oms_journal *oms_journal_open(const char *path, const struct oms_journal_
 	j->base = MAP_FAILED;
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_cond_init(&j->wake, NULL);
+	pthread_mutex_init(&j->grow_lock, NULL);
 	j->durability = cfg->durability;
 	j->sync_ms = cfg->sync_interval_ms ? cfg->sync_interval_ms : DEFAULT_SYNC_MS;
 	j->step = (uint64_t)(cfg->segment_mb ? cfg->segment_mb : DEFAULT_SEGMENT_MB) << 20;
@@ -726,19 +765,17 @@ struct oms_journal *oms_journal_open(const char *path, const struct oms_journal_
 		goto out;
 	}
 	/* the first step now, not at the first burst */
-	if (grow(j, j->step / 2)) {
+	if (grow_to(j, j->end + j->step / 2)) {
 		fail(err, errlen, "%s: cannot allocate %llu bytes: %s", path,
 		     (unsigned long long)j->step, strerror(errno));
 		goto out;
 	}
 	j->synced = j->end;
-	if (j->durability == OMS_JNL_PERIODIC) {
-		if (pthread_create(&j->thread, NULL, sync_main, j) != 0) {
-			fail(err, errlen, "cannot start the journal's sync thread");
-			goto out;
-		}
-		j->thread_started = 1;
+	if (pthread_create(&j->thread, NULL, helper_main, j) != 0) {
+		fail(err, errlen, "cannot start the journal's helper thread");
+		goto out;
 	}
+	j->thread_started = 1;
 	return j;
 out:
 	oms_journal_close(j);
@@ -768,6 +805,7 @@ void oms_journal_close(struct oms_journal *j)
 	}
 	pthread_mutex_destroy(&j->lock);
 	pthread_cond_destroy(&j->wake);
+	pthread_mutex_destroy(&j->grow_lock);
 	free(j);
 }
 

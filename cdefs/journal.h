@@ -119,6 +119,10 @@ struct oms_journal_stats {
 	uint64_t syncs;        /* msync calls */
 	uint64_t synced;       /* bytes known written back */
 	uint64_t grows;        /* fallocate steps */
+	uint64_t grow_ns;      /* time they took, faulting the pages in included */
+	/* appends that found the file full and grew it themselves (the helper
+	 * thread, which grows a step ahead, was late): a stall on the hot path */
+	uint64_t grow_stalls;
 	/* records that found no room (the file could not grow: disk full);
 	 * nothing of them is in the journal */
 	uint64_t append_failed;
