@@ -128,7 +128,7 @@ def yaml_config(extra: str = "") -> str:
 def trade(core: Core, now: int) -> list[bytes]:
     """Log both sessions in, send orders, the venue accepts and fills some."""
     out = core.process_burst([wire.from_strategy(s, wire.login(s)) for s in (1, 2)], now)
-    orders = [wire.from_strategy(1, wire.new_order(1, 2 + i, 1 + i, symbol="AAPL",
+    orders = [wire.from_strategy(1, wire.new_order(1, 1 + i, 1 + i, symbol="AAPL",
                                                    price=PRICE, qty=100, account=1))
               for i in range(4)]
     out += core.process_burst(orders, now + 1000)
@@ -138,6 +138,9 @@ def trade(core: Core, now: int) -> list[bytes]:
     out += core.process_burst([wire.from_venue(1, wire.ufo("NSDQ01", 5,
                                                            wire.ouch_executed(1, 40)))],
                               now + 3000)
+    # four orders live at the venue, one partly filled; nothing dropped
+    assert core.live_orders() == 4 and core.stats()["drop"] == {}
+    assert core.order(1, 1)["cum_qty"] == 40
     return out
 
 
@@ -155,7 +158,7 @@ def test_yaml_journal_recovers_with_reloaded_generations(tmp_path):
                                                      "max_open_orders: 5", 1), "b.yaml")
     assert core.reload(tighter) == 2
     core.kill(2, True, 10**9 + 5000)
-    core.process_burst([wire.from_strategy(1, wire.new_order(1, 6, 9, symbol="AAPL",
+    core.process_burst([wire.from_strategy(1, wire.new_order(1, 5, 9, symbol="AAPL",
                                                              price=PRICE, qty=100,
                                                              account=1))], 10**9 + 6000)
     st_ = journal.stats()
@@ -172,9 +175,39 @@ def test_yaml_journal_recovers_with_reloaded_generations(tmp_path):
     assert fresh.cfg.text == tighter.text
     assert state(fresh) == state(core)
     # and the next frames out are the same: sequence numbers and refs continue
-    nxt = [wire.from_strategy(1, wire.new_order(1, 7, 10, symbol="AAPL", price=PRICE,
+    nxt = [wire.from_strategy(1, wire.new_order(1, 6, 10, symbol="AAPL", price=PRICE,
                                                 qty=100, account=1))]
     assert fresh.process_burst(nxt, 10**9 + 9000) == core.process_burst(nxt, 10**9 + 9000)
+
+
+def test_a_generation_adopted_inside_a_burst_is_recorded_before_it(tmp_path):
+    """A live poll loop does not take a published generation itself: the
+    next burst adopts it.  The journal notices after that burst and puts the
+    GENERATION record before the burst's, so recovery judges the burst by
+    the same generation."""
+    path = tmp_path / "j.oms"
+    cfg = load_config_text(yaml_config(), "a.yaml")
+    core = Core(cfg)
+    journal = open_journal(path, cfg)
+    journal.attach(core)
+    core.journal = journal
+    trade(core, 10**9)
+    tighter = load_config_text(yaml_config().replace("max_order_qty: 999999",
+                                                     "max_order_qty: 10", 1), "b.yaml")
+    old = core.publish(core.build_generation(tighter))  # as LiveControl.reload does
+    out = core.process_burst([wire.from_strategy(1, wire.new_order(
+        1, 5, 9, symbol="AAPL", price=PRICE, qty=100, account=1))], 10**9 + 9000)
+    lib.oms_gen_free(old)
+    assert core.generation() == 2
+    assert core.stats()["reject_business"]  # judged by the tighter limits
+    core.journal = None
+    journal.close()
+    data = path.read_bytes()
+    types = [struct.unpack_from("<I", data, off)[0] & 0xFFFF for off, _ in records(path)]
+    assert types[-2:] == [lib.OMS_JREC_GENERATION, lib.OMS_JREC_BURST]
+    fresh, report = recover_fresh(path)
+    assert report["generations"] == 2 and state(fresh) == state(core)
+    assert out
 
 
 def records(path) -> list[tuple[int, int]]:
