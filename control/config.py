@@ -205,6 +205,7 @@ class Dataplane:
 
 
 JOURNAL_DURABILITY = ("none", "periodic", "burst")
+JOURNAL_AFTER_RECOVERY = ("keep", "cancel")
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,10 @@ class Journal:
     durability: str = "burst"
     sync_interval_ms: int = 10
     segment_mb: int = 64  # the file grows in steps of this size
+    # keep: recovered open orders stay working at their venues; cancel: the
+    # appliance cancels every one once it runs again (a mass cancel of each
+    # session and account, journaled)
+    after_recovery: str = "keep"
 
 
 # Config fields that are not keys of the YAML: where it came from, and its text
@@ -791,6 +796,12 @@ class _Loader:
                                                    "journal.sync_interval_ms", 1, 60_000)
         if "segment_mb" in v:
             out["segment_mb"] = self.integer(v["segment_mb"], "journal.segment_mb", 1, 65_536)
+        if "after_recovery" in v:
+            a = self.string(v["after_recovery"], "journal.after_recovery")
+            if a not in JOURNAL_AFTER_RECOVERY:
+                raise self.error(v["after_recovery"], "journal.after_recovery",
+                                 f"{a!r} is not one of: {', '.join(JOURNAL_AFTER_RECOVERY)}")
+            out["after_recovery"] = a
         return Journal(**out)
 
     def timers(self, v: dict, path: str) -> dict:

@@ -313,6 +313,23 @@ def close_journal(app, report: dict) -> None:
         app.journal.close()
 
 
+def cancel_after_recovery(app) -> None:
+    """journal.after_recovery: cancel - once the poll loop runs, every open
+    order the recovery brought back is canceled at its venue: a mass cancel
+    of each session and account, run and journaled by the loop."""
+    j = app.cfg.journal
+    if app.recovery is None or j is None or j.after_recovery != "cancel":
+        return
+    canceled = 0
+    for s in app.core.cfg.sessions:
+        for a in app.core.cfg.accounts:
+            n, _ = app.command(app.lib.OMS_CMD_MASS_CANCEL, s.id, a.id)
+            canceled += max(n, 0)
+    app.recovery["canceled_after"] = canceled
+    print(f"omsctl: after recovery: {canceled} open orders canceled", file=sys.stderr,
+          flush=True)
+
+
 def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
     """Every order the core holds with a cl_ord_id in `ids`, for each
     configured session.  The core has no way to list its orders, so this
@@ -353,6 +370,7 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
              if watch_config and os.path.isfile(app.config_path) else None)
     ctl = ControlSocket(control_socket, app.handle_control) if control_socket else None
     app.start()
+    cancel_after_recovery(app)
     if ready_file:
         with open(ready_file, "w") as f:
             f.write(json.dumps({"pid": os.getpid(), "ports": app.ports}))

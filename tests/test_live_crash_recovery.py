@@ -33,12 +33,12 @@ why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
 
-def config_text(h: netns.Hosts, driver: str, journal: Path) -> str:
+def config_text(h: netns.Hosts, driver: str, journal: Path, after: str) -> str:
     # heartbeats often, so that the peers notice the crash's gaps soon;
     # timeouts far beyond the restart
     return live.config_text(h, driver, session_hb=100, session_timeout=30000,
                             venue_hb=100, venue_timeout=30000) + f"""
-journal: {{path: {journal}, durability: burst, segment_mb: 8}}
+journal: {{path: {journal}, durability: burst, segment_mb: 8, after_recovery: {after}}}
 """
 
 
@@ -59,16 +59,19 @@ def wait_ready(app: subprocess.Popen, ready: Path, what: str) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("driver", ["af_packet", "afxdp"])
-def test_kill_9_mid_stream_and_restart_from_the_journal_loses_nothing(tmp_path, driver):
+@pytest.mark.parametrize(("driver", "after"), [("af_packet", "keep"), ("afxdp", "keep"),
+                                              ("af_packet", "cancel")])
+def test_kill_9_mid_stream_and_restart_from_the_journal_loses_nothing(tmp_path, driver, after):
     """DPDK's worker and the native AF_XDP loop journal alike; after a kill -9
     the AF_XDP restart also finds the dead process's XDP program attached
-    and replaces it."""
+    and replaces it.  With journal.after_recovery: cancel the restarted
+    appliance cancels every order it recovered open, and the three views
+    still agree."""
     journal = tmp_path / "oms.journal"
     procs: list[subprocess.Popen] = []
     with netns.three_hosts() as h:
         cfg = tmp_path / "live.yaml"
-        cfg.write_text(config_text(h, driver, journal))
+        cfg.write_text(config_text(h, driver, journal, after))
         ready = tmp_path / "ready.json"
         dump = tmp_path / "orders.json"
         try:
@@ -125,6 +128,11 @@ def test_kill_9_mid_stream_and_restart_from_the_journal_loses_nothing(tmp_path, 
     assert rec["records"] == at_kill["records"] and rec["frames"] >= KILL_AFTER_FRAMES
     assert rec["good_after_bad"] == 0
     assert "recovered from" in err
+    if after == "cancel":
+        # orders rest at the venue mid-stream (the plan's far and day orders)
+        assert rec["canceled_after"] > 0 and "open orders canceled" in err
+    else:
+        assert "canceled_after" not in rec
     # and it went on appending to the same journal: the rest of the stream
     assert report["journal"]["next_seq"] > at_kill["last_seq"] + 1
     assert report["journal"]["frames"] > 0 and report["journal"]["append_failed"] == 0
@@ -167,7 +175,8 @@ def test_kill_9_mid_stream_and_restart_from_the_journal_loses_nothing(tmp_path, 
     # counters continue across the crash: every order was accepted once
     assert core["event"]["ORDERS_ACCEPTED_INTERNAL"] == ORDERS
     assert report["live_orders"] == 0
-    print(json.dumps({"driver": driver,
+    print(json.dumps({"driver": driver, "after_recovery": after,
+                      "canceled_after": rec.get("canceled_after"),
                       "kill_at": {k: at_kill[k] for k in ("records", "frames", "end")},
                       "after_restart_frames": report["journal"]["frames"],
                       "recovery_ms": round(rec["replay_ns"] / 1e6, 2),
