@@ -19,6 +19,13 @@
  *     (b) core:  the core alone on the same frames, no DPDK I/O: frames
  *                copied (untimed) into a small recycled buffer ring, as in
  *                bench/core_bench.c, and only the core's calls timed.
+ *   and with a third lcore:
+ *     (d) sharded: the appliance's sharded mode itself - the I/O lcore of
+ *                cdefs/io_lcore.c polls the port and feeds one worker
+ *                (cdefs/worker.c) through SPSC rings, which hands its
+ *                output back the same way; throughput only, from the first
+ *                offer to the last frame handled.  With fewer CPUs than
+ *                lcores, the I/O lcore and the worker time-share one.
  *
  * Throughput is measured at the maximum offered rate (the main lcore keeps
  * the RX ring full and never drops): frames and NewOrders carried per
@@ -98,8 +105,8 @@ static inline void gap_note(struct gaps *g, uint64_t now)
 	g->last = now;
 }
 
-enum { MODE_NULL, MODE_FULL, MODE_CORE };
-static const char *MODE_NAME[] = {"null", "full", "core"};
+enum { MODE_NULL, MODE_FULL, MODE_CORE, MODE_SHARDED };
+static const char *MODE_NAME[] = {"null", "full", "core", "sharded"};
 
 /* A thread's share of its CPU: time on it, time runnable but waiting for
  * it (other tasks had it), switches against its will; and the wall clock. */
@@ -115,6 +122,9 @@ struct bench {
 	uint16_t port;
 	uint16_t strategy_tx_port, venue_tx_port; /* both `port` here */
 	unsigned worker;
+	unsigned io_lcore; /* RTE_MAX_LCORE: none, no sharded run */
+	int io_shares_cpu; /* with the worker */
+	struct rte_ring *in_ring, *out_ring; /* sharded: I/O lcore <-> worker */
 	double hz;
 	struct gen_frames f;
 	uint32_t *seq_idx;   /* frame index of the k-th frame enqueued */
@@ -143,6 +153,9 @@ struct bench {
 };
 
 static struct bench B;
+static struct oms_io IO;     /* (d)'s I/O lcore */
+static uint64_t sharded_link_tx; /* frames (d)'s I/O lcore sent of its own */
+static struct oms_worker SW; /* (d)'s worker */
 
 struct result {
 	/* the worker's counters of this run */
@@ -577,7 +590,32 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 	}
 
 	rte_eth_stats_reset(b->port);
-	rte_eal_remote_launch(mode == MODE_NULL ? worker_null : worker_full, b, b->worker);
+	if (mode == MODE_SHARDED) {
+		memset(&IO, 0, sizeof(IO));
+		memset(&SW, 0, sizeof(SW));
+		SW.core = b->core;
+		SW.pool = b->pool;
+		SW.in_ring = b->in_ring;
+		SW.out_ring = b->out_ring;
+		SW.strategy_tx_port = SW.venue_tx_port = b->port;
+		SW.strategy_udp = GEN_SP_PORT;
+		SW.mode = OMS_MODE_LIVE;
+		IO.n_rx = 1;
+		IO.rx_port[0] = b->port;
+		IO.n_workers = 1;
+		IO.in_ring[0] = b->in_ring;
+		IO.out_ring[0] = b->out_ring;
+		IO.strategy_udp = GEN_SP_PORT;
+		memcpy(IO.mac, GEN_APP_MAC, 6);
+		IO.ip = GEN_APP_IP;
+		IO.pool = b->pool;
+		/* sharing a CPU, the two must give it to each other when idle */
+		IO.idle_sleep_us = SW.idle_sleep_us = b->io_shares_cpu ? 5 : 0;
+		oms_worker_launch(&SW, b->worker);
+		oms_io_launch(&IO, b->io_lcore);
+	} else {
+		rte_eal_remote_launch(mode == MODE_NULL ? worker_null : worker_full, b, b->worker);
+	}
 
 	const struct gen_frames *f = &b->f;
 	struct rte_mbuf *pm[OMS_BURST];
@@ -647,15 +685,40 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 	r->offered = k;
 	/* until the worker has handled all, then it stops and we drain */
 	uint64_t deadline = rte_rdtsc() + (uint64_t)(b->hz * 30);
-	while (__atomic_load_n(&b->done, __ATOMIC_ACQUIRE) < r->enq && rte_rdtsc() < deadline)
+	volatile uint64_t *done = mode == MODE_SHARDED ? &SW.done : &b->done;
+	while (__atomic_load_n(done, __ATOMIC_ACQUIRE) < r->enq && rte_rdtsc() < deadline)
 		r->drained += drain(b);
-	b->stop = 1;
-	rte_eal_wait_lcore(b->worker);
-	snap(&m1);
-	worker_figures(b, r);
-	judge(r, &m0, &m1, steal0, steal_ms(), 1);
+	if (mode == MODE_SHARDED) {
+		b->t_first = t0;
+		b->t_last = rte_rdtsc();
+		IO.rx_off = 1;
+		SW.stop = 1;
+		rte_eal_wait_lcore(b->worker);
+		IO.stop = 1; /* after a last drain of the worker's output */
+		rte_eal_wait_lcore(b->io_lcore);
+		/* the port's view: what the I/O lcore took and sent, less its
+		 * own link-level frames (a gratuitous ARP at start) */
+		uint64_t link_tx = 1 + IO.link.arp_replies + IO.link.icmp_echo_replies;
+		b->rx_frames = IO.stats.rx_frames;
+		b->tx_frames = IO.stats.tx_frames - link_tx;
+		b->tx_dropped = IO.stats.tx_dropped + SW.stats.tx_dropped + IO.stats.worker_ring_full;
+		b->tx_retries = IO.stats.tx_retries + SW.stats.tx_retries;
+		b->alloc_failed = SW.stats.mbuf_alloc_failed;
+		sharded_link_tx = link_tx;
+		snap(&m1);
+		memset(b->wsnap, 0, sizeof(b->wsnap)); /* its threads keep none */
+		worker_figures(b, r);
+	} else {
+		b->stop = 1;
+		rte_eal_wait_lcore(b->worker);
+		snap(&m1);
+		worker_figures(b, r);
+		judge(r, &m0, &m1, steal0, steal_ms(), 1);
+	}
 	for (uint64_t n; (n = drain(b)) != 0;)
 		r->drained += n;
+	if (mode == MODE_SHARDED)
+		r->drained -= sharded_link_tx;
 	r->burst_frame = b->burst_frame;
 	r->burst_order = b->burst_order;
 	r->e2e_order = b->e2e_order;
@@ -665,6 +728,8 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 	if (rte_eth_stats_get(b->port, &st) == 0) {
 		r->ipackets = st.ipackets;
 		r->opackets = st.opackets;
+		if (mode == MODE_SHARDED) /* less the I/O lcore's own frames */
+			r->opackets -= sharded_link_tx;
 		r->imissed = st.imissed;
 		r->oerrors = st.oerrors;
 	}
@@ -872,6 +937,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "no worker lcore: give EAL two lcores (-l 0,1)\n");
 		return 2;
 	}
+	b->io_lcore = rte_get_next_lcore(b->worker, 1, 0);
 	/* do the two lcores have CPUs of their own? */
 	rte_cpuset_t main_set = rte_lcore_cpuset(rte_get_main_lcore());
 	rte_cpuset_t worker_set = rte_lcore_cpuset(b->worker);
@@ -906,6 +972,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	b->port = b->strategy_tx_port = b->venue_tx_port = (uint16_t)port;
+	b->in_ring = oms_ring_create("bench_in", ring_size, (int)rte_socket_id(), 1);
+	b->out_ring = oms_ring_create("bench_out", 2 * ring_size, (int)rte_socket_id(), 1);
+	if (!b->in_ring || !b->out_ring) {
+		fprintf(stderr, "cannot create the sharded mode's rings\n");
+		return 2;
+	}
 
 	double fpo = (double)b->f.n / (double)b->f.orders;
 	uint32_t tput_frames = frames_for_orders(&b->f, orders);
@@ -957,6 +1029,28 @@ int main(int argc, char **argv)
 	/* (c)/(b) and (c)/(a) */
 	printf("ratio_full_to_core %.3f\n", med[2] / med[1]);
 	printf("ratio_full_to_null %.3f\n", med[2] / med[0]);
+
+	/* (d): the sharded mode, when EAL gave a third lcore */
+	if (b->io_lcore < RTE_MAX_LCORE) {
+		rte_cpuset_t io_set = rte_lcore_cpuset(b->io_lcore);
+		rte_cpuset_t shared;
+		CPU_AND(&shared, &io_set, &worker_set);
+		int io_shared = cpus < 3 || CPU_COUNT(&shared) > 0;
+		b->io_shares_cpu = io_shared;
+		double sops[MAX_REPEAT];
+		static struct result sr;
+		for (int rep = 0; rep < repeat; rep++) {
+			run(b, MODE_SHARDED, tput_frames, 0, 0, &sr);
+			sops[rep] = sr.ops;
+			printf("sharded_rep%d_orders_per_s %.0f\n", rep, sr.ops);
+			bad += sr.loss + sr.system_rejects + sr.drops;
+		}
+		print_run("sharded", &sr, MODE_SHARDED);
+		qsort(sops, (size_t)repeat, sizeof(double), cmp_double);
+		printf("sharded_orders_per_s_median %.0f\n", sops[repeat / 2]);
+		printf("sharded_time_shared %d\n", io_shared);
+		printf("ratio_sharded_to_full %.3f\n", sops[repeat / 2] / med[2]);
+	}
 
 	/* latency at paced rates, full pipeline and null */
 	for (int i = 0; i < n_rates; i++) {

@@ -238,6 +238,23 @@ int oms_gen_set_throttle(struct risk_gen *g, const struct oms_core *c,
 	return 0;
 }
 
+int oms_gen_set_session_accounts(struct risk_gen *g, const struct oms_core *c,
+				 uint32_t session_id, const uint32_t *accounts, uint32_t n)
+{
+	const struct session *s = core_session_by_id(c, session_id);
+
+	if (!s || n > OMS_SESSION_ACCOUNTS)
+		return -1;
+	struct risk_rate *r = &g->rates[s - c->sessions];
+	for (uint32_t k = 0; k < n; k++) {
+		if (risk_account_find(g, accounts[k]) == RISK_NIL)
+			return -1; /* accounts first */
+		r->accounts[k] = accounts[k];
+	}
+	r->n_accounts = n;
+	return 0;
+}
+
 int oms_gen_add_route(struct risk_gen *g, const struct oms_core *c,
 		      const struct oms_route_config *r)
 {

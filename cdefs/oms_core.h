@@ -77,7 +77,9 @@ enum oms_order_state {
 	OMS_ST_MAX = 11,
 };
 
-enum { OMS_REJ_BUSINESS_SLOTS = 32, OMS_REJ_SYSTEM_SLOTS = 8 };
+enum { OMS_REJ_BUSINESS_SLOTS = 64, OMS_REJ_SYSTEM_SLOTS = 8 };
+/* accounts one session may be limited to (sessions[].accounts) */
+enum { OMS_SESSION_ACCOUNTS = 16 };
 
 struct oms_stats {
 	uint64_t drop[OMS_DROP_MAX];
@@ -248,6 +250,9 @@ int oms_gen_add_position_limit(struct risk_gen *g, uint32_t account,
 			       const char symbol[8], int64_t max_position);
 int oms_gen_add_route(struct risk_gen *g, const struct oms_core *c,
 		      const struct oms_route_config *r);
+/* The accounts a session may trade (n = 0: any configured account). */
+int oms_gen_set_session_accounts(struct risk_gen *g, const struct oms_core *c,
+				 uint32_t session_id, const uint32_t *accounts, uint32_t n);
 /* NewOrder + Modify per second (0: none) and the bucket's size. */
 int oms_gen_set_throttle(struct risk_gen *g, const struct oms_core *c,
 			 uint32_t session_id, uint32_t per_s, uint32_t burst);

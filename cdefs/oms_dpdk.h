@@ -75,12 +75,65 @@ struct oms_worker {
 	 * generation; NULL: no reloads */
 	struct rte_rcu_qsbr *rcu;
 	unsigned rcu_id;
+	/* sharded mode (io_lcore.c): frames come from the I/O lcore on
+	 * in_ring and leave through out_ring (mbuf->port: where to), instead
+	 * of the ports; both single-producer/single-consumer */
+	struct rte_ring *in_ring;
+	struct rte_ring *out_ring;
 	struct oms_worker_stats stats;
 	/* live mode clock: now_ns = wall_base_ns + (tsc - tsc_base) * ns_per_tsc */
 	uint64_t tsc_base;
 	uint64_t wall_base_ns;
 	double ns_per_tsc;
 };
+
+/* Sharded mode, in the manner of DPDK's load_balancer sample: one I/O lcore
+ * polls every port, answers ARP and ICMP, and hands each frame to the worker
+ * that owns its session (strategy frames, by source address and port) or its
+ * venue (by source address) through that worker's SPSC ring; it sends what
+ * the workers put on their out rings.  Each worker owns its sessions, venues
+ * and accounts, so every table has one writer. */
+enum { OMS_MAX_WORKERS = 8, OMS_MAX_IO_ROUTES = 256 };
+
+struct oms_io_route {
+	uint32_t ip;
+	uint16_t port;   /* UDP source port; 0: any (venues) */
+	uint16_t worker;
+};
+
+struct oms_io_stats {
+	uint64_t rx_frames;
+	uint64_t tx_frames;
+	uint64_t to_worker[OMS_MAX_WORKERS];
+	uint64_t unrouted;         /* no route: to worker 0, whose core counts the drop */
+	uint64_t worker_ring_full; /* a worker's in ring was full: dropped, counted */
+	uint64_t tx_retries;
+	uint64_t tx_dropped;
+	uint64_t idle_polls;
+	uint64_t busy_polls;
+};
+
+struct oms_io {
+	uint16_t n_rx;
+	uint16_t rx_port[OMS_MAX_RX];
+	uint16_t n_workers;
+	struct rte_ring *in_ring[OMS_MAX_WORKERS];
+	struct rte_ring *out_ring[OMS_MAX_WORKERS];
+	uint16_t strategy_udp;
+	uint32_t n_routes;
+	struct oms_io_route routes[OMS_MAX_IO_ROUTES];
+	uint8_t mac[6];
+	uint32_t ip;
+	struct rte_mempool *pool;
+	struct link_stats link;
+	int idle_sleep_us;
+	volatile int rx_off; /* stopping: receive no more, keep sending */
+	volatile int stop;   /* after a last drain of the out rings */
+	struct oms_io_stats stats;
+};
+
+int oms_io_launch(struct oms_io *io, unsigned lcore);
+unsigned oms_ring_count(const struct rte_ring *r);
 
 /* One steering rule: ETH / IPV4 (dst & mask) / UDP (dst port) -> QUEUE.
  * A zero field matches anything. Host byte order. */

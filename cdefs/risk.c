@@ -166,6 +166,13 @@ uint16_t risk_check_new(const struct risk_gen *g, const struct risk_state *st,
 	uint32_t a = risk_account_find(g, r->account);
 	if (a == RISK_NIL)
 		return SP_REJ_UNKNOWN_ACCOUNT;
+	if (rate->n_accounts) {
+		uint32_t k = 0;
+		while (k < rate->n_accounts && rate->accounts[k] != r->account)
+			k++;
+		if (k == rate->n_accounts)
+			return SP_REJ_ACCOUNT_NOT_PERMITTED;
+	}
 	const struct risk_acct_limits *ac = &g->accounts[a];
 	const struct risk_instrument *in = &g->instruments[r->instrument];
 	if (killed(g, st, a))

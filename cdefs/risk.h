@@ -73,6 +73,9 @@ struct risk_pos_limit {
 struct risk_rate {
 	uint64_t rate;
 	uint64_t cap;
+	/* the accounts the session may trade; n_accounts 0: any */
+	uint32_t n_accounts;
+	uint32_t accounts[OMS_SESSION_ACCOUNTS];
 };
 
 struct risk_gen {
@@ -92,7 +95,7 @@ struct risk_gen {
 	struct risk_instrument *instruments;
 	struct risk_pos_limit *positions; /* pos_mask + 1 entries */
 	uint16_t *account_route; /* by account slot: venue index + 1; 0: none */
-	struct risk_rate *rates; /* by session index */
+	struct risk_rate *rates; /* by session index: throttle, permitted accounts */
 	/* the configuration text it was built from, for the journal */
 	char *source;
 	uint32_t source_len;

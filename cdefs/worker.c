@@ -37,8 +37,15 @@ static void send_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m
 {
 	uint32_t sent = 0;
 
+	if (w->out_ring) /* sharded: the I/O lcore sends them */
+		for (uint32_t i = 0; i < k; i++)
+			m[i]->port = port;
 	for (int t = 0; t < TX_RETRIES && sent < k; t++) {
-		sent += rte_eth_tx_burst(port, w->tx_queue, m + sent, (uint16_t)(k - sent));
+		if (w->out_ring)
+			sent += rte_ring_sp_enqueue_burst(w->out_ring, (void **)(m + sent), k - sent,
+							  NULL);
+		else
+			sent += rte_eth_tx_burst(port, w->tx_queue, m + sent, (uint16_t)(k - sent));
 		if (sent < k)
 			w->stats.tx_retries++;
 	}
@@ -174,6 +181,16 @@ static int worker_main(void *arg)
 		/* between polls the core holds no configuration generation */
 		if (w->rcu)
 			rte_rcu_qsbr_quiescent(w->rcu, w->rcu_id);
+		if (w->in_ring) {
+			uint16_t n = (uint16_t)rte_ring_sc_dequeue_burst(w->in_ring, (void **)m,
+									  OMS_BURST, NULL);
+			if (n) {
+				busy = 1;
+				w->stats.rx_frames += n;
+				handle_rx(w, m, n);
+				__atomic_add_fetch(&w->done, n, __ATOMIC_RELEASE);
+			}
+		}
 		for (uint16_t p = 0; p < w->n_rx; p++) {
 			uint16_t n = rte_eth_rx_burst(w->rx_port[p], w->rx_queue[p], m, OMS_BURST);
 			if (!n)
@@ -214,7 +231,7 @@ static int worker_main(void *arg)
 	/* stopping: what the core still holds to send goes out, and the ports
 	 * give back the mbufs of frames they have finished sending */
 	flush_tx(w);
-	for (uint16_t p = 0; p < w->n_rx; p++)
+	for (uint16_t p = 0; p < w->n_rx && !w->out_ring; p++)
 		rte_eth_tx_done_cleanup(w->rx_port[p], w->tx_queue, 0);
 	if (w->rcu) {
 		rte_rcu_qsbr_thread_offline(w->rcu, w->rcu_id);

@@ -74,6 +74,8 @@ class Session:
     throttle: Throttle | None = None  # None: no message rate limit
     # on a timeout (SESSION_TIMEOUTS) cancel every open order of the session
     cancel_on_disconnect: bool = False
+    # the accounts the session may trade (at most 16); none: any configured
+    accounts: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,25 @@ class Afxdp:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """What one worker lcore owns in sharded mode: its strategy sessions,
+    its venues (and their venue sessions) and its accounts - each table then
+    has exactly one writer."""
+    sessions: tuple[int, ...]
+    venues: tuple[int, ...]
+    accounts: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Threading:
+    """rtc: one worker lcore does RX -> core -> TX for every port (the
+    default, for small machines); sharded: an I/O lcore feeds one worker per
+    shard through SPSC rings (docs/dataplane.md "Threading")."""
+    mode: str = "rtc"
+    workers: tuple[Shard, ...] = ()
+
+
+@dataclass(frozen=True)
 class Dataplane:
     """EAL and port settings for the DPDK data plane (omsctl serve), and the
     interfaces of the native AF_XDP backend."""
@@ -202,6 +223,7 @@ class Dataplane:
     # (shared CPUs, CI); the AF_XDP poll thread too
     idle_sleep_us: int = 0
     afxdp: Afxdp | None = None
+    threading: Threading = field(default_factory=Threading)
 
 
 JOURNAL_DURABILITY = ("none", "periodic", "burst")
@@ -545,6 +567,7 @@ class _Loader:
 
         appliance = part("appliance", lambda n: self.appliance(n, owner("appliance")))
         tables = part("tables", lambda n: self.tables(n, owner("tables")), Tables())
+        self.session_account_nodes: dict[str, list] = {}
         sessions = part("sessions", lambda n: self.sessions(n, tables), ())
         self.venue_ids: set[int] = set()
         venues = part("venues", lambda n: self.venues(n, tables), ())
@@ -553,10 +576,13 @@ class _Loader:
         self.account_ids: set[int] = set()
         risk = part("risk", self.risk, Risk())
         accounts = part("accounts", lambda n: self.accounts(n, tables, risk.account_defaults), ())
+        self.sessions_accounts_known()
         routing = part("routing", lambda n: self.routing(n, owner("routing"), venues))
         routes = part("routes", self.routes, ())
         dataplane = part("dataplane", lambda n: self.dataplane(n, owner("dataplane")),
                          Dataplane())
+        if dataplane.threading.mode == "sharded":
+            self.shards_cover(dataplane.threading, top["dataplane"], sessions, venues, accounts)
         journal = part("journal", self.journal)
         if self.errors:
             raise ConfigErrors(self.errors)
@@ -665,9 +691,30 @@ class _Loader:
                     cancel_on_disconnect=self.boolean(v["cancel_on_disconnect"],
                                                       f"{path}.cancel_on_disconnect")
                     if "cancel_on_disconnect" in v else False,
+                    accounts=self.session_accounts(v, path),
                     **self.timers(v, path),
                 ))
         return tuple(out)
+
+    def session_accounts(self, v: dict, path: str) -> tuple[int, ...]:
+        """Ids only: that they are configured is checked once accounts are
+        read (sessions_accounts_known)."""
+        if "accounts" not in v:
+            return ()
+        items = self.sequence(v["accounts"], f"{path}.accounts")
+        if len(items) > 16:
+            raise self.error(items[16], f"{path}.accounts[16]", "at most 16 accounts")
+        ids = tuple(self.integer(n, f"{path}.accounts[{j}]", 0, 2**32 - 1)
+                    for j, n in enumerate(items))
+        self.session_account_nodes[path] = list(zip(ids, items, strict=True))
+        return ids
+
+    def sessions_accounts_known(self) -> None:
+        for path, pairs in self.session_account_nodes.items():
+            for j, (aid, node) in enumerate(pairs):
+                if aid not in self.account_ids:
+                    self.errors.append(self.error(node, f"{path}.accounts[{j}]",
+                                                  f"account {aid} is not configured"))
 
     def venues(self, node: yaml.Node, tables: Tables) -> tuple[Venue, ...]:
         items = self.sequence(node, "venues")
@@ -728,9 +775,11 @@ class _Loader:
         out: dict = {}
         if "lcores" in v:
             lcores = self.string(v["lcores"], "dataplane.lcores")
-            if not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", lcores):
+            item = r"\d+(-\d+)?|\d+@\d+"  # lcore ids, or lcore@cpu (EAL --lcores)
+            if not re.fullmatch(rf"({item})(,({item}))*", lcores):
                 raise self.error(v["lcores"], "dataplane.lcores",
-                                 f"{lcores!r} is not an lcore list like \"0,1\" or \"0-3\"")
+                                 f"{lcores!r} is not an lcore list like \"0,1\", \"0-3\" "
+                                 "or \"0@0,1@1,2@1\" (lcore@cpu)")
             out["lcores"] = lcores
         if "hugepages" in v:
             out["hugepages"] = self.boolean(v["hugepages"], "dataplane.hugepages")
@@ -750,7 +799,68 @@ class _Loader:
                 venue=self.string(pv["venue"], "dataplane.ports.venue"))
         if "afxdp" in v:
             out["afxdp"] = self.afxdp(v["afxdp"], self.key_line(node, "afxdp"))
+        if "threading" in v:
+            out["threading"] = self.threading(v["threading"], self.key_line(node, "threading"))
         return Dataplane(**out)
+
+    def shards_cover(self, t: Threading, node: yaml.Node, sessions, venues, accounts) -> None:
+        """Every session, venue and account has a worker, and shards name
+        only configured sessions."""
+        line = self.key_line(node, "threading")
+        for key, items in (("sessions", sessions), ("venues", venues), ("accounts", accounts)):
+            owned = {x for w in t.workers for x in getattr(w, key)}
+            have = {x.id for x in items}
+            for x in sorted(have - owned):
+                self.errors.append(self.error(line, "dataplane.threading.workers",
+                                              f"{key[:-1]} {x} belongs to no worker"))
+            for x in sorted(owned - have):
+                self.errors.append(self.error(line, "dataplane.threading.workers",
+                                              f"{key[:-1]} {x} is not configured"))
+        for w in t.workers:
+            for s in sessions:
+                stray = sorted(set(s.accounts) - set(w.accounts))
+                if s.id in w.sessions and stray:
+                    self.errors.append(self.error(
+                        line, "dataplane.threading.workers",
+                        f"session {s.id} may trade accounts {stray} its worker does not own"))
+
+    def threading(self, node: yaml.Node, owner_line: int) -> Threading:
+        path = "dataplane.threading"
+        v = self.mapping(node, path, Threading, owner_line)
+        mode = self.string(v["mode"], f"{path}.mode") if "mode" in v else "rtc"
+        if mode not in ("rtc", "sharded"):
+            raise self.error(v["mode"], f"{path}.mode", f"{mode!r} is not rtc or sharded")
+        shards: list[Shard] = []
+        owner: dict[tuple[str, int], int] = {}
+        items = self.sequence(v["workers"], f"{path}.workers") if "workers" in v else []
+        if mode == "sharded" and not 1 <= len(items) <= 8:
+            raise self.error(v.get("workers", node), f"{path}.workers",
+                             "sharded mode needs 1 to 8 workers")
+        if mode == "rtc" and items:
+            raise self.error(v["workers"], f"{path}.workers", "only sharded mode has workers")
+        for i, item in enumerate(items):
+            wpath = f"{path}.workers[{i}]"
+            with self.collecting():
+                w = self.mapping(item, wpath, Shard)
+                lists = {}
+                for key, known in (("sessions", None), ("venues", self.venue_ids),
+                                   ("accounts", self.account_ids)):
+                    ids = []
+                    for j, n in enumerate(self.sequence(w[key], f"{wpath}.{key}")
+                                          if key in w else []):
+                        x = self.integer(n, f"{wpath}.{key}[{j}]", 0, 2**32 - 1)
+                        if known is not None and x not in known:
+                            raise self.error(n, f"{wpath}.{key}[{j}]",
+                                             f"{key[:-1]} {x} is not configured")
+                        if (key, x) in owner:
+                            raise self.error(n, f"{wpath}.{key}[{j}]",
+                                             f"{key[:-1]} {x} is already worker "
+                                             f"{owner[(key, x)]}'s: one owner each")
+                        owner[(key, x)] = i
+                        ids.append(x)
+                    lists[key] = tuple(ids)
+                shards.append(Shard(**lists))
+        return Threading(mode=mode, workers=tuple(shards))
 
     def afxdp(self, node: yaml.Node, owner_line: int) -> Afxdp:
         path = "dataplane.afxdp"

@@ -16,7 +16,7 @@ from control.config import Config
 # What a generation holds: everything else is fixed at start.
 RELOADABLE = ("instruments", "accounts", "routes", "routing")
 # Per session, only the throttle is in the generation.
-SESSION_RELOADABLE = ("throttle",)
+SESSION_RELOADABLE = ("throttle", "accounts")
 
 
 def fixed_changes(old: Config, new: Config) -> list[str]:
@@ -34,8 +34,9 @@ def fixed_changes(old: Config, new: Config) -> list[str]:
     for sid in sorted(new_s.keys() - old_s.keys()):
         out.append(f"sessions: session {sid} added; only a restart applies it")
     for sid in sorted(old_s.keys() & new_s.keys()):
-        a = dataclasses.replace(old_s[sid], throttle=None)
-        b = dataclasses.replace(new_s[sid], throttle=None)
+        free = dict.fromkeys(SESSION_RELOADABLE)
+        a = dataclasses.replace(old_s[sid], **free)
+        b = dataclasses.replace(new_s[sid], **free)
         for f in dataclasses.fields(a):
             if getattr(a, f.name) != getattr(b, f.name):
                 out.append(f"sessions: session {sid} {f.name} changed; only a restart applies it")

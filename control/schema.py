@@ -139,8 +139,11 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Route", "account"): {**_int(0, _U32), "description": "a configured account id"},
     ("Route", "symbol"): {"type": "string", "pattern": _SYMBOL_PATTERN,
                           "description": "a configured symbol"},
-    ("Dataplane", "lcores"): {"type": "string", "pattern": r"^\d+(-\d+)?(,\d+(-\d+)?)*$",
-                              "description": 'EAL -l: "0,1" or "0-3"'},
+    ("Dataplane", "lcores"): {"type": "string",
+                              "pattern": r"^(\d+(-\d+)?|\d+@\d+)(,(\d+(-\d+)?|\d+@\d+))*$",
+                              "description": 'EAL -l: "0,1" or "0-3"; or lcore@cpu for '
+                                             'EAL --lcores: "0@0,1@1,2@1"'},
+    ("Threading", "mode"): {"enum": ["rtc", "sharded"]},
     ("Dataplane", "memory_mb"): _int(64, 1 << 20),
     ("Dataplane", "mbufs"): _int(511, 1 << 24),
     ("Dataplane", "idle_sleep_us"): _int(0, 1_000_000),

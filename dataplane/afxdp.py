@@ -59,9 +59,10 @@ class AfxdpAppliance(LiveControl):
         self.stale_detached = detach_stale_xdp(cfg)
         self.ifaces = [a.strategy_iface, a.venue_iface]
         # a journal that holds records is recovered first (docs/durability.md)
-        self.core, self.journal, self.recovery = start_core(cfg, ext=ext)
+        self.core, journal, recovery = start_core(cfg, ext=ext)
+        self.journals, self.recoveries = [journal], [recovery]
         c = ffi.new("struct oms_afxdp_config *")
-        c.journal = self.journal._j if self.journal else ffi.NULL
+        c.journal = journal._j if journal else ffi.NULL
         for i, name in enumerate(self.ifaces):
             c.ifname[i] = name.encode()
         c.queue = a.queue

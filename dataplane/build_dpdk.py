@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
 CORE_SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
                 if w and not w.startswith("#")]
-DPDK_SOURCES = ["dpdk_io.c", "worker.c"]
+DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c"]  # command.c: a core source
 MODULE = "dataplane._oms_dpdk"
 
 

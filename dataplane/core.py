@@ -299,3 +299,7 @@ def _fill_generation(ffi, lib, core, g, cfg: Config) -> None:
         if lib.oms_gen_set_throttle(g, core, s.id, t.per_second if t else 0,
                                     t.burst if t else 0) != 0:
             raise CoreError(f"session {s.id}: throttle out of range")
+        if lib.oms_gen_set_session_accounts(g, core, s.id, list(s.accounts) or ffi.NULL,
+                                            len(s.accounts)) != 0:
+            raise CoreError(f"session {s.id}: accounts unknown or more than "
+                            f"{lib.OMS_SESSION_ACCOUNTS}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 from control.config import Config, ConfigError, load_config_text
 from control.config import Journal as JournalConfig
@@ -181,22 +182,29 @@ def recover(core: Core, path: str,
     return _scan_dict(ffi, s)
 
 
-def start_core(cfg: Config, ext=None) -> tuple[Core, Journal | None, dict | None]:
+def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = None,
+               index: int | None = None) -> tuple[Core, Journal | None, dict | None]:
     """The core a live appliance runs, its journal and what recovery did.
     Without `journal:` in the configuration: a fresh core, no journal.  With
     one that holds records: the core rebuilt from it (its first
     configuration, every record re-executed), then the journal continues;
     a configuration file whose reloadable parts changed since is applied as
     a new generation (journaled); one that changes what only a new journal
-    can change is refused."""
+    can change is refused.
+
+    Sharded (several cores): `part` maps a whole configuration to the part
+    this core takes, and core `index` has its own journal, path + ".w<index>"
+    (the generations' text is the whole file's)."""
+    part = part or (lambda c: c)
     if cfg.journal is None:
-        return Core(cfg, ext=ext), None, None
-    path = cfg.journal.path
+        return Core(part(cfg), ext=ext), None, None
+    path = cfg.journal.path + (f".w{index}" if index is not None else "")
     report = None
     if has_records(path):
         first = first_config(path)
-        core = Core(first, ext=ext)
-        report = recover(core, path)
+        core = Core(part(first), ext=ext)
+        report = recover(core, path, rebuild=lambda n, text: part(load_config_text(
+            text, f"{path} (generation {n})")))
         fixed = [x for x in fixed_changes(first, cfg) if not x.startswith("journal")]
         if fixed:
             raise JournalError(f"{path} was written under another configuration: "
@@ -206,13 +214,13 @@ def start_core(cfg: Config, ext=None) -> tuple[Core, Journal | None, dict | None
               + (f", torn tail of {report['torn_bytes']} bytes cut" if report["torn_cut"]
                  else ""), file=sys.stderr, flush=True)
     else:
-        core = Core(cfg, ext=ext)
-    journal = Journal(cfg.journal, cfg, ext=ext)
+        core = Core(part(cfg), ext=ext)
+    journal = Journal(replace(cfg.journal, path=path), cfg, ext=ext)
     try:
         journal.attach(core)
         if report is not None and cfg.text != core.cfg.text:
             core.journal = journal
-            core.reload(cfg)  # journaled by attach in reload
+            core.reload(part(cfg))  # journaled by attach in reload
             core.journal = None
     except (JournalError, CoreError):
         journal.close()

@@ -111,6 +111,7 @@ REJ_NOTIONAL_LIMIT = 28
 REJ_OPEN_ORDERS_LIMIT = 29
 REJ_CREDIT_LIMIT = 30
 REJ_POSITION_LIMIT = 31
+REJ_ACCOUNT_NOT_PERMITTED = 32
 REJ_SYS_TABLE_FULL = 1000
 REJ_SYS_BASE = 1000
 
@@ -444,6 +445,7 @@ class Limits:
     positions: dict  # (account id, padded symbol) -> max_position
     routes: dict  # (account id | None, padded symbol | None) -> venue id
     rates: dict  # session id -> (messages per second, cap in TOKEN units)
+    session_accounts: dict = field(default_factory=dict)  # session id -> accounts; none: any
 
 
 @dataclass
@@ -580,7 +582,7 @@ class ReferenceCore:
         # the operator's kill of every account (semantics.md "Kill switch"):
         # accounts a later generation adds start with their switch engaged
         self.kill_all = False
-        self.limits = Limits(0, {}, {}, {}, {}, {})
+        self.limits = Limits(0, {}, {}, {}, {}, {}, {})
 
         # (session_id, cl_ord_id) -> order, insertion order = creation order
         self.orders: dict[tuple[int, int], Order] = {}
@@ -653,8 +655,13 @@ class ReferenceCore:
         self.seen_positions |= pairs
         if self.limits.number:
             self.event["CONFIG_SWAPS"] += 1  # the first is no swap
+        session_accounts = {}
+        for sc in cfg.sessions:
+            if len(sc.accounts) > 16 or any(a not in accounts for a in sc.accounts):
+                raise ValueError(f"session {sc.id}: accounts unknown or more than 16")
+            session_accounts[sc.id] = frozenset(sc.accounts)
         self.limits = Limits(self.limits.number + 1, accounts, instruments, positions,
-                             routes, rates)
+                             routes, rates, session_accounts)
         return self.limits.number
 
     def generation(self) -> int:
@@ -1157,6 +1164,9 @@ class ReferenceCore:
         acct = lim.accounts.get(account)
         if acct is None:
             return REJ_UNKNOWN_ACCOUNT, 0
+        permitted = lim.session_accounts.get(sess.id)
+        if permitted and account not in permitted:
+            return REJ_ACCOUNT_NOT_PERMITTED, 0
         ins = lim.instruments[symbol]
         state = self.acct_state[account]
         if acct.kill or state.kill:

@@ -25,7 +25,9 @@ from dataplane.journal import start_core
 
 def eal_args(cfg: Config) -> list[str]:
     d = cfg.dataplane
-    args = ["oms", "-l", d.lcores, "--file-prefix", f"oms{os.getpid()}",
+    # lcore@cpu maps more lcores than CPUs (time-shared: small machines, CI)
+    lcore_opt = "--lcores" if "@" in d.lcores else "-l"
+    args = ["oms", lcore_opt, d.lcores, "--file-prefix", f"oms{os.getpid()}",
             "--log-level", "lib.eal:error", "--no-telemetry"]
     if not d.hugepages:
         args += ["--no-huge", "-m", str(d.memory_mb)]
@@ -107,6 +109,10 @@ class LiveControl:
         generation replaced before this call: True, or False on timeout."""
         raise NotImplementedError
 
+    def _cores(self, cfg: Config) -> list:
+        """(core, the part of cfg it takes) for every core of the appliance."""
+        return [(self.core, cfg)]
+
     def reload(self, path: str | None = None) -> dict:
         """Validate the file (the one started with, by default), refuse it if
         it changes what is fixed at start, compile the rest into a
@@ -124,15 +130,20 @@ class LiveControl:
         if fixed:
             self.reloads["refused"] += 1
             return {"ok": False, "file": path, "errors": [f"{path}: {x}" for x in fixed]}
+        pairs = []
         try:
-            gen = self.core.build_generation(new)
+            for core, part in self._cores(new):
+                pairs.append((core, core.build_generation(part)))
         except Exception as e:  # CoreError: the tables' capacity since start
+            for _, gen in pairs:
+                self.lib.oms_gen_free(gen)
             self.reloads["refused"] += 1
             return {"ok": False, "file": path, "errors": [f"{path}: {e}"]}
-        number = self.lib.oms_gen_number(gen)
-        old = self.core.publish(gen)
+        number = self.lib.oms_gen_number(pairs[0][1])
+        old = [core.publish(gen) for core, gen in pairs]
         if self._grace(5000):
-            self.lib.oms_gen_free(old)
+            for gen in old:
+                self.lib.oms_gen_free(gen)
         else:
             # a loop that does not come round in 5 s may still read it: keep
             # it (a leak) rather than free it under the loop
@@ -221,55 +232,164 @@ class Appliance(LiveControl):
         # what the ports hold for themselves (AF_XDP fills its ring from the
         # pool): the baseline the pool must be back at when traffic stops
         self.mbufs_at_start = lib.oms_pool_in_use(self.pool)
-        # a journal that holds records is recovered first (docs/durability.md)
-        self.core, self.journal, self.recovery = start_core(cfg, ext=ext)
-        self.commands = lib.oms_ring_create(b"oms_cmd", 256, max(socket, 0), 1)
-        if self.commands == ffi.NULL:
-            raise dpdk.DpdkError("cannot create the worker's command ring")
-        self.rcu = lib.oms_rcu_create(1)
+        # run-to-completion: one worker polls the ports; sharded: an I/O
+        # lcore feeds one worker per shard, each with its own core
+        self.sharded = cfg.dataplane.threading.mode == "sharded"
+        parts = self._parts(cfg)
+        # a journal per core (docs/durability.md); one that holds records
+        # is recovered first
+        started = [start_core(cfg, ext=ext, part=lambda c, i=i: self._parts(c)[i],
+                              index=i if len(parts) > 1 else None)
+                   for i in range(len(parts))]
+        self.cores = [core for core, _, _ in started]
+        self.journals = [j for _, j, _ in started]
+        self.recoveries = [r for _, _, r in started]
+        self.core = self.cores[0]
+        self.rcu = lib.oms_rcu_create(len(parts))
         if self.rcu == ffi.NULL:
             raise dpdk.DpdkError("cannot create the RCU variable for configuration reloads")
-        w = ffi.new("struct oms_worker *")
-        w.commands = self.commands
-        w.journal = self.journal._j if self.journal else ffi.NULL
-        w.core = self.core._core
-        w.pool = self.pool
-        w.n_rx = len(self.ports)
-        for i, pid in enumerate(self.ports):
-            w.rx_port[i] = pid
-        w.strategy_tx_port, w.venue_tx_port = ids
-        w.strategy_udp = cfg.appliance.strategy_port
-        w.mac = list(mac_to_bytes(cfg.appliance.mac))
-        w.ip = ip_to_int(cfg.appliance.ip)
-        w.answer_link = 1
-        w.mode = lib.OMS_MODE_LIVE
-        w.idle_sleep_us = cfg.dataplane.idle_sleep_us
-        w.rcu = self.rcu
-        w.rcu_id = 0
-        self.worker = w
+        lcores, lc = [], 0xFFFFFFFF
+        for _ in range(len(parts) + self.sharded):
+            lc = lib.oms_next_worker_lcore(lc)
+            if lc >= 1024:
+                need = ("one for Python, one for I/O and one per worker" if self.sharded
+                        else "give at least two")
+                raise dpdk.DpdkError(
+                    f"dataplane.lcores {cfg.dataplane.lcores!r} has too few lcores: {need}"
+                    f" ({len(parts) + self.sharded + 1} in all)")
+            lcores.append(lc)
+        self.io_lcore = lcores.pop(0) if self.sharded else None
+        self.lcores = lcores
+        self.workers, self.command_rings, self._rings = [], [], []
+        for i, core in enumerate(self.cores):
+            ring = lib.oms_ring_create(f"oms_cmd{i}".encode(), 256, max(socket, 0), 1)
+            if ring == ffi.NULL:
+                raise dpdk.DpdkError("cannot create a worker's command ring")
+            w = ffi.new("struct oms_worker *")
+            w.commands = ring
+            w.core = core._core
+            w.journal = self.journals[i]._j if self.journals[i] else ffi.NULL
+            w.pool = self.pool
+            w.strategy_tx_port, w.venue_tx_port = ids
+            w.strategy_udp = cfg.appliance.strategy_port
+            w.mac = list(mac_to_bytes(cfg.appliance.mac))
+            w.ip = ip_to_int(cfg.appliance.ip)
+            w.mode = lib.OMS_MODE_LIVE
+            w.idle_sleep_us = cfg.dataplane.idle_sleep_us
+            w.rcu = self.rcu
+            w.rcu_id = i
+            if self.sharded:
+                w.in_ring = self._ring(f"oms_in{i}", socket)
+                w.out_ring = self._ring(f"oms_out{i}", socket)
+            else:
+                w.n_rx = len(self.ports)
+                for k, pid in enumerate(self.ports):
+                    w.rx_port[k] = pid
+                w.answer_link = 1
+            self.workers.append(w)
+            self.command_rings.append(ring)
+        self.worker, self.commands = self.workers[0], self.command_rings[0]
+        self.lcore = self.lcores[0]
+        self.io = self._io(cfg, socket) if self.sharded else None
         self.reloads = {"ok": 0, "refused": 0}
-        self.lcore = lib.oms_next_worker_lcore(0xFFFFFFFF)
-        if self.lcore >= 1024:
-            raise dpdk.DpdkError(f"dataplane.lcores {cfg.dataplane.lcores!r} leaves no worker "
-                                 "lcore: give at least two")
         self.stopping = False
 
+    def _parts(self, cfg: Config) -> list[Config]:
+        if cfg.dataplane.threading.mode != "sharded":
+            return [cfg]
+        from dataplane.sharding import shard_config
+        return [shard_config(cfg, w) for w in cfg.dataplane.threading.workers]
+
+    def _cores(self, cfg: Config) -> list:
+        return list(zip(self.cores, self._parts(cfg), strict=True))
+
+    def _ring(self, name: str, socket: int):
+        r = self.lib.oms_ring_create(name.encode(), 4096, max(socket, 0), 1)
+        if r == self.ffi.NULL:
+            raise dpdk.DpdkError(f"cannot create ring {name}")
+        self._rings.append(r)
+        return r
+
+    def _io(self, cfg: Config, socket: int):
+        """The I/O lcore's routes: each session's (address, port) and each
+        venue's address to the worker that owns it."""
+        io = self.ffi.new("struct oms_io *")
+        io.n_rx = len(self.ports)
+        for k, pid in enumerate(self.ports):
+            io.rx_port[k] = pid
+        io.n_workers = len(self.workers)
+        routes = []
+        for i, (w, shard) in enumerate(zip(self.workers, cfg.dataplane.threading.workers,
+                                           strict=True)):
+            io.in_ring[i], io.out_ring[i] = w.in_ring, w.out_ring
+            routes += [(ip_to_int(s.ip), s.port, i) for s in cfg.sessions
+                       if s.id in shard.sessions]
+            routes += [(ip_to_int(v.ip), 0, i) for v in cfg.venues if v.id in shard.venues]
+        for k, (ip, port, w) in enumerate(routes):
+            io.routes[k] = {"ip": ip, "port": port, "worker": w}
+        io.n_routes = len(routes)
+        io.strategy_udp = cfg.appliance.strategy_port
+        io.mac = list(mac_to_bytes(cfg.appliance.mac))
+        io.ip = ip_to_int(cfg.appliance.ip)
+        io.pool = self.pool
+        io.idle_sleep_us = cfg.dataplane.idle_sleep_us
+        return io
+
     def start(self) -> None:
-        if self.lib.oms_worker_launch(self.worker, self.lcore) != 0:
-            raise dpdk.DpdkError(f"cannot launch the worker on lcore {self.lcore}")
+        for w, lc in zip(self.workers, self.lcores, strict=True):
+            if self.lib.oms_worker_launch(w, lc) != 0:
+                raise dpdk.DpdkError(f"cannot launch a worker on lcore {lc}")
+        if self.io is not None and self.lib.oms_io_launch(self.io, self.io_lcore) != 0:
+            raise dpdk.DpdkError(f"cannot launch the I/O lcore {self.io_lcore}")
+
+    _target = 0  # the worker commands go to
 
     def _post(self, cmd) -> bool:
-        return self.lib.oms_command(self.commands, cmd) == 0
+        return self.lib.oms_command(self.command_rings[self._target], cmd) == 0
+
+    def handle_control(self, request: dict) -> dict:
+        """Sharded: a command runs on every worker (a kill of one account
+        and a mass cancel find nothing on the workers that do not own it);
+        counters are added up."""
+        what = request.get("cmd")
+        if len(self.workers) == 1 or what not in ("stats", "kill", "unkill", "mass_cancel"):
+            return super().handle_control(request)
+        answers = []
+        try:
+            for i in range(len(self.workers)):
+                self._target = i
+                answers.append(super().handle_control(request))
+        finally:
+            self._target = 0
+        if what == "stats":
+            out = self.report()
+            out["core"] = sum_counters([a["core"] for a in answers])
+            out["live_orders"] = sum(a["live_orders"] for a in answers)
+            return {"ok": True, **out}
+        ok = [a for a in answers if a.get("ok")]
+        if not ok:
+            return answers[0]
+        return {**ok[0], "canceled": sum(a.get("canceled", 0) for a in ok)}
 
     def _grace(self, timeout_ms: int) -> bool:
         # DPDK's RCU: the worker reports a quiescent state every poll
         return self.lib.oms_rcu_wait(self.rcu, timeout_ms) == 0
 
     def stop(self) -> dict:
-        """Stop receiving, let the worker flush, stop the ports; the final
-        counters."""
-        self.worker.stop = 1
-        self.lib.oms_worker_wait(self.lcore)
+        """Stop receiving, let the workers finish what they were handed and
+        flush, stop the ports; the final counters."""
+        if self.io is not None:
+            self.io.rx_off = 1
+            deadline = time.monotonic() + 5
+            while any(self.lib.oms_ring_count(w.in_ring) for w in self.workers) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.001)
+        for w, lc in zip(self.workers, self.lcores, strict=True):
+            w.stop = 1
+            self.lib.oms_worker_wait(lc)
+        if self.io is not None:
+            self.io.stop = 1  # a last drain of what the workers sent
+            self.lib.oms_worker_wait(self.io_lcore)
         report = self.report()
         report["mbufs_in_use_at_start"] = self.mbufs_at_start
         close_journal(self, report)
@@ -286,31 +406,59 @@ class Appliance(LiveControl):
             self.lib.oms_port_stats(pid, *vals)
             ports[pid] = dict(zip(("ipackets", "opackets", "imissed", "oerrors"),
                                   (v[0] for v in vals), strict=True))
-        w = self.worker
-        worker = {n: getattr(w.stats, n) for n, _ in ffi.typeof("struct oms_worker_stats").fields}
-        link = {n: getattr(w.link, n) for n, _ in ffi.typeof("struct link_stats").fields}
-        return {"ports": ports, "worker": worker, "link": link, "core": self.core.stats(),
-                "steering": self.steering, "generation": self.core.generation(),
-                "reloads": dict(self.reloads),
-                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
-                "live_orders": self.core.live_orders(), **journal_report(self)}
+        fields = [n for n, _ in ffi.typeof("struct oms_worker_stats").fields]
+        workers = [{n: getattr(w.stats, n) for n in fields} for w in self.workers]
+        link_of = self.io.link if self.io is not None else self.worker.link
+        link = {n: getattr(link_of, n) for n, _ in ffi.typeof("struct link_stats").fields}
+        out = {"ports": ports, "worker": sum_counters(workers), "link": link,
+               "core": sum_counters([c.stats() for c in self.cores]),
+               "steering": self.steering, "generation": self.core.generation(),
+               "threading": self.cfg.dataplane.threading.mode,
+               "reloads": dict(self.reloads),
+               "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
+               "live_orders": sum(c.live_orders() for c in self.cores),
+               **journal_report(self)}
+        if self.io is not None:
+            st = self.io.stats
+            out["io"] = {n: (list(getattr(st, n))[:len(self.workers)] if n == "to_worker"
+                             else getattr(st, n))
+                         for n, _ in ffi.typeof("struct oms_io_stats").fields}
+            out["workers"] = [{"worker": wk, "core": c.stats(), "live_orders": c.live_orders()}
+                              for wk, c in zip(workers, self.cores, strict=True)]
+        return out
+
+
+def sum_counters(items: list[dict]) -> dict:
+    """Counters of several workers or cores added up, key by key."""
+    out: dict = {}
+    for d in items:
+        for k, v in d.items():
+            out[k] = sum_counters([out.get(k, {}), v]) if isinstance(v, dict) else \
+                out.get(k, 0) + v
+    return out
 
 
 def journal_report(app) -> dict:
-    """The journal's counters and what recovery did at start, for reports."""
-    out = {}
-    if app.journal is not None and app.journal._j is not None:
-        out["journal"] = app.journal.stats()
-    if app.recovery is not None:
-        out["recovery"] = app.recovery
+    """The journals' counters and what recovery did at start, for reports:
+    one journal's as they are, several (sharded: one per worker) as lists."""
+    stats = [j.stats() for j in app.journals if j is not None and j._j is not None]
+    recs = [r for r in app.recoveries if r is not None]
+    out: dict = {}
+    if stats:
+        out["journal"] = stats[0] if len(app.journals) == 1 else stats
+    if recs:
+        out["recovery"] = recs[0] if len(app.recoveries) == 1 else recs
     return out
 
 
 def close_journal(app, report: dict) -> None:
-    """Once the poll loop has stopped: sync and close the journal."""
-    if app.journal is not None:
-        report["journal"] = app.journal.stats()
-        app.journal.close()
+    """Once the poll loops have stopped: sync and close the journals."""
+    stats = [j.stats() for j in app.journals if j is not None]
+    if stats:
+        report["journal"] = stats[0] if len(app.journals) == 1 else stats
+    for j in app.journals:
+        if j is not None:
+            j.close()
 
 
 def cancel_after_recovery(app) -> None:
@@ -318,14 +466,18 @@ def cancel_after_recovery(app) -> None:
     order the recovery brought back is canceled at its venue: a mass cancel
     of each session and account, run and journaled by the loop."""
     j = app.cfg.journal
-    if app.recovery is None or j is None or j.after_recovery != "cancel":
+    if not any(app.recoveries) or j is None or j.after_recovery != "cancel":
         return
     canceled = 0
-    for s in app.core.cfg.sessions:
-        for a in app.core.cfg.accounts:
-            n, _ = app.command(app.lib.OMS_CMD_MASS_CANCEL, s.id, a.id)
-            canceled += max(n, 0)
-    app.recovery["canceled_after"] = canceled
+    for s in app.cfg.sessions:
+        for a in app.cfg.accounts:
+            # sharded: handle_control runs it on every worker
+            answer = app.handle_control({"cmd": "mass_cancel", "session": s.id,
+                                         "account": a.id})
+            canceled += answer.get("canceled", 0)
+    for r in app.recoveries:
+        if r is not None:
+            r["canceled_after"] = canceled
     print(f"omsctl: after recovery: {canceled} open orders canceled", file=sys.stderr,
           flush=True)
 

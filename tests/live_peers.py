@@ -160,7 +160,7 @@ class VenueLedger:
 
 
 def venue(args) -> int:
-    v = wire.VENUES[0]
+    v = wire.VENUES[args.index]
     sim = VenueSim(v, APP, symbols=wire.SYMBOLS, seed=1, p_passive=0.0,
                    reorder=_reorder(args))
     ledger = VenueLedger()
@@ -201,13 +201,13 @@ def venue(args) -> int:
 
 # --- the strategy ---------------------------------------------------------------
 
-def simple_plan(drv: StrategyDriver, n: int, now: int) -> list[bytes]:
+def simple_plan(drv: StrategyDriver, n: int, now: int, account: int = 1) -> list[bytes]:
     """Every other order crosses the venue simulator's asks and fills; the
     others rest and are canceled."""
     out: list[bytes] = []
     for i in range(n):
         price = 152_0500_0000 if i % 2 == 0 else 151_0000_0000
-        out += drv.new_order(now, 1000 + i, "AAPL", price, 100)
+        out += drv.new_order(now, 1000 + i, "AAPL", price, 100, account=account)
     for i in range(1, n, 2):
         out += drv.cancel(now, 1000 + i)
     return out
@@ -291,7 +291,7 @@ def strategy(args) -> int:
     """A strategy over kernel UDP: the project's StrategyDriver (sequencing,
     retransmission both ways, heartbeats) with the kernel doing IP and UDP."""
     t0 = time.monotonic()
-    sess = wire.SESSIONS[0]
+    sess = wire.SESSIONS[args.index]
     drv = StrategyDriver(sess, APP, reorder=_reorder(args), heartbeat_ms=args.heartbeat_ms)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -307,7 +307,7 @@ def strategy(args) -> int:
     out(drv.login(time.time_ns()))
     plan = None
     if args.scenario == "simple":
-        out(simple_plan(drv, args.orders, time.time_ns()))
+        out(simple_plan(drv, args.orders, time.time_ns(), args.account))
     else:
         plan = MixedPlan(drv, args.orders)
     received: list[dict] = []
@@ -363,8 +363,11 @@ def main() -> int:
     st.add_argument("--linger", type=float, default=0.0,
                     help="once every order is final, keep serving this long")
     st.add_argument("--heartbeat-ms", type=int, default=None)
+    st.add_argument("--account", type=int, default=1)
     st.add_argument("--out", required=True)
     for p in (v, st):
+        p.add_argument("--index", type=int, default=0,
+                       help="which of tests/wire.py's SESSIONS or VENUES to be")
         p.add_argument("--reorder", type=float, default=0.0,
                        help="probability that an outgoing datagram is held back")
         p.add_argument("--seed", type=int, default=1)

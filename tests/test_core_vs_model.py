@@ -74,7 +74,8 @@ RELOADS = (
     {"accounts": (replace(RISK_ACCOUNTS[0], kill=True),) + RISK_ACCOUNTS[1:],
      "instruments": tuple(replace(i, halted=False) for i in RISK_INSTRUMENTS),
      "sessions": (replace(RISK_SESSIONS[0], throttle=Throttle(per_second=1000, burst=1)),
-                  replace(RISK_SESSIONS[1], throttle=None), RISK_SESSIONS[2])},
+                  replace(RISK_SESSIONS[1], throttle=None, accounts=(2, 3)),
+                  RISK_SESSIONS[2])},
 )
 
 
@@ -83,8 +84,9 @@ def reloaded(cfg, variant: int):
     cfg gives them but the throttle)."""
     change = dict(RELOADS[variant])
     if "sessions" in change:
-        throttles = {s.id: s.throttle for s in change["sessions"]}
-        change["sessions"] = tuple(replace(s, throttle=throttles.get(s.id, s.throttle))
+        new = {s.id: s for s in change["sessions"]}
+        change["sessions"] = tuple(replace(s, throttle=new[s.id].throttle,
+                                           accounts=new[s.id].accounts) if s.id in new else s
                                    for s in cfg.sessions)
     base = {"accounts": RISK_ACCOUNTS, "instruments": RISK_INSTRUMENTS, "routes": ()}
     return replace(cfg, **{**base, **change})

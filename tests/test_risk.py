@@ -83,7 +83,8 @@ SESSIONS = (wire.SESSIONS[0], replace(wire.SESSIONS[1], throttle=Throttle(1000, 
 
 
 def config(**kw):
-    return wire.config(instruments=INSTRUMENTS, accounts=ACCOUNTS, sessions=SESSIONS, **kw)
+    return wire.config(**{"instruments": INSTRUMENTS, "accounts": ACCOUNTS,
+                          "sessions": SESSIONS, **kw})
 
 
 class Harness:
@@ -419,3 +420,18 @@ def test_config_from_yaml_reaches_both():
     assert (aapl.reference_price, aapl.tick_size, aapl.lot_size, aapl.price_band_pct) == \
         (REF, px("0.01"), 10, 10 * D)
     assert cfg.accounts[0].max_order_notional == 90_000_000_000 * D
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_session_trades_only_the_accounts_it_lists(impl):
+    """R2a: sessions[].accounts (docs/semantics.md); none listed: any."""
+    sessions = (replace(SESSIONS[0], accounts=(1, 6)),) + SESSIONS[1:]
+    h = Harness(impl, config(sessions=sessions))
+    assert verdict(h.new(1, account=5)) == 32  # ACCOUNT_NOT_PERMITTED
+    assert verdict(h.new(2, account=6)) == "sent"
+    assert verdict(h.new(3, account=99)) == REASON["UNKNOWN_ACCOUNT"]  # R2 first
+    assert verdict(h.new(4, session=2, account=5)) == "sent"  # session 2 lists none
+    # a reload changes what it may trade
+    h.core.reload(config(sessions=(replace(SESSIONS[0], accounts=(5,)),) + SESSIONS[1:]))
+    assert verdict(h.new(5, account=5)) == "sent"
+    assert verdict(h.new(6, account=6)) == 32

@@ -1,0 +1,188 @@
+/* The I/O lcore of sharded mode (oms_dpdk.h, "Sharded mode"): receive from
+ * every port, answer ARP and ICMP, hand each frame to the worker that owns
+ * it, and send what the workers produced.  It reads only the frame headers
+ * it routes by and never touches a core. */
+#include <unistd.h>
+
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_mbuf.h>
+#include <string.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+
+#include "oms_dpdk.h"
+
+#define IDLE_SPINS 1024
+#define TX_RETRIES 64
+
+unsigned oms_ring_count(const struct rte_ring *r)
+{
+	return rte_ring_count(r);
+}
+
+/* Which worker owns the frame: strategy datagrams by (source address,
+ * source port), everything else by source address (venues); what matches
+ * no route goes to worker 0, whose core counts why it drops it. */
+static uint16_t route(struct oms_io *io, const uint8_t *f, uint32_t len)
+{
+	uint32_t off = 14;
+
+	if (len < 14)
+		return UINT16_MAX;
+	uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
+	if (type == 0x8100 && len >= 18) {
+		type = (uint16_t)(f[16] << 8 | f[17]);
+		off = 18;
+	}
+	if (type != 0x0800 || len < off + 20 || f[off + 9] != 17)
+		return UINT16_MAX;
+	uint32_t ihl = (f[off] & 0xfu) * 4u;
+	if (len < off + ihl + 8)
+		return UINT16_MAX;
+	uint32_t src = (uint32_t)f[off + 12] << 24 | (uint32_t)f[off + 13] << 16 |
+		       (uint32_t)f[off + 14] << 8 | f[off + 15];
+	const uint8_t *udp = f + off + ihl;
+	uint16_t sport = (uint16_t)(udp[0] << 8 | udp[1]);
+	uint16_t dport = (uint16_t)(udp[2] << 8 | udp[3]);
+	uint16_t want = dport == io->strategy_udp ? sport : 0;
+	for (uint32_t i = 0; i < io->n_routes; i++)
+		if (io->routes[i].ip == src && io->routes[i].port == want)
+			return io->routes[i].worker;
+	return UINT16_MAX;
+}
+
+static void tx(struct oms_io *io, uint16_t port, struct rte_mbuf **m, uint16_t k)
+{
+	uint16_t sent = 0;
+
+	for (int t = 0; t < TX_RETRIES && sent < k; t++) {
+		sent += rte_eth_tx_burst(port, 0, m + sent, (uint16_t)(k - sent));
+		if (sent < k)
+			io->stats.tx_retries++;
+	}
+	if (sent < k) {
+		io->stats.tx_dropped += k - sent;
+		rte_pktmbuf_free_bulk(m + sent, k - sent);
+	}
+	io->stats.tx_frames += sent;
+}
+
+/* Send what one worker queued, in its order, a batch per port. */
+static int drain(struct oms_io *io, struct rte_ring *out)
+{
+	struct rte_mbuf *m[OMS_BURST];
+	unsigned n = rte_ring_sc_dequeue_burst(out, (void **)m, OMS_BURST, NULL);
+	uint16_t i = 0;
+
+	while (i < n) {
+		uint16_t k = 1;
+		while (i + k < n && m[i + k]->port == m[i]->port)
+			k++;
+		tx(io, m[i]->port, m + i, k);
+		i += k;
+	}
+	return n != 0;
+}
+
+static int receive(struct oms_io *io, uint16_t port)
+{
+	struct rte_mbuf *m[OMS_BURST];
+	struct rte_mbuf *to[OMS_MAX_WORKERS][OMS_BURST];
+	uint16_t nto[OMS_MAX_WORKERS] = {0};
+	uint8_t out[LINK_MAX_FRAME];
+	/* take no more than every worker has room for: a busy worker makes
+	 * the port's queue fill (counted by the NIC as missed), it never has
+	 * frames that were received dropped */
+	uint16_t room = OMS_BURST;
+	for (uint16_t w = 0; w < io->n_workers; w++) {
+		unsigned free = rte_ring_free_count(io->in_ring[w]);
+		if (free < room)
+			room = (uint16_t)free;
+	}
+	if (room == 0)
+		return 0;
+	uint16_t n = rte_eth_rx_burst(port, 0, m, room);
+
+	io->stats.rx_frames += n;
+	for (uint16_t i = 0; i < n; i++) {
+		const uint8_t *f = rte_pktmbuf_mtod(m[i], const uint8_t *);
+		uint32_t len = rte_pktmbuf_data_len(m[i]);
+		uint32_t out_len = 0;
+		if (link_handle(f, len, io->mac, io->ip, out, &out_len, &io->link)) {
+			struct rte_mbuf *r = out_len ? rte_pktmbuf_alloc(io->pool) : NULL;
+			if (r) {
+				memcpy(rte_pktmbuf_append(r, (uint16_t)out_len), out, out_len);
+				tx(io, port, &r, 1);
+			} else if (out_len) {
+				io->stats.tx_dropped++;
+			}
+			rte_pktmbuf_free(m[i]);
+			continue;
+		}
+		uint16_t w = route(io, f, len);
+		if (w >= io->n_workers) {
+			io->stats.unrouted++;
+			w = 0;
+		}
+		to[w][nto[w]++] = m[i];
+	}
+	for (uint16_t w = 0; w < io->n_workers; w++) {
+		if (!nto[w])
+			continue;
+		unsigned q = rte_ring_sp_enqueue_burst(io->in_ring[w], (void **)to[w], nto[w], NULL);
+		io->stats.to_worker[w] += q;
+		if (q < nto[w]) {
+			/* overload: reported, never silent */
+			io->stats.worker_ring_full += nto[w] - q;
+			rte_pktmbuf_free_bulk(to[w] + q, nto[w] - q);
+		}
+	}
+	return n != 0;
+}
+
+static int io_main(void *arg)
+{
+	struct oms_io *io = arg;
+	uint32_t idle = 0;
+
+	for (;;) {
+		int busy = 0, stopping = io->stop;
+		for (uint16_t p = 0; p < io->n_rx && !io->rx_off; p++)
+			busy |= receive(io, io->rx_port[p]);
+		for (uint16_t w = 0; w < io->n_workers; w++)
+			while (drain(io, io->out_ring[w]))
+				busy = 1;
+		if (stopping)
+			break; /* the workers had stopped: that was the last drain */
+		if (busy) {
+			io->stats.busy_polls++;
+			idle = 0;
+			continue;
+		}
+		io->stats.idle_polls++;
+		if (++idle < IDLE_SPINS || io->idle_sleep_us == 0)
+			rte_pause();
+		else
+			usleep((useconds_t)io->idle_sleep_us);
+	}
+	for (uint16_t p = 0; p < io->n_rx; p++)
+		rte_eth_tx_done_cleanup(io->rx_port[p], 0, 0);
+	return 0;
+}
+
+int oms_io_launch(struct oms_io *io, unsigned lcore)
+{
+	uint8_t g[64];
+	uint32_t len = link_gratuitous_arp(io->mac, io->ip, g);
+
+	/* announce ourselves on every port */
+	for (uint16_t p = 0; p < io->n_rx; p++) {
+		struct rte_mbuf *m = rte_pktmbuf_alloc(io->pool);
+		if (!m)
+			return -1;
+		memcpy(rte_pktmbuf_append(m, (uint16_t)len), g, len);
+		tx(io, io->rx_port[p], &m, 1);
+	}
+	return rte_eal_remote_launch(io_main, io, lcore);
+}
