@@ -396,6 +396,46 @@ def test_omsctl_journal_tools(tmp_path):
     assert cli.main(["journal", "verify", str(path)]) == 0
 
 
+def test_sharded_workers_each_journal_and_recover_their_own_core(tmp_path):
+    """Sharded mode: start_core gives each worker's core its own journal
+    (path.w0, path.w1) holding the whole file's text; a restart rebuilds
+    each worker's part from it and recovers each core alone."""
+    import netns
+    import test_live_sharded
+
+    from dataplane.sharding import shard_config
+
+    text = test_live_sharded.config_text(netns.Hosts("jx")) + \
+        f"journal: {{path: {tmp_path / 'j'}, durability: none}}\n"
+    cfg = load_config_text(text, "sharded.yaml")
+
+    def part(i):
+        return lambda c: shard_config(c, c.dataplane.threading.workers[i])
+
+    def start():
+        return [jn.start_core(cfg, part=part(i), index=i) for i in (0, 1)]
+
+    first = start()
+    assert [r for _, _, r in first] == [None, None]
+    for i, (core, journal, _) in enumerate(first):
+        core.journal = journal
+        sess = i + 1  # worker i owns session i + 1, venue i + 1, account i + 1
+        core.process_burst([wire.from_strategy(sess, wire.login(sess))], 10**9)
+        out = core.process_burst([wire.from_strategy(sess, wire.new_order(
+            sess, 1, 7, symbol="AAPL", price=PRICE, qty=100, account=sess))], 10**9 + 1000)
+        assert out and core.order(sess, 7)["venue"] == sess
+        core.journal = None
+        journal.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.w0", "j.w1"]
+    again = start()
+    for i, ((was, _, _), (core, journal, rec)) in enumerate(zip(first, again, strict=True)):
+        assert rec["records"] == 3  # generation, login, order
+        assert core.cfg.sessions == was.cfg.sessions and len(core.cfg.sessions) == 1
+        assert core.order(i + 1, 7) == was.order(i + 1, 7)
+        assert core.stats() == was.stats()
+        journal.close()
+
+
 def test_journal_section_of_the_configuration():
     cfg = load_config_text(yaml_config("journal: {path: /var/lib/oms/j, durability: periodic,"
                                        " sync_interval_ms: 5}\n"))
