@@ -23,6 +23,8 @@
 #define DEFAULT_MAX_BYTES (64ull << 30)
 #define DEFAULT_SEGMENT_MB 64
 #define DEFAULT_SYNC_MS 10
+/* the helper allocates ahead in pieces this big, syncing in between */
+#define GROW_CHUNK (2ull << 20)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -481,18 +483,17 @@ static int sync_to(struct oms_journal *j, uint64_t end)
 	return 0;
 }
 
-/* Make the file at least `want` bytes, a whole step (or more) at a time:
- * posix_fallocate, then the new pages faulted in (Linux 5.14+; best
- * effort), so that appending takes no page fault.  Under grow_lock: the
- * helper grows ahead, the writer only when it caught up. */
-static int grow_to(struct oms_journal *j, uint64_t want)
+/* Allocate the file up to exactly `new_size`: posix_fallocate, then the new
+ * pages faulted in (Linux 5.14+; best effort), so that appending takes no
+ * page fault.  Under grow_lock: the helper grows ahead, the writer only
+ * when it caught up. */
+static int grow_exact(struct oms_journal *j, uint64_t new_size)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&j->grow_lock);
 	uint64_t size = j->size;
-	if (want > size) {
-		uint64_t new_size = (want + j->step - 1) / j->step * j->step;
+	if (new_size > size) {
 		uint64_t t0 = mono_ns();
 		if (new_size > j->max_bytes ||
 		    posix_fallocate(j->fd, (off_t)size, (off_t)(new_size - size)) != 0) {
@@ -506,6 +507,36 @@ static int grow_to(struct oms_journal *j, uint64_t want)
 	}
 	pthread_mutex_unlock(&j->grow_lock);
 	return rc;
+}
+
+/* At least `want` bytes, in whole steps. */
+static int grow_to(struct oms_journal *j, uint64_t want)
+{
+	return grow_exact(j, (want + j->step - 1) / j->step * j->step);
+}
+
+/* The helper's growth: two steps ahead of the writer, a chunk at a time,
+ * the periodic msync kept going in between (a step can take a second). */
+static void grow_ahead(struct oms_journal *j)
+{
+	uint64_t end = __atomic_load_n(&j->end, __ATOMIC_ACQUIRE);
+	uint64_t target = (end + 2 * j->step + j->step - 1) / j->step * j->step;
+	uint64_t last_sync = mono_ns();
+
+	while (!__atomic_load_n(&j->stop, __ATOMIC_ACQUIRE)) {
+		uint64_t size = __atomic_load_n(&j->size, __ATOMIC_ACQUIRE);
+		if (size >= target)
+			break;
+		uint64_t next = size + GROW_CHUNK < target ? size + GROW_CHUNK : target;
+		if (grow_exact(j, next))
+			break; /* disk full: the writer will find out and count it */
+		if (j->durability == OMS_JNL_PERIODIC &&
+		    mono_ns() - last_sync >= (uint64_t)j->sync_ms * 1000000ull) {
+			sync_to(j, __atomic_load_n(&j->end, __ATOMIC_ACQUIRE));
+			last_sync = mono_ns();
+		}
+	}
+	__atomic_store_n(&j->grow_asked, 0, __ATOMIC_RELEASE);
 }
 
 /* The helper thread: the periodic msync (durability "periodic"), and the
@@ -528,11 +559,8 @@ static void *helper_main(void *arg)
 		if (j->stop)
 			break;
 		pthread_mutex_unlock(&j->lock);
-		if (__atomic_load_n(&j->grow_asked, __ATOMIC_ACQUIRE)) {
-			uint64_t end = __atomic_load_n(&j->end, __ATOMIC_ACQUIRE);
-			grow_to(j, end + 2 * j->step);
-			__atomic_store_n(&j->grow_asked, 0, __ATOMIC_RELEASE);
-		}
+		if (__atomic_load_n(&j->grow_asked, __ATOMIC_ACQUIRE))
+			grow_ahead(j);
 		pthread_mutex_lock(&j->lock);
 		if (j->durability == OMS_JNL_PERIODIC)
 			sync_to(j, __atomic_load_n(&j->end, __ATOMIC_ACQUIRE));

@@ -118,7 +118,7 @@ struct oms_journal_stats {
 	uint64_t next_seq;
 	uint64_t syncs;        /* msync calls */
 	uint64_t synced;       /* bytes known written back */
-	uint64_t grows;        /* fallocate steps */
+	uint64_t grows;        /* fallocate calls (a step, or a 2 MiB piece of one) */
 	uint64_t grow_ns;      /* time they took, faulting the pages in included */
 	/* appends that found the file full and grew it themselves (the helper
 	 * thread, which grows a step ahead, was late): a stall on the hot path */
