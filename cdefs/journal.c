@@ -217,14 +217,18 @@ static int scan_file(const char *path, int writable, struct oms_journal_scan *ou
 		return -1;
 	}
 	uint64_t size = (uint64_t)st.st_size;
-	/* every page is read (CRC): fault them in with one call, not one each */
-	uint8_t *base = mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+	/* every page is read (CRC), in order: the kernel reads ahead of the
+	 * walk (from a cold cache the reading overlaps the re-execution) and
+	 * maps pages in groups (fault-around) */
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	uint8_t *base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		fail(err, errlen, "%s: cannot map: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
-	madvise(base, size, MADV_SEQUENTIAL | MADV_WILLNEED);
+	madvise(base, size, MADV_SEQUENTIAL);
+	madvise(base, size, MADV_WILLNEED);
 	int rc = -1;
 	if (!header_ok(base, size)) {
 		fail(err, errlen, "%s: not a journal of version %d (bad file header)", path,
