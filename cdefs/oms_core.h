@@ -18,6 +18,8 @@
 #include "sp_wire.h"
 #include "latency.h"
 #include "link.h"
+#include "feed.h"
+#include "igmp.h"
 
 /* Size of one transmit slot: the largest frame the core builds (an OUCH
  * Enter Order with its appendage behind Ethernet/IPv4/UDP and the packet

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from control import journal_tools, whatif
 from control import schema as config_schema
-from control.config import ConfigError, load_config, load_default_config
+from control.config import ConfigError, Dataplane, load_config, load_default_config
 
 BUNDLED_SCENARIO = Path(__file__).resolve().parent.parent / "pcaps" / "scenarios" / "session.jsonl"
 
@@ -40,10 +40,9 @@ def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=Non
     from dataplane import pcap_backend
     from dataplane.replay import Replayer, report_lines, write_report
 
-    records = pcap_backend.read_pcap(in_pcap)
     rp = Replayer(cfg, venue_sim=venue_sim, verify=verify, timings=bool(timings),
                   venue_latency_ns=int(venue_latency_us * 1000), backend=backend)
-    out, res = rp.run(records)
+    out, res = rp.run_file(in_pcap)
     pcap_backend.write_pcap(out_pcap, out)
     lines = report_lines(cfg, out, res.stats)
     if report:
@@ -55,9 +54,10 @@ def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=Non
     summary["verified_against_reference_model"] = res.verified
     summary["backend"] = backend
     if res.port_stats is not None:
-        # proof that the frames went through a DPDK port and a worker lcore
-        summary["dpdk_port"] = res.port_stats
-        summary["dpdk_worker"] = res.worker_stats
+        # proof that the frames went through DPDK ports and a worker lcore:
+        # the capture through net_pcap, answers in and frames out by a ring port
+        summary["dpdk_ports"] = res.port_stats
+        summary["dpdk_replay_loop"] = res.worker_stats
         summary["dpdk_mbufs_in_use_after"] = res.mbufs_in_use
     return summary
 
@@ -99,6 +99,11 @@ def cmd_run(args) -> int:
 
     cfg = _config(args.config)
     live = None if args.scenario else live_backend(cfg, args.backend)
+    if live == "dpdk" or (live is None and args.backend in (None, "dpdk")):
+        # the replay job starts EAL on its own settings (two lcores, no
+        # hugepages), not the configuration's
+        if not startup_check(cfg.dataplane if live else Dataplane()):
+            return 5
     if live:
         from dataplane.serve import serve
         lo, _, hi = args.dump_ids.partition("-")
@@ -119,13 +124,44 @@ def cmd_run(args) -> int:
                          venue_sim=True, verify=True, timings=outdir / "timings.json",
                          backend=args.backend)
     print(f"scenario {scenario}: {n} frames -> {orders}")
-    where = ("the DPDK data plane (ring port, worker lcore)" if args.backend == "dpdk"
+    where = ("the DPDK data plane (the capture read by a net_pcap port on a worker lcore, "
+             "venue answers through a ring port)" if args.backend == "dpdk"
              else "the pcap backend")
     print(f"replayed through the C core on {where}, with the venue simulator and the "
           f"reference model checking every byte: {outdir / 'out.pcap'}, "
           f"{outdir / 'report.jsonl'}, {outdir / 'timings.json'}")
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
+
+
+def startup_check(dataplane) -> bool:
+    """The machine against the data plane's settings: errors stop the start
+    (the reason and the fix, rather than EAL's error), warnings are told."""
+    from dataplane.diagnose import ERROR, WARNING, diagnose
+
+    findings = diagnose(dataplane)
+    for f in findings:
+        if f.level in (ERROR, WARNING):
+            print(f"omsctl: {f}", file=sys.stderr)
+    if any(f.level == ERROR for f in findings):
+        print("omsctl: not starting: fix the errors above (omsctl doctor --config X.yaml "
+              "checks again)", file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_doctor(args) -> int:
+    """Every check of the machine against the configuration's data plane."""
+    from dataplane.diagnose import diagnose, errors
+
+    cfg = _config(args.config)
+    findings = diagnose(cfg, root=args.root)
+    for f in findings:
+        print(f)
+    bad = errors(findings)
+    print(f"{len(bad)} error(s), "
+          f"{sum(f.level == 'warning' for f in findings)} warning(s)")
+    return 1 if bad else 0
 
 
 def cmd_ctl(args) -> int:
@@ -197,10 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="live: the cl_ord_ids --dump-orders looks up, per session")
     r.add_argument("--backend", choices=["dpdk", "afxdp", "pcap"], default=None,
                    help="dpdk: the core on a worker lcore behind DPDK ports (the default; "
-                        "live with dataplane.ports, else the replay job through a ring "
-                        "port); afxdp: live on AF_XDP sockets (dataplane.afxdp), no DPDK; "
+                        "live with dataplane.ports, else the replay job through a "
+                        "net_pcap port); afxdp: live on AF_XDP sockets (dataplane.afxdp), no DPDK; "
                         "pcap: the replay job with the core in this thread, no DPDK")
     r.set_defaults(func=cmd_run)
+
+    dr = sub.add_parser("doctor", help="check this machine against the configuration's data "
+                        "plane: hugepages, NIC binding, lcores, NUMA, IOMMU")
+    dr.add_argument("--config")
+    dr.add_argument("--root", default="/", help=argparse.SUPPRESS)  # tests: a fake /sys, /proc
+    dr.set_defaults(func=cmd_doctor)
 
     ct = sub.add_parser("ctl", help="talk to a running appliance's control socket")
     ct.add_argument("--socket", default="/run/oms/control.sock")
@@ -249,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--venue-latency-us", type=float, default=20.0)
     rp.add_argument("--timings", help="write per-order processing percentiles (JSON)")
     rp.add_argument("--backend", choices=["pcap", "dpdk"], default="pcap",
-                    help="pcap: the core in this thread; dpdk: through a DPDK port and a "
-                         "worker lcore (same output, byte for byte)")
+                    help="pcap: the core in this thread; dpdk: the capture read by a DPDK "
+                         "net_pcap port on a worker lcore (same output, byte for byte)")
     rp.add_argument("--verify", action="store_true",
                     help="run the reference model beside the core; fail on any difference")
     rp.set_defaults(func=cmd_replay)

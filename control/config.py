@@ -224,6 +224,45 @@ class Dataplane:
     idle_sleep_us: int = 0
     afxdp: Afxdp | None = None
     threading: Threading = field(default_factory=Threading)
+    # two busy-polling workers on the hyperthreads of one core take turns on
+    # it: start-up refuses that unless this says it is meant
+    allow_shared_cpus: bool = False
+
+
+# ---- market data (docs/market-data.md) -----------------------------------
+
+
+@dataclass(frozen=True)
+class Retransmission:
+    """A feed's MoldUDP64 re-request server and its next hop."""
+    ip: str
+    port: int
+    mac: str
+
+
+@dataclass(frozen=True)
+class FeedSubscription:
+    """One venue's ITCH feed: its multicast group, UDP port and (SSM)
+    source, where it arrives, where to ask for what was lost."""
+    venue: int  # a configured venue id; one feed per venue
+    group: str  # IPv4 multicast group (not 224.0.0.0/24)
+    port: int  # UDP port of the group
+    source_ip: str = ""  # "": any source (IGMPv3 EXCLUDE {}), else source-specific
+    rx_port: str = ""  # DPDK port name; "": dataplane.ports.venue
+    rx_queue: int = 0
+    retransmission: Retransmission | None = None  # none: stale until the next session
+    stale_after_ms: int = 0  # 0: market_data.stale_after_ms
+
+
+@dataclass(frozen=True)
+class MarketData:
+    """Market-data subscriptions and the books kept for them."""
+    symbols: tuple[str, ...] = ()  # subscribed symbols (instruments, when configured)
+    subscriptions: tuple[FeedSubscription, ...] = ()
+    stale_after_ms: int = 1000  # a feed quiet this long is stale
+    request_port: int = 0  # our UDP port for retransmissions; 0: venue_port + 2
+    max_orders: int = 1 << 20  # resting orders per feed over its books
+    max_levels: int = 1024  # price levels per side of one book
 
 
 JOURNAL_DURABILITY = ("none", "periodic", "burst")
@@ -262,6 +301,7 @@ class Config:
     accounts: tuple[Account, ...] = ()
     routes: tuple[Route, ...] = ()
     risk: Risk = field(default_factory=Risk)
+    market_data: MarketData = field(default_factory=MarketData)
     journal: Journal | None = None
     source: str = "<memory>"  # the file it was read from
     # the YAML it was read from: the journal records it with each
@@ -583,6 +623,9 @@ class _Loader:
                          Dataplane())
         if dataplane.threading.mode == "sharded":
             self.shards_cover(dataplane.threading, top["dataplane"], sessions, venues, accounts)
+        market_data = part("market_data",
+                           lambda n: self.market_data(n, owner("market_data"), appliance,
+                                                      venues, instruments), MarketData())
         journal = part("journal", self.journal)
         if self.errors:
             raise ConfigErrors(self.errors)
@@ -597,6 +640,7 @@ class _Loader:
             accounts=accounts,
             routes=routes,
             risk=risk,
+            market_data=market_data,
             journal=journal,
             source=self.source,
         )
@@ -781,8 +825,9 @@ class _Loader:
                                  f"{lcores!r} is not an lcore list like \"0,1\", \"0-3\" "
                                  "or \"0@0,1@1,2@1\" (lcore@cpu)")
             out["lcores"] = lcores
-        if "hugepages" in v:
-            out["hugepages"] = self.boolean(v["hugepages"], "dataplane.hugepages")
+        for key in ("hugepages", "allow_shared_cpus"):
+            if key in v:
+                out[key] = self.boolean(v[key], f"dataplane.{key}")
         for key, lo, hi in (("memory_mb", 64, 1 << 20), ("mbufs", 511, 1 << 24),
                             ("idle_sleep_us", 0, 1_000_000)):
             if key in v:
@@ -1135,4 +1180,108 @@ class _Loader:
                                      f"at line {seen[key]}")
                 seen[key] = item.start_mark.line + 1
                 out.append(Route(venue=venue, account=account, symbol=symbol))
+        return tuple(out)
+
+    # --- market data (docs/market-data.md) --------------------------------
+    # One block for the market_data section, kept apart from the rest.
+
+    def market_data(self, node: yaml.Node, owner_line: int, appliance: Appliance,
+                    venues: tuple[Venue, ...],
+                    instruments: tuple[Instrument, ...]) -> MarketData:
+        v = self.mapping(node, "market_data", MarketData, owner_line)
+        out: dict = {}
+        if "stale_after_ms" in v:
+            out["stale_after_ms"] = self.integer(v["stale_after_ms"],
+                                                 "market_data.stale_after_ms", 1, 3_600_000)
+        if "max_orders" in v:
+            out["max_orders"] = self.integer(v["max_orders"], "market_data.max_orders", 16,
+                                             _MAX_TABLE)
+        if "max_levels" in v:
+            out["max_levels"] = self.integer(v["max_levels"], "market_data.max_levels", 2,
+                                             1 << 20)
+        if "request_port" in v:
+            port = self.port(v["request_port"], "market_data.request_port")
+            taken = {} if appliance is None else {  # None: its errors are reported
+                appliance.strategy_port: "appliance.strategy_port",
+                appliance.venue_port: "appliance.venue_port",
+                appliance.request_port: "the venue request port"}
+            if port in taken:
+                raise self.error(v["request_port"], "market_data.request_port",
+                                 f"{port} is already {taken[port]}")
+            out["request_port"] = port
+        if "symbols" in v:
+            out["symbols"] = self.md_symbols(v["symbols"], instruments)
+        if "subscriptions" in v:
+            out["subscriptions"] = self.md_subscriptions(v["subscriptions"], venues)
+        return MarketData(**out)
+
+    def md_symbols(self, node: yaml.Node, instruments: tuple[Instrument, ...]) -> tuple[str, ...]:
+        known = self.symbols  # configured instruments, those left out for errors too
+        out: list[str] = []
+        for i, item in enumerate(self.sequence(node, "market_data.symbols")):
+            path = f"market_data.symbols[{i}]"
+            symbol = self.string(item, path)
+            if not _SYMBOL_RE.fullmatch(symbol):
+                raise self.error(item, path,
+                                 f"{symbol!r} must be 1 to 8 characters of A-Z, 0-9 and '.'")
+            if known and symbol not in known:
+                raise self.error(item, path, f"{symbol} is not a configured instrument")
+            if symbol in out:
+                raise self.error(item, path, f"{symbol} is listed twice")
+            out.append(symbol)
+        return tuple(out)
+
+    def md_subscriptions(self, node: yaml.Node,
+                         venues: tuple[Venue, ...]) -> tuple[FeedSubscription, ...]:
+        out: list[FeedSubscription] = []
+        seen_venue: dict[int, int] = {}
+        seen_flow: dict[tuple, int] = {}
+        for i, item in enumerate(self.sequence(node, "market_data.subscriptions")):
+            path = f"market_data.subscriptions[{i}]"
+            v = self.mapping(item, path, FeedSubscription)
+            line = item.start_mark.line + 1
+            venue = self.integer(v["venue"], f"{path}.venue", 1, 65535)
+            if venue not in self.venue_ids:
+                configured = ", ".join(str(x) for x in sorted(self.venue_ids)) or "none"
+                raise self.error(v["venue"], f"{path}.venue",
+                                 f"venue {venue} is not configured (configured venue ids: "
+                                 f"{configured})")
+            if venue in seen_venue:
+                raise self.error(v["venue"], f"{path}.venue",
+                                 f"venue {venue} already has a feed (line {seen_venue[venue]})")
+            seen_venue[venue] = line
+            group = self.ipv4(v["group"], f"{path}.group")
+            addr = ipaddress.IPv4Address(group)
+            if not addr.is_multicast or addr in ipaddress.IPv4Network("224.0.0.0/24"):
+                raise self.error(v["group"], f"{path}.group",
+                                 f"{group} is not a routable multicast group "
+                                 "(224.0.1.0 to 239.255.255.255)")
+            port = self.port(v["port"], f"{path}.port")
+            fields_: dict = {}
+            if "source_ip" in v:
+                source = self.ipv4(v["source_ip"], f"{path}.source_ip")
+                if ipaddress.IPv4Address(source).is_multicast:
+                    raise self.error(v["source_ip"], f"{path}.source_ip",
+                                     f"{source} is a group, not a source")
+                fields_["source_ip"] = source
+            flow = (group, port, fields_.get("source_ip", ""))
+            if flow in seen_flow:
+                raise self.error(item, path, f"the same group, port and source as line "
+                                             f"{seen_flow[flow]}")
+            seen_flow[flow] = line
+            if "rx_port" in v:
+                fields_["rx_port"] = self.string(v["rx_port"], f"{path}.rx_port")
+            if "rx_queue" in v:
+                fields_["rx_queue"] = self.integer(v["rx_queue"], f"{path}.rx_queue", 0, 1023)
+            if "stale_after_ms" in v:
+                fields_["stale_after_ms"] = self.integer(v["stale_after_ms"],
+                                                         f"{path}.stale_after_ms", 1, 3_600_000)
+            if "retransmission" in v:
+                rp = f"{path}.retransmission"
+                rv = self.mapping(v["retransmission"], rp, Retransmission,
+                                  self.key_line(item, "retransmission"))
+                fields_["retransmission"] = Retransmission(
+                    ip=self.ipv4(rv["ip"], f"{rp}.ip"), port=self.port(rv["port"], f"{rp}.port"),
+                    mac=self.mac(rv["mac"], f"{rp}.mac"))
+            out.append(FeedSubscription(venue=venue, group=group, port=port, **fields_))
         return tuple(out)

@@ -168,6 +168,28 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Journal", "after_recovery"): {"enum": list(C.JOURNAL_AFTER_RECOVERY),
                                     "description": "keep: recovered open orders stay working; "
                                                    "cancel: all canceled once running"},
+    # market data
+    ("MarketData", "symbols"): {"type": "array", "uniqueItems": True,
+                                "items": {"type": "string", "pattern": _SYMBOL_PATTERN},
+                                "description": "subscribed symbols; configured instruments "
+                                               "when there are any"},
+    ("MarketData", "stale_after_ms"): _TIMER_MS,
+    ("MarketData", "request_port"): {**_PORT, "description": "our UDP port for "
+                                     "retransmissions; default venue_port + 2"},
+    ("MarketData", "max_orders"): _int(16, C._MAX_TABLE),
+    ("MarketData", "max_levels"): _int(2, 1 << 20),
+    ("FeedSubscription", "venue"): {**_int(1, 65535), "description": "a configured venue id, "
+                                    "one feed per venue"},
+    ("FeedSubscription", "group"): {**_IPV4, "description": "multicast group, "
+                                    "224.0.1.0 to 239.255.255.255"},
+    ("FeedSubscription", "port"): _PORT,
+    ("FeedSubscription", "source_ip"): {**_IPV4, "description": "source-specific (SSM) "
+                                     "sender; absent: any source"},
+    ("FeedSubscription", "rx_queue"): _int(0, 1023),
+    ("FeedSubscription", "stale_after_ms"): _TIMER_MS,
+    ("Retransmission", "ip"): _IPV4,
+    ("Retransmission", "port"): _PORT,
+    ("Retransmission", "mac"): _MAC,
 }
 
 # risk.account_defaults takes what an account takes, each optional

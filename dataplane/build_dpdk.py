@@ -1,7 +1,8 @@
 """cffi build of the DPDK data plane (API mode: DPDK's burst, ring and mbuf
 calls are static inline).  It compiles the same core sources as
-build_core.py plus the DPDK glue (cdefs/dpdk_io.c, cdefs/worker.c), so the
-worker lcore calls the core directly.  Flags and libraries come from
+build_core.py plus the DPDK glue (cdefs/dpdk_io.c, cdefs/worker.c, and the
+net_pcap replay loop cdefs/replay_loop.c), so the worker lcore calls the core
+directly.  Flags and libraries come from
 pkg-config's libdpdk (Debian's libdpdk-dev)."""
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
 CORE_SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
                 if w and not w.startswith("#")]
-DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c"]  # command.c: a core source
+DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c", "replay_loop.c"]  # command.c: a core source
+# what cffi binds: the data plane and the replay loop
+HEADERS = ["oms_dpdk.h", "replay_loop.h"]
 MODULE = "dataplane._oms_dpdk"
 
 
@@ -31,9 +34,10 @@ def dpdk_available() -> bool:
 
 def cdef_text() -> str:
     cc = os.environ.get("CC", "cc")
+    includes = "".join(f'#include "{h}"\n' for h in HEADERS)
     return subprocess.run(
-        [cc, "-E", "-P", "-DOMS_CFFI", "-I", str(CDEFS), str(CDEFS / "oms_dpdk.h")],
-        check=True, capture_output=True, text=True).stdout
+        [cc, "-E", "-P", "-DOMS_CFFI", "-I", str(CDEFS), "-x", "c", "-"],
+        input=includes, check=True, capture_output=True, text=True).stdout
 
 
 def make_builder() -> FFI:
@@ -44,13 +48,14 @@ def make_builder() -> FFI:
     ffi.cdef(cdef_text())
     ffi.set_source_pkgconfig(
         MODULE, ["libdpdk"],
-        '#include "oms_dpdk.h"\n',
+        "".join(f'#include "{h}"\n' for h in HEADERS),
         sources=[os.path.relpath(CDEFS / s) for s in CORE_SOURCES + DPDK_SOURCES],
         include_dirs=[os.path.relpath(CDEFS)],
         define_macros=[("ALLOW_EXPERIMENTAL_API", None)],
         extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror",
                             "-Wno-unused-parameter"],
-        libraries=["rte_net_ring"],
+        # net_ring and the vdev bus are called directly; net_pcap is a plugin
+        libraries=["rte_net_ring", "rte_bus_vdev"],
     )
     return ffi
 

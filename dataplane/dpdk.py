@@ -6,12 +6,12 @@ process that uses this module is a data-plane process: tests run it in a
 subprocess.  Without hugepages (CI, laptops) it runs with --no-huge; a
 unique --file-prefix keeps concurrent runs apart.
 
-`RingPortCore` is the replay path: the core runs on a worker lcore behind a
-DPDK ring port (net_ring); Python hands it each burst as mbufs stamped with
-their time and waits until the worker has handled it, so a replay through
-DPDK is as deterministic as one through the pcap backend and gives the same
-bytes.  It has the API of dataplane.core.Core, so the replayer drives
-either."""
+`RingPortCore` runs the core on a worker lcore behind a DPDK ring port
+(net_ring); Python hands it each burst as mbufs stamped with their time and
+waits until the worker has handled it, so it is as deterministic as the core
+in this thread.  It has the API of dataplane.core.Core.  (Replay with
+--backend dpdk reads its capture through a net_pcap port instead:
+dataplane/netpcap_replay.py.)"""
 from __future__ import annotations
 
 import importlib

@@ -6,12 +6,18 @@ Determinism: frames are handed to the core in file order, grouped into
 bursts of equal timestamps, each burst with its timestamp as `now_ns`.  Venue
 answers come back `venue_latency_ns` after the frame that caused them and,
 at equal times, after the capture's frames.  Nothing here reads a clock
-except for --timings, which never reaches the output pcap or the report."""
+except for --timings, which never reaches the output pcap or the report.
+
+Backends: `pcap` runs `schedule` below with the core in this thread; `dpdk`
+has a net_pcap port read the capture on a worker lcore, which schedules
+the same way in C (dataplane/netpcap_replay.py, cdefs/replay_loop.c).
+Both give the same output pcap and report, byte for byte."""
 from __future__ import annotations
 
 import heapq
 import json
 import struct
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,8 +42,8 @@ class ReplayResult:
     outbound_by_type: Counter = field(default_factory=Counter)
     stats: dict = field(default_factory=dict)
     verified: bool = False
-    port_stats: dict | None = None  # DPDK backend: the ring port's rte_eth_stats
-    worker_stats: dict | None = None
+    port_stats: dict | None = None  # DPDK backend: rte_eth_stats of capture and venue ports
+    worker_stats: dict | None = None  # DPDK backend: the replay loop's counters
     mbufs_in_use: int | None = None
 
 
@@ -57,21 +63,17 @@ class Replayer:
                  timings: bool = False, sim_seed: int = 1, backend: str = "pcap"):
         self.cfg = cfg
         self.backend = backend
-        if backend == "dpdk":
-            # the core on a worker lcore behind a DPDK ring port
-            from dataplane.dpdk import RingPortCore
-            self.core = RingPortCore(cfg)
-        elif backend == "pcap":
-            self.core = Core(cfg)
-        else:
+        if backend not in ("pcap", "dpdk"):
             raise ValueError(f"unknown replay backend {backend!r} (pcap or dpdk)")
-        self.core.set_timing(timings)
+        # dpdk: the core is made with the DPDK extension when the run starts
+        self.core = Core(cfg) if backend == "pcap" else None
+        self.timing = timings
+        if self.core is not None:
+            self.core.set_timing(timings)
         self.venue_latency_ns = venue_latency_ns
-        self.sims: dict[str, VenueSim] = {}
-        if venue_sim:
-            symbols = [i.symbol for i in cfg.instruments]
-            for v in cfg.venues:
-                self.sims[v.ip] = VenueSim(v, cfg.appliance, symbols=symbols, seed=sim_seed + v.id)
+        self.venue_sim = venue_sim
+        self.sim_seed = sim_seed
+        self.sims = self._new_sims()
         self.model = None
         if verify:
             from dataplane.reference_model import ReferenceCore
@@ -79,64 +81,77 @@ class Replayer:
         self.venue_ips = {v.ip: v for v in cfg.venues}
         self.burst_cpu_ns: list[int] = []
 
+    def _new_sims(self) -> dict[str, VenueSim]:
+        """One venue simulator per venue, fresh (they keep session state)."""
+        if not self.venue_sim:
+            return {}
+        symbols = [i.symbol for i in self.cfg.instruments]
+        return {v.ip: VenueSim(v, self.cfg.appliance, symbols=symbols, seed=self.sim_seed + v.id)
+                for v in self.cfg.venues}
+
+    def run_file(self, path: str | Path) -> tuple[list[tuple[int, bytes]], ReplayResult]:
+        """Replay a capture file: the pcap backend reads it here; the dpdk
+        backend has a net_pcap port read it on a worker lcore."""
+        records = pcap_backend.read_pcap(path)
+        if self.backend == "dpdk":
+            return self._run_dpdk(Path(path), records)
+        return self.run(records)
+
     def run(self, records: list[tuple[int, bytes]]) -> tuple[list[tuple[int, bytes]], ReplayResult]:
         """Returns the transmitted frames with their times, and the summary.
-
-        Besides the capture's frames and the venue's answers, the core gets
-        a call with no frames whenever its next timer is due (heartbeats,
-        timeouts, re-sent requests), as a live backend would make it, up
-        to the capture's last timestamp."""
-        INPUT, ANSWER, TIMER = 0, 1, 2
-        heap: list[tuple[int, int, int, bytes | None]] = [
-            (ts, INPUT, i, f) for i, (ts, f) in enumerate(records)]
-        heapq.heapify(heap)
-        horizon = max((ts for ts, _ in records), default=0)
-        timers_set: set[int] = set()
-        order = 0
-        out: list[tuple[int, bytes]] = []
+        (The dpdk backend needs a file for its net_pcap port: the records
+        are written to a temporary one.)"""
+        if self.backend == "dpdk":
+            with tempfile.TemporaryDirectory(prefix="oms-replay-") as d:
+                path = Path(d) / "capture.pcap"
+                pcap_backend.write_pcap(path, records)
+                return self._run_dpdk(path, records)
         res = ReplayResult(frames_in=len(records))
-        while heap:
-            now = heap[0][0]
-            burst = []
-            while heap and heap[0][0] == now and len(burst) < pcap_backend.MAX_BURST:
-                _, kind, _, frame = heapq.heappop(heap)
-                if kind == TIMER:
-                    timers_set.discard(now)
-                else:
-                    burst.append(frame)
-            t0 = time.perf_counter_ns()
-            tx = self.core.process_burst(burst, now)
-            self.burst_cpu_ns.append(time.perf_counter_ns() - t0)
+
+        def check(now, burst, tx):
             if self.model is not None:
                 expected = self.model.process_burst(burst, now)
                 if expected != tx:
                     raise VerifyError(_describe_difference(now, burst, tx, expected))
-            for frame in tx:
-                out.append((now, frame))
-                udp = _frame_udp(frame)
-                sim = self.sims.get(udp[0]) if udp else None
-                if sim is not None:
-                    for answer in sim.handle_frame(frame, now + self.venue_latency_ns):
-                        order += 1
-                        heapq.heappush(heap, (now + self.venue_latency_ns, ANSWER, order, answer))
-            deadline = self.core.next_deadline()
-            if deadline <= horizon and deadline not in timers_set:
-                timers_set.add(deadline)
-                order += 1
-                heapq.heappush(heap, (deadline, TIMER, order, None))
+
+        out = schedule(self.core, records, self.sims, self.venue_latency_ns,
+                       on_burst=check, burst_ns=self.burst_cpu_ns)
         res.frames_out = len(out)
         res.stats = self.core.stats()
-        if self.backend == "dpdk":
-            res.port_stats = self.core.port_stats()
-            res.worker_stats = self.core.worker_stats()
-            res.mbufs_in_use = self.core.mbufs_in_use()
-            self.core.close()
+        self._verify_stats(res)
+        return out, res
+
+    def _run_dpdk(self, path: Path, records: list[tuple[int, bytes]]
+                  ) -> tuple[list[tuple[int, bytes]], ReplayResult]:
+        from dataplane.netpcap_replay import NetPcapReplay
+
+        res = ReplayResult(frames_in=len(records))
+        rp = NetPcapReplay(self.cfg, path, records, sims=self.sims,
+                           venue_latency_ns=self.venue_latency_ns, timing=self.timing)
+        try:
+            out = rp.run()
+        finally:
+            rp.close()
+        self.core = rp.core
+        res.frames_out = len(out)
+        res.stats = self.core.stats()
+        res.port_stats = rp.port_stats
+        res.worker_stats = rp.loop_stats
+        res.mbufs_in_use = rp.mbufs_in_use
+        if self.model is not None:
+            # the model runs under the pcap backend's scheduler, with venue
+            # simulators of its own; the worker's output must be the same
+            expected = schedule(self.model, records, self._new_sims(), self.venue_latency_ns)
+            _compare_outputs(out, expected)
+        self._verify_stats(res)
+        return out, res
+
+    def _verify_stats(self, res: ReplayResult) -> None:
         if self.model is not None:
             model_stats = self.model.stats()
             if model_stats != res.stats:
                 raise VerifyError(f"counters differ:\n core  {res.stats}\n model {model_stats}")
             res.verified = True
-        return out, res
 
     def timings(self) -> dict:
         """Per-order processing time from the core's TSC histogram, in
@@ -158,6 +173,73 @@ class Replayer:
                 "bursts": len(self.burst_cpu_ns),
                 "burst_wall_ns_median": sorted(self.burst_cpu_ns)[len(self.burst_cpu_ns) // 2]
                 if self.burst_cpu_ns else 0}
+
+
+def schedule(core, records: list[tuple[int, bytes]], sims: dict[str, VenueSim],
+             venue_latency_ns: int, *, on_burst=None, burst_ns: list[int] | None = None
+             ) -> list[tuple[int, bytes]]:
+    """Feed `core` (the C core or the reference model) the capture, the
+    venue simulators' answers and its timers; returns what it transmitted,
+    with the time of the call that sent it.
+
+    Frames go in file order, grouped into bursts of equal timestamps (at
+    most MAX_BURST), each burst with its timestamp as `now_ns`.  Besides the
+    capture's frames and the venue's answers, the core gets a call with no
+    frames whenever its next timer is due (heartbeats, timeouts, re-sent
+    requests), as a live backend would make it, up to the capture's last
+    timestamp.  cdefs/replay_loop.c does the same on a DPDK worker lcore."""
+    INPUT, ANSWER, TIMER = 0, 1, 2
+    heap: list[tuple[int, int, int, bytes | None]] = [
+        (ts, INPUT, i, f) for i, (ts, f) in enumerate(records)]
+    heapq.heapify(heap)
+    horizon = max((ts for ts, _ in records), default=0)
+    timers_set: set[int] = set()
+    order = 0
+    out: list[tuple[int, bytes]] = []
+    while heap:
+        now = heap[0][0]
+        burst = []
+        while heap and heap[0][0] == now and len(burst) < pcap_backend.MAX_BURST:
+            _, kind, _, frame = heapq.heappop(heap)
+            if kind == TIMER:
+                timers_set.discard(now)
+            else:
+                burst.append(frame)
+        t0 = time.perf_counter_ns()
+        tx = core.process_burst(burst, now)
+        if burst_ns is not None:
+            burst_ns.append(time.perf_counter_ns() - t0)
+        if on_burst is not None:
+            on_burst(now, burst, tx)
+        for frame in tx:
+            out.append((now, frame))
+            for answer in answer_frame(sims, frame, now + venue_latency_ns):
+                order += 1
+                heapq.heappush(heap, (now + venue_latency_ns, ANSWER, order, answer))
+        deadline = core.next_deadline()
+        if deadline <= horizon and deadline not in timers_set:
+            timers_set.add(deadline)
+            order += 1
+            heapq.heappush(heap, (deadline, TIMER, order, None))
+    return out
+
+
+def answer_frame(sims: dict[str, VenueSim], frame: bytes, at_ns: int) -> list[bytes]:
+    """The venue simulator's answers to a frame the core sent (none if the
+    frame is not for a simulated venue)."""
+    udp = _frame_udp(frame)
+    sim = sims.get(udp[0]) if udp else None
+    return sim.handle_frame(frame, at_ns) if sim is not None else []
+
+
+def _compare_outputs(got: list[tuple[int, bytes]], expected: list[tuple[int, bytes]]) -> None:
+    for i, (g, e) in enumerate(zip(got, expected, strict=False)):
+        if g != e:
+            raise VerifyError(f"the DPDK run and the reference model differ at output frame {i}:"
+                              f"\n core  {g[0]} {g[1].hex()}\n model {e[0]} {e[1].hex()}")
+    if len(got) != len(expected):
+        raise VerifyError(f"the DPDK run sent {len(got)} frames, the reference model "
+                          f"{len(expected)}")
 
 
 def tsc_hz() -> float:

@@ -34,3 +34,18 @@ def test_risk_bench_smoke():
     for hot in ("hot=0", "hot=4096"):
         assert int(fig[hot, "orders"]) == 20_000 and int(fig[hot, "rejects"]) == 0
         assert int(fig[hot, "new_cycles_p99"]) > 0
+
+
+def test_feed_bench_smoke():
+    r = subprocess.run([sys.executable, "bench/run_feed_bench.py", "--smoke"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    fig = dict(line.split() for line in r.stdout.splitlines())
+    assert int(fig["messages"]) == 200_000
+    assert int(fig["latency_drops"]) == 0 and int(fig["throughput_drops"]) == 0
+    # the stream builds real books: thousands of resting orders, and the
+    # top of book moves often
+    assert int(fig["latency_live_orders"]) > 10_000
+    assert int(fig["latency_tob_updates"]) > 20_000
+    assert int(fig["msg_cycles_p99"]) > 0 and float(fig["msgs_per_s"]) > 0
+    assert float(fig["tob_read_ns"]) > 0
