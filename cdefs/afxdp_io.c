@@ -224,8 +224,11 @@ static uint32_t rx_burst(struct oms_afxdp *dp, struct xsk_port *p)
 		lens[k++] = (uint16_t)d->len;
 	}
 	xsk_ring_cons__release(&p->rx, n);
-	if (k)
-		oms_core_process_burst(dp->core, frames, lens, k, now_ns(dp));
+	if (k) {
+		uint64_t now = now_ns(dp);
+		oms_core_process_burst(dp->core, frames, lens, k, now);
+		oms_journal_after_burst(dp->cfg.journal, dp->core, frames, lens, k, now);
+	}
 	flush_tx(dp);
 	/* the fill ring has room for every RX buffer: this never comes short */
 	if (xsk_ring_prod__reserve(&p->fill, n, &fidx) == n) {
@@ -264,7 +267,10 @@ int oms_afxdp_post(struct oms_afxdp *dp, struct oms_command *cmd)
 
 static void run_command(struct oms_afxdp *dp, struct oms_command *cmd)
 {
-	oms_command_apply(dp->core, cmd, cmd->now_ns ? cmd->now_ns : now_ns(dp));
+	uint64_t now = cmd->now_ns ? cmd->now_ns : now_ns(dp);
+
+	oms_command_apply(dp->core, cmd, now);
+	oms_journal_after_command(dp->cfg.journal, dp->core, cmd, now);
 	flush_tx(dp);
 	dp->loop.commands++;
 	__atomic_store_n(&cmd->done, 1, __ATOMIC_RELEASE);
@@ -287,6 +293,7 @@ static void *poll_main(void *arg)
 		uint64_t now = now_ns(dp);
 		if (oms_core_timer_due(dp->core, now)) {
 			oms_core_process_burst(dp->core, NULL, NULL, 0, now);
+			oms_journal_after_burst(dp->cfg.journal, dp->core, NULL, NULL, 0, now);
 			flush_tx(dp);
 			dp->loop.timer_runs++;
 		}

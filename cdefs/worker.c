@@ -145,6 +145,7 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 			k++;
 		}
 		oms_core_process_burst(w->core, frames, lens, k, now);
+		oms_journal_after_burst(w->journal, w->core, frames, lens, k, now);
 		flush_tx(w);
 		i += k;
 	}
@@ -155,7 +156,10 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
  * in the middle of a burst. */
 static void run_command(struct oms_worker *w, struct oms_command *cmd)
 {
-	oms_command_apply(w->core, cmd, cmd->now_ns ? cmd->now_ns : live_now(w));
+	uint64_t now = cmd->now_ns ? cmd->now_ns : live_now(w);
+
+	oms_command_apply(w->core, cmd, now);
+	oms_journal_after_command(w->journal, w->core, cmd, now);
 	flush_tx(w);
 	w->stats.commands++;
 	__atomic_store_n(&cmd->done, 1, __ATOMIC_RELEASE);
@@ -207,6 +211,7 @@ static int worker_main(void *arg)
 			uint64_t now = live_now(w);
 			if (oms_core_timer_due(w->core, now)) {
 				oms_core_process_burst(w->core, NULL, NULL, 0, now);
+				oms_journal_after_burst(w->journal, w->core, NULL, NULL, 0, now);
 				flush_tx(w);
 			}
 		}

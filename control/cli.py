@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from control import journal_tools, whatif
 from control import schema as config_schema
-from control import whatif
 from control.config import ConfigError, Dataplane, load_config, load_default_config
 
 BUNDLED_SCENARIO = Path(__file__).resolve().parent.parent / "pcaps" / "scenarios" / "session.jsonl"
@@ -287,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omsctl", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     whatif.add_subparser(sub)  # omsctl whatif PCAP --config NEW [--against CUR] [--json FILE]
+    journal_tools.add_subparser(sub)  # omsctl journal {info,verify,replay} PATH
 
     r = sub.add_parser("run", help="build and replay the bundled scenario (the default job)")
     r.add_argument("--config")

@@ -16,8 +16,15 @@ import importlib
 import sys
 
 from control.config import Config
-from dataplane.core import Core, ip_to_int, mac_to_bytes
-from dataplane.serve import LiveControl, detach_stale_xdp, xdp_attached
+from dataplane.core import ip_to_int, mac_to_bytes
+from dataplane.journal import start_core
+from dataplane.serve import (
+    LiveControl,
+    close_journal,
+    detach_stale_xdp,
+    journal_report,
+    xdp_attached,
+)
 
 
 class AfxdpError(RuntimeError):
@@ -51,8 +58,11 @@ class AfxdpAppliance(LiveControl):
         ffi, lib = self.ffi, self.lib
         self.stale_detached = detach_stale_xdp(cfg)
         self.ifaces = [a.strategy_iface, a.venue_iface]
-        self.core = Core(cfg, ext=ext)
+        # a journal that holds records is recovered first (docs/durability.md)
+        self.core, journal, recovery = start_core(cfg, ext=ext)
+        self.journals, self.recoveries = [journal], [recovery]
         c = ffi.new("struct oms_afxdp_config *")
+        c.journal = journal._j if journal else ffi.NULL
         for i, name in enumerate(self.ifaces):
             c.ifname[i] = name.encode()
         c.queue = a.queue
@@ -107,6 +117,7 @@ class AfxdpAppliance(LiveControl):
         then close the sockets: libxdp detaches its program with the last."""
         self.lib.oms_afxdp_stop(self.dp)
         report = self.report()
+        close_journal(self, report)
         self.ffi.release(self.dp)
         report["xdp_after_close"] = {name: xdp_attached(name) for name in self.ports}
         return report
@@ -129,4 +140,4 @@ class AfxdpAppliance(LiveControl):
                 "link": {n: getattr(link, n) for n, _ in ffi.typeof(link[0]).fields},
                 "core": self.core.stats(), "stale_xdp_detached": self.stale_detached,
                 "generation": self.core.generation(), "reloads": dict(self.reloads),
-                "live_orders": self.core.live_orders()}
+                "live_orders": self.core.live_orders(), **journal_report(self)}

@@ -20,6 +20,7 @@ from control.ctl import ControlSocket
 from control.reload import FileWatch, fixed_changes
 from dataplane import dpdk, steering
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
+from dataplane.journal import start_core
 
 
 def eal_args(cfg: Config) -> list[str]:
@@ -340,7 +341,14 @@ class Appliance(LiveControl):
         # lcore feeds one worker per shard, each with its own core
         self.sharded = cfg.dataplane.threading.mode == "sharded"
         parts = self._parts(cfg)
-        self.cores = [Core(part, ext=ext) for part in parts]
+        # a journal per core (docs/durability.md); one that holds records
+        # is recovered first
+        started = [start_core(cfg, ext=ext, part=lambda c, i=i: self._parts(c)[i],
+                              index=i if len(parts) > 1 else None)
+                   for i in range(len(parts))]
+        self.cores = [core for core, _, _ in started]
+        self.journals = [j for _, j, _ in started]
+        self.recoveries = [r for _, _, r in started]
         self.core = self.cores[0]
         self.rcu = lib.oms_rcu_create(len(parts))
         if self.rcu == ffi.NULL:
@@ -365,6 +373,7 @@ class Appliance(LiveControl):
             w = ffi.new("struct oms_worker *")
             w.commands = ring
             w.core = core._core
+            w.journal = self.journals[i]._j if self.journals[i] else ffi.NULL
             w.pool = self.pool
             w.strategy_tx_port, w.venue_tx_port = ids
             w.strategy_udp = cfg.appliance.strategy_port
@@ -492,6 +501,7 @@ class Appliance(LiveControl):
             self.lib.oms_worker_wait(self.io_lcore)
         report = self.report()
         report["mbufs_in_use_at_start"] = self.mbufs_at_start
+        close_journal(self, report)
         for pid in self.ports:
             self.lib.oms_port_stop(pid)
             self.lib.oms_port_close(pid)
@@ -515,7 +525,8 @@ class Appliance(LiveControl):
                "threading": self.cfg.dataplane.threading.mode,
                "reloads": dict(self.reloads),
                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
-               "live_orders": sum(c.live_orders() for c in self.cores)}
+               "live_orders": sum(c.live_orders() for c in self.cores),
+               **journal_report(self)}
         if self.io is not None:
             st = self.io.stats
             out["io"] = {n: (list(getattr(st, n))[:len(self.workers)] if n == "to_worker"
@@ -534,6 +545,50 @@ def sum_counters(items: list[dict]) -> dict:
             out[k] = sum_counters([out.get(k, {}), v]) if isinstance(v, dict) else \
                 out.get(k, 0) + v
     return out
+
+
+def journal_report(app) -> dict:
+    """The journals' counters and what recovery did at start, for reports:
+    one journal's as they are, several (sharded: one per worker) as lists."""
+    stats = [j.stats() for j in app.journals if j is not None and j._j is not None]
+    recs = [r for r in app.recoveries if r is not None]
+    out: dict = {}
+    if stats:
+        out["journal"] = stats[0] if len(app.journals) == 1 else stats
+    if recs:
+        out["recovery"] = recs[0] if len(app.recoveries) == 1 else recs
+    return out
+
+
+def close_journal(app, report: dict) -> None:
+    """Once the poll loops have stopped: sync and close the journals."""
+    stats = [j.stats() for j in app.journals if j is not None]
+    if stats:
+        report["journal"] = stats[0] if len(app.journals) == 1 else stats
+    for j in app.journals:
+        if j is not None:
+            j.close()
+
+
+def cancel_after_recovery(app) -> None:
+    """journal.after_recovery: cancel - once the poll loop runs, every open
+    order the recovery brought back is canceled at its venue: a mass cancel
+    of each session and account, run and journaled by the loop."""
+    j = app.cfg.journal
+    if not any(app.recoveries) or j is None or j.after_recovery != "cancel":
+        return
+    canceled = 0
+    for s in app.cfg.sessions:
+        for a in app.cfg.accounts:
+            # sharded: handle_control runs it on every worker
+            answer = app.handle_control({"cmd": "mass_cancel", "session": s.id,
+                                         "account": a.id})
+            canceled += answer.get("canceled", 0)
+    for r in app.recoveries:
+        if r is not None:
+            r["canceled_after"] = canceled
+    print(f"omsctl: after recovery: {canceled} open orders canceled", file=sys.stderr,
+          flush=True)
 
 
 def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
@@ -597,6 +652,7 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
     ctl = ControlSocket(control_socket, app.handle_control) if control_socket else None
     httpd = start_observability(app)
     app.start()
+    cancel_after_recovery(app)
     if ready_file:
         with open(ready_file, "w") as f:
             f.write(json.dumps({"pid": os.getpid(), "ports": app.ports,
