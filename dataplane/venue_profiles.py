@@ -8,12 +8,15 @@ that behaves differently is a NEW profile under a new name, never an edit.
 Each profile drives :class:`dataplane.venue_sim.VenueSim` (``profile=``) per
 symbol (docs/venue-sim.md "Hidden behaviour"):
 
-* ``mkt_rate_hz`` / ``add_rate_hz`` / ``cancel_rate_hz``: other participants'
-  order flow, a seeded Poisson process per symbol: marketable orders (buy
-  or sell, 1/2 each, at the contra touch, size geometric in lots with mean
-  ``mkt_lots_mean``), passive orders (side 1/2 each, joining the back of the
-  queue ``0 .. add_depth - 1`` ticks behind its side's touch, uniform
-  ``1 .. add_lots_max`` lots) and cancels (one synthetic order, uniformly).
+* ``mkt_rate_hz`` / ``add_rate_hz`` / ``cancel_hazard_hz``: other
+  participants' order flow, a seeded Markov jump process per symbol:
+  marketable orders at rate ``mkt_rate_hz`` (buy or sell, 1/2 each, taking
+  the contra touch level only, size geometric in lots with mean
+  ``mkt_lots_mean``), passive orders at rate ``add_rate_hz`` (side 1/2
+  each, joining the back of the queue ``1 .. add_depth`` ticks (uniform)
+  from the symbol's reference price on its side, uniform
+  ``1 .. add_lots_max`` lots), and cancels: each resting synthetic order is
+  pulled at rate ``cancel_hazard_hz`` (so the book's size is stationary).
 * ``iceberg_prob`` / ``iceberg_reserve``: the chance that a synthetic
   order (the opening book's and each passive add) carries a hidden reserve
   of ``iceberg_reserve`` times its displayed size; when the displayed part
@@ -41,7 +44,7 @@ class VenueProfile:
     add_rate_hz: float = 20.0
     add_lots_max: int = 5
     add_depth: int = 3
-    cancel_rate_hz: float = 5.0
+    cancel_hazard_hz: float = 0.2
     iceberg_prob: float = 0.0
     iceberg_reserve: int = 0
     dark_prob: float = 0.0
@@ -62,5 +65,5 @@ PROFILES: dict[str, VenueProfile] = {p.name: p for p in (
     # Slow and jittery: the book moves between sending and matching.
     VenueProfile("jitter", latency_us=20_000.0, jitter_sigma=1.0),
     # Busy: twice the flow, queues turn over fast.
-    VenueProfile("busy", mkt_rate_hz=40.0, add_rate_hz=40.0, cancel_rate_hz=10.0),
+    VenueProfile("busy", mkt_rate_hz=40.0, add_rate_hz=40.0, cancel_hazard_hz=0.4),
 )}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dataplane.venue_profiles import PROFILES
 
-FROZEN_SHA256 = "d100a5a004bc8f0848245388818a089c8d48cc76051084814ffa367a45e33dab"
+FROZEN_SHA256 = "02c2cf1c220d5b800a785588c370148195149533ce88d649576c0786b391ca42"
 
 
 def test_profiles_file_is_frozen():
