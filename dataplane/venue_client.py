@@ -28,7 +28,7 @@ class ClientOrder:
     accepted: bool = False
     rejected: bool = False
     filled: int = 0
-    first_fill_ns: int = -1
+    first_fill_ns: int = -1  # ns since midnight, from the Executed message
     done: bool = False  # filled, canceled or rejected
 
 
@@ -87,8 +87,8 @@ class SimClient:
         elif kind == b"E":
             (q,) = struct.unpack_from(">I", m, 13)
             o.filled += q
-            if o.first_fill_ns < 0:
-                o.first_fill_ns = now_ns
+            if o.first_fill_ns < 0:  # the venue's own time of the execution
+                o.first_fill_ns = int.from_bytes(m[1:9], "big")
             o.done = o.filled >= o.qty
         else:
             o.done = True
