@@ -26,6 +26,7 @@ class ClientOrder:
     tif: str
     sent_ns: int
     accepted: bool = False
+    accepted_ns: int = -1  # ns since midnight: when the venue's matching engine took it
     rejected: bool = False
     filled: int = 0
     first_fill_ns: int = -1  # ns since midnight, from the Executed message
@@ -82,6 +83,7 @@ class SimClient:
             return
         if kind == b"A":
             o.accepted = True
+            o.accepted_ns = int.from_bytes(m[1:9], "big")
         elif kind == b"J":
             o.rejected = o.done = True
         elif kind == b"E":

@@ -1,5 +1,11 @@
 """A deterministic Nasdaq OUCH 5.0 venue simulator, for testing the appliance.
 
+Opt-in, and changing nothing when not asked for (docs/venue-sim.md,
+dataplane/venue_sim_ext.py): ITCH 5.0 market data for its own book
+(``market_data=``), a venue profile's hidden behaviour (``profile=``), an
+answer delay (``latency=``) and the true-fill-probability log
+(``truth_log=``).  What follows is the simulator without them.
+
 Wire
 ----
 Both directions use the framing of ``cdefs/ouch_wire.h`` (big-endian): a

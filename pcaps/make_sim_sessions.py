@@ -12,13 +12,16 @@ sending ``--orders`` orders, Poisson in time (``--rate-hz``), each to a
 venue, symbol and side drawn uniformly, priced ``-1 .. +3`` ticks from the
 venue's displayed touch on its side (so some rest behind, some join,
 some improve, some cross), 1-5 lots, 4 in 5 day orders and 1 in 5 IOC; a
-resting order is cancelled when the horizon has passed.
+resting order is cancelled when the horizon has passed since the venue's
+matching engine took it (the Accepted message's timestamp: on a slow venue
+that is later than the send).
 
 Per session ``sessionNN.orders.jsonl`` (one line per order: what the
 client saw at decision time -- the venue's displayed top of book -- what it
 sent, and what happened: shares filled, first fill time, filled within the
-horizon) and ``sessionNN.truth.jsonl`` (the simulators' true fill
-probabilities, for evaluation only).  ``manifest.json`` names the split:
+horizon of the venue's entry, as the truth is) and
+``sessionNN.truth.jsonl`` (the simulators' true fill probabilities, for
+evaluation only).  ``manifest.json`` names the split:
 the first sessions train, the last ``--eval`` evaluate (time order, never
 shuffled).  The outputs are not committed; ``SHA256SUMS`` in the output
 directory lists them, and pcaps/sim_sessions.SHA256SUMS pins the default
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import heapq
 import json
 import random
 import sys
@@ -64,23 +68,37 @@ def simulate_session(index: int, *, seed: int, orders: int, rate_hz: float, path
     rng = random.Random(f"client:{sess_seed}")
     horizon = horizon_ms * 1_000_000
     now = day0
-    pending: list[tuple[int, str, object, dict]] = []  # (cancel/report time, venue, order, row)
+    # (when to look, order number, venue, order, row): cancel and report
+    pending: list[tuple[int, int, str, object, dict]] = []
+    done: dict[int, dict] = {}
     filled_any = 0
 
     def settle(until: int) -> None:
         nonlocal filled_any
         while pending and pending[0][0] <= until:
-            t, name, o, row = pending.pop(0)
+            t, i, name, o, row = heapq.heappop(pending)
             c = clients[name]
             c.tick(t)
+            day = t - t % DAY_NS
+            if not o.accepted and not o.done:
+                heapq.heappush(pending, (t + horizon, i, name, o, row))  # still on its way
+                continue
+            if not o.done and day + o.accepted_ns + horizon > t:
+                heapq.heappush(pending, (day + o.accepted_ns + horizon, i, name, o, row))
+                continue
             if not o.done:
                 c.cancel(t, o.ref)
-            first = o.first_fill_ns
-            row.update(filled=o.filled, first_fill_ms=None if first < 0 else
-                       (first - (row["t_ns"] % DAY_NS)) / 1e6,
-                       filled_in_horizon=first >= 0 and first - row["t_ns"] % DAY_NS <= horizon)
+            first, entry = o.first_fill_ns, o.accepted_ns
+            row.update(filled=o.filled, entry_delay_ms=(entry - row["t_ns"] % DAY_NS) / 1e6,
+                       first_fill_ms=None if first < 0 else (first - entry) / 1e6,
+                       filled_in_horizon=0 <= first - entry <= horizon)
             filled_any += row["filled_in_horizon"]
-            orders_out.write(json.dumps(row, separators=(",", ":")) + "\n")
+            done[i] = row
+        while next_out[0] in done:  # rows in the order the orders were sent
+            orders_out.write(json.dumps(done.pop(next_out[0]), separators=(",", ":")) + "\n")
+            next_out[0] += 1
+
+    next_out = [0]
 
     for i in range(orders):
         now += max(1, int(rng.expovariate(rate_hz) * 1e9))
@@ -105,7 +123,7 @@ def simulate_session(index: int, *, seed: int, orders: int, rate_hz: float, path
                "ask_qty": ask_q}
         o = c.enter(now, side, lots * 100, sym, price, tif)
         row["user_ref"] = o.ref
-        pending.append((now + horizon, name, o, row))
+        heapq.heappush(pending, (now + horizon, i, name, o, row))
     settle(1 << 62)
     return {"session": index, "orders": orders, "filled_in_horizon": filled_any,
             "start_ns": day0, "end_ns": now}
