@@ -14,9 +14,10 @@ its book to that group (from its own address, TTL 1; heartbeats when quiet)
 and serve MoldUDP64 re-requests on ``--md-request-port``; ``--profile``
 gives it a venue profile's hidden behaviour (dataplane/venue_profiles.py),
 so that its book moves by itself.  ``listen`` joins a group on the
-interface holding ``--iface-ip`` and records every datagram it gets (and,
-with ``--request``, asks the request server once, half way, recording
-its answers apart).
+interface holding ``--iface-ip`` (then writes ``--ready``), records every
+datagram it gets and stops ``--idle`` seconds after the last one or at
+``--duration``; with ``--request`` it asks the request server once, a
+second after the first packet, recording the answers apart.
 
 ``--reorder P --seed S`` turns on the driver's / the simulator's own seeded
 reorder knob (dataplane/reorder.py).  A datagram the kernel refuses to send
@@ -254,10 +255,15 @@ def listen(args) -> int:
     req.bind((args.iface_ip, 0))
     got, answers = [], []
     asked = args.request is None
-    start = time.monotonic()
-    end = start + args.duration
+    if args.ready:
+        Path(args.ready).write_text("joined")
+    end = time.monotonic() + args.duration
+    first_at = last_at = None
     while time.monotonic() < end:
-        if not asked and got and time.monotonic() > start + args.duration / 2:
+        now = time.monotonic()
+        if last_at is not None and now - last_at > args.idle:
+            break  # the publisher has stopped (it sends heartbeats while it runs)
+        if not asked and first_at is not None and now > first_at + 1.0:
             # a MoldUDP64 re-request (session of the feed, first, count)
             first, _, count = args.request.partition(":")
             host, _, port = args.request_to.partition(":")
@@ -268,6 +274,9 @@ def listen(args) -> int:
         for r in ready:
             payload, addr = r.recvfrom(65535)
             (answers if r is req else got).append({"from": addr[0], "payload": payload.hex()})
+            if r is s:
+                last_at = time.monotonic()
+                first_at = first_at or last_at
     Path(args.out).write_text(json.dumps({"packets": got, "answers": answers}))
     return 0
 
@@ -437,7 +446,11 @@ def main() -> int:
     ls.add_argument("--port", type=int, required=True)
     ls.add_argument("--iface-ip", required=True)
     ls.add_argument("--duration", type=float, default=5)
-    ls.add_argument("--request", default=None, help="FIRST:COUNT to re-request half way")
+    ls.add_argument("--idle", type=float, default=1.0,
+                    help="stop after this long without a packet, once one came")
+    ls.add_argument("--ready", default=None, help="a file written once joined")
+    ls.add_argument("--request", default=None,
+                    help="FIRST:COUNT to re-request a second after the first packet")
     ls.add_argument("--request-to", default=None, help="IP:PORT of the request server")
     ls.add_argument("--out", required=True)
     st = sub.add_parser("strategy")

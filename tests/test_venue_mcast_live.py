@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import netns
@@ -31,20 +32,26 @@ def test_venue_publishes_multicast_between_namespaces(tmp_path):
     with netns.three_hosts() as h:
         netns.run("ip", "-n", h.oms, "addr", "add", f"{app.ip}/16", "dev", h.oms_venue_if)
         lout, vout = tmp_path / "listen.json", tmp_path / "venue.json"
+        ready = tmp_path / "joined"
         listener = subprocess.Popen(h.exec(h.oms, sys.executable, PEERS, "listen", "--group",
                                            GROUP, "--port", str(PORT), "--iface-ip", app.ip,
-                                           "--duration", "4", "--out", str(lout),
-                                           "--request", "1:5",
+                                           "--duration", "20", "--out", str(lout),
+                                           "--ready", str(ready), "--request", "1:5",
                                            "--request-to", f"{ven.ip}:{MD_REQ}"))
-        venue = subprocess.Popen(h.exec(h.venue, sys.executable, PEERS, "venue", "--duration",
+        venue = None
+        try:
+            end = time.monotonic() + 15
+            while not ready.exists() and listener.poll() is None and time.monotonic() < end:
+                time.sleep(0.02)
+            assert ready.exists(), "the listener did not join"
+            venue = subprocess.Popen(h.exec(h.venue, sys.executable, PEERS, "venue", "--duration",
                                         "3", "--out", str(vout), "--mcast", f"{GROUP}:{PORT}",
                                         "--md-request-port", str(MD_REQ), "--profile", "busy"))
-        try:
             assert venue.wait(timeout=20) == 0
-            assert listener.wait(timeout=20) == 0
+            assert listener.wait(timeout=25) == 0
         finally:
             for p in (venue, listener):
-                if p.poll() is None:
+                if p is not None and p.poll() is None:
                     p.kill()
                     p.wait()
     got = json.loads(lout.read_text())
