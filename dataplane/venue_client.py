@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dataplane.venue_sim import HEADER_LEN, VenueSim
 
 _ENTER = struct.Struct(">cIcI8sQccccc14sH")
+_REPLACE = struct.Struct(">cIIIQccc14sH")
 _CANCEL = struct.Struct(">cII")
 _HEADER = struct.Struct(">10sQH")
 
@@ -56,6 +57,14 @@ class SimClient:
                                f"C{o.ref}".encode().ljust(14, b" "), 0), now_ns)
         return o
 
+    def replace(self, now_ns: int, ref: int, qty: int, price: int) -> None:
+        """Replace Order: the order is known by its new UserRefNum once the
+        venue has answered Order Replaced."""
+        o = self.orders[ref]
+        self._ref += 1
+        self._send(_REPLACE.pack(b"U", ref, self._ref, qty, price, o.tif.encode(), b"Y", b"N",
+                                 f"C{self._ref}".encode().ljust(14, b" "), 0), now_ns)
+
     def cancel(self, now_ns: int, ref: int) -> None:
         self._send(_CANCEL.pack(b"X", ref, 0), now_ns)
 
@@ -75,6 +84,14 @@ class SimClient:
 
     def _message(self, m: bytes, now_ns: int) -> None:
         kind = m[:1]
+        if kind == b"U":  # Order Replaced: OrigUserRefNum 9, UserRefNum 13, Quantity 18
+            orig, new = struct.unpack_from(">II", m, 9)
+            o = self.orders.pop(orig, None)
+            if o is not None:
+                o.ref, o.qty = new, o.filled + struct.unpack_from(">I", m, 18)[0]
+                o.price = struct.unpack_from(">Q", m, 30)[0]
+                self.orders[new] = o
+            return
         if kind not in (b"A", b"E", b"C", b"J"):
             return
         (ref,) = struct.unpack_from(">I", m, 9)

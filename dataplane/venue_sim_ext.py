@@ -271,8 +271,10 @@ class VenueSimExtensions:
         Replace (priority lost) or Order Cancel (priority kept, fewer shares)."""
         if self._md is None:
             return
-        pending, self._md_replace = self._md_replace, None
         hidden = o.dark or o.display == b"N"
+        pending = self._md_replace
+        if pending is not None and pending[0] is o:  # not an iceberg reloading meanwhile
+            self._md_replace = None
         if pending is not None and pending[0] is o and pending[1]:
             _, old, kept, old_leaves = pending
             if hidden:
