@@ -227,6 +227,8 @@ static void on_ouch(struct oms_core *c, struct venue *v, const uint8_t *m,
 		c->stats.drop[OMS_DROP_OUCH_UNKNOWN_REF]++;
 		return;
 	}
+	if (!c->orders.orders[o].answered)
+		venue_order_answered(c, v, &c->orders.orders[o]);
 	switch (t) {
 	case 'A':
 		on_accepted(c, o, m);
