@@ -93,15 +93,15 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 		       uint64_t exclude)
 {
 	const struct risk_instrument *in = &c->gen->instruments[instrument];
-	struct oms_route_decision *d =
-		&c->route_ring[c->route_seq & (OMS_ROUTE_RING - 1)];
+	uint64_t seq = ++c->route_seq;
+	struct oms_route_decision *d = &c->route_ring[seq & (OMS_ROUTE_RING - 1)];
 	uint8_t buy = m->side == SP_SIDE_BUY;
 	uint32_t best = RISK_NIL, best_q = 0;
 	int64_t best_e = 0;
 	uint64_t best_l = 0;
 	uint8_t best_k = 0;
 
-	d->seq = ++c->route_seq;
+	d->seq = seq;
 	d->now_ns = c->now_ns;
 	d->cl_ord_id = m->cl_ord_id;
 	d->price = m->price;
