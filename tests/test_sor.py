@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 import wire
 from feed_wire import APP_IP, APP_MAC, APP_PORT, multicast
-from wire import from_strategy, login, new_order, ufo, udp_frame
+from wire import from_strategy, login, new_order, udp_frame, ufo
 
 from control.config import SOR, Instrument, Route, Routing, Venue
 from dataplane.book_model import FeedModel
