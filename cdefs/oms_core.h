@@ -20,6 +20,7 @@
 #include "link.h"
 #include "feed.h"
 #include "igmp.h"
+#include "md_dispatch.h"
 
 /* Size of one transmit slot: the largest frame the core builds (an OUCH
  * Enter Order with its appendage behind Ethernet/IPv4/UDP and the packet

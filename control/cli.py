@@ -44,7 +44,7 @@ def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=Non
                   venue_latency_ns=int(venue_latency_us * 1000), backend=backend)
     out, res = rp.run_file(in_pcap)
     pcap_backend.write_pcap(out_pcap, out)
-    lines = report_lines(cfg, out, res.stats)
+    lines = report_lines(cfg, out, res.stats, res.route_decisions)
     if report:
         write_report(report, lines)
     if timings:
