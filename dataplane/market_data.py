@@ -26,24 +26,33 @@ class CMarketData:
     """The C feeds of `cfg`'s subscriptions and the dispatcher in front of
     them; attach() lets a core (dataplane.core.Core) read them."""
 
-    def __init__(self, cfg):
-        self.feeds = feeds_from_config(cfg)
-        d = lib.oms_md_create(ip4(cfg.appliance.ip), md_port(cfg))
-        if d == ffi.NULL:
+    def __init__(self, cfg, ext=None):
+        # `ext`: the cffi extension whose core reads the feeds (dataplane.core's,
+        # or the DPDK one whose worker runs the dispatcher)
+        self.ffi, self.lib = (ext.ffi, ext.lib) if ext is not None else (ffi, lib)
+        ffi_, lib_ = self.ffi, self.lib
+        self.feeds = feeds_from_config(cfg, ext)
+        d = lib_.oms_md_create(ip4(cfg.appliance.ip), md_port(cfg))
+        if d == ffi_.NULL:
             raise MemoryError("oms_md_create")
-        self.ptr = ffi.gc(d, lib.oms_md_destroy)
+        self.ptr = ffi_.gc(d, lib_.oms_md_destroy)
         for sub in cfg.market_data.subscriptions:
             rt = sub.retransmission
-            if lib.oms_md_add_feed(self.ptr, self.feeds[sub.venue].ptr, ip4(sub.group),
+            if lib_.oms_md_add_feed(self.ptr, self.feeds[sub.venue].ptr, ip4(sub.group),
                                    sub.port, ip4(sub.source_ip) if sub.source_ip else 0,
                                    ip4(rt.ip) if rt else 0) != 0:
                 raise ValueError(f"market_data: feed of venue {sub.venue} cannot be added")
 
     def attach(self, core) -> None:
+        """Let `core` read the feeds of its venues (in sharded mode a
+        worker's core has only its own)."""
+        mine = {v.id for v in core.cfg.venues}
         for venue, f in self.feeds.items():
-            core.set_feed(venue, f)
+            if venue in mine:
+                core.set_feed(venue, f)
 
     def split(self, frames: list[bytes], now_ns: int) -> list[bytes]:
+        ffi, lib = self.ffi, self.lib
         n = len(frames)
         keep = [ffi.from_buffer(f) for f in frames]
         ptrs = ffi.new("const uint8_t *[]", keep) if n else ffi.NULL
@@ -61,8 +70,8 @@ class CMarketData:
         return out
 
     def stats(self) -> dict:
-        s = lib.oms_md_stats(self.ptr)
-        drops = lib.oms_md_filter_drops(self.ptr)
+        s = self.lib.oms_md_stats(self.ptr)
+        drops = self.lib.oms_md_filter_drops(self.ptr)
         return {"to_feed": s.to_feed, "to_core": s.to_core, "filtered": s.filtered,
                 "filter_drops": {n: drops[i] for i, n in enumerate(
                     ("NO_GROUP", "WRONG_PORT", "WRONG_SOURCE")) if drops[i]}}

@@ -155,14 +155,20 @@ class Replayer:
         self.core = rp.core
         res.frames_out = len(out)
         res.stats = self.core.stats()
+        res.route_decisions = self.core.route_decisions()
+        if rp.md is not None:
+            res.market_data = rp.md.stats()
         res.port_stats = rp.port_stats
         res.worker_stats = rp.loop_stats
         res.mbufs_in_use = rp.mbufs_in_use
         if self.model is not None:
             # the model runs under the pcap backend's scheduler, with venue
             # simulators of its own; the worker's output must be the same
-            expected = schedule(self.model, records, self._new_sims(), self.venue_latency_ns)
+            expected = schedule(self.model, records, self._new_sims(), self.venue_latency_ns,
+                                md=self.model_md)
             _compare_outputs(out, expected)
+            if res.route_decisions != self.model.route_decisions():
+                raise VerifyError("the C router's decisions differ from the reference model's")
         self._verify_stats(res)
         return out, res
 

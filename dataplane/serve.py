@@ -280,6 +280,15 @@ class Appliance(LiveControl):
             self.workers.append(w)
             self.command_rings.append(ring)
         self.worker, self.commands = self.workers[0], self.command_rings[0]
+        # market data: the first worker takes it off its bursts and writes
+        # the books between them; every core reads them (seqlock)
+        self.md = None
+        if cfg.market_data.subscriptions:
+            from dataplane.market_data import CMarketData
+            self.md = CMarketData(cfg, ext=ext)
+            for core in self.cores:
+                self.md.attach(core)
+            self.workers[0].md = self.md.ptr
         self.lcore = self.lcores[0]
         self.io = self._io(cfg, socket) if self.sharded else None
         self.reloads = {"ok": 0, "refused": 0}

@@ -6,8 +6,13 @@ the feeds take their frames, the core routes by their quotes, and the
 report explains every routed order."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
 import wire
 from test_sor import GROUP, LOCATE, VENUES, px
 from wire import from_strategy, login, new_order
@@ -17,12 +22,28 @@ from dataplane.replay import Replayer, report_lines
 from pcaps import itch_gen
 
 MS = 1_000_000
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dpdk_built() -> bool:
+    try:
+        import dataplane._oms_dpdk  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_dpdk(code: str) -> dict:
+    """EAL starts once per process: each DPDK run is a subprocess."""
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                       text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def feed_lines(venue: int, ticks: list[tuple[int, str, int]]) -> list[str]:
     """A venue's ITCH session: the directory, then at each (t_ms, ask,
     size) a new best ask for AAPL (the previous one deleted)."""
-    import json
     lines = [json.dumps({"feed": {"session": f"SESSION{venue:03d}", "group": GROUP[venue],
                                   "port": 26400, "source": f"10.10.2.{venue}",
                                   "locates": LOCATE}}),
@@ -101,3 +122,68 @@ def test_without_market_data_configured_nothing_is_split():
     assert res.market_data is None and res.route_decisions == []
     # the feed frames reach the core, which counts them as not for us
     assert res.stats["drop"]["NOT_FOR_US"] == 7
+
+
+DPDK_RUN = """
+import json, sys
+sys.path.insert(0, "tests")
+from test_sor_replay import capture, config
+from dataplane.replay import Replayer
+cfg = config()
+p_out, p_res = Replayer(cfg, venue_sim=True, verify=True).run(capture())
+d_out, d_res = Replayer(cfg, venue_sim=True, verify=True, backend="dpdk").run(capture())
+print(json.dumps({"same_out": d_out == p_out, "frames": len(d_out),
+                  "same_decisions": d_res.route_decisions == p_res.route_decisions,
+                  "decisions": len(d_res.route_decisions), "verified": d_res.verified,
+                  "md": d_res.market_data, "capture": d_res.worker_stats["capture_frames"]}))
+"""
+
+
+@pytest.mark.skipif(not dpdk_built(), reason="DPDK extension not built")
+def test_dpdk_replay_splits_market_data_on_the_worker_as_the_pcap_backend_does():
+    """The replay loop on a DPDK worker lcore (cdefs/replay_loop.c) runs the
+    same dispatcher before its core: same frames, same decisions.  EAL
+    starts once per process: a subprocess of its own."""
+    got = run_dpdk(DPDK_RUN)
+    assert got["same_out"] and got["same_decisions"] and got["verified"]
+    assert got["decisions"] == 4 and got["frames"] == 12
+    assert got["md"] == {"to_feed": 6, "to_core": 12, "filtered": 1,
+                         "filter_drops": {"NO_GROUP": 1}}
+    assert got["capture"] == len(capture())
+
+
+WORKER_RUN = """
+import json, sys
+sys.path.insert(0, "tests")
+from test_sor_replay import capture, config
+from dataplane.core import Core
+from dataplane.dpdk import RingPortCore
+from dataplane.market_data import CMarketData
+from dataplane.replay import Replayer, schedule
+cfg, recs = config(), capture()
+sims = Replayer(cfg, venue_sim=True)._new_sims
+w = RingPortCore(cfg, market_data=True)
+try:
+    dec_w = []
+    out_w = schedule(w, recs, sims(), 20_000, decisions=dec_w)
+    md_w = w.md.stats()
+finally:
+    w.close()
+core, md = Core(cfg), CMarketData(cfg)
+md.attach(core)
+dec_c = []
+out_c = schedule(core, recs, sims(), 20_000, md=md, decisions=dec_c)
+print(json.dumps({"same_out": out_w == out_c, "frames": len(out_w),
+                  "same_decisions": dec_w == dec_c, "decisions": len(dec_w), "md": md_w}))
+"""
+
+
+@pytest.mark.skipif(not dpdk_built(), reason="DPDK extension not built")
+def test_dpdk_worker_splits_market_data_before_its_core():
+    """The DPDK worker loop (cdefs/worker.c) on a ring port, fed the same
+    bursts: it hands the market data to the feeds and the rest to its core,
+    which routes as the core beside a dispatcher in this process does."""
+    got = run_dpdk(WORKER_RUN)
+    assert got["same_out"] and got["same_decisions"]
+    assert got["decisions"] == 4 and got["frames"] == 12
+    assert got["md"]["to_feed"] == 6 and got["md"]["filtered"] == 1
