@@ -416,6 +416,11 @@ class Appliance(LiveControl):
                "reloads": dict(self.reloads),
                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
                "live_orders": sum(c.live_orders() for c in self.cores)}
+        if self.md is not None:
+            from dataplane.replay import route_line
+            out["market_data"] = self.md.stats()
+            out["route_decisions"] = [route_line(d) for c in self.cores
+                                      for d in c.route_decisions()]
         if self.io is not None:
             st = self.io.stats
             out["io"] = {n: (list(getattr(st, n))[:len(self.workers)] if n == "to_worker"
