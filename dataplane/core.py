@@ -8,6 +8,7 @@ import ipaddress
 import os
 
 from control.config import ORDER_TYPES, TIFS, Config
+from dataplane.venue_health import with_percentiles
 
 _SANITIZE = os.environ.get("OMS_SANITIZE") == "1"
 _MODULE = "dataplane._oms_core_san" if _SANITIZE else "dataplane._oms_core"
@@ -241,10 +242,10 @@ class Core:
         h = self.ffi.new("struct oms_venue_health *")
         if self.lib.oms_core_venue_health(self._core, venue_id, h) != 0:
             raise CoreError(f"venue {venue_id} is not configured")
-        return {"rtt_ewma_ns": h.rtt_ewma_ns, "rtt_last_ns": h.rtt_last_ns,
-                "rtt_samples": h.rtt_samples, "unanswered": h.unanswered,
-                "down": h.down, "unresponsive": h.unresponsive,
-                "rtt_hist": list(h.rtt_hist)}
+        return with_percentiles({
+            "rtt_ewma_ns": h.rtt_ewma_ns, "rtt_last_ns": h.rtt_last_ns,
+            "rtt_samples": h.rtt_samples, "unanswered": h.unanswered, "down": h.down,
+            "unresponsive": h.unresponsive, "rtt_hist": list(h.rtt_hist)})
 
     def route_decisions(self, from_seq: int = 1) -> list[dict]:
         """The smart router's decisions numbered from `from_seq` on that

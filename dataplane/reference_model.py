@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from control.config import ORDER_TYPES, TIFS, Config
+from dataplane.venue_health import with_percentiles
 
 # --- counter names, in the order of OMS_DROP_LIST / OMS_EVENT_LIST ---------
 
@@ -758,10 +759,10 @@ class ReferenceCore:
 
     def venue_health(self, venue_id: int) -> dict:
         v = self.venues[venue_id]
-        return {"rtt_ewma_ns": v.rtt_ewma_ns, "rtt_last_ns": v.rtt_last_ns,
-                "rtt_samples": v.rtt_samples, "unanswered": v.unanswered,
-                "down": int(not v.up), "unresponsive": int(v.unresponsive()),
-                "rtt_hist": list(v.rtt_hist)}
+        return with_percentiles({
+            "rtt_ewma_ns": v.rtt_ewma_ns, "rtt_last_ns": v.rtt_last_ns,
+            "rtt_samples": v.rtt_samples, "unanswered": v.unanswered, "down": int(not v.up),
+            "unresponsive": int(v.unresponsive()), "rtt_hist": list(v.rtt_hist)})
 
     def _sor(self, sess: SessionState, cl_ord_id: int, account: int, symbol: bytes,
              side: int, ord_type: int, price: int, qty: int,

@@ -403,6 +403,9 @@ def test_latency_monitor_ewma_histogram_and_unanswered():
     assert h["rtt_samples"] == 3 and h["unanswered"] == 1 and h["down"] == 0
     # 400000 in [2^18, 2^19), 800000 in [2^19, 2^20), 1600000 in [2^20, 2^21)
     assert {b: n for b, n in enumerate(h["rtt_hist"]) if n} == {18: 1, 19: 1, 20: 1}
+    # percentiles by bucket: the median sample is in [2^19, 2^20), the 99th
+    # in [2^20, 2^21)
+    assert (h["rtt_p50_ns"], h["rtt_p99_ns"]) == (1 << 19, 1 << 20)
 
 
 @pytest.mark.parametrize("impl", [Core, ReferenceCore], ids=["core", "model"])
