@@ -245,13 +245,14 @@ static uint32_t rx_burst(struct oms_afxdp *dp, struct xsk_port *p)
 		lens[k++] = (uint16_t)d->len;
 	}
 	xsk_ring_cons__release(&p->rx, n);
-	if (k && dp->md) { /* market data to its feeds before the core reads them */
+	if (k) {
 		uint64_t now = now_ns(dp);
-		k = oms_md_split(dp->md, frames, lens, k, now);
-		flush_feed_tx(dp);
+		if (dp->md) { /* market data to its feeds before the core reads them */
+			k = oms_md_split(dp->md, frames, lens, k, now);
+			flush_feed_tx(dp);
+		}
 		oms_core_process_burst(dp->core, frames, lens, k, now);
-	} else if (k) {
-		oms_core_process_burst(dp->core, frames, lens, k, now_ns(dp));
+		oms_journal_after_burst(dp->cfg.journal, dp->core, frames, lens, k, now);
 	}
 	flush_tx(dp);
 	/* the fill ring has room for every RX buffer: this never comes short */
@@ -291,7 +292,10 @@ int oms_afxdp_post(struct oms_afxdp *dp, struct oms_command *cmd)
 
 static void run_command(struct oms_afxdp *dp, struct oms_command *cmd)
 {
-	oms_command_apply(dp->core, cmd, cmd->now_ns ? cmd->now_ns : now_ns(dp));
+	uint64_t now = cmd->now_ns ? cmd->now_ns : now_ns(dp);
+
+	oms_command_apply(dp->core, cmd, now);
+	oms_journal_after_command(dp->cfg.journal, dp->core, cmd, now);
 	flush_tx(dp);
 	dp->loop.commands++;
 	__atomic_store_n(&cmd->done, 1, __ATOMIC_RELEASE);
@@ -318,6 +322,7 @@ static void *poll_main(void *arg)
 		}
 		if (oms_core_timer_due(dp->core, now)) {
 			oms_core_process_burst(dp->core, NULL, NULL, 0, now);
+			oms_journal_after_burst(dp->cfg.journal, dp->core, NULL, NULL, 0, now);
 			flush_tx(dp);
 			dp->loop.timer_runs++;
 		}

@@ -25,6 +25,11 @@ void oms_command_apply(struct oms_core *c, struct oms_command *cmd, uint64_t now
 	case OMS_CMD_SYNC:
 		cmd->result = 0;
 		break;
+	case OMS_CMD_ORDER:
+		cmd->result = cmd->a ? oms_core_order_find(c, cmd->a, cmd->id, cmd->order)
+				     : oms_core_order_by_ref(c, (uint16_t)cmd->b, (uint32_t)cmd->id,
+							     cmd->order);
+		break;
 	default:
 		cmd->result = -1;
 	}

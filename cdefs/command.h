@@ -20,6 +20,9 @@ enum oms_command_op {
 	/* nothing: done shows the loop has passed a burst boundary since it
 	 * was posted (a grace period for a replaced configuration) */
 	OMS_CMD_SYNC = 5,
+	/* copy one order into `order`: a: session id and id: cl_ord_id, or
+	 * a = 0: b venue id and id the order's UserRefNum there */
+	OMS_CMD_ORDER = 6,
 };
 
 struct oms_command {
@@ -29,6 +32,8 @@ struct oms_command {
 	uint32_t b;
 	int64_t result;
 	struct oms_stats *stats;
+	uint64_t id;                 /* OMS_CMD_ORDER */
+	struct oms_order_view *order; /* OMS_CMD_ORDER */
 	volatile int done;
 };
 

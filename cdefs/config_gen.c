@@ -36,6 +36,7 @@ void oms_gen_free(struct risk_gen *g)
 	free(g->positions);
 	free(g->account_route);
 	free(g->rates);
+	free(g->source);
 	free(g);
 }
 

@@ -7,6 +7,8 @@
 #include "core_internal.h"
 #include "net.h"
 #include "pipeline.h"
+#include "stages_obs.h"
+#include "stages_record.h"
 
 #define OMS_NAME(n) #n,
 static const char *const drop_names[] = {"OK", OMS_DROP_LIST(OMS_NAME)};
@@ -72,7 +74,8 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	    order_table_init(&c->orders, cfg->order_capacity) ||
 	    !(c->published = oms_gen_create(c, NULL)) ||
 	    risk_state_init(&c->risk, c->cfg.max_accounts,
-			    c->published->pos_mask + 1)) {
+			    c->published->pos_mask + 1) ||
+	    stage_obs_init(c)) {
 		oms_core_destroy(c);
 		return NULL;
 	}
@@ -92,6 +95,7 @@ void oms_core_destroy(struct oms_core *c)
 	order_table_free(&c->orders);
 	risk_state_free(&c->risk);
 	oms_gen_free(c->published);
+	stage_obs_free(c);
 	for (uint32_t i = 0; c->sessions && i < c->n_sessions; i++)
 		free(c->sessions[i].replay);
 	for (uint32_t i = 0; c->venues && i < c->n_venues; i++)
@@ -291,6 +295,7 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 {
 	c->now_ns = now_ns;
 	core_adopt_gen(c);
+	stage_burst_begin(c, n);
 	if (!c->timers_started || now_ns >= c->next_timer)
 		run_timers(c);
 	for (uint32_t i = 0; i < n; i++) {
@@ -333,6 +338,7 @@ uint32_t oms_core_tx_count(const struct oms_core *c)
 
 void oms_core_tx_clear(struct oms_core *c)
 {
+	stage_tx_done(c);
 	c->tx_count = 0;
 }
 

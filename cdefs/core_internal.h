@@ -68,6 +68,24 @@ struct venue {
 	const struct oms_feed *feed;
 } __attribute__((aligned(64)));
 
+/* Observability (cdefs/stages.h, stages_record.h): this core's stage
+ * histograms and per-type counters, and the messages of the current burst
+ * whose transmit stages are still open. */
+struct core_obs {
+	uint64_t rx_tsc; /* the current burst was handed over */
+	int msg_rejected; /* the message being handled was rejected */
+	uint32_t n_pending;
+	uint32_t pending_cap; /* = transmit slots */
+	struct stage_pending {
+		uint64_t rx;
+		uint64_t decided;
+	} *pending;
+	struct lat_hist *venue_rtt; /* by venue index, max_venues of them */
+	uint64_t *routed;           /* Enter Orders sent, by venue index */
+	struct oms_order_counts counts;
+	struct lat_hist stage[OMS_STAGE_MAX];
+};
+
 struct oms_core {
 	struct oms_core_config cfg;
 	uint64_t now_ns; /* of the burst being handled */
@@ -110,6 +128,7 @@ struct oms_core {
 	int timing;
 	struct lat_hist lat;
 	struct oms_stats stats;
+	struct core_obs obs; /* cdefs/stages.h */
 };
 
 #endif

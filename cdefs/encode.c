@@ -6,6 +6,7 @@
 
 #include "ouch_wire.h"
 #include "pipeline.h"
+#include "stages_record.h"
 
 static void sp_fill_header(struct oms_core *c, struct session *s,
 			   struct sp_header *h, uint8_t type, uint16_t len)
@@ -136,6 +137,7 @@ void emit_rejected(struct oms_core *c, struct session *s, uint64_t cl_ord_id,
 		c->stats.reject_system[(reason - 1000) % OMS_REJ_SYSTEM_SLOTS]++;
 	else
 		c->stats.reject_business[reason % OMS_REJ_BUSINESS_SLOTS]++;
+	stage_rejected(c, ref_type, reason);
 	memset(&m, 0, sizeof(m));
 	sp_fill_header(c, s, &m.hdr, SP_REJECTED, sizeof(m));
 	m.cl_ord_id = cl_ord_id;
@@ -353,6 +355,7 @@ void send_enter_order(struct oms_core *c, const struct order *o)
 	put_clordid(m + OUCH_ENTER_OFF_CLORDID, o->cl_ord_id);
 	uint32_t app = put_appendage(m + OUCH_ENTER_OFF_APPLEN, o);
 	venue_finish(c, v, m, OUCH_ENTER_OFF_APPLEN + app);
+	stage_routed(c, o->venue);
 }
 
 void send_replace_order(struct oms_core *c, const struct order *o)

@@ -40,6 +40,16 @@ static inline void lat_record(struct lat_hist *h, uint64_t v)
 	h->bucket[lat_bucket_of(v)]++;
 }
 
+/* n values of v at once (n > 0). */
+static inline void lat_record_n(struct lat_hist *h, uint64_t v, uint64_t n)
+{
+	h->count += n;
+	h->sum += v * n;
+	if (v > h->max)
+		h->max = v;
+	h->bucket[lat_bucket_of(v)] += n;
+}
+
 /* Lowest value that falls into bucket b. */
 uint64_t lat_bucket_low(uint32_t b);
 #endif

@@ -12,6 +12,7 @@
 #endif
 
 #include "command.h"
+#include "journal.h"
 #include "link.h"
 #include "oms_core.h"
 
@@ -45,6 +46,7 @@ struct oms_afxdp_config {
 	uint32_t ip;
 	int idle_sleep_us;     /* 0: busy poll; else sleep this long when idle */
 	int cpu;               /* pin the poll thread to this CPU; -1: leave it */
+	struct oms_journal *journal; /* NULL: none; appended before each flush */
 };
 
 /* Per interface, written by the poll thread only (read between bursts by

@@ -82,6 +82,8 @@ enum oms_order_state {
 };
 
 enum { OMS_REJ_BUSINESS_SLOTS = 64, OMS_REJ_SYSTEM_SLOTS = 8 };
+
+#include "stages.h" /* after the reject slots, which its counters use */
 /* accounts one session may be limited to (sessions[].accounts) */
 enum { OMS_SESSION_ACCOUNTS = 16 };
 
@@ -195,7 +197,7 @@ struct oms_route_config {
  * from an Enter Order to the venue's first answer to it, on the bursts'
  * now_ns. */
 enum { OMS_RTT_BUCKETS = 40 };
-struct oms_venue_health {
+struct oms_venue_latency {
 	uint64_t rtt_ewma_ns;  /* alpha 1/8; 0: no sample yet */
 	uint64_t rtt_last_ns;
 	uint64_t rtt_samples;
@@ -372,8 +374,8 @@ int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t accou
  * feed's one writer (on this machine the same worker, between bursts).
  * NULL detaches.  -1: unknown venue. */
 int oms_core_set_feed(struct oms_core *c, uint16_t venue_id, const struct oms_feed *f);
-int oms_core_venue_health(const struct oms_core *c, uint16_t venue_id,
-			  struct oms_venue_health *out);
+int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,
+			  struct oms_venue_latency *out);
 /* Copies the routing decisions numbered `from_seq` and up that are still in
  * the ring (the last OMS_ROUTE_RING), at most `max`; returns how many.
  * oms_core_route_seq() is the number of the latest (0: none). */

@@ -10,6 +10,8 @@
 #endif
 
 #include "command.h"
+#include "dpdk_obs.h"
+#include "journal.h"
 #include "link.h"
 #include "oms_core.h"
 
@@ -52,6 +54,7 @@ struct oms_worker {
 	struct oms_md_dispatch *md;
 	struct rte_mempool *pool;
 	struct rte_ring *commands; /* struct oms_command *, from the control plane */
+	struct oms_journal *journal; /* NULL: none; appended before each flush */
 	/* every (port, queue) it polls: each is polled by this worker alone */
 	uint16_t n_rx;
 	uint16_t rx_port[OMS_MAX_RX];

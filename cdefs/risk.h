@@ -106,6 +106,9 @@ struct risk_gen {
 	struct risk_pos_limit *positions; /* pos_mask + 1 entries */
 	struct risk_route *account_route; /* by account slot */
 	struct risk_rate *rates; /* by session index: throttle, permitted accounts */
+	/* the configuration text it was built from, for the journal */
+	char *source;
+	uint32_t source_len;
 };
 
 /* ---- Accounting: owned and written by the worker, kept across reloads ---- */

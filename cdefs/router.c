@@ -176,8 +176,8 @@ int oms_core_set_feed(struct oms_core *c, uint16_t venue_id, const struct oms_fe
 	return 0;
 }
 
-int oms_core_venue_health(const struct oms_core *c, uint16_t venue_id,
-			  struct oms_venue_health *out)
+int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,
+			  struct oms_venue_latency *out)
 {
 	uint16_t vix = c->venue_by_id[venue_id];
 

@@ -5,19 +5,7 @@
 
 #include "ouch_wire.h"
 #include "pipeline.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <x86intrin.h>
-static inline uint64_t cycles(void)
-{
-	return __rdtsc();
-}
-#else
-static inline uint64_t cycles(void)
-{
-	return 0;
-}
-#endif
+#include "stages_record.h"
 
 /* OUCH carries 4 decimals and at most $199,999.99; our prices have 8. */
 static int price_fits_ouch(int64_t price)
@@ -466,7 +454,7 @@ static void on_app_msg(struct oms_core *c, struct session *s,
 		return;
 	}
 
-	uint64_t t0 = c->timing ? cycles() : 0;
+	uint64_t t0 = stage_app_begin(c);
 	switch (h->type) {
 	case SP_NEW_ORDER:
 		on_new_order(c, s, p);
@@ -481,8 +469,7 @@ static void on_app_msg(struct oms_core *c, struct session *s,
 		on_mass_cancel(c, s, p);
 		break;
 	}
-	if (c->timing)
-		lat_record(&c->lat, cycles() - t0);
+	stage_app_done(c, h->type, t0);
 }
 
 void strategy_datagram(struct oms_core *c, const struct net_udp_view *u)

@@ -4,6 +4,7 @@
 
 #include "ouch_wire.h"
 #include "pipeline.h"
+#include "stages_record.h"
 
 static struct venue *venue_by_ip(struct oms_core *c, uint32_t ip)
 {
@@ -229,6 +230,7 @@ static void on_ouch(struct oms_core *c, struct venue *v, const uint8_t *m,
 	}
 	if (!c->orders.orders[o].answered)
 		venue_order_answered(c, v, &c->orders.orders[o]);
+	stage_venue_answer(c, o, t, ref);
 	switch (t) {
 	case 'A':
 		on_accepted(c, o, m);

@@ -2,6 +2,7 @@
  * receive a burst, hand it to the core with its time, transmit what the
  * core produced, and back off when idle.  Everything it touches is in its
  * own struct oms_worker and its own core. */
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +23,9 @@ extern int oms_ts_offset;
 #define IDLE_SPINS 1024
 /* how often a TX burst that the port did not fully take is retried */
 #define TX_RETRIES 64
+/* sharded: tries (a yield every 64) before output the I/O lcore does not
+ * take is counted as dropped */
+#define OUT_RING_WAIT (64 * 1024)
 
 static inline uint64_t mbuf_ts(struct rte_mbuf *m)
 {
@@ -40,14 +44,20 @@ static void send_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m
 	if (w->out_ring) /* sharded: the I/O lcore sends them */
 		for (uint32_t i = 0; i < k; i++)
 			m[i]->port = port;
-	for (int t = 0; t < TX_RETRIES && sent < k; t++) {
+	/* the out ring is ours to wait for: the I/O lcore drains it, also
+	 * when it has to share our CPU (then it needs us to yield) */
+	int tries = w->out_ring ? OUT_RING_WAIT : TX_RETRIES;
+	for (int t = 0; t < tries && sent < k; t++) {
 		if (w->out_ring)
 			sent += rte_ring_sp_enqueue_burst(w->out_ring, (void **)(m + sent), k - sent,
 							  NULL);
 		else
 			sent += rte_eth_tx_burst(port, w->tx_queue, m + sent, (uint16_t)(k - sent));
-		if (sent < k)
+		if (sent < k) {
 			w->stats.tx_retries++;
+			if (w->out_ring && t % 64 == 63)
+				sched_yield();
+		}
 	}
 	if (sent < k) {
 		w->stats.tx_dropped += k - sent;
@@ -165,6 +175,7 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 			flush_feed_tx(w);
 		}
 		oms_core_process_burst(w->core, frames, lens, kc, now);
+		oms_journal_after_burst(w->journal, w->core, frames, lens, kc, now);
 		flush_tx(w);
 		i += k;
 	}
@@ -175,11 +186,14 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
  * in the middle of a burst. */
 static void run_command(struct oms_worker *w, struct oms_command *cmd)
 {
+	uint64_t now = cmd->now_ns ? cmd->now_ns : live_now(w);
+
 	if (w->md) { /* a replay tick runs the feeds' timers too */
-		oms_md_timers(w->md, cmd->now_ns ? cmd->now_ns : live_now(w));
+		oms_md_timers(w->md, now);
 		flush_feed_tx(w);
 	}
-	oms_command_apply(w->core, cmd, cmd->now_ns ? cmd->now_ns : live_now(w));
+	oms_command_apply(w->core, cmd, now);
+	oms_journal_after_command(w->journal, w->core, cmd, now);
 	flush_tx(w);
 	w->stats.commands++;
 	__atomic_store_n(&cmd->done, 1, __ATOMIC_RELEASE);
@@ -235,6 +249,7 @@ static int worker_main(void *arg)
 			}
 			if (oms_core_timer_due(w->core, now)) {
 				oms_core_process_burst(w->core, NULL, NULL, 0, now);
+				oms_journal_after_burst(w->journal, w->core, NULL, NULL, 0, now);
 				flush_tx(w);
 			}
 		}

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from control import journal_tools, whatif
 from control import schema as config_schema
-from control import whatif
 from control.config import ConfigError, Dataplane, load_config, load_default_config
 
 BUNDLED_SCENARIO = Path(__file__).resolve().parent.parent / "pcaps" / "scenarios" / "session.jsonl"
@@ -36,13 +36,24 @@ def cmd_pcap_build(args) -> int:
 
 
 def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=None,
-               venue_latency_us=20.0, backend="pcap") -> dict:
+               venue_latency_us=20.0, backend="pcap", metrics=None, plot=None,
+               progress=None) -> dict:
+    from control.replay_view import ProgressBar, plot_latency
     from dataplane import pcap_backend
     from dataplane.replay import Replayer, report_lines, write_report
 
-    rp = Replayer(cfg, venue_sim=venue_sim, verify=verify, timings=bool(timings),
+    rp = Replayer(cfg, venue_sim=venue_sim, verify=verify,
+                  timings=bool(timings or metrics or plot),
                   venue_latency_ns=int(venue_latency_us * 1000), backend=backend)
-    out, res = rp.run_file(in_pcap)
+    out, res = rp.run_file(in_pcap, progress=ProgressBar(progress))
+    core = rp.core  # the DPDK backend's too, once the run is over
+    if metrics:
+        # the final counters and histograms, as a scrape would have seen them
+        from control.metrics import DataPlaneSource, exposition, make_registry
+        Path(metrics).write_bytes(exposition(make_registry(DataPlaneSource(cfg, [core]))))
+    if plot:
+        for f in plot_latency(core, cfg, plot):
+            print(f"omsctl: {f}", file=sys.stderr)
     pcap_backend.write_pcap(out_pcap, out)
     lines = report_lines(cfg, out, res.stats, res.route_decisions)
     if report:
@@ -66,7 +77,8 @@ def cmd_replay(args) -> int:
     cfg = _config(args.config)
     summary = run_replay(args.pcap, args.out, args.report, cfg, venue_sim=args.venue_sim,
                          verify=args.verify, timings=args.timings,
-                         venue_latency_us=args.venue_latency_us, backend=args.backend)
+                         venue_latency_us=args.venue_latency_us, backend=args.backend,
+                         metrics=args.metrics, plot=args.plot, progress=args.progress)
     print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
 
@@ -181,6 +193,67 @@ def cmd_ctl(args) -> int:
     return 0 if answer.get("ok") else 1
 
 
+def _ask(socket_path: str, payload: dict) -> dict:
+    from control.ctl import request
+
+    try:
+        answer = request(socket_path, payload)
+    except (FileNotFoundError, ConnectionRefusedError) as e:
+        raise OSError(f"no appliance answers on {socket_path} ({e.strerror}): is it running "
+                      "with --control-socket there?") from e
+    if not answer.get("ok"):
+        raise ValueError(answer.get("error", "the appliance refused"))
+    return answer
+
+
+def cmd_status(args) -> int:
+    from control.status import render_status
+
+    d = _ask(args.socket, {"cmd": "status"})
+    print(json.dumps(d, indent=2, sort_keys=True) if args.json else render_status(d))
+    return 0
+
+
+def cmd_top(args) -> int:
+    """Live view: the status again every --interval seconds, with rates."""
+    import time
+
+    from control.status import render_status
+
+    prev = None
+    n = 0
+    while args.count is None or n < args.count:
+        d = _ask(args.socket, {"cmd": "status"})
+        text = render_status(d, prev)
+        if sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")  # home, clear
+        print(text, flush=True)
+        prev = d
+        n += 1
+        if args.count is None or n < args.count:
+            try:
+                time.sleep(args.interval)
+            except KeyboardInterrupt:
+                break
+    return 0
+
+
+def cmd_order_show(args) -> int:
+    from control.status import render_order
+
+    if args.venue_token is not None:
+        if args.venue is None:
+            raise ValueError("--venue-token needs --venue (the venue's id)")
+        payload = {"cmd": "order", "venue": args.venue, "venue_token": args.venue_token}
+    elif args.session is None or args.cl_ord_id is None:
+        raise ValueError("give SESSION CLORDID, or --venue V --venue-token T")
+    else:
+        payload = {"cmd": "order", "session": args.session, "cl_ord_id": args.cl_ord_id}
+    d = _ask(args.socket, payload)
+    print(json.dumps(d, indent=2, sort_keys=True) if args.json else render_order(d))
+    return 0
+
+
 KILL_HELP = {
     "kill": "engage the kill switch (every account, or --account): new orders and "
             "modifies are rejected (KILL_SWITCH) and every open order is canceled at "
@@ -214,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omsctl", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     whatif.add_subparser(sub)  # omsctl whatif PCAP --config NEW [--against CUR] [--json FILE]
+    journal_tools.add_subparser(sub)  # omsctl journal {info,verify,replay} PATH
 
     r = sub.add_parser("run", help="build and replay the bundled scenario (the default job)")
     r.add_argument("--config")
@@ -265,6 +339,30 @@ def build_parser() -> argparse.ArgumentParser:
         _kill_args(k, socket=True)
         k.set_defaults(func=cmd_ctl, ctl_cmd=name)
 
+    from control.ctl import DEFAULT_SOCKET
+    st = sub.add_parser("status", help="a running appliance at a glance: ports, queues, "
+                        "lcores, orders, rejects, latency percentiles, venues")
+    st.add_argument("--socket", default=DEFAULT_SOCKET)
+    st.add_argument("--json", action="store_true", help="the answer as JSON")
+    st.set_defaults(func=cmd_status)
+    tp = sub.add_parser("top", help="status, refreshed, with rates (Ctrl-C to stop)")
+    tp.add_argument("--socket", default=DEFAULT_SOCKET)
+    tp.add_argument("--interval", type=float, default=1.0, help="seconds between updates")
+    tp.add_argument("--count", type=int, help="stop after this many updates")
+    tp.set_defaults(func=cmd_top)
+    od = sub.add_parser("order", help="orders of a running appliance")
+    osub = od.add_subparsers(dest="order_cmd", required=True)
+    os_ = osub.add_parser("show", help="an order's state, every transition with its time, "
+                          "and its venue messages")
+    os_.add_argument("session", type=int, nargs="?")
+    os_.add_argument("cl_ord_id", type=int, nargs="?")
+    os_.add_argument("--venue", type=int, help="with --venue-token: the venue's id")
+    os_.add_argument("--venue-token", type=int,
+                     help="the order's token at the venue (OUCH UserRefNum)")
+    os_.add_argument("--socket", default=DEFAULT_SOCKET)
+    os_.add_argument("--json", action="store_true")
+    os_.set_defaults(func=cmd_order_show)
+
     c = sub.add_parser("config", help="configuration tools")
     csub = c.add_subparsers(dest="config_cmd", required=True)
     config_schema.add_subparser(csub)  # omsctl config schema [-o FILE]
@@ -292,6 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--backend", choices=["pcap", "dpdk"], default="pcap",
                     help="pcap: the core in this thread; dpdk: the capture read by a DPDK "
                          "net_pcap port on a worker lcore (same output, byte for byte)")
+    rp.add_argument("--metrics", metavar="FILE",
+                    help="write the final metrics here, in Prometheus text format")
+    rp.add_argument("--plot", metavar="DIR",
+                    help="write PNG charts of the latency histograms into DIR")
+    rp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="a progress bar on stderr (default: on a terminal, for captures "
+                         f"of {10_000:,} frames or more)")
     rp.add_argument("--verify", action="store_true",
                     help="run the reference model beside the core; fail on any difference")
     rp.set_defaults(func=cmd_replay)

@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -276,12 +276,48 @@ class MarketData:
     max_levels: int = 1024  # price levels per side of one book
 
 
+JOURNAL_DURABILITY = ("none", "periodic", "burst")
+JOURNAL_AFTER_RECOVERY = ("keep", "cancel")
+
+
+@dataclass(frozen=True)
+class Journal:
+    """The journal of the core's inputs, for crash recovery
+    (docs/durability.md): the file, and when what is appended to it is
+    written back - none: when the kernel likes; periodic: every
+    sync_interval_ms; burst: before the burst's output is sent."""
+    path: str
+    durability: str = "burst"
+    sync_interval_ms: int = 10
+    segment_mb: int = 64  # the file grows in steps of this size
+    # keep: recovered open orders stay working at their venues; cancel: the
+    # appliance cancels every one once it runs again (a mass cancel of each
+    # session and account, journaled)
+    after_recovery: str = "keep"
+
+
+# Config fields that are not keys of the YAML: where it came from, and its text
+NOT_IN_YAML = ("source", "text")
+
+
+@dataclass(frozen=True)
+class Observability:
+    """The Prometheus exporter and the live latency page of the live
+    appliance (control/metrics.py, control/httpd.py), on one HTTP address."""
+    enabled: bool = True
+    listen: str = "127.0.0.1:9478"  # host:port; localhost unless asked; port 0: any free
+    # the per-stage latency histograms (a few TSC reads per order); off:
+    # counters only
+    timing: bool = True
+
+
 @dataclass(frozen=True)
 class Config:
     appliance: Appliance
     routing: Routing
     tables: Tables = field(default_factory=Tables)
     dataplane: Dataplane = field(default_factory=Dataplane)
+    observability: Observability = field(default_factory=Observability)
     sessions: tuple[Session, ...] = ()
     venues: tuple[Venue, ...] = ()
     instruments: tuple[Instrument, ...] = ()
@@ -289,7 +325,11 @@ class Config:
     routes: tuple[Route, ...] = ()
     risk: Risk = field(default_factory=Risk)
     market_data: MarketData = field(default_factory=MarketData)
+    journal: Journal | None = None
     source: str = "<memory>"  # the file it was read from
+    # the YAML it was read from: the journal records it with each
+    # configuration generation, for recovery to build that generation again
+    text: str = field(default="", compare=False, repr=False)
 
     def session(self, session_id: int) -> Session | None:
         return next((s for s in self.sessions if s.id == session_id), None)
@@ -400,7 +440,7 @@ def load_config_text(text: str, source: str = "<string>") -> Config:
         raise ConfigError(source, 1, "", f"YAML error: {e}") from None
     if root is None:
         raise ConfigError(source, 1, "", "the configuration is empty")
-    return _Loader(source).config(root)
+    return replace(_Loader(source).config(root), text=text)
 
 
 def load_default_config() -> Config:
@@ -461,10 +501,10 @@ class _Loader:
         dataclass `cls` (those without a default are required). Missing keys
         are reported at `owner_line`: the line of the key whose value this
         mapping is, else the mapping's own first line."""
-        names = [f.name for f in fields(cls) if f.name != "source"]
+        names = [f.name for f in fields(cls) if f.name not in NOT_IN_YAML]
         required = [
             f.name for f in fields(cls)
-            if f.name != "source" and f.default is MISSING and f.default_factory is MISSING
+            if f.name not in NOT_IN_YAML and f.default is MISSING and f.default_factory is MISSING
             and f.name not in optional
         ]
         if not isinstance(node, yaml.MappingNode):
@@ -609,12 +649,17 @@ class _Loader:
         market_data = part("market_data",
                            lambda n: self.market_data(n, owner("market_data"), appliance,
                                                       venues, instruments), MarketData())
+        observability = part("observability",
+                             lambda n: self.observability(n, owner("observability")),
+                             Observability())
+        journal = part("journal", self.journal)
         if self.errors:
             raise ConfigErrors(self.errors)
         return Config(
             appliance=appliance,
             routing=routing,
             dataplane=dataplane,
+            observability=observability,
             tables=tables,
             sessions=sessions,
             venues=venues,
@@ -623,6 +668,7 @@ class _Loader:
             routes=routes,
             risk=risk,
             market_data=market_data,
+            journal=journal,
             source=self.source,
         )
 
@@ -918,6 +964,51 @@ class _Loader:
         if "cpu" in v:
             out["cpu"] = self.integer(v["cpu"], f"{path}.cpu", -1, 4095)
         return Afxdp(**out)
+
+    def observability(self, node: yaml.Node, owner_line: int) -> Observability:
+        v = self.mapping(node, "observability", Observability, owner_line)
+        out: dict = {}
+        for key in ("enabled", "timing"):
+            if key in v:
+                out[key] = self.boolean(v[key], f"observability.{key}")
+        if "listen" in v:
+            path = "observability.listen"
+            listen = self.string(v["listen"], path)
+            host, sep, port = listen.rpartition(":")
+            if not sep or not port.isdigit() or int(port) > 65535:
+                raise self.error(v["listen"], path,
+                                 f"{listen!r} is not host:port, e.g. \"127.0.0.1:9478\"")
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise self.error(v["listen"], path,
+                                 f"{host!r} is not an IPv4 address (127.0.0.1 keeps it "
+                                 "local; 0.0.0.0 serves every interface)") from None
+            out["listen"] = listen
+        return Observability(**out)
+    def journal(self, node: yaml.Node) -> Journal:
+        v = self.mapping(node, "journal", Journal)
+        out: dict = {"path": self.string(v["path"], "journal.path")}
+        if not out["path"]:
+            raise self.error(v["path"], "journal.path", "must name a file")
+        if "durability" in v:
+            d = self.string(v["durability"], "journal.durability")
+            if d not in JOURNAL_DURABILITY:
+                raise self.error(v["durability"], "journal.durability",
+                                 f"{d!r} is not one of: {', '.join(JOURNAL_DURABILITY)}")
+            out["durability"] = d
+        if "sync_interval_ms" in v:
+            out["sync_interval_ms"] = self.integer(v["sync_interval_ms"],
+                                                   "journal.sync_interval_ms", 1, 60_000)
+        if "segment_mb" in v:
+            out["segment_mb"] = self.integer(v["segment_mb"], "journal.segment_mb", 1, 65_536)
+        if "after_recovery" in v:
+            a = self.string(v["after_recovery"], "journal.after_recovery")
+            if a not in JOURNAL_AFTER_RECOVERY:
+                raise self.error(v["after_recovery"], "journal.after_recovery",
+                                 f"{a!r} is not one of: {', '.join(JOURNAL_AFTER_RECOVERY)}")
+            out["after_recovery"] = a
+        return Journal(**out)
 
     def timers(self, v: dict, path: str) -> dict:
         out = {}

@@ -8,6 +8,7 @@ effect between two bursts.
     omsctl ctl --socket /run/oms/control.sock mass-cancel --session 1 --account 7
     omsctl kill [--account 7] [--socket /run/oms/control.sock]
     omsctl unkill [--account 7] [--socket /run/oms/control.sock]
+    omsctl status | top | order show SESSION CLORDID [--socket ...]  (control/status.py)
 """
 from __future__ import annotations
 

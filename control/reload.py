@@ -23,7 +23,7 @@ def fixed_changes(old: Config, new: Config) -> list[str]:
     """What `new` changes that only a restart can: one line per change."""
     out = []
     for f in dataclasses.fields(Config):
-        if f.name in RELOADABLE or f.name in ("source", "sessions"):
+        if f.name in RELOADABLE or f.name in ("source", "text", "sessions"):
             continue
         if getattr(old, f.name) != getattr(new, f.name):
             out.append(f"{f.name}: changed; only a restart applies it")

@@ -152,6 +152,10 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Route", "account"): {**_int(0, _U32), "description": "a configured account id"},
     ("Route", "symbol"): {"type": "string", "pattern": _SYMBOL_PATTERN,
                           "description": "a configured symbol"},
+    ("Observability", "listen"): {
+        "type": "string", "pattern": r"^(\d{1,3}\.){3}\d{1,3}:\d{1,5}$",
+        "description": "IPv4 host:port of the metrics exporter and latency page; "
+                       "127.0.0.1 keeps it local; port 0: any free port"},
     ("Dataplane", "lcores"): {"type": "string",
                               "pattern": r"^(\d+(-\d+)?|\d+@\d+)(,(\d+(-\d+)?|\d+@\d+))*$",
                               "description": 'EAL -l: "0,1" or "0-3"; or lcore@cpu for '
@@ -172,6 +176,15 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Afxdp", "frames"): {"type": "integer", "enum": [1 << n for n in range(6, 19)],
                           "description": "UMEM frames per interface, half RX, half TX"},
     ("Afxdp", "cpu"): _int(-1, 4095),
+    ("Journal", "durability"): {"enum": list(C.JOURNAL_DURABILITY),
+                                "description": "none: the kernel writes back when it likes; "
+                                               "periodic: every sync_interval_ms; burst: "
+                                               "before the burst's output is sent"},
+    ("Journal", "sync_interval_ms"): _int(1, 60_000),
+    ("Journal", "segment_mb"): _int(1, 65_536),
+    ("Journal", "after_recovery"): {"enum": list(C.JOURNAL_AFTER_RECOVERY),
+                                    "description": "keep: recovered open orders stay working; "
+                                                   "cancel: all canceled once running"},
     # market data
     ("MarketData", "symbols"): {"type": "array", "uniqueItems": True,
                                 "items": {"type": "string", "pattern": _SYMBOL_PATTERN},
@@ -266,7 +279,7 @@ def _add_def(cls: type, defs: dict) -> None:
     props: dict = {}
     required: list[str] = []
     for f in dataclasses.fields(cls):
-        if f.name == "source":
+        if f.name in C.NOT_IN_YAML:
             continue
         rule = _RULES.get((name, f.name))
         if rule is not None:

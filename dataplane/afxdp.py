@@ -16,8 +16,15 @@ import importlib
 import sys
 
 from control.config import Config
-from dataplane.core import Core, ip_to_int, mac_to_bytes
-from dataplane.serve import LiveControl, detach_stale_xdp, xdp_attached
+from dataplane.core import ip_to_int, mac_to_bytes
+from dataplane.journal import start_core
+from dataplane.serve import (
+    LiveControl,
+    close_journal,
+    detach_stale_xdp,
+    journal_report,
+    xdp_attached,
+)
 
 
 def route_line(d: dict) -> dict:
@@ -56,8 +63,11 @@ class AfxdpAppliance(LiveControl):
         ffi, lib = self.ffi, self.lib
         self.stale_detached = detach_stale_xdp(cfg)
         self.ifaces = [a.strategy_iface, a.venue_iface]
-        self.core = Core(cfg, ext=ext)
+        # a journal that holds records is recovered first (docs/durability.md)
+        self.core, journal, recovery = start_core(cfg, ext=ext)
+        self.journals, self.recoveries = [journal], [recovery]
         c = ffi.new("struct oms_afxdp_config *")
+        c.journal = journal._j if journal else ffi.NULL
         for i, name in enumerate(self.ifaces):
             c.ifname[i] = name.encode()
         c.queue = a.queue
@@ -84,6 +94,7 @@ class AfxdpAppliance(LiveControl):
         # one socket per distinct interface: port i carries class i
         self.ports = list(dict.fromkeys(self.ifaces))
         self.stopping = False
+        self.observe()
 
     def start(self) -> None:
         err = self.ffi.new("char[256]")
@@ -97,6 +108,11 @@ class AfxdpAppliance(LiveControl):
 
     def _post(self, cmd) -> bool:
         return self.lib.oms_afxdp_post(self.dp, cmd) == 0
+
+    def metric_families(self):
+        """Sockets, kernel XDP statistics, poll thread (control/appliance_metrics.py)."""
+        from control.appliance_metrics import afxdp_families
+        return afxdp_families(self)
 
     def _grace(self, timeout_ms: int) -> bool:
         """The poll thread takes commands only between bursts, where it holds
@@ -113,6 +129,7 @@ class AfxdpAppliance(LiveControl):
         then close the sockets: libxdp detaches its program with the last."""
         self.lib.oms_afxdp_stop(self.dp)
         report = self.report()
+        close_journal(self, report)
         self.ffi.release(self.dp)
         report["xdp_after_close"] = {name: xdp_attached(name) for name in self.ports}
         return report
@@ -137,4 +154,5 @@ class AfxdpAppliance(LiveControl):
                 "generation": self.core.generation(), "reloads": dict(self.reloads),
                 "live_orders": self.core.live_orders(),
                 "market_data": self.md.stats() if self.md is not None else None,
-                "route_decisions": [route_line(d) for d in self.core.route_decisions()]}
+                "route_decisions": [route_line(d) for d in self.core.route_decisions()],
+                **journal_report(self)}

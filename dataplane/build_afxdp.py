@@ -1,7 +1,7 @@
 """cffi build of the native AF_XDP backend (API mode: libxdp's ring helpers
 are inline): the core's sources (cdefs/core_sources.txt, the list every
-build reads), plus the AF_XDP poll loop (cdefs/afxdp_io.c) and the
-commands every poll loop shares (cdefs/command.c), so the poll thread
+build reads, the commands every poll loop shares and the journal among
+them), plus the AF_XDP poll loop (cdefs/afxdp_io.c), so the poll thread
 calls the core directly.
 Flags and libraries come from pkg-config's libxdp and libbpf (Debian's
 libxdp-dev, libbpf-dev)."""
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
 CORE_SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
                 if w and not w.startswith("#")]
-AFXDP_SOURCES = ["afxdp_io.c", "command.c"]
+AFXDP_SOURCES = ["afxdp_io.c"]
 MODULE = "dataplane._oms_afxdp"
 PKGS = ["libxdp", "libbpf"]
 

@@ -1,6 +1,7 @@
 """cffi build of the C core in API mode (pyca/cryptography's layout): the C
 lives in real files under cdefs/, and the declarations cffi binds are read
-from cdefs/oms_core.h through the preprocessor, never typed twice.
+from cdefs/oms_core.h (and journal.h, which includes it and command.h)
+through the preprocessor, never typed twice.
 
 OMS_SANITIZE=1 builds the same sources with ASan and UBSan into
 `dataplane._oms_core_san`, for the sanitizer test run."""
@@ -27,12 +28,12 @@ if SANITIZE:
 
 
 def cdef_text() -> str:
-    """oms_core.h with its includes expanded and macros resolved, as cffi
-    wants it: the preprocessor does the work, OMS_CFFI hides what cffi
-    cannot parse."""
+    """journal.h (oms_core.h, command.h and the journal's own) with its
+    includes expanded and macros resolved, as cffi wants it: the
+    preprocessor does the work, OMS_CFFI hides what cffi cannot parse."""
     cc = os.environ.get("CC", "cc")
     out = subprocess.run(
-        [cc, "-E", "-P", "-DOMS_CFFI", "-I", str(CDEFS), str(CDEFS / "oms_core.h")],
+        [cc, "-E", "-P", "-DOMS_CFFI", "-I", str(CDEFS), str(CDEFS / "journal.h")],
         check=True, capture_output=True, text=True).stdout
     return out
 
@@ -41,7 +42,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(cdef_text())
 ffibuilder.set_source(
     MODULE,
-    '#include "oms_core.h"\n',
+    '#include "journal.h"\n',
     # setuptools insists on paths relative to setup.py's directory
     sources=[os.path.relpath(CDEFS / s) for s in SOURCES],
     include_dirs=[os.path.relpath(CDEFS)],

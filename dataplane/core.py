@@ -8,7 +8,7 @@ import ipaddress
 import os
 
 from control.config import ORDER_TYPES, TIFS, Config
-from dataplane.venue_health import with_percentiles
+from dataplane.venue_latency import with_percentiles
 
 _SANITIZE = os.environ.get("OMS_SANITIZE") == "1"
 _MODULE = "dataplane._oms_core_san" if _SANITIZE else "dataplane._oms_core"
@@ -76,6 +76,9 @@ class Core:
         if core == ffi.NULL:
             raise CoreError("oms_core_create failed: sizes out of range or out of memory")
         self._core = ffi.gc(core, lib.oms_core_destroy)
+        # dataplane.journal.Journal when the caller drives the core and
+        # journals it (replay, tests); a live poll loop journals in C
+        self.journal = None
 
         for s in cfg.sessions:
             sc = ffi.new("struct oms_session_config *", {
@@ -114,6 +117,9 @@ class Core:
             raise CoreError("out of memory building a configuration generation")
         try:
             _fill_generation(ffi, lib, self._core, g, cfg)
+            text = cfg.text.encode()
+            if lib.oms_gen_set_source(g, text, len(text)) != 0:
+                raise CoreError("out of memory keeping the configuration's text")
         except BaseException:
             lib.oms_gen_free(g)
             raise
@@ -140,6 +146,8 @@ class Core:
         self.lib.oms_core_take_generation(self._core)
         self.lib.oms_gen_free(old)
         self.cfg = cfg
+        if self.journal is not None:
+            self.journal.attach(self)
         return number
 
     def generation(self) -> int:
@@ -154,7 +162,18 @@ class Core:
         ptrs = self.ffi.new("uint8_t *[]", keep) if n else self.ffi.NULL
         lens = self.ffi.new("uint16_t[]", [len(f) for f in frames]) if n else self.ffi.NULL
         self.lib.oms_core_process_burst(self._core, ptrs, lens, n, now_ns)
+        if self.journal is not None:
+            self.journal.record_burst(self, ptrs, lens, n, now_ns)
         return self._take_tx()
+
+    def command(self, op: int, a: int, b: int, now_ns: int) -> tuple[int, list[bytes]]:
+        """Run a control command (command.h: lib.OMS_CMD_*) as a poll loop
+        does between bursts; (its result, what it sent)."""
+        cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
+        self.lib.oms_command_apply(self._core, cmd, now_ns)
+        if self.journal is not None:
+            self.journal.record_command(self, cmd, now_ns)
+        return cmd.result, self._take_tx()
 
     def _take_tx(self) -> list[bytes]:
         """The frames waiting in the transmit area, which is then emptied."""
@@ -207,8 +226,7 @@ class Core:
         """The operator's kill switch (semantics.md "Kill switch"): account 0
         sets every account's switch.  (orders canceled, or -1 for an unknown
         account; the Cancel Orders it sent, in order)."""
-        n = self.lib.oms_core_kill(self._core, account, int(on), now_ns)
-        return n, self._take_tx()
+        return self.command(self.lib.OMS_CMD_KILL, account, int(on), now_ns)
 
     def account(self, account: int) -> dict | None:
         """Risk accounting of an account: open_orders, open_notional."""
@@ -236,11 +254,11 @@ class Core:
         # keep it alive as long as the core points at it
         self._feeds = {**getattr(self, "_feeds", {}), venue_id: feed}
 
-    def venue_health(self, venue_id: int) -> dict:
+    def venue_latency(self, venue_id: int) -> dict:
         """The latency monitor's view of a venue (semantics.md "Venue
         health")."""
-        h = self.ffi.new("struct oms_venue_health *")
-        if self.lib.oms_core_venue_health(self._core, venue_id, h) != 0:
+        h = self.ffi.new("struct oms_venue_latency *")
+        if self.lib.oms_core_venue_latency(self._core, venue_id, h) != 0:
             raise CoreError(f"venue {venue_id} is not configured")
         return with_percentiles({
             "rtt_ewma_ns": h.rtt_ewma_ns, "rtt_last_ns": h.rtt_last_ns,

@@ -43,6 +43,7 @@ class Feed:
         # one, or the DPDK one: each has its own copy of the C)
         self.ffi, self.lib = (ext.ffi, ext.lib) if ext is not None else (ffi, lib)
         ffi_, lib_ = self.ffi, self.lib
+        self.venue = venue
         cfg = ffi_.new("struct oms_feed_config *")
         cfg.venue = venue
         cfg.mac = _mac(mac)

@@ -197,17 +197,23 @@ class NetPcapReplay:
             raise ReplayError(f"cannot launch the replay loop on lcore {lcore}")
         self.lcore = lcore
 
-    def run(self) -> list[tuple[int, bytes]]:
+    def run(self, progress=None) -> list[tuple[int, bytes]]:
         """Take what the worker sends and answer its steps until it has
         replayed the whole capture; returns what the core sent, with the
         now_ns of the call that sent it.  The waits are bounded and in short
-        sleeps, so signals get through."""
+        sleeps, so signals get through.  `progress(done, total)`, if given,
+        hears the capture frames the worker has taken, about 10 times a
+        second and at the end."""
         r = self.loop
         out: list[tuple[int, bytes]] = []
         acked = 0
         last_progress = time.monotonic()
+        last_report = 0.0
         spins = 0
         while True:
+            if progress is not None and time.monotonic() - last_report > 0.1:
+                last_report = time.monotonic()
+                progress(min(r.stats.capture_frames, len(self.records)), len(self.records))
             # every frame of the steps published so far is on the ring now
             steps = r.steps
             finished = r.finished
@@ -229,6 +235,8 @@ class NetPcapReplay:
                 raise ReplayError(f"the replay loop on lcore {self.lcore} sent nothing for "
                                   f"{STEP_TIMEOUT_S} s")
         self._finish()
+        if progress is not None:
+            progress(len(self.records), len(self.records))
         return out
 
     def _drain(self, out: list[tuple[int, bytes]]) -> int:

@@ -21,7 +21,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from control.config import ORDER_TYPES, TIFS, Config
-from dataplane.venue_health import with_percentiles
+from dataplane.venue_latency import with_percentiles
 
 # --- counter names, in the order of OMS_DROP_LIST / OMS_EVENT_LIST ---------
 
@@ -757,7 +757,7 @@ class ReferenceCore:
         b = 0 if rtt < 2 else rtt.bit_length() - 1
         venue.rtt_hist[min(b, RTT_BUCKETS - 1)] += 1
 
-    def venue_health(self, venue_id: int) -> dict:
+    def venue_latency(self, venue_id: int) -> dict:
         v = self.venues[venue_id]
         return with_percentiles({
             "rtt_ewma_ns": v.rtt_ewma_ns, "rtt_last_ns": v.rtt_last_ns,

@@ -29,6 +29,7 @@ from dataplane.core import Core, lib
 from dataplane.venue_sim import VenueSim
 
 DEFAULT_VENUE_LATENCY_NS = 20_000
+PROGRESS_EVERY = 256  # bursts between two progress reports
 
 
 class VerifyError(AssertionError):
@@ -102,15 +103,19 @@ class Replayer:
         return {v.ip: VenueSim(v, self.cfg.appliance, symbols=symbols, seed=self.sim_seed + v.id)
                 for v in self.cfg.venues}
 
-    def run_file(self, path: str | Path) -> tuple[list[tuple[int, bytes]], ReplayResult]:
+    def run_file(self, path: str | Path, progress=None
+                 ) -> tuple[list[tuple[int, bytes]], ReplayResult]:
         """Replay a capture file: the pcap backend reads it here; the dpdk
-        backend has a net_pcap port read it on a worker lcore."""
+        backend has a net_pcap port read it on a worker lcore.
+        `progress(done, total)`, if given, hears now and then how many of
+        the capture's frames the core has been handed, and at the end."""
         records = pcap_backend.read_pcap(path)
         if self.backend == "dpdk":
-            return self._run_dpdk(Path(path), records)
-        return self.run(records)
+            return self._run_dpdk(Path(path), records, progress)
+        return self.run(records, progress)
 
-    def run(self, records: list[tuple[int, bytes]]) -> tuple[list[tuple[int, bytes]], ReplayResult]:
+    def run(self, records: list[tuple[int, bytes]], progress=None
+            ) -> tuple[list[tuple[int, bytes]], ReplayResult]:
         """Returns the transmitted frames with their times, and the summary.
         (The dpdk backend needs a file for its net_pcap port: the records
         are written to a temporary one.)"""
@@ -118,7 +123,7 @@ class Replayer:
             with tempfile.TemporaryDirectory(prefix="oms-replay-") as d:
                 path = Path(d) / "capture.pcap"
                 pcap_backend.write_pcap(path, records)
-                return self._run_dpdk(path, records)
+                return self._run_dpdk(path, records, progress)
         res = ReplayResult(frames_in=len(records))
 
         def check(now, burst, tx):
@@ -130,8 +135,8 @@ class Replayer:
                     raise VerifyError(_describe_difference(now, burst, tx, expected))
 
         out = schedule(self.core, records, self.sims, self.venue_latency_ns,
-                       on_burst=check, burst_ns=self.burst_cpu_ns, md=self.md,
-                       decisions=res.route_decisions)
+                       on_burst=check, burst_ns=self.burst_cpu_ns, progress=progress,
+                       md=self.md, decisions=res.route_decisions)
         res.frames_out = len(out)
         res.stats = self.core.stats()
         if self.md is not None:
@@ -141,7 +146,7 @@ class Replayer:
         self._verify_stats(res)
         return out, res
 
-    def _run_dpdk(self, path: Path, records: list[tuple[int, bytes]]
+    def _run_dpdk(self, path: Path, records: list[tuple[int, bytes]], progress=None
                   ) -> tuple[list[tuple[int, bytes]], ReplayResult]:
         from dataplane.netpcap_replay import NetPcapReplay
 
@@ -149,7 +154,7 @@ class Replayer:
         rp = NetPcapReplay(self.cfg, path, records, sims=self.sims,
                            venue_latency_ns=self.venue_latency_ns, timing=self.timing)
         try:
-            out = rp.run()
+            out = rp.run(progress)
         finally:
             rp.close()
         self.core = rp.core
@@ -203,7 +208,8 @@ class Replayer:
 
 def schedule(core, records: list[tuple[int, bytes]], sims: dict[str, VenueSim],
              venue_latency_ns: int, *, on_burst=None, burst_ns: list[int] | None = None,
-             md=None, decisions: list | None = None) -> list[tuple[int, bytes]]:
+             progress=None, md=None, decisions: list | None = None
+             ) -> list[tuple[int, bytes]]:
     """Feed `core` (the C core or the reference model) the capture, the
     venue simulators' answers and its timers; returns what it transmitted,
     with the time of the call that sent it.
@@ -228,6 +234,7 @@ def schedule(core, records: list[tuple[int, bytes]], sims: dict[str, VenueSim],
     timers_set: set[int] = set()
     order = 0
     out: list[tuple[int, bytes]] = []
+    done = bursts = 0
     while heap:
         now = heap[0][0]
         burst = []
@@ -237,6 +244,7 @@ def schedule(core, records: list[tuple[int, bytes]], sims: dict[str, VenueSim],
                 timers_set.discard(now)
             else:
                 burst.append(frame)
+                done += kind == INPUT
         t0 = time.perf_counter_ns()
         core_burst = burst
         if md is not None:
@@ -254,11 +262,16 @@ def schedule(core, records: list[tuple[int, bytes]], sims: dict[str, VenueSim],
             for answer in answer_frame(sims, frame, now + venue_latency_ns):
                 order += 1
                 heapq.heappush(heap, (now + venue_latency_ns, ANSWER, order, answer))
+        bursts += 1
+        if progress is not None and bursts % PROGRESS_EVERY == 0:
+            progress(done, len(records))
         deadline = core.next_deadline()
         if deadline <= horizon and deadline not in timers_set:
             timers_set.add(deadline)
             order += 1
             heapq.heappush(heap, (deadline, TIMER, order, None))
+    if progress is not None:
+        progress(done, len(records))
     return out
 
 

@@ -20,6 +20,7 @@ from control.ctl import ControlSocket
 from control.reload import FileWatch, fixed_changes
 from dataplane import dpdk, steering
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
+from dataplane.journal import start_core
 
 
 def eal_args(cfg: Config) -> list[str]:
@@ -93,6 +94,10 @@ class LiveControl:
         cmd = self.ffi.new("struct oms_command *", {"op": op, "a": a, "b": b})
         if op == self.lib.OMS_CMD_SNAPSHOT:
             cmd.stats = self._snapshot = self.ffi.new("struct oms_stats *")
+        return self.run_command(cmd, timeout_s)
+
+    def run_command(self, cmd, timeout_s: float = 5.0):
+        """Hand a command already filled in to the worker; (result, cmd)."""
         if not self._post(cmd):
             raise RuntimeError("the worker's command queue is full")
         self._inflight = cmd  # kept alive until the worker took it, even if we stop waiting
@@ -150,6 +155,7 @@ class LiveControl:
                   "the replaced configuration is kept in memory", file=sys.stderr)
         self.cfg = new
         self.reloads["ok"] += 1
+        self.published_generation = number
         return {"ok": True, "file": path, "generation": number}
 
     def handle_control(self, request: dict) -> dict:
@@ -181,8 +187,108 @@ class LiveControl:
             n, _ = self.command(lib.OMS_CMD_KILL, account, int(on))
             if n < 0:
                 return {"ok": False, "error": f"unknown account {account}"}
+            self._operator_kill(account, on)
             return {"ok": True, "account": account or "all", "kill": on, "canceled": n}
+        if what == "status":
+            from control.status import appliance_status
+            return {"ok": True, **appliance_status(self)}
+        if what == "order":
+            return self.order_show(request)
         return {"ok": False, "error": f"unknown command {what!r}"}
+
+    # --- observability (docs/observability.md) ---------------------------
+
+    def observe(self) -> None:
+        """Set up what the exporter, the latency page and `omsctl status`
+        read: the stage histograms on (observability.timing), the kill
+        switches as commanded."""
+        from control.metrics import DataPlaneSource
+
+        cores = getattr(self, "cores", [self.core])
+        for core in cores:
+            core.set_timing(self.cfg.observability.timing)
+        self.started = time.time()
+        self.operator_kill: dict[int, bool] = {}
+        self.operator_kill_all = False
+        self.metrics_source = DataPlaneSource(self.cfg, cores, self)
+
+    _target = 0  # the worker commands go to (sharded: one of several)
+
+    def _each_worker(self):
+        """Once per worker, with commands going to it."""
+        try:
+            for i in range(len(getattr(self, "workers", ())) or 1):
+                self._target = i
+                yield i
+        finally:
+            self._target = 0
+
+    def snapshot_all(self) -> list[tuple[int, dict]]:
+        """(live orders, counters) of every worker, each copied by the worker
+        between two bursts."""
+        out = []
+        for i in self._each_worker():
+            live, cmd = self.command(self.lib.OMS_CMD_SNAPSHOT)
+            core = getattr(self, "cores", [self.core])[i]
+            out.append((live, core.stats_dict(cmd.stats)))  # before the next replaces it
+        return out
+
+    @property
+    def config_generation(self) -> dict[str, int]:
+        """The generation the worker judges by (it takes a newly published
+        one at its next burst) and the last one published."""
+        in_force = self.core.generation()
+        return {"in_force": in_force,
+                "published": max(in_force, getattr(self, "published_generation", 0))}
+
+    def _operator_kill(self, account: int, on: bool) -> None:
+        # as oms_core_kill: account 0 sets every account's switch, and those
+        # of accounts a later generation adds
+        if account == 0:
+            self.operator_kill_all = on
+            self.operator_kill = dict.fromkeys(
+                {a.id for a in self.cfg.accounts} | set(self.operator_kill), on)
+        else:
+            self.operator_kill[account] = on
+
+    def kill_state(self) -> dict[str, bool]:
+        """Each configured account's kill switch: the configuration's or
+        the operator's engaged (semantics.md "Kill switch"), as configured
+        and commanded through this control plane."""
+        return {str(a.id): bool(a.kill) or self.operator_kill.get(a.id, self.operator_kill_all)
+                for a in sorted(self.cfg.accounts, key=lambda a: a.id)}
+
+    def metric_families(self):
+        """The backend's own metrics beside the core's (control/metrics.py)."""
+        return []
+
+    def order_show(self, request: dict) -> dict:
+        """One order, copied by the poll loop between two bursts: by
+        (session, cl_ord_id), or by the venue's token (venue, UserRefNum)."""
+        from control.status import order_history
+        ffi, lib = self.ffi, self.lib
+        view = ffi.new("struct oms_order_view *")
+        cmd = ffi.new("struct oms_command *", {"op": lib.OMS_CMD_ORDER})
+        cmd.order = view
+        if request.get("venue_token") is not None:
+            a, b, key = 0, int(request["venue"]), int(request["venue_token"])
+            what = f"venue {b} token {key}"
+            ok = 0 < b < 2**16 and 0 <= key < 2**32
+        else:
+            a, b, key = int(request["session"]), 0, int(request["cl_ord_id"])
+            what = f"session {a} cl_ord_id {key}"
+            ok = 0 < a < 2**32 and 0 <= key < 2**64
+        if not ok:
+            return {"ok": False, "error": f"{what}: out of range"}
+        cmd.a, cmd.b, cmd.id = a, b, key
+        # sharded: the worker that owns the session (or venue) has it
+        for i in self._each_worker():
+            cmd.done = 0
+            result, _ = self.run_command(cmd)
+            if result == 0:
+                core = getattr(self, "cores", [self.core])[i]
+                return {"ok": True, "worker": i, **order_history(core, view)}
+        return {"ok": False, "error": f"{what}: no such order (never seen, or evicted)"}
 
 
 class Appliance(LiveControl):
@@ -235,7 +341,14 @@ class Appliance(LiveControl):
         # lcore feeds one worker per shard, each with its own core
         self.sharded = cfg.dataplane.threading.mode == "sharded"
         parts = self._parts(cfg)
-        self.cores = [Core(part, ext=ext) for part in parts]
+        # a journal per core (docs/durability.md); one that holds records
+        # is recovered first
+        started = [start_core(cfg, ext=ext, part=lambda c, i=i: self._parts(c)[i],
+                              index=i if len(parts) > 1 else None)
+                   for i in range(len(parts))]
+        self.cores = [core for core, _, _ in started]
+        self.journals = [j for _, j, _ in started]
+        self.recoveries = [r for _, _, r in started]
         self.core = self.cores[0]
         self.rcu = lib.oms_rcu_create(len(parts))
         if self.rcu == ffi.NULL:
@@ -260,6 +373,7 @@ class Appliance(LiveControl):
             w = ffi.new("struct oms_worker *")
             w.commands = ring
             w.core = core._core
+            w.journal = self.journals[i]._j if self.journals[i] else ffi.NULL
             w.pool = self.pool
             w.strategy_tx_port, w.venue_tx_port = ids
             w.strategy_udp = cfg.appliance.strategy_port
@@ -293,6 +407,7 @@ class Appliance(LiveControl):
         self.io = self._io(cfg, socket) if self.sharded else None
         self.reloads = {"ok": 0, "refused": 0}
         self.stopping = False
+        self.observe()
 
     def _parts(self, cfg: Config) -> list[Config]:
         if cfg.dataplane.threading.mode != "sharded":
@@ -342,8 +457,6 @@ class Appliance(LiveControl):
         if self.io is not None and self.lib.oms_io_launch(self.io, self.io_lcore) != 0:
             raise dpdk.DpdkError(f"cannot launch the I/O lcore {self.io_lcore}")
 
-    _target = 0  # the worker commands go to
-
     def _post(self, cmd) -> bool:
         return self.lib.oms_command(self.command_rings[self._target], cmd) == 0
 
@@ -375,6 +488,11 @@ class Appliance(LiveControl):
         # DPDK's RCU: the worker reports a quiescent state every poll
         return self.lib.oms_rcu_wait(self.rcu, timeout_ms) == 0
 
+    def metric_families(self):
+        """Ports, rings, mempool, worker lcore (control/appliance_metrics.py)."""
+        from control.appliance_metrics import appliance_families
+        return appliance_families(self)
+
     def stop(self) -> dict:
         """Stop receiving, let the workers finish what they were handed and
         flush, stop the ports; the final counters."""
@@ -392,6 +510,7 @@ class Appliance(LiveControl):
             self.lib.oms_worker_wait(self.io_lcore)
         report = self.report()
         report["mbufs_in_use_at_start"] = self.mbufs_at_start
+        close_journal(self, report)
         for pid in self.ports:
             self.lib.oms_port_stop(pid)
             self.lib.oms_port_close(pid)
@@ -415,7 +534,8 @@ class Appliance(LiveControl):
                "threading": self.cfg.dataplane.threading.mode,
                "reloads": dict(self.reloads),
                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
-               "live_orders": sum(c.live_orders() for c in self.cores)}
+               "live_orders": sum(c.live_orders() for c in self.cores),
+               **journal_report(self)}
         if self.md is not None:
             from dataplane.replay import route_line
             out["market_data"] = self.md.stats()
@@ -441,6 +561,50 @@ def sum_counters(items: list[dict]) -> dict:
     return out
 
 
+def journal_report(app) -> dict:
+    """The journals' counters and what recovery did at start, for reports:
+    one journal's as they are, several (sharded: one per worker) as lists."""
+    stats = [j.stats() for j in app.journals if j is not None and j._j is not None]
+    recs = [r for r in app.recoveries if r is not None]
+    out: dict = {}
+    if stats:
+        out["journal"] = stats[0] if len(app.journals) == 1 else stats
+    if recs:
+        out["recovery"] = recs[0] if len(app.recoveries) == 1 else recs
+    return out
+
+
+def close_journal(app, report: dict) -> None:
+    """Once the poll loops have stopped: sync and close the journals."""
+    stats = [j.stats() for j in app.journals if j is not None]
+    if stats:
+        report["journal"] = stats[0] if len(app.journals) == 1 else stats
+    for j in app.journals:
+        if j is not None:
+            j.close()
+
+
+def cancel_after_recovery(app) -> None:
+    """journal.after_recovery: cancel - once the poll loop runs, every open
+    order the recovery brought back is canceled at its venue: a mass cancel
+    of each session and account, run and journaled by the loop."""
+    j = app.cfg.journal
+    if not any(app.recoveries) or j is None or j.after_recovery != "cancel":
+        return
+    canceled = 0
+    for s in app.cfg.sessions:
+        for a in app.cfg.accounts:
+            # sharded: handle_control runs it on every worker
+            answer = app.handle_control({"cmd": "mass_cancel", "session": s.id,
+                                         "account": a.id})
+            canceled += answer.get("canceled", 0)
+    for r in app.recoveries:
+        if r is not None:
+            r["canceled_after"] = canceled
+    print(f"omsctl: after recovery: {canceled} open orders canceled", file=sys.stderr,
+          flush=True)
+
+
 def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
     """Every order the core holds with a cl_ord_id in `ids`, for each
     configured session.  The core has no way to list its orders, so this
@@ -455,6 +619,26 @@ def dump_orders(core: Core, cfg: Config, ids: range) -> list[dict]:
                             "qty": o["qty"], "cum_qty": o["cum_qty"],
                             "leaves_qty": o["leaves_qty"], "price": o["price"]})
     return out
+
+
+def start_observability(app: LiveControl):
+    """The exporter and latency page (observability: in the config), or
+    None.  A busy address does not stop the appliance: it says so."""
+    from control.httpd import ObservabilityServer
+
+    obs = app.cfg.observability
+    if not obs.enabled:
+        return None
+    try:
+        httpd = ObservabilityServer(app.metrics_source, obs.listen)
+    except OSError as e:
+        print(f"omsctl: observability.listen {obs.listen}: {e}; running without the "
+              "metrics exporter and latency page", file=sys.stderr)
+        return None
+    httpd.start()
+    print(f"omsctl: metrics at {httpd.url}/metrics, latency heatmap at {httpd.url}/",
+          file=sys.stderr)
+    return httpd
 
 
 def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None = None,
@@ -480,10 +664,13 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
     watch = (FileWatch(app.config_path)
              if watch_config and os.path.isfile(app.config_path) else None)
     ctl = ControlSocket(control_socket, app.handle_control) if control_socket else None
+    httpd = start_observability(app)
     app.start()
+    cancel_after_recovery(app)
     if ready_file:
         with open(ready_file, "w") as f:
-            f.write(json.dumps({"pid": os.getpid(), "ports": app.ports}))
+            f.write(json.dumps({"pid": os.getpid(), "ports": app.ports,
+                                "metrics": httpd.url if httpd else None}))
     t_end = time.monotonic() + duration_s if duration_s else None
     try:
         while not stop["now"] and (t_end is None or time.monotonic() < t_end):
@@ -499,6 +686,8 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
     finally:
         if ctl:
             ctl.close()
+        if httpd:
+            httpd.close()
     report = app.stop()
     if orders_file:
         with open(orders_file, "w") as f:

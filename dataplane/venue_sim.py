@@ -1,5 +1,11 @@
 """A deterministic Nasdaq OUCH 5.0 venue simulator, for testing the appliance.
 
+Opt-in, and changing nothing when not asked for (docs/venue-sim.md,
+dataplane/venue_sim_ext.py): ITCH 5.0 market data for its own book
+(``market_data=``), a venue profile's hidden behaviour (``profile=``), an
+answer delay (``latency=``) and the true-fill-probability log
+(``truth_log=``).  What follows is the simulator without them.
+
 Wire
 ----
 Both directions use the framing of ``cdefs/ouch_wire.h`` (big-endian): a
@@ -185,19 +191,21 @@ import socket
 import struct
 import time
 import zlib
-from bisect import insort
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from typing import IO
 
 from control.config import Appliance, Venue
 from dataplane import frames
 from dataplane.reorder import Reorder
+from dataplane.venue_book import MARKET_PRICE, _Book, _Order
+from dataplane.venue_itch import MarketDataConfig
+from dataplane.venue_profiles import VenueProfile
+from dataplane.venue_sim_ext import VenueSimExtensions
 
 # --- OUCH 5.0 constants (docs/research-ouch-ufo.md, cdefs/ouch_wire.h) ------
 
 MAX_PRICE = 1_999_999_900  # $199,999.9900
-MARKET_PRICE = 0x7FFFFFFF
 MAX_QTY = 999_999
 TAG_SHARES_LOCATED = 25
 
@@ -238,72 +246,6 @@ def default_ref_price(symbol: str) -> int:
     return (1000 + zlib.crc32(symbol.encode("ascii")) % 49001) * 100
 
 
-@dataclass(eq=False)
-class _Order:
-    symbol: str
-    side: str  # B, S, T, E
-    price: int
-    leaves: int
-    prio: int
-    synthetic: bool = False
-    ref: int = 0
-    qty: int = 0  # total shares of the chain, executions included
-    executed: int = 0
-    tif: bytes = b"0"
-    display: bytes = b"Y"
-    capacity: bytes = b"A"
-    iso: bytes = b"N"
-    cross: bytes = b"N"
-    clordid: bytes = b" " * 14
-    order_ref_num: int = 0
-
-    @property
-    def is_buy(self) -> bool:
-        return self.side == "B"
-
-    def sort_key(self) -> int:
-        return self.prio
-
-    def __lt__(self, other: _Order) -> bool:
-        return self.prio < other.prio
-
-
-@dataclass
-class _Book:
-    bids: dict[int, list[_Order]] = field(default_factory=dict)
-    asks: dict[int, list[_Order]] = field(default_factory=dict)
-
-    def _side(self, buy: bool) -> dict[int, list[_Order]]:
-        return self.bids if buy else self.asks
-
-    def add(self, o: _Order) -> None:
-        insort(self._side(o.is_buy).setdefault(o.price, []), o)
-
-    def remove(self, o: _Order) -> None:
-        side = self._side(o.is_buy)
-        level = side[o.price]
-        level.remove(o)
-        if not level:
-            del side[o.price]
-
-    def best_contra(self, buy: bool, limit: int) -> _Order | None:
-        """The first order in priority that an aggressor (buy or sell) with
-        this limit would trade against, or None."""
-        contra = self._side(not buy)
-        if not contra:
-            return None
-        price = min(contra) if buy else max(contra)
-        if limit != MARKET_PRICE and (price > limit if buy else price < limit):
-            return None
-        return contra[price][0]
-
-    def snapshot(self) -> dict[str, list[tuple[int, int]]]:
-        def agg(side: dict[int, list[_Order]], rev: bool) -> list[tuple[int, int]]:
-            return [(p, sum(o.leaves for o in side[p])) for p in sorted(side, reverse=rev)]
-
-        return {"bids": agg(self.bids, True), "asks": agg(self.asks, False)}
-
-
 def _parse_options(app: bytes) -> dict[int, bytes] | None:
     """TagValue elements (§1.2) -> {tag: value}; None if malformed."""
     opts: dict[int, bytes] = {}
@@ -317,7 +259,7 @@ def _parse_options(app: bytes) -> dict[int, bytes] | None:
     return opts
 
 
-class VenueSim:
+class VenueSim(VenueSimExtensions):
     """See the module docstring for the behaviour."""
 
     def __init__(
@@ -339,6 +281,12 @@ class VenueSim:
         request_window: int = 32,
         reorder: tuple[float, int] | None = None,
         reorder_hold_ms: int = 20,
+        market_data: MarketDataConfig | None = None,
+        profile: VenueProfile | str | None = None,
+        latency: tuple[float, float] | None = None,
+        truth_log: IO[str] | None = None,
+        truth_horizon_ms: int = 1000,
+        truth_paths: int = 64,
     ) -> None:
         if not 0.0 <= p_passive <= 1.0:
             raise ValueError("p_passive must be in [0, 1]")
@@ -404,11 +352,13 @@ class VenueSim:
             self._reorder = Reorder(self.stats, reorder[0], reorder[1],
                                     reorder_hold_ms * 1_000_000)
         ref_prices = dict(ref_prices or {})
+        self._ref_prices: dict[str, int] = {}
         lo, hi = sizes
         for sym in sorted(set(symbols)):
             if not sym or len(sym) > 8:
                 raise ValueError(f"bad symbol {sym!r}")
             ref = ref_prices.get(sym, default_ref_price(sym))
+            self._ref_prices[sym] = ref
             book = _Book()
             for buy in (True, False):
                 for k in range(1, levels + 1):
@@ -419,6 +369,8 @@ class VenueSim:
                                     self._rng.randint(lo, hi), self._take_prio(),
                                     synthetic=True))
             self._books[sym] = book
+        self._init_hidden(seed, tick, market_data, profile, latency, truth_log,
+                          truth_horizon_ms, truth_paths)
 
     # --- public helpers ----------------------------------------------------
 
@@ -511,8 +463,11 @@ class VenueSim:
         if session != self.session:
             self._bad_packet("wrong_session")
             return []
-        out = (self._serve_request(first, count) if request_port
-               else self._data_packet(payload, first, count, now_ns))
+        if self._extended:
+            out = self._extended_datagram(payload, first, count, now_ns, request_port)
+        else:
+            out = (self._serve_request(first, count) if request_port
+                   else self._data_packet(payload, first, count, now_ns))
         if any(kind == "data" for kind, _ in out):
             self._last_tx = now_ns
         return out if self._reorder is None else self._reorder.apply(out, now_ns)
@@ -528,7 +483,7 @@ class VenueSim:
 
     def tick_datagrams(self, now_ns: int) -> list[tuple[str, bytes]]:
         """:meth:`tick` as ``(kind, payload)`` pairs, as handle_datagram."""
-        out: list[tuple[str, bytes]] = []
+        out: list[tuple[str, bytes]] = self._extended_tick(now_ns) if self._extended else []
         if self._request_at is not None and now_ns - self._request_at >= self.retransmit_ns:
             out.append(self._send_request(now_ns))
         if self.heartbeat_ns is not None:
@@ -730,6 +685,8 @@ class VenueSim:
     def _canceled(self, o: _Order, dec: int, reason: bytes, ts: int, out: list[bytes]) -> None:
         frames.bump(self.stats["cancels"], reason.decode())
         out.append(_CANCELED.pack(b"C", ts, o.ref, dec, reason))
+        if self._extended:
+            self._md_canceled(o, dec, ts)
         o.leaves -= dec
         if o.leaves == 0:
             self._kill(o)
@@ -745,6 +702,8 @@ class VenueSim:
                   ts: int, out: list[bytes]) -> None:
         out.append(_EXECUTED.pack(b"E", ts, o.ref, qty, price, flag, match, 0))
         self.stats["executions"] += 1
+        if o.first_fill_ts < 0:
+            o.first_fill_ts = ts
         o.executed += qty
         o.leaves -= qty
 
@@ -781,7 +740,10 @@ class VenueSim:
         out.append(_ACCEPTED.pack(b"A", ts, ref, side, qty, sym, price, tif, display,
                                   o.order_ref_num, cap, iso, cross, b"L", clordid, 0))
         self._live[ref] = o
-        self._match_and_place(o, ts, out)
+        if self._extended:
+            self._enter_hidden(o, ts, out)
+        else:
+            self._match_and_place(o, ts, out)
 
     def _match_and_place(self, o: _Order, ts: int, out: list[bytes]) -> None:
         book = self._books[o.symbol]
@@ -797,9 +759,13 @@ class VenueSim:
                 r.leaves -= q
             else:
                 self._executed(r, q, r.price, b"A", match, ts, out)
+            if self._extended:
+                self._md_traded(r, q, match, ts)
             if r.leaves == 0:
                 book.remove(r)
                 self._live.pop(r.ref, None)
+                if r.hidden:
+                    self._reload_if_iceberg(r, ts)
         if o.leaves == 0:
             self._live.pop(o.ref, None)
         elif o.tif == b"3":
@@ -808,6 +774,8 @@ class VenueSim:
             self._canceled(o, o.leaves, b"Z", ts, out)
         else:
             book.add(o)
+            if self._extended:
+                self._show(o, ts)
 
     def _replace(self, msg: bytes, ts: int, out: list[bytes]) -> None:
         if len(msg) < _REPLACE.size:
@@ -832,6 +800,8 @@ class VenueSim:
         book.remove(o)
         del self._live[orig]
         leaves = qty - o.executed
+        if self._extended:
+            self._md_replacing(o, not (price != o.price or leaves > o.leaves), o.leaves)
         if price != o.price or leaves > o.leaves:
             o.prio = self._take_prio()
             o.order_ref_num = self._next_order_ref
@@ -844,6 +814,8 @@ class VenueSim:
                                   display, o.order_ref_num, o.capacity, iso, o.cross,
                                   b"L", clordid, 0))
         self._match_and_place(o, ts, out)
+        if self._extended:
+            self._md_replaced(ts)
 
     def _cancel(self, msg: bytes, ts: int, out: list[bytes]) -> None:
         if len(msg) != _CANCEL.size:
@@ -867,6 +839,8 @@ class VenueSim:
         match = self._next_match
         self._next_match += 1
         self._executed(o, q, o.price, b"A", match, ts, out)
+        if self._extended:
+            self._md_traded(o, q, match, ts)
         self.stats["passive_fills"] += 1
         if o.leaves == 0:
             self._kill(o)

@@ -2,11 +2,24 @@
 namespace over ordinary kernel UDP sockets:
 
     python tests/live_peers.py venue --duration S --out stats.json
-        [--reorder P --seed S]
+        [--reorder P --seed S] [--mcast GROUP:PORT [--md-request-port P]
+        [--profile NAME]]
+    python tests/live_peers.py listen --group G --port P --iface-ip IP
+        --duration S --out packets.json [--request FIRST:COUNT --request-to IP:PORT]
     python tests/live_peers.py strategy --orders N --out result.json
         [--scenario simple|mixed] [--reorder P --seed S] [--heartbeat-ms MS]
     python tests/live_peers.py feed --group G --port P --ask PRICE --duration S
         (ITCH 5.0 over MoldUDP64 multicast: an AAPL book, then heartbeats)
+
+``--mcast GROUP:PORT`` makes the venue publish ITCH 5.0 over MoldUDP64 for
+its book to that group (from its own address, TTL 1; heartbeats when quiet)
+and serve MoldUDP64 re-requests on ``--md-request-port``; ``--profile``
+gives it a venue profile's hidden behaviour (dataplane/venue_profiles.py),
+so that its book moves by itself.  ``listen`` joins a group on the
+interface holding ``--iface-ip`` (then writes ``--ready``), records every
+datagram it gets and stops ``--idle`` seconds after the last one or at
+``--duration``; with ``--request`` it asks the request server once, a
+second after the first packet, recording the answers apart.
 
 ``--reorder P --seed S`` turns on the driver's / the simulator's own seeded
 reorder knob (dataplane/reorder.py).  A datagram the kernel refuses to send
@@ -33,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import wire  # noqa: E402
 
 from dataplane.strategy_driver import StrategyDriver  # noqa: E402
+from dataplane.venue_itch import MarketDataConfig  # noqa: E402
 from dataplane.venue_sim import VenueSim  # noqa: E402
 
 APP = wire.APPLIANCE
@@ -163,8 +177,22 @@ class VenueLedger:
 
 def venue(args) -> int:
     v = wire.VENUES[args.index]
+    md_cfg = None
+    if args.mcast:
+        group, _, gport = args.mcast.partition(":")
+        md_cfg = MarketDataConfig(group=group, port=int(gport), session=f"MD{v.session}"[:10],
+                                  request_port=args.md_request_port, heartbeat_ms=200)
     sim = VenueSim(v, APP, symbols=wire.SYMBOLS, seed=1, p_passive=0.0,
-                   reorder=_reorder(args))
+                   reorder=_reorder(args), market_data=md_cfg, profile=args.profile)
+    mcast = mreq = None
+    if md_cfg is not None:
+        mcast = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        mcast.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(v.ip))
+        mcast.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        mcast.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        mcast.bind((v.ip, md_cfg.src_port))
+        mreq = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        mreq.bind((v.ip, md_cfg.request_port))
     ledger = VenueLedger()
     data = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     data.bind((v.ip, v.port))
@@ -185,19 +213,73 @@ def venue(args) -> int:
                 ledger.packet(answer)
                 send(data, answer, (APP.ip, APP.venue_port))
 
+    def publish() -> None:
+        if mcast is not None:
+            for p in sim.take_market_data():
+                send(mcast, p, (md_cfg.group, md_cfg.port))
+
     end = time.monotonic() + args.duration
+    socks = [data, req] + ([mreq] if mreq is not None else [])
     while time.monotonic() < end and not stop:
-        ready, _, _ = select.select([data, req], [], [], 0.005)
+        ready, _, _ = select.select(socks, [], [], 0.005)
         for s in ready:
-            payload, _addr = s.recvfrom(65535)
+            payload, addr = s.recvfrom(65535)
+            if s is mreq:
+                for p in sim.market_data.serve_request(payload):
+                    send(mreq, p, addr)
+                continue
             got += 1
             out(sim.handle_datagram(payload, time.time_ns(), request_port=s is req))
         out(sim.tick_datagrams(time.time_ns()))
+        publish()
     out(sim.flush_reorder())
+    md = {}
+    if md_cfg is not None:
+        md = {"stats": sim.market_data.stats, "next_seq": sim.market_data.next_seq,
+              "locates": sim.market_data.locates,
+              "top": {s: sim.displayed_top(s) for s in wire.SYMBOLS}}
     Path(args.out).write_text(json.dumps({
         "received": got, "sent": send.sent, "send_refused": send.refused,
         "send_errors": send.errors, "stats": sim.stats,
-        "orders": ledger.orders, "live": sim.live_orders()}, default=str))
+        "orders": ledger.orders, "live": sim.live_orders(), "market_data": md},
+        default=str))
+    return 0
+
+
+def listen(args) -> int:
+    """Join a group on one interface; record the datagrams (hex) in order."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((args.group, args.port))
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                 socket.inet_aton(args.group) + socket.inet_aton(args.iface_ip))
+    req = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    req.bind((args.iface_ip, 0))
+    got, answers = [], []
+    asked = args.request is None
+    if args.ready:
+        Path(args.ready).write_text("joined")
+    end = time.monotonic() + args.duration
+    first_at = last_at = None
+    while time.monotonic() < end:
+        now = time.monotonic()
+        if last_at is not None and now - last_at > args.idle:
+            break  # the publisher has stopped (it sends heartbeats while it runs)
+        if not asked and first_at is not None and now > first_at + 1.0:
+            # a MoldUDP64 re-request (session of the feed, first, count)
+            first, _, count = args.request.partition(":")
+            host, _, port = args.request_to.partition(":")
+            session = bytes.fromhex(got[0]["payload"])[:10]
+            req.sendto(session + struct.pack(">QH", int(first), int(count)), (host, int(port)))
+            asked = True
+        ready, _, _ = select.select([s, req], [], [], 0.05)
+        for r in ready:
+            payload, addr = r.recvfrom(65535)
+            (answers if r is req else got).append({"from": addr[0], "payload": payload.hex()})
+            if r is s:
+                last_at = time.monotonic()
+                first_at = first_at or last_at
+    Path(args.out).write_text(json.dumps({"packets": got, "answers": answers}))
     return 0
 
 
@@ -381,6 +463,21 @@ def main() -> int:
     v = sub.add_parser("venue")
     v.add_argument("--duration", type=float, default=10)
     v.add_argument("--out", required=True)
+    v.add_argument("--mcast", default=None, help="GROUP:PORT to publish market data to")
+    v.add_argument("--md-request-port", type=int, default=26401)
+    v.add_argument("--profile", default=None, help="a venue profile's hidden behaviour")
+    ls = sub.add_parser("listen")
+    ls.add_argument("--group", required=True)
+    ls.add_argument("--port", type=int, required=True)
+    ls.add_argument("--iface-ip", required=True)
+    ls.add_argument("--duration", type=float, default=5)
+    ls.add_argument("--idle", type=float, default=1.0,
+                    help="stop after this long without a packet, once one came")
+    ls.add_argument("--ready", default=None, help="a file written once joined")
+    ls.add_argument("--request", default=None,
+                    help="FIRST:COUNT to re-request a second after the first packet")
+    ls.add_argument("--request-to", default=None, help="IP:PORT of the request server")
+    ls.add_argument("--out", required=True)
     st = sub.add_parser("strategy")
     st.add_argument("--orders", type=int, default=20)
     st.add_argument("--scenario", choices=("simple", "mixed"), default="simple")
@@ -405,6 +502,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.role == "feed":
         return feed(args)
+    if args.role == "listen":
+        return listen(args)
     return venue(args) if args.role == "venue" else strategy(args)
 
 

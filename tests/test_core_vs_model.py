@@ -538,7 +538,7 @@ def run_both(actions, breaks, cfg, market: bool = False):
     if md is not None:
         assert core.route_decisions() == model.route_decisions()
         for vid in (1, 2):
-            assert core.venue_health(vid) == model.venue_health(vid)
+            assert core.venue_latency(vid) == model.venue_latency(vid)
     return core
 
 

@@ -70,8 +70,8 @@ def test_every_dataclass_field_is_a_property_and_required_matches(schema):
     defs = {**schema["$defs"], "Config": schema}
     for name, d in defs.items():
         cls = getattr(C, name)
-        names = {f.name for f in dataclasses.fields(cls)} - {"source"}
-        required = {f.name for f in dataclasses.fields(cls) if f.name != "source"
+        names = {f.name for f in dataclasses.fields(cls)} - set(C.NOT_IN_YAML)
+        required = {f.name for f in dataclasses.fields(cls) if f.name not in C.NOT_IN_YAML
                     and f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING}
         assert set(d["properties"]) == names, name

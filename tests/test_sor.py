@@ -145,7 +145,7 @@ def both(cfg, script):
         rig = Rig(impl, cfg)
         rig.burst([from_strategy(1, login(1))], 1 * MS)
         result = script(rig)
-        health = {v.id: rig.core.venue_health(v.id) for v in cfg.venues}
+        health = {v.id: rig.core.venue_latency(v.id) for v in cfg.venues}
         runs.append((rig, result, rig.core.stats(), rig.core.route_decisions(), health))
     (c, c_res, c_stats, c_dec, c_health), (_, m_res, m_stats, m_dec, m_health) = runs
     assert c_res == m_res
@@ -239,7 +239,7 @@ def test_latency_breaks_ties_and_costs_its_price_per_microsecond():
     # without a price for latency the best price wins
     rig, sent = both(config(), script)
     assert sent == [(1, 2, 100)]
-    assert rig.core.venue_health(1)["rtt_ewma_ns"] == 500_000
+    assert rig.core.venue_latency(1)["rtt_ewma_ns"] == 500_000
     # at 0.0001 a microsecond: 150.26 + 0.05 > 150.27 + 0.005 < 150.28 + 0.2
     cfg = config(routing=Routing(default_venue=SOR, latency_cost_per_us=px("0.0001")))
     rig, sent = both(cfg, script)
@@ -296,7 +296,7 @@ def test_down_and_unresponsive_venues_are_skipped_until_they_answer():
     assert whys(d[4])[2] == CHOSEN
     st = rig.core.stats()["event"]
     assert st["VENUE_UNRESPONSIVE"] == 2 and st["VENUE_TIMEOUTS"] == 1
-    h = rig.core.venue_health(2)
+    h = rig.core.venue_latency(2)
     assert (h["unanswered"], h["unresponsive"], h["rtt_samples"]) == (2, 1, 1)
 
 
@@ -397,7 +397,7 @@ def test_latency_monitor_ewma_histogram_and_unanswered():
         return None
 
     rig, _ = both(config(), script)
-    h = rig.core.venue_health(1)
+    h = rig.core.venue_latency(1)
     # 800000; (7 * 800000 + 400000) / 8 = 750000; (7 * 750000 + 1600000) / 8 = 856250
     assert h["rtt_ewma_ns"] == 856_250 and h["rtt_last_ns"] == 1_600_000
     assert h["rtt_samples"] == 3 and h["unanswered"] == 1 and h["down"] == 0

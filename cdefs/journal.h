@@ -1,0 +1,254 @@
+/* The journal: an append-only, memory-mapped, CRC-framed log of the core's
+ * INPUTS - every burst handed to oms_core_process_burst (timer calls with
+ * n = 0 included), every state-changing control command, every
+ * configuration generation the core adopted - in the order the core saw
+ * them.  The core is deterministic in those inputs, so recovery is their
+ * re-execution through a fresh core with the output discarded
+ * (docs/durability.md).
+ *
+ * One writer: the thread that drives the core.  Appending is a memcpy into
+ * a mapping reserved once at open; the file under it grows by fallocate in
+ * segment_mb steps, so the hot path makes no syscall except the per-burst
+ * msync of durability "burst".
+ *
+ * Like oms_core.h, this header is read by cffi through the preprocessor. */
+#ifndef OMS_JOURNAL_H
+#define OMS_JOURNAL_H
+
+#ifndef OMS_CFFI
+#include <stdint.h>
+#endif
+
+#include "command.h"
+#include "oms_core.h"
+
+enum {
+	OMS_JOURNAL_VERSION = 1,
+	OMS_JOURNAL_HEADER = 128, /* bytes of the file header */
+	OMS_JOURNAL_RECORD = 32,  /* bytes of a record header */
+	/* 'J' 'R' in the high half of magic_type, the type in the low */
+	OMS_JOURNAL_MAGIC = 0x4a520000,
+};
+
+enum oms_journal_type {
+	OMS_JREC_BURST = 1,      /* body: struct oms_jburst, lens, frames */
+	OMS_JREC_COMMAND = 2,    /* body: struct oms_jcommand */
+	OMS_JREC_GENERATION = 3, /* body: struct oms_jgeneration, YAML text */
+};
+
+enum oms_journal_durability {
+	/* the kernel writes the mapping back when it likes */
+	OMS_JNL_NONE = 0,
+	/* a background thread msyncs what was appended every sync_interval_ms */
+	OMS_JNL_PERIODIC = 1,
+	/* oms_journal_commit() msyncs the burst's records before its output
+	 * is transmitted */
+	OMS_JNL_BURST = 2,
+};
+
+/* The file header, at offset 0; the records follow it. */
+struct oms_journal_file_header {
+	char magic[8];        /* "OMSJRNL\0" */
+	uint32_t version;
+	uint32_t header_size; /* OMS_JOURNAL_HEADER */
+	uint64_t created_ns;  /* wall clock when the file was made (information) */
+	uint32_t appliance_ip;
+	uint8_t appliance_mac[6];
+	uint8_t pad[6];
+	/* the writer's fencing epoch (hot standby): a record stream from a
+	 * lower epoch than the reader knows is a fenced primary's */
+	uint64_t epoch;
+	uint64_t first_seq;   /* sequence number of the first record */
+	uint8_t reserved[68];
+	uint32_t crc;         /* CRC32C of the bytes before it */
+};
+
+/* Every record: this header, then `length` bytes of body, then zeros up to
+ * a multiple of 8.  crc covers the header (crc taken as 0) and the body. */
+struct oms_journal_record {
+	uint32_t magic_type;
+	uint32_t length;
+	uint32_t crc;
+	uint32_t reserved;
+	uint64_t seq;    /* first_seq, first_seq + 1, ... without gaps */
+	uint64_t now_ns; /* the time the core was handed with it */
+};
+
+/* BURST body: n, then n uint16 lengths, padded to 8, then the frames, each
+ * padded to 8 (so each starts aligned as it did in its buffer). */
+struct oms_jburst {
+	uint32_t n;
+	uint32_t pad;
+};
+
+struct oms_jcommand {
+	uint32_t op; /* enum oms_command_op: TICK, MASS_CANCEL or KILL */
+	uint32_t a;
+	uint32_t b;
+	uint32_t pad;
+};
+
+/* GENERATION body: the generation's number and the configuration (YAML)
+ * it was built from, text_len bytes, which recovery loads and builds again
+ * (oms_journal_gen_fn). */
+struct oms_jgeneration {
+	uint64_t number;
+	uint32_t text_len;
+	uint32_t pad;
+};
+
+struct oms_journal_config {
+	int durability;            /* enum oms_journal_durability */
+	uint32_t sync_interval_ms; /* OMS_JNL_PERIODIC; 0: 10 */
+	uint32_t segment_mb;       /* growth step of the file; 0: 64 */
+	uint64_t max_bytes;        /* address space reserved; 0: 64 GiB */
+	uint32_t appliance_ip;     /* identity written into a new file */
+	uint8_t appliance_mac[6];
+	uint64_t epoch;
+};
+
+struct oms_journal_stats {
+	uint64_t records;
+	uint64_t bursts;
+	uint64_t commands;
+	uint64_t generations;
+	uint64_t frames;
+	uint64_t end;          /* bytes of the file in use */
+	uint64_t file_size;    /* bytes allocated */
+	uint64_t next_seq;
+	uint64_t syncs;        /* msync calls */
+	uint64_t synced;       /* bytes known written back */
+	uint64_t grows;        /* fallocate calls (a step, or a 2 MiB piece of one) */
+	uint64_t grow_ns;      /* time they took, faulting the pages in included */
+	/* appends that found the file full and grew it themselves (the helper
+	 * thread, which grows a step ahead, was late): a stall on the hot path */
+	uint64_t grow_stalls;
+	/* records that found no room (the file could not grow: disk full);
+	 * nothing of them is in the journal */
+	uint64_t append_failed;
+	uint64_t sync_errors;
+};
+
+/* What a walk of a journal found (oms_journal_scan, oms_journal_recover). */
+struct oms_journal_scan {
+	struct oms_journal_file_header header;
+	uint64_t records;
+	uint64_t bursts;
+	uint64_t commands;
+	uint64_t generations;
+	uint64_t frames;
+	uint64_t first_seq;
+	uint64_t last_seq;     /* first_seq - 1 when empty */
+	uint64_t first_ns;
+	uint64_t last_ns;
+	uint64_t end;          /* offset just past the last good record */
+	uint64_t file_size;
+	/* a torn tail: bytes after `end` that are not zero (a record cut short,
+	 * a bad CRC, a sequence gap), in how many places it was seen */
+	uint64_t torn_bytes;
+	uint64_t torn_cut;     /* 1 when the tail was cut off the file */
+	/* a good record found AFTER the first bad one: damage in the middle,
+	 * not a torn tail; recovery refuses to cut it */
+	uint64_t good_after_bad;
+	uint64_t last_generation;
+	uint64_t replay_ns;    /* recovery: time spent re-executing */
+};
+
+/* Rebuild generation `number` from the configuration text it was built
+ * from, publish it and take it (oms_core_take_generation): 0, or non-zero
+ * to abort recovery.  Called for every GENERATION record whose number is
+ * above the core's own. */
+typedef int (*oms_journal_gen_fn)(void *ctx, uint64_t number, const char *text,
+				  uint32_t text_len);
+
+struct oms_journal;
+
+/* Open `path` for appending, creating it (with a header from cfg) if it does
+ * not exist; an existing journal is walked to its end, and a torn tail is
+ * cut.  NULL and why in err on failure (damage in the middle included). */
+struct oms_journal *oms_journal_open(const char *path, const struct oms_journal_config *cfg,
+				     char *err, unsigned errlen);
+/* Sync what is appended (whatever the durability), stop the sync thread,
+ * trim the file to what is in use, unmap. */
+void oms_journal_close(struct oms_journal *j);
+
+/* Record the generation the core judges by, if the journal does not hold
+ * it yet (call once the core's first generation is taken, before its
+ * first burst). 0, or -1 when it could not be appended. */
+int oms_journal_attach(struct oms_journal *j, const struct oms_core *core);
+/* After oms_core_process_burst(core, frames, lens, n, now_ns) and before
+ * its output is transmitted: a GENERATION record if the burst adopted a new
+ * generation, then the BURST record.  0, or -1 (counted in append_failed). */
+int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
+		      const uint8_t *const *frames, const uint16_t *lens, uint32_t n,
+		      uint64_t now_ns);
+/* After oms_command_apply(core, cmd, now_ns): the COMMAND record of a
+ * state-changing command (TICK, MASS_CANCEL, KILL; others change nothing
+ * and are not recorded). */
+int oms_journal_command(struct oms_journal *j, const struct oms_core *core,
+			const struct oms_command *cmd, uint64_t now_ns);
+/* Durability "burst": msync everything appended and not yet synced
+ * (MS_SYNC); nothing for the other policies.  Call before transmitting. */
+void oms_journal_commit(struct oms_journal *j);
+/* msync everything appended (any policy): 0, or -1. */
+int oms_journal_sync(struct oms_journal *j);
+void oms_journal_stats(const struct oms_journal *j, struct oms_journal_stats *out);
+
+/* Walk the journal at `path` checking every record (read only unless
+ * cut_torn_tail, which truncates a torn tail off the file): 0, or -1 and
+ * why in err (not a journal, damage in the middle). */
+int oms_journal_scan(const char *path, int cut_torn_tail, struct oms_journal_scan *out,
+		     char *err, unsigned errlen);
+/* Crash recovery: walk the journal, re-execute every good record through
+ * `core` (a fresh core built from the journal's first generation),
+ * discarding what it transmits - BURST -> process_burst at the recorded
+ * now_ns, COMMAND -> oms_command_apply, GENERATION -> gen_fn - and with
+ * cut_torn_tail cut a torn tail off the file (never damage with good
+ * records after it).  0, or -1 and why in err. */
+int oms_journal_recover(struct oms_core *core, const char *path, int cut_torn_tail,
+			oms_journal_gen_fn gen_fn, void *ctx, struct oms_journal_scan *out,
+			char *err, unsigned errlen);
+
+/* Apply one record (header and body, `len` bytes, its CRC checked) to
+ * `core` as recovery does, output discarded: what a hot standby does with
+ * each record the primary streams to it (it checks the sequence numbers
+ * follow).  0, or -1 and why in err. */
+int oms_journal_apply(struct oms_core *core, const void *record, uint64_t len,
+		      oms_journal_gen_fn gen_fn, void *ctx, char *err, unsigned errlen);
+
+/* The text of the first GENERATION record (the configuration the journal's
+ * core was started with), copied into buf: its length, or -1 when there is
+ * none or it does not fit (then *need holds the size). */
+int64_t oms_journal_first_config(const char *path, char *buf, uint64_t cap, uint64_t *need);
+
+#ifndef OMS_CFFI
+/* What a poll loop does with its journal (NULL: none) after a core call and
+ * before transmitting its output: record it, then sync per the policy. */
+static inline void oms_journal_after_burst(struct oms_journal *j, const struct oms_core *core,
+					   const uint8_t *const *frames, const uint16_t *lens,
+					   uint32_t n, uint64_t now_ns)
+{
+	if (j) {
+		oms_journal_burst(j, core, frames, lens, n, now_ns);
+		oms_journal_commit(j);
+	}
+}
+
+static inline void oms_journal_after_command(struct oms_journal *j, const struct oms_core *core,
+					     const struct oms_command *cmd, uint64_t now_ns)
+{
+	if (j) {
+		oms_journal_command(j, core, cmd, now_ns);
+		oms_journal_commit(j);
+	}
+}
+#endif
+
+/* CRC32C (Castagnoli), SSE4.2 where the CPU has it: the one definition. */
+uint32_t oms_crc32c(uint32_t crc, const void *data, uint64_t len);
+
+/* A generation's configuration text, for the journal (copied; freed with
+ * the generation).  0, or -1 out of memory. */
+int oms_gen_set_source(struct risk_gen *g, const char *text, uint32_t len);
+
+#endif

@@ -1,0 +1,111 @@
+"""Columns of the live latency heatmap: once a second, how many orders fell
+into each latency bucket of each stage since the previous second.  Buckets
+are control/metrics.py's LE_SECONDS (plus +Inf), counted exactly as the
+Prometheus histograms count them, so a column's cells are the deltas of
+those histograms between two samples."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+from control.metrics import LE_SECONDS, STAGES, DataPlaneSource
+
+# one hour of columns at one a second; the page shows the last minute
+KEEP_COLUMNS = 3600
+
+
+def bucket_labels() -> list[str]:
+    out = []
+    for le in LE_SECONDS:
+        if le < 1e-6:
+            out.append(f"{le * 1e9:g} ns")
+        elif le < 1e-3:
+            out.append(f"{le * 1e6:g} µs")
+        elif le < 1:
+            out.append(f"{le * 1e3:g} ms")
+        else:
+            out.append(f"{le:g} s")
+    out.append("+Inf")
+    return out
+
+
+class HeatmapSampler:
+    def __init__(self, source: DataPlaneSource, interval_s: float = 1.0):
+        self.src = source
+        self.interval_s = interval_s
+        self.panels = [{"id": name, "title": name.replace("_", " "), "unit": "order"}
+                       for name in STAGES]
+        self.panels += [{"id": f"venue_rtt_{v.id}", "title": f"venue {v.id} round trip",
+                         "unit": "answer", "venue": v.id} for v in source.cfg.venues]
+        self.columns: deque = deque(maxlen=KEEP_COLUMNS)
+        self.seq = 0
+        self.lock = threading.Lock()
+        self.last = {p["id"]: np.zeros(len(LE_SECONDS) + 1, dtype=np.int64)
+                     for p in self.panels}
+        self.last_t = time.time()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _read(self, panel: dict) -> np.ndarray:
+        if "venue" in panel:
+            return self.src.venue_rtt_counts(panel["venue"])[0]
+        return self.src.stage_counts(panel["id"])[0]
+
+    def sample(self) -> dict:
+        """Take one column now."""
+        t = time.time()
+        deltas, totals = {}, {}
+        for p in self.panels:
+            now = self._read(p)
+            # a bucket never goes down; max() keeps a racing read honest
+            now = np.maximum(now, self.last[p["id"]])
+            deltas[p["id"]] = (now - self.last[p["id"]]).tolist()
+            totals[p["id"]] = now.tolist()
+            self.last[p["id"]] = now
+        with self.lock:
+            self.seq += 1
+            col = {"seq": self.seq, "t0": self.last_t, "t": t, "deltas": deltas,
+                   "totals": totals, "counters": self.counters()}
+            self.last_t = t
+            self.columns.append(col)
+        return col
+
+    def counters(self) -> dict:
+        """The main counters shown beside the heatmaps."""
+        src, lib = self.src, self.src.lib
+        stats = [r.stats() for r in src.readers]
+        o = src.orders()
+        rejected = sum(n for (_, result, _), n in o["orders"].items() if result == "rejected")
+        return {
+            "frames_in": sum(s.event[lib.OMS_EV_FRAMES_IN] for s in stats),
+            "frames_out": sum(s.event[lib.OMS_EV_FRAMES_OUT] for s in stats),
+            "orders_handled": sum(o["handled"]),
+            "orders_rejected": rejected,
+            "venue_rejects": sum(o["venue_rejected"].values()),
+            "drops": sum(sum(s.drop[i] for i in range(1, lib.OMS_DROP_MAX)) for s in stats),
+            "live_orders": sum(lib.oms_core_live_orders(r.ptr) for r in src.readers),
+        }
+
+    def after(self, seq: int) -> list[dict]:
+        with self.lock:
+            return [c for c in self.columns if c["seq"] > seq]
+
+    def describe(self) -> dict:
+        return {"buckets": bucket_labels(), "le_seconds": list(LE_SECONDS),
+                "panels": self.panels,
+                "interval_s": self.interval_s}
+
+    def start(self) -> None:
+        def run():
+            while not self._stop.wait(self.interval_s):
+                self.sample()
+        self._thread = threading.Thread(target=run, name="oms-heatmap", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
