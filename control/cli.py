@@ -74,7 +74,7 @@ def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=Non
         for f in plot_latency(core, cfg, plot):
             print(f"omsctl: {f}", file=sys.stderr)
     pcap_backend.write_pcap(out_pcap, out)
-    lines = report_lines(cfg, out, res.stats)
+    lines = report_lines(cfg, out, res.stats, res.route_decisions)
     if report:
         write_report(report, lines)
     if timings:
