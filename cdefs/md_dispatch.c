@@ -3,6 +3,7 @@
 
 #include "igmp.h"
 #include "md_dispatch.h"
+#include "stages_record.h"
 #include "net.h"
 
 struct md_feed {
@@ -19,7 +20,15 @@ struct oms_md_dispatch {
 	struct md_feed feeds[OMS_MD_MAX_FEEDS];
 	struct oms_mcast_filter *filter;
 	struct oms_md_stats stats;
+	/* the core whose FEED_TO_BOOK stage times each packet the feeds take
+	 * (the one on this dispatcher's thread); NULL: none */
+	struct oms_core *stage_core;
 };
+
+void oms_md_set_stage_core(struct oms_md_dispatch *d, struct oms_core *c)
+{
+	d->stage_core = c;
+}
 
 struct oms_md_dispatch *oms_md_create(uint32_t ip, uint16_t port)
 {
@@ -116,7 +125,11 @@ uint32_t oms_md_split(struct oms_md_dispatch *d, const uint8_t **frames, uint16_
 		int drop;
 		struct oms_feed *f = classify(d, frames[i], lens[i], &drop);
 		if (f) {
+			struct oms_core *c = d->stage_core;
+			uint64_t t0 = c && c->timing ? stage_cycles() : 0;
 			oms_feed_process(f, &frames[i], &lens[i], 1, now_ns);
+			if (t0)
+				lat_record(&c->obs.stage[OMS_STAGE_FEED_TO_BOOK], stage_cycles() - t0);
 			d->stats.to_feed++;
 		} else if (drop) {
 			d->stats.filtered++;

@@ -26,6 +26,7 @@ struct oms_md_stats {
 };
 
 struct oms_md_dispatch;
+struct oms_core;
 
 /* `ip`, `port`: ours, where retransmissions come back.  NULL: no memory. */
 struct oms_md_dispatch *oms_md_create(uint32_t ip, uint16_t port);
@@ -39,6 +40,10 @@ int oms_md_add_feed(struct oms_md_dispatch *d, struct oms_feed *f, uint32_t grou
  * frames to their feeds (in order), and move the rest to the front of
  * frames/lens, keeping their order; returns how many are left for the
  * core. */
+/* The core whose FEED_TO_BOOK stage histogram times each market-data
+ * packet, from its hand-over to the feed to its books and tops of book
+ * updated (TSC, only while that core's timing is on). */
+void oms_md_set_stage_core(struct oms_md_dispatch *d, struct oms_core *c);
 uint32_t oms_md_split(struct oms_md_dispatch *d, const uint8_t **frames, uint16_t *lens,
 		      uint32_t n, uint64_t now_ns);
 /* Only the feeds' timers (a poll with nothing received). */

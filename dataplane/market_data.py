@@ -47,6 +47,10 @@ class CMarketData:
         """Let `core` read the feeds of its venues (in sharded mode a
         worker's core has only its own)."""
         mine = {v.id for v in core.cfg.venues}
+        if not getattr(self, "_stage_core", None):
+            # the first core attached runs on the dispatcher's thread
+            self.lib.oms_md_set_stage_core(self.ptr, core._core)
+            self._stage_core = core
         for venue, f in self.feeds.items():
             if venue in mine:
                 core.set_feed(venue, f)
