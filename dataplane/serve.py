@@ -210,7 +210,9 @@ class LiveControl:
         self.started = time.time()
         self.operator_kill: dict[int, bool] = {}
         self.operator_kill_all = False
-        self.metrics_source = DataPlaneSource(self.cfg, cores, self)
+        md = getattr(self, "md", None)
+        feeds = tuple(md.feeds.values()) if md is not None else ()
+        self.metrics_source = DataPlaneSource(self.cfg, cores, self, feeds=feeds)
 
     _target = 0  # the worker commands go to (sharded: one of several)
 
