@@ -226,6 +226,7 @@ static uint32_t rx_burst(struct oms_afxdp *dp, struct xsk_port *p)
 	xsk_ring_cons__release(&p->rx, n);
 	if (k) {
 		uint64_t now = now_ns(dp);
+		oms_journal_before_burst(dp->cfg.journal, dp->core, now);
 		oms_core_process_burst(dp->core, frames, lens, k, now);
 		oms_journal_after_burst(dp->cfg.journal, dp->core, frames, lens, k, now);
 	}

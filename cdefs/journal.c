@@ -459,6 +459,9 @@ struct oms_journal {
 	uint64_t page;
 	uint32_t sync_ms;
 	int grow_asked;  /* the writer wants the next step allocated ahead */
+	/* the file could not grow (disk full): set by whichever thread found
+	 * out, cleared by the helper once it has grown two steps ahead again */
+	int full;
 	int stop;
 	int thread_started;
 	pthread_t thread;
@@ -532,14 +535,22 @@ static void grow_ahead(struct oms_journal *j)
 		if (size >= target)
 			break;
 		uint64_t next = size + GROW_CHUNK < target ? size + GROW_CHUNK : target;
-		if (grow_exact(j, next))
-			break; /* disk full: the writer will find out and count it */
+		if (grow_exact(j, next)) {
+			/* disk full: what is left (up to a step) is the reserve
+			 * for what the core still must record; the helper tries
+			 * again every nap */
+			__atomic_store_n(&j->full, 1, __ATOMIC_RELEASE);
+			__atomic_store_n(&j->grow_asked, 0, __ATOMIC_RELEASE);
+			return;
+		}
 		if (j->durability == OMS_JNL_PERIODIC &&
 		    mono_ns() - last_sync >= (uint64_t)j->sync_ms * 1000000ull) {
 			sync_to(j, __atomic_load_n(&j->end, __ATOMIC_ACQUIRE));
 			last_sync = mono_ns();
 		}
 	}
+	if (__atomic_load_n(&j->size, __ATOMIC_ACQUIRE) >= target)
+		__atomic_store_n(&j->full, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&j->grow_asked, 0, __ATOMIC_RELEASE);
 }
 
@@ -563,7 +574,8 @@ static void *helper_main(void *arg)
 		if (j->stop)
 			break;
 		pthread_mutex_unlock(&j->lock);
-		if (__atomic_load_n(&j->grow_asked, __ATOMIC_ACQUIRE))
+		if (__atomic_load_n(&j->grow_asked, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&j->full, __ATOMIC_ACQUIRE))
 			grow_ahead(j);
 		pthread_mutex_lock(&j->lock);
 		if (j->durability == OMS_JNL_PERIODIC)
@@ -583,6 +595,7 @@ static uint8_t *record_begin(struct oms_journal *j, uint64_t body_len)
 		j->st.grow_stalls++;
 		if (grow_to(j, want)) {
 			j->st.append_failed++;
+			__atomic_store_n(&j->full, 1, __ATOMIC_RELEASE);
 			return NULL;
 		}
 		size = __atomic_load_n(&j->size, __ATOMIC_ACQUIRE);
@@ -676,7 +689,8 @@ int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
 int oms_journal_command(struct oms_journal *j, const struct oms_core *core,
 			const struct oms_command *cmd, uint64_t now_ns)
 {
-	if (cmd->op != OMS_CMD_TICK && cmd->op != OMS_CMD_MASS_CANCEL && cmd->op != OMS_CMD_KILL)
+	if (cmd->op != OMS_CMD_TICK && cmd->op != OMS_CMD_MASS_CANCEL && cmd->op != OMS_CMD_KILL &&
+	    cmd->op != OMS_CMD_JOURNAL_FULL)
 		return 0; /* reads or waits: no state changed */
 	if (note_generation(j, core))
 		return -1;
@@ -704,9 +718,15 @@ int oms_journal_sync(struct oms_journal *j)
 	return rc;
 }
 
+int oms_journal_full(const struct oms_journal *j)
+{
+	return __atomic_load_n(&j->full, __ATOMIC_ACQUIRE);
+}
+
 void oms_journal_stats(const struct oms_journal *j, struct oms_journal_stats *out)
 {
 	*out = j->st;
+	out->full = (uint64_t)oms_journal_full(j);
 	out->end = __atomic_load_n(&j->end, __ATOMIC_ACQUIRE);
 	out->file_size = __atomic_load_n(&j->size, __ATOMIC_ACQUIRE);
 	out->next_seq = j->next_seq;
@@ -796,12 +816,19 @@ struct oms_journal *oms_journal_open(const char *path, const struct oms_journal_
 		fail(err, errlen, "%s: cannot write the header: %s", path, strerror(errno));
 		goto out;
 	}
-	/* the first step now, not at the first burst */
-	if (grow_to(j, j->end + j->step / 2)) {
+	/* the first step now, not at the first burst; on a full disk an
+	 * existing journal with a little room left opens full (new orders are
+	 * rejected until space is freed) */
+	if (grow_to(j, j->end + j->step / 2) &&
+	    (!existing || (j->size < j->end + OMS_JOURNAL_MIN_ROOM &&
+			   grow_exact(j, (j->end + OMS_JOURNAL_MIN_ROOM + j->page - 1) &
+						 ~(j->page - 1))))) {
 		fail(err, errlen, "%s: cannot allocate %llu bytes: %s", path,
 		     (unsigned long long)j->step, strerror(errno));
 		goto out;
 	}
+	if (j->size < j->end + j->step / 2)
+		j->full = 1;
 	j->synced = j->end;
 	if (pthread_create(&j->thread, NULL, helper_main, j) != 0) {
 		fail(err, errlen, "cannot start the journal's helper thread");

@@ -154,6 +154,7 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 			lens[k] = rte_pktmbuf_data_len(m[i + k]);
 			k++;
 		}
+		oms_journal_before_burst(w->journal, w->core, now);
 		oms_core_process_burst(w->core, frames, lens, k, now);
 		oms_journal_after_burst(w->journal, w->core, frames, lens, k, now);
 		flush_tx(w);
