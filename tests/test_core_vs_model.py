@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from control.config import Account, Instrument, Route, Throttle
-from dataplane.core import Core
+from dataplane.core import Core, lib
 from dataplane.reference_model import ReferenceCore
 
 D = 10**8
@@ -172,7 +172,10 @@ kill_a = st.tuples(st.just("kill"), st.sampled_from([0, 1, 1, 2, 3, 99]),
                    weighted(True, [False] * 3, n=4))
 pause_a = st.tuples(st.just("pause"), st.sampled_from([500, 1000, 2000, 3000, 3500]),
                     weighted(True, [False], n=3))
-_KILL_WEIGHTS = _WEIGHTS + [(kill_a, 1), (pause_a, 1)]
+# the journal's disk full or not (docs/durability.md "Full disk"), between
+# bursts as the poll loop tells the core
+jfull_a = st.tuples(st.just("jfull"), weighted(True, [False], n=2))
+_KILL_WEIGHTS = _WEIGHTS + [(kill_a, 1), (pause_a, 1), (jfull_a, 1)]
 KILL_ACTION = st.sampled_from([a for a, w in _KILL_WEIGHTS for _ in range(w)]).flatmap(
     lambda a: a)
 # a live reload to one of RELOADS, between bursts, amid everything else
@@ -373,9 +376,12 @@ def run_both(actions, breaks, cfg):
     # every strategy session logs in first so that most messages get through
     burst = [wire.from_strategy(1, wire.login(1)), wire.from_strategy(2, wire.login(2))]
     for a, brk in zip(actions, breaks, strict=True):
-        if a[0] in ("kill", "pause", "reload"):
+        if a[0] in ("kill", "pause", "reload", "jfull"):
             flush()  # between bursts, as the worker runs a command
-            if a[0] == "reload":
+            if a[0] == "jfull":
+                assert core.command(lib.OMS_CMD_JOURNAL_FULL, int(a[1]), 0, now) == (0, [])
+                model.set_journal_full(a[1])
+            elif a[0] == "reload":
                 new = reloaded(cfg, a[1])
                 assert core.reload(new) == model.reload(new)
                 now += 1000
