@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -516,6 +517,28 @@ static int grow_exact(struct oms_journal *j, uint64_t new_size)
 	return rc;
 }
 
+/* Bytes the filesystem under the journal can still allocate (all when it
+ * cannot say).  The helper's, once a nap: never on the hot path. */
+static uint64_t room_left(const struct oms_journal *j)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(j->fd, &sv) != 0)
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+}
+
+/* The journal is full when the file could not grow, or when the next step
+ * would not fit on the filesystem (found before the allocation fails, so
+ * that the reserve - the one or two steps allocated ahead - is whole); it is
+ * no longer full once the file is two steps ahead again and two steps more
+ * would fit (the margin keeps it from flapping). */
+static void check_room(struct oms_journal *j)
+{
+	if (!__atomic_load_n(&j->full, __ATOMIC_ACQUIRE) && room_left(j) < j->step)
+		__atomic_store_n(&j->full, 1, __ATOMIC_RELEASE);
+}
+
 /* At least `want` bytes, in whole steps. */
 static int grow_to(struct oms_journal *j, uint64_t want)
 {
@@ -549,7 +572,9 @@ static void grow_ahead(struct oms_journal *j)
 			last_sync = mono_ns();
 		}
 	}
-	if (__atomic_load_n(&j->size, __ATOMIC_ACQUIRE) >= target)
+	if (__atomic_load_n(&j->full, __ATOMIC_ACQUIRE) &&
+	    __atomic_load_n(&j->size, __ATOMIC_ACQUIRE) >= target &&
+	    room_left(j) >= 2 * j->step)
 		__atomic_store_n(&j->full, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&j->grow_asked, 0, __ATOMIC_RELEASE);
 }
@@ -574,6 +599,7 @@ static void *helper_main(void *arg)
 		if (j->stop)
 			break;
 		pthread_mutex_unlock(&j->lock);
+		check_room(j);
 		if (__atomic_load_n(&j->grow_asked, __ATOMIC_ACQUIRE) ||
 		    __atomic_load_n(&j->full, __ATOMIC_ACQUIRE))
 			grow_ahead(j);
@@ -829,6 +855,7 @@ struct oms_journal *oms_journal_open(const char *path, const struct oms_journal_
 	}
 	if (j->size < j->end + j->step / 2)
 		j->full = 1;
+	check_room(j);
 	j->synced = j->end;
 	if (pthread_create(&j->thread, NULL, helper_main, j) != 0) {
 		fail(err, errlen, "cannot start the journal's helper thread");
