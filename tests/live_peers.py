@@ -7,7 +7,8 @@ namespace over ordinary kernel UDP sockets:
     python tests/live_peers.py listen --group G --port P --iface-ip IP
         --duration S --out packets.json [--request FIRST:COUNT --request-to IP:PORT]
     python tests/live_peers.py strategy --orders N --out result.json
-        [--scenario simple|mixed] [--reorder P --seed S] [--heartbeat-ms MS]
+        [--scenario simple|mixed|fulldisk [--phase-dir D]] [--reorder P --seed S]
+        [--heartbeat-ms MS]
 
 ``--mcast GROUP:PORT`` makes the venue publish ITCH 5.0 over MoldUDP64 for
 its book to that group (from its own address, TTL 1; heartbeats when quiet)
@@ -369,6 +370,77 @@ class MixedPlan:
         return out
 
 
+class FullDiskPlan:
+    """Phases around a full journal disk, each started by a file the test
+    writes in `phase_dir` and ended by one the plan writes there:
+
+      0  n resting buys 1000.. (151.00); once all New: writes "accepted"
+      1  on "full": n new orders 2000.. (the appliance must reject them),
+         Cancel of the first half of 1000.., a Modify of the last one to
+         152.05, through the venue's asks (it fills); once those are
+         answered, a MassCancel of the account; once every 1000.. and
+         2000.. order is final: writes "answered"
+      2  on "freed": n resting buys 3000..; once all New, a Cancel of each
+    """
+
+    def __init__(self, drv: StrategyDriver, n: int, phase_dir: str) -> None:
+        self.drv, self.n, self.dir = drv, n, Path(phase_dir)
+        self.stage = 0
+        self.sent = False
+
+    def ids(self, base: int) -> range:
+        return range(base, base + self.n)
+
+    def _all(self, base: int, pred) -> bool:
+        orders = self.drv.orders
+        return all(c in orders and pred(orders[c]) for c in self.ids(base))
+
+    def _mark(self, name: str) -> None:
+        (self.dir / name).write_text(str(time.time()))
+
+    def act(self, now: int) -> list[bytes]:
+        drv, out = self.drv, []
+        if self.stage == 0:
+            if not self.sent:
+                for c in self.ids(1000):
+                    out += drv.new_order(now, c, "AAPL", 151_0000_0000, 100)
+                self.sent = True
+            elif self._all(1000, lambda o: o.state == "New"):
+                self._mark("accepted")
+                self.stage, self.sent = 1, False
+        elif self.stage == 1:
+            if not self.sent:
+                if not (self.dir / "full").exists():
+                    return out
+                for c in self.ids(2000):
+                    out += drv.new_order(now, c, "AAPL", 151_0000_0000, 100)
+                for c in self.ids(1000)[: self.n // 2]:
+                    out += drv.cancel(now, c)
+                out += drv.modify(now, 1000 + self.n - 1, 152_0500_0000, 100)
+                self.sent = True
+            elif self._all(2000, lambda o: o.terminal) and \
+                    all(drv.orders[c].terminal for c in self.ids(1000)[: self.n // 2]) and \
+                    drv.orders[1000 + self.n - 1].terminal:
+                out += drv.mass_cancel(now, 1)
+                self.stage = 2
+        elif self.stage == 2:
+            if self._all(1000, lambda o: o.terminal):
+                self._mark("answered")
+                self.stage, self.sent = 3, False
+        elif self.stage == 3:
+            if not self.sent:
+                if not (self.dir / "freed").exists():
+                    return out
+                for c in self.ids(3000):
+                    out += drv.new_order(now, c, "AAPL", 151_0000_0000, 100)
+                self.sent = True
+            elif self._all(3000, lambda o: o.state == "New"):
+                for c in self.ids(3000):
+                    out += drv.cancel(now, c)
+                self.stage = 4
+        return out
+
+
 def strategy(args) -> int:
     """A strategy over kernel UDP: the project's StrategyDriver (sequencing,
     retransmission both ways, heartbeats) with the kernel doing IP and UDP."""
@@ -388,8 +460,12 @@ def strategy(args) -> int:
 
     out(drv.login(time.time_ns()))
     plan = None
+    expected = args.orders
     if args.scenario == "simple":
         out(simple_plan(drv, args.orders, time.time_ns(), args.account))
+    elif args.scenario == "fulldisk":
+        plan = FullDiskPlan(drv, args.orders, args.phase_dir)
+        expected = 3 * args.orders
     else:
         plan = MixedPlan(drv, args.orders)
     received: list[dict] = []
@@ -411,7 +487,7 @@ def strategy(args) -> int:
             out(plan.act(now))
         out(drv.tick(now))
         orders = drv.orders.values()
-        finished = len(orders) == args.orders and all(o.terminal for o in orders) \
+        finished = len(orders) == expected and all(o.terminal for o in orders) \
             and not drv.request_outstanding
         if not finished:
             done_at = None
@@ -455,7 +531,9 @@ def main() -> int:
     ls.add_argument("--out", required=True)
     st = sub.add_parser("strategy")
     st.add_argument("--orders", type=int, default=20)
-    st.add_argument("--scenario", choices=("simple", "mixed"), default="simple")
+    st.add_argument("--scenario", choices=("simple", "mixed", "fulldisk"), default="simple")
+    st.add_argument("--phase-dir", default=None,
+                    help="fulldisk: where the test and the plan leave phase files")
     st.add_argument("--timeout", type=float, default=10)
     st.add_argument("--linger", type=float, default=0.0,
                     help="once every order is final, keep serving this long")
