@@ -7,7 +7,7 @@ namespace over ordinary kernel UDP sockets:
     python tests/live_peers.py listen --group G --port P --iface-ip IP
         --duration S --out packets.json [--request FIRST:COUNT --request-to IP:PORT]
     python tests/live_peers.py strategy --orders N --out result.json
-        [--scenario simple|mixed|fulldisk [--phase-dir D]] [--reorder P --seed S]
+        [--scenario simple|mixed|rest|fulldisk [--phase-dir D]] [--reorder P --seed S]
         [--heartbeat-ms MS]
 
 ``--mcast GROUP:PORT`` makes the venue publish ITCH 5.0 over MoldUDP64 for
@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import wire  # noqa: E402
 
+from dataplane.strategy_driver import TERMINAL as TERMINAL_STATES  # noqa: E402
 from dataplane.strategy_driver import StrategyDriver  # noqa: E402
 from dataplane.venue_itch import MarketDataConfig  # noqa: E402
 from dataplane.venue_sim import VenueSim  # noqa: E402
@@ -461,8 +462,17 @@ def strategy(args) -> int:
     out(drv.login(time.time_ns()))
     plan = None
     expected = args.orders
+    settled = TERMINAL_STATES
     if args.scenario == "simple":
         out(simple_plan(drv, args.orders, time.time_ns(), args.account))
+    elif args.scenario == "rest":
+        # simple's orders without its cancels: half fill, half stay at the
+        # venue, and the strategy leaves them there
+        for i in range(args.orders):
+            out(drv.new_order(time.time_ns(), 1000 + i, "AAPL",
+                              152_0500_0000 if i % 2 == 0 else 151_0000_0000, 100,
+                              account=args.account))
+        settled = frozenset(("New", "Filled"))
     elif args.scenario == "fulldisk":
         plan = FullDiskPlan(drv, args.orders, args.phase_dir)
         expected = 3 * args.orders
@@ -487,7 +497,7 @@ def strategy(args) -> int:
             out(plan.act(now))
         out(drv.tick(now))
         orders = drv.orders.values()
-        finished = len(orders) == expected and all(o.terminal for o in orders) \
+        finished = len(orders) == expected and all(o.state in settled for o in orders) \
             and not drv.request_outstanding
         if not finished:
             done_at = None
@@ -531,7 +541,8 @@ def main() -> int:
     ls.add_argument("--out", required=True)
     st = sub.add_parser("strategy")
     st.add_argument("--orders", type=int, default=20)
-    st.add_argument("--scenario", choices=("simple", "mixed", "fulldisk"), default="simple")
+    st.add_argument("--scenario", choices=("simple", "mixed", "fulldisk", "rest"),
+                    default="simple")
     st.add_argument("--phase-dir", default=None,
                     help="fulldisk: where the test and the plan leave phase files")
     st.add_argument("--timeout", type=float, default=10)
