@@ -251,6 +251,7 @@ static uint32_t rx_burst(struct oms_afxdp *dp, struct xsk_port *p)
 			k = oms_md_split(dp->md, frames, lens, k, now);
 			flush_feed_tx(dp);
 		}
+		oms_journal_before_burst(dp->cfg.journal, dp->core, now);
 		oms_core_process_burst(dp->core, frames, lens, k, now);
 		oms_journal_after_burst(dp->cfg.journal, dp->core, frames, lens, k, now);
 	}

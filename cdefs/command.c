@@ -18,6 +18,9 @@ void oms_command_apply(struct oms_core *c, struct oms_command *cmd, uint64_t now
 		/* engaging it cancels the open orders it covers */
 		cmd->result = oms_core_kill(c, cmd->a, (int)cmd->b, now_ns);
 		break;
+	case OMS_CMD_JOURNAL_FULL:
+		cmd->result = oms_core_set_journal_full(c, (int)cmd->a);
+		break;
 	case OMS_CMD_SNAPSHOT:
 		memcpy(cmd->stats, oms_core_stats(c), sizeof(*cmd->stats));
 		cmd->result = oms_core_live_orders(c);

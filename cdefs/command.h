@@ -23,6 +23,9 @@ enum oms_command_op {
 	/* copy one order into `order`: a: session id and id: cl_ord_id, or
 	 * a = 0: b venue id and id the order's UserRefNum there */
 	OMS_CMD_ORDER = 6,
+	/* a: the journal is full (1) or has room again (0): the loop posts it
+	 * itself at a burst boundary when the journal's health changed */
+	OMS_CMD_JOURNAL_FULL = 7,
 };
 
 struct oms_command {

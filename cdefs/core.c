@@ -238,6 +238,17 @@ int oms_core_set_kill(struct oms_core *c, uint32_t account, int on)
 	return 0;
 }
 
+int oms_core_set_journal_full(struct oms_core *c, int full)
+{
+	c->journal_full = full != 0;
+	return 0;
+}
+
+int oms_core_journal_full(const struct oms_core *c)
+{
+	return c->journal_full;
+}
+
 int oms_core_account_view(const struct oms_core *c, uint32_t account,
 			  struct oms_account_view *out)
 {

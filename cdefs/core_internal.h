@@ -117,6 +117,10 @@ struct oms_core {
 	 * beyond tx_capacity, so no bulk cancel is ever cut short */
 	int bulk;
 
+	/* the journal is full: a NewOrder is rejected SYS_JOURNAL.  An input,
+	 * set between bursts by a command the journal records */
+	uint8_t journal_full;
+
 	uint8_t *tx_buf;
 	uint16_t *tx_lens;
 	uint32_t tx_count;

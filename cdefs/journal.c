@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -459,6 +460,9 @@ struct oms_journal {
 	uint64_t page;
 	uint32_t sync_ms;
 	int grow_asked;  /* the writer wants the next step allocated ahead */
+	/* the file could not grow (disk full): set by whichever thread found
+	 * out, cleared by the helper once it has grown two steps ahead again */
+	int full;
 	int stop;
 	int thread_started;
 	pthread_t thread;
@@ -513,6 +517,28 @@ static int grow_exact(struct oms_journal *j, uint64_t new_size)
 	return rc;
 }
 
+/* Bytes the filesystem under the journal can still allocate (all when it
+ * cannot say).  The helper's, once a nap: never on the hot path. */
+static uint64_t room_left(const struct oms_journal *j)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(j->fd, &sv) != 0)
+		return UINT64_MAX;
+	return (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+}
+
+/* The journal is full when the file could not grow, or when the next step
+ * would not fit on the filesystem (found before the allocation fails, so
+ * that the reserve - the one or two steps allocated ahead - is whole); it is
+ * no longer full once the file is two steps ahead again and two steps more
+ * would fit (the margin keeps it from flapping). */
+static void check_room(struct oms_journal *j)
+{
+	if (!__atomic_load_n(&j->full, __ATOMIC_ACQUIRE) && room_left(j) < j->step)
+		__atomic_store_n(&j->full, 1, __ATOMIC_RELEASE);
+}
+
 /* At least `want` bytes, in whole steps. */
 static int grow_to(struct oms_journal *j, uint64_t want)
 {
@@ -532,14 +558,24 @@ static void grow_ahead(struct oms_journal *j)
 		if (size >= target)
 			break;
 		uint64_t next = size + GROW_CHUNK < target ? size + GROW_CHUNK : target;
-		if (grow_exact(j, next))
-			break; /* disk full: the writer will find out and count it */
+		if (grow_exact(j, next)) {
+			/* disk full: what is left (up to a step) is the reserve
+			 * for what the core still must record; the helper tries
+			 * again every nap */
+			__atomic_store_n(&j->full, 1, __ATOMIC_RELEASE);
+			__atomic_store_n(&j->grow_asked, 0, __ATOMIC_RELEASE);
+			return;
+		}
 		if (j->durability == OMS_JNL_PERIODIC &&
 		    mono_ns() - last_sync >= (uint64_t)j->sync_ms * 1000000ull) {
 			sync_to(j, __atomic_load_n(&j->end, __ATOMIC_ACQUIRE));
 			last_sync = mono_ns();
 		}
 	}
+	if (__atomic_load_n(&j->full, __ATOMIC_ACQUIRE) &&
+	    __atomic_load_n(&j->size, __ATOMIC_ACQUIRE) >= target &&
+	    room_left(j) >= 2 * j->step)
+		__atomic_store_n(&j->full, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&j->grow_asked, 0, __ATOMIC_RELEASE);
 }
 
@@ -563,7 +599,9 @@ static void *helper_main(void *arg)
 		if (j->stop)
 			break;
 		pthread_mutex_unlock(&j->lock);
-		if (__atomic_load_n(&j->grow_asked, __ATOMIC_ACQUIRE))
+		check_room(j);
+		if (__atomic_load_n(&j->grow_asked, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&j->full, __ATOMIC_ACQUIRE))
 			grow_ahead(j);
 		pthread_mutex_lock(&j->lock);
 		if (j->durability == OMS_JNL_PERIODIC)
@@ -583,6 +621,7 @@ static uint8_t *record_begin(struct oms_journal *j, uint64_t body_len)
 		j->st.grow_stalls++;
 		if (grow_to(j, want)) {
 			j->st.append_failed++;
+			__atomic_store_n(&j->full, 1, __ATOMIC_RELEASE);
 			return NULL;
 		}
 		size = __atomic_load_n(&j->size, __ATOMIC_ACQUIRE);
@@ -676,7 +715,8 @@ int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
 int oms_journal_command(struct oms_journal *j, const struct oms_core *core,
 			const struct oms_command *cmd, uint64_t now_ns)
 {
-	if (cmd->op != OMS_CMD_TICK && cmd->op != OMS_CMD_MASS_CANCEL && cmd->op != OMS_CMD_KILL)
+	if (cmd->op != OMS_CMD_TICK && cmd->op != OMS_CMD_MASS_CANCEL && cmd->op != OMS_CMD_KILL &&
+	    cmd->op != OMS_CMD_JOURNAL_FULL)
 		return 0; /* reads or waits: no state changed */
 	if (note_generation(j, core))
 		return -1;
@@ -704,9 +744,15 @@ int oms_journal_sync(struct oms_journal *j)
 	return rc;
 }
 
+int oms_journal_full(const struct oms_journal *j)
+{
+	return __atomic_load_n(&j->full, __ATOMIC_ACQUIRE);
+}
+
 void oms_journal_stats(const struct oms_journal *j, struct oms_journal_stats *out)
 {
 	*out = j->st;
+	out->full = (uint64_t)oms_journal_full(j);
 	out->end = __atomic_load_n(&j->end, __ATOMIC_ACQUIRE);
 	out->file_size = __atomic_load_n(&j->size, __ATOMIC_ACQUIRE);
 	out->next_seq = j->next_seq;
@@ -796,12 +842,20 @@ struct oms_journal *oms_journal_open(const char *path, const struct oms_journal_
 		fail(err, errlen, "%s: cannot write the header: %s", path, strerror(errno));
 		goto out;
 	}
-	/* the first step now, not at the first burst */
-	if (grow_to(j, j->end + j->step / 2)) {
+	/* the first step now, not at the first burst; on a full disk an
+	 * existing journal with a little room left opens full (new orders are
+	 * rejected until space is freed) */
+	if (grow_to(j, j->end + j->step / 2) &&
+	    (!existing || (j->size < j->end + OMS_JOURNAL_MIN_ROOM &&
+			   grow_exact(j, (j->end + OMS_JOURNAL_MIN_ROOM + j->page - 1) &
+						 ~(j->page - 1))))) {
 		fail(err, errlen, "%s: cannot allocate %llu bytes: %s", path,
 		     (unsigned long long)j->step, strerror(errno));
 		goto out;
 	}
+	if (j->size < j->end + j->step / 2)
+		j->full = 1;
+	check_room(j);
 	j->synced = j->end;
 	if (pthread_create(&j->thread, NULL, helper_main, j) != 0) {
 		fail(err, errlen, "cannot start the journal's helper thread");

@@ -28,6 +28,8 @@ enum {
 	OMS_JOURNAL_RECORD = 32,  /* bytes of a record header */
 	/* 'J' 'R' in the high half of magic_type, the type in the low */
 	OMS_JOURNAL_MAGIC = 0x4a520000,
+	/* an existing journal opens on a full disk if this much is left */
+	OMS_JOURNAL_MIN_ROOM = 65536,
 };
 
 enum oms_journal_type {
@@ -127,6 +129,8 @@ struct oms_journal_stats {
 	 * nothing of them is in the journal */
 	uint64_t append_failed;
 	uint64_t sync_errors;
+	/* 1 while the file cannot grow (docs/durability.md "Full disk") */
+	uint64_t full;
 };
 
 /* What a walk of a journal found (oms_journal_scan, oms_journal_recover). */
@@ -193,6 +197,10 @@ void oms_journal_commit(struct oms_journal *j);
 /* msync everything appended (any policy): 0, or -1. */
 int oms_journal_sync(struct oms_journal *j);
 void oms_journal_stats(const struct oms_journal *j, struct oms_journal_stats *out);
+/* 1 while the file cannot grow: the disk is full and the appends run on
+ * the reserve (what was allocated, up to two steps); 0 once the helper has
+ * grown it again.  Read by the writer at a burst boundary. */
+int oms_journal_full(const struct oms_journal *j);
 
 /* Walk the journal at `path` checking every record (read only unless
  * cut_torn_tail, which truncates a torn tail off the file): 0, or -1 and
@@ -222,6 +230,22 @@ int oms_journal_apply(struct oms_core *core, const void *record, uint64_t len,
 int64_t oms_journal_first_config(const char *path, char *buf, uint64_t cap, uint64_t *need);
 
 #ifndef OMS_CFFI
+/* What a poll loop does with its journal (NULL: none) BEFORE a core call:
+ * when the journal's health changed, tell the core (it rejects NewOrders
+ * while the journal is full) by a command that is itself recorded, so
+ * that recovery re-executes the same decisions.  Nothing is transmitted. */
+static inline void oms_journal_before_burst(struct oms_journal *j, struct oms_core *core,
+					    uint64_t now_ns)
+{
+	int full;
+
+	if (j && (full = oms_journal_full(j)) != oms_core_journal_full(core)) {
+		struct oms_command cmd = {.op = OMS_CMD_JOURNAL_FULL, .a = (uint32_t)full};
+		oms_command_apply(core, &cmd, now_ns);
+		oms_journal_command(j, core, &cmd, now_ns);
+	}
+}
+
 /* What a poll loop does with its journal (NULL: none) after a core call and
  * before transmitting its output: record it, then sync per the policy. */
 static inline void oms_journal_after_burst(struct oms_journal *j, const struct oms_core *core,

@@ -338,6 +338,12 @@ void oms_core_take_generation(struct oms_core *c);
 /* The number of the generation the worker judges by (0: none yet). */
 uint64_t oms_core_generation(const struct oms_core *c);
 
+/* The journal's health as the core judges by it (docs/durability.md
+ * "Full disk"): while full, every NewOrder is rejected SYS_JOURNAL; cancels,
+ * replaces and venue answers go on.  Set between bursts only, through
+ * OMS_CMD_JOURNAL_FULL, which the journal records. */
+int oms_core_set_journal_full(struct oms_core *c, int full);
+int oms_core_journal_full(const struct oms_core *c);
 /* The operator's kill switch of an account, engaged (1) or released (0),
  * between bursts; -1 for an unknown account.  Cancels nothing: see
  * oms_core_kill. */

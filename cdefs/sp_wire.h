@@ -96,6 +96,8 @@ enum sp_reject_reason {
 	SP_REJ_SYS_TABLE_FULL = 1000,
 	SP_REJ_SYS_TX_FULL = 1001,
 	SP_REJ_SYS_REF_EXHAUSTED = 1002,
+	/* the journal cannot record it (disk full): docs/durability.md */
+	SP_REJ_SYS_JOURNAL = 1003,
 };
 
 /* Why an order ended in Canceled (or Expired). */

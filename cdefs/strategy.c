@@ -103,6 +103,10 @@ static void on_new_order(struct oms_core *c, struct session *s,
 		emit_rejected(c, s, m.cl_ord_id, rej, SP_NEW_ORDER, 0);
 		return;
 	}
+	if (c->journal_full) {
+		emit_rejected(c, s, m.cl_ord_id, SP_REJ_SYS_JOURNAL, SP_NEW_ORDER, 0);
+		return;
+	}
 	uint32_t o = order_alloc(&c->orders, &evicted);
 	if (o == ORDER_NIL) {
 		emit_rejected(c, s, m.cl_ord_id, SP_REJ_SYS_TABLE_FULL,

@@ -174,6 +174,7 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 			kc = oms_md_split(w->md, frames, lens, k, now);
 			flush_feed_tx(w);
 		}
+		oms_journal_before_burst(w->journal, w->core, now);
 		oms_core_process_burst(w->core, frames, lens, kc, now);
 		oms_journal_after_burst(w->journal, w->core, frames, lens, kc, now);
 		flush_tx(w);

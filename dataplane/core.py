@@ -161,6 +161,8 @@ class Core:
         keep = [self.ffi.from_buffer(f) for f in frames]
         ptrs = self.ffi.new("uint8_t *[]", keep) if n else self.ffi.NULL
         lens = self.ffi.new("uint16_t[]", [len(f) for f in frames]) if n else self.ffi.NULL
+        if self.journal is not None:
+            self.journal.before_burst(self, now_ns)
         self.lib.oms_core_process_burst(self._core, ptrs, lens, n, now_ns)
         if self.journal is not None:
             self.journal.record_burst(self, ptrs, lens, n, now_ns)

@@ -55,6 +55,17 @@ class Journal:
         if self.lib.oms_journal_attach(self._j, core._core) != 0:
             raise JournalError(f"{self.path}: cannot append (disk full?)")
 
+    def full(self) -> bool:
+        """The file cannot grow (disk full): docs/durability.md "Full disk"."""
+        return bool(self.lib.oms_journal_full(self._j))
+
+    def before_burst(self, core: Core, now_ns: int) -> None:
+        """As the C loops' oms_journal_before_burst: tell the core when the
+        journal's health changed, by a command the journal records."""
+        full = int(self.full())
+        if full != core.lib.oms_core_journal_full(core._core):
+            core.command(core.lib.OMS_CMD_JOURNAL_FULL, full, 0, now_ns)
+
     def record_burst(self, core: Core, ptrs, lens, n: int, now_ns: int) -> None:
         self.lib.oms_journal_burst(self._j, core._core, ptrs, lens, n, now_ns)
         self.lib.oms_journal_commit(self._j)

@@ -116,6 +116,7 @@ REJ_POSITION_LIMIT = 31
 REJ_ACCOUNT_NOT_PERMITTED = 32
 REJ_NO_ROUTE = 33
 REJ_SYS_TABLE_FULL = 1000
+REJ_SYS_JOURNAL = 1003  # the journal is full (docs/durability.md "Full disk")
 REJ_SYS_BASE = 1000
 
 CXL_USER, CXL_IOC, CXL_VENUE = 1, 2, 3
@@ -568,6 +569,9 @@ class ReferenceCore:
         self.capacity_letter = app.capacity.encode("ascii")
         self.order_capacity = cfg.tables.orders
         self.bulk = False  # a mass cancel, kill or cancel-on-disconnect is walking
+        # the journal cannot grow: NewOrders rejected SYS_JOURNAL (an input,
+        # set between bursts: set_journal_full)
+        self.journal_full = False
         self.tx_capacity = cfg.tables.tx_frames
 
         # oms_core_add_*() refuse a duplicate id or an entry beyond the table
@@ -917,6 +921,10 @@ class ReferenceCore:
     def order(self, session_id: int, cl_ord_id: int) -> dict | None:
         o = self.orders.get((session_id, cl_ord_id))
         return o.view() if o is not None else None
+
+    def set_journal_full(self, full: bool) -> None:
+        """The journal's health (semantics.md "Full journal"), between bursts."""
+        self.journal_full = bool(full)
 
     def set_kill(self, account: int, on: bool) -> None:
         if account not in self.limits.accounts:
@@ -1446,6 +1454,8 @@ class ReferenceCore:
         elif (risk := self._risk_new(sess, account, symbol, venue_id,
                                      side, ord_type, tif, price, qty))[0]:
             reason = risk[0]
+        elif self.journal_full:
+            reason = REJ_SYS_JOURNAL
         elif not self._has_free_slot():
             reason = REJ_SYS_TABLE_FULL
         else:

@@ -20,6 +20,7 @@ from control.ctl import ControlSocket
 from control.reload import FileWatch, fixed_changes
 from dataplane import dpdk, steering
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
+from dataplane.eal_stale import clear_stale_eal
 from dataplane.journal import start_core
 
 
@@ -76,6 +77,17 @@ def detach_stale_xdp(cfg: Config) -> list[str]:
         print(f"omsctl: detached a stale XDP program from {iface}", file=sys.stderr)
         done.append(iface)
     return done
+
+
+def clear_stale_eal_reported() -> dict[str, list[str]]:
+    """Before EAL starts: remove what dead runs left of theirs
+    (dataplane/eal_stale.py), and say so."""
+    removed = clear_stale_eal()
+    if removed["runtime_dirs"] or removed["hugepage_files"]:
+        print(f"omsctl: removed what dead DPDK runs left: "
+              f"{len(removed['runtime_dirs'])} EAL runtime directories, "
+              f"{len(removed['hugepage_files'])} hugepage files", file=sys.stderr)
+    return removed
 
 
 class LiveControl:
@@ -304,6 +316,7 @@ class Appliance(LiveControl):
         # what SIGHUP, a change of the file and `omsctl reload` read
         self.config_path = cfg.source
         detach_stale_xdp(cfg)
+        clear_stale_eal_reported()
         dpdk.eal_init(eal_args(cfg))
         ext = dpdk.extension()
         self.ffi, self.lib = ext.ffi, ext.lib

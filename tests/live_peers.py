@@ -7,7 +7,8 @@ namespace over ordinary kernel UDP sockets:
     python tests/live_peers.py listen --group G --port P --iface-ip IP
         --duration S --out packets.json [--request FIRST:COUNT --request-to IP:PORT]
     python tests/live_peers.py strategy --orders N --out result.json
-        [--scenario simple|mixed] [--reorder P --seed S] [--heartbeat-ms MS]
+        [--scenario simple|mixed|rest|fulldisk [--phase-dir D]] [--reorder P --seed S]
+        [--heartbeat-ms MS]
     python tests/live_peers.py feed --group G --port P --ask PRICE --duration S
         (ITCH 5.0 over MoldUDP64 multicast: an AAPL book, then heartbeats)
 
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import wire  # noqa: E402
 
+from dataplane.strategy_driver import TERMINAL as TERMINAL_STATES  # noqa: E402
 from dataplane.strategy_driver import StrategyDriver  # noqa: E402
 from dataplane.venue_itch import MarketDataConfig  # noqa: E402
 from dataplane.venue_sim import VenueSim  # noqa: E402
@@ -315,8 +317,9 @@ class MixedPlan:
     Which orders trade with which is decided by the venue in sequence order,
     so it does not depend on timing; the far orders' Modify and Cancel do."""
 
-    def __init__(self, drv: StrategyDriver, n: int, per_step: int = 10) -> None:
-        self.drv, self.n, self.per_step = drv, n, per_step
+    def __init__(self, drv: StrategyDriver, n: int, per_step: int = 10,
+                 base: int = 1000) -> None:
+        self.drv, self.n, self.per_step, self.base = drv, n, per_step, base
         self.next_new = 0
         self.step: dict[int, int] = {}  # cl_ord_id -> 0 new, 1 modify sent, 2 cancel sent
         self.rejects_at_modify: dict[int, int] = {}
@@ -327,7 +330,7 @@ class MixedPlan:
         return i % 6
 
     def new(self, i: int, now: int) -> list[bytes]:
-        cid = 1000 + i
+        cid = self.base + i
         k = self.kind(i)
         self.step[cid] = 0
         px = 152_0000_0000
@@ -348,7 +351,7 @@ class MixedPlan:
                 break
             out += self.new(self.next_new, now)
             self.next_new += 1
-        orders = self.drv.orders
+        orders = {cid: self.drv.orders[cid] for cid in self.step}  # this plan's own
         if self.next_new >= self.n and not self.mopup and \
                 all(o.state != "PendingNew" for o in orders.values()):
             self.mopup = True
@@ -356,7 +359,7 @@ class MixedPlan:
             step = self.step[cid]
             if o.terminal or step == 2:
                 continue
-            if self.kind(cid - 1000) == 2:
+            if self.kind(cid - self.base) == 2:
                 if step == 0 and o.state == "New":
                     self.step[cid] = 1
                     self.rejects_at_modify[cid] = len(o.rejects)
@@ -368,6 +371,168 @@ class MixedPlan:
             elif self.mopup and o.state in ("New", "PartiallyFilled", "Replaced"):
                 self.step[cid] = 2
                 out += self.drv.cancel(now, cid)
+        return out
+
+
+class SoakPlan:
+    """Sustained mixed traffic: MixedPlan rounds of `n` orders each (new
+    cl_ord_ids every round: modifies, cancels, fills, IOC expiries), and
+    every `cod_every_s` seconds a cancel-on-disconnect: `k` day orders left
+    resting, then the strategy goes silent for `silence_s` (beyond the
+    session's timeout: the appliance cancels them) and logs in again.  No
+    round starts after `duration_s`; done when the last one is over.  Rounds
+    start at least `gap_s` apart (a steady rate, not a flood), and the
+    orders of a finished round are folded into `summary` and dropped from
+    the driver, so that a long soak does not grow the strategy itself."""
+
+    def __init__(self, drv: StrategyDriver, n: int, duration_s: float,
+                 cod_every_s: float = 8.0, k: int = 5, silence_s: float = 1.6,
+                 gap_s: float = 0.05) -> None:
+        self.drv, self.n, self.k = drv, n, k
+        self.cod_every_s, self.silence_s = cod_every_s, silence_s
+        self.end = time.monotonic() + duration_s
+        self.next_cod = time.monotonic() + cod_every_s / 2
+        self.rounds = 0
+        self.next_base = 1000
+        self.round: MixedPlan | None = None
+        self.cod: list[int] = []  # cl_ord_ids left resting for the disconnect
+        self.silent_until = 0.0
+        self.relogin = False
+        self.done = False
+        self.cod_rounds = 0
+        self.gap_s, self.next_round = gap_s, 0.0
+        self.summary = {"orders": 0, "states": {}, "modified": 0, "fills": 0,
+                        "system_rejects": 0, "rejects": 0}
+
+    def _fold(self, ids) -> None:
+        """A finished round's orders into the summary, out of the driver."""
+        s = self.summary
+        for c in ids:
+            o = self.drv.orders.pop(c)
+            s["orders"] += 1
+            s["states"][o.state] = s["states"].get(o.state, 0) + 1
+            s["modified"] += o.qty == 200
+            s["fills"] += len(o.fills)
+            s["rejects"] += len(o.rejects)
+            s["system_rejects"] += sum(1 for r in o.rejects if r[1] >= 1000)
+
+    def silent(self) -> bool:
+        """The strategy sends, receives and times nothing now."""
+        return time.monotonic() < self.silent_until
+
+    def _ids(self, n: int) -> range:
+        ids = range(self.next_base, self.next_base + n)
+        self.next_base += n
+        return ids
+
+    def act(self, now: int) -> list[bytes]:
+        drv, out = self.drv, []
+        if self.relogin:
+            self.relogin = False
+            return drv.login(now)
+        if self.cod:
+            orders = [drv.orders[c] for c in self.cod]
+            if all(o.terminal for o in orders):
+                self._fold(self.cod)
+                self.cod = []
+            elif self.silent_until == 0.0 and all(o.state == "New" for o in orders):
+                self.silent_until = time.monotonic() + self.silence_s
+                self.relogin = True
+                self.cod_rounds += 1
+            return out
+        if self.round is not None:
+            out += self.round.act(now)
+            if self.round.next_new < self.round.n or \
+                    not all(drv.orders[c].terminal for c in self.round.step):
+                return out
+            self._fold(self.round.step)
+            self.round = None
+        if time.monotonic() >= self.end:
+            self.done = True
+            return out
+        if time.monotonic() < self.next_round:
+            return out
+        self.next_round = time.monotonic() + self.gap_s
+        self.rounds += 1
+        if time.monotonic() >= self.next_cod:
+            self.next_cod = time.monotonic() + self.cod_every_s
+            self.cod = list(self._ids(self.k))
+            self.silent_until = 0.0
+            for c in self.cod:
+                out += drv.new_order(now, c, "AAPL", 151_0000_0000, 100)
+        else:
+            self.round = MixedPlan(drv, self.n, base=self._ids(self.n).start)
+        return out
+
+
+class FullDiskPlan:
+    """Phases around a full journal disk, each started by a file the test
+    writes in `phase_dir` and ended by one the plan writes there:
+
+      0  n resting buys 1000.. (151.00); once all New: writes "accepted"
+      1  on "full": n new orders 2000.. (the appliance must reject them),
+         Cancel of the first half of 1000.., a Modify of the last one to
+         152.05, through the venue's asks (it fills); once those are
+         answered, a MassCancel of the account; once every 1000.. and
+         2000.. order is final: writes "answered"
+      2  on "freed": n resting buys 3000..; once all New, a Cancel of each
+    """
+
+    def __init__(self, drv: StrategyDriver, n: int, phase_dir: str) -> None:
+        self.drv, self.n, self.dir = drv, n, Path(phase_dir)
+        self.stage = 0
+        self.sent = False
+
+    def ids(self, base: int) -> range:
+        return range(base, base + self.n)
+
+    def _all(self, base: int, pred) -> bool:
+        orders = self.drv.orders
+        return all(c in orders and pred(orders[c]) for c in self.ids(base))
+
+    def _mark(self, name: str) -> None:
+        (self.dir / name).write_text(str(time.time()))
+
+    def act(self, now: int) -> list[bytes]:
+        drv, out = self.drv, []
+        if self.stage == 0:
+            if not self.sent:
+                for c in self.ids(1000):
+                    out += drv.new_order(now, c, "AAPL", 151_0000_0000, 100)
+                self.sent = True
+            elif self._all(1000, lambda o: o.state == "New"):
+                self._mark("accepted")
+                self.stage, self.sent = 1, False
+        elif self.stage == 1:
+            if not self.sent:
+                if not (self.dir / "full").exists():
+                    return out
+                for c in self.ids(2000):
+                    out += drv.new_order(now, c, "AAPL", 151_0000_0000, 100)
+                for c in self.ids(1000)[: self.n // 2]:
+                    out += drv.cancel(now, c)
+                out += drv.modify(now, 1000 + self.n - 1, 152_0500_0000, 100)
+                self.sent = True
+            elif self._all(2000, lambda o: o.terminal) and \
+                    all(drv.orders[c].terminal for c in self.ids(1000)[: self.n // 2]) and \
+                    drv.orders[1000 + self.n - 1].terminal:
+                out += drv.mass_cancel(now, 1)
+                self.stage = 2
+        elif self.stage == 2:
+            if self._all(1000, lambda o: o.terminal):
+                self._mark("answered")
+                self.stage, self.sent = 3, False
+        elif self.stage == 3:
+            if not self.sent:
+                if not (self.dir / "freed").exists():
+                    return out
+                for c in self.ids(3000):
+                    out += drv.new_order(now, c, "AAPL", 151_0000_0000, 100)
+                self.sent = True
+            elif self._all(3000, lambda o: o.state == "New"):
+                for c in self.ids(3000):
+                    out += drv.cancel(now, c)
+                self.stage = 4
         return out
 
 
@@ -390,14 +555,32 @@ def strategy(args) -> int:
 
     out(drv.login(time.time_ns()))
     plan = None
+    expected = args.orders
+    settled = TERMINAL_STATES
     if args.scenario == "simple":
         out(simple_plan(drv, args.orders, time.time_ns(), args.account))
+    elif args.scenario == "rest":
+        # simple's orders without its cancels: half fill, half stay at the
+        # venue, and the strategy leaves them there
+        for i in range(args.orders):
+            out(drv.new_order(time.time_ns(), 1000 + i, "AAPL",
+                              152_0500_0000 if i % 2 == 0 else 151_0000_0000, 100,
+                              account=args.account))
+        settled = frozenset(("New", "Filled"))
+    elif args.scenario == "soak":
+        plan = SoakPlan(drv, args.orders, args.duration)
+    elif args.scenario == "fulldisk":
+        plan = FullDiskPlan(drv, args.orders, args.phase_dir)
+        expected = 3 * args.orders
     else:
         plan = MixedPlan(drv, args.orders)
     received: list[dict] = []
     end = time.monotonic() + args.timeout
     done_at = None
     while time.monotonic() < end:
+        if isinstance(plan, SoakPlan) and plan.silent():
+            time.sleep(0.01)  # gone quiet: the appliance must notice
+            continue
         select.select([s], [], [], 0.005)
         for _ in range(256):
             try:
@@ -413,8 +596,8 @@ def strategy(args) -> int:
             out(plan.act(now))
         out(drv.tick(now))
         orders = drv.orders.values()
-        finished = len(orders) == args.orders and all(o.terminal for o in orders) \
-            and not drv.request_outstanding
+        finished = (plan.done if isinstance(plan, SoakPlan) else len(orders) == expected) \
+            and all(o.state in settled for o in orders) and not drv.request_outstanding
         if not finished:
             done_at = None
         elif done_at is None:
@@ -427,6 +610,8 @@ def strategy(args) -> int:
         "sent": send.sent, "send_refused": send.refused, "send_errors": send.errors,
         "received": received,
         "elapsed_s": time.monotonic() - t0, "stats": drv.stats,
+        "soak": ({"rounds": plan.rounds, "cod_rounds": plan.cod_rounds, **plan.summary}
+                 if isinstance(plan, SoakPlan) else None),
         "next_out": drv.next_out, "next_expected": drv.next_expected,
         "orders": {cid: {"state": o.state, "cum_qty": o.cum_qty, "leaves_qty": o.leaves_qty,
                          "qty": o.qty, "price": o.price, "fills": o.fills,
@@ -480,7 +665,12 @@ def main() -> int:
     ls.add_argument("--out", required=True)
     st = sub.add_parser("strategy")
     st.add_argument("--orders", type=int, default=20)
-    st.add_argument("--scenario", choices=("simple", "mixed"), default="simple")
+    st.add_argument("--duration", type=float, default=60,
+                    help="soak: start no round after this many seconds")
+    st.add_argument("--scenario", choices=("simple", "mixed", "fulldisk", "rest", "soak"),
+                    default="simple")
+    st.add_argument("--phase-dir", default=None,
+                    help="fulldisk: where the test and the plan leave phase files")
     st.add_argument("--timeout", type=float, default=10)
     st.add_argument("--linger", type=float, default=0.0,
                     help="once every order is final, keep serving this long")

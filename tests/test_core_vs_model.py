@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from control.config import SOR, Account, Instrument, Route, Routing, Throttle
 from dataplane.book_model import FeedModel
-from dataplane.core import Core
+from dataplane.core import Core, lib
 from dataplane.feed import Feed
 from dataplane.reference_model import ReferenceCore
 from pcaps.itch_layers import itch_message, mold_packet
@@ -179,7 +179,10 @@ kill_a = st.tuples(st.just("kill"), st.sampled_from([0, 1, 1, 2, 3, 99]),
                    weighted(True, [False] * 3, n=4))
 pause_a = st.tuples(st.just("pause"), st.sampled_from([500, 1000, 2000, 3000, 3500]),
                     weighted(True, [False], n=3))
-_KILL_WEIGHTS = _WEIGHTS + [(kill_a, 1), (pause_a, 1)]
+# the journal's disk full or not (docs/durability.md "Full disk"), between
+# bursts as the poll loop tells the core
+jfull_a = st.tuples(st.just("jfull"), weighted(True, [False], n=2))
+_KILL_WEIGHTS = _WEIGHTS + [(kill_a, 1), (pause_a, 1), (jfull_a, 1)]
 KILL_ACTION = st.sampled_from([a for a, w in _KILL_WEIGHTS for _ in range(w)]).flatmap(
     lambda a: a)
 # a live reload to one of RELOADS, between bursts, amid everything else
@@ -501,9 +504,12 @@ def run_both(actions, breaks, cfg, market: bool = False):
         if a[0] == "quote":
             md.action(a)  # reaches the feed before the next burst
             continue
-        if a[0] in ("kill", "pause", "reload"):
+        if a[0] in ("kill", "pause", "reload", "jfull"):
             flush()  # between bursts, as the worker runs a command
-            if a[0] == "reload":
+            if a[0] == "jfull":
+                assert core.command(lib.OMS_CMD_JOURNAL_FULL, int(a[1]), 0, now) == (0, [])
+                model.set_journal_full(a[1])
+            elif a[0] == "reload":
                 new = reloaded(cfg, a[1])
                 assert core.reload(new) == model.reload(new)
                 now += 1000

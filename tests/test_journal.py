@@ -59,9 +59,13 @@ class Lockstep:
 
     def run(self, actions, breaks):
         for a, brk in zip(actions, breaks, strict=True):
-            if a[0] in ("kill", "pause", "reload"):
+            if a[0] in ("kill", "pause", "reload", "jfull"):
                 self.flush()
-                if a[0] == "reload":
+                if a[0] == "jfull":
+                    for c in self.cores:
+                        assert c.command(lib.OMS_CMD_JOURNAL_FULL, int(a[1]), 0,
+                                         self.now) == (0, [])
+                elif a[0] == "reload":
                     new = reloaded(self.cfg, a[1])
                     numbers = {c.reload(new) for c in self.cores}
                     assert len(numbers) == 1
