@@ -46,6 +46,10 @@ class SinkError(RuntimeError):
     it stands (resume) and continues from there."""
 
 
+class StreamMismatch(SinkError):
+    """The sink holds another journal's records: never retried."""
+
+
 class JournalSink(abc.ABC):
     """Where a journal's records go: in order, each exactly once."""
 
@@ -53,10 +57,11 @@ class JournalSink(abc.ABC):
     async def connect(self) -> None: ...
 
     @abc.abstractmethod
-    async def resume(self, file_header: bytes) -> int:
+    async def resume(self, file_header: bytes) -> tuple[int, bytes | None]:
         """Store the journal's file header if the sink holds nothing yet,
         check that it is this journal's otherwise; the sequence number of
-        the last record held (first_seq - 1 when none)."""
+        the last record held (first_seq - 1 when none) and that record's
+        bytes (None when none)."""
 
     @abc.abstractmethod
     async def write(self, records: list[Record]) -> None:
@@ -118,25 +123,25 @@ class NatsSink(JournalSink):
                 name=self.stream, subjects=[self.subject], storage=StorageType.FILE,
                 duplicate_window=120.0))
 
-    async def resume(self, file_header: bytes) -> int:
+    async def resume(self, file_header: bytes) -> tuple[int, bytes | None]:
         first_seq = check_file_header(file_header)
         state = (await self.js.stream_info(self.stream)).state
         if state.messages == 0:
             await self.js.publish(self.subject, file_header, headers={
                 "Nats-Msg-Id": f"{self.name}:header", "Nats-Expected-Last-Sequence": "0"})
             self.last_id = f"{self.name}:header"
-            return first_seq - 1
+            return first_seq - 1, None
         first = await self.js.get_msg(self.stream, seq=state.first_seq)
         if first.data != file_header:
-            raise SinkError(f"stream {self.stream} holds another journal (its first message "
+            raise StreamMismatch(f"stream {self.stream} holds another journal (its first message "
                             "is not this journal's file header)")
         last = await self.js.get_msg(self.stream, seq=state.last_seq)
         seq = (last.headers or {}).get(SEQ_HEADER)
         if seq is None:  # only the header so far
             self.last_id = f"{self.name}:header"
-            return first_seq - 1
+            return first_seq - 1, None
         self.last_id = f"{self.name}:{seq}"
-        return int(seq)
+        return int(seq), last.data
 
     async def write(self, records: list[Record]) -> None:
         from nats.js.errors import APIError
@@ -191,6 +196,7 @@ class Shipper:
         self.poll_s, self.max_backoff_s = poll_s, max_backoff_s
         self.tail: JournalTail | None = None
         self.acked = (HEADER, 0)  # (offset, next seq) the sink holds up to
+        self.mark: tuple[int, int] | None = None  # (offset, seq) of the last record stored
         self.counters = {"records": 0, "bytes": 0, "batches": 0, "retries": 0,
                          "resumed_at": None, "last_error": None}
 
@@ -201,9 +207,17 @@ class Shipper:
         self.counters["resumed_at"] = self.acked[1]
 
     async def _resync(self) -> None:
-        """Position the tail on the record after the sink's last."""
-        last = await self.sink.resume(self.tail.file_header)
-        self.tail.seek(last + 1)
+        """Position the tail on the record after the sink's last, which
+        must be the journal's own record."""
+        last, data = await self.sink.resume(self.tail.file_header)
+        if data is not None:
+            mine = self.tail.record(last, self.mark)
+            if mine is None or mine.data != data:
+                raise StreamMismatch(
+                    f"the sink's record {last} is not this journal's: the journal has "
+                    "diverged from what was shipped (its tail lost and rewritten?); the "
+                    "sink holds the shipped history")
+        self.tail.seek(last + 1, self.mark)
         self.acked = (self.tail.offset, self.tail.next_seq)
 
     async def ship_available(self) -> int:
@@ -213,6 +227,7 @@ class Shipper:
             return 0
         await self.sink.write(batch)
         self.acked = (self.tail.offset, self.tail.next_seq)
+        self.mark = (batch[-1].offset, batch[-1].seq)
         self.counters["records"] += len(batch)
         self.counters["bytes"] += sum(len(r.data) for r in batch)
         self.counters["batches"] += 1
@@ -234,7 +249,7 @@ class Shipper:
                 backoff = min(backoff * 2, self.max_backoff_s)
                 try:
                     await self._resync()
-                except TailError:
+                except (TailError, StreamMismatch):
                     raise
                 except Exception as e2:  # the sink is still away: try again later
                     self.counters["last_error"] = f"resync: {type(e2).__name__} {e2}"

@@ -131,22 +131,30 @@ class JournalTail:
                 break
         return out
 
-    def seek(self, seq: int) -> None:
+    def seek(self, seq: int, mark: tuple[int, int] | None = None) -> None:
         """Position on record `seq` (first_seq .. the one after the last
-        present), walking from the current position or the start."""
+        present), walking record headers from the current position, from
+        `mark` (the offset and sequence number of a record known to be
+        there) or from the start; the records are CRC-checked when read."""
         if seq < self.next_seq:
             self.offset, self.next_seq = HEADER, self.first_seq
+            if mark is not None and self.first_seq <= mark[1] <= seq:
+                self.offset, self.next_seq = mark
         while self.next_seq < seq:
-            if not self.read(min(seq - self.next_seq, 4096), CHUNK):
+            head = os.pread(self.fd, RECORD, self.offset)
+            if len(head) < RECORD or struct.unpack_from("<I", head)[0] & 0xFFFF0000 != MAGIC \
+                    or struct.unpack_from("<Q", head, _SEQ_AT)[0] != self.next_seq:
                 raise TailError(f"{self.path}: has no record {seq - 1} (its records end at "
                                 f"{self.next_seq - 1}): the sink holds records this journal "
                                 "does not")
+            self.offset += RECORD + (struct.unpack_from("<I", head, 4)[0] + 7) // 8 * 8
+            self.next_seq += 1
 
-    def record(self, seq: int) -> Record | None:
+    def record(self, seq: int, mark: tuple[int, int] | None = None) -> Record | None:
         """Record `seq`, the position left where it was."""
         saved = (self.offset, self.next_seq)
         try:
-            self.seek(seq)
+            self.seek(seq, mark)
             got = self.read(1, 1)
             return got[0] if got else None
         finally:

@@ -293,3 +293,30 @@ def test_tail_reads_only_whole_records(tmp_path):
         f.write(whole[-8:])
     assert [r.seq for r in tail.read(1000, 1 << 20)] == [last.seq]
     tail.close()
+
+
+def test_a_journal_diverged_from_the_stream_is_refused(tmp_path, nats_server):
+    """The journal lost its last records after they were shipped (a machine
+    crash under durability none) and was appended to again: the stream's
+    last record is not the journal's record of that number, and the
+    shipper says so rather than continue a history that is not the
+    journal's."""
+    path = tmp_path / "j.oms"
+    core, journal = journaled_core(path, extra_bursts=4)
+    core.journal = None
+    journal.close()
+    sink = js.NatsSink(nats_server.url, "j")
+    shipped = run(js.ship(str(path), sink, until_caught_up=True))["shipped_seq"]
+    tail = JournalTail(str(path))
+    cut = tail.record(shipped - 1).offset  # the last two records lost
+    tail.close()
+    os.truncate(path, cut)
+    cfg = load_config_text(yaml_config(), "a.yaml")
+    again = Core(cfg)  # the restarted appliance's core (its state does not matter here)
+    again.journal = open_journal(path, cfg)
+    heartbeats(again, 2, 10**9 + 99)  # two other records where the lost two were
+    assert again.journal.stats()["next_seq"] == shipped + 1
+    again.journal.close()
+    with pytest.raises(js.StreamMismatch, match="diverged"):
+        run(js.ship(str(path), js.NatsSink(nats_server.url, "j"), until_caught_up=True))
+
