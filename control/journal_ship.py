@@ -72,6 +72,22 @@ class JournalSink(abc.ABC):
     async def close(self) -> None: ...
 
 
+async def connect(url: str, wait_s: float, **kw):
+    """A NATS connection, or SinkError when no server answers at `url`
+    within wait_s (the client would otherwise retry forever, quietly)."""
+    import nats
+
+    async def quiet(e):  # the client's default logs every failed attempt
+        pass
+
+    try:
+        return await asyncio.wait_for(nats.connect(url, connect_timeout=2, error_cb=quiet, **kw),
+                                      wait_s)
+    except Exception as e:
+        raise SinkError(f"no NATS server answered at {url} within {wait_s:g} s "
+                        f"({type(e).__name__} {e})") from None
+
+
 def journal_name(path: str) -> str:
     """A NATS subject token / stream name part from the file's name."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", os.path.basename(path)) or "journal"
@@ -89,8 +105,10 @@ class NatsSink(JournalSink):
     lost connection leaves the stream a gap-free prefix, whatever the client
     had buffered, and an old resend is refused rather than stored twice."""
 
-    def __init__(self, url: str, name: str, stream: str | None = None, timeout: float = 5.0):
+    def __init__(self, url: str, name: str, stream: str | None = None, timeout: float = 5.0,
+                 connect_wait_s: float = 10.0):
         self.url, self.name, self.timeout = url, name, timeout
+        self.connect_wait_s = connect_wait_s
         self.stream = stream or f"OMS_JOURNAL_{name}"
         self.subject = f"oms.journal.{name}"
         self.nc = self.js = None
@@ -98,7 +116,6 @@ class NatsSink(JournalSink):
         self.counters = {"reconnects": 0, "disconnects": 0, "duplicates": 0}
 
     async def connect(self) -> None:
-        import nats
         from nats.js.api import StorageType, StreamConfig
         from nats.js.errors import NotFoundError
 
@@ -108,20 +125,19 @@ class NatsSink(JournalSink):
         async def reconnected():
             self.counters["reconnects"] += 1
 
-        async def error(e):  # reconnect attempts report here; counted as disconnects
-            pass
-
-        self.nc = await nats.connect(
-            self.url, allow_reconnect=True, max_reconnect_attempts=-1,
-            reconnect_time_wait=0.2, connect_timeout=2, disconnected_cb=disconnected,
-            reconnected_cb=reconnected, error_cb=error)
-        self.js = self.nc.jetstream(timeout=self.timeout)
+        self.nc = await connect(self.url, self.connect_wait_s, allow_reconnect=True,
+                                max_reconnect_attempts=-1, disconnected_cb=disconnected,
+                                reconnected_cb=reconnected)
         try:
-            await self.js.stream_info(self.stream)
-        except NotFoundError:
-            await self.js.add_stream(StreamConfig(
-                name=self.stream, subjects=[self.subject], storage=StorageType.FILE,
-                duplicate_window=120.0))
+            self.js = self.nc.jetstream(timeout=self.timeout)
+            try:
+                await self.js.stream_info(self.stream)
+            except NotFoundError:
+                await self.js.add_stream(StreamConfig(
+                    name=self.stream, subjects=[self.subject], storage=StorageType.FILE,
+                    duplicate_window=120.0))
+        except Exception as e:  # no JetStream, no permission: say which
+            raise SinkError(f"{self.url}: {type(e).__name__} {e}") from None
 
     async def resume(self, file_header: bytes) -> tuple[int, bytes | None]:
         first_seq = check_file_header(file_header)
@@ -297,13 +313,17 @@ async def fetch(url: str, stream: str, out_path: str, timeout: float = 5.0) -> d
     """Rebuild a journal file from a stream alone: the file header, then
     every record in order, each CRC and sequence number checked; written
     to out_path.part and renamed once whole."""
-    import nats
     from nats.js.api import DeliverPolicy
 
-    nc = await nats.connect(url, connect_timeout=2, allow_reconnect=False)
+    nc = await connect(url, timeout, allow_reconnect=False)
     try:
+        from nats.js.errors import NotFoundError
+
         js = nc.jetstream(timeout=timeout)
-        info = await js.stream_info(stream)
+        try:
+            info = await js.stream_info(stream)
+        except NotFoundError:
+            raise SinkError(f"{url} has no stream {stream}") from None
         state, subject = info.state, info.config.subjects[0]
         if state.messages == 0:
             raise SinkError(f"stream {stream} is empty")
