@@ -161,6 +161,7 @@ int main(int argc, char **argv)
 			.instrument = i, .venue = (uint32_t)(next_rand() & 1),
 			.qty = 10 * (1 + (uint32_t)(next_rand() % 100)),
 			.price = ref + ((int64_t)(next_rand() % 1001) - 500) * (D / 100),
+			.ref_price = ref,
 			.side = (uint8_t)(1 + next_rand() % 3), .ord_type = 1,
 			.tif = (uint8_t)(1 + (next_rand() & 1)),
 		};
@@ -208,7 +209,7 @@ int main(int argc, char **argv)
 			o->state = OMS_ST_NEW;
 			t0 = tsc();
 			rej = risk_check_modify(t, st, &rate, &th, now, o, rq[k].mod_price,
-						rq[k].mod_qty);
+						rq[k].mod_qty, t->instruments[o->instrument].ref_price, 0);
 			t1 = tsc();
 			t_mod[nmod++] = t1 - t0;
 			rejects += rej != 0;

@@ -9,7 +9,9 @@ straight into the benchmark.  Figures: ns per ITCH message from arrival to
 published top of book (p50/p99, one message per packet, TSC), messages per
 second on one core (16 messages per packet; the wall-clock total and the
 median and best 65,536-message stretch, since other work on a shared
-machine takes whole stretches), and the cost of one top-of-book read.  Full
+machine takes whole stretches), the cost of one top-of-book read, and the
+cost of one smart-routing decision from the worker (bench/route_bench.c,
+linked with the whole core: route_ns_p50/p99 over 3 venues).  Full
 runs append one JSON line to bench/results/feed_bench.jsonl with the
 machine, its load and the commit."""
 from __future__ import annotations
@@ -37,6 +39,17 @@ def build(out: Path) -> None:
                     *[str(ROOT / "cdefs" / s) for s in SOURCES]], check=True)
 
 
+def build_route(out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cc = os.environ.get("CC", "cc")
+    core = [w for w in (ROOT / "cdefs" / "core_sources.txt").read_text().splitlines()
+            if w and not w.startswith("#")]
+    subprocess.run([cc, "-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
+                    "-I", str(ROOT / "cdefs"), "-o", str(out),
+                    str(ROOT / "bench" / "route_bench.c"),
+                    *[str(ROOT / "cdefs" / s) for s in core]], check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     r = subprocess.run([str(exe), str(messages)], check=True, capture_output=True, text=True)
     fig = parse_figures(r.stdout)
+    route_exe = ROOT / "bench" / "work" / "route_bench"
+    build_route(route_exe)
+    r = subprocess.run([str(route_exe), str(20_000 if args.smoke else 1_000_000)], check=True,
+                       capture_output=True, text=True)
+    fig.update(parse_figures(r.stdout))
     for k, v in fig.items():
         print(f"{k} {v}")
     if not args.smoke:

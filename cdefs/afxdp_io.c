@@ -61,6 +61,7 @@ struct oms_afxdp {
 	unsigned n_ports;
 	unsigned tx_port[OMS_XSK_PORTS]; /* traffic class -> port */
 	struct oms_core *core;
+	struct oms_md_dispatch *md; /* market data for its feeds; NULL: none */
 	struct oms_afxdp_config cfg;
 	uint32_t xdp_flags;
 	struct link_stats link;
@@ -190,6 +191,26 @@ static void flush_tx(struct oms_afxdp *dp)
 
 /* --- RX ------------------------------------------------------------------ */
 
+/* The feeds' re-requests go out of the venue-facing socket. */
+static void flush_feed_tx(struct oms_afxdp *dp)
+{
+	struct xsk_port *p = &dp->port[dp->tx_port[OMS_XSK_VENUE]];
+
+	for (uint32_t i = 0; i < oms_md_feeds(dp->md); i++) {
+		struct oms_feed *f = oms_md_feed(dp->md, i);
+		for (uint32_t k = 0; k < oms_feed_tx_count(f); k++)
+			tx_frame(p, oms_feed_tx_buf(f) + (size_t)k * OMS_TX_SLOT, oms_feed_tx_lens(f)[k]);
+		if (oms_feed_tx_count(f))
+			tx_push(p);
+		oms_feed_tx_clear(f);
+	}
+}
+
+void oms_afxdp_set_md(struct oms_afxdp *dp, struct oms_md_dispatch *md)
+{
+	dp->md = md;
+}
+
 /* One burst from one interface: ARP and ICMP answered on it, the rest to
  * the core with one now_ns, the core's frames sent, the buffers back on the
  * fill ring.  Returns how many descriptors it took. */
@@ -226,6 +247,10 @@ static uint32_t rx_burst(struct oms_afxdp *dp, struct xsk_port *p)
 	xsk_ring_cons__release(&p->rx, n);
 	if (k) {
 		uint64_t now = now_ns(dp);
+		if (dp->md) { /* market data to its feeds before the core reads them */
+			k = oms_md_split(dp->md, frames, lens, k, now);
+			flush_feed_tx(dp);
+		}
 		oms_core_process_burst(dp->core, frames, lens, k, now);
 		oms_journal_after_burst(dp->cfg.journal, dp->core, frames, lens, k, now);
 	}
@@ -291,6 +316,10 @@ static void *poll_main(void *arg)
 			busy = 1;
 		}
 		uint64_t now = now_ns(dp);
+		if (dp->md) { /* quiet feeds go stale on time */
+			oms_md_timers(dp->md, now);
+			flush_feed_tx(dp);
+		}
 		if (oms_core_timer_due(dp->core, now)) {
 			oms_core_process_burst(dp->core, NULL, NULL, 0, now);
 			oms_journal_after_burst(dp->cfg.journal, dp->core, NULL, NULL, 0, now);

@@ -70,7 +70,7 @@ struct risk_gen *oms_gen_create(const struct oms_core *c, const struct risk_gen 
 	g->instruments = copy_or_zero(NULL, g->max_instruments * sizeof(*g->instruments));
 	g->positions = copy_or_zero(prev ? prev->positions : NULL,
 				    (size_t)(g->pos_mask + 1) * sizeof(*g->positions));
-	g->account_route = copy_or_zero(NULL, g->max_accounts * sizeof(uint16_t));
+	g->account_route = copy_or_zero(NULL, g->max_accounts * sizeof(*g->account_route));
 	g->rates = copy_or_zero(NULL, g->max_sessions * sizeof(*g->rates));
 	if (!g->account_ix || !g->accounts || !g->symbols || !g->symbol_ix ||
 	    !g->instruments || !g->positions || !g->account_route || !g->rates) {
@@ -83,7 +83,7 @@ struct risk_gen *oms_gen_create(const struct oms_core *c, const struct risk_gen 
 			g->accounts[a].id = prev->accounts[a].id;
 	for (uint32_t i = 0; i <= g->pos_mask; i++) {
 		g->positions[i].max_position = -1;
-		g->positions[i].route = 0;
+		g->positions[i].route = (struct risk_route){0, 0};
 	}
 	for (uint32_t s = 0; s < g->max_sessions; s++)
 		g->rates[s].cap = RISK_TOKEN;
@@ -258,16 +258,24 @@ int oms_gen_set_session_accounts(struct risk_gen *g, const struct oms_core *c,
 int oms_gen_add_route(struct risk_gen *g, const struct oms_core *c,
 		      const struct oms_route_config *r)
 {
-	uint16_t vix = c->venue_by_id[r->venue];
+	uint16_t vix = r->sor ? RISK_ROUTE_SOR : c->venue_by_id[r->venue];
 	uint32_t a = RISK_NIL, in = RISK_NIL;
+	uint64_t exclude = 0;
 
-	if (r->venue == 0 || vix == 0)
+	if ((!r->sor && (r->venue == 0 || vix == 0)) || (r->sor && r->venue) ||
+	    r->n_exclude > 16 || (r->n_exclude && !r->sor))
 		return -1;
+	for (uint32_t k = 0; k < r->n_exclude; k++) {
+		uint16_t x = c->venue_by_id[r->exclude[k]];
+		if (x == 0 || x > 64)
+			return -1;
+		exclude |= 1ull << (x - 1);
+	}
 	if (r->by_account && (a = risk_account_find(g, r->account)) == RISK_NIL)
 		return -1;
 	if (r->by_symbol && (in = risk_symbol_find(g, r->symbol)) == RISK_NIL)
 		return -1;
-	uint16_t *slot;
+	struct risk_route *slot;
 	if (a != RISK_NIL && in != RISK_NIL) {
 		uint32_t p = position_slot(g, a, in);
 		if (p == RISK_NIL)
@@ -280,8 +288,17 @@ int oms_gen_add_route(struct risk_gen *g, const struct oms_core *c,
 	} else {
 		slot = &g->default_route;
 	}
-	if (*slot != 0)
+	if (slot->venue != 0)
 		return -1; /* one rule per key */
-	*slot = vix;
+	slot->venue = vix;
+	slot->exclude = exclude;
+	return 0;
+}
+
+int oms_gen_set_sor_cost(struct risk_gen *g, int64_t cost_per_us)
+{
+	if (cost_per_us < 0)
+		return -1;
+	g->sor_cost_per_us = cost_per_us;
 	return 0;
 }

@@ -68,8 +68,9 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	size_t tx_slots = (size_t)cfg->tx_capacity + cfg->order_capacity;
 	c->tx_buf = alloc_lines(tx_slots * OMS_TX_SLOT);
 	c->tx_lens = calloc(tx_slots, sizeof(uint16_t));
+	c->route_ring = alloc_lines(OMS_ROUTE_RING * sizeof(struct oms_route_decision));
 	if (!c->sessions || !c->session_ix || !c->venues || !c->venue_by_id ||
-	    !c->tx_buf || !c->tx_lens ||
+	    !c->tx_buf || !c->tx_lens || !c->route_ring ||
 	    order_table_init(&c->orders, cfg->order_capacity) ||
 	    !(c->published = oms_gen_create(c, NULL)) ||
 	    risk_state_init(&c->risk, c->cfg.max_accounts,
@@ -81,6 +82,7 @@ struct oms_core *oms_core_create(const struct oms_core_config *cfg)
 	memset(c->sessions, 0, cfg->max_sessions * sizeof(struct session));
 	memset(c->venues, 0, cfg->max_venues * sizeof(struct venue));
 	memset(c->tx_buf, 0, tx_slots * OMS_TX_SLOT);
+	memset(c->route_ring, 0, OMS_ROUTE_RING * sizeof(struct oms_route_decision));
 	c->published->number = 0;
 	c->gen = c->published;
 	return c;
@@ -104,6 +106,7 @@ void oms_core_destroy(struct oms_core *c)
 	free(c->venue_by_id);
 	free(c->tx_buf);
 	free(c->tx_lens);
+	free(c->route_ring);
 	free(c);
 }
 
@@ -170,6 +173,7 @@ int oms_core_add_venue(struct oms_core *c, const struct oms_venue_config *v)
 	vv->request_port = v->request_port ? v->request_port : (uint16_t)(v->port + 1);
 	vv->heartbeat_ns = v->heartbeat_ns ? v->heartbeat_ns : 1000000000ull;
 	vv->timeout_ns = v->timeout_ns ? v->timeout_ns : 3000000000ull;
+	vv->max_unanswered = v->max_unanswered;
 	vv->replay = alloc_lines((size_t)c->cfg.replay_depth * REPLAY_SLOT);
 	if (!vv->replay)
 		return -1;

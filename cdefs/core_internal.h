@@ -57,6 +57,15 @@ struct venue {
 	uint32_t gap_req_count;
 	/* our last replay_depth messages to it: u16 length + OUCH message */
 	uint8_t *replay;
+	/* latency monitor (docs/semantics.md "Venue health") */
+	uint32_t unanswered;
+	uint32_t max_unanswered; /* 0: never unresponsive */
+	uint64_t rtt_ewma_ns;
+	uint64_t rtt_last_ns;
+	uint64_t rtt_samples;
+	uint64_t rtt_hist[OMS_RTT_BUCKETS];
+	/* its market data, read-only (NULL: none) */
+	const struct oms_feed *feed;
 } __attribute__((aligned(64)));
 
 /* Observability (cdefs/stages.h, stages_record.h): this core's stage
@@ -111,6 +120,10 @@ struct oms_core {
 	uint8_t *tx_buf;
 	uint16_t *tx_lens;
 	uint32_t tx_count;
+
+	/* the smart router's decisions, the last OMS_ROUTE_RING */
+	struct oms_route_decision *route_ring;
+	uint64_t route_seq;
 
 	int timing;
 	struct lat_hist lat;

@@ -87,6 +87,10 @@ struct oms_afxdp;
  * oms_afxdp_start() until oms_afxdp_stop(). */
 struct oms_afxdp *oms_afxdp_open(const struct oms_afxdp_config *cfg, struct oms_core *core,
 				 char *err, unsigned errlen);
+/* Market data: the poll thread hands the dispatcher's frames to its feeds
+ * before the core's burst and runs their timers (docs/market-data.md
+ * "Wiring").  Before oms_afxdp_start(); NULL: none. */
+void oms_afxdp_set_md(struct oms_afxdp *dp, struct oms_md_dispatch *md);
 /* Announce the address (gratuitous ARP) and start the poll thread. */
 int oms_afxdp_start(struct oms_afxdp *dp, char *err, unsigned errlen);
 /* Stop at a burst boundary, flush what the core still holds, join. */

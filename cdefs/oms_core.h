@@ -20,6 +20,7 @@
 #include "link.h"
 #include "feed.h"
 #include "igmp.h"
+#include "md_dispatch.h"
 
 /* Size of one transmit slot: the largest frame the core builds (an OUCH
  * Enter Order with its appendage behind Ethernet/IPv4/UDP and the packet
@@ -53,7 +54,8 @@ enum oms_result { OMS_OK = 0 };
 	X(SESSION_TIMEOUTS) X(HEARTBEATS_OUT) X(VENUE_RECONNECTS)             \
 	X(VENUE_RETRANSMIT_REQUESTS) X(VENUE_RETRANSMIT_TOO_OLD)              \
 	X(VENUE_RETRANSMITTED) X(VENUE_TIMEOUTS) X(VENUE_HEARTBEATS_OUT)      \
-	X(CANCEL_ON_DISCONNECT) X(KILL_CANCELS) X(CONFIG_SWAPS)
+	X(CANCEL_ON_DISCONNECT) X(KILL_CANCELS) X(CONFIG_SWAPS)               \
+	X(VENUE_UNRESPONSIVE) X(ORDERS_ROUTED)
 
 #define OMS_ENUM_DROP(n) OMS_DROP_##n,
 #define OMS_ENUM_EVENT(n) OMS_EV_##n,
@@ -146,6 +148,9 @@ struct oms_venue_config {
 	uint16_t request_port; /* where it takes retransmission requests */
 	uint64_t heartbeat_ns;
 	uint64_t timeout_ns;
+	/* this many Enter Orders without any answer: unresponsive, the router
+	 * avoids it until answers come (0: never) */
+	uint32_t max_unanswered;
 };
 
 struct oms_instrument_config {
@@ -180,9 +185,68 @@ struct oms_account_config {
 struct oms_route_config {
 	uint32_t account;
 	char symbol[8]; /* space padded */
-	uint16_t venue; /* venue id */
+	uint16_t venue; /* venue id; 0 with `sor`: the smart router */
 	uint8_t by_account;
 	uint8_t by_symbol;
+	uint8_t sor;
+	uint8_t n_exclude;    /* the router never picks these venues */
+	uint16_t exclude[16]; /* venue ids */
+};
+
+/* Venue latency monitoring (docs/semantics.md "Venue health"): round trip
+ * from an Enter Order to the venue's first answer to it, on the bursts'
+ * now_ns. */
+enum { OMS_RTT_BUCKETS = 40 };
+struct oms_venue_latency {
+	uint64_t rtt_ewma_ns;  /* alpha 1/8; 0: no sample yet */
+	uint64_t rtt_last_ns;
+	uint64_t rtt_samples;
+	uint32_t unanswered;   /* Enter Orders sent, not yet answered */
+	uint8_t down;          /* heartbeat timeout */
+	uint8_t unresponsive;  /* unanswered >= max_unanswered */
+	uint8_t pad_[2];
+	/* bucket 0: under 2 ns; bucket b: [2^b, 2^(b+1)) ns; the last: above */
+	uint64_t rtt_hist[OMS_RTT_BUCKETS];
+};
+
+/* Smart order routing (docs/semantics.md "Smart order routing"): every
+ * decision is written to a ring the replay tool reads. */
+enum { OMS_ROUTE_SEEN = 8, OMS_ROUTE_RING = 1024 };
+enum oms_route_why {
+	OMS_RW_CHOSEN = 1,      /* the best */
+	OMS_RW_WORSE = 2,       /* eligible, lost on price, size or latency */
+	OMS_RW_EXCLUDED = 3,    /* the routing rule excludes it */
+	OMS_RW_NOT_ALLOWED = 4, /* the instrument's venues do not list it */
+	OMS_RW_NO_FEED = 5,     /* no market data from it */
+	OMS_RW_STALE = 6,       /* its book is stale (gap, quiet, ...) */
+	OMS_RW_HALTED = 7,      /* its feed halts the symbol */
+	OMS_RW_DOWN = 8,        /* heartbeat timeout */
+	OMS_RW_UNRESPONSIVE = 9,/* too many unanswered orders */
+	OMS_RW_NO_QUOTE = 10,   /* nothing displayed on the side we take */
+	OMS_RW_THROUGH_LIMIT = 11, /* its best is beyond the limit price */
+};
+struct oms_route_seen {
+	int64_t px;           /* its best on the side the order takes */
+	int64_t cost;         /* latency cost in price units */
+	uint64_t rtt_ewma_ns;
+	uint32_t qty;         /* displayed there */
+	uint16_t venue;       /* id */
+	uint8_t why;          /* enum oms_route_why */
+	uint8_t pad_;
+};
+struct oms_route_decision {
+	uint64_t seq;         /* 1, 2, ... per core */
+	uint64_t now_ns;
+	uint64_t cl_ord_id;
+	int64_t price;        /* limit; 0 for market */
+	uint32_t session_id;
+	uint32_t account;
+	uint32_t qty;
+	uint16_t venue;       /* chosen id; 0: none (NO_ROUTE) */
+	uint8_t side;
+	uint8_t n_seen;       /* venues considered, in configuration order */
+	char symbol[8];
+	struct oms_route_seen seen[OMS_ROUTE_SEEN];
 };
 
 /* Risk accounting, for tests and tools. */
@@ -254,6 +318,9 @@ int oms_gen_add_position_limit(struct risk_gen *g, uint32_t account,
 			       const char symbol[8], int64_t max_position);
 int oms_gen_add_route(struct risk_gen *g, const struct oms_core *c,
 		      const struct oms_route_config *r);
+/* The router's price of latency: price units (8 decimals) per microsecond
+ * of a venue's expected round trip (0: latency only breaks ties). */
+int oms_gen_set_sor_cost(struct risk_gen *g, int64_t cost_per_us);
 /* The accounts a session may trade (n = 0: any configured account). */
 int oms_gen_set_session_accounts(struct risk_gen *g, const struct oms_core *c,
 				 uint32_t session_id, const uint32_t *accounts, uint32_t n);
@@ -301,6 +368,20 @@ uint32_t oms_core_process_burst(struct oms_core *c,
  * Returns the number of orders canceled, or -1 for an unknown session. */
 int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t account,
 			 uint64_t now_ns);
+
+/* Market data (docs/semantics.md "Market data in the core"): the feed of
+ * venue `venue_id`, read-only - top of book and halts, written only by the
+ * feed's one writer (on this machine the same worker, between bursts).
+ * NULL detaches.  -1: unknown venue. */
+int oms_core_set_feed(struct oms_core *c, uint16_t venue_id, const struct oms_feed *f);
+int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,
+			  struct oms_venue_latency *out);
+/* Copies the routing decisions numbered `from_seq` and up that are still in
+ * the ring (the last OMS_ROUTE_RING), at most `max`; returns how many.
+ * oms_core_route_seq() is the number of the latest (0: none). */
+uint32_t oms_core_route_decisions(const struct oms_core *c, uint64_t from_seq,
+				  struct oms_route_decision *out, uint32_t max);
+uint64_t oms_core_route_seq(const struct oms_core *c);
 
 /* When the next timer is due (UINT64_MAX: none).  A backend that has no
  * frames calls oms_core_process_burst with n = 0 at that time. */

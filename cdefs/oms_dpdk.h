@@ -49,6 +49,9 @@ enum { OMS_MAX_RX = 4 };
  * and the stats by the worker. */
 struct oms_worker {
 	struct oms_core *core;
+	/* market data taken off each burst for its feeds, which this worker
+	 * writes between bursts (docs/market-data.md "Wiring"); NULL: none */
+	struct oms_md_dispatch *md;
 	struct rte_mempool *pool;
 	struct rte_ring *commands; /* struct oms_command *, from the control plane */
 	struct oms_journal *journal; /* NULL: none; appended before each flush */

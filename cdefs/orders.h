@@ -57,7 +57,8 @@ struct order {
 	uint8_t tif;
 	uint8_t flags;
 	uint8_t acked;
-	uint8_t pad_[3];
+	uint8_t answered; /* the venue said anything about it (latency monitor) */
+	uint8_t pad_[2];
 	/* the session's list of live orders, in creation order */
 	uint32_t live_prev;
 	uint32_t live_next;

@@ -48,6 +48,19 @@ uint32_t session_cancel_orders(struct oms_core *c, struct session *s,
 /* venue side (venue.c): rule VG */
 void venue_request_gap(struct oms_core *c, struct venue *v, uint64_t count);
 
+/* router.c: market data, venue health, the smart order router */
+int market_halted(const struct venue *v, uint32_t instrument);
+int64_t market_ref_price(const struct venue *v, uint32_t instrument,
+			 int64_t cfg_ref, int64_t tick);
+int venue_unresponsive(const struct venue *v);
+void venue_order_sent(struct oms_core *c, struct venue *v, struct order *od);
+void venue_order_answered(struct oms_core *c, struct venue *v, struct order *od);
+/* The venue index the router picks for a NewOrder (RISK_NIL: none), the
+ * decision written to the ring. */
+uint32_t router_choose(struct oms_core *c, const struct session *s,
+		       const struct sp_new_order *m, uint32_t instrument,
+		       uint64_t exclude);
+
 /* state.c */
 void order_enter_state(struct oms_core *c, uint32_t o, uint8_t state);
 void order_link_live(struct oms_core *c, uint32_t o);

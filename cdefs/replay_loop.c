@@ -107,13 +107,11 @@ static void wait_tx_room(struct oms_replay *r)
 		rte_pause();
 }
 
-/* Everything the core sent, in its order, stamped with now, out of the
- * venue port.  Returns whether any of it went to a venue. */
-static int send_tx(struct oms_replay *r, uint64_t now)
+/* n frames of a transmit area (OMS_TX_SLOT apart), in order, stamped with
+ * now, out of the venue port.  Returns whether any of it went to a venue. */
+static int send_area(struct oms_replay *r, const uint8_t *buf, const uint16_t *lens,
+		     uint32_t n, uint64_t now)
 {
-	uint32_t n = oms_core_tx_count(r->core);
-	const uint8_t *buf = oms_core_tx_buf(r->core);
-	const uint16_t *lens = oms_core_tx_lens(r->core);
 	struct rte_mbuf *m[OMS_BURST];
 	int to_venue = 0;
 
@@ -144,8 +142,33 @@ static int send_tx(struct oms_replay *r, uint64_t now)
 		r->stats.tx_frames += sent;
 		i += k;
 	}
+	return to_venue;
+}
+
+/* What the feeds (re-requests, as the pcap backend sends them first) and
+ * then the core sent. */
+static int send_tx(struct oms_replay *r, uint64_t now)
+{
+	int to_venue = 0;
+
+	for (uint32_t i = 0; r->md && i < oms_md_feeds(r->md); i++) {
+		struct oms_feed *f = oms_md_feed(r->md, i);
+		to_venue |= send_area(r, oms_feed_tx_buf(f), oms_feed_tx_lens(f),
+				      oms_feed_tx_count(f), now);
+		oms_feed_tx_clear(f);
+	}
+	to_venue |= send_area(r, oms_core_tx_buf(r->core), oms_core_tx_lens(r->core),
+			      oms_core_tx_count(r->core), now);
 	oms_core_tx_clear(r->core);
 	return to_venue;
+}
+
+static int feeds_have_tx(const struct oms_replay *r)
+{
+	for (uint32_t i = 0; r->md && i < oms_md_feeds(r->md); i++)
+		if (oms_feed_tx_count(oms_md_feed(r->md, i)))
+			return 1;
+	return 0;
 }
 
 static int replay_main(void *arg)
@@ -184,7 +207,9 @@ static int replay_main(void *arg)
 			frames[i] = rte_pktmbuf_mtod(taken[i], const uint8_t *);
 			lens[i] = rte_pktmbuf_data_len(taken[i]);
 		}
-		oms_core_process_burst(r->core, frames, lens, n, now);
+		/* market data to its feeds first, as the pcap backend does */
+		uint16_t nc = r->md ? (uint16_t)oms_md_split(r->md, frames, lens, n, now) : n;
+		oms_core_process_burst(r->core, frames, lens, nc, now);
 		r->stats.calls++;
 		if (n) {
 			rte_pktmbuf_free_bulk(taken, n);
@@ -194,7 +219,8 @@ static int replay_main(void *arg)
 			timer_call_at = now;
 		}
 		prev = now;
-		if (oms_core_tx_count(r->core) && send_tx(r, now) && r->venue_answers)
+		if ((oms_core_tx_count(r->core) || feeds_have_tx(r)) && send_tx(r, now) &&
+		    r->venue_answers)
 			step(r);
 	}
 	/* stopped early: what is still held goes back to the pool */

@@ -34,6 +34,7 @@ struct oms_replay_stats {
  * `finished`, `stats` and `first_capture_raw`. */
 struct oms_replay {
 	struct oms_core *core;
+	struct oms_md_dispatch *md; /* market data split off first; NULL: none */
 	struct rte_mempool *pool;   /* mbufs for what the core sends */
 	uint16_t capture_port;      /* net_pcap, rx_pcap= the capture */
 	uint16_t venue_port;        /* ring port: answers in, everything the core sends out */

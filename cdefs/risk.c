@@ -110,23 +110,25 @@ static int take_token(const struct risk_rate *r, struct risk_throttle *th,
 	return 1;
 }
 
-static int outside_band(const struct risk_instrument *in, int64_t price)
+/* `ref`: the market data's reference while fresh, else the configuration's
+ * (docs/semantics.md "Reference prices"); 0: none, no band. */
+static int outside_band(const struct risk_instrument *in, int64_t ref, int64_t price)
 {
-	if (!in->ref_price)
+	if (!ref)
 		return 0;
-	__int128 d = (__int128)price - in->ref_price;
+	__int128 d = (__int128)price - ref;
 	if (d < 0)
 		d = -d;
 	if (in->band_abs && d > in->band_abs)
 		return 1;
 	/* |d| / ref > pct / 100, pct with 8 decimals */
 	return in->band_pct &&
-	       d * 100 * 100000000 > (__int128)in->ref_price * in->band_pct;
+	       d * 100 * 100000000 > (__int128)ref * in->band_pct;
 }
 
 /* The checks on a price and quantity, common to NewOrder and Modify. */
 static uint16_t check_price_qty(const struct risk_acct_limits *ac,
-				const struct risk_instrument *in,
+				const struct risk_instrument *in, int64_t ref,
 				uint32_t qty, int64_t price)
 {
 	if (qty > ac->max_order_qty)
@@ -135,7 +137,7 @@ static uint16_t check_price_qty(const struct risk_acct_limits *ac,
 		return SP_REJ_LOT_SIZE;
 	if (price % in->tick)
 		return SP_REJ_TICK_SIZE;
-	if (outside_band(in, price))
+	if (outside_band(in, ref, price))
 		return SP_REJ_PRICE_BAND;
 	if ((__int128)price * qty > ac->max_order_notional)
 		return SP_REJ_NOTIONAL_LIMIT;
@@ -177,7 +179,7 @@ uint16_t risk_check_new(const struct risk_gen *g, const struct risk_state *st,
 	const struct risk_instrument *in = &g->instruments[r->instrument];
 	if (killed(g, st, a))
 		return SP_REJ_KILL_SWITCH;
-	if (in->halted)
+	if (in->halted || r->feed_halted)
 		return SP_REJ_SYMBOL_HALTED;
 	if (in->restricted)
 		return SP_REJ_SYMBOL_RESTRICTED;
@@ -193,11 +195,11 @@ uint16_t risk_check_new(const struct risk_gen *g, const struct risk_state *st,
 	int64_t px = r->price;
 	if (r->ord_type == SP_ORD_MARKET) {
 		/* judged at the reference price; none: cannot be judged */
-		if (!in->ref_price)
+		if (!r->ref_price)
 			return SP_REJ_PRICE_BAND;
-		px = in->ref_price;
+		px = r->ref_price;
 	}
-	uint16_t rej = check_price_qty(ac, in, r->qty, px);
+	uint16_t rej = check_price_qty(ac, in, r->ref_price, r->qty, px);
 	if (rej)
 		return rej;
 	const struct risk_acct_state *as = &st->accounts[a];
@@ -240,7 +242,8 @@ static void reservation(const struct order *o, uint32_t *q, int64_t *n)
 uint16_t risk_check_modify(const struct risk_gen *g, const struct risk_state *st,
 			   const struct risk_rate *rate, struct risk_throttle *th,
 			   uint64_t now_ns, const struct order *o,
-			   int64_t new_price, uint32_t new_qty)
+			   int64_t new_price, uint32_t new_qty,
+			   int64_t ref_price, int feed_halted)
 {
 	if (!take_token(rate, th, now_ns))
 		return SP_REJ_THROTTLED;
@@ -254,13 +257,13 @@ uint16_t risk_check_modify(const struct risk_gen *g, const struct risk_state *st
 		return SP_REJ_KILL_SWITCH;
 	if (!in->present)
 		return SP_REJ_UNKNOWN_SYMBOL;
-	if (in->halted)
+	if (in->halted || feed_halted)
 		return SP_REJ_SYMBOL_HALTED;
 	if (in->restricted)
 		return SP_REJ_SYMBOL_RESTRICTED;
 	if (pl->max_position < 0)
 		return SP_REJ_NO_POSITION_LIMIT;
-	uint16_t rej = check_price_qty(ac, in, new_qty, new_price);
+	uint16_t rej = check_price_qty(ac, in, ref_price, new_qty, new_price);
 	if (rej)
 		return rej;
 	/* the reservation it would hold once PendingReplace: new_qty > cum

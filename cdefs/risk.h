@@ -45,6 +45,15 @@ struct risk_acct_limits { /* by account slot */
 	int64_t credit_limit;       /* max open notional, 8 decimals */
 };
 
+/* Where a routing rule sends orders that name no venue: a venue (index +
+ * 1), or the smart router (RISK_ROUTE_SOR) over every venue not in
+ * `exclude` (a mask by venue index); venue 0: no rule. */
+#define RISK_ROUTE_SOR 0xFFFFu
+struct risk_route {
+	uint64_t exclude;
+	uint16_t venue;
+};
+
 struct risk_instrument { /* by instrument slot */
 	int64_t tick;      /* 8 decimals, > 0 */
 	int64_t ref_price; /* 8 decimals; 0: none */
@@ -52,7 +61,7 @@ struct risk_instrument { /* by instrument slot */
 	int64_t band_abs;  /* 8 decimals; 0: no absolute band */
 	uint64_t venue_mask; /* by venue index (< 64) */
 	uint32_t lot;      /* > 0 */
-	uint16_t route;    /* venue index + 1 for orders naming no venue; 0: none */
+	struct risk_route route; /* for orders naming no venue */
 	uint8_t any_venue; /* no venue list: every venue */
 	uint8_t restricted;
 	uint8_t halted;
@@ -65,7 +74,7 @@ struct risk_pos_limit {
 	uint32_t acct1;       /* account slot + 1; 0: an empty entry */
 	uint32_t instrument;
 	int64_t max_position; /* shares, either way; < 0: absent */
-	uint16_t route;       /* venue index + 1 for (account, symbol); 0: none */
+	struct risk_route route; /* for (account, symbol) */
 };
 
 /* A session's message-rate limit: `cap` / RISK_TOKEN messages refilled at
@@ -87,14 +96,15 @@ struct risk_gen {
 	uint32_t max_instruments, n_instruments;
 	uint32_t symbol_mask;
 	uint32_t max_sessions;
-	uint16_t default_route; /* venue index + 1; 0: none */
+	struct risk_route default_route;
+	int64_t sor_cost_per_us; /* router: price units per microsecond of latency */
 	uint32_t *account_ix; /* id hash -> slot + 1 */
 	struct risk_acct_limits *accounts;
 	uint64_t *symbols;    /* open addressing set of 8-byte symbols */
 	uint32_t *symbol_ix;  /* by entry of `symbols`: instrument slot */
 	struct risk_instrument *instruments;
 	struct risk_pos_limit *positions; /* pos_mask + 1 entries */
-	uint16_t *account_route; /* by account slot: venue index + 1; 0: none */
+	struct risk_route *account_route; /* by account slot */
 	struct risk_rate *rates; /* by session index: throttle, permitted accounts */
 	/* the configuration text it was built from, for the journal */
 	char *source;
@@ -136,7 +146,9 @@ struct risk_request {
 	uint32_t venue;      /* index */
 	uint32_t qty;
 	int64_t price;
+	int64_t ref_price;   /* the band's reference: market data or config (0: none) */
 	uint8_t side, ord_type, tif;
+	uint8_t feed_halted; /* the venue's market data halts the symbol */
 };
 
 /* What a NewOrder that passed resolved to: store it in the order. */
@@ -165,7 +177,8 @@ uint16_t risk_check_new(const struct risk_gen *g, const struct risk_state *st,
 uint16_t risk_check_modify(const struct risk_gen *g, const struct risk_state *st,
 			   const struct risk_rate *rate, struct risk_throttle *th,
 			   uint64_t now_ns, const struct order *o,
-			   int64_t new_price, uint32_t new_qty);
+			   int64_t new_price, uint32_t new_qty,
+			   int64_t ref_price, int feed_halted);
 /* The order changed (entered, modified, replaced, filled, canceled,
  * rejected, ...): bring the accounting in line with it. */
 void risk_update(struct risk_state *st, struct order *o);

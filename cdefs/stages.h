@@ -24,9 +24,9 @@
  *                   (oms_core_tx_clear: after rte_eth_tx_burst in the worker)
  *   IN_TO_OUT       burst handed to the core -> frames taken: the two above
  *   HANDLE          the handler alone (oms_core_latency's histogram)
- * FEED_TO_BOOK is the market-data seam: a feed message to its top-of-book
- * update, to be recorded by the feed handler when it lands; nothing records
- * it yet. */
+ * FEED_TO_BOOK, per market-data packet the dispatcher hands a feed
+ * (cdefs/md_dispatch.c): from the hand-over to the feed's books and tops of
+ * book updated, recorded in the core on the dispatcher's thread. */
 enum oms_stage {
 	OMS_STAGE_RX_TO_DECISION = 0,
 	OMS_STAGE_DECISION_TO_TX = 1,

@@ -14,22 +14,18 @@ static int price_fits_ouch(int64_t price)
 	       price / 10000 <= OUCH_MAX_PRICE;
 }
 
-/* The venue for an order that names none: the most specific routing rule
- * of the generation (RISK_NIL: none matches). */
-static uint32_t route(const struct risk_gen *g, uint32_t acct, uint32_t pos,
-		      uint32_t instrument)
+/* The routing rule for an order that names no venue: the most specific
+ * of the generation (venue 0: none matches). */
+static struct risk_route route(const struct risk_gen *g, uint32_t acct, uint32_t pos,
+			       uint32_t instrument)
 {
-	uint16_t v = 0;
-
-	if (pos != RISK_NIL)
-		v = g->positions[pos].route;
-	if (!v)
-		v = g->instruments[instrument].route;
-	if (!v && acct != RISK_NIL)
-		v = g->account_route[acct];
-	if (!v)
-		v = g->default_route;
-	return v ? v - 1u : RISK_NIL;
+	if (pos != RISK_NIL && g->positions[pos].route.venue)
+		return g->positions[pos].route;
+	if (g->instruments[instrument].route.venue)
+		return g->instruments[instrument].route;
+	if (acct != RISK_NIL && g->account_route[acct].venue)
+		return g->account_route[acct];
+	return g->default_route;
 }
 
 static uint16_t check_new_order(struct oms_core *c, struct session *s,
@@ -64,18 +60,29 @@ static uint16_t check_new_order(struct oms_core *c, struct session *s,
 		uint32_t a = risk_account_find(g, m->account);
 		uint32_t p = a == RISK_NIL ? RISK_NIL
 					   : risk_position_find(g, a, *instrument);
-		*venue = route(g, a, p, *instrument);
-		if (*venue == RISK_NIL)
+		struct risk_route r = route(g, a, p, *instrument);
+		if (r.venue == 0)
 			return SP_REJ_UNKNOWN_VENUE;
+		if (r.venue != RISK_ROUTE_SOR) {
+			*venue = r.venue - 1u;
+		} else {
+			*venue = router_choose(c, s, m, *instrument, r.exclude);
+			if (*venue == RISK_NIL)
+				return SP_REJ_NO_ROUTE;
+		}
 	}
 	if (m->ord_type == SP_ORD_LIMIT && !price_fits_ouch(m->price))
 		return SP_REJ_PRICE_UNREPRESENTABLE;
 	if (m->side == SP_SIDE_SELL_SHORT && !(m->flags & SP_FLAG_LOCATE))
 		return SP_REJ_LOCATE_REQUIRED;
+	const struct venue *v = &c->venues[*venue];
+	const struct risk_instrument *in = &g->instruments[*instrument];
 	struct risk_request rq = {
 		.account = m->account, .instrument = *instrument, .venue = *venue,
 		.qty = m->qty, .price = m->price, .side = m->side,
 		.ord_type = m->ord_type, .tif = m->tif,
+		.ref_price = market_ref_price(v, *instrument, in->ref_price, in->tick),
+		.feed_halted = (uint8_t)market_halted(v, *instrument),
 	};
 	return risk_check_new(g, &c->risk, &g->rates[si], &s->throttle,
 			      c->now_ns, &rq, rv);
@@ -140,6 +147,7 @@ static void on_new_order(struct oms_core *c, struct session *s,
 	order_link_live(c, o);
 	order_enter_state(c, o, OMS_ST_PENDING_NEW);
 	risk_update(&c->risk, od);
+	venue_order_sent(c, v, od);
 	send_enter_order(c, od);
 }
 
@@ -179,10 +187,16 @@ static void on_modify(struct oms_core *c, struct session *s, const uint8_t *p)
 		rej = SP_REJ_BAD_PRICE;
 	else if (!rej && !price_fits_ouch(m.new_price))
 		rej = SP_REJ_PRICE_UNREPRESENTABLE;
-	else if (!rej)
+	else if (!rej) {
+		const struct venue *v = &c->venues[od->venue];
+		const struct risk_instrument *in = &c->gen->instruments[od->instrument];
 		rej = risk_check_modify(c->gen, &c->risk, &c->gen->rates[si],
 					&s->throttle, c->now_ns, od,
-					m.new_price, m.new_qty);
+					m.new_price, m.new_qty,
+					market_ref_price(v, od->instrument, in->ref_price,
+							 in->tick ? in->tick : 1),
+					market_halted(v, od->instrument));
+	}
 	if (rej) {
 		emit_rejected(c, s, m.cl_ord_id, rej, SP_MODIFY, 0);
 		return;

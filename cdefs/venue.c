@@ -228,6 +228,8 @@ static void on_ouch(struct oms_core *c, struct venue *v, const uint8_t *m,
 		c->stats.drop[OMS_DROP_OUCH_UNKNOWN_REF]++;
 		return;
 	}
+	if (!c->orders.orders[o].answered)
+		venue_order_answered(c, v, &c->orders.orders[o]);
 	stage_venue_answer(c, o, t, ref);
 	switch (t) {
 	case 'A':

@@ -113,6 +113,21 @@ static void flush_tx(struct oms_worker *w)
 	oms_core_tx_clear(w->core);
 }
 
+/* The feeds' re-requests go out towards the venues. */
+static void flush_feed_tx(struct oms_worker *w)
+{
+	for (uint32_t i = 0; i < oms_md_feeds(w->md); i++) {
+		struct oms_feed *f = oms_md_feed(w->md, i);
+		for (uint32_t k = 0; k < oms_feed_tx_count(f); k++) {
+			struct rte_mbuf *m = frame_mbuf(w, oms_feed_tx_buf(f) + (size_t)k * OMS_TX_SLOT,
+							oms_feed_tx_lens(f)[k]);
+			if (m)
+				send_frames(w, w->venue_tx_port, &m, 1);
+		}
+		oms_feed_tx_clear(f);
+	}
+}
+
 /* ARP and ICMP echo are answered here, on the port they came in on; the
  * rest is left in m[] for the core.  Returns how many are left. */
 static uint16_t take_link_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m,
@@ -154,8 +169,13 @@ static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 			lens[k] = rte_pktmbuf_data_len(m[i + k]);
 			k++;
 		}
-		oms_core_process_burst(w->core, frames, lens, k, now);
-		oms_journal_after_burst(w->journal, w->core, frames, lens, k, now);
+		uint32_t kc = k;
+		if (w->md) { /* market data to its feeds before the core reads them */
+			kc = oms_md_split(w->md, frames, lens, k, now);
+			flush_feed_tx(w);
+		}
+		oms_core_process_burst(w->core, frames, lens, kc, now);
+		oms_journal_after_burst(w->journal, w->core, frames, lens, kc, now);
 		flush_tx(w);
 		i += k;
 	}
@@ -168,6 +188,10 @@ static void run_command(struct oms_worker *w, struct oms_command *cmd)
 {
 	uint64_t now = cmd->now_ns ? cmd->now_ns : live_now(w);
 
+	if (w->md) { /* a replay tick runs the feeds' timers too */
+		oms_md_timers(w->md, now);
+		flush_feed_tx(w);
+	}
 	oms_command_apply(w->core, cmd, now);
 	oms_journal_after_command(w->journal, w->core, cmd, now);
 	flush_tx(w);
@@ -219,6 +243,10 @@ static int worker_main(void *arg)
 		}
 		if (w->mode == OMS_MODE_LIVE) {
 			uint64_t now = live_now(w);
+			if (w->md) { /* quiet feeds go stale on time */
+				oms_md_timers(w->md, now);
+				flush_feed_tx(w);
+			}
 			if (oms_core_timer_due(w->core, now)) {
 				oms_core_process_burst(w->core, NULL, NULL, 0, now);
 				oms_journal_after_burst(w->journal, w->core, NULL, NULL, 0, now);

@@ -27,11 +27,30 @@ def cmd_config_check(args) -> int:
 
 
 def cmd_pcap_build(args) -> int:
+    if args.itch:
+        from control.feed_tools import wrap_itch
+        n = wrap_itch(args.scenario, args.out, group=args.group, port=args.port,
+                      source=args.source_ip, session=args.session)
+        print(f"{args.out}: {n} MoldUDP64 frames to {args.group}:{args.port}")
+        return 0
     from pcaps.builder import build_pcap
 
     cfg = _config(args.config)
     n = build_pcap(args.scenario, args.out, cfg)
     print(f"{args.out}: {n} frames")
+    return 0
+
+
+def cmd_feed_replay(args) -> int:
+    from control.feed_tools import CaptureError, replay
+
+    symbols = [s for s in (args.symbols or "").split(",") if s] or None
+    try:
+        summary = replay(args.capture, args.out, symbols, venue=args.venue)
+    except (CaptureError, OSError) as e:
+        print(f"omsctl: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2, sort_keys=True))
     return 0
 
 
@@ -55,7 +74,7 @@ def run_replay(in_pcap, out_pcap, report, cfg, *, venue_sim, verify, timings=Non
         for f in plot_latency(core, cfg, plot):
             print(f"omsctl: {f}", file=sys.stderr)
     pcap_backend.write_pcap(out_pcap, out)
-    lines = report_lines(cfg, out, res.stats)
+    lines = report_lines(cfg, out, res.stats, res.route_decisions)
     if report:
         write_report(report, lines)
     if timings:
@@ -372,11 +391,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     pc = sub.add_parser("pcap", help="capture tools")
     psub = pc.add_subparsers(dest="pcap_cmd", required=True)
-    pb = psub.add_parser("build", help="JSON-lines scenario -> pcap")
-    pb.add_argument("scenario")
+    pb = psub.add_parser("build", help="JSON-lines scenario -> pcap; with --itch, a binary "
+                                       "ITCH 5.0 file -> MoldUDP64 multicast pcap")
+    pb.add_argument("scenario", help="the scenario (or, with --itch, the ITCH file, "
+                                     "possibly gzipped)")
     pb.add_argument("-o", "--out", required=True)
     pb.add_argument("--config")
+    pb.add_argument("--itch", action="store_true",
+                    help="the input is a length-prefixed binary ITCH 5.0 file")
+    pb.add_argument("--group", default="239.1.1.1", help="--itch: multicast group")
+    pb.add_argument("--port", type=int, default=26400, help="--itch: UDP port")
+    pb.add_argument("--source-ip", default="10.10.2.1", help="--itch: the venue's address")
+    pb.add_argument("--session", default="ITCHREPLAY", help="--itch: MoldUDP64 session")
     pb.set_defaults(func=cmd_pcap_build)
+
+    fd = sub.add_parser("feed", help="market-data tools")
+    fsub = fd.add_subparsers(dest="feed_cmd", required=True)
+    fr = fsub.add_parser("replay", help="run a capture (MoldUDP64 pcap or binary ITCH file) "
+                                        "through the C feed handler; top of book after every "
+                                        "change, as JSON lines")
+    fr.add_argument("capture")
+    fr.add_argument("-o", "--out", required=True)
+    fr.add_argument("--symbols", help="S1,S2,...: the symbols to follow (default: every "
+                                      "symbol of the capture's stock directory)")
+    fr.add_argument("--venue", type=int, default=1)
+    fr.set_defaults(func=cmd_feed_replay)
 
     rp = sub.add_parser("replay", help="replay a pcap through the C core")
     rp.add_argument("pcap")

@@ -89,6 +89,9 @@ class Venue:
     request_port: int = 0  # where it takes retransmission requests; 0: port + 1
     heartbeat_ms: int = 1000
     timeout_ms: int = 3000
+    # this many Enter Orders without an answer: the router avoids the venue
+    # until answers come (0: never)
+    max_unanswered: int = 0
 
     @property
     def retransmit_port(self) -> int:
@@ -147,18 +150,26 @@ class Risk:
     account_defaults: AccountDefaults = field(default_factory=AccountDefaults)
 
 
+SOR = 0  # a route's venue "sor": the smart order router chooses
+
+
 @dataclass(frozen=True)
 class Routing:
-    default_venue: int
+    default_venue: int  # SOR: the smart order router
+    # the router's price of a venue's expected latency (8 decimals per us)
+    latency_cost_per_us: int = 0
 
 
 @dataclass(frozen=True)
 class Route:
-    """Orders naming no venue, for this account and/or symbol, go to `venue`
-    (the most specific matching rule wins; none: routing.default_venue)."""
+    """Orders naming no venue, for this account and/or symbol, go to `venue`,
+    or with venue SOR ("sor") to the smart order router, which never picks
+    a venue in `exclude` (the most specific matching rule wins; none:
+    routing.default_venue)."""
     venue: int
     account: int | None = None
     symbol: str | None = None
+    exclude: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -826,6 +837,9 @@ class _Loader:
                     mac=self.mac(v["mac"], f"{path}.mac"),
                     request_port=(self.port(v["request_port"], f"{path}.request_port")
                                   if "request_port" in v else 0),
+                    max_unanswered=(self.integer(v["max_unanswered"], f"{path}.max_unanswered",
+                                                 0, 1_000_000)
+                                    if "max_unanswered" in v else 0),
                     **self.timers(v, path),
                 ))
         return tuple(out)
@@ -1175,16 +1189,26 @@ class _Loader:
                                       **self.instrument_risk(v, f"instruments[{i}]", venues)))
         return tuple(out)
 
+    def route_venue(self, node: yaml.Node, path: str) -> int:
+        """A configured venue id, or "sor" (SOR, 0): the smart order router."""
+        if isinstance(node, yaml.ScalarNode) and node.tag == _STR and node.value == "sor":
+            return SOR
+        if isinstance(node, yaml.ScalarNode) and node.tag == _STR:
+            raise self.error(node, path, f"expected a venue id or \"sor\", got {node.value!r}")
+        venue = self.integer(node, path, 1, 65535)
+        if venue not in self.venue_ids:
+            configured = ", ".join(str(i) for i in sorted(self.venue_ids)) or "none"
+            raise self.error(node, path,
+                             f"venue {venue} is not configured (configured venue ids: "
+                             f"{configured})")
+        return venue
+
     def routing(self, node: yaml.Node, owner_line: int, venues: tuple[Venue, ...]) -> Routing:
         v = self.mapping(node, "routing", Routing, owner_line)
-        default = self.integer(v["default_venue"], "routing.default_venue", 1, 65535)
-        if default not in self.venue_ids:
-            configured = ", ".join(str(i) for i in sorted(self.venue_ids)) or "none"
-            raise self.error(
-                v["default_venue"], "routing.default_venue",
-                f"venue {default} is not configured (configured venue ids: {configured})",
-            )
-        return Routing(default_venue=default)
+        default = self.route_venue(v["default_venue"], "routing.default_venue")
+        cost = (self.decimal(v["latency_cost_per_us"], "routing.latency_cost_per_us", 0,
+                             MAX_PRICE) if "latency_cost_per_us" in v else 0)
+        return Routing(default_venue=default, latency_cost_per_us=cost)
 
     def routes(self, node: yaml.Node) -> tuple[Route, ...]:
         out: list[Route] = []
@@ -1193,10 +1217,22 @@ class _Loader:
             path = f"routes[{i}]"
             with self.collecting():
                 v = self.mapping(item, path, Route)
-                venue = self.integer(v["venue"], f"{path}.venue", 1, 65535)
-                if venue not in self.venue_ids:
-                    raise self.error(v["venue"], f"{path}.venue",
-                                     f"venue {venue} is not configured")
+                venue = self.route_venue(v["venue"], f"{path}.venue")
+                exclude: list[int] = []
+                if "exclude" in v:
+                    if venue != SOR:
+                        raise self.error(v["exclude"], f"{path}.exclude",
+                                         "only a route to the smart router (venue: sor) "
+                                         "excludes venues")
+                    for k, x in enumerate(self.sequence(v["exclude"], f"{path}.exclude")):
+                        xid = self.integer(x, f"{path}.exclude[{k}]", 1, 65535)
+                        if xid not in self.venue_ids or xid in exclude:
+                            raise self.error(x, f"{path}.exclude[{k}]",
+                                             f"venue {xid} is not configured or listed twice")
+                        exclude.append(xid)
+                    if len(exclude) > 16:
+                        raise self.error(v["exclude"], f"{path}.exclude",
+                                         "at most 16 venues")
                 account = symbol = None
                 if "account" in v:
                     account = self.integer(v["account"], f"{path}.account", 0, 2**32 - 1)
@@ -1216,7 +1252,8 @@ class _Loader:
                     raise self.error(item, path, f"a route for the same account and symbol is "
                                      f"at line {seen[key]}")
                 seen[key] = item.start_mark.line + 1
-                out.append(Route(venue=venue, account=account, symbol=symbol))
+                out.append(Route(venue=venue, account=account, symbol=symbol,
+                                 exclude=tuple(exclude)))
         return tuple(out)
 
     # --- market data (docs/market-data.md) --------------------------------

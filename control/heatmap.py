@@ -11,7 +11,7 @@ from collections import deque
 
 import numpy as np
 
-from control.metrics import LE_SECONDS, STAGES, DataPlaneSource
+from control.metrics import ALL_STAGES, LE_SECONDS, DataPlaneSource
 
 # one hour of columns at one a second; the page shows the last minute
 KEEP_COLUMNS = 3600
@@ -36,8 +36,9 @@ class HeatmapSampler:
     def __init__(self, source: DataPlaneSource, interval_s: float = 1.0):
         self.src = source
         self.interval_s = interval_s
-        self.panels = [{"id": name, "title": name.replace("_", " "), "unit": "order"}
-                       for name in STAGES]
+        self.panels = [{"id": name, "title": name.replace("_", " "),
+                        "unit": "packet" if name == "feed_to_book" else "order"}
+                       for name in ALL_STAGES]
         self.panels += [{"id": f"venue_rtt_{v.id}", "title": f"venue {v.id} round trip",
                          "unit": "answer", "venue": v.id} for v in source.cfg.venues]
         self.columns: deque = deque(maxlen=KEEP_COLUMNS)

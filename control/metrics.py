@@ -19,8 +19,8 @@ same buckets, so its cells and these histograms count the same events.
 
 Market data: the feeds' counters (gaps, drops by reason, events, stale
 books) are exported from the `dataplane.feed.Feed` objects a source is
-given (`feeds=`); the live appliance does not run feeds yet, and the
-FEED_TO_BOOK stage joins `STAGES` once the feed handler records it.
+given (`feeds=`: the live appliance's), and the FEED_TO_BOOK stage with the
+per-order ones (`ALL_STAGES`).
 Durability counters do not exist yet: `EXTRA_COLLECTORS` is where their
 collectors register."""
 from __future__ import annotations
@@ -54,6 +54,9 @@ STAGES = {"rx_to_decision": _lib.OMS_STAGE_RX_TO_DECISION,
           "decision_to_tx": _lib.OMS_STAGE_DECISION_TO_TX,
           "in_to_out": _lib.OMS_STAGE_IN_TO_OUT,
           "handle": _lib.OMS_STAGE_HANDLE}
+# and per market-data packet handed to a feed (cdefs/md_dispatch.c)
+FEED_STAGES = {"feed_to_book": _lib.OMS_STAGE_FEED_TO_BOOK}
+ALL_STAGES = {**STAGES, **FEED_STAGES}
 
 # struct oms_order_counts rows: strategy types from 0x10 (sp_wire.h), as
 # many as the struct has (its sizes are #defines, which cffi sees expanded)
@@ -236,7 +239,7 @@ class DataPlaneSource:
 
     def stage_counts(self, stage: str) -> tuple[np.ndarray, float]:
         """Merged over the workers."""
-        return self.cycles.counts(self.ffi, [r.stage(STAGES[stage]) for r in self.readers])
+        return self.cycles.counts(self.ffi, [r.stage(ALL_STAGES[stage]) for r in self.readers])
 
     def venue_rtts(self, venue_id: int) -> list:
         """The venue's round-trip histograms, on every core that has it."""
@@ -384,8 +387,9 @@ class OmsCollector(Collector):
             "Per order (strategy application message), time in each stage of the data "
             "plane, by TSC: rx_to_decision (burst received to outputs built), "
             "decision_to_tx (to the frames handed to the NIC), in_to_out (both), "
-            "handle (the core's handler alone)", labels=["stage"])
-        for name in STAGES:
+            "handle (the core's handler alone); and per market-data packet, feed_to_book "
+            "(handed to the feed to its books and tops of book updated)", labels=["stage"])
+        for name in ALL_STAGES:
             counts, s = src.stage_counts(name)
             add_histogram(stage, [name], counts, s)
         yield stage

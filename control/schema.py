@@ -134,8 +134,21 @@ _RULES: dict[tuple[str, str], dict] = {
                        "a symbol without one is blocked"},
     ("Account", "order_types"): _names(C.ORDER_TYPES),
     ("Account", "tifs"): _names(C.TIFS),
-    ("Routing", "default_venue"): {**_int(1, 65535), "description": "a configured venue id"},
-    ("Route", "venue"): {**_int(1, 65535), "description": "a configured venue id"},
+    ("Routing", "default_venue"): {"anyOf": [_int(1, 65535), {"enum": ["sor"]}],
+                                   "description": "a configured venue id, or \"sor\": the "
+                                                  "smart order router"},
+    ("Routing", "latency_cost_per_us"): _decimal(C.MAX_PRICE, description="the router's "
+                                                 "price of a microsecond of venue latency"),
+    ("Route", "venue"): {"anyOf": [_int(1, 65535), {"enum": ["sor"]}],
+                         "description": "a configured venue id, or \"sor\": the smart "
+                                        "order router"},
+    ("Route", "exclude"): {"type": "array", "items": _int(1, 65535), "maxItems": 16,
+                           "uniqueItems": True,
+                           "description": "venue ids the smart router never picks (venue: "
+                                          "sor only)"},
+    ("Venue", "max_unanswered"): {**_int(0, 1_000_000), "description": "Enter Orders "
+                                  "without an answer before the router avoids the venue; "
+                                  "0: never"},
     ("Route", "account"): {**_int(0, _U32), "description": "a configured account id"},
     ("Route", "symbol"): {"type": "string", "pattern": _SYMBOL_PATTERN,
                           "description": "a configured symbol"},

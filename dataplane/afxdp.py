@@ -27,6 +27,11 @@ from dataplane.serve import (
 )
 
 
+def route_line(d: dict) -> dict:
+    from dataplane.replay import route_line as line
+    return line(d)
+
+
 class AfxdpError(RuntimeError):
     pass
 
@@ -79,6 +84,13 @@ class AfxdpAppliance(LiveControl):
             raise AfxdpError(f"AF_XDP on {', '.join(dict.fromkeys(self.ifaces))}: "
                              f"{ffi.string(err).decode() or 'out of memory'}")
         self.dp = ffi.gc(dp, lib.oms_afxdp_close)
+        # market data: the poll thread splits it off and writes the books
+        self.md = None
+        if cfg.market_data.subscriptions:
+            from dataplane.market_data import CMarketData
+            self.md = CMarketData(cfg, ext=ext)
+            self.md.attach(self.core)
+            lib.oms_afxdp_set_md(self.dp, self.md.ptr)
         # one socket per distinct interface: port i carries class i
         self.ports = list(dict.fromkeys(self.ifaces))
         self.stopping = False
@@ -140,4 +152,7 @@ class AfxdpAppliance(LiveControl):
                 "link": {n: getattr(link, n) for n, _ in ffi.typeof(link[0]).fields},
                 "core": self.core.stats(), "stale_xdp_detached": self.stale_detached,
                 "generation": self.core.generation(), "reloads": dict(self.reloads),
-                "live_orders": self.core.live_orders(), **journal_report(self)}
+                "live_orders": self.core.live_orders(),
+                "market_data": self.md.stats() if self.md is not None else None,
+                "route_decisions": [route_line(d) for d in self.core.route_decisions()],
+                **journal_report(self)}

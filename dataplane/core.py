@@ -8,6 +8,7 @@ import ipaddress
 import os
 
 from control.config import ORDER_TYPES, TIFS, Config
+from dataplane.venue_latency import with_percentiles
 
 _SANITIZE = os.environ.get("OMS_SANITIZE") == "1"
 _MODULE = "dataplane._oms_core_san" if _SANITIZE else "dataplane._oms_core"
@@ -94,7 +95,8 @@ class Core:
                 "mac": list(mac_to_bytes(v.mac)), "session": padded(v.session, 10),
                 "request_port": v.retransmit_port,
                 "heartbeat_ns": v.heartbeat_ms * 1_000_000,
-                "timeout_ns": v.timeout_ms * 1_000_000})
+                "timeout_ns": v.timeout_ms * 1_000_000,
+                "max_unanswered": v.max_unanswered})
             if lib.oms_core_add_venue(self._core, vc) != 0:
                 raise CoreError(f"venue {v.id}: table full or duplicate id")
         # no worker yet: generation 0 can go at once
@@ -242,6 +244,35 @@ class Core:
         return {"max_position": v.max_position, "position": v.position,
                 "open_buy": v.open_buy, "open_sell": v.open_sell}
 
+    def set_feed(self, venue_id: int, feed) -> None:
+        """Let the core read venue `venue_id`'s market data (a
+        dataplane.feed.Feed; None detaches): halts, reference prices and
+        tops of book for the smart router.  The feed must outlive its use."""
+        ptr = self.ffi.NULL if feed is None else feed.ptr
+        if self.lib.oms_core_set_feed(self._core, venue_id, ptr) != 0:
+            raise CoreError(f"venue {venue_id} is not configured")
+        # keep it alive as long as the core points at it
+        self._feeds = {**getattr(self, "_feeds", {}), venue_id: feed}
+
+    def venue_latency(self, venue_id: int) -> dict:
+        """The latency monitor's view of a venue (semantics.md "Venue
+        health")."""
+        h = self.ffi.new("struct oms_venue_latency *")
+        if self.lib.oms_core_venue_latency(self._core, venue_id, h) != 0:
+            raise CoreError(f"venue {venue_id} is not configured")
+        return with_percentiles({
+            "rtt_ewma_ns": h.rtt_ewma_ns, "rtt_last_ns": h.rtt_last_ns,
+            "rtt_samples": h.rtt_samples, "unanswered": h.unanswered, "down": h.down,
+            "unresponsive": h.unresponsive, "rtt_hist": list(h.rtt_hist)})
+
+    def route_decisions(self, from_seq: int = 1) -> list[dict]:
+        """The smart router's decisions numbered from `from_seq` on that
+        the ring still holds, oldest first."""
+        out = self.ffi.new("struct oms_route_decision[]", self.lib.OMS_ROUTE_RING)
+        n = self.lib.oms_core_route_decisions(self._core, from_seq, out,
+                                              self.lib.OMS_ROUTE_RING)
+        return [route_decision_dict(self.ffi, out[i]) for i in range(n)]
+
     def next_deadline(self) -> int:
         """When the core next wants a call (process_burst with no frames);
         2**64 - 1 when no timer is pending."""
@@ -258,6 +289,17 @@ class Core:
         h = self.lib.oms_core_latency(self._core)
         return [(self.lib.oms_lat_bucket_low(b), h.bucket[b])
                 for b in range(self.lib.oms_lat_buckets()) if h.bucket[b]]
+
+
+def route_decision_dict(ffi, d) -> dict:
+    """One struct oms_route_decision as the reference model logs it."""
+    return {"seq": d.seq, "now_ns": d.now_ns, "cl_ord_id": d.cl_ord_id, "price": d.price,
+            "session_id": d.session_id, "account": d.account, "qty": d.qty,
+            "venue": d.venue, "side": d.side,
+            "symbol": bytes(ffi.buffer(d.symbol, 8)).decode("ascii").rstrip(),
+            "seen": [{"venue": s.venue, "px": s.px, "qty": s.qty, "cost": s.cost,
+                      "rtt_ewma_ns": s.rtt_ewma_ns, "why": s.why}
+                     for s in d.seen[0:d.n_seen]]}
 
 
 def _fill_generation(ffi, lib, core, g, cfg: Config) -> None:
@@ -285,15 +327,18 @@ def _fill_generation(ffi, lib, core, g, cfg: Config) -> None:
                 raise CoreError(f"account {acc.id} max_position {sym}: duplicate, unknown "
                                 "symbol, or more (account, symbol) pairs than "
                                 "tables.max_positions have been configured since start")
-    rules = [(None, None, cfg.routing.default_venue)]
-    rules += [(r.account, r.symbol, r.venue) for r in cfg.routes]
-    for account, symbol, venue in rules:
+    rules = [(None, None, cfg.routing.default_venue, ())]
+    rules += [(r.account, r.symbol, r.venue, r.exclude) for r in cfg.routes]
+    for account, symbol, venue, exclude in rules:
         rc = ffi.new("struct oms_route_config *", {
             "account": account or 0, "symbol": padded(symbol or "", 8), "venue": venue,
-            "by_account": int(account is not None), "by_symbol": int(symbol is not None)})
+            "by_account": int(account is not None), "by_symbol": int(symbol is not None),
+            "sor": int(venue == 0), "n_exclude": len(exclude), "exclude": list(exclude)})
         if lib.oms_gen_add_route(g, core, rc) != 0:
             raise CoreError(f"route account={account} symbol={symbol} venue={venue}: "
                             "duplicate rule or unknown account, symbol or venue")
+    if lib.oms_gen_set_sor_cost(g, cfg.routing.latency_cost_per_us) != 0:
+        raise CoreError("routing.latency_cost_per_us out of range")
     for s in cfg.sessions:
         t = s.throttle
         if lib.oms_gen_set_throttle(g, core, s.id, t.per_second if t else 0,

@@ -79,7 +79,8 @@ class RingPortCore:
     """The core on a worker lcore behind a ring port; Core's API."""
 
     def __init__(self, cfg: Config, *, lcore: int | None = None, name: str = "replay",
-                 idle_sleep_us: int = 50, timeout_s: float = 30.0):
+                 idle_sleep_us: int = 50, timeout_s: float = 30.0,
+                 market_data: bool = False):
         eal_init()
         ext = extension()
         self.ffi, self.lib = ext.ffi, ext.lib
@@ -110,6 +111,13 @@ class RingPortCore:
         w.strategy_udp = cfg.appliance.strategy_port
         w.mode = lib.OMS_MODE_REPLAY
         w.idle_sleep_us = idle_sleep_us
+        # market_data: the worker splits cfg's feeds' frames off its bursts
+        self.md = None
+        if market_data and cfg.market_data.subscriptions:
+            from dataplane.market_data import CMarketData
+            self.md = CMarketData(cfg, ext=ext)
+            self.md.attach(self.core)
+            w.md = self.md.ptr
         self.lcore = lcore if lcore is not None else lib.oms_next_worker_lcore(0xFFFFFFFF)
         if self.lcore >= 1024:  # RTE_MAX_LCORE: none left
             raise DpdkError("no worker lcore: give EAL at least two lcores (-l 0,1)")
@@ -164,6 +172,9 @@ class RingPortCore:
 
     def next_deadline(self) -> int:
         return self.core.next_deadline()
+
+    def route_decisions(self, from_seq: int = 1) -> list[dict]:
+        return self.core.route_decisions(from_seq)
 
     def set_timing(self, on: bool) -> None:
         self.core.set_timing(on)

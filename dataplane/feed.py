@@ -25,8 +25,8 @@ def _mac(m: str | bytes) -> bytes:
     return m if isinstance(m, bytes) else bytes(int(x, 16) for x in m.split(":"))
 
 
-def _tx_frames(buf, lens, count: int) -> list[bytes]:
-    return [bytes(ffi.buffer(buf + i * lib.OMS_TX_SLOT, lens[i])) for i in range(count)]
+def _tx_frames(buf, lens, count: int, ffi_=ffi, lib_=lib) -> list[bytes]:
+    return [bytes(ffi_.buffer(buf + i * lib_.OMS_TX_SLOT, lens[i])) for i in range(count)]
 
 
 class Feed:
@@ -37,9 +37,14 @@ class Feed:
                  group_port: int = 26400, source: str | None = None,
                  retrans: tuple[str, int, str] | None = None, stale_after_ns: int = 0,
                  retransmit_ns: int = 0, max_request: int = 0, max_symbols: int = 64,
-                 max_orders: int = 4096, max_levels: int = 256, tx_capacity: int = 0):
+                 max_orders: int = 4096, max_levels: int = 256, tx_capacity: int = 0,
+                 ext=None):
+        # `ext`: the cffi extension of the core that reads it (the plain
+        # one, or the DPDK one: each has its own copy of the C)
+        self.ffi, self.lib = (ext.ffi, ext.lib) if ext is not None else (ffi, lib)
+        ffi_, lib_ = self.ffi, self.lib
         self.venue = venue
-        cfg = ffi.new("struct oms_feed_config *")
+        cfg = ffi_.new("struct oms_feed_config *")
         cfg.venue = venue
         cfg.mac = _mac(mac)
         cfg.ip, cfg.port = ip4(ip), port
@@ -51,69 +56,69 @@ class Feed:
         cfg.stale_after_ns, cfg.retransmit_ns = stale_after_ns, retransmit_ns
         cfg.max_request, cfg.tx_capacity = max_request, tx_capacity
         cfg.max_symbols, cfg.max_orders, cfg.max_levels = max_symbols, max_orders, max_levels
-        f = lib.oms_feed_create(cfg)
-        if f == ffi.NULL:
+        f = lib_.oms_feed_create(cfg)
+        if f == ffi_.NULL:
             raise ValueError("feed: a size is 0 or memory is short")
-        self.ptr = ffi.gc(f, lib.oms_feed_destroy)
+        self.ptr = ffi_.gc(f, lib_.oms_feed_destroy)
 
     def subscribe(self, symbol: str, index: int) -> None:
-        if lib.oms_feed_subscribe(self.ptr, symbol.encode("ascii").ljust(8, b" "), index):
+        if self.lib.oms_feed_subscribe(self.ptr, symbol.encode("ascii").ljust(8, b" "), index):
             raise ValueError(f"cannot subscribe {symbol!r} at {index}")
 
     def process(self, frames: list[bytes], now_ns: int) -> list[bytes]:
         """Frames in; the re-request frames they caused out (and cleared)."""
         n = len(frames)
-        bufs = [ffi.from_buffer(f) for f in frames]
-        ptrs = ffi.new("uint8_t *[]", bufs) if n else ffi.NULL
-        lens = ffi.new("uint16_t[]", [len(f) for f in frames]) if n else ffi.NULL
-        lib.oms_feed_process(self.ptr, ptrs, lens, n, now_ns)
+        bufs = [self.ffi.from_buffer(f) for f in frames]
+        ptrs = self.ffi.new("uint8_t *[]", bufs) if n else self.ffi.NULL
+        lens = self.ffi.new("uint16_t[]", [len(f) for f in frames]) if n else self.ffi.NULL
+        self.lib.oms_feed_process(self.ptr, ptrs, lens, n, now_ns)
         return self.take_tx()
 
     def process_packet(self, payload: bytes, now_ns: int) -> list[bytes]:
-        lib.oms_feed_process_packet(self.ptr, payload, len(payload), now_ns)
+        self.lib.oms_feed_process_packet(self.ptr, payload, len(payload), now_ns)
         return self.take_tx()
 
     def take_tx(self) -> list[bytes]:
-        out = _tx_frames(lib.oms_feed_tx_buf(self.ptr), lib.oms_feed_tx_lens(self.ptr),
-                         lib.oms_feed_tx_count(self.ptr))
-        lib.oms_feed_tx_clear(self.ptr)
+        out = _tx_frames(self.lib.oms_feed_tx_buf(self.ptr), self.lib.oms_feed_tx_lens(self.ptr),
+                         self.lib.oms_feed_tx_count(self.ptr), self.ffi, self.lib)
+        self.lib.oms_feed_tx_clear(self.ptr)
         return out
 
     def tob(self, index: int) -> dict | None:
-        t = lib.oms_feed_tob(self.ptr, index)
-        if t == ffi.NULL:
+        t = self.lib.oms_feed_tob(self.ptr, index)
+        if t == self.ffi.NULL:
             return None
-        v = ffi.new("struct oms_tob_view *")
-        lib.oms_tob_read(t, v)
+        v = self.ffi.new("struct oms_tob_view *")
+        self.lib.oms_tob_read(t, v)
         return {k: getattr(v, k) for k in TOB_FIELDS}
 
     def halted(self, index: int) -> bool:
-        return bool(lib.oms_feed_halted(self.ptr, index))
+        return bool(self.lib.oms_feed_halted(self.ptr, index))
 
     def drops(self) -> dict[str, int]:
-        s = lib.oms_feed_stats(self.ptr)
+        s = self.lib.oms_feed_stats(self.ptr)
         return {n: s.drop[i] for i, n in enumerate(FEED_DROP_NAMES) if s.drop[i]}
 
     def events(self) -> dict[str, int]:
-        s = lib.oms_feed_stats(self.ptr)
+        s = self.lib.oms_feed_stats(self.ptr)
         return {n: s.event[i] for i, n in enumerate(FEED_EVENT_NAMES) if s.event[i]}
 
     def stale(self) -> int:
-        return lib.oms_feed_stale(self.ptr)
+        return self.lib.oms_feed_stale(self.ptr)
 
     def expected_seq(self) -> int:
-        return lib.oms_feed_expected_seq(self.ptr)
+        return self.lib.oms_feed_expected_seq(self.ptr)
 
     def live_orders(self) -> int:
-        return lib.oms_feed_live_orders(self.ptr)
+        return self.lib.oms_feed_live_orders(self.ptr)
 
     def next_deadline(self) -> int:
-        return lib.oms_feed_next_deadline(self.ptr)
+        return self.lib.oms_feed_next_deadline(self.ptr)
 
     def levels(self, index: int, side: str) -> list[tuple[int, int, int]]:
-        n = lib.oms_feed_levels(self.ptr, index, ord(side), ffi.NULL, 0)
-        out = ffi.new("struct oms_level_view[]", max(n, 1))
-        n = lib.oms_feed_levels(self.ptr, index, ord(side), out, n)
+        n = self.lib.oms_feed_levels(self.ptr, index, ord(side), self.ffi.NULL, 0)
+        out = self.ffi.new("struct oms_level_view[]", max(n, 1))
+        n = self.lib.oms_feed_levels(self.ptr, index, ord(side), out, n)
         return [(out[i].px, out[i].qty, out[i].orders) for i in range(n)]
 
 
@@ -128,7 +133,7 @@ def symbol_indices(cfg) -> dict[str, int]:
     return {s: n for n, s in enumerate(md.symbols)}
 
 
-def feeds_from_config(cfg) -> dict[int, Feed]:
+def feeds_from_config(cfg, ext=None) -> dict[int, Feed]:
     """One Feed per market_data subscription, by venue id, with every
     subscribed symbol's book (control/config.py MarketData)."""
     md, app = cfg.market_data, cfg.appliance
@@ -143,7 +148,7 @@ def feeds_from_config(cfg) -> dict[int, Feed]:
                  stale_after_ns=(sub.stale_after_ms or md.stale_after_ms) * 1_000_000,
                  retransmit_ns=app.retransmit_ms * 1_000_000,
                  max_symbols=max(index.values(), default=0) + 1,
-                 max_orders=md.max_orders, max_levels=md.max_levels)
+                 max_orders=md.max_orders, max_levels=md.max_levels, ext=ext)
         for sym, i in index.items():
             f.subscribe(sym, i)
         out[sub.venue] = f

@@ -170,7 +170,13 @@ class NetPcapReplay:
 
         self.core = Core(cfg, ext=self.ext)
         self.core.set_timing(timing)
+        self.md = None
         r = self.loop = ffi.new("struct oms_replay *")
+        if cfg.market_data.subscriptions:
+            from dataplane.market_data import CMarketData
+            self.md = CMarketData(cfg, ext=self.ext)
+            self.md.attach(self.core)
+            r.md = self.md.ptr
         r.core = self.core._core
         r.pool = self.pool
         r.capture_port = self.capture_port

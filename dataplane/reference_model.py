@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from control.config import ORDER_TYPES, TIFS, Config
+from dataplane.venue_latency import with_percentiles
 
 # --- counter names, in the order of OMS_DROP_LIST / OMS_EVENT_LIST ---------
 
@@ -49,6 +50,7 @@ EVENT_NAMES = (
     "VENUE_RETRANSMIT_REQUESTS", "VENUE_RETRANSMIT_TOO_OLD",
     "VENUE_RETRANSMITTED", "VENUE_TIMEOUTS", "VENUE_HEARTBEATS_OUT",
     "CANCEL_ON_DISCONNECT", "KILL_CANCELS", "CONFIG_SWAPS",
+    "VENUE_UNRESPONSIVE", "ORDERS_ROUTED",
 )
 
 # --- strategy protocol (sp_wire.h) -----------------------------------------
@@ -112,10 +114,17 @@ REJ_OPEN_ORDERS_LIMIT = 29
 REJ_CREDIT_LIMIT = 30
 REJ_POSITION_LIMIT = 31
 REJ_ACCOUNT_NOT_PERMITTED = 32
+REJ_NO_ROUTE = 33
 REJ_SYS_TABLE_FULL = 1000
 REJ_SYS_BASE = 1000
 
 CXL_USER, CXL_IOC, CXL_VENUE = 1, 2, 3
+
+# the smart router's reasons per venue (cdefs/oms_core.h enum oms_route_why)
+RW_CHOSEN, RW_WORSE, RW_EXCLUDED, RW_NOT_ALLOWED, RW_NO_FEED, RW_STALE, RW_HALTED, \
+    RW_DOWN, RW_UNRESPONSIVE, RW_NO_QUOTE, RW_THROUGH_LIMIT = range(1, 12)
+ROUTE_SEEN = 8  # venues a decision records
+RTT_BUCKETS = 40
 SREJ_UNKNOWN_TYPE, SREJ_BAD_LENGTH = 1, 2
 LREJ_DISABLED, LREJ_BAD_SEQ = 1, 2
 RTX_TOO_OLD, RTX_NOT_SENT = 1, 2
@@ -443,9 +452,12 @@ class Limits:
     accounts: dict  # id -> AccountLimits
     instruments: dict  # padded symbol -> control.config.Instrument
     positions: dict  # (account id, padded symbol) -> max_position
-    routes: dict  # (account id | None, padded symbol | None) -> venue id
+    # (account id | None, padded symbol | None) -> (venue id, 0: the smart
+    # router; venue ids it excludes)
+    routes: dict
     rates: dict  # session id -> (messages per second, cap in TOKEN units)
     session_accounts: dict = field(default_factory=dict)  # session id -> accounts; none: any
+    sor_cost_per_us: int = 0  # price units per microsecond of venue latency
 
 
 @dataclass
@@ -466,6 +478,17 @@ class VenueState:
     last_rx: int = 0       # set at the first process_burst call, then by
     last_tx: int = 0       # every packet from / frame built for the venue
     gap: GapRequest | None = None
+    # latency monitor (semantics.md "Venue health")
+    max_unanswered: int = 0
+    unanswered: int = 0
+    rtt_ewma_ns: int = 0
+    rtt_last_ns: int = 0
+    rtt_samples: int = 0
+    rtt_hist: list[int] = field(default_factory=lambda: [0] * RTT_BUCKETS)
+    feed: object = None  # its market data: a dataplane.book_model.FeedModel
+
+    def unresponsive(self) -> bool:
+        return bool(self.max_unanswered) and self.unanswered >= self.max_unanswered
 
 
 @dataclass
@@ -496,6 +519,7 @@ class Order:
     state: int = ST_NONE
     prev_state: int = ST_NONE
     acked: int = 0
+    answered: bool = False  # the venue said something about it
     state_ts: list[int] = field(default_factory=lambda: [0] * ST_MAX)
 
     def view(self) -> dict:
@@ -566,7 +590,7 @@ class ReferenceCore:
                 v.id, ip_to_int(v.ip), v.port, v.retransmit_port,
                 mac_to_bytes(v.mac), pad(v.session, UFO_SESSION_LEN),
                 v.heartbeat_ms * MS, v.timeout_ms * MS,
-                ReplayBuffer(self.replay_depth))
+                ReplayBuffer(self.replay_depth), max_unanswered=v.max_unanswered)
         # the loader makes venue IPs unique; if not, the first one owns it
         self.venue_by_ip: dict[int, VenueState] = {}
         for v in self.venues.values():
@@ -576,6 +600,8 @@ class ReferenceCore:
         # given back during a run)
         self.seen_accounts: set[int] = set()
         self.seen_symbols: set[bytes] = set()
+        self.symbol_slot: dict[bytes, int] = {}  # the core's instrument index
+        self.route_log: list[dict] = []  # the router's decisions, as Core.route_decisions
         self.seen_positions: set[tuple[int, bytes]] = set()
         self.acct_state: dict[int, AccountState] = {}
         self.pos_state: dict[tuple[int, bytes], PositionState] = {}
@@ -625,11 +651,13 @@ class ReferenceCore:
             if sym not in instruments:
                 raise ValueError(f"account {acct} max_position {sym.decode().strip()}: "
                                  "unknown symbol")
-        routes: dict = {(None, None): cfg.routing.default_venue}
+        routes: dict = {(None, None): (cfg.routing.default_venue, ())}
         for r in cfg.routes:
-            routes[(r.account, None if r.symbol is None else pad(r.symbol, 8))] = r.venue
-        for venue in routes.values():
-            if venue not in self.venues:
+            routes[(r.account, None if r.symbol is None else pad(r.symbol, 8))] = \
+                (r.venue, r.exclude)
+        for venue, exclude in routes.values():
+            if (venue and venue not in self.venues) or any(x not in self.venues
+                                                            for x in exclude):
                 raise ValueError(f"route to venue {venue}: not configured")
         pairs = set(positions) | {k for k in routes if None not in k}
         symbols = self.seen_symbols | set(instruments)
@@ -651,6 +679,8 @@ class ReferenceCore:
             self.acct_state[a] = AccountState(kill=self.kill_all)
         for key in pairs - self.seen_positions:
             self.pos_state[key] = PositionState()
+        for sym in instruments:
+            self.symbol_slot.setdefault(sym, len(self.symbol_slot))
         self.seen_symbols, self.seen_accounts = symbols, accts
         self.seen_positions |= pairs
         if self.limits.number:
@@ -661,19 +691,136 @@ class ReferenceCore:
                 raise ValueError(f"session {sc.id}: accounts unknown or more than 16")
             session_accounts[sc.id] = frozenset(sc.accounts)
         self.limits = Limits(self.limits.number + 1, accounts, instruments, positions,
-                             routes, rates, session_accounts)
+                             routes, rates, session_accounts,
+                             cfg.routing.latency_cost_per_us)
         return self.limits.number
 
     def generation(self) -> int:
         return self.limits.number
 
-    def _route(self, account: int, symbol: bytes) -> int:
-        """The venue for an order naming none: the most specific rule."""
+    def _route(self, account: int, symbol: bytes) -> tuple[int, tuple[int, ...]]:
+        """The rule for an order naming no venue: the most specific one
+        (venue 0: the smart router; the venues it excludes)."""
         r = self.limits.routes
         for key in ((account, symbol), (None, symbol), (account, None), (None, None)):
             if key in r:
                 return r[key]
         raise AssertionError("the default route is always there")
+
+    # --- market data, venue health, smart order routing ---------------------
+
+    def set_feed(self, venue_id: int, feed) -> None:
+        """Venue `venue_id`'s market data: a book_model.FeedModel whose
+        tops of book are published at the instruments' indices (None
+        detaches), as oms_core_set_feed."""
+        self.venues[venue_id].feed = feed
+
+    def _tob(self, venue: VenueState, symbol: bytes):
+        if venue.feed is None or symbol not in self.symbol_slot:
+            return None
+        return venue.feed.tobs.get(self.symbol_slot[symbol])
+
+    def _feed_halted(self, venue: VenueState, symbol: bytes) -> bool:
+        t = self._tob(venue, symbol)
+        return bool(t and t.halted)
+
+    def _ref_price(self, venue: VenueState, symbol: bytes, ins) -> int:
+        """Semantics.md "Reference prices": the venue's mid (or last trade)
+        while its book is sound, rounded down to the tick; else the
+        configuration's."""
+        t = self._tob(venue, symbol)
+        if t is None or t.stale:
+            return ins.reference_price
+        if t.bid_qty and t.ask_qty:
+            d = t.ask_px - t.bid_px
+            x = t.bid_px + (abs(d) // 2) * (1 if d >= 0 else -1)  # C's truncation
+        elif t.last_qty:
+            x = t.last_px
+        else:
+            return ins.reference_price
+        if x <= 0:
+            return ins.reference_price
+        return x - x % ins.tick_size
+
+    def _order_sent(self, venue: VenueState, o: Order) -> None:
+        venue.unanswered += 1
+        if venue.max_unanswered and venue.unanswered == venue.max_unanswered:
+            self.event["VENUE_UNRESPONSIVE"] += 1
+
+    def _order_answered(self, venue: VenueState, o: Order) -> None:
+        rtt = self.now - o.state_ts[ST_PENDING_NEW]
+        o.answered = True
+        venue.unanswered -= 1
+        venue.rtt_ewma_ns = (venue.rtt_ewma_ns * 7 + rtt) >> 3 if venue.rtt_samples else rtt
+        venue.rtt_last_ns = rtt
+        venue.rtt_samples += 1
+        b = 0 if rtt < 2 else rtt.bit_length() - 1
+        venue.rtt_hist[min(b, RTT_BUCKETS - 1)] += 1
+
+    def venue_latency(self, venue_id: int) -> dict:
+        v = self.venues[venue_id]
+        return with_percentiles({
+            "rtt_ewma_ns": v.rtt_ewma_ns, "rtt_last_ns": v.rtt_last_ns,
+            "rtt_samples": v.rtt_samples, "unanswered": v.unanswered, "down": int(not v.up),
+            "unresponsive": int(v.unresponsive()), "rtt_hist": list(v.rtt_hist)})
+
+    def _sor(self, sess: SessionState, cl_ord_id: int, account: int, symbol: bytes,
+             side: int, ord_type: int, price: int, qty: int,
+             exclude: tuple[int, ...]) -> int:
+        """Semantics.md "Smart order routing": the venue id chosen (0:
+        none), the decision logged."""
+        ins = self.limits.instruments[symbol]
+        buy = side == SIDE_BUY
+        seen: list[dict] = []
+        best = None  # (key, venue id, index in seen)
+        for v in self.venues.values():
+            sn = {"venue": v.id, "px": 0, "qty": 0, "cost": 0, "rtt_ewma_ns": v.rtt_ewma_ns,
+                  "why": 0}
+            t = None
+            if v.id in exclude:
+                sn["why"] = RW_EXCLUDED
+            elif ins.venues and v.id not in ins.venues:
+                sn["why"] = RW_NOT_ALLOWED
+            elif not v.up:
+                sn["why"] = RW_DOWN
+            elif v.unresponsive():
+                sn["why"] = RW_UNRESPONSIVE
+            elif (t := self._tob(v, symbol)) is None:
+                sn["why"] = RW_NO_FEED
+            if t is not None:
+                sn["px"], sn["qty"] = (t.ask_px, t.ask_qty) if buy else (t.bid_px, t.bid_qty)
+                if t.stale:
+                    sn["why"] = RW_STALE
+                elif t.halted:
+                    sn["why"] = RW_HALTED
+                elif sn["qty"] == 0:
+                    sn["why"] = RW_NO_QUOTE
+                elif ord_type == ORD_LIMIT and (sn["px"] > price if buy else sn["px"] < price):
+                    sn["why"] = RW_THROUGH_LIMIT
+            if not sn["why"]:
+                sn["cost"] = v.rtt_ewma_ns * self.limits.sor_cost_per_us // 1000
+                eff = sn["px"] + sn["cost"] if buy else -(sn["px"] - sn["cost"])
+                key = (eff, -sn["qty"], v.rtt_ewma_ns)  # smaller is better
+                sn["why"] = RW_WORSE
+                if best is None or key < best[0]:
+                    if best is not None and best[2] is not None:
+                        seen[best[2]]["why"] = RW_WORSE
+                    best = (key, v.id, len(seen) if len(seen) < ROUTE_SEEN else None)
+                    sn["why"] = RW_CHOSEN
+            if len(seen) < ROUTE_SEEN:
+                seen.append(sn)
+        chosen = best[1] if best else 0
+        if chosen:
+            self.event["ORDERS_ROUTED"] += 1
+        self.route_log.append({
+            "seq": len(self.route_log) + 1, "now_ns": self.now, "cl_ord_id": cl_ord_id,
+            "price": price, "session_id": sess.id, "account": account, "qty": qty,
+            "venue": chosen, "side": side, "symbol": symbol.decode("ascii").rstrip(),
+            "seen": seen})
+        return chosen
+
+    def route_decisions(self, from_seq: int = 1) -> list[dict]:
+        return self.route_log[max(from_seq, 1) - 1:]
 
     def process_burst(self, frames: list[bytes], now_ns: int) -> list[bytes]:
         """Run the timers due at `now_ns` (also when `frames` is empty), then
@@ -1130,8 +1277,7 @@ class ReferenceCore:
     # --- pre-trade risk (semantics.md "Pre-trade risk") ---------------------
 
     @staticmethod
-    def _in_band(ins, price: int) -> bool:
-        ref = ins.reference_price
+    def _in_band(ins, ref: int, price: int) -> bool:
         if not ref:
             return True
         d = abs(price - ref)
@@ -1141,14 +1287,14 @@ class ReferenceCore:
         return not (ins.price_band_pct and d * 100 * 10**8 > ref * ins.price_band_pct)
 
     @classmethod
-    def _risk_price_qty(cls, acct: AccountLimits, ins, qty: int, price: int) -> int:
+    def _risk_price_qty(cls, acct: AccountLimits, ins, ref: int, qty: int, price: int) -> int:
         if qty > acct.max_order_qty:
             return REJ_QTY_LIMIT
         if qty % ins.lot_size:
             return REJ_LOT_SIZE
         if price % ins.tick_size:
             return REJ_TICK_SIZE
-        if not cls._in_band(ins, price):
+        if not cls._in_band(ins, ref, price):
             return REJ_PRICE_BAND
         if price * qty > acct.max_order_notional:
             return REJ_NOTIONAL_LIMIT
@@ -1171,7 +1317,8 @@ class ReferenceCore:
         state = self.acct_state[account]
         if acct.kill or state.kill:
             return REJ_KILL_SWITCH, 0
-        if ins.halted:
+        venue = self.venues[venue_id]
+        if ins.halted or self._feed_halted(venue, symbol):
             return REJ_SYMBOL_HALTED, 0
         if ins.restricted:
             return REJ_SYMBOL_RESTRICTED, 0
@@ -1185,11 +1332,12 @@ class ReferenceCore:
         if max_position is None:
             return REJ_NO_POSITION_LIMIT, 0
         px = price
+        ref = self._ref_price(venue, symbol, ins)
         if ord_type == ORD_MARKET:
-            if not ins.reference_price:
+            if not ref:
                 return REJ_PRICE_BAND, 0  # cannot be judged
-            px = ins.reference_price
-        reason = self._risk_price_qty(acct, ins, qty, px)
+            px = ref
+        reason = self._risk_price_qty(acct, ins, ref, qty, px)
         if reason:
             return reason, 0
         if state.open_orders >= acct.max_open_orders:
@@ -1215,14 +1363,16 @@ class ReferenceCore:
         ins = lim.instruments.get(o.symbol)
         if ins is None:
             return REJ_UNKNOWN_SYMBOL
-        if ins.halted:
+        venue = self.venues[o.venue]
+        if ins.halted or self._feed_halted(venue, o.symbol):
             return REJ_SYMBOL_HALTED
         if ins.restricted:
             return REJ_SYMBOL_RESTRICTED
         max_position = lim.positions.get((o.account, o.symbol))
         if max_position is None:
             return REJ_NO_POSITION_LIMIT
-        reason = self._risk_price_qty(acct, ins, new_qty, new_price)
+        reason = self._risk_price_qty(acct, ins, self._ref_price(venue, o.symbol, ins),
+                                      new_qty, new_price)
         if reason:
             return reason
         # the reservation it would hold once PendingReplace, as a delta
@@ -1286,12 +1436,14 @@ class ReferenceCore:
             reason = REJ_BAD_PRICE
         elif venue_id != 0 and venue_id not in self.venues:
             reason = REJ_UNKNOWN_VENUE
+        elif not venue_id and not (venue_id := self._resolve_venue(
+                sess, cl_ord_id, account, symbol, side, ord_type, price, qty)):
+            reason = REJ_NO_ROUTE
         elif limit and not price_representable(price):
             reason = REJ_PRICE_UNREPRESENTABLE
         elif side == SIDE_SELL_SHORT and not flags & FLAG_LOCATE:
             reason = REJ_LOCATE_REQUIRED
-        elif (risk := self._risk_new(sess, account, symbol,
-                                     venue_id or self._route(account, symbol),
+        elif (risk := self._risk_new(sess, account, symbol, venue_id,
                                      side, ord_type, tif, price, qty))[0]:
             reason = risk[0]
         elif not self._has_free_slot():
@@ -1303,7 +1455,7 @@ class ReferenceCore:
             return
 
         self._take_slot()
-        venue = self.venues[venue_id or self._route(account, symbol)]
+        venue = self.venues[venue_id]
         self.created += 1
         o = Order(cl_ord_id=cl_ord_id, session_id=sess.id, account=account,
                   price=price, qty=qty, leaves_qty=qty,
@@ -1315,6 +1467,7 @@ class ReferenceCore:
         self.orders[(sess.id, cl_ord_id)] = o
         self.refs[(venue.id, o.ref)] = o
         self.event["ORDERS_ACCEPTED_INTERNAL"] += 1
+        self._order_sent(venue, o)
 
         ouch_price = OUCH_MARKET_PRICE if market else price // PRICE_SCALE_DIFF
         self._send_venue(venue, struct.pack(
@@ -1322,6 +1475,16 @@ class ReferenceCore:
             symbol, ouch_price, self._ouch_tif(o), b"Y",
             self.capacity_letter, b"N", b"N", clordid(cl_ord_id))
             + self._appendage(o))
+
+    def _resolve_venue(self, sess: SessionState, cl_ord_id: int, account: int,
+                       symbol: bytes, side: int, ord_type: int, price: int, qty: int) -> int:
+        """Order check 8 for venue 0: the routing rule's venue, or the smart
+        router's choice (0: none)."""
+        venue, exclude = self._route(account, symbol)
+        if venue:
+            return venue
+        return self._sor(sess, cl_ord_id, account, symbol, side, ord_type, price, qty,
+                         exclude)
 
     @staticmethod
     def _ouch_tif(o: Order) -> bytes:
@@ -1586,6 +1749,8 @@ class ReferenceCore:
         if o is None:
             self.drop["OUCH_UNKNOWN_REF"] += 1
             return
+        if not o.answered:
+            self._order_answered(venue, o)
         if t == ord("A"):
             self._ouch_accepted(o, msg)
         elif t == ord("U"):

@@ -46,6 +46,8 @@ class ReplayResult:
     port_stats: dict | None = None  # DPDK backend: rte_eth_stats of capture and venue ports
     worker_stats: dict | None = None  # DPDK backend: the replay loop's counters
     mbufs_in_use: int | None = None
+    route_decisions: list = field(default_factory=list)  # the smart router's, in order
+    market_data: dict | None = None  # the dispatcher's counters, with subscriptions
 
 
 def _frame_udp(frame: bytes) -> tuple[str, int, int, bytes] | None:
@@ -76,11 +78,22 @@ class Replayer:
         self.sim_seed = sim_seed
         self.sims = self._new_sims()
         self.model = None
+        self.model_md = None
         if verify:
             from dataplane.reference_model import ReferenceCore
             self.model = ReferenceCore(cfg)
+            if cfg.market_data.subscriptions:
+                from dataplane.market_data import ModelMarketData
+                self.model_md = ModelMarketData(cfg)
+                self.model_md.attach(self.model)
         self.venue_ips = {v.ip: v for v in cfg.venues}
         self.burst_cpu_ns: list[int] = []
+        # market data: feeds the core reads, fed from the capture's frames
+        self.md = None
+        if cfg.market_data.subscriptions and self.core is not None:
+            from dataplane.market_data import CMarketData
+            self.md = CMarketData(cfg)
+            self.md.attach(self.core)
 
     def _new_sims(self) -> dict[str, VenueSim]:
         """One venue simulator per venue, fresh (they keep session state)."""
@@ -115,14 +128,21 @@ class Replayer:
 
         def check(now, burst, tx):
             if self.model is not None:
+                if self.model_md is not None:
+                    burst = self.model_md.split(burst, now)
                 expected = self.model.process_burst(burst, now)
                 if expected != tx:
                     raise VerifyError(_describe_difference(now, burst, tx, expected))
 
         out = schedule(self.core, records, self.sims, self.venue_latency_ns,
-                       on_burst=check, burst_ns=self.burst_cpu_ns, progress=progress)
+                       on_burst=check, burst_ns=self.burst_cpu_ns, progress=progress,
+                       md=self.md, decisions=res.route_decisions)
         res.frames_out = len(out)
         res.stats = self.core.stats()
+        if self.md is not None:
+            res.market_data = self.md.stats()
+        if self.model is not None and res.route_decisions != self.model.route_decisions():
+            raise VerifyError("the C router's decisions differ from the reference model's")
         self._verify_stats(res)
         return out, res
 
@@ -140,14 +160,20 @@ class Replayer:
         self.core = rp.core
         res.frames_out = len(out)
         res.stats = self.core.stats()
+        res.route_decisions = self.core.route_decisions()
+        if rp.md is not None:
+            res.market_data = rp.md.stats()
         res.port_stats = rp.port_stats
         res.worker_stats = rp.loop_stats
         res.mbufs_in_use = rp.mbufs_in_use
         if self.model is not None:
             # the model runs under the pcap backend's scheduler, with venue
             # simulators of its own; the worker's output must be the same
-            expected = schedule(self.model, records, self._new_sims(), self.venue_latency_ns)
+            expected = schedule(self.model, records, self._new_sims(), self.venue_latency_ns,
+                                md=self.model_md)
             _compare_outputs(out, expected)
+            if res.route_decisions != self.model.route_decisions():
+                raise VerifyError("the C router's decisions differ from the reference model's")
         self._verify_stats(res)
         return out, res
 
@@ -182,7 +208,8 @@ class Replayer:
 
 def schedule(core, records: list[tuple[int, bytes]], sims: dict[str, VenueSim],
              venue_latency_ns: int, *, on_burst=None, burst_ns: list[int] | None = None,
-             progress=None) -> list[tuple[int, bytes]]:
+             progress=None, md=None, decisions: list | None = None
+             ) -> list[tuple[int, bytes]]:
     """Feed `core` (the C core or the reference model) the capture, the
     venue simulators' answers and its timers; returns what it transmitted,
     with the time of the call that sent it.
@@ -192,7 +219,13 @@ def schedule(core, records: list[tuple[int, bytes]], sims: dict[str, VenueSim],
     capture's frames and the venue's answers, the core gets a call with no
     frames whenever its next timer is due (heartbeats, timeouts, re-sent
     requests), as a live backend would make it, up to the capture's last
-    timestamp.  cdefs/replay_loop.c does the same on a DPDK worker lcore."""
+    timestamp.  cdefs/replay_loop.c does the same on a DPDK worker lcore.
+
+    With market data (`md`, dataplane.market_data), each burst's frames are
+    split first: the feeds take theirs (and run their timers at the burst's
+    time) before the core gets the rest, as the worker does; the feeds'
+    re-requests are sent at once.  `decisions` collects the router's
+    decision records after every burst."""
     INPUT, ANSWER, TIMER = 0, 1, 2
     heap: list[tuple[int, int, int, bytes | None]] = [
         (ts, INPUT, i, f) for i, (ts, f) in enumerate(records)]
@@ -213,11 +246,17 @@ def schedule(core, records: list[tuple[int, bytes]], sims: dict[str, VenueSim],
                 burst.append(frame)
                 done += kind == INPUT
         t0 = time.perf_counter_ns()
-        tx = core.process_burst(burst, now)
+        core_burst = burst
+        if md is not None:
+            core_burst = md.split(burst, now)
+            out += [(now, f) for f in md.take_requests()]
+        tx = core.process_burst(core_burst, now)
         if burst_ns is not None:
             burst_ns.append(time.perf_counter_ns() - t0)
         if on_burst is not None:
             on_burst(now, burst, tx)
+        if decisions is not None and hasattr(core, "route_decisions"):
+            decisions += core.route_decisions(len(decisions) + 1)
         for frame in tx:
             out.append((now, frame))
             for answer in answer_frame(sims, frame, now + venue_latency_ns):
@@ -275,8 +314,36 @@ def _describe_difference(now, burst, got, expected) -> str:
     return "\n".join(lines)
 
 
-def report_lines(cfg: Config, out: list[tuple[int, bytes]], stats: dict) -> list[dict]:
-    """One decoded line per outbound message, then the summary line."""
+ROUTE_WHY = {1: "chosen", 2: "worse", 3: "excluded", 4: "not_allowed", 5: "no_feed",
+             6: "stale", 7: "halted", 8: "down", 9: "unresponsive", 10: "no_quote",
+             11: "through_limit"}
+
+
+def route_line(d: dict) -> dict:
+    """A decision record (docs/semantics.md "Smart order routing") for the
+    report: what each venue showed, and why it was or was not chosen."""
+    side = "buy" if d["side"] == 1 else "sell"
+    chosen = next((s for s in d["seen"] if s["why"] == 1), None)
+    if chosen is None:
+        reason = "no venue: " + ", ".join(f"{s['venue']} {ROUTE_WHY[s['why']]}"
+                                          for s in d["seen"])
+    else:
+        reason = (f"best {'ask' if side == 'buy' else 'bid'} {chosen['px'] / 1e8:.4f} x "
+                  f"{chosen['qty']}, latency cost {chosen['cost'] / 1e8:.4f} "
+                  "(by price, then size, then latency)")
+    return {"ts_ns": d["now_ns"], "to": "router", "msg": "RouteDecision",
+            "session": d["session_id"], "cl_ord_id": d["cl_ord_id"], "account": d["account"],
+            "symbol": d["symbol"], "side": side, "qty": d["qty"], "price": d["price"],
+            "venue": d["venue"] or None, "reason": reason,
+            "seen": [{"venue": s["venue"], "px": s["px"], "qty": s["qty"], "cost": s["cost"],
+                      "rtt_ewma_ns": s["rtt_ewma_ns"], "verdict": ROUTE_WHY[s["why"]]}
+                     for s in d["seen"]]}
+
+
+def report_lines(cfg: Config, out: list[tuple[int, bytes]], stats: dict,
+                 decisions: list[dict] | None = None) -> list[dict]:
+    """One decoded line per outbound message, and one per routing decision
+    (before the messages sent at its time), then the summary line."""
     from pcaps.layers import decode_sp, decode_venue
 
     lines: list[dict] = []
@@ -299,6 +366,9 @@ def report_lines(cfg: Config, out: list[tuple[int, bytes]], stats: dict) -> list
             for msg in decode_sp(payload):
                 by_type[f"strategy.{msg['type']}"] += 1
                 lines.append({"ts_ns": ts, "to": "strategy", **_public(msg)})
+    if decisions:
+        # sorted is stable: a decision goes before the messages of its time
+        lines = sorted([route_line(d) for d in decisions] + lines, key=lambda x: x["ts_ns"])
     summary = {
         "frames_out": len(out),
         "messages_by_type": dict(sorted(by_type.items())),

@@ -210,7 +210,9 @@ class LiveControl:
         self.started = time.time()
         self.operator_kill: dict[int, bool] = {}
         self.operator_kill_all = False
-        self.metrics_source = DataPlaneSource(self.cfg, cores, self)
+        md = getattr(self, "md", None)
+        feeds = tuple(md.feeds.values()) if md is not None else ()
+        self.metrics_source = DataPlaneSource(self.cfg, cores, self, feeds=feeds)
 
     _target = 0  # the worker commands go to (sharded: one of several)
 
@@ -394,6 +396,15 @@ class Appliance(LiveControl):
             self.workers.append(w)
             self.command_rings.append(ring)
         self.worker, self.commands = self.workers[0], self.command_rings[0]
+        # market data: the first worker takes it off its bursts and writes
+        # the books between them; every core reads them (seqlock)
+        self.md = None
+        if cfg.market_data.subscriptions:
+            from dataplane.market_data import CMarketData
+            self.md = CMarketData(cfg, ext=ext)
+            for core in self.cores:
+                self.md.attach(core)
+            self.workers[0].md = self.md.ptr
         self.lcore = self.lcores[0]
         self.io = self._io(cfg, socket) if self.sharded else None
         self.reloads = {"ok": 0, "refused": 0}
@@ -527,6 +538,11 @@ class Appliance(LiveControl):
                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
                "live_orders": sum(c.live_orders() for c in self.cores),
                **journal_report(self)}
+        if self.md is not None:
+            from dataplane.replay import route_line
+            out["market_data"] = self.md.stats()
+            out["route_decisions"] = [route_line(d) for c in self.cores
+                                      for d in c.route_decisions()]
         if self.io is not None:
             st = self.io.stats
             out["io"] = {n: (list(getattr(st, n))[:len(self.workers)] if n == "to_worker"

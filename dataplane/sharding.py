@@ -6,12 +6,13 @@ so every table has exactly one writer and no limit needs a lock.
 A worker routes only to its own venues: routing rules that name another
 worker's venue do not apply on it, its default venue is the configured one
 if it owns it, else its first; an instrument whose venue list names only
-other workers' venues is restricted on it."""
+other workers' venues is restricted on it.  A rule to the smart router
+stays one: it chooses among the worker's own venues."""
 from __future__ import annotations
 
 from dataclasses import replace
 
-from control.config import Config, Routing, Shard
+from control.config import SOR, Config, Shard
 
 
 def shard_config(cfg: Config, shard: Shard) -> Config:
@@ -22,8 +23,11 @@ def shard_config(cfg: Config, shard: Shard) -> Config:
                          f"(sessions {list(shard.sessions)}) could route no order")
     vids = {v.id for v in venues}
     accounts = tuple(a for a in cfg.accounts if a.id in shard.accounts)
-    default = cfg.routing.default_venue if cfg.routing.default_venue in vids else venues[0].id
-    routes = tuple(r for r in cfg.routes if r.venue in vids and
+    # the smart router stays the router: it sees only this worker's venues
+    default = (cfg.routing.default_venue if cfg.routing.default_venue in vids | {SOR}
+               else venues[0].id)
+    routes = tuple(replace(r, exclude=tuple(x for x in r.exclude if x in vids))
+                   for r in cfg.routes if (r.venue in vids or r.venue == SOR) and
                    (r.account is None or r.account in shard.accounts))
     instruments = []
     for ins in cfg.instruments:
@@ -33,4 +37,5 @@ def shard_config(cfg: Config, shard: Shard) -> Config:
             ins = replace(ins, venues=tuple(v for v in ins.venues if v in vids))
         instruments.append(ins)
     return replace(cfg, sessions=sessions, venues=venues, accounts=accounts, routes=routes,
-                   routing=Routing(default_venue=default), instruments=tuple(instruments))
+                   routing=replace(cfg.routing, default_venue=default),
+                   instruments=tuple(instruments))

@@ -8,6 +8,8 @@ namespace over ordinary kernel UDP sockets:
         --duration S --out packets.json [--request FIRST:COUNT --request-to IP:PORT]
     python tests/live_peers.py strategy --orders N --out result.json
         [--scenario simple|mixed] [--reorder P --seed S] [--heartbeat-ms MS]
+    python tests/live_peers.py feed --group G --port P --ask PRICE --duration S
+        (ITCH 5.0 over MoldUDP64 multicast: an AAPL book, then heartbeats)
 
 ``--mcast GROUP:PORT`` makes the venue publish ITCH 5.0 over MoldUDP64 for
 its book to that group (from its own address, TTL 1; heartbeats when quiet)
@@ -432,6 +434,29 @@ def strategy(args) -> int:
     return 0
 
 
+def feed(args) -> int:
+    """A venue's market data: session start, directory, an AAPL bid and
+    ask, then a heartbeat every 50 ms, to the group from the venue's
+    address (TTL 1), for --duration seconds."""
+    from pcaps.itch_layers import itch_message as M
+    from pcaps.itch_layers import mold_packet
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                    socket.inet_aton(wire.VENUES[0].ip))
+    msgs = [M("S", code="O"), M("R", locate=1, stock="AAPL"),
+            M("A", locate=1, ref=1, side="B", shares=5000, stock="AAPL", price=args.bid),
+            M("A", locate=1, ref=2, side="S", shares=5000, stock="AAPL", price=args.ask)]
+    # started once the appliance runs: it sees the session from message 1
+    sock.sendto(mold_packet("ITCHSESS01", 1, msgs), (args.group, args.port))
+    end = time.monotonic() + args.duration
+    while time.monotonic() < end:
+        time.sleep(0.05)
+        sock.sendto(mold_packet("ITCHSESS01", len(msgs) + 1, [], count=0),
+                    (args.group, args.port))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="role", required=True)
@@ -462,6 +487,12 @@ def main() -> int:
     st.add_argument("--heartbeat-ms", type=int, default=None)
     st.add_argument("--account", type=int, default=1)
     st.add_argument("--out", required=True)
+    fd = sub.add_parser("feed")
+    fd.add_argument("--group", default="239.1.1.1")
+    fd.add_argument("--port", type=int, default=26400)
+    fd.add_argument("--bid", default="150.40")
+    fd.add_argument("--ask", default="150.50")
+    fd.add_argument("--duration", type=float, default=10)
     for p in (v, st):
         p.add_argument("--index", type=int, default=0,
                        help="which of tests/wire.py's SESSIONS or VENUES to be")
@@ -469,6 +500,8 @@ def main() -> int:
                        help="probability that an outgoing datagram is held back")
         p.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    if args.role == "feed":
+        return feed(args)
     if args.role == "listen":
         return listen(args)
     return venue(args) if args.role == "venue" else strategy(args)

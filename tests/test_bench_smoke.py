@@ -48,4 +48,7 @@ def test_feed_bench_smoke():
     assert int(fig["latency_live_orders"]) > 10_000
     assert int(fig["latency_tob_updates"]) > 20_000
     assert int(fig["msg_cycles_p99"]) > 0 and float(fig["msgs_per_s"]) > 0
+    # one smart-routing decision over 3 venues' books: every one finds a venue
+    assert int(fig["route_decisions"]) == int(fig["route_chosen"]) == 20_000
+    assert int(fig["route_cycles_p99"]) >= int(fig["route_cycles_p50"]) > 0
     assert float(fig["tob_read_ns"]) > 0

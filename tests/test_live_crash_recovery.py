@@ -9,6 +9,7 @@ agree on every order: none lost, none entered or executed twice."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +102,7 @@ def test_kill_9_mid_stream_and_restart_from_the_journal_loses_nothing(tmp_path, 
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
             at_kill = jn.scan(str(journal))  # what the dead process left
+            shutil.copy(journal, tmp_path / "at_kill.journal")
             second = start(h, driver, cfg, ready, dump)
             procs.append(second)
             wait_ready(second, ready, "restart")
@@ -129,8 +131,17 @@ def test_kill_9_mid_stream_and_restart_from_the_journal_loses_nothing(tmp_path, 
     assert rec["good_after_bad"] == 0
     assert "recovered from" in err
     if after == "cancel":
-        # orders rest at the venue mid-stream (the plan's far and day orders)
-        assert rec["canceled_after"] > 0 and "open orders canceled" in err
+        # every order open at the kill - read from the journal as the dead
+        # process left it, by an independent re-execution - is canceled (and
+        # maybe a few more that the restarted loop took in before the cancels)
+        r = subprocess.run([live.OMSCTL, "journal", "replay", str(tmp_path / "at_kill.journal"),
+                            "--dump-orders", str(tmp_path / "at_kill.json"), "--dump-ids",
+                            f"{FIRST_ID}-{FIRST_ID + ORDERS}"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr[-2000:]
+        open_at_kill = [o for o in json.loads((tmp_path / "at_kill.json").read_text())
+                        if o["state"] in ("PendingNew", "New", "PartiallyFilled", "Replaced")]
+        assert rec["canceled_after"] >= len(open_at_kill) and "open orders canceled" in err
     else:
         assert "canceled_after" not in rec
     # and it went on appending to the same journal: the rest of the stream

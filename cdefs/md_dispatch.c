@@ -1,0 +1,163 @@
+/* Market-data frames to their feeds, the rest to the core (md_dispatch.h). */
+#include <stdlib.h>
+
+#include "igmp.h"
+#include "md_dispatch.h"
+#include "stages_record.h"
+#include "net.h"
+
+struct md_feed {
+	struct oms_feed *feed;
+	uint32_t group_ip;
+	uint32_t retrans_ip;
+	uint16_t group_port;
+};
+
+struct oms_md_dispatch {
+	uint32_t ip;
+	uint16_t port;
+	uint32_t n;
+	struct md_feed feeds[OMS_MD_MAX_FEEDS];
+	struct oms_mcast_filter *filter;
+	struct oms_md_stats stats;
+	/* the core whose FEED_TO_BOOK stage times each packet the feeds take
+	 * (the one on this dispatcher's thread); NULL: none */
+	struct oms_core *stage_core;
+};
+
+void oms_md_set_stage_core(struct oms_md_dispatch *d, struct oms_core *c)
+{
+	d->stage_core = c;
+}
+
+struct oms_md_dispatch *oms_md_create(uint32_t ip, uint16_t port)
+{
+	struct oms_md_dispatch *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->ip = ip;
+	d->port = port;
+	d->filter = oms_mcast_filter_create(OMS_MD_MAX_FEEDS);
+	if (!d->filter) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void oms_md_destroy(struct oms_md_dispatch *d)
+{
+	if (!d)
+		return;
+	oms_mcast_filter_destroy(d->filter);
+	free(d);
+}
+
+int oms_md_add_feed(struct oms_md_dispatch *d, struct oms_feed *f, uint32_t group_ip,
+		    uint16_t group_port, uint32_t source_ip, uint32_t retrans_ip)
+{
+	if (d->n >= OMS_MD_MAX_FEEDS || !f)
+		return -1;
+	for (uint32_t i = 0; i < d->n; i++)
+		if (d->feeds[i].group_ip == group_ip && d->feeds[i].group_port == group_port)
+			return -1;
+	if (oms_mcast_filter_add(d->filter, group_ip, group_port, source_ip))
+		return -1;
+	d->feeds[d->n++] = (struct md_feed){f, group_ip, retrans_ip, group_port};
+	return 0;
+}
+
+/* The feed a frame belongs to; NULL for the core.  *drop is set when the
+ * software filter dropped it. */
+static struct oms_feed *classify(struct oms_md_dispatch *d, const uint8_t *f, uint32_t len,
+				 int *drop)
+{
+	uint32_t off = 14;
+
+	*drop = 0;
+	if (len < off + 20)
+		return NULL;
+	uint16_t et = (uint16_t)(f[12] << 8 | f[13]);
+	if (et == 0x8100) {
+		et = (uint16_t)(f[16] << 8 | f[17]);
+		off += 4;
+	}
+	const uint8_t *ip = f + off;
+	if (et != 0x0800 || len < off + 20 || ip[9] != 17)
+		return NULL;
+	uint32_t ihl = (uint32_t)(ip[0] & 0x0f) * 4;
+	if (ihl < 20 || len < off + ihl + 8)
+		return NULL;
+	uint32_t src = rd_be32(ip + 12), dst = rd_be32(ip + 16);
+	uint16_t dport = rd_be16(ip + ihl + 2);
+	if ((dst >> 28) == 0xE) {
+		if (!oms_mcast_filter_check(d->filter, f, len)) {
+			*drop = 1;
+			return NULL;
+		}
+		for (uint32_t i = 0; i < d->n; i++)
+			if (d->feeds[i].group_ip == dst && d->feeds[i].group_port == dport)
+				return d->feeds[i].feed;
+		return NULL;
+	}
+	if (dst != d->ip || dport != d->port)
+		return NULL;
+	for (uint32_t i = 0; i < d->n; i++)
+		if (d->feeds[i].retrans_ip && d->feeds[i].retrans_ip == src)
+			return d->feeds[i].feed;
+	return NULL;
+}
+
+void oms_md_timers(struct oms_md_dispatch *d, uint64_t now_ns)
+{
+	for (uint32_t i = 0; i < d->n; i++)
+		oms_feed_process(d->feeds[i].feed, NULL, NULL, 0, now_ns);
+}
+
+uint32_t oms_md_split(struct oms_md_dispatch *d, const uint8_t **frames, uint16_t *lens,
+		      uint32_t n, uint64_t now_ns)
+{
+	uint32_t keep = 0;
+
+	oms_md_timers(d, now_ns);
+	for (uint32_t i = 0; i < n; i++) {
+		int drop;
+		struct oms_feed *f = classify(d, frames[i], lens[i], &drop);
+		if (f) {
+			struct oms_core *c = d->stage_core;
+			uint64_t t0 = c && c->timing ? stage_cycles() : 0;
+			oms_feed_process(f, &frames[i], &lens[i], 1, now_ns);
+			if (t0)
+				lat_record(&c->obs.stage[OMS_STAGE_FEED_TO_BOOK], stage_cycles() - t0);
+			d->stats.to_feed++;
+		} else if (drop) {
+			d->stats.filtered++;
+		} else {
+			frames[keep] = frames[i];
+			lens[keep++] = lens[i];
+		}
+	}
+	d->stats.to_core += keep;
+	return keep;
+}
+
+uint32_t oms_md_feeds(const struct oms_md_dispatch *d)
+{
+	return d->n;
+}
+
+struct oms_feed *oms_md_feed(const struct oms_md_dispatch *d, uint32_t i)
+{
+	return i < d->n ? d->feeds[i].feed : NULL;
+}
+
+const struct oms_md_stats *oms_md_stats(const struct oms_md_dispatch *d)
+{
+	return &d->stats;
+}
+
+const uint64_t *oms_md_filter_drops(const struct oms_md_dispatch *d)
+{
+	return oms_mcast_filter_drops(d->filter);
+}

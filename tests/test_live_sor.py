@@ -1,0 +1,88 @@
+"""Live market data and smart routing: the appliance in its namespace on
+DPDK ports (net_af_packet) or the native AF_XDP backend, a venue that
+publishes its ITCH feed by multicast and answers orders, and a strategy
+whose orders name no venue.  The worker splits the feed off its bursts
+(docs/market-data.md "Wiring"), the router reads the book and sends every
+order to the venue whose ask it saw, and the report explains each one."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import netns
+import pytest
+from test_live_e2e import OMSCTL, PEERS, PY, backend_args, config_text
+
+why_not = netns.can_make_namespaces()
+pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
+
+MARKET = """
+market_data:
+  symbols: [AAPL]
+  stale_after_ms: 60000
+  subscriptions:
+    - {venue: 1, group: 239.1.1.1, port: 26400}
+"""
+
+
+@pytest.mark.parametrize("driver", ["af_packet", "afxdp"])
+def test_orders_are_routed_by_the_live_feed(tmp_path, driver):
+    with netns.three_hosts() as h:
+        cfg = tmp_path / "live.yaml"
+        text = config_text(h, driver).replace("routing: {default_venue: 1}",
+                                              "routing: {default_venue: sor}")
+        cfg.write_text(text + MARKET)
+        ready = tmp_path / "ready.json"
+        app = subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg), "--duration",
+                                      "60", "--ready-file", str(ready), *backend_args(driver)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs = [app]
+        try:
+            deadline = time.monotonic() + 20
+            while not ready.exists():
+                assert app.poll() is None, app.communicate()[1][-3000:]
+                assert time.monotonic() < deadline, "the appliance did not start"
+                time.sleep(0.05)
+            procs.append(subprocess.Popen(
+                h.exec(h.venue, PY, PEERS, "venue", "--duration", "60", "--out",
+                       str(tmp_path / "venue.json")),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            procs.append(subprocess.Popen(
+                h.exec(h.venue, PY, PEERS, "feed", "--duration", "30", "--ask", "150.50"),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            time.sleep(1.0)
+            r = subprocess.run(h.exec(h.strategy, PY, PEERS, "strategy", "--orders", "10",
+                                      "--timeout", "8", "--out", str(tmp_path / "strat.json")),
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr[-3000:]
+            app.send_signal(signal.SIGTERM)
+            out, err = app.communicate(timeout=30)
+            assert app.returncode == 0, err[-3000:]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    try:
+                        p.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+        report = json.loads(out.strip().splitlines()[-1])
+        strat = json.loads((tmp_path / "strat.json").read_text())
+
+    orders = {int(k): v for k, v in strat["orders"].items()}
+    assert sorted(orders) == list(range(1000, 1010))
+    assert all(o["state"] in ("Filled", "Canceled") for o in orders.values()), orders
+    md = report["market_data"]
+    assert md["to_feed"] >= 2 and md["filtered"] == 0
+    routes = report["route_decisions"]
+    assert sorted(r["cl_ord_id"] for r in routes) == list(range(1000, 1010))
+    for r in routes:
+        assert r["venue"] == 1
+        assert r["seen"] == [{"venue": 1, "px": 150_5000_0000, "qty": 5000,
+                              "cost": 0, "rtt_ewma_ns": r["seen"][0]["rtt_ewma_ns"],
+                              "verdict": "chosen"}]
+    assert report["core"]["event"]["ORDERS_ROUTED"] == 10
+    assert report["core"]["reject_business"] == {}
