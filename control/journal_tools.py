@@ -1,5 +1,6 @@
 """omsctl journal {info,verify,replay}: look into a journal of the core's
-inputs (docs/durability.md) without running the appliance.
+inputs (docs/durability.md) without running the appliance (ship and fetch,
+to and from NATS JetStream: control/journal_ship.py).
 
 info: the file header, record counts, sequence and time range (read only).
 verify: every record's CRC checked; exit status 0 clean, 5 with a torn tail
@@ -87,3 +88,6 @@ def add_subparser(sub) -> None:
     r.add_argument("--dump-orders", metavar="FILE", help="write every order's state here")
     r.add_argument("--dump-ids", default="1-100000", metavar="FIRST-LAST")
     r.set_defaults(func=cmd_replay)
+    from control.journal_ship import add_subparsers as add_ship_subparsers
+
+    add_ship_subparsers(jsub)  # ship, fetch (a distributed log)

@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium, chromium-driver: the latency page's browser test; prometheus:
-# promtool, which checks the exporter's output in the tests
+# promtool, which checks the exporter's output in the tests; nats-server: JetStream,
+# where omsctl journal ship exports the journal (started by the tests themselves)
 DEBIAN_PACKAGES=(gcc libc6-dev make pkg-config python3-venv python3-dev libdpdk-dev dpdk
                  libxdp-dev libbpf-dev xdp-tools iproute2 ethtool nftables
-                 chromium chromium-driver prometheus)
+                 chromium chromium-driver prometheus nats-server)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
