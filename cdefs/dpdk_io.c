@@ -179,7 +179,8 @@ int oms_inject(struct rte_mempool *pool, struct rte_ring *ring, const uint8_t *c
 	return 0;
 }
 
-uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32_t max)
+uint32_t oms_collect_ts(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint64_t *ts_ns,
+			uint32_t max)
 {
 	struct rte_mbuf *m[OMS_BURST];
 	uint32_t got = 0;
@@ -190,18 +191,25 @@ uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32
 		if (n == 0)
 			break;
 		for (uint32_t i = 0; i < n; i++, got++) {
-			uint16_t len = rte_pktmbuf_pkt_len(m[i]);
+			uint32_t len = rte_pktmbuf_pkt_len(m[i]);
 			if (len > OMS_TX_SLOT)
 				len = OMS_TX_SLOT;
 			uint8_t *dst = out + (size_t)got * OMS_TX_SLOT;
 			const void *src = rte_pktmbuf_read(m[i], 0, len, dst);
 			if (src != dst)
 				memcpy(dst, src, len);
-			lens[got] = len;
+			lens[got] = (uint16_t)len;
+			if (ts_ns)
+				ts_ns[got] = *RTE_MBUF_DYNFIELD(m[i], oms_ts_offset, uint64_t *);
 		}
 		rte_pktmbuf_free_bulk(m, n);
 	}
 	return got;
+}
+
+uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32_t max)
+{
+	return oms_collect_ts(ring, out, lens, NULL, max);
 }
 
 int oms_command(struct rte_ring *ring, struct oms_command *cmd)

@@ -183,6 +183,9 @@ int oms_inject(struct rte_mempool *pool, struct rte_ring *ring,
 	       const uint8_t *const *frames, const uint16_t *lens, uint32_t n,
 	       uint64_t ts_ns);
 uint32_t oms_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint32_t max);
+/* The same, with each frame's mbuf timestamp in ts_ns (NULL: none). */
+uint32_t oms_collect_ts(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint64_t *ts_ns,
+			uint32_t max);
 int oms_command(struct rte_ring *ring, struct oms_command *cmd);
 
 /* RCU for configuration generations: a QSBR variable for `threads`

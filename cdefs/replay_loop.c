@@ -253,26 +253,5 @@ int oms_vdev_remove(const char *name)
 uint32_t oms_replay_collect(struct rte_ring *ring, uint8_t *out, uint16_t *lens, uint64_t *ts_ns,
 			    uint32_t max)
 {
-	struct rte_mbuf *m[OMS_BURST];
-	uint32_t got = 0;
-
-	while (got < max) {
-		uint32_t want = max - got < OMS_BURST ? max - got : OMS_BURST;
-		uint32_t n = rte_ring_dequeue_burst(ring, (void **)m, want, NULL);
-		if (n == 0)
-			break;
-		for (uint32_t i = 0; i < n; i++, got++) {
-			uint32_t len = rte_pktmbuf_pkt_len(m[i]);
-			if (len > OMS_TX_SLOT)
-				len = OMS_TX_SLOT;
-			uint8_t *dst = out + (size_t)got * OMS_TX_SLOT;
-			const void *src = rte_pktmbuf_read(m[i], 0, len, dst);
-			if (src != dst)
-				memcpy(dst, src, len);
-			lens[got] = (uint16_t)len;
-			ts_ns[got] = *mbuf_ts(m[i]);
-		}
-		rte_pktmbuf_free_bulk(m, n);
-	}
-	return got;
+	return oms_collect_ts(ring, out, lens, ts_ns, max);
 }
