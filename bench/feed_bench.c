@@ -19,6 +19,7 @@
 
 #include "feed.h"
 #include "net.h"
+#include "tsc.h"
 
 #define SYMBOLS 64
 #define LIVE_MAX 1024
@@ -27,25 +28,6 @@
 #define MID 1000000 /* $100.0000 in Price(4) */
 #define BAND 5000   /* the mid wanders $0.50 either way */
 
-static inline uint64_t tsc(void)
-{
-	_mm_lfence();
-	uint64_t t = __rdtsc();
-	_mm_lfence();
-	return t;
-}
-
-static double tsc_ghz(void)
-{
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	uint64_t t0 = __rdtsc();
-	do
-		clock_gettime(CLOCK_MONOTONIC, &b);
-	while ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec) < 2e8);
-	uint64_t t1 = __rdtsc();
-	return (t1 - t0) / ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec));
-}
 
 static double now_s(void)
 {

@@ -28,19 +28,12 @@
 #include <x86intrin.h>
 
 #include "core_internal.h"
+#include "tsc.h"
 
 #define ACCOUNTS 64
 #define INSTRUMENTS 1024
 #define IN_FLIGHT 4096
 #define D 100000000LL
-
-static inline uint64_t tsc(void)
-{
-	_mm_lfence();
-	uint64_t t = __rdtsc();
-	_mm_lfence();
-	return t;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -55,18 +48,6 @@ static uint64_t next_rand(void)
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return rng;
-}
-
-static double tsc_ghz(void)
-{
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	uint64_t t0 = __rdtsc();
-	do
-		clock_gettime(CLOCK_MONOTONIC, &b);
-	while ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec) < 2e8);
-	uint64_t t1 = __rdtsc();
-	return (t1 - t0) / ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec));
 }
 
 static void report(const char *name, uint64_t *v, uint32_t n, double ghz)

@@ -13,30 +13,11 @@
 #include <x86intrin.h>
 
 #include "pipeline.h"
+#include "tsc.h"
 
 #define VENUES 3
 #define SYMBOLS 64
 #define LEVELS 10
-
-static inline uint64_t tsc(void)
-{
-	_mm_lfence();
-	uint64_t t = __rdtsc();
-	_mm_lfence();
-	return t;
-}
-
-static double tsc_ghz(void)
-{
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	uint64_t t0 = __rdtsc();
-	do
-		clock_gettime(CLOCK_MONOTONIC, &b);
-	while ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec) < 2e8);
-	uint64_t t1 = __rdtsc();
-	return (t1 - t0) / ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec));
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
