@@ -389,7 +389,9 @@ class Appliance(LiveControl):
         rules = steering.steering_rules(cfg)
         self.steering = {}
         for pid in self.ports:
-            path, why = steering.probe(lib, ffi, pid, rules)
+            path, why = steering.probe(lib, ffi, pid, rules, self.port_info[pid]["rx_queues"])
+            if path == "rte_flow":
+                steering.install(lib, ffi, pid, rules)
             self.steering[pid] = {"path": path, "reason": why}
             print(f"omsctl: port {pid}: traffic steering by {path}"
                   + (f" ({why})" if why else ""), file=sys.stderr)
