@@ -472,7 +472,7 @@ def feed_families(feeds):
                                labels=["venue"])
     for f in feeds:
         v = [str(f.venue)]
-        st = _lib.oms_feed_stats(f.ptr)
+        st = f.lib.oms_feed_stats(f.ptr)  # the extension the feed was made in
         ev = dict(zip(FEED_EVENT_NAMES, (st.event[i] for i in range(len(FEED_EVENT_NAMES))),
                       strict=True))
         gaps.add_metric(v, ev["GAPS"])

@@ -36,6 +36,7 @@ import wire
 from netns import run
 
 from control.ctl import request
+from control.status import render_status
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -123,6 +124,7 @@ instruments: [{{symbol: AAPL}}]
 accounts:
   - {{id: 1, max_order_qty: 999999, max_order_notional: 1000000000, max_open_orders: 100000,
      credit_limit: 1000000000, max_position: {{AAPL: 1000000000}}}}
+observability: {{listen: "127.0.0.1:0"}}
 market_data:
   symbols: [AAPL]
   stale_after_ms: 60000
@@ -310,6 +312,19 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
             time.sleep(0.1)
         md = stats()["market_data"]
         assert md["igmp"]["queries_answered"] >= answered + 2, md["igmp"]
+        # operators see the same in `omsctl status` and the metrics
+        status = request(sock, {"cmd": "status"})
+        assert status["market_data"]["igmp"]["reports_sent"] >= md["igmp"]["reports_sent"]
+        assert "igmp: reports sent" in render_status(status)
+        url = json.loads(ready.read_text())["metrics"] + "/metrics"
+        metrics = run("ip", "netns", "exec", h["om"], PY, "-c",
+                      f"import urllib.request; print(urllib.request.urlopen({url!r}).read()"
+                      ".decode())", check=False)
+        assert metrics.returncode == 0, metrics.stderr[-3000:]
+        metrics = metrics.stdout
+        answered_metric = [float(line.split()[-1]) for line in metrics.splitlines()
+                           if line.startswith("oms_igmp_queries_answered_total")]
+        assert answered_metric and answered_metric[0] >= answered + 2, metrics[-2000:]
 
         # venue 2's ask moves up past venue 1's
         pub2.cmd("ask 150.60")
