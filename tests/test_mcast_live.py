@@ -108,10 +108,23 @@ def config(h: dict, subs: list[int], driver: str) -> str:
     else:
         vdevs = [f"net_af_packet0,iface={h['oms_s']}", f"net_af_packet1,iface={h['oms_v']}"]
         dataplane = f"""
-  lcores: "0,1"
+  lcores: "{'0@0,1@1,2@0,3@1' if driver == 'sharded' else '0,1'}"
   vdevs: {json.dumps(vdevs)}
   ports: {{strategy: net_af_packet0, venue: net_af_packet1}}
   idle_sleep_us: 50"""
+    if driver == "sharded":
+        # the I/O lcore polls the ports and hands market data, IGMP and the
+        # venues' traffic to worker 0, which owns the market data and both
+        # venues that publish
+        dataplane += """
+  threading:
+    mode: sharded
+    workers:
+      - {sessions: [1], venues: [1, 2], accounts: [1]}
+      - {sessions: [], venues: [3], accounts: []}"""
+        # worker 1's venue: nobody answers there
+        venues += ('\n  - {id: 3, name: PSX, session: PSX01, ip: 10.10.2.3, port: 9200, '
+                   'mac: "02:00:00:00:02:03", heartbeat_ms: 1000, timeout_ms: 20000}')
     return f"""
 appliance: {{mac: "{a.mac}", ip: {a.ip}, strategy_port: {a.strategy_port},
              venue_port: {a.venue_port}}}
@@ -237,7 +250,7 @@ class Line:
                 self.p.wait()
 
 
-@pytest.mark.parametrize("driver", ["af_packet", "afxdp"])
+@pytest.mark.parametrize("driver", ["af_packet", "afxdp", "sharded"])
 def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, driver):
     h = hosts
     t0 = time.monotonic()
