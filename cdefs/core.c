@@ -320,15 +320,19 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 			c->stats.drop[r]++;
 			continue;
 		}
-		if (u.dst_port == c->cfg.strategy_port)
+		if (u.dst_port == c->cfg.strategy_port) {
 			strategy_datagram(c, &u);
-		else if (u.dst_port == c->cfg.venue_port)
+			continue;
+		}
+		priority_barrier(c); /* a venue's answer ends the run */
+		if (u.dst_port == c->cfg.venue_port)
 			venue_packet(c, &u);
 		else if (u.dst_port == c->cfg.venue_request_port)
 			venue_request(c, &u);
 		else
 			c->stats.drop[OMS_DROP_UNKNOWN_PORT]++;
 	}
+	priority_barrier(c);
 	return c->tx_count;
 }
 
