@@ -35,7 +35,8 @@ from run_core_bench import parse_figures as parse  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CORE_SOURCES = [w for w in (ROOT / "cdefs" / "core_sources.txt").read_text().splitlines()
                 if w and not w.startswith("#")]
-DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c"]  # command.c: a core source
+# command.c is a core source
+DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c", "checker_lcore.c"]
 RESULTS = ROOT / "bench" / "results" / "dpdk_bench.jsonl"
 EXE = ROOT / "bench" / "work" / "dpdk_bench"
 GATE_RATE = 1_000_000
