@@ -80,6 +80,10 @@ struct oms_typed_stats {
 /* The placement worker's side: its lanes and the reorder window. */
 struct oms_typed {
 	struct rte_ring *lane[OMS_LANES];
+	/* frames per core call: what the core's transmit area has room for
+	 * (a quarter of tx_capacity, as a burst in the other modes), at most
+	 * OMS_TYPED_BATCH; 0: OMS_TYPED_BATCH */
+	uint32_t batch;
 	uint32_t next;              /* arrival number the core takes next */
 	volatile uint32_t consumed; /* = next, published for the I/O lcore */
 	struct oms_typed_stats stats;

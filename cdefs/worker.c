@@ -231,9 +231,10 @@ static int typed_poll(struct oms_worker *w)
 		} while (n == OMS_BURST);
 	}
 	uint16_t k = 0;
+	uint32_t lim = t->batch && t->batch < OMS_TYPED_BATCH ? t->batch : OMS_TYPED_BATCH;
 	for (;;) {
 		struct rte_mbuf **slot = &t->window[t->next & (OMS_TYPED_WINDOW - 1)];
-		if (k == OMS_TYPED_BATCH || !*slot) {
+		if (k == lim || !*slot) {
 			if (!k)
 				break;
 			w->stats.rx_frames += k;

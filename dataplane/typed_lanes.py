@@ -24,6 +24,8 @@ class TypedLanes:
         self.ffi, self.lib = ffi, lib
         ring = app._ring
         self.merge = ffi.new("struct oms_typed *")
+        # a call's frames must fit the core's transmit area, as a burst's do
+        self.merge.batch = max(1, min(lib.OMS_TYPED_BATCH, cfg.tables.tx_frames // 4))
         worker.typed = self.merge
         worker.out_ring = ring("oms_out0", socket)
         self.checkers = []
