@@ -15,7 +15,13 @@ from test_transcripts import decode_out
 from wire import cancel, login, mass_cancel, modify, new_order, ouch_accepted
 
 from control.cli import run_replay
-from control.config import Threading, load_default_config
+from control.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    Threading,
+    load_config_text,
+    load_default_config,
+)
 from dataplane.core import Core
 from pcaps.builder import build_pcap
 
@@ -236,3 +242,16 @@ def test_typed_replays_the_bundled_scenarios_as_rtc(tmp_path, scenario):
                    verify=False)
         outs.append(((d / "out.pcap").read_bytes(), (d / "report.jsonl").read_bytes()))
     assert outs[0] == outs[1]
+
+
+def test_the_loader_takes_typed_mode_without_workers():
+    base = DEFAULT_CONFIG_PATH.read_text()
+    cfg = load_config_text(base + "dataplane:\n  threading: {mode: typed}\n", "t.yaml")
+    assert cfg.dataplane.threading.mode == "typed"
+    with pytest.raises(ConfigError) as e:
+        load_config_text(base + "dataplane:\n  threading:\n    mode: typed\n    workers:\n"
+                         "      - {sessions: [1], venues: [1]}\n", "t.yaml")
+    assert "only sharded mode has workers" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        load_config_text(base + "dataplane:\n  threading: {mode: fifo}\n", "t.yaml")
+    assert "'fifo' is not rtc, sharded or typed" in str(e.value)
