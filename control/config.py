@@ -888,7 +888,7 @@ class _Loader:
         if out.get("rx_queues", 1) > 1 and out.get("threading", Threading()).mode != "rtc":
             raise self.error(v["rx_queues"], "dataplane.rx_queues",
                              "only run-to-completion mode polls several RX queues per port; "
-                             "the sharded mode's I/O lcore polls one")
+                             "the sharded and typed modes' I/O lcore polls one")
         return Dataplane(**out)
 
     def shards_cover(self, t: Threading, node: yaml.Node, sessions, venues, accounts) -> None:
