@@ -27,9 +27,10 @@ FIRST_ID = 1000
 def config_text(h: netns.Hosts) -> str:
     text = live.config_text(h, "af_packet")
     assert 'lcores: "0,1"' in text
-    # main 0@0; I/O, placement, modification, cancellation time-share
+    # main 0@0; I/O, placement, modification, cancellation time-share the
+    # two CPUs, with the idle back-off, as the configuration says it means
     return text.replace('lcores: "0,1"', 'lcores: "0@0,1@1,2@0,3@1,4@0"') + \
-        "  threading: {mode: typed}\n"
+        "  threading: {mode: typed}\n  allow_shared_cpus: true\n"
 
 
 def test_typed_lanes_carry_the_mixed_plan_end_to_end(tmp_path):
