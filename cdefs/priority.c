@@ -25,6 +25,22 @@ static int is_high(uint8_t type, const uint8_t *p)
 	       (p[offsetof(struct sp_new_order, flags)] & SP_FLAG_PRIORITY);
 }
 
+/* a queued NewOrder's fields, read as the core reads wire messages: with
+ * memcpy, since a message in a frame has no alignment */
+static uint64_t queued_id(const struct deferred_msg *d)
+{
+	uint64_t v;
+	memcpy(&v, d->msg + offsetof(struct sp_new_order, cl_ord_id), sizeof(v));
+	return v;
+}
+
+static uint32_t queued_account(const struct deferred_msg *d)
+{
+	uint32_t v;
+	memcpy(&v, d->msg + offsetof(struct sp_new_order, account), sizeof(v));
+	return v;
+}
+
 void priority_defer(struct oms_core *c, struct session *s, uint8_t type, const uint8_t *p)
 {
 	struct priority_queues *q = &c->prio;
@@ -71,7 +87,7 @@ static int cancel_queued(struct oms_core *c, const struct deferred_msg *h)
 	for (uint32_t i = 0; i < h->normal_before; i++) {
 		struct deferred_msg *d = &q->normal[i];
 		if (!d->voided && d->type == SP_NEW_ORDER && d->session == h->session &&
-		    ((const struct sp_new_order *)d->msg)->cl_ord_id == m.cl_ord_id) {
+		    queued_id(d) == m.cl_ord_id) {
 			take_back(c, d);
 			return 1;
 		}
@@ -88,12 +104,16 @@ static void mass_cancel_queued(struct oms_core *c, const struct deferred_msg *h)
 	struct sp_mass_cancel m;
 
 	memcpy(&m, h->msg, sizeof(m));
+	/* as the table's orders: a Canceled each, never cut short by the
+	 * transmit area (the queue holds fewer than the table) */
+	c->bulk = 1;
 	for (uint32_t i = 0; i < h->normal_before; i++) {
 		struct deferred_msg *d = &q->normal[i];
 		if (!d->voided && d->type == SP_NEW_ORDER && d->session == h->session &&
-		    ((const struct sp_new_order *)d->msg)->account == m.account)
+		    queued_account(d) == m.account)
 			take_back(c, d);
 	}
+	c->bulk = 0;
 }
 
 void priority_drain(struct oms_core *c)
