@@ -26,6 +26,12 @@
  *                output back the same way; throughput only, from the first
  *                offer to the last frame handled.  With fewer CPUs than
  *                lcores, the I/O lcore and the worker time-share one.
+ *   and with five lcores:
+ *     (e) typed: the appliance's typed mode - the I/O lcore sorts frames
+ *                into lanes by type, the modification and cancellation
+ *                workers (cdefs/checker_lcore.c) check theirs, the
+ *                placement worker takes them back in arrival order and its
+ *                core runs Cancels first; throughput as (d).
  *
  * Throughput is measured at the maximum offered rate (the main lcore keeps
  * the RX ring full and never drops): frames and NewOrders carried per
@@ -105,8 +111,8 @@ static inline void gap_note(struct gaps *g, uint64_t now)
 	g->last = now;
 }
 
-enum { MODE_NULL, MODE_FULL, MODE_CORE, MODE_SHARDED };
-static const char *MODE_NAME[] = {"null", "full", "core", "sharded"};
+enum { MODE_NULL, MODE_FULL, MODE_CORE, MODE_SHARDED, MODE_TYPED };
+static const char *MODE_NAME[] = {"null", "full", "core", "sharded", "typed"};
 
 /* A thread's share of its CPU: time on it, time runnable but waiting for
  * it (other tasks had it), switches against its will; and the wall clock. */
@@ -125,6 +131,8 @@ struct bench {
 	unsigned io_lcore; /* RTE_MAX_LCORE: none, no sharded run */
 	int io_shares_cpu; /* with the worker */
 	struct rte_ring *in_ring, *out_ring; /* sharded: I/O lcore <-> worker */
+	unsigned checker_lcore[2]; /* typed: modification, cancellation */
+	struct rte_ring *lane[OMS_LANES], *checker_in[2];
 	double hz;
 	struct gen_frames f;
 	uint32_t *seq_idx;   /* frame index of the k-th frame enqueued */
@@ -155,7 +163,42 @@ struct bench {
 static struct bench B;
 static struct oms_io IO;     /* (d)'s I/O lcore */
 static uint64_t sharded_link_tx; /* frames (d)'s I/O lcore sent of its own */
-static struct oms_worker SW; /* (d)'s worker */
+static struct oms_worker SW; /* (d)'s worker, (e)'s placement worker */
+static struct oms_typed TM;  /* (e)'s reorder window */
+static struct oms_checker TK[2]; /* (e)'s modification, cancellation workers */
+
+/* (e): the I/O lcore's lanes, two checking workers and the placement
+ * worker around the core, as dataplane/typed_lanes.py wires them. */
+static void launch_typed(struct bench *b)
+{
+	memset(&TM, 0, sizeof(TM));
+	memset(TK, 0, sizeof(TK));
+	SW.typed = &TM;
+	TM.batch = 4 * GEN_BURST / 4; /* gen_make_core's transmit area, as a burst */
+	SW.in_ring = NULL;
+	IO.typed = 1;
+	IO.merge = &TM;
+	for (int l = 0; l < OMS_LANES; l++)
+		TM.lane[l] = b->lane[l];
+	for (int k = 0; k < 2; k++) {
+		TK[k].in_ring = b->checker_in[k];
+		TK[k].out_ring = b->lane[OMS_LANE_MODIFY + k];
+		TK[k].ip = GEN_APP_IP;
+		TK[k].strategy_udp = GEN_SP_PORT;
+		TK[k].n_sessions = GEN_SESSIONS;
+		for (uint32_t s = 0; s < GEN_SESSIONS; s++)
+			TK[k].sessions[s] = (struct oms_checker_session){
+				.id = s + 1, .ip = GEN_SESS_IP(s), .port = GEN_SESS_PORT};
+		TK[k].idle_sleep_us = SW.idle_sleep_us;
+	}
+	IO.lane[OMS_LANE_NORMAL] = b->lane[OMS_LANE_NORMAL];
+	IO.lane[OMS_LANE_HIGH] = b->lane[OMS_LANE_HIGH];
+	IO.lane[OMS_LANE_MODIFY] = b->checker_in[0];
+	IO.lane[OMS_LANE_CANCEL] = b->checker_in[1];
+	oms_core_set_typed(SW.core, 1);
+	for (int k = 0; k < 2; k++)
+		oms_checker_launch(&TK[k], b->checker_lcore[k]);
+}
 
 struct result {
 	/* the worker's counters of this run */
@@ -590,7 +633,7 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 	}
 
 	rte_eth_stats_reset(b->port);
-	if (mode == MODE_SHARDED) {
+	if (mode == MODE_SHARDED || mode == MODE_TYPED) {
 		memset(&IO, 0, sizeof(IO));
 		memset(&SW, 0, sizeof(SW));
 		SW.core = b->core;
@@ -611,6 +654,8 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 		IO.pool = b->pool;
 		/* sharing a CPU, the two must give it to each other when idle */
 		IO.idle_sleep_us = SW.idle_sleep_us = b->io_shares_cpu ? 5 : 0;
+		if (mode == MODE_TYPED)
+			launch_typed(b);
 		oms_worker_launch(&SW, b->worker);
 		oms_io_launch(&IO, b->io_lcore);
 	} else {
@@ -685,13 +730,18 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 	r->offered = k;
 	/* until the worker has handled all, then it stops and we drain */
 	uint64_t deadline = rte_rdtsc() + (uint64_t)(b->hz * 30);
-	volatile uint64_t *done = mode == MODE_SHARDED ? &SW.done : &b->done;
+	int via_io = mode == MODE_SHARDED || mode == MODE_TYPED;
+	volatile uint64_t *done = via_io ? &SW.done : &b->done;
 	while (__atomic_load_n(done, __ATOMIC_ACQUIRE) < r->enq && rte_rdtsc() < deadline)
 		r->drained += drain(b);
-	if (mode == MODE_SHARDED) {
+	if (via_io) {
 		b->t_first = t0;
 		b->t_last = rte_rdtsc();
 		IO.rx_off = 1;
+		for (int k = 0; k < 2 && mode == MODE_TYPED; k++) {
+			TK[k].stop = 1; /* all they were given has been handled */
+			rte_eal_wait_lcore(b->checker_lcore[k]);
+		}
 		SW.stop = 1;
 		rte_eal_wait_lcore(b->worker);
 		IO.stop = 1; /* after a last drain of the worker's output */
@@ -717,7 +767,7 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 	}
 	for (uint64_t n; (n = drain(b)) != 0;)
 		r->drained += n;
-	if (mode == MODE_SHARDED)
+	if (via_io)
 		r->drained -= sharded_link_tx;
 	r->burst_frame = b->burst_frame;
 	r->burst_order = b->burst_order;
@@ -728,7 +778,7 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 	if (rte_eth_stats_get(b->port, &st) == 0) {
 		r->ipackets = st.ipackets;
 		r->opackets = st.opackets;
-		if (mode == MODE_SHARDED) /* less the I/O lcore's own frames */
+		if (via_io) /* less the I/O lcore's own frames */
 			r->opackets -= sharded_link_tx;
 		r->imissed = st.imissed;
 		r->oerrors = st.oerrors;
@@ -938,6 +988,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	b->io_lcore = rte_get_next_lcore(b->worker, 1, 0);
+	b->checker_lcore[0] = b->checker_lcore[1] = RTE_MAX_LCORE;
+	if (b->io_lcore < RTE_MAX_LCORE)
+		b->checker_lcore[0] = rte_get_next_lcore(b->io_lcore, 1, 0);
+	if (b->checker_lcore[0] < RTE_MAX_LCORE)
+		b->checker_lcore[1] = rte_get_next_lcore(b->checker_lcore[0], 1, 0);
 	/* do the two lcores have CPUs of their own? */
 	rte_cpuset_t main_set = rte_lcore_cpuset(rte_get_main_lcore());
 	rte_cpuset_t worker_set = rte_lcore_cpuset(b->worker);
@@ -977,6 +1032,19 @@ int main(int argc, char **argv)
 	if (!b->in_ring || !b->out_ring) {
 		fprintf(stderr, "cannot create the sharded mode's rings\n");
 		return 2;
+	}
+	static const char *LANE_RING[] = {"bench_normal", "bench_high", "bench_mod_out",
+					  "bench_cxl_out", "bench_mod_in", "bench_cxl_in"};
+	for (int l = 0; l < OMS_LANES + 2; l++) {
+		struct rte_ring *q = oms_ring_create(LANE_RING[l], ring_size, (int)rte_socket_id(), 1);
+		if (!q) {
+			fprintf(stderr, "cannot create the typed mode's rings\n");
+			return 2;
+		}
+		if (l < OMS_LANES)
+			b->lane[l] = q;
+		else
+			b->checker_in[l - OMS_LANES] = q;
 	}
 
 	double fpo = (double)b->f.n / (double)b->f.orders;
@@ -1050,6 +1118,35 @@ int main(int argc, char **argv)
 		printf("sharded_orders_per_s_median %.0f\n", sops[repeat / 2]);
 		printf("sharded_time_shared %d\n", io_shared);
 		printf("ratio_sharded_to_full %.3f\n", sops[repeat / 2] / med[2]);
+	}
+
+	/* (e): the typed mode, when EAL gave five lcores; the I/O lcore and
+	 * the placement worker are placed as (d)'s */
+	if (b->checker_lcore[1] < RTE_MAX_LCORE) {
+		rte_cpuset_t io_set = rte_lcore_cpuset(b->io_lcore);
+		rte_cpuset_t shared;
+		CPU_AND(&shared, &io_set, &worker_set);
+		int t_shared = cpus < 5 || CPU_COUNT(&shared) > 0;
+		b->io_shares_cpu = t_shared;
+		double tops[MAX_REPEAT];
+		static struct result tr;
+		for (int rep = 0; rep < repeat; rep++) {
+			run(b, MODE_TYPED, tput_frames, 0, 0, &tr);
+			tops[rep] = tr.ops;
+			printf("typed_rep%d_orders_per_s %.0f\n", rep, tr.ops);
+			bad += tr.loss + tr.system_rejects + tr.drops;
+		}
+		print_run("typed", &tr, MODE_TYPED);
+		printf("typed_lane_modify %lu\n", (unsigned long)IO.lane_tx[OMS_LANE_MODIFY]);
+		printf("typed_lane_cancel %lu\n", (unsigned long)IO.lane_tx[OMS_LANE_CANCEL]);
+		printf("typed_lane_normal %lu\n", (unsigned long)IO.lane_tx[OMS_LANE_NORMAL]);
+		printf("typed_checked %lu\n",
+		       (unsigned long)(TK[0].stats.well_formed + TK[1].stats.well_formed));
+		printf("typed_batches %lu\n", (unsigned long)TM.stats.batches);
+		qsort(tops, (size_t)repeat, sizeof(double), cmp_double);
+		printf("typed_orders_per_s_median %.0f\n", tops[repeat / 2]);
+		printf("typed_time_shared %d\n", t_shared);
+		printf("ratio_typed_to_full %.3f\n", tops[repeat / 2] / med[2]);
 	}
 
 	/* latency at paced rates, full pipeline and null */

@@ -35,7 +35,8 @@ from run_core_bench import parse_figures as parse  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CORE_SOURCES = [w for w in (ROOT / "cdefs" / "core_sources.txt").read_text().splitlines()
                 if w and not w.startswith("#")]
-DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c"]  # command.c: a core source
+# command.c is a core source
+DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c", "checker_lcore.c"]
 RESULTS = ROOT / "bench" / "results" / "dpdk_bench.jsonl"
 EXE = ROOT / "bench" / "work" / "dpdk_bench"
 GATE_RATE = 1_000_000
@@ -67,14 +68,17 @@ def build(out: Path = EXE) -> None:
 def lcores() -> tuple[str, bool]:
     """The main and worker lcores on two CPUs of their own when there are two
     to have, otherwise both on one CPU, time-shared; a third lcore for the
-    sharded mode's I/O lcore, on a CPU of its own if there is a third, else
-    sharing the worker's (time-shared)."""
+    sharded and typed modes' I/O lcore, on a CPU of its own if there is a
+    third, else sharing the worker's (time-shared); a fourth and fifth for
+    the typed mode's modification and cancellation workers, likewise."""
     cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) >= 5:
+        return ",".join(f"{i}@{cpus[i]}" for i in range(5)), False
     if len(cpus) >= 3:
-        return f"0@{cpus[0]},1@{cpus[1]},2@{cpus[2]}", False
+        return f"0@{cpus[0]},1@{cpus[1]},2@{cpus[2]},3@{cpus[1]},4@{cpus[2]}", False
     if len(cpus) == 2:
-        return f"0@{cpus[0]},1@{cpus[1]},2@{cpus[1]}", False
-    return f"0@{cpus[0]},1@{cpus[0]},2@{cpus[0]}", True
+        return f"0@{cpus[0]},1@{cpus[1]},2@{cpus[1]},3@{cpus[1]},4@{cpus[1]}", False
+    return ",".join(f"{i}@{cpus[0]}" for i in range(5)), True
 
 
 def eal_args(memory_mb: int = 512) -> list[str]:
@@ -104,12 +108,16 @@ def run(orders: int, capacity: int, seconds: float, rates: list[int], repeat: in
     if "sharded_time_shared" in fig:
         fig["sharded_label"] = ("time-shared, not representative" if fig["sharded_time_shared"]
                                 else "I/O lcore and worker on CPUs of their own")
+    if "typed_time_shared" in fig:
+        fig["typed_label"] = ("time-shared, not representative" if fig["typed_time_shared"]
+                              else "I/O, placement, modification and cancellation lcores on "
+                              "CPUs of their own")
     fig["rates"] = rates
     return fig
 
 
 def gates(fig: dict, rates: list[int], smoke: bool) -> dict:
-    runs = ["null", "core", "full", "sharded"] + [f"r{r}_{m}" for r in rates
+    runs = ["null", "core", "full", "sharded", "typed"] + [f"r{r}_{m}" for r in rates
                                                   for m in ("full", "null")]
     g = {"zero_loss": all(fig.get(f"{p}_loss", 0) == 0 for p in runs),
          "zero_system_rejects": all(fig.get(f"{p}_system_rejects", 0) == 0 for p in runs),

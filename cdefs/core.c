@@ -326,9 +326,12 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 				c->stats.drop[r[i]]++;
 				continue;
 			}
-			if (u[i].dst_port == c->cfg.strategy_port)
+			if (u[i].dst_port == c->cfg.strategy_port) {
 				strategy_datagram(c, &u[i]);
-			else if (u[i].dst_port == c->cfg.venue_port)
+				continue;
+			}
+			priority_barrier(c); /* a venue's answer ends the run */
+			if (u[i].dst_port == c->cfg.venue_port)
 				venue_packet(c, &u[i]);
 			else if (u[i].dst_port == c->cfg.venue_request_port)
 				venue_request(c, &u[i]);
@@ -336,6 +339,7 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 				c->stats.drop[OMS_DROP_UNKNOWN_PORT]++;
 		}
 	}
+	priority_barrier(c);
 	return c->tx_count;
 }
 

@@ -86,6 +86,28 @@ struct core_obs {
 	struct lat_hist stage[OMS_STAGE_MAX];
 };
 
+/* Typed mode (priority.c): the application messages of the current burst
+ * that passed the session layer and wait to be executed, per class, in
+ * arrival order.  They point into the burst's frames, which outlive it. */
+enum { PRIORITY_QUEUE = 1024 };
+
+struct deferred_msg {
+	const uint8_t *msg;
+	uint32_t session;
+	/* high: how many normal messages had arrived before it (the queued
+	 * NewOrders a Cancel or MassCancel may take back) */
+	uint32_t normal_before;
+	uint8_t type;
+	uint8_t voided; /* a NewOrder a Cancel took back before it ran */
+};
+
+struct priority_queues {
+	uint32_t n_high;
+	uint32_t n_normal;
+	struct deferred_msg high[PRIORITY_QUEUE];
+	struct deferred_msg normal[PRIORITY_QUEUE];
+};
+
 struct oms_core {
 	struct oms_core_config cfg;
 	uint64_t now_ns; /* of the burst being handled */
@@ -133,6 +155,9 @@ struct oms_core {
 	struct lat_hist lat;
 	struct oms_stats stats;
 	struct core_obs obs; /* cdefs/stages.h */
+
+	int typed; /* execute by priority class (oms_core_set_typed) */
+	struct priority_queues prio;
 };
 
 #endif

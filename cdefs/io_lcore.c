@@ -7,6 +7,7 @@
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <string.h>
 #include <rte_pause.h>
 #include <rte_ring.h>
@@ -15,6 +16,11 @@
 
 #define IDLE_SPINS 1024
 #define TX_RETRIES 64
+
+_Static_assert((int)OMS_LANES <= (int)OMS_MAX_WORKERS, "a burst is split by lane in the per-worker arrays");
+
+/* typed mode: each frame's arrival number, in an mbuf dynamic field */
+int oms_arrival_offset = -1;
 
 unsigned oms_ring_count(const struct rte_ring *r)
 {
@@ -50,6 +56,44 @@ static uint16_t route(struct oms_io *io, const uint8_t *f, uint32_t len)
 		if (io->routes[i].ip == src && io->routes[i].port == want)
 			return io->routes[i].worker;
 	return UINT16_MAX;
+}
+
+/* Typed mode: the lane of a frame, from its first strategy message's type
+ * (and a NewOrder's flags); anything it cannot read goes the normal way,
+ * to the core that counts why it drops it. */
+static uint16_t lane_of(struct oms_io *io, const uint8_t *f, uint32_t len)
+{
+	uint32_t off = 14;
+
+	if (len < 14)
+		return OMS_LANE_NORMAL;
+	uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
+	if (type == 0x8100 && len >= 18) {
+		type = (uint16_t)(f[16] << 8 | f[17]);
+		off = 18;
+	}
+	if (type != 0x0800 || len < off + 20 || f[off + 9] != 17)
+		return OMS_LANE_NORMAL;
+	uint32_t ihl = (f[off] & 0xfu) * 4u;
+	const uint8_t *udp = f + off + ihl;
+	if (len < off + ihl + 8 + sizeof(struct sp_header) ||
+	    (uint16_t)(udp[2] << 8 | udp[3]) != io->strategy_udp)
+		return OMS_LANE_NORMAL;
+	const uint8_t *m = udp + 8;
+	switch (m[offsetof(struct sp_header, type)]) {
+	case SP_MODIFY:
+		return OMS_LANE_MODIFY;
+	case SP_CANCEL:
+	case SP_MASS_CANCEL:
+		return OMS_LANE_CANCEL;
+	case SP_NEW_ORDER:
+		if (len >= off + ihl + 8 + sizeof(struct sp_new_order) &&
+		    (m[offsetof(struct sp_new_order, flags)] & SP_FLAG_PRIORITY))
+			return OMS_LANE_HIGH;
+		return OMS_LANE_NORMAL;
+	default:
+		return OMS_LANE_NORMAL;
+	}
 }
 
 static void tx(struct oms_io *io, uint16_t port, struct rte_mbuf **m, uint16_t k)
@@ -88,17 +132,29 @@ static int drain(struct oms_io *io, struct rte_ring *out)
 static int receive(struct oms_io *io, uint16_t port)
 {
 	struct rte_mbuf *m[OMS_BURST];
-	struct rte_mbuf *to[OMS_MAX_WORKERS][OMS_BURST];
+	struct rte_mbuf *to[OMS_MAX_WORKERS][OMS_BURST]; /* typed: by lane */
 	uint16_t nto[OMS_MAX_WORKERS] = {0};
 	uint8_t out[LINK_MAX_FRAME];
 	/* take no more than every worker has room for: a busy worker makes
 	 * the port's queue fill (counted by the NIC as missed), it never has
 	 * frames that were received dropped */
 	uint16_t room = OMS_BURST;
-	for (uint16_t w = 0; w < io->n_workers; w++) {
+	for (uint16_t w = 0; w < io->n_workers && !io->typed; w++) {
 		unsigned free = rte_ring_free_count(io->in_ring[w]);
 		if (free < room)
 			room = (uint16_t)free;
+	}
+	for (uint16_t l = 0; l < OMS_LANES && io->typed; l++) {
+		unsigned free = rte_ring_free_count(io->lane[l]);
+		if (free < room)
+			room = (uint16_t)free;
+	}
+	if (io->typed) { /* nor more than the placement worker's window holds */
+		uint32_t ahead = io->next_arrival -
+				 __atomic_load_n(&io->merge->consumed, __ATOMIC_ACQUIRE);
+		uint32_t left = OMS_TYPED_WINDOW - ahead;
+		if (left < room)
+			room = (uint16_t)left;
 	}
 	if (room == 0)
 		return 0;
@@ -120,6 +176,12 @@ static int receive(struct oms_io *io, uint16_t port)
 			rte_pktmbuf_free(m[i]);
 			continue;
 		}
+		if (io->typed) {
+			uint16_t l = lane_of(io, f, len);
+			*RTE_MBUF_DYNFIELD(m[i], oms_arrival_offset, uint32_t *) = io->next_arrival++;
+			to[l][nto[l]++] = m[i];
+			continue;
+		}
 		uint16_t w = route(io, f, len);
 		if (w >= io->n_workers) {
 			io->stats.unrouted++;
@@ -127,7 +189,19 @@ static int receive(struct oms_io *io, uint16_t port)
 		}
 		to[w][nto[w]++] = m[i];
 	}
-	for (uint16_t w = 0; w < io->n_workers; w++) {
+	for (uint16_t l = 0; l < OMS_LANES && io->typed; l++) {
+		if (!nto[l])
+			continue;
+		/* room was made for all of them: each lane takes its share */
+		unsigned q = rte_ring_sp_enqueue_burst(io->lane[l], (void **)to[l], nto[l], NULL);
+		io->lane_tx[l] += q;
+		io->stats.to_worker[0] += q;
+		if (q < nto[l]) { /* cannot happen: counted if it ever does */
+			io->stats.worker_ring_full += nto[l] - q;
+			rte_pktmbuf_free_bulk(to[l] + q, nto[l] - q);
+		}
+	}
+	for (uint16_t w = 0; w < io->n_workers && !io->typed; w++) {
 		if (!nto[w])
 			continue;
 		unsigned q = rte_ring_sp_enqueue_burst(io->in_ring[w], (void **)to[w], nto[w], NULL);
@@ -173,7 +247,18 @@ static int io_main(void *arg)
 
 int oms_io_launch(struct oms_io *io, unsigned lcore)
 {
+	static const struct rte_mbuf_dynfield arrival = {
+		.name = "oms_dynfield_arrival",
+		.size = sizeof(uint32_t),
+		.align = __alignof__(uint32_t),
+	};
 	uint8_t g[64];
+
+	if (io->typed) {
+		oms_arrival_offset = rte_mbuf_dynfield_register(&arrival);
+		if (oms_arrival_offset < 0)
+			return -1;
+	}
 	uint32_t len = link_gratuitous_arp(io->mac, io->ip, g);
 
 	/* announce ourselves on every port */

@@ -55,7 +55,7 @@ enum oms_result { OMS_OK = 0 };
 	X(VENUE_RETRANSMIT_REQUESTS) X(VENUE_RETRANSMIT_TOO_OLD)              \
 	X(VENUE_RETRANSMITTED) X(VENUE_TIMEOUTS) X(VENUE_HEARTBEATS_OUT)      \
 	X(CANCEL_ON_DISCONNECT) X(KILL_CANCELS) X(CONFIG_SWAPS)               \
-	X(VENUE_UNRESPONSIVE) X(ORDERS_ROUTED)
+	X(VENUE_UNRESPONSIVE) X(ORDERS_ROUTED) X(QUEUED_CANCELS)
 
 #define OMS_ENUM_DROP(n) OMS_DROP_##n,
 #define OMS_ENUM_EVENT(n) OMS_EV_##n,
@@ -396,6 +396,12 @@ uint64_t oms_core_next_deadline(const struct oms_core *c);
  * comparison, for a live poll loop to ask on every turn (the exact deadline
  * above walks every session and venue). */
 int oms_core_timer_due(const struct oms_core *c, uint64_t now_ns);
+/* Typed mode (docs/semantics.md "Priority classes"): the application
+ * messages of a burst that pass the session layer execute at its end, the
+ * high class (Cancel, MassCancel, NewOrder flagged PRIORITY) first, each
+ * class in arrival order; a Cancel or MassCancel takes back a queued
+ * NewOrder it names before it ever runs.  Off (0) by default: rtc. */
+void oms_core_set_typed(struct oms_core *c, int on);
 
 /* The transmit area: tx_count() frames, frame i at tx_buf() + i *
  * OMS_TX_SLOT with length tx_lens()[i].  tx_clear() empties it once the

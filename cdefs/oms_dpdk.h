@@ -17,6 +17,7 @@
 
 struct rte_mempool;
 struct rte_ring;
+struct rte_mbuf;
 struct rte_rcu_qsbr;
 
 /* Frames per rx/tx burst: big enough to amortise the per-burst cost,
@@ -41,6 +42,89 @@ struct oms_worker_stats {
 	uint64_t busy_polls;
 	uint64_t commands;
 };
+
+/* Typed mode (docs/dataplane.md "Threading"), the brief's threading model:
+ * the I/O lcore reads just enough of each strategy datagram - its first
+ * message's type and flags - to put it in a lane: a NewOrder flagged
+ * PRIORITY in the high lane, a Modify to the modification worker, a Cancel
+ * or MassCancel to the cancellation worker, everything else (normal
+ * NewOrders, session messages, venue frames) in the normal lane.  The
+ * modification and cancellation workers check what they can without the
+ * order and hand the frame on to the placement worker, which owns the one
+ * core: every order record, session and venue session has that one writer.
+ * Each frame carries its arrival number (stamped by the I/O lcore), and the
+ * placement worker hands the core frames in that order, however they
+ * raced through the lanes; the core then runs the high class first
+ * (oms_core_set_typed, cdefs/priority.c). */
+enum oms_lane {
+	OMS_LANE_NORMAL = 0, /* I/O lcore -> placement worker */
+	OMS_LANE_HIGH = 1,   /* I/O lcore -> placement worker, PRIORITY orders */
+	OMS_LANE_MODIFY = 2, /* modification worker -> placement worker */
+	OMS_LANE_CANCEL = 3, /* cancellation worker -> placement worker */
+	OMS_LANES = 4,
+};
+
+/* Arrival numbers in flight at once (a power of 2): more than every lane
+ * ring and worker can hold, so the I/O lcore never has to wait for it
+ * unless the placement worker is behind.  The placement worker hands the
+ * core up to OMS_TYPED_BATCH frames per call: what a Cancel can overtake. */
+enum { OMS_TYPED_WINDOW = 32768, OMS_TYPED_BATCH = 512 };
+
+struct oms_typed_stats {
+	uint64_t lane_rx[OMS_LANES]; /* frames the placement worker took per lane */
+	uint64_t batches;
+	uint64_t waits; /* polls that left frames waiting for an earlier one
+			 * still in a lane (a Modify or Cancel overtaken) */
+};
+
+/* The placement worker's side: its lanes and the reorder window. */
+struct oms_typed {
+	struct rte_ring *lane[OMS_LANES];
+	/* frames per core call: what the core's transmit area has room for
+	 * (a quarter of tx_capacity, as a burst in the other modes), at most
+	 * OMS_TYPED_BATCH; 0: OMS_TYPED_BATCH */
+	uint32_t batch;
+	uint32_t next;              /* arrival number the core takes next */
+	volatile uint32_t consumed; /* = next, published for the I/O lcore */
+	struct oms_typed_stats stats;
+	struct rte_mbuf *window[OMS_TYPED_WINDOW];
+};
+
+enum { OMS_CHECKER_SESSIONS = 64 };
+
+struct oms_checker_stats {
+	uint64_t frames;
+	uint64_t messages;
+	uint64_t well_formed;     /* right version, length, session and source */
+	uint64_t malformed;       /* framing, version or length wrong */
+	uint64_t unknown_session; /* or from another address than its own */
+	uint64_t order_free_rejects; /* a Modify wrong whatever its order */
+	uint64_t out_waits;
+	uint64_t idle_polls;
+	uint64_t busy_polls;
+};
+
+/* A modification or cancellation worker.  It never writes an order record
+ * or a session: it checks each frame against the configuration (read-only
+ * here) and hands it on, unchanged and in its order, to the placement
+ * worker, whose core consumes its sequence number and answers it. */
+struct oms_checker {
+	struct rte_ring *in_ring;  /* from the I/O lcore */
+	struct rte_ring *out_ring; /* to the placement worker's lane */
+	uint32_t ip;          /* the appliance's */
+	uint16_t strategy_udp;
+	uint32_t n_sessions;
+	struct oms_checker_session {
+		uint32_t id;
+		uint32_t ip;
+		uint16_t port;
+	} sessions[OMS_CHECKER_SESSIONS];
+	int idle_sleep_us;
+	volatile int stop;
+	struct oms_checker_stats stats;
+};
+
+int oms_checker_launch(struct oms_checker *k, unsigned lcore);
 
 /* (port, queue) pairs one worker polls: two ports of four queues */
 enum { OMS_MAX_RX = 8 };
@@ -85,6 +169,8 @@ struct oms_worker {
 	 * of the ports; both single-producer/single-consumer */
 	struct rte_ring *in_ring;
 	struct rte_ring *out_ring;
+	/* typed mode: the placement worker's lanes (then in_ring is NULL) */
+	struct oms_typed *typed;
 	struct oms_worker_stats stats;
 	/* live mode clock: now_ns = wall_base_ns + (tsc - tsc_base) * ns_per_tsc */
 	uint64_t tsc_base;
@@ -135,7 +221,15 @@ struct oms_io {
 	volatile int rx_off; /* stopping: receive no more, keep sending */
 	volatile int stop;   /* after a last drain of the out rings */
 	struct oms_io_stats stats;
+	/* typed mode: lanes instead of workers' in rings (the placement
+	 * worker's out ring is out_ring[0]) */
+	int typed;
+	struct rte_ring *lane[OMS_LANES]; /* normal, high, to modify, to cancel */
+	struct oms_typed *merge;          /* the placement worker's window */
+	uint32_t next_arrival;
+	uint64_t lane_tx[OMS_LANES];
 };
+
 
 int oms_io_launch(struct oms_io *io, unsigned lcore);
 unsigned oms_ring_count(const struct rte_ring *r);

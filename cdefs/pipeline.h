@@ -18,6 +18,21 @@ void core_tx_commit(struct oms_core *c, uint32_t len);
 
 /* strategy.c, venue.c */
 void strategy_datagram(struct oms_core *c, const struct net_udp_view *u);
+/* One application message that passed the session layer, handled now. */
+void strategy_execute(struct oms_core *c, struct session *s, uint8_t type, const uint8_t *p);
+
+/* priority.c: typed mode's execution by class (docs/semantics.md
+ * "Priority classes") - messages deferred to the end of the burst, the
+ * high class first. */
+void priority_defer(struct oms_core *c, struct session *s, uint8_t type, const uint8_t *p);
+void priority_drain(struct oms_core *c);
+/* Anything but a strategy application message ends a run: what waits
+ * runs first, so only application messages are ever reordered. */
+static inline void priority_barrier(struct oms_core *c)
+{
+	if (c->prio.n_high | c->prio.n_normal)
+		priority_drain(c);
+}
 void venue_packet(struct oms_core *c, const struct net_udp_view *u);
 void venue_request(struct oms_core *c, const struct net_udp_view *u);
 struct venue *venue_by_ip(const struct oms_core *c, uint32_t ip);

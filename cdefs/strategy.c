@@ -440,6 +440,7 @@ static void on_app_msg(struct oms_core *c, struct session *s,
 		/* go-back-N: handle nothing out of order; the strategy resends
 		 * from the first missing message */
 		c->stats.drop[OMS_DROP_SP_OUT_OF_ORDER]++;
+		priority_barrier(c);
 		session_request_gap(c, s, (uint32_t)(h->seq - s->next_in_seq + 1));
 		return;
 	}
@@ -448,18 +449,29 @@ static void on_app_msg(struct oms_core *c, struct session *s,
 	c->stats.event[OMS_EV_SP_MSGS_IN]++;
 
 	if (app_len[h->type] == 0) {
+		priority_barrier(c);
 		c->stats.drop[OMS_DROP_SP_UNKNOWN_TYPE]++;
 		emit_session_reject(c, s, h->seq, SP_SREJ_UNKNOWN_TYPE, h->type);
 		return;
 	}
 	if (h->length != app_len[h->type]) {
+		priority_barrier(c);
 		c->stats.drop[OMS_DROP_SP_BAD_MSG_LENGTH]++;
 		emit_session_reject(c, s, h->seq, SP_SREJ_BAD_LENGTH, h->type);
 		return;
 	}
 
+	if (c->typed) { /* executed at the end of the burst, by class */
+		priority_defer(c, s, h->type, p);
+		return;
+	}
+	strategy_execute(c, s, h->type, p);
+}
+
+void strategy_execute(struct oms_core *c, struct session *s, uint8_t type, const uint8_t *p)
+{
 	uint64_t t0 = stage_app_begin(c);
-	switch (h->type) {
+	switch (type) {
 	case SP_NEW_ORDER:
 		on_new_order(c, s, p);
 		break;
@@ -473,7 +485,7 @@ static void on_app_msg(struct oms_core *c, struct session *s,
 		on_mass_cancel(c, s, p);
 		break;
 	}
-	stage_app_done(c, h->type, t0);
+	stage_app_done(c, type, t0);
 }
 
 void strategy_datagram(struct oms_core *c, const struct net_udp_view *u)
@@ -512,9 +524,11 @@ void strategy_datagram(struct oms_core *c, const struct net_udp_view *u)
 		}
 		c->stats.sp_in[h.type]++;
 		s->last_rx = c->now_ns;
-		if (session_len[h.type])
+		if (session_len[h.type]) {
+			priority_barrier(c);
 			on_session_msg(c, s, &h, msg);
-		else
+		} else {
 			on_app_msg(c, s, &h, msg);
+		}
 	}
 }

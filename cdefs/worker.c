@@ -18,6 +18,7 @@
 #include "oms_dpdk.h"
 
 extern int oms_ts_offset;
+extern int oms_arrival_offset;
 
 /* polls with nothing to do before the worker starts sleeping */
 #define IDLE_SPINS 1024
@@ -182,8 +183,9 @@ static uint16_t take_link_frames(struct oms_worker *w, uint16_t port, struct rte
  * carry different times: each run of equal times is one call. */
 static void handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 {
-	const uint8_t *frames[OMS_BURST];
-	uint16_t lens[OMS_BURST];
+	/* typed mode hands over up to a batch, the other modes a burst */
+	const uint8_t *frames[OMS_TYPED_BATCH];
+	uint16_t lens[OMS_TYPED_BATCH];
 	uint16_t i = 0;
 
 	while (i < n) {
@@ -226,6 +228,60 @@ static void run_command(struct oms_worker *w, struct oms_command *cmd)
 	__atomic_add_fetch(&w->done, 1, __ATOMIC_RELEASE);
 }
 
+/* Typed mode, the placement worker: take whatever the lanes hold, put
+ * each frame at its arrival number in the window, and hand the core the
+ * frames that are next in arrival order - a Modify or Cancel that raced
+ * ahead of an earlier frame through its worker waits there for it.  One
+ * call takes up to a batch, so the core can run its Cancels before the
+ * normal orders queued with them. */
+static int typed_poll(struct oms_worker *w)
+{
+	struct oms_typed *t = w->typed;
+	struct rte_mbuf *m[OMS_BURST];
+	struct rte_mbuf *batch[OMS_TYPED_BATCH];
+	int took = 0;
+
+	/* the window has room for all: the I/O lcore never gets further
+	 * ahead of `consumed` than it holds */
+	for (uint16_t l = 0; l < OMS_LANES; l++) {
+		unsigned n;
+		do {
+			n = rte_ring_sc_dequeue_burst(t->lane[l], (void **)m, OMS_BURST, NULL);
+			for (unsigned i = 0; i < n; i++) {
+				uint32_t a = *RTE_MBUF_DYNFIELD(m[i], oms_arrival_offset, uint32_t *);
+				t->window[a & (OMS_TYPED_WINDOW - 1)] = m[i];
+			}
+			t->stats.lane_rx[l] += n;
+			took += (int)n;
+		} while (n == OMS_BURST);
+	}
+	uint16_t k = 0;
+	uint32_t lim = t->batch && t->batch < OMS_TYPED_BATCH ? t->batch : OMS_TYPED_BATCH;
+	for (;;) {
+		struct rte_mbuf **slot = &t->window[t->next & (OMS_TYPED_WINDOW - 1)];
+		if (k == lim || !*slot) {
+			if (!k)
+				break;
+			w->stats.rx_frames += k;
+			handle_rx(w, batch, k);
+			t->stats.batches++;
+			__atomic_store_n(&t->consumed, t->next, __ATOMIC_RELEASE);
+			__atomic_add_fetch(&w->done, k, __ATOMIC_RELEASE);
+			k = 0;
+			continue;
+		}
+		batch[k++] = *slot;
+		*slot = NULL;
+		t->next++;
+	}
+	/* what is left waits for an earlier frame still in a lane */
+	uint32_t arrived = 0;
+	for (uint16_t l = 0; l < OMS_LANES; l++)
+		arrived += (uint32_t)t->stats.lane_rx[l];
+	t->stats.waits += arrived - t->next != 0;
+	return took;
+}
+
 static int worker_main(void *arg)
 {
 	struct oms_worker *w = arg;
@@ -241,6 +297,8 @@ static int worker_main(void *arg)
 		/* between polls the core holds no configuration generation */
 		if (w->rcu)
 			rte_rcu_qsbr_quiescent(w->rcu, w->rcu_id);
+		if (w->typed && typed_poll(w))
+			busy = 1;
 		if (w->in_ring) {
 			uint16_t n = (uint16_t)rte_ring_sc_dequeue_burst(w->in_ring, (void **)m,
 									  OMS_BURST, NULL);

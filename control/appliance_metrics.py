@@ -123,6 +123,12 @@ def appliance_families(app):
                 io.add_metric([name], getattr(st, name))
         yield io
         yield to_worker
+    if getattr(app, "typed", False):
+        lanes = CounterMetricFamily("oms_typed_lane", "Typed mode: frames the I/O lcore put in "
+                                    "each lane", labels=["lane"])
+        for lane, n in app.lanes.report()["lanes_in"].items():
+            lanes.add_metric([lane], n)
+        yield lanes
     link_of = app.io.link if app.io is not None else app.worker.link
     link = CounterMetricFamily("oms_link", "What the appliance answers for the kernel (ARP, "
                                "ICMP echo), by kind", labels=["kind"])

@@ -214,7 +214,9 @@ class Shard:
 class Threading:
     """rtc: one worker lcore does RX -> core -> TX for every port (the
     default, for small machines); sharded: an I/O lcore feeds one worker per
-    shard through SPSC rings (docs/dataplane.md "Threading")."""
+    shard through SPSC rings; typed: the I/O lcore feeds placement,
+    modification and cancellation workers by message type, cancels ahead of
+    queued orders (docs/dataplane.md "Threading")."""
     mode: str = "rtc"
     workers: tuple[Shard, ...] = ()
 
@@ -886,7 +888,7 @@ class _Loader:
         if out.get("rx_queues", 1) > 1 and out.get("threading", Threading()).mode != "rtc":
             raise self.error(v["rx_queues"], "dataplane.rx_queues",
                              "only run-to-completion mode polls several RX queues per port; "
-                             "the sharded mode's I/O lcore polls one")
+                             "the sharded and typed modes' I/O lcore polls one")
         return Dataplane(**out)
 
     def shards_cover(self, t: Threading, node: yaml.Node, sessions, venues, accounts) -> None:
@@ -914,15 +916,16 @@ class _Loader:
         path = "dataplane.threading"
         v = self.mapping(node, path, Threading, owner_line)
         mode = self.string(v["mode"], f"{path}.mode") if "mode" in v else "rtc"
-        if mode not in ("rtc", "sharded"):
-            raise self.error(v["mode"], f"{path}.mode", f"{mode!r} is not rtc or sharded")
+        if mode not in ("rtc", "sharded", "typed"):
+            raise self.error(v["mode"], f"{path}.mode",
+                             f"{mode!r} is not rtc, sharded or typed")
         shards: list[Shard] = []
         owner: dict[tuple[str, int], int] = {}
         items = self.sequence(v["workers"], f"{path}.workers") if "workers" in v else []
         if mode == "sharded" and not 1 <= len(items) <= 8:
             raise self.error(v.get("workers", node), f"{path}.workers",
                              "sharded mode needs 1 to 8 workers")
-        if mode == "rtc" and items:
+        if mode != "sharded" and items:
             raise self.error(v["workers"], f"{path}.workers", "only sharded mode has workers")
         for i, item in enumerate(items):
             wpath = f"{path}.workers[{i}]"

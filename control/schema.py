@@ -160,7 +160,7 @@ _RULES: dict[tuple[str, str], dict] = {
                               "pattern": r"^(\d+(-\d+)?|\d+@\d+)(,(\d+(-\d+)?|\d+@\d+))*$",
                               "description": 'EAL -l: "0,1" or "0-3"; or lcore@cpu for '
                                              'EAL --lcores: "0@0,1@1,2@1"'},
-    ("Threading", "mode"): {"enum": ["rtc", "sharded"]},
+    ("Threading", "mode"): {"enum": ["rtc", "sharded", "typed"]},
     ("Dataplane", "memory_mb"): _int(64, 1 << 20),
     ("Dataplane", "mbufs"): _int(511, 1 << 24),
     ("Dataplane", "idle_sleep_us"): _int(0, 1_000_000),

@@ -18,7 +18,8 @@ CDEFS = ROOT / "cdefs"
 CORE_SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
                 if w and not w.startswith("#")]
 # command.c is a core source (core_sources.txt)
-DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c", "replay_loop.c", "dpdk_obs.c"]
+DPDK_SOURCES = ["dpdk_io.c", "worker.c", "io_lcore.c", "checker_lcore.c", "replay_loop.c",
+                "dpdk_obs.c"]
 # what cffi binds: the data plane and the replay loop
 HEADERS = ["oms_dpdk.h", "replay_loop.h"]
 MODULE = "dataplane._oms_dpdk"

@@ -76,6 +76,10 @@ class Core:
         if core == ffi.NULL:
             raise CoreError("oms_core_create failed: sizes out of range or out of memory")
         self._core = ffi.gc(core, lib.oms_core_destroy)
+        # typed mode executes each burst by priority class (priority.c);
+        # every core of the configuration does, so replay and recovery too
+        if cfg.dataplane.threading.mode == "typed":
+            lib.oms_core_set_typed(core, 1)
         # dataplane.journal.Journal when the caller drives the core and
         # journals it (replay, tests); a live poll loop journals in C
         self.journal = None

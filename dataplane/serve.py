@@ -18,7 +18,7 @@ import time
 from control.config import Config, ConfigError, load_config
 from control.ctl import ControlSocket
 from control.reload import FileWatch, fixed_changes
-from dataplane import dpdk, steering
+from dataplane import dpdk, steering, typed_lanes
 from dataplane.core import STATE_NAMES, Core, ip_to_int, mac_to_bytes
 from dataplane.eal_stale import clear_stale_eal
 from dataplane.journal import start_core
@@ -431,6 +431,11 @@ class Appliance(LiveControl):
         # run-to-completion: one worker polls the ports; sharded: an I/O
         # lcore feeds one worker per shard, each with its own core
         self.sharded = cfg.dataplane.threading.mode == "sharded"
+        # typed: the I/O lcore sorts frames into lanes by type for one
+        # placement worker, helped by a modification and a cancellation
+        # worker (dataplane/typed_lanes.py)
+        self.typed = cfg.dataplane.threading.mode == "typed"
+        extra = self.sharded + typed_lanes.EXTRA_LCORES * self.typed
         parts = self._parts(cfg)
         # a journal per core (docs/durability.md); one that holds records
         # is recovered first
@@ -445,16 +450,18 @@ class Appliance(LiveControl):
         if self.rcu == ffi.NULL:
             raise dpdk.DpdkError("cannot create the RCU variable for configuration reloads")
         lcores, lc = [], 0xFFFFFFFF
-        for _ in range(len(parts) + self.sharded):
+        for _ in range(len(parts) + extra):
             lc = lib.oms_next_worker_lcore(lc)
             if lc >= 1024:
                 need = ("one for Python, one for I/O and one per worker" if self.sharded
-                        else "give at least two")
+                        else "one each for Python, I/O, placement, modification and "
+                        "cancellation" if self.typed else "give at least two")
                 raise dpdk.DpdkError(
                     f"dataplane.lcores {cfg.dataplane.lcores!r} has too few lcores: {need}"
-                    f" ({len(parts) + self.sharded + 1} in all)")
+                    f" ({len(parts) + extra + 1} in all)")
             lcores.append(lc)
-        self.io_lcore = lcores.pop(0) if self.sharded else None
+        self.io_lcore = lcores.pop(0) if self.sharded or self.typed else None
+        self.checker_lcores = [lcores.pop(), lcores.pop()][::-1] if self.typed else []
         self.lcores = lcores
         self.workers, self.command_rings, self._rings = [], [], []
         for i, core in enumerate(self.cores):
@@ -477,6 +484,8 @@ class Appliance(LiveControl):
             if self.sharded:
                 w.in_ring = self._ring(f"oms_in{i}", socket)
                 w.out_ring = self._ring(f"oms_out{i}", socket)
+            elif self.typed:
+                self.lanes = typed_lanes.TypedLanes(self, cfg, w, socket)
             else:
                 polled = [(pid, q) for pid in self.ports
                           for q in range(self.port_info[pid]["rx_queues"])]
@@ -501,7 +510,8 @@ class Appliance(LiveControl):
             self.workers[0].md = self.md.ptr
             self.program_mc_list()
         self.lcore = self.lcores[0]
-        self.io = self._io(cfg, socket) if self.sharded else None
+        self.io = self._io(cfg, socket) if self.sharded else \
+            self.lanes.io if self.typed else None
         self.reloads = {"ok": 0, "refused": 0}
         self.stopping = False
         self.observe()
@@ -568,6 +578,8 @@ class Appliance(LiveControl):
         for w, lc in zip(self.workers, self.lcores, strict=True):
             if self.lib.oms_worker_launch(w, lc) != 0:
                 raise dpdk.DpdkError(f"cannot launch a worker on lcore {lc}")
+        if self.typed:
+            self.lanes.launch_checkers(self.checker_lcores)
         if self.io is not None and self.lib.oms_io_launch(self.io, self.io_lcore) != 0:
             raise dpdk.DpdkError(f"cannot launch the I/O lcore {self.io_lcore}")
 
@@ -610,7 +622,9 @@ class Appliance(LiveControl):
     def stop(self) -> dict:
         """Stop receiving, let the workers finish what they were handed and
         flush, stop the ports; the final counters."""
-        if self.io is not None:
+        if self.typed:
+            self.lanes.drain()
+        elif self.io is not None:
             self.io.rx_off = 1
             deadline = time.monotonic() + 5
             while any(self.lib.oms_ring_count(w.in_ring) for w in self.workers) and \
@@ -619,6 +633,8 @@ class Appliance(LiveControl):
         for w, lc in zip(self.workers, self.lcores, strict=True):
             w.stop = 1
             self.lib.oms_worker_wait(lc)
+        if self.typed:
+            self.lanes.stop_checkers(self.checker_lcores)
         if self.io is not None:
             self.io.stop = 1  # a last drain of what the workers sent
             self.lib.oms_worker_wait(self.io_lcore)
@@ -663,6 +679,8 @@ class Appliance(LiveControl):
                          for n, _ in ffi.typeof("struct oms_io_stats").fields}
             out["workers"] = [{"worker": wk, "core": c.stats(), "live_orders": c.live_orders()}
                               for wk, c in zip(workers, self.cores, strict=True)]
+        if self.typed:
+            out["typed"] = self.lanes.report()
         return out
 
 

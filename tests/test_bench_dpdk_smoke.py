@@ -59,3 +59,16 @@ def test_dpdk_bench_smoke():
               "full_orders_per_s_median", "ratio_full_to_core", "r1000000_full_lat_order_p99_ns"]:
         assert float(fig[k]) > 0, k
     assert fig["gate_zero_loss"] == "pass" and fig["gate_zero_system_rejects"] == "pass"
+    # the typed mode (five lcores, time-shared here): the I/O lcore sorted
+    # the generator's Modifies and Cancels into their workers' lanes, the
+    # checkers found them well formed, and the placement worker's core
+    # carried the traffic as the full pipeline did, frame for frame
+    for p in ("sharded", "typed"):
+        assert int(fig[f"{p}_loss"]) == 0 and int(fig[f"{p}_drops"]) == 0, p
+        assert int(fig[f"{p}_system_rejects"]) == 0, p
+    assert int(fig["typed_frames_out"]) == int(fig["full_frames_out"])
+    assert int(fig["typed_lane_modify"]) > 0 and int(fig["typed_lane_cancel"]) > 0
+    assert int(fig["typed_checked"]) == int(fig["typed_lane_modify"]) + int(
+        fig["typed_lane_cancel"])
+    assert fig["typed_label"] == "time-shared,_not_representative" or \
+        int(fig["typed_time_shared"]) == 0

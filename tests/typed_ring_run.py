@@ -1,0 +1,181 @@
+"""Typed mode's lcores behind a DPDK ring port, for tests/test_typed_lanes.py
+(EAL once per process: the test runs this as a subprocess).
+
+    python tests/typed_ring_run.py OUT.json N
+
+The I/O lcore, the modification and cancellation workers and the placement
+worker run as in the appliance (dataplane/typed_lanes.py wires them), five
+lcores time-sharing the machine's CPUs with the idle back-off.  Step one
+logs session 1 in and enters order 1.  Then the placement worker is
+stopped, and N normal NewOrders, a Cancel of order 1, NewOrders 5 and 6, a
+Modify of 6 and a Cancel of 5 are sent; once the I/O lcore and the checking
+workers have put every one of them in a lane, the placement worker starts
+again and finds them all queued.  OUT.json holds each step's transmitted
+frames (hex) and the lane counters."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import wire  # noqa: E402
+
+from control.config import Threading  # noqa: E402
+from dataplane import dpdk  # noqa: E402
+from dataplane.core import Core  # noqa: E402
+from dataplane.typed_lanes import TypedLanes  # noqa: E402
+
+T0 = 1_638_247_400_000_000_000
+
+
+class Rig:
+    """What TypedLanes needs of an appliance: the extension, a pool, the
+    ports, and rings it can create."""
+
+    def __init__(self):
+        args = dpdk.default_eal_args()
+        i = args.index("-l")
+        args[i:i + 2] = ["--lcores", "0@0,1@1,2@0,3@1,4@0"]
+        dpdk.eal_init(args)
+        ext = dpdk.extension()
+        self.ffi, self.lib = ext.ffi, ext.lib
+        lib, ffi = self.lib, self.ffi
+        cfg = wire.config()
+        cfg = replace(cfg, dataplane=replace(cfg.dataplane, threading=Threading(mode="typed"),
+                                             idle_sleep_us=20))
+        self.core = Core(cfg, ext=ext)
+        self.pool = lib.oms_pool_create(b"typed_pool", dpdk.POOL_MBUFS, 0)
+        self.rx = lib.oms_ring_create(b"typed_rx", dpdk.RING_SIZE, 0, 1)
+        self.tx = lib.oms_ring_create(b"typed_tx", dpdk.RING_SIZE, 0, 1)
+        port = lib.oms_port_from_rings(b"net_ring_typed", self.rx, self.tx, 0)
+        err = ffi.new("char[256]")
+        if port < 0 or lib.oms_port_start(port, self.pool, err, 256) != 0:
+            raise dpdk.DpdkError("ring port: " + ffi.string(err).decode())
+        self.ports = [port]
+        w = ffi.new("struct oms_worker *")
+        w.core = self.core._core
+        w.pool = self.pool
+        w.strategy_tx_port = w.venue_tx_port = port
+        w.strategy_udp = cfg.appliance.strategy_port
+        w.mode = lib.OMS_MODE_LIVE
+        w.idle_sleep_us = 20
+        self.worker = w
+        self.lanes = TypedLanes(self, cfg, w, 0)
+        lc = [lib.oms_next_worker_lcore(0xFFFFFFFF)]
+        for _ in range(3):
+            lc.append(lib.oms_next_worker_lcore(lc[-1]))
+        self.io_lcore, self.placement, *self.checker_lcores = lc
+        self.sent = 0
+        self.collected = 0
+        self._out = ffi.new(f"uint8_t[{dpdk.RING_SIZE * lib.OMS_TX_SLOT}]")
+        self._lens = ffi.new(f"uint16_t[{dpdk.RING_SIZE}]")
+
+    def _ring(self, name: str, socket: int):
+        r = self.lib.oms_ring_create(name.encode(), 4096, 0, 1)
+        if r == self.ffi.NULL:
+            raise dpdk.DpdkError(f"cannot create ring {name}")
+        return r
+
+    def inject(self, frames: list[bytes]) -> None:
+        ffi, burst = self.ffi, self.lib.OMS_BURST
+        for k in range(0, len(frames), burst):
+            part = frames[k:k + burst]
+            keep = [ffi.from_buffer(f) for f in part]
+            ptrs = ffi.new("uint8_t *[]", keep)
+            lens = ffi.new("uint16_t[]", [len(f) for f in part])
+            if self.lib.oms_inject(self.pool, self.rx, ptrs, lens, len(part), T0) != 0:
+                raise dpdk.DpdkError("cannot inject (mempool or ring full)")
+            self.sent += len(part)
+
+    def wait(self, what, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not what():
+            if time.monotonic() > deadline:
+                raise dpdk.DpdkError(f"timed out waiting ({self.report()})")
+            time.sleep(0.001)
+
+    def collect(self) -> list[str]:
+        """What the port sent since the last call: until the I/O lcore has
+        sent everything the placement worker put out and all of it is off
+        the port's ring, three polls in a row."""
+        lib, ffi = self.lib, self.ffi
+        out: list[str] = []
+        quiet = 0
+        deadline = time.monotonic() + 20
+        while quiet < 3 and time.monotonic() < deadline:
+            n = lib.oms_collect(self.tx, self._out, self._lens, dpdk.RING_SIZE)
+            buf = ffi.buffer(self._out, n * lib.OMS_TX_SLOT)
+            out += [bytes(buf[i * lib.OMS_TX_SLOT:i * lib.OMS_TX_SLOT + self._lens[i]]).hex()
+                    for i in range(n)]
+            self.collected += n
+            settled = (n == 0 and lib.oms_ring_count(self.worker.out_ring) == 0
+                       and self.collected == self.lanes.io.stats.tx_frames)
+            quiet = quiet + 1 if settled else 0
+            time.sleep(0.005)
+        return out
+
+    def queued(self) -> int:
+        """Frames waiting in the placement worker's lanes."""
+        m = self.lanes.merge
+        return sum(self.lib.oms_ring_count(m.lane[i]) for i in range(self.lib.OMS_LANES))
+
+    def report(self) -> dict:
+        return {**self.lanes.report(), "done": self.worker.done, "sent": self.sent}
+
+
+def main() -> int:
+    out_path, n = Path(sys.argv[1]), int(sys.argv[2])
+    rig = Rig()
+    lib = rig.lib
+    s = 1
+    result: dict = {}
+    try:
+        if lib.oms_io_launch(rig.lanes.io, rig.io_lcore) != 0:
+            raise dpdk.DpdkError("cannot launch the I/O lcore")
+        rig.lanes.launch_checkers(rig.checker_lcores)
+        lib.oms_worker_launch(rig.worker, rig.placement)
+        rig.inject([wire.from_strategy(1, wire.login(1, 1)),
+                    wire.from_strategy(1, wire.new_order(1, s, 1))])
+        s += 1
+        rig.wait(lambda: rig.worker.done >= rig.sent)
+        result["start"] = rig.collect()
+
+        rig.worker.stop = 1
+        lib.oms_worker_wait(rig.placement)
+        frames = []
+        for i in range(n):
+            frames.append(wire.from_strategy(1, wire.new_order(1, s, 100 + i)))
+            s += 1
+        for m in (lambda q: wire.cancel(1, q, 1), lambda q: wire.new_order(1, q, 5),
+                  lambda q: wire.new_order(1, q, 6),
+                  lambda q: wire.modify(1, q, 6, 150_2600_0000, 100),
+                  lambda q: wire.cancel(1, q, 5)):
+            frames.append(wire.from_strategy(1, m(s)))
+            s += 1
+        rig.inject(frames)
+        rig.wait(lambda: rig.queued() == len(frames))
+        result["queued"] = rig.queued()
+        rig.worker.stop = 0
+        lib.oms_worker_launch(rig.worker, rig.placement)
+        rig.wait(lambda: rig.worker.done >= rig.sent)
+        result["queued_burst"] = rig.collect()
+    finally:
+        rig.lanes.drain()
+        rig.lanes.stop_checkers(rig.checker_lcores)
+        rig.worker.stop = 1
+        lib.oms_worker_wait(rig.placement)
+        rig.lanes.io.stop = 1
+        lib.oms_worker_wait(rig.io_lcore)
+        result["report"] = rig.report()
+        result["stats"] = rig.core.stats()
+        out_path.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
