@@ -13,9 +13,10 @@
  *   worker lcore one of
  *     (a) null:  rx_burst -> tx_burst of the same mbufs (the I/O ceiling);
  *     (c) full:  rx_burst -> oms_core_process_burst -> copy of the core's
- *                frames into fresh mbufs -> tx_burst, the loop of
- *                cdefs/worker.c in live mode (time from the TSC, timers
- *                checked every poll, TX retried as there);
+ *                frames into fresh mbufs -> tx_burst: the appliance's own
+ *                worker loop, cdefs/worker.c compiled into this program
+ *                with timing hooks, in live mode (time from the TSC, timers
+ *                checked every poll, TX retried);
  *     (b) core:  the core alone on the same frames, no DPDK I/O: frames
  *                copied (untimed) into a small recycled buffer ring, as in
  *                bench/core_bench.c, and only the core's calls timed.
@@ -286,7 +287,7 @@ static double steal_ms(void)
 	return (double)v[7] * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
-static void send_frames(struct bench *b, uint16_t port, struct rte_mbuf **m, uint32_t k)
+static void null_send(struct bench *b, uint16_t port, struct rte_mbuf **m, uint32_t k)
 {
 	uint32_t sent = 0;
 
@@ -300,50 +301,6 @@ static void send_frames(struct bench *b, uint16_t port, struct rte_mbuf **m, uin
 		rte_pktmbuf_free_bulk(m + sent, k - sent);
 	}
 	b->tx_frames += sent;
-}
-
-static struct rte_mbuf *frame_mbuf(struct bench *b, const uint8_t *data, uint32_t len)
-{
-	struct rte_mbuf *m = rte_pktmbuf_alloc(b->pool);
-
-	if (!m) {
-		b->alloc_failed++;
-		b->tx_dropped++;
-		return NULL;
-	}
-	rte_memcpy(rte_pktmbuf_append(m, (uint16_t)len), data, len);
-	return m;
-}
-
-/* cdefs/worker.c's flush_tx: the core's frames copied into fresh mbufs,
- * split by the port they leave on (one port here), sent in bursts */
-static void flush_tx(struct bench *b)
-{
-	uint32_t n = oms_core_tx_count(b->core);
-	const uint8_t *buf = oms_core_tx_buf(b->core);
-	const uint16_t *lens = oms_core_tx_lens(b->core);
-	struct rte_mbuf *batch[OMS_BURST];
-	uint32_t k = 0;
-	uint16_t batch_port = 0;
-
-	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *f = buf + (size_t)i * OMS_TX_SLOT;
-		/* the core builds untagged IPv4/UDP: source port at 34 */
-		uint16_t port = ((f[34] << 8) | f[35]) == GEN_SP_PORT ? b->strategy_tx_port
-								   : b->venue_tx_port;
-		if (k && (port != batch_port || k == OMS_BURST)) {
-			send_frames(b, batch_port, batch, k);
-			k = 0;
-		}
-		struct rte_mbuf *m = frame_mbuf(b, f, lens[i]);
-		if (!m)
-			continue;
-		batch_port = port;
-		batch[k++] = m;
-	}
-	if (k)
-		send_frames(b, batch_port, batch, k);
-	oms_core_tx_clear(b->core);
 }
 
 /* After a burst: its latency, per frame and (paced runs) per NewOrder. */
@@ -386,7 +343,7 @@ static int worker_null(void *arg)
 			b->t_first = t_rx;
 		b->rx_frames += n;
 		b->bursts++;
-		send_frames(b, b->port, m, n);
+		null_send(b, b->port, m, n);
 		uint64_t t_tx = rte_rdtsc();
 		record(b, t_rx, t_tx, n);
 		b->t_last = t_tx;
@@ -396,51 +353,35 @@ static int worker_null(void *arg)
 	return 0;
 }
 
-static int worker_full(void *arg)
-{
-	struct bench *b = arg;
-	struct rte_mbuf *m[OMS_BURST];
-	const uint8_t *frames[OMS_BURST];
-	uint16_t lens[OMS_BURST];
+/* (c): the appliance's own worker loop (cdefs/worker.c, compiled into this
+ * program below) on the port, in live mode; these hooks time each burst it
+ * handles, from the return of the RX burst to the return of its TX bursts,
+ * and note the gaps between its polls. */
+static struct oms_worker FW;
 
-	sched_snapshot(b, 0);
-	while (!b->stop) {
-		uint16_t n = rte_eth_rx_burst(b->port, 0, m, OMS_BURST);
-		if (n) {
-			uint64_t t_rx = rte_rdtsc();
-			if (!b->t_first)
-				b->t_first = t_rx;
-			b->rx_frames += n;
-			b->bursts++;
-			for (uint16_t i = 0; i < n; i++) {
-				frames[i] = rte_pktmbuf_mtod(m[i], const uint8_t *);
-				lens[i] = rte_pktmbuf_data_len(m[i]);
-			}
-			oms_core_process_burst(b->core, frames, lens, n, now_ns(b, rte_rdtsc()));
-			flush_tx(b);
-			uint64_t t_tx = rte_rdtsc();
-			rte_pktmbuf_free_bulk(m, n);
-			record(b, t_rx, t_tx, n);
-			b->t_last = t_tx;
-			__atomic_store_n(&b->done, b->rx_frames, __ATOMIC_RELEASE);
-		}
-		/* timers, as the live worker checks them on every poll */
-		uint64_t tsc = rte_rdtsc();
-		gap_note(&b->wgaps, tsc);
-		uint64_t now = now_ns(b, tsc);
-		if (oms_core_timer_due(b->core, now)) {
-			oms_core_process_burst(b->core, NULL, NULL, 0, now);
-			flush_tx(b);
-		}
-		if (!n) {
-			b->idle_polls++;
-			rte_pause();
-		}
-	}
-	flush_tx(b);
-	sched_snapshot(b, 1);
-	return 0;
+static void full_after_rx(struct oms_worker *w, uint64_t t_rx, uint16_t n)
+{
+	struct bench *b = &B;
+	uint64_t t_tx = rte_rdtsc();
+
+	if (w != &FW)
+		return;
+	if (!b->t_first)
+		b->t_first = t_rx;
+	b->rx_frames += n;
+	b->bursts++;
+	record(b, t_rx, t_tx, n);
+	b->t_last = t_tx;
+	__atomic_store_n(&b->done, b->rx_frames, __ATOMIC_RELEASE);
 }
+
+#define OMS_WORKER_HOOKS 1
+#define OMS_WORKER_START(w) do { if ((w) == &FW) sched_snapshot(&B, 0); } while (0)
+#define OMS_WORKER_POLL(w) do { if ((w) == &FW) gap_note(&B.wgaps, rte_rdtsc()); } while (0)
+#define OMS_WORKER_RX_TSC() rte_rdtsc()
+#define OMS_WORKER_RX_DONE(w, t_rx, n) full_after_rx(w, t_rx, n)
+#define OMS_WORKER_STOP(w) do { if ((w) == &FW) sched_snapshot(&B, 1); } while (0)
+#include "worker.c"
 
 /* (b): bench/core_bench.c's loop on this lcore.  A NIC's receive ring:
  * DMA writes each frame into one of a few thousand recycled buffers, which
@@ -658,8 +599,18 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 			launch_typed(b);
 		oms_worker_launch(&SW, b->worker);
 		oms_io_launch(&IO, b->io_lcore);
+	} else if (mode == MODE_FULL) {
+		memset(&FW, 0, sizeof(FW));
+		FW.core = b->core;
+		FW.pool = b->pool;
+		FW.n_rx = 1;
+		FW.rx_port[0] = b->port;
+		FW.strategy_tx_port = FW.venue_tx_port = b->port;
+		FW.strategy_udp = GEN_SP_PORT;
+		FW.mode = OMS_MODE_LIVE;
+		oms_worker_launch(&FW, b->worker);
 	} else {
-		rte_eal_remote_launch(mode == MODE_NULL ? worker_null : worker_full, b, b->worker);
+		rte_eal_remote_launch(worker_null, b, b->worker);
 	}
 
 	const struct gen_frames *f = &b->f;
@@ -760,7 +711,15 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 		worker_figures(b, r);
 	} else {
 		b->stop = 1;
+		FW.stop = 1;
 		rte_eal_wait_lcore(b->worker);
+		if (mode == MODE_FULL) {
+			b->tx_frames = FW.stats.tx_frames;
+			b->tx_retries = FW.stats.tx_retries;
+			b->tx_dropped = FW.stats.tx_dropped;
+			b->alloc_failed = FW.stats.mbuf_alloc_failed;
+			b->idle_polls = FW.stats.idle_polls;
+		}
 		snap(&m1);
 		worker_figures(b, r);
 		judge(r, &m0, &m1, steal0, steal_ms(), 1);

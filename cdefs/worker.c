@@ -28,6 +28,17 @@ extern int oms_arrival_offset;
  * take is counted as dropped */
 #define OUT_RING_WAIT (64 * 1024)
 
+/* The DPDK benchmark compiles this file into itself (bench/dpdk_bench.c)
+ * so that its full-pipeline run times this loop, not a copy of it: it
+ * defines these hooks first.  In the appliance they are empty. */
+#ifndef OMS_WORKER_HOOKS
+#define OMS_WORKER_START(w) do { } while (0)
+#define OMS_WORKER_POLL(w) do { } while (0)
+#define OMS_WORKER_RX_TSC() 0
+#define OMS_WORKER_RX_DONE(w, t_rx, n) do { } while (0)
+#define OMS_WORKER_STOP(w) do { } while (0)
+#endif
+
 static inline uint64_t mbuf_ts(struct rte_mbuf *m)
 {
 	return *RTE_MBUF_DYNFIELD(m, oms_ts_offset, uint64_t *);
@@ -292,6 +303,7 @@ static int worker_main(void *arg)
 		rte_rcu_qsbr_thread_register(w->rcu, w->rcu_id);
 		rte_rcu_qsbr_thread_online(w->rcu, w->rcu_id);
 	}
+	OMS_WORKER_START(w);
 	while (!w->stop) {
 		int busy = 0;
 		/* between polls the core holds no configuration generation */
@@ -313,13 +325,17 @@ static int worker_main(void *arg)
 			uint16_t n = rte_eth_rx_burst(w->rx_port[p], w->rx_queue[p], m, OMS_BURST);
 			if (!n)
 				continue;
+			uint64_t t_rx = OMS_WORKER_RX_TSC();
+			(void)t_rx;
 			busy = 1;
 			w->stats.rx_frames += n;
 			uint16_t k = w->answer_link ? take_link_frames(w, w->rx_port[p], m, n) : n;
 			if (k)
 				handle_rx(w, m, k);
+			OMS_WORKER_RX_DONE(w, t_rx, n);
 			__atomic_add_fetch(&w->done, n, __ATOMIC_RELEASE);
 		}
+		OMS_WORKER_POLL(w);
 		void *cmd;
 		if (w->commands && rte_ring_dequeue(w->commands, &cmd) == 0) {
 			run_command(w, cmd);
@@ -364,6 +380,7 @@ static int worker_main(void *arg)
 		rte_rcu_qsbr_thread_offline(w->rcu, w->rcu_id);
 		rte_rcu_qsbr_thread_unregister(w->rcu, w->rcu_id);
 	}
+	OMS_WORKER_STOP(w);
 	return 0;
 }
 
