@@ -102,6 +102,7 @@ def appliance_status(app) -> dict:
         "latency_ns": latency,
         "venues": venues,
         "sessions": sorted(sessions, key=lambda x: x["id"]),
+        "replication": report.get("replication"),
         "time": time.time(),
     }
 
@@ -172,6 +173,12 @@ def render_status(d: dict, prev: dict | None = None) -> str:
     killed = [a for a, on in d["kill"].items() if on]
     lines.append("kill switch: " + (f"ENGAGED for accounts {', '.join(killed)}" if killed
                                     else "released"))
+    r = d.get("replication")
+    if r:
+        state = ("in sync" if r["in_sync"] else "DEGRADED (alone)" if r["degraded"] else "")
+        lines.append(f"replication: {r['role']}   epoch {r['epoch']}   peer "
+                     f"{'connected' if r['connected'] else 'none'}   {state}   acked seq "
+                     f"{r['acked_seq']}   takeovers {r['takeovers']}")
     lines.append("")
     lines.append("ports")
     for pid, p in d["ports"].items():

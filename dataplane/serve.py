@@ -409,6 +409,11 @@ class Appliance(LiveControl):
             self.workers.append(w)
             self.command_rings.append(ring)
         self.worker, self.commands = self.workers[0], self.command_rings[0]
+        self.repl = None
+        if cfg.replication is not None:
+            from dataplane.standby import Replication
+            self.repl = Replication(cfg, self.journals[0], self.core, ext)
+            self.worker.repl = self.repl.ptr
         # market data: the first worker takes it off its bursts and writes
         # the books between them; every core reads them (seqlock)
         self.md = None
@@ -525,6 +530,9 @@ class Appliance(LiveControl):
             self.lib.oms_worker_wait(self.io_lcore)
         report = self.report()
         report["mbufs_in_use_at_start"] = self.mbufs_at_start
+        if self.repl is not None:
+            self.repl.close()
+            self.repl = None
         close_journal(self, report)
         for pid in self.ports:
             self.lib.oms_port_stop(pid)
@@ -551,6 +559,8 @@ class Appliance(LiveControl):
                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
                "live_orders": sum(c.live_orders() for c in self.cores),
                **journal_report(self)}
+        if self.repl is not None:
+            out["replication"] = self.repl.stats()
         if self.md is not None:
             from dataplane.replay import route_line
             out["market_data"] = self.md.stats()
@@ -682,6 +692,10 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
     httpd = start_observability(app)
     app.start()
     cancel_after_recovery(app)
+    repl = getattr(app, "repl", None)
+    if repl is not None and not repl.wait_caught_up(30):
+        print("omsctl: replication: the backup has not caught up with its primary in 30 s",
+              file=sys.stderr, flush=True)
     if ready_file:
         with open(ready_file, "w") as f:
             f.write(json.dumps({"pid": os.getpid(), "ports": app.ports,
