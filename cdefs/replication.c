@@ -65,7 +65,10 @@ struct oms_repl {
 	uint64_t next_connect_ns;
 	uint64_t fence_req; /* oms_repl_fence, any thread */
 	int in_sync;
-	int takeover_pending;
+	/* backup: its primary welcomed it, and it once held all the primary
+	 * had (its heartbeat's seq): only such a backup may take over */
+	int welcomed;
+	int caught_up;
 	uint32_t rlen;
 	uint8_t *rbuf;
 	const char *hold_dir; /* test hook: OMS_REPL_TEST_HOLD */
@@ -278,11 +281,12 @@ static void accept_backup(struct oms_repl *r)
 
 /* The test hook (OMS_REPL_TEST_HOLD=DIR): when DIR/arm exists and this core
  * call sends to a venue, hold here - phase 0: before the records go to the
- * backup, 1: after, before its ack - and say so in DIR/held, so that a test
+ * backup, 1: after, before its ack; armed by DIR/arm0 or DIR/arm1, taken by
+ * one instance only (rename) - and say so in DIR/held, so that a test
  * can kill the primary in that window.  Never set in production. */
 static void test_hold(struct oms_repl *r, int phase)
 {
-	char path[512], buf[8] = {0};
+	char path[512];
 	uint32_t n = oms_core_tx_count(r->core);
 	const uint8_t *tx = oms_core_tx_buf(r->core);
 	int venue = 0;
@@ -293,15 +297,12 @@ static void test_hold(struct oms_repl *r, int phase)
 	}
 	if (!venue)
 		return;
-	snprintf(path, sizeof(path), "%s/arm", r->hold_dir);
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
+	char taken[520];
+	snprintf(path, sizeof(path), "%s/arm%d", r->hold_dir, phase);
+	snprintf(taken, sizeof(taken), "%s/taken.%d", r->hold_dir, (int)getpid());
+	if (rename(path, taken) != 0) /* not armed, or another instance took it */
 		return;
-	ssize_t got = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (got <= 0 || buf[0] - '0' != phase)
-		return;
-	unlink(path);
+	unlink(taken);
 	snprintf(path, sizeof(path), "%s/held.tmp", r->hold_dir);
 	FILE *f = fopen(path, "w");
 	if (f) {
@@ -450,9 +451,12 @@ static int backup_take(struct oms_repl *r)
 			if (msg_crc(m) != m->crc)
 				goto broken;
 			uint32_t type = m->magic_type & 0xffff;
-			if (type == MSG_WELCOME && m->epoch > r->epoch) {
-				r->epoch = m->epoch;
-				oms_journal_set_epoch(r->j, r->epoch);
+			if (type == MSG_WELCOME) {
+				r->welcomed = 1;
+				if (m->epoch > r->epoch) {
+					r->epoch = m->epoch;
+					oms_journal_set_epoch(r->j, r->epoch);
+				}
 			}
 			if (type == MSG_HEARTBEAT || type == MSG_WELCOME)
 				r->peer_seq = m->seq;
@@ -551,9 +555,25 @@ static int backup_poll(struct oms_repl *r)
 	r->st.acked_seq = r->acked;
 	if (r->acked != applied)
 		send_msg(r, MSG_ACK, r->acked, r->epoch);
+	if (r->welcomed && r->peer_seq && r->acked >= r->peer_seq && !r->caught_up) {
+		r->caught_up = 1;
+		note(r, "caught up with the primary");
+	}
+	/* not yet welcomed: its primary-to-be may still be a backup itself,
+	 * which accepts once it takes over */
+	int quiet = r->welcomed && now - r->last_rx_ns > (uint64_t)r->cfg.timeout_us * 1000ull;
+	if ((closed || quiet) && !r->caught_up) {
+		/* it holds a prefix of the primary's history at best: taking
+		 * over would lose what the primary acknowledged since */
+		drop_link(r, closed ? "the primary's link closed before this backup caught up: "
+				      "not taking over" : "the primary went quiet before this backup "
+				      "caught up: not taking over");
+		r->welcomed = 0;
+		return OMS_REPL_PASSIVE;
+	}
 	if (closed)
 		return take_over(r, "the primary's link closed: taking over");
-	if (now - r->last_rx_ns > (uint64_t)r->cfg.timeout_us * 1000ull)
+	if (quiet)
 		return take_over(r, "the primary went quiet: taking over");
 	return OMS_REPL_PASSIVE;
 }
@@ -594,7 +614,7 @@ void oms_repl_stats(const struct oms_repl *r, struct oms_repl_stats *out)
 	out->role = (uint64_t)r->role;
 	out->epoch = r->epoch;
 	out->connected = r->cfd >= 0 && !r->connecting;
-	out->in_sync = (uint64_t)r->in_sync;
+	out->in_sync = (uint64_t)(r->role == OMS_REPL_BACKUP ? r->caught_up : r->in_sync);
 	out->peer_seq = r->peer_seq;
 }
 

@@ -68,7 +68,9 @@ struct oms_repl_stats {
 	uint64_t role;
 	uint64_t epoch;
 	uint64_t connected;      /* 1 while a peer is on the link */
-	uint64_t in_sync;        /* primary: the backup holds everything (acks gate) */
+	/* primary: the backup holds everything (acks gate); backup: it once
+	 * held all its primary had (only then may it take over) */
+	uint64_t in_sync;
 	uint64_t acked_seq;      /* primary: the backup's highest; backup: applied */
 	uint64_t peer_seq;       /* backup: the primary's last, from its heartbeat */
 	uint64_t sends;          /* send calls carrying records (one per core call) */

@@ -693,7 +693,7 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
     app.start()
     cancel_after_recovery(app)
     repl = getattr(app, "repl", None)
-    if repl is not None and not repl.wait_caught_up(30):
+    if repl is not None and not repl.wait_caught_up(30, lambda: stop["now"]):
         print("omsctl: replication: the backup has not caught up with its primary in 30 s",
               file=sys.stderr, flush=True)
     if ready_file:

@@ -56,14 +56,13 @@ class Replication:
         if `epoch` is above its own (taken by the loop's next poll)."""
         self.lib.oms_repl_fence(self.ptr, epoch)
 
-    def wait_caught_up(self, timeout_s: float) -> bool:
+    def wait_caught_up(self, timeout_s: float, stop=lambda: False) -> bool:
         """A backup: connected and holding everything its primary had when it
-        last said (its welcome or heartbeat)."""
+        last said (its welcome or heartbeat); False at timeout or stop()."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop():
             s = self.stats()
-            if s["role"] != "backup" or (s["connected"] and s["peer_seq"]
-                                         and s["acked_seq"] >= s["peer_seq"]):
+            if s["role"] != "backup" or s["in_sync"]:
                 return True
             time.sleep(0.005)
         return False
