@@ -720,6 +720,9 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
           order_ids: range = range(0), backend: str = "dpdk",
           watch_config: bool = True) -> dict:
     if backend == "afxdp":
+        if cfg.replication is not None:
+            raise ValueError("replication: the hot standby runs on the DPDK backend only "
+                             "(docs/durability.md \"Hot standby\", Limits)")
         from dataplane.afxdp import AfxdpAppliance
         app = AfxdpAppliance(cfg)
     else:
