@@ -246,9 +246,20 @@ def test_kill_9_of_the_primary_under_load_the_backup_takes_over_nothing_lost(tmp
                 k += 1
             _, serr = strat.communicate(timeout=150)
             assert strat.returncode == 0, serr[-3000:]
+            if "took over as primary" in backup.stderr():
+                # the primary stalled past timeout_us after the last kill:
+                # fenced by its backup, which the spare now backs up
+                said = backup.stderr().split("took over as primary at seq ")[1].split()
+                kills.append({"kill": k, "phase": "stalled past timeout_us after the kills",
+                              "t_kill_ns": int(said[3]), "stalled": True,
+                              "detected_ms": 0.0})
+                fenced = primary
+                primary, backup, spare = backup, spare, None
+                assert fenced.stop()["replication"]["role"] == "fenced"
             # the backups first: a primary that stops is a primary gone,
             # and its backup would take over
-            spare.stop()
+            if spare is not None:
+                spare.stop()
             backup.wait_said("caught up with the primary", timeout=30)
             backup_report = backup.stop()
             report = primary.stop()
