@@ -39,7 +39,7 @@ struct repl_msg {
 	uint32_t magic_type;
 	uint32_t length; /* 0 */
 	uint32_t crc;
-	uint32_t reserved;
+	uint32_t reserved; /* HELLO: the CRC of the backup's record seq - 1 */
 	uint64_t seq;
 	uint64_t epoch;
 };
@@ -70,11 +70,14 @@ struct oms_repl {
 	int welcomed;
 	int caught_up;
 	uint32_t rlen;
-	uint8_t *rbuf;
+	uint8_t *rbuf;                /* backup: what the link brought */
+	struct repl_msg ctl[64];      /* primary: what the backup sent */
 	const char *hold_dir; /* test hook: OMS_REPL_TEST_HOLD */
 	uint16_t strategy_udp;
 	struct oms_repl_stats st;
 };
+
+static uint32_t record_crc_at(const struct oms_repl *r, uint64_t seq);
 
 static uint64_t mono_ns(void)
 {
@@ -126,6 +129,10 @@ static int send_msg(struct oms_repl *r, uint32_t type, uint64_t seq, uint64_t ep
 {
 	struct repl_msg m = {.magic_type = MSG_MAGIC | type, .seq = seq, .epoch = epoch};
 
+	/* a HELLO names its last record by its CRC (the primary checks it) */
+	if (type == MSG_HELLO)
+		m.reserved = record_crc_at(r, seq - 1);
+
 	if (r->cfd < 0)
 		return -1;
 	m.crc = msg_crc(&m);
@@ -157,6 +164,18 @@ static void fence(struct oms_repl *r, uint64_t epoch)
 		 (unsigned long long)epoch);
 	note(r, why);
 	drop_link(r, "link closed (fenced)");
+}
+
+/* The CRC of record `seq` of our journal (0 when it holds none such): the
+ * check that a joining backup's history is a prefix of the primary's. */
+static uint32_t record_crc_at(const struct oms_repl *r, uint64_t seq)
+{
+	uint64_t end, off = oms_journal_offset_of(r->j, seq);
+	const uint8_t *base = oms_journal_data(r->j, &end);
+
+	if (seq == 0 || off == UINT64_MAX || off + OMS_JOURNAL_RECORD > end)
+		return 0;
+	return ((const struct oms_journal_record *)(base + off))->crc;
 }
 
 /* ---- The primary ---------------------------------------------------------- */
@@ -201,6 +220,14 @@ static void on_hello(struct oms_repl *r, const struct repl_msg *m)
 		drop_link(r, why);
 		return;
 	}
+	if (m->seq > 1 && record_crc_at(r, m->seq - 1) != m->reserved) {
+		/* its journal holds records this one does not: another history */
+		snprintf(why, sizeof(why), "the backup's journal differs from this one at seq %llu "
+			 "(another history): refused; start it with an empty journal",
+			 (unsigned long long)(m->seq - 1));
+		drop_link(r, why);
+		return;
+	}
 	r->send_off = off;
 	r->whole_off = off;
 	r->acked = m->seq - 1;
@@ -214,12 +241,13 @@ static void on_hello(struct oms_repl *r, const struct repl_msg *m)
  * link is gone. */
 static int primary_read(struct oms_repl *r)
 {
-	struct repl_msg m[64];
+	struct repl_msg *m = r->ctl; /* a partial message waits there for its rest */
 
 	if (r->cfd < 0)
 		return -1;
 	for (;;) {
-		ssize_t n = recv(r->cfd, (uint8_t *)m + r->rlen, sizeof(m) - r->rlen, MSG_DONTWAIT);
+		ssize_t n = recv(r->cfd, (uint8_t *)m + r->rlen, sizeof(r->ctl) - r->rlen,
+				 MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 			drop_link(r, "backup gone (link closed): going on alone");
 			set_degraded(r, 1, "degraded: no backup holds what follows");

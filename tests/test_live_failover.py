@@ -89,6 +89,7 @@ class Instance:
 
     def __init__(self, h, tmp: Path, who: str, role: str, n: int, hold_dir: Path,
                  dump: bool = False):
+        self.socket = tmp / f"{who}{n}.sock"
         self.who, self.n = who, n
         self.journal = tmp / f"{who}{n}.journal"
         self.cfg = tmp / f"{who}{n}.yaml"
@@ -104,7 +105,7 @@ class Instance:
             h.exec(h.ns(who), "nice", "-n", "-10", "env", f"OMS_REPL_TEST_HOLD={hold_dir}",
                    OMSCTL, "run",
                    "--config", str(self.cfg), "--duration", "170", "--ready-file",
-                   str(self.ready), *extra),
+                   str(self.ready), "--control-socket", str(self.socket), *extra),
             stdout=subprocess.PIPE, stderr=self.err, text=True)
 
     def stderr(self) -> str:
@@ -124,6 +125,12 @@ class Instance:
             assert time.monotonic() < deadline, f"{self.who}{self.n} never said {text!r}: " \
                 + self.stderr()[-2000:]
             time.sleep(0.002)
+
+    def status(self) -> dict:
+        r = subprocess.run([OMSCTL, "status", "--json", "--socket", str(self.socket)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads(r.stdout)
 
     def stop(self) -> dict:
         self.proc.send_signal(signal.SIGTERM)
@@ -382,6 +389,14 @@ def test_a_paused_primary_resumed_after_the_takeover_is_fenced_and_sends_nothing
             t_resume = time.time_ns()
             old.proc.send_signal(signal.SIGCONT)
             old.wait_said("fenced by epoch 1")
+            # what an operator sees of both
+            assert {k: old.status()["replication"][k] for k in ("role", "fenced_by")} == \
+                {"role": "fenced", "fenced_by": 1}
+            assert {k: new.status()["replication"][k] for k in ("role", "epoch")} == \
+                {"role": "primary", "epoch": 1}
+            text = subprocess.run([OMSCTL, "status", "--socket", str(new.socket)],
+                                  capture_output=True, text=True, timeout=30).stdout
+            assert "replication: primary   epoch 1   peer none" in text, text
             _, serr = strat.communicate(timeout=60)
             assert strat.returncode == 0, serr[-3000:]
             old_report = old.stop()

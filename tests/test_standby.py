@@ -17,11 +17,12 @@ import struct
 import threading
 import time
 
+import pytest
 import wire
 from test_journal import open_journal, state, trade, yaml_config
 
+from control.config import ConfigError, load_config_text
 from control.config import Replication as ReplicationConfig
-from control.config import load_config_text
 from dataplane import journal as jn
 from dataplane.core import STATE_NAMES, Core, _ext, lib
 from dataplane.standby import Replication
@@ -56,6 +57,7 @@ class Pair:
         self.pjournal.attach(self.primary)
         self.primary.journal = self.pjournal
         self.prepl = Replication(self.cfg, self.pjournal, self.primary, _ext)
+        self.bcfg = bcfg
         self.backup = Core(bcfg)
         self.bjournal = open_journal(self.bj, bcfg)  # not attached: the primary's copy
         self.brepl = Replication(bcfg, self.bjournal, self.backup, _ext)
@@ -230,3 +232,69 @@ def test_without_the_backups_ack_the_primary_degrades_as_configured(tmp_path):
         assert p.prepl.stats()["degraded"] == 0
     finally:
         p.close()
+
+
+def test_a_backup_whose_journal_is_another_history_is_refused(tmp_path, capfd):
+    """A backup that starts on a journal holding a record the primary's
+    does not (say, the old primary's, with a burst it never replicated) is
+    refused at its HELLO - the CRC of its last record does not match - and
+    applies nothing."""
+    p = Pair(tmp_path, backup_polls=False)
+    stray_core = Core(p.bcfg)
+    stray_path = tmp_path / "stray.journal"
+    stray = open_journal(stray_path, p.bcfg)
+    stray.attach(stray_core)
+    stray_core.journal = stray
+    stray_core.process_burst([wire.from_strategy(2, wire.login(2))], T0)
+    stray_core.journal = None
+    stray.close()
+    try:
+        trade(p.primary, T0)  # the primary's record 2 is another burst
+        core = Core(p.bcfg)
+        jn.recover(core, str(stray_path))
+        journal = open_journal(stray_path, p.bcfg)
+        own = dataclasses.replace(p.bcfg, replication=dataclasses.replace(
+            p.bcfg.replication, listen=f"127.0.0.1:{free_port()}"))
+        repl = Replication(own, journal, core, _ext)
+        try:
+            deadline = time.monotonic() + 5
+            while p.prepl.stats()["disconnects"] == 0:
+                assert time.monotonic() < deadline, (p.prepl.stats(), repl.stats())
+                lib.oms_repl_poll(repl.ptr)
+                lib.oms_repl_poll(p.prepl.ptr)
+                time.sleep(0.001)
+            for _ in range(50):
+                assert lib.oms_repl_poll(repl.ptr) == lib.OMS_REPL_PASSIVE
+                time.sleep(0.001)
+            bs = repl.stats()
+            assert bs["role"] == "backup" and bs["records_applied"] == 0
+            assert bs["takeovers"] == 0 and p.prepl.stats()["in_sync"] == 0
+            assert "differs from this one at seq 2 (another history)" in capfd.readouterr().err
+        finally:
+            repl.close()
+            journal.close()
+    finally:
+        p.close()
+
+
+REPLICATION = """
+journal: {path: /tmp/j.oms}
+replication: {role: backup, listen: "10.99.0.2:7400", peer: "10.99.0.1:7400",
+              sync: true, degrade: reject_new, timeout_us: 30000}
+"""
+
+
+def test_replication_section_of_the_configuration():
+    cfg = load_config_text(yaml_config(REPLICATION), "s.yaml")
+    assert cfg.replication == ReplicationConfig(
+        role="backup", listen="10.99.0.2:7400", peer="10.99.0.1:7400", sync=True,
+        degrade="reject_new", timeout_us=30000)
+    bad = [(REPLICATION.replace("role: backup", "role: leader"), "replication.role"),
+           (REPLICATION.replace('"10.99.0.1:7400"', '"10.99.0.1"'), "replication.peer"),
+           (REPLICATION.replace("timeout_us: 30000", "timeout_us: 1500"),
+            "replication.timeout_us"),
+           (REPLICATION.replace("journal: {path: /tmp/j.oms}", ""), "replication")]
+    for text, key in bad:
+        with pytest.raises(ConfigError) as e:
+            load_config_text(yaml_config(text), "s.yaml")
+        assert key in str(e.value), (key, str(e.value))
