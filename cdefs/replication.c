@@ -60,6 +60,8 @@ struct oms_repl {
 	uint64_t acked;    /* primary: the backup's highest; backup: applied */
 	uint64_t peer_seq;
 	uint64_t last_rx_ns;
+	uint64_t last_ack_ns; /* primary: when the backup last acknowledged */
+	uint64_t lease_ns;    /* primary: how long after it it may transmit */
 	uint64_t last_tx_ns;
 	uint64_t last_poll_ns;
 	uint64_t next_connect_ns;
@@ -69,6 +71,7 @@ struct oms_repl {
 	 * had (its heartbeat's seq): only such a backup may take over */
 	int welcomed;
 	int caught_up;
+	int hb_seen;
 	uint32_t rlen;
 	uint8_t *rbuf;                /* backup: what the link brought */
 	struct repl_msg ctl[64];      /* primary: what the backup sent */
@@ -269,6 +272,7 @@ static int primary_read(struct oms_repl *r)
 			case MSG_ACK:
 				if (m[i].seq > r->acked)
 					r->acked = m[i].seq;
+				r->last_ack_ns = mono_ns();
 				break;
 			case MSG_FENCE:
 				if (m[i].epoch > r->epoch)
@@ -282,7 +286,8 @@ static int primary_read(struct oms_repl *r)
 		memmove(m, (uint8_t *)m + k * sizeof(m[0]), r->rlen);
 	}
 	r->st.acked_seq = r->acked;
-	if (r->hello_done && !r->in_sync && r->acked + 1 >= oms_journal_next_seq(r->j)) {
+	if (r->hello_done && !r->in_sync && r->acked + 1 >= oms_journal_next_seq(r->j) &&
+	    mono_ns() - r->last_ack_ns < r->lease_ns) {
 		r->in_sync = 1;
 		set_degraded(r, 0, "backup in sync: acknowledgements gate the output again");
 	}
@@ -488,6 +493,8 @@ static int backup_take(struct oms_repl *r)
 			}
 			if (type == MSG_HEARTBEAT || type == MSG_WELCOME)
 				r->peer_seq = m->seq;
+			if (type == MSG_HEARTBEAT)
+				r->hb_seen = 1; /* answered: the primary's lease */
 			off += OMS_JOURNAL_RECORD;
 			continue;
 		}
@@ -581,8 +588,9 @@ static int backup_poll(struct oms_repl *r)
 			return OMS_REPL_PASSIVE;
 	}
 	r->st.acked_seq = r->acked;
-	if (r->acked != applied)
+	if (r->acked != applied || r->hb_seen)
 		send_msg(r, MSG_ACK, r->acked, r->epoch);
+	r->hb_seen = 0;
 	if (r->welcomed && r->peer_seq && r->acked >= r->peer_seq && !r->caught_up) {
 		r->caught_up = 1;
 		note(r, "caught up with the primary");
@@ -621,9 +629,17 @@ int oms_repl_poll(struct oms_repl *r)
 	return OMS_REPL_PASSIVE;
 }
 
+/* A primary whose backup is in sync transmits only while its lease holds:
+ * within lease_ns (timeout_us / 2) of the backup's last ack, before which
+ * the backup cannot have taken over.  So a primary paused anywhere - even
+ * between its last check of the link and a send - and resumed after a
+ * takeover sends nothing, not even an ARP reply, before it reads the
+ * FENCE.  With sync every output follows a fresh ack; idle, the backup
+ * answers each heartbeat. */
 int oms_repl_may_transmit(const struct oms_repl *r)
 {
-	return r->role == OMS_REPL_PRIMARY;
+	return r->role == OMS_REPL_PRIMARY &&
+	       (!r->cfg.sync || !r->in_sync || mono_ns() - r->last_ack_ns < r->lease_ns);
 }
 
 void oms_repl_count_fenced(struct oms_repl *r, uint32_t n)
@@ -669,6 +685,7 @@ struct oms_repl *oms_repl_open(const struct oms_repl_config *cfg, struct oms_jou
 	r->strategy_udp = cfg->strategy_udp;
 	if (r->cfg.poll_us == 0)
 		r->cfg.poll_us = 100;
+	r->lease_ns = (uint64_t)r->cfg.timeout_us * 500ull;
 	if (r->lfd < 0 || setsockopt(r->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    bind(r->lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(r->lfd, 4)) {
 		snprintf(err, errlen, "replication: cannot listen on %s:%u: %s",
