@@ -465,6 +465,11 @@ struct oms_journal {
 	int full;
 	int stop;
 	int thread_started;
+	/* set by a replication link that cannot keep up (degrade policy
+	 * reject_new): reported as full, so new orders are rejected */
+	int blocked;
+	void (*commit_hook)(void *);
+	void *commit_ctx;
 	pthread_t thread;
 	pthread_mutex_t lock; /* the helper's sleep, and an explicit sync */
 	pthread_cond_t wake;
@@ -734,6 +739,8 @@ void oms_journal_commit(struct oms_journal *j)
 {
 	if (j->durability == OMS_JNL_BURST)
 		sync_to(j, j->end);
+	if (j->commit_hook)
+		j->commit_hook(j->commit_ctx);
 }
 
 int oms_journal_sync(struct oms_journal *j)
@@ -746,7 +753,86 @@ int oms_journal_sync(struct oms_journal *j)
 
 int oms_journal_full(const struct oms_journal *j)
 {
-	return __atomic_load_n(&j->full, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&j->full, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(&j->blocked, __ATOMIC_ACQUIRE);
+}
+
+/* ---- For the hot standby (replication.c) ------------------------------------ */
+
+void oms_journal_set_commit_hook(struct oms_journal *j, void (*fn)(void *), void *ctx)
+{
+	j->commit_ctx = ctx;
+	j->commit_hook = fn;
+}
+
+void oms_journal_set_blocked(struct oms_journal *j, int blocked)
+{
+	__atomic_store_n(&j->blocked, blocked, __ATOMIC_RELEASE);
+}
+
+const uint8_t *oms_journal_data(const struct oms_journal *j, uint64_t *end)
+{
+	*end = __atomic_load_n(&j->end, __ATOMIC_ACQUIRE);
+	return j->base;
+}
+
+uint64_t oms_journal_next_seq(const struct oms_journal *j)
+{
+	return j->next_seq;
+}
+
+uint64_t oms_journal_offset_of(const struct oms_journal *j, uint64_t seq)
+{
+	const struct oms_journal_file_header *h = (const void *)j->base;
+	uint64_t off = OMS_JOURNAL_HEADER, end = __atomic_load_n(&j->end, __ATOMIC_ACQUIRE);
+
+	if (seq < h->first_seq)
+		return UINT64_MAX;
+	for (uint64_t s = h->first_seq; s < seq && off < end; s++)
+		off += OMS_JOURNAL_RECORD + ALIGN8(((const struct oms_journal_record *)(j->base + off))->length);
+	return off <= end ? off : UINT64_MAX;
+}
+
+uint64_t oms_journal_epoch(const struct oms_journal *j)
+{
+	return ((const struct oms_journal_file_header *)j->base)->epoch;
+}
+
+int oms_journal_set_epoch(struct oms_journal *j, uint64_t epoch)
+{
+	struct oms_journal_file_header *h = (void *)j->base;
+
+	h->epoch = epoch;
+	h->crc = oms_crc32c(0, h, offsetof(struct oms_journal_file_header, crc));
+	return msync(j->base, j->page, MS_SYNC);
+}
+
+int oms_journal_append_raw(struct oms_journal *j, const void *record, uint64_t len)
+{
+	const struct oms_journal_record *r = record_at(record, len, 0);
+
+	if (!r || r->seq != j->next_seq)
+		return -1;
+	uint64_t total = OMS_JOURNAL_RECORD + ALIGN8(r->length);
+	uint32_t type = r->magic_type & ~MAGIC_MASK;
+	uint8_t *p = record_begin(j, r->length);
+	if (!p || total > len)
+		return -1;
+	memcpy(p, (const uint8_t *)record + OMS_JOURNAL_RECORD, total - OMS_JOURNAL_RECORD);
+	memcpy(p - OMS_JOURNAL_RECORD, r, OMS_JOURNAL_RECORD);
+	if (type == OMS_JREC_BURST) {
+		j->st.bursts++;
+		j->st.frames += ((const struct oms_jburst *)(r + 1))->n;
+	} else if (type == OMS_JREC_COMMAND) {
+		j->st.commands++;
+	} else {
+		j->st.generations++;
+		j->last_gen = ((const struct oms_jgeneration *)(r + 1))->number;
+	}
+	j->next_seq++;
+	j->st.records++;
+	__atomic_store_n(&j->end, j->end + total, __ATOMIC_RELEASE);
+	return 0;
 }
 
 void oms_journal_stats(const struct oms_journal *j, struct oms_journal_stats *out)

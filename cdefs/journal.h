@@ -229,6 +229,24 @@ int oms_journal_apply(struct oms_core *core, const void *record, uint64_t len,
  * none or it does not fit (then *need holds the size). */
 int64_t oms_journal_first_config(const char *path, char *buf, uint64_t cap, uint64_t *need);
 
+/* For the hot standby (cdefs/replication.c): a function the commit calls
+ * after its sync; NULL: none. */
+void oms_journal_set_commit_hook(struct oms_journal *j, void (*fn)(void *), void *ctx);
+/* 1: report the journal full (new orders rejected) whatever the disk */
+void oms_journal_set_blocked(struct oms_journal *j, int blocked);
+/* The mapping, and (*end) the bytes in use: records are immutable once
+ * below end.  Read by the writer's own thread. */
+const uint8_t *oms_journal_data(const struct oms_journal *j, uint64_t *end);
+uint64_t oms_journal_next_seq(const struct oms_journal *j);
+/* The offset of record `seq` (end when seq is the next), or UINT64_MAX. */
+uint64_t oms_journal_offset_of(const struct oms_journal *j, uint64_t seq);
+uint64_t oms_journal_epoch(const struct oms_journal *j);
+/* Write the file header's epoch and sync it: 0, or -1. */
+int oms_journal_set_epoch(struct oms_journal *j, uint64_t epoch);
+/* Append a record received whole (a backup's copy of its primary's): its
+ * CRC must hold and its seq be the next.  0, or -1. */
+int oms_journal_append_raw(struct oms_journal *j, const void *record, uint64_t len);
+
 #ifndef OMS_CFFI
 /* What a poll loop does with its journal (NULL: none) BEFORE a core call:
  * when the journal's health changed, tell the core (it rejects NewOrders

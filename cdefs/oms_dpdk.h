@@ -14,6 +14,7 @@
 #include "journal.h"
 #include "link.h"
 #include "oms_core.h"
+#include "replication.h"
 
 struct rte_mempool;
 struct rte_ring;
@@ -140,6 +141,9 @@ struct oms_worker {
 	struct rte_mempool *pool;
 	struct rte_ring *commands; /* struct oms_command *, from the control plane */
 	struct oms_journal *journal; /* NULL: none; appended before each flush */
+	/* hot standby (NULL: none): a backup or fenced worker runs nothing and
+	 * sends nothing; polled at the top of every iteration */
+	struct oms_repl *repl;
 	/* every (port, queue) it polls: each is polled by this worker alone */
 	uint16_t n_rx;
 	uint16_t rx_port[OMS_MAX_RX];

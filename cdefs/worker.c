@@ -53,6 +53,11 @@ static void send_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m
 {
 	uint32_t sent = 0;
 
+	if (w->repl && !oms_repl_may_transmit(w->repl)) { /* backup, or fenced */
+		oms_repl_count_fenced(w->repl, k);
+		rte_pktmbuf_free_bulk(m, k);
+		return;
+	}
 	if (w->out_ring) /* sharded: the I/O lcore sends them */
 		for (uint32_t i = 0; i < k; i++)
 			m[i]->port = port;
@@ -293,6 +298,49 @@ static int typed_poll(struct oms_worker *w)
 	return took;
 }
 
+static void announce(struct oms_worker *w)
+{
+	uint8_t g[64];
+	uint32_t len = link_gratuitous_arp(w->mac, w->ip, g);
+
+	for (uint16_t p = 0; p < w->n_rx; p++) {
+		struct rte_mbuf *m = frame_mbuf(w, g, len);
+		if (m)
+			send_frames(w, w->rx_port[p], &m, 1);
+	}
+}
+
+/* A backup (or a fenced primary): the replication link is its only input;
+ * what the ports bring (floods, broadcasts) is dropped, commands that
+ * would change the core are refused (result -1), reads answered. */
+static int passive_poll(struct oms_worker *w, struct rte_mbuf **m)
+{
+	int busy = 0;
+	void *cmd;
+
+	for (uint16_t p = 0; p < w->n_rx; p++) {
+		uint16_t n = rte_eth_rx_burst(w->rx_port[p], w->rx_queue[p], m, OMS_BURST);
+		if (n) {
+			busy = 1;
+			w->stats.rx_frames += n;
+			rte_pktmbuf_free_bulk(m, n);
+		}
+	}
+	if (w->commands && rte_ring_dequeue(w->commands, &cmd) == 0) {
+		struct oms_command *c = cmd;
+		if (c->op == OMS_CMD_SNAPSHOT || c->op == OMS_CMD_ORDER || c->op == OMS_CMD_SYNC)
+			oms_command_apply(w->core, c, live_now(w));
+		else
+			c->result = -1;
+		oms_core_tx_clear(w->core);
+		w->stats.commands++;
+		__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&w->done, 1, __ATOMIC_RELEASE);
+		busy = 1;
+	}
+	return busy;
+}
+
 static int worker_main(void *arg)
 {
 	struct oms_worker *w = arg;
@@ -311,6 +359,18 @@ static int worker_main(void *arg)
 			rte_rcu_qsbr_quiescent(w->rcu, w->rcu_id);
 		if (w->typed && typed_poll(w))
 			busy = 1;
+		if (w->repl) {
+			int st = oms_repl_poll(w->repl);
+			if (st == OMS_REPL_TAKEOVER) {
+				announce(w);
+			} else if (st == OMS_REPL_PASSIVE) {
+				if (passive_poll(w, m))
+					idle = 0;
+				else if (++idle >= IDLE_SPINS && w->idle_sleep_us)
+					usleep((useconds_t)w->idle_sleep_us);
+				continue;
+			}
+		}
 		if (w->in_ring) {
 			uint16_t n = (uint16_t)rte_ring_sc_dequeue_burst(w->in_ring, (void **)m,
 									  OMS_BURST, NULL);
@@ -393,15 +453,7 @@ int oms_worker_launch(struct oms_worker *w, unsigned lcore)
 		w->tsc_base = rte_rdtsc();
 		w->ns_per_tsc = 1e9 / (double)rte_get_tsc_hz();
 	}
-	if (w->answer_link) {
-		/* announce ourselves on every port we receive on */
-		uint8_t g[64];
-		uint32_t len = link_gratuitous_arp(w->mac, w->ip, g);
-		for (uint16_t p = 0; p < w->n_rx; p++) {
-			struct rte_mbuf *m = frame_mbuf(w, g, len);
-			if (m)
-				send_frames(w, w->rx_port[p], &m, 1);
-		}
-	}
+	if (w->answer_link) /* announce ourselves on every port we receive on */
+		announce(w);
 	return rte_eal_remote_launch(worker_main, w, lcore);
 }

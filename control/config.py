@@ -304,6 +304,30 @@ class Journal:
     after_recovery: str = "keep"
 
 
+REPLICATION_ROLES = ("primary", "backup")
+REPLICATION_DEGRADE = ("standalone", "reject_new")
+
+
+@dataclass(frozen=True)
+class Replication:
+    """Hot standby (docs/durability.md "Hot standby"): the primary streams
+    its journal to a backup over a TCP link of their own; with sync, a core
+    call's output leaves only once the backup acknowledged its records.
+    Both instances run the same configuration but for role, listen and
+    peer; each needs `journal:`."""
+    role: str  # primary | backup: the role at start
+    listen: str  # ip:port where this instance accepts a backup (as primary)
+    peer: str  # ip:port of the other instance (where a backup connects)
+    sync: bool = True
+    # the ack did not come within ack_wait_us: standalone - go on alone;
+    # reject_new - the same, and new orders are rejected (SYS_JOURNAL) until
+    # the backup has caught up
+    degrade: str = "standalone"
+    heartbeat_us: int = 1000  # the primary's heartbeat when it sent nothing
+    timeout_us: int = 20000  # the backup takes over after this long unheard
+    ack_wait_us: int = 50000
+
+
 # Config fields that are not keys of the YAML: where it came from, and its text
 NOT_IN_YAML = ("source", "text")
 
@@ -334,6 +358,7 @@ class Config:
     risk: Risk = field(default_factory=Risk)
     market_data: MarketData = field(default_factory=MarketData)
     journal: Journal | None = None
+    replication: Replication | None = None
     source: str = "<memory>"  # the file it was read from
     # the YAML it was read from: the journal records it with each
     # configuration generation, for recovery to build that generation again
@@ -661,6 +686,16 @@ class _Loader:
                              lambda n: self.observability(n, owner("observability")),
                              Observability())
         journal = part("journal", self.journal)
+        replication = part("replication", self.replication)
+        if replication is not None and journal is None:
+            self.errors.append(self.error(top["replication"], "replication",
+                                          "needs journal: (the backup receives the journal)"))
+        if replication is not None and dataplane.threading.mode != "rtc":
+            # the I/O lcore of these modes would answer and send for a backup
+            self.errors.append(self.error(
+                top["replication"], "replication",
+                f"not with dataplane.threading.mode {dataplane.threading.mode} (run-to-completion "
+                "only, not done for the modes with an I/O lcore)"))
         if self.errors:
             raise ConfigErrors(self.errors)
         return Config(
@@ -677,6 +712,7 @@ class _Loader:
             risk=risk,
             market_data=market_data,
             journal=journal,
+            replication=replication,
             source=self.source,
         )
 
@@ -1023,6 +1059,43 @@ class _Loader:
                                  f"{a!r} is not one of: {', '.join(JOURNAL_AFTER_RECOVERY)}")
             out["after_recovery"] = a
         return Journal(**out)
+
+    def host_port(self, node: yaml.Node, path: str) -> str:
+        value = self.string(node, path)
+        host, _, port = value.rpartition(":")
+        try:
+            ipaddress.IPv4Address(host)
+            if not 1 <= int(port) <= 65535:
+                raise ValueError
+        except ValueError:
+            raise self.error(node, path, f"{value!r} is not IPv4:port") from None
+        return value
+
+    def replication(self, node: yaml.Node) -> Replication:
+        v = self.mapping(node, "replication", Replication)
+        role = self.string(v["role"], "replication.role")
+        if role not in REPLICATION_ROLES:
+            raise self.error(v["role"], "replication.role",
+                             f"{role!r} is not one of: {', '.join(REPLICATION_ROLES)}")
+        out: dict = {"role": role, "listen": self.host_port(v["listen"], "replication.listen"),
+                     "peer": self.host_port(v["peer"], "replication.peer")}
+        if "sync" in v:
+            out["sync"] = self.boolean(v["sync"], "replication.sync")
+        if "degrade" in v:
+            d = self.string(v["degrade"], "replication.degrade")
+            if d not in REPLICATION_DEGRADE:
+                raise self.error(v["degrade"], "replication.degrade",
+                                 f"{d!r} is not one of: {', '.join(REPLICATION_DEGRADE)}")
+            out["degrade"] = d
+        for key, lo, hi in (("heartbeat_us", 100, 10_000_000), ("timeout_us", 500, 60_000_000),
+                            ("ack_wait_us", 10, 60_000_000)):
+            if key in v:
+                out[key] = self.integer(v[key], f"replication.{key}", lo, hi)
+        r = Replication(**out)
+        if r.timeout_us <= 2 * r.heartbeat_us:
+            raise self.error(node, "replication.timeout_us",
+                             "must exceed twice heartbeat_us")
+        return r
 
     def timers(self, v: dict, path: str) -> dict:
         out = {}

@@ -185,6 +185,13 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Journal", "after_recovery"): {"enum": list(C.JOURNAL_AFTER_RECOVERY),
                                     "description": "keep: recovered open orders stay working; "
                                                    "cancel: all canceled once running"},
+    ("Replication", "role"): {"enum": list(C.REPLICATION_ROLES)},
+    ("Replication", "listen"): {"type": "string", "description": "IPv4:port"},
+    ("Replication", "peer"): {"type": "string", "description": "IPv4:port"},
+    ("Replication", "degrade"): {"enum": list(C.REPLICATION_DEGRADE)},
+    ("Replication", "heartbeat_us"): _int(100, 10_000_000),
+    ("Replication", "timeout_us"): _int(500, 60_000_000),
+    ("Replication", "ack_wait_us"): _int(10, 60_000_000),
     # market data
     ("MarketData", "symbols"): {"type": "array", "uniqueItems": True,
                                 "items": {"type": "string", "pattern": _SYMBOL_PATTERN},

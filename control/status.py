@@ -105,6 +105,7 @@ def appliance_status(app) -> dict:
         # subscriptions, dispatch counters, the IGMPv3 host's reports and
         # answers (dataplane/market_data.py CMarketData.stats)
         "market_data": report.get("market_data"),
+        "replication": report.get("replication"),
         "time": time.time(),
     }
 
@@ -175,6 +176,12 @@ def render_status(d: dict, prev: dict | None = None) -> str:
     killed = [a for a, on in d["kill"].items() if on]
     lines.append("kill switch: " + (f"ENGAGED for accounts {', '.join(killed)}" if killed
                                     else "released"))
+    r = d.get("replication")
+    if r:
+        state = ("in sync" if r["in_sync"] else "DEGRADED (alone)" if r["degraded"] else "")
+        lines.append(f"replication: {r['role']}   epoch {r['epoch']}   peer "
+                     f"{'connected' if r['connected'] else 'none'}   {state}   acked seq "
+                     f"{r['acked_seq']}   takeovers {r['takeovers']}")
     lines.append("")
     lines.append("ports")
     for pid, p in d["ports"].items():

@@ -28,12 +28,13 @@ if SANITIZE:
 
 
 def cdef_text() -> str:
-    """journal.h (oms_core.h, command.h and the journal's own) with its
-    includes expanded and macros resolved, as cffi wants it: the
-    preprocessor does the work, OMS_CFFI hides what cffi cannot parse."""
+    """replication.h (journal.h: oms_core.h, command.h and the journal's
+    own; and the hot standby's) with its includes expanded and macros
+    resolved, as cffi wants it: the preprocessor does the work, OMS_CFFI
+    hides what cffi cannot parse."""
     cc = os.environ.get("CC", "cc")
     out = subprocess.run(
-        [cc, "-E", "-P", "-DOMS_CFFI", "-I", str(CDEFS), str(CDEFS / "journal.h")],
+        [cc, "-E", "-P", "-DOMS_CFFI", "-I", str(CDEFS), str(CDEFS / "replication.h")],
         check=True, capture_output=True, text=True).stdout
     return out
 
@@ -42,7 +43,7 @@ ffibuilder = FFI()
 ffibuilder.cdef(cdef_text())
 ffibuilder.set_source(
     MODULE,
-    '#include "journal.h"\n',
+    '#include "replication.h"\n',
     # setuptools insists on paths relative to setup.py's directory
     sources=[os.path.relpath(CDEFS / s) for s in SOURCES],
     include_dirs=[os.path.relpath(CDEFS)],

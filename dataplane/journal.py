@@ -193,6 +193,13 @@ def recover(core: Core, path: str,
     return _scan_dict(ffi, s)
 
 
+def _differs(a: Config, b: Config) -> bool:
+    """Configurations that differ in more than the replication section (the
+    one part a primary's and its backup's files differ in)."""
+    return a.text != b.text and replace(a, replication=None, source="") != \
+        replace(b, replication=None, source="")
+
+
 def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = None,
                index: int | None = None) -> tuple[Core, Journal | None, dict | None]:
     """The core a live appliance runs, its journal and what recovery did.
@@ -216,7 +223,8 @@ def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = 
         core = Core(part(first), ext=ext)
         report = recover(core, path, rebuild=lambda n, text: part(load_config_text(
             text, f"{path} (generation {n})")))
-        fixed = [x for x in fixed_changes(first, cfg) if not x.startswith("journal")]
+        fixed = [x for x in fixed_changes(first, cfg)
+                 if not x.startswith(("journal", "replication"))]
         if fixed:
             raise JournalError(f"{path} was written under another configuration: "
                                + "; ".join(fixed) + " (move the journal away to start afresh)")
@@ -227,9 +235,13 @@ def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = 
     else:
         core = Core(part(cfg), ext=ext)
     journal = Journal(replace(cfg.journal, path=path), cfg, ext=ext)
+    # a backup's journal is its primary's copy: the primary's records, from
+    # its first GENERATION on, are all it appends (dataplane/standby.py)
+    backup = cfg.replication is not None and cfg.replication.role == "backup"
     try:
-        journal.attach(core)
-        if report is not None and cfg.text != core.cfg.text:
+        if not backup:
+            journal.attach(core)
+        if report is not None and not backup and _differs(cfg, core.cfg):
             core.journal = journal
             core.reload(part(cfg))  # journaled by attach in reload
             core.journal = None

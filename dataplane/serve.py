@@ -496,6 +496,11 @@ class Appliance(LiveControl):
             self.workers.append(w)
             self.command_rings.append(ring)
         self.worker, self.commands = self.workers[0], self.command_rings[0]
+        self.repl = None
+        if cfg.replication is not None:
+            from dataplane.standby import Replication
+            self.repl = Replication(cfg, self.journals[0], self.core, ext)
+            self.worker.repl = self.repl.ptr
         # market data: the first worker takes it off its bursts and writes
         # the books between them; every core reads them (seqlock)
         self.md = None
@@ -640,6 +645,9 @@ class Appliance(LiveControl):
             self.lib.oms_worker_wait(self.io_lcore)
         report = self.report()
         report["mbufs_in_use_at_start"] = self.mbufs_at_start
+        if self.repl is not None:
+            self.repl.close()
+            self.repl = None
         close_journal(self, report)
         for pid in self.ports:
             self.lib.oms_port_stop(pid)
@@ -667,6 +675,8 @@ class Appliance(LiveControl):
                "mbufs_in_use": self.lib.oms_pool_in_use(self.pool),
                "live_orders": sum(c.live_orders() for c in self.cores),
                **journal_report(self)}
+        if self.repl is not None:
+            out["replication"] = self.repl.stats()
         if self.md is not None:
             from dataplane.replay import route_line
             out["market_data"] = {**self.md.live_stats(), "mc_list": self.mc_list}
@@ -779,6 +789,9 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
           order_ids: range = range(0), backend: str = "dpdk",
           watch_config: bool = True) -> dict:
     if backend == "afxdp":
+        if cfg.replication is not None:
+            raise ValueError("replication: the hot standby runs on the DPDK backend only "
+                             "(docs/durability.md \"Hot standby\", Limits)")
         from dataplane.afxdp import AfxdpAppliance
         app = AfxdpAppliance(cfg)
     else:
@@ -800,6 +813,10 @@ def serve(cfg: Config, duration_s: float | None = None, ready_file: str | None =
     httpd = start_observability(app)
     app.start()
     cancel_after_recovery(app)
+    repl = getattr(app, "repl", None)
+    if repl is not None and not repl.wait_caught_up(30, lambda: stop["now"]):
+        print("omsctl: replication: the backup has not caught up with its primary in 30 s",
+              file=sys.stderr, flush=True)
     if ready_file:
         with open(ready_file, "w") as f:
             f.write(json.dumps({"pid": os.getpid(), "ports": app.ports,

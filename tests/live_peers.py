@@ -318,8 +318,12 @@ class MixedPlan:
     so it does not depend on timing; the far orders' Modify and Cancel do."""
 
     def __init__(self, drv: StrategyDriver, n: int, per_step: int = 10,
-                 base: int = 1000) -> None:
+                 base: int = 1000, rate: float = 0.0) -> None:
         self.drv, self.n, self.per_step, self.base = drv, n, per_step, base
+        # rate > 0: new orders at that many a second (a steady load), else
+        # per_step at every step
+        self.gap_ns = int(1e9 / rate) if rate > 0 else 0
+        self.next_at = 0
         self.next_new = 0
         self.step: dict[int, int] = {}  # cl_ord_id -> 0 new, 1 modify sent, 2 cancel sent
         self.rejects_at_modify: dict[int, int] = {}
@@ -347,10 +351,11 @@ class MixedPlan:
     def act(self, now: int) -> list[bytes]:
         out: list[bytes] = []
         for _ in range(self.per_step):
-            if self.next_new >= self.n:
+            if self.next_new >= self.n or (self.gap_ns and now < self.next_at):
                 break
             out += self.new(self.next_new, now)
             self.next_new += 1
+            self.next_at = max(self.next_at + self.gap_ns, now - 10 * self.gap_ns)
         orders = {cid: self.drv.orders[cid] for cid in self.step}  # this plan's own
         if self.next_new >= self.n and not self.mopup and \
                 all(o.state != "PendingNew" for o in orders.values()):
@@ -573,7 +578,7 @@ def strategy(args) -> int:
         plan = FullDiskPlan(drv, args.orders, args.phase_dir)
         expected = 3 * args.orders
     else:
-        plan = MixedPlan(drv, args.orders)
+        plan = MixedPlan(drv, args.orders, rate=args.rate)
     received: list[dict] = []
     end = time.monotonic() + args.timeout
     done_at = None
@@ -675,6 +680,8 @@ def main() -> int:
     st.add_argument("--linger", type=float, default=0.0,
                     help="once every order is final, keep serving this long")
     st.add_argument("--heartbeat-ms", type=int, default=None)
+    st.add_argument("--rate", type=float, default=0.0,
+                    help="mixed: new orders a second (0: as fast as the plan goes)")
     st.add_argument("--account", type=int, default=1)
     st.add_argument("--out", required=True)
     fd = sub.add_parser("feed")
