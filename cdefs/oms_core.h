@@ -21,6 +21,7 @@
 #include "feed.h"
 #include "igmp.h"
 #include "md_dispatch.h"
+#include "fill_model.h"
 
 /* Size of one transmit slot: the largest frame the core builds (an OUCH
  * Enter Order with its appendage behind Ethernet/IPv4/UDP and the packet

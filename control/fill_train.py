@@ -125,8 +125,9 @@ def train(ds: Dataset, *, label: str = "any_fill", c: float = 0.3,
                      "positive_rate": float(y.mean()), "l2_c": c, "seed": seed},
     })
     fa.validate(doc)
+    err = np.abs(fa.predict(doc, ds.x) - lr.predict_proba(xm)[:, 1])
     report = {"rows": int(len(y)), "cells": int(xm.shape[1]), "fit_s": round(t_lr, 2),
-              "model_id": doc["model_id"]}
+              "model_id": doc["model_id"], "fixed_point_max_err": float(np.nanmax(err))}
     return doc, report
 
 

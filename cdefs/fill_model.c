@@ -1,0 +1,117 @@
+/* The fill-probability model's evaluator (cdefs/fill_model.h,
+ * docs/fill-model.md "In the core").  Integer arithmetic only, the same as
+ * control/fill_artefact.py predict_q, on the features control/fill_dataset.py
+ * raw_features computes. */
+#include <string.h>
+
+#include "fill_model.h"
+
+#define OPEN_NS 34200000000000ULL /* 09:30: time-of-day buckets count from the open */
+
+/* Python's floor division, for a positive divisor. */
+static inline int64_t div_floor(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+
+	return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+int oms_fill_features(const struct oms_fill_input *in, int64_t f[OMS_FILL_FEATURES])
+{
+	if (!in->bid_qty || !in->ask_qty || !in->qty || in->tick <= 0)
+		return -1;
+	int64_t own_px = in->buy ? in->bid_px : in->ask_px;
+	int64_t con_px = in->buy ? in->ask_px : in->bid_px;
+	int64_t own_q = in->buy ? in->bid_qty : in->ask_qty;
+	int64_t con_q = in->buy ? in->ask_qty : in->bid_qty;
+	int64_t sgn = in->buy ? 1 : -1;
+
+	f[OMS_FILL_F_VENUE] = in->venue;
+	f[OMS_FILL_F_SIDE] = !in->buy;
+	f[OMS_FILL_F_OWN_OFF] = div_floor(sgn * (in->price - own_px), in->tick);
+	f[OMS_FILL_F_CONTRA] = div_floor(sgn * (in->price - con_px), in->tick);
+	f[OMS_FILL_F_SPREAD] = div_floor(in->ask_px - in->bid_px, in->tick);
+	f[OMS_FILL_F_OWN_QTY] = own_q * 100 / in->qty;
+	f[OMS_FILL_F_CONTRA_QTY] = con_q * 100 / in->qty;
+	f[OMS_FILL_F_IMBALANCE] = div_floor((own_q - con_q) * 100, own_q + con_q);
+	f[OMS_FILL_F_LATENCY] = (int64_t)(in->rtt_ewma_ns / 1000);
+	f[OMS_FILL_F_FILL_RATIO] = in->fill_ratio_pm;
+	f[OMS_FILL_F_QUOTE_AGE] = (int64_t)(in->quote_age_ns / 1000);
+	f[OMS_FILL_F_TIF] = in->ioc ? 1 : 0;
+	f[OMS_FILL_F_TOD] = in->tod_ns > OPEN_NS ? (int64_t)((in->tod_ns - OPEN_NS) / 60000000000ULL) : 0;
+	return 0;
+}
+
+int oms_fill_model_seal(struct oms_fill_model *m)
+{
+	uint32_t cells = 0;
+
+	if (m->n_tables == 0 || m->n_tables > OMS_FILL_TABLES || m->n_venues == 0)
+		return -1;
+	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
+		if (m->n_edges[k] >= OMS_FILL_EDGES)
+			return -1;
+		for (int j = m->n_edges[k]; j < OMS_FILL_EDGES; j++)
+			m->edges[k][j] = INT64_MAX;
+	}
+	for (uint32_t i = 0; i < m->n_tables; i++) {
+		const struct oms_fill_table *t = &m->tables[i];
+		uint32_t na, nb;
+
+		if (t->a >= OMS_FILL_FEATURES ||
+		    (t->b != OMS_FILL_NO_B && (t->b >= OMS_FILL_FEATURES || t->b == t->a)))
+			return -1;
+		na = m->n_edges[t->a] + 1u;
+		nb = t->b == OMS_FILL_NO_B ? 1u : m->n_edges[t->b] + 1u;
+		if (t->nb_b != nb || t->offset != cells || cells + na * nb > OMS_FILL_CELLS)
+			return -1;
+		cells += na * nb;
+	}
+	for (int j = 1; j < OMS_FILL_LUT; j++)
+		if (m->lut[j] < m->lut[j - 1] || m->lut[j] > 1u << OMS_FILL_P_Q)
+			return -1;
+	return 0;
+}
+
+/* The bin of v: how many of the feature's edges are at or below it (the
+ * padding INT64_MAX never is, except for v = INT64_MAX, which no feature
+ * reaches in range); a fixed-length count the compiler vectorises. */
+static inline uint32_t bin_of(const int64_t *edges, int64_t v)
+{
+	uint32_t n = 0;
+
+	for (int j = 0; j < OMS_FILL_EDGES - 1; j++)
+		n += v >= edges[j];
+	return n;
+}
+
+int32_t oms_fill_prob(const struct oms_fill_model *m, const struct oms_fill_input *in)
+{
+	int64_t f[OMS_FILL_FEATURES];
+	uint32_t bin[OMS_FILL_FEATURES + 1];
+	int64_t z = m->bias;
+	uint64_t out = 0;
+
+	if (in->venue >= m->n_venues || oms_fill_features(in, f))
+		return -1;
+	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
+		out |= (uint64_t)(f[k] < m->lo[k]) | (uint64_t)(f[k] > m->hi[k]);
+		bin[k] = bin_of(m->edges[k], f[k]);
+	}
+	if (out)
+		return -1;
+	bin[OMS_FILL_FEATURES] = 0; /* a one-feature table's b */
+	for (uint32_t i = 0; i < m->n_tables; i++) {
+		const struct oms_fill_table *t = &m->tables[i];
+		uint32_t b = t->b == OMS_FILL_NO_B ? OMS_FILL_FEATURES : t->b;
+
+		z += m->w[t->offset + bin[t->a] * t->nb_b + bin[b]];
+	}
+	const int64_t zmax = (int64_t)8 << OMS_FILL_Q;
+	z = (z < -zmax ? -zmax : z > zmax ? zmax : z) + zmax;
+	uint32_t i = (uint32_t)(z >> OMS_FILL_LUT_SHIFT);
+	int64_t frac = z & ((1 << OMS_FILL_LUT_SHIFT) - 1);
+	int64_t lo = m->lut[i], hi = m->lut[i + 1 < OMS_FILL_LUT ? i + 1 : i];
+
+	return (int32_t)(lo + (((hi - lo) * frac) >> OMS_FILL_LUT_SHIFT));
+}
