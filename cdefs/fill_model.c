@@ -49,7 +49,8 @@ int oms_fill_model_seal(struct oms_fill_model *m)
 	if (m->n_tables == 0 || m->n_tables > OMS_FILL_TABLES || m->n_venues == 0)
 		return -1;
 	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
-		if (m->n_edges[k] >= OMS_FILL_EDGES)
+		if (m->n_edges[k] >= OMS_FILL_EDGES || m->hi[k] == INT64_MAX ||
+		    m->lo[k] > m->hi[k])
 			return -1;
 		for (int j = m->n_edges[k]; j < OMS_FILL_EDGES; j++)
 			m->edges[k][j] = INT64_MAX;
@@ -74,14 +75,16 @@ int oms_fill_model_seal(struct oms_fill_model *m)
 }
 
 /* The bin of v: how many of the feature's edges are at or below it (the
- * padding INT64_MAX never is, except for v = INT64_MAX, which no feature
- * reaches in range); a fixed-length count the compiler vectorises. */
+ * padding INT64_MAX stops the walk: the model's range ends below it).  A walk that stops early measured
+ * twice as fast as a fixed-length count or a branch-free binary search over
+ * the 16 slots (docs/fill-model.md "Cost"): consecutive orders mostly fall
+ * in the same bins, so its branches are predicted. */
 static inline uint32_t bin_of(const int64_t *edges, int64_t v)
 {
 	uint32_t n = 0;
 
-	for (int j = 0; j < OMS_FILL_EDGES - 1; j++)
-		n += v >= edges[j];
+	while (v >= edges[n])
+		n++;
 	return n;
 }
 
@@ -95,8 +98,10 @@ int32_t oms_fill_prob(const struct oms_fill_model *m, const struct oms_fill_inpu
 	if (in->venue >= m->n_venues || oms_fill_features(in, f))
 		return -1;
 	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
-		out |= (uint64_t)(f[k] < m->lo[k]) | (uint64_t)(f[k] > m->hi[k]);
-		bin[k] = bin_of(m->edges[k], f[k]);
+		int64_t over = f[k] > m->hi[k];
+
+		out |= (uint64_t)(f[k] < m->lo[k]) | (uint64_t)over;
+		bin[k] = bin_of(m->edges[k], over ? m->hi[k] : f[k]); /* bounded walk */
 	}
 	if (out)
 		return -1;

@@ -64,7 +64,7 @@ struct oms_fill_model {
 	uint32_t n_tables;
 	uint32_t n_venues;
 	uint32_t pad_;
-	int64_t lo[OMS_FILL_FEATURES], hi[OMS_FILL_FEATURES]; /* answered range */
+	int64_t lo[OMS_FILL_FEATURES], hi[OMS_FILL_FEATURES]; /* answered range; hi < INT64_MAX */
 	int64_t edges[OMS_FILL_FEATURES][OMS_FILL_EDGES];
 	uint8_t n_edges[OMS_FILL_FEATURES];
 	struct oms_fill_table tables[OMS_FILL_TABLES];

@@ -35,7 +35,7 @@ LUT_SIZE = (2 * Z_MAX >> LUT_SHIFT) + 1
 MAX_EDGES = 15
 MAX_TABLES = 32
 MAX_CELLS = 4096
-I64_MAX = (1 << 63) - 1
+I64_MAX = (1 << 63) - 1  # the C edges' padding: a range ends below it
 I64_MIN = -(1 << 63)
 
 
@@ -85,7 +85,7 @@ def validate(doc: dict, where: str = "model") -> dict:
         e = f["edges"]
         if len(e) > MAX_EDGES or any(b <= a for a, b in zip(e, e[1:], strict=False)):
             bad(f"feature {f['name']}: at most {MAX_EDGES} increasing edges")
-        if not (I64_MIN <= f["lo"] <= f["hi"] <= I64_MAX):
+        if not (I64_MIN <= f["lo"] <= f["hi"] < I64_MAX):
             bad(f"feature {f['name']}: bad range")
     tables = doc.get("tables")
     if not isinstance(tables, list) or not 0 < len(tables) <= MAX_TABLES:

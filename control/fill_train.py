@@ -69,7 +69,7 @@ def feature_specs(ds: Dataset) -> list[dict]:
         else:
             edges = EDGES[name]
         lo = 0 if name in ("venue", "side", "tif_ioc") else int(col.min())
-        hi = len(ds.venues) - 1 if name == "venue" else fa.I64_MAX if name in OPEN_HIGH \
+        hi = len(ds.venues) - 1 if name == "venue" else fa.I64_MAX - 1 if name in OPEN_HIGH \
             else 1 if name in ("side", "tif_ioc") else int(col.max())
         if name in OPEN_HIGH:
             lo = min(lo, 0)
