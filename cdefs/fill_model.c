@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "fill_model.h"
+#include "pipeline.h"
 
 #define OPEN_NS 34200000000000ULL /* 09:30: time-of-day buckets count from the open */
 
@@ -119,4 +120,79 @@ int32_t oms_fill_prob(const struct oms_fill_model *m, const struct oms_fill_inpu
 	int64_t lo = m->lut[i], hi = m->lut[i + 1 < OMS_FILL_LUT ? i + 1 : i];
 
 	return (int32_t)(lo + (((hi - lo) * frac) >> OMS_FILL_LUT_SHIFT));
+}
+
+#define DAY_NS 86400000000000ULL
+
+/* The expected value of sending the order to a candidate, in price units
+ * per share: p x (price improvement against the limit) - latency cost -
+ * (1 - p) x the price of a miss (docs/fill-model.md "In the router"). */
+static int64_t expected_value(int32_t p, int64_t improvement, int64_t cost, int64_t miss)
+{
+	__int128 gain = (__int128)p * improvement;
+	__int128 lost = (__int128)((1 << OMS_FILL_P_Q) - p) * miss;
+
+	return (int64_t)((gain - lost) >> OMS_FILL_P_Q) - cost;
+}
+
+uint32_t fill_route_choose(struct oms_core *c, const struct sp_new_order *m,
+			   uint32_t instrument, struct oms_route_decision *d,
+			   uint32_t rule_best)
+{
+	const struct oms_fill_model *fm = c->gen->fill_model;
+	const struct risk_instrument *ins = &c->gen->instruments[instrument];
+	uint8_t buy = m->side == SP_SIDE_BUY;
+	uint32_t best = RISK_NIL;
+	int64_t best_ev = 0;
+	int32_t p[OMS_ROUTE_SEEN];
+
+	d->model_id = fm->id;
+	/* a market order has no limit to improve on; the record must name
+	 * every venue for its probabilities to mean anything */
+	if (rule_best == RISK_NIL || m->ord_type != SP_ORD_LIMIT || d->n_seen < c->n_venues)
+		return rule_best;
+	for (uint32_t k = 0; k < d->n_seen; k++) {
+		const struct oms_route_seen *sn = &d->seen[k];
+		const struct venue *v = &c->venues[k];
+		struct oms_tob_view t;
+
+		p[k] = -1;
+		if (sn->why != OMS_RW_CHOSEN && sn->why != OMS_RW_WORSE)
+			continue;
+		if (k >= OMS_FILL_MAX_VENUES || fm->slot[k] == OMS_FILL_NO_SLOT || !v->feed)
+			return rule_best;
+		const struct oms_tob *tob = oms_feed_tob(v->feed, instrument);
+		if (!tob)
+			return rule_best;
+		oms_tob_read(tob, &t);
+		struct oms_fill_input in = {
+			.price = m->price, .bid_px = t.bid_px, .ask_px = t.ask_px, .tick = ins->tick,
+			.rtt_ewma_ns = v->rtt_ewma_ns,
+			.quote_age_ns = c->now_ns > t.last_ns ? c->now_ns - t.last_ns : 0,
+			.tod_ns = c->now_ns % DAY_NS, .qty = m->qty, .bid_qty = t.bid_qty,
+			.ask_qty = t.ask_qty, .fill_ratio_pm = v->fill_ratio_pm,
+			.venue = fm->slot[k], .buy = buy, .ioc = m->tif == SP_TIF_IOC};
+		p[k] = oms_fill_prob(fm, &in);
+		if (p[k] < 0)
+			return rule_best; /* a feature out of the model's range */
+	}
+	for (uint32_t k = 0; k < d->n_seen; k++) {
+		struct oms_route_seen *sn = &d->seen[k];
+
+		if (p[k] < 0)
+			continue;
+		sn->p_fill = p[k];
+		int64_t ev = expected_value(p[k], buy ? m->price - sn->px : sn->px - m->price,
+					    sn->cost, c->gen->sor_miss_penalty);
+		/* ties keep configuration order */
+		if (best == RISK_NIL || ev > best_ev) {
+			best = k;
+			best_ev = ev;
+		}
+	}
+	for (uint32_t k = 0; k < d->n_seen; k++)
+		if (p[k] >= 0)
+			d->seen[k].why = k == best ? OMS_RW_CHOSEN : OMS_RW_WORSE;
+	d->by_model = 1;
+	return best;
 }

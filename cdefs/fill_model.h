@@ -26,6 +26,8 @@ enum {
 	OMS_FILL_LUT_SHIFT = 10, /* one lookup interval: 2^10 in Q16 */
 	OMS_FILL_LUT = 1025,     /* log-odds -8 .. 8 */
 	OMS_FILL_NO_B = 0xFF,    /* a one-feature table */
+	OMS_FILL_MAX_VENUES = 64, /* core venue indexes the model can know */
+	OMS_FILL_NO_SLOT = 0xFFFF,
 };
 
 /* The features, in the dataset's column order (control/fill_dataset.py FEATURES). */
@@ -64,6 +66,8 @@ struct oms_fill_model {
 	uint32_t n_tables;
 	uint32_t n_venues;
 	uint32_t pad_;
+	/* by the core's venue index: the model's venue slot, or OMS_FILL_NO_SLOT */
+	uint16_t slot[OMS_FILL_MAX_VENUES];
 	int64_t lo[OMS_FILL_FEATURES], hi[OMS_FILL_FEATURES]; /* answered range; hi < INT64_MAX */
 	int64_t edges[OMS_FILL_FEATURES][OMS_FILL_EDGES];
 	uint8_t n_edges[OMS_FILL_FEATURES];
