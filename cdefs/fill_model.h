@@ -65,6 +65,8 @@ struct oms_fill_model {
 	int32_t bias;           /* Q16 */
 	uint32_t n_tables;
 	uint32_t n_venues;
+	uint32_t sealed;        /* set by oms_fill_model_seal */
+	uint32_t used;          /* features the tables read (bit per feature), once sealed */
 	uint32_t pad_;
 	/* by the core's venue index: the model's venue slot, or OMS_FILL_NO_SLOT */
 	uint16_t slot[OMS_FILL_MAX_VENUES];
@@ -80,8 +82,10 @@ struct oms_fill_model {
  * empty side, or the quantity or tick is zero. */
 int oms_fill_features(const struct oms_fill_input *in, int64_t f[OMS_FILL_FEATURES]);
 
-/* Prepare a filled model for evaluation: unused edge slots set to INT64_MAX
- * and the tables' bounds checked.  0, or -1 if it is not consistent. */
+/* Prepare a filled model for evaluation: the tables' bounds checked, unused
+ * edge slots set to INT64_MAX, each one-feature table folded into a pair
+ * table that reads the same feature (the same sums with fewer lookups).
+ * 0 (also when already sealed), or -1 if it is not consistent. */
 int oms_fill_model_seal(struct oms_fill_model *m);
 
 /* The probability in Q30 (0 .. 2^30), or -1 when a feature is out of the

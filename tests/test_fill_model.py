@@ -183,7 +183,8 @@ def py_features(i: dict) -> tuple | None:
 
 
 def test_c_and_python_agree_on_10000_random_inputs(trained):
-    from dataplane._oms_core import ffi, lib
+    from dataplane.core import _ext
+    ffi, lib = _ext.ffi, _ext.lib
     doc = fa.load(trained / "m.json")
     m = ffi.new("struct oms_fill_model *")
     fa.to_c(doc, ffi, m)
@@ -215,7 +216,8 @@ def test_c_and_python_agree_on_10000_random_inputs(trained):
 
 
 def test_c_refuses_an_inconsistent_model(trained):
-    from dataplane._oms_core import ffi, lib
+    from dataplane.core import _ext
+    ffi, lib = _ext.ffi, _ext.lib
     doc = fa.load(trained / "m.json")
     m = ffi.new("struct oms_fill_model *")
     fa.to_c(doc, ffi, m)
