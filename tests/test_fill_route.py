@@ -185,3 +185,17 @@ def test_replay_report_lines_carry_the_model_and_probabilities():
     assert [round(s["p_fill"], 2) for s in line["seen"]] == [0.12, 0.5, 0.88]
     rig, _ = both(replace(with_model(SKEWED), routing=Routing(default_venue=SOR)), script)
     assert "model_id" not in route_line(rig.core.route_decisions()[0])
+
+
+def test_the_metrics_name_the_model():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from control.metrics import DataPlaneSource, exposition, make_registry
+
+    def scrape(cfg):
+        text = exposition(make_registry(DataPlaneSource(cfg, [Core(cfg)]))).decode()
+        return {tuple(s.labels.items()): s.value for f in text_string_to_metric_families(text)
+                for s in f.samples if s.name == "oms_fill_model"}
+
+    assert scrape(with_model(SKEWED)) == {(("model_id", SKEWED["model_id"]),): 1}
+    assert scrape(config()) == {(("model_id", "none"),): 0}
