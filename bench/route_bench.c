@@ -5,6 +5,10 @@
  * in turn.  Each decision reads every venue's top of book (seqlock), its
  * health and the instrument's venue list, and writes the decision record;
  * timed with the TSC one by one (its ~20-cycle overhead included).
+ * Then the fill-probability model on the same orders (cdefs/fill_model.c,
+ * docs/fill-model.md): every venue's top of book read and its probability
+ * evaluated, timed alone (fill_ns_*) and together with the routing
+ * decision (route_fill_ns_*).
  * Prints one "name value" line per figure.  Usage: route_bench DECISIONS */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +49,65 @@ static void symbol(char out[8], uint32_t s)
 	char tmp[9];
 	snprintf(tmp, sizeof(tmp), "S%03u    ", s);
 	memcpy(out, tmp, 8);
+}
+
+/* A model shaped like a trained one (control/fill_train.py: 12 one-feature
+ * tables, 13 pairs, 8 edges a feature); its values do not change its cost. */
+static void bench_fill_model(struct oms_fill_model *m)
+{
+	static const uint8_t pairs[13][2] = {
+		{0, 2}, {0, 3}, {0, 11}, {0, 5}, {0, 6}, {0, 8}, {11, 3}, {2, 5}, {3, 6},
+		{2, 4}, {11, 6}, {0, 9}, {2, 7}};
+	uint32_t off = 0, t = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->id = 0xbe4c4;
+	m->n_venues = VENUES;
+	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
+		m->lo[k] = INT64_MIN;
+		m->hi[k] = INT64_MAX - 1;
+		m->n_edges[k] = k == OMS_FILL_F_VENUE ? VENUES - 1 : 8;
+		for (int j = 0; j < m->n_edges[k]; j++)
+			m->edges[k][j] = k == OMS_FILL_F_VENUE ? j + 1 : j * 10 - 30;
+	}
+	for (uint8_t k = 0; k < OMS_FILL_FEATURES; k++) {
+		if (k == OMS_FILL_F_QUOTE_AGE)
+			continue;
+		m->tables[t++] = (struct oms_fill_table){.offset = off, .nb_b = 1, .a = k,
+							 .b = OMS_FILL_NO_B};
+		off += m->n_edges[k] + 1u;
+	}
+	for (int p = 0; p < 13; p++) {
+		uint16_t nb = m->n_edges[pairs[p][1]] + 1u;
+		m->tables[t++] = (struct oms_fill_table){.offset = off, .nb_b = nb,
+							 .a = pairs[p][0], .b = pairs[p][1]};
+		off += (m->n_edges[pairs[p][0]] + 1u) * nb;
+	}
+	m->n_tables = t;
+	for (uint32_t i = 0; i < off; i++)
+		m->w[i] = (int32_t)(i * 2654435761u % 40000) - 20000;
+	for (int j = 0; j < OMS_FILL_LUT; j++)
+		m->lut[j] = (uint32_t)(((uint64_t)j << OMS_FILL_P_Q) / (OMS_FILL_LUT - 1));
+}
+
+/* Every venue's probability for the order: its book read, then the model. */
+static int64_t fill_probs(const struct oms_fill_model *fm, struct oms_feed *const *feeds,
+			  const struct sp_new_order *m, uint32_t s, uint64_t now)
+{
+	int64_t sum = 0;
+
+	for (uint16_t v = 0; v < VENUES; v++) {
+		struct oms_tob_view t;
+		oms_tob_read(oms_feed_tob(feeds[v], s), &t);
+		struct oms_fill_input in = {
+			.price = m->price, .bid_px = t.bid_px, .ask_px = t.ask_px, .tick = 1000000,
+			.rtt_ewma_ns = 40000 + v * 1000, .quote_age_ns = now - t.last_ns,
+			.tod_ns = 36000000000000ull, .qty = m->qty, .bid_qty = t.bid_qty,
+			.ask_qty = t.ask_qty, .fill_ratio_pm = 500, .venue = v,
+			.buy = m->side == SP_SIDE_BUY, .ioc = m->tif == SP_TIF_IOC};
+		sum += oms_fill_prob(fm, &in);
+	}
+	return sum;
 }
 
 int main(int argc, char **argv)
@@ -157,6 +220,38 @@ int main(int argc, char **argv)
 	       (unsigned long long)cyc[(uint64_t)n * 99 / 100]);
 	printf("route_ns_p50 %.1f\nroute_ns_p99 %.1f\n", cyc[n / 2] / ghz,
 	       cyc[(uint64_t)n * 99 / 100] / ghz);
+
+	static struct oms_fill_model fm;
+	bench_fill_model(&fm);
+	if (oms_fill_model_seal(&fm))
+		return fprintf(stderr, "fill model\n"), 1;
+	uint64_t *both = malloc((size_t)n * sizeof(*both));
+	int64_t psum = 0, answered = 0;
+	if (!both)
+		return 1;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t s = i % SYMBOLS;
+		symbol(m.symbol, s);
+		m.cl_ord_id = i;
+		m.side = (i & 1) ? SP_SIDE_SELL : SP_SIDE_BUY;
+		m.price = (i & 1) ? 9990000000ll : 10010000000ll;
+		uint64_t t0 = tsc();
+		int64_t p = fill_probs(&fm, feeds, &m, s, c->now_ns);
+		uint64_t t1 = tsc();
+		router_choose(c, &c->sessions[0], &m, s, 0);
+		uint64_t t2 = tsc();
+		cyc[i] = t1 - t0;
+		both[i] = t2 - t0;
+		psum += p;
+		answered += p >= 0;
+	}
+	qsort(cyc, n, sizeof(*cyc), cmp_u64);
+	qsort(both, n, sizeof(*both), cmp_u64);
+	printf("fill_answered %lld\nfill_ns_p50 %.1f\nfill_ns_p99 %.1f\n", (long long)answered,
+	       cyc[n / 2] / ghz, cyc[(uint64_t)n * 99 / 100] / ghz);
+	printf("route_fill_ns_p50 %.1f\nroute_fill_ns_p99 %.1f\n", both[n / 2] / ghz,
+	       both[(uint64_t)n * 99 / 100] / ghz);
+	free(both);
 	free(cyc);
 	for (uint32_t v = 0; v < VENUES; v++)
 		oms_feed_destroy(feeds[v]);

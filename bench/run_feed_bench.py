@@ -11,7 +11,9 @@ second on one core (16 messages per packet; the wall-clock total and the
 median and best 65,536-message stretch, since other work on a shared
 machine takes whole stretches), the cost of one top-of-book read, and the
 cost of one smart-routing decision from the worker (bench/route_bench.c,
-linked with the whole core: route_ns_p50/p99 over 3 venues).  Full
+linked with the whole core: route_ns_p50/p99 over 3 venues; fill_ns_p50/p99,
+the fill-probability model evaluated for the 3 venues, and route_fill_ns_p50/p99,
+both together).  Full
 runs append one JSON line to bench/results/feed_bench.jsonl with the
 machine, its load and the commit."""
 from __future__ import annotations

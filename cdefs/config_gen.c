@@ -37,6 +37,7 @@ void oms_gen_free(struct risk_gen *g)
 	free(g->account_route);
 	free(g->rates);
 	free(g->source);
+	free(g->fill_model);
 	free(g);
 }
 
@@ -293,6 +294,37 @@ int oms_gen_add_route(struct risk_gen *g, const struct oms_core *c,
 	slot->venue = vix;
 	slot->exclude = exclude;
 	return 0;
+}
+
+int oms_gen_set_fill_model(struct risk_gen *g, const struct oms_fill_model *m,
+			   int64_t miss_penalty)
+{
+	struct oms_fill_model *copy;
+
+	if (miss_penalty < 0)
+		return -1;
+	if (!m) {
+		free(g->fill_model);
+		g->fill_model = NULL;
+		return 0;
+	}
+	copy = aligned_alloc(64, (sizeof(*copy) + 63) & ~(size_t)63);
+	if (!copy)
+		return -1;
+	memcpy(copy, m, sizeof(*copy));
+	if (oms_fill_model_seal(copy)) {
+		free(copy);
+		return -1;
+	}
+	free(g->fill_model);
+	g->fill_model = copy;
+	g->sor_miss_penalty = miss_penalty;
+	return 0;
+}
+
+uint64_t oms_gen_fill_model_id(const struct risk_gen *g)
+{
+	return g && g->fill_model ? g->fill_model->id : 0;
 }
 
 int oms_gen_set_sor_cost(struct risk_gen *g, int64_t cost_per_us)

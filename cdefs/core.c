@@ -174,6 +174,7 @@ int oms_core_add_venue(struct oms_core *c, const struct oms_venue_config *v)
 	vv->heartbeat_ns = v->heartbeat_ns ? v->heartbeat_ns : 1000000000ull;
 	vv->timeout_ns = v->timeout_ns ? v->timeout_ns : 3000000000ull;
 	vv->max_unanswered = v->max_unanswered;
+	vv->fill_ratio_pm = 500;
 	vv->replay = alloc_lines((size_t)c->cfg.replay_depth * REPLAY_SLOT);
 	if (!vv->replay)
 		return -1;

@@ -64,6 +64,7 @@ struct venue {
 	uint64_t rtt_last_ns;
 	uint64_t rtt_samples;
 	uint64_t rtt_hist[OMS_RTT_BUCKETS];
+	uint32_t fill_ratio_pm; /* the fill model's recent fill ratio: not yet tracked, 500 */
 	/* its market data, read-only (NULL: none) */
 	const struct oms_feed *feed;
 } __attribute__((aligned(64)));

@@ -21,6 +21,7 @@
 #include "feed.h"
 #include "igmp.h"
 #include "md_dispatch.h"
+#include "fill_model.h"
 
 /* Size of one transmit slot: the largest frame the core builds (an OUCH
  * Enter Order with its appendage behind Ethernet/IPv4/UDP and the packet
@@ -233,6 +234,8 @@ struct oms_route_seen {
 	uint16_t venue;       /* id */
 	uint8_t why;          /* enum oms_route_why */
 	uint8_t pad_;
+	int32_t p_fill;       /* the fill model's probability, Q30; -1: none */
+	uint32_t pad2_;
 };
 struct oms_route_decision {
 	uint64_t seq;         /* 1, 2, ... per core */
@@ -246,6 +249,9 @@ struct oms_route_decision {
 	uint8_t side;
 	uint8_t n_seen;       /* venues considered, in configuration order */
 	char symbol[8];
+	uint64_t model_id;    /* the generation's fill model (0: none) */
+	uint8_t by_model;     /* 1: chosen by expected value; 0: by the rules */
+	uint8_t pad_[7];
 	struct oms_route_seen seen[OMS_ROUTE_SEEN];
 };
 
@@ -321,6 +327,13 @@ int oms_gen_add_route(struct risk_gen *g, const struct oms_core *c,
 /* The router's price of latency: price units (8 decimals) per microsecond
  * of a venue's expected round trip (0: latency only breaks ties). */
 int oms_gen_set_sor_cost(struct risk_gen *g, int64_t cost_per_us);
+/* The fill-probability model the router scores venues with (copied and
+ * checked: -1 if inconsistent; NULL: none) and its price of a miss, in
+ * price units a share (docs/fill-model.md "In the router"). */
+int oms_gen_set_fill_model(struct risk_gen *g, const struct oms_fill_model *m,
+			   int64_t miss_penalty);
+/* Its id (0: none). */
+uint64_t oms_gen_fill_model_id(const struct risk_gen *g);
 /* The accounts a session may trade (n = 0: any configured account). */
 int oms_gen_set_session_accounts(struct risk_gen *g, const struct oms_core *c,
 				 uint32_t session_id, const uint32_t *accounts, uint32_t n);

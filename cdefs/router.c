@@ -114,7 +114,8 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 	for (uint32_t i = 0; i < c->n_venues; i++) {
 		const struct venue *v = &c->venues[i];
 		struct oms_tob_view t;
-		struct oms_route_seen sn = {.venue = v->id, .rtt_ewma_ns = v->rtt_ewma_ns};
+		struct oms_route_seen sn = {.venue = v->id, .rtt_ewma_ns = v->rtt_ewma_ns,
+					    .p_fill = -1};
 		int have = 0;
 
 		if (i < 64 && (exclude >> i & 1))
@@ -160,6 +161,10 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 		if (d->n_seen < OMS_ROUTE_SEEN)
 			d->seen[d->n_seen++] = sn;
 	}
+	d->model_id = 0;
+	d->by_model = 0;
+	if (c->gen->fill_model)
+		best = fill_route_choose(c, m, instrument, d, best);
 	d->venue = best == RISK_NIL ? 0 : c->venues[best].id;
 	if (best != RISK_NIL)
 		c->stats.event[OMS_EV_ORDERS_ROUTED]++;

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from control import journal_tools, whatif
+from control import journal_tools, model_cli, whatif
 from control import schema as config_schema
 from control.config import ConfigError, Dataplane, load_config, load_default_config
 
@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     whatif.add_subparser(sub)  # omsctl whatif PCAP --config NEW [--against CUR] [--json FILE]
     journal_tools.add_subparser(sub)  # omsctl journal {info,verify,replay} PATH
+    model_cli.add_subparser(sub)  # omsctl model {dataset,train,eval}
 
     r = sub.add_parser("run", help="build and replay the bundled scenario (the default job)")
     r.add_argument("--config")

@@ -158,6 +158,17 @@ class Routing:
     default_venue: int  # SOR: the smart order router
     # the router's price of a venue's expected latency (8 decimals per us)
     latency_cost_per_us: int = 0
+    # the fill-probability model (docs/fill-model.md): its file, or None
+    # ("off", or absent): the rule router alone
+    model: str | None = None
+    # optional pin: the model file must have this id (its checksum's first
+    # 16 hex digits), so that re-executing a journal finds the same model
+    model_id: str | None = None
+    # the router's price of a miss (8 decimals a share): an order that does
+    # not fill must be sent again
+    miss_penalty: int = 0
+    # the validated artefact (control/fill_artefact.py), read with the file
+    fill_model: dict | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -329,7 +340,7 @@ class Replication:
 
 
 # Config fields that are not keys of the YAML: where it came from, and its text
-NOT_IN_YAML = ("source", "text")
+NOT_IN_YAML = ("source", "text", "fill_model")
 
 
 @dataclass(frozen=True)
@@ -1295,7 +1306,39 @@ class _Loader:
         default = self.route_venue(v["default_venue"], "routing.default_venue")
         cost = (self.decimal(v["latency_cost_per_us"], "routing.latency_cost_per_us", 0,
                              MAX_PRICE) if "latency_cost_per_us" in v else 0)
-        return Routing(default_venue=default, latency_cost_per_us=cost)
+        miss = (self.decimal(v["miss_penalty"], "routing.miss_penalty", 0, MAX_PRICE)
+                if "miss_penalty" in v else 0)
+        path, doc, pin = None, None, None
+        if "model_id" in v:
+            pin = self.string(v["model_id"], "routing.model_id")
+        if "model" in v:
+            path, doc = self.fill_model(v["model"], venues, pin)
+        return Routing(default_venue=default, latency_cost_per_us=cost, model=path,
+                       model_id=pin, miss_penalty=miss, fill_model=doc)
+
+    def fill_model(self, node: yaml.Node, venues: tuple[Venue, ...],
+                   pin: str | None) -> tuple[str | None, dict | None]:
+        """routing.model: PATH (relative to the configuration file) or off."""
+        from control import fill_artefact
+        if isinstance(node, yaml.ScalarNode) and node.value.lower() in ("off", "false", "no"):
+            return None, None  # YAML reads a bare off as false
+        name = self.string(node, "routing.model")
+        if name == "off":
+            return None, None
+        base = os.path.dirname(self.source) if os.path.isfile(self.source) else "."
+        path = os.path.normpath(os.path.join(base, name))
+        try:
+            doc = fill_artefact.load(path)
+        except fill_artefact.ModelError as e:
+            raise self.error(node, "routing.model", f"refused: {e}") from None
+        if pin is not None and doc["model_id"] != pin:
+            raise self.error(node, "routing.model", f"{path} is model {doc['model_id']}, "
+                             f"routing.model_id pins {pin}")
+        if not {v.name for v in venues} & set(doc["venues"]):
+            raise self.error(node, "routing.model",
+                             f"none of the model's venues ({', '.join(doc['venues'])}) is "
+                             "configured")
+        return path, doc
 
     def routes(self, node: yaml.Node) -> tuple[Route, ...]:
         out: list[Route] = []

@@ -314,6 +314,15 @@ class OmsCollector(Collector):
                          {"in_force": 1, "published": 1}).items():
             gen.add_metric([state], n)
         yield gen
+        # the configuration's, as the last accepted reload left it (a scrape
+        # never reads a generation the worker may be done with)
+        doc = (getattr(app, "cfg", None) or cfg).routing.fill_model
+        fm = GaugeMetricFamily("oms_fill_model",
+                               "The smart router's fill-probability model: 1 with its id, "
+                               "0 (model_id none) when the rules decide alone",
+                               labels=["model_id"])
+        fm.add_metric([doc["model_id"] if doc else "none"], 1 if doc else 0)
+        yield fm
         kill = GaugeMetricFamily("oms_kill_switch_engaged",
                                  "Kill switch engaged (1) or not, by account "
                                  "(as configured and commanded)", labels=["account"])

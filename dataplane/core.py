@@ -303,9 +303,27 @@ def route_decision_dict(ffi, d) -> dict:
             "session_id": d.session_id, "account": d.account, "qty": d.qty,
             "venue": d.venue, "side": d.side,
             "symbol": bytes(ffi.buffer(d.symbol, 8)).decode("ascii").rstrip(),
+            "model_id": d.model_id, "by_model": d.by_model,
             "seen": [{"venue": s.venue, "px": s.px, "qty": s.qty, "cost": s.cost,
-                      "rtt_ewma_ns": s.rtt_ewma_ns, "why": s.why}
+                      "rtt_ewma_ns": s.rtt_ewma_ns, "why": s.why, "p_fill": s.p_fill}
                      for s in d.seen[0:d.n_seen]]}
+
+
+def fill_model_struct(ffi, lib, cfg: Config):
+    """The configuration's fill-probability model as the core's struct, its
+    venue slots by the core's venue index (configuration order); NULL: none."""
+    doc = cfg.routing.fill_model
+    if doc is None:
+        return ffi.NULL
+    from control.fill_artefact import to_c
+    m = ffi.new("struct oms_fill_model *")
+    to_c(doc, ffi, m)
+    for i in range(lib.OMS_FILL_MAX_VENUES):
+        m.slot[i] = lib.OMS_FILL_NO_SLOT
+    for i, v in enumerate(cfg.venues[:lib.OMS_FILL_MAX_VENUES]):
+        if v.name in doc["venues"]:
+            m.slot[i] = doc["venues"].index(v.name)
+    return m
 
 
 def _fill_generation(ffi, lib, core, g, cfg: Config) -> None:
@@ -345,6 +363,10 @@ def _fill_generation(ffi, lib, core, g, cfg: Config) -> None:
                             "duplicate rule or unknown account, symbol or venue")
     if lib.oms_gen_set_sor_cost(g, cfg.routing.latency_cost_per_us) != 0:
         raise CoreError("routing.latency_cost_per_us out of range")
+    if lib.oms_gen_set_fill_model(g, fill_model_struct(ffi, lib, cfg),
+                                  cfg.routing.miss_penalty) != 0:
+        raise CoreError(f"routing.model {cfg.routing.model}: refused by the core "
+                        "(inconsistent tables)")
     for s in cfg.sessions:
         t = s.throttle
         if lib.oms_gen_set_throttle(g, core, s.id, t.per_second if t else 0,

@@ -125,6 +125,8 @@ CXL_USER, CXL_IOC, CXL_VENUE = 1, 2, 3
 RW_CHOSEN, RW_WORSE, RW_EXCLUDED, RW_NOT_ALLOWED, RW_NO_FEED, RW_STALE, RW_HALTED, \
     RW_DOWN, RW_UNRESPONSIVE, RW_NO_QUOTE, RW_THROUGH_LIMIT = range(1, 12)
 ROUTE_SEEN = 8  # venues a decision records
+QUOTE_AGE = 10  # the fill model's quote-age feature (control/fill_dataset.py FEATURES)
+FILL_MAX_VENUES = 64  # venues (configuration order) a fill model can know
 RTT_BUCKETS = 40
 SREJ_UNKNOWN_TYPE, SREJ_BAD_LENGTH = 1, 2
 LREJ_DISABLED, LREJ_BAD_SEQ = 1, 2
@@ -459,6 +461,9 @@ class Limits:
     rates: dict  # session id -> (messages per second, cap in TOKEN units)
     session_accounts: dict = field(default_factory=dict)  # session id -> accounts; none: any
     sor_cost_per_us: int = 0  # price units per microsecond of venue latency
+    fill_model: dict | None = None  # the router's fill-probability artefact
+    fill_slots: dict = field(default_factory=dict)  # venue id -> the model's venue slot
+    miss_penalty: int = 0
 
 
 @dataclass
@@ -694,9 +699,17 @@ class ReferenceCore:
             if len(sc.accounts) > 16 or any(a not in accounts for a in sc.accounts):
                 raise ValueError(f"session {sc.id}: accounts unknown or more than 16")
             session_accounts[sc.id] = frozenset(sc.accounts)
+        fm = cfg.routing.fill_model
+        if fm is not None and any(QUOTE_AGE in (t["a"], t["b"]) for t in fm["tables"]):
+            raise ValueError("the reference model does not track quote ages: a fill model "
+                             "with a quote-age table is not mirrored")
+        slots = {} if fm is None else {v.id: fm["venues"].index(v.name)
+                                       for v in cfg.venues[:FILL_MAX_VENUES]
+                                       if v.name in fm["venues"]}
         self.limits = Limits(self.limits.number + 1, accounts, instruments, positions,
                              routes, rates, session_accounts,
-                             cfg.routing.latency_cost_per_us)
+                             cfg.routing.latency_cost_per_us, fm, slots,
+                             cfg.routing.miss_penalty)
         return self.limits.number
 
     def generation(self) -> int:
@@ -769,7 +782,7 @@ class ReferenceCore:
             "unresponsive": int(v.unresponsive()), "rtt_hist": list(v.rtt_hist)})
 
     def _sor(self, sess: SessionState, cl_ord_id: int, account: int, symbol: bytes,
-             side: int, ord_type: int, price: int, qty: int,
+             side: int, ord_type: int, price: int, qty: int, tif: int,
              exclude: tuple[int, ...]) -> int:
         """Semantics.md "Smart order routing": the venue id chosen (0:
         none), the decision logged."""
@@ -779,7 +792,7 @@ class ReferenceCore:
         best = None  # (key, venue id, index in seen)
         for v in self.venues.values():
             sn = {"venue": v.id, "px": 0, "qty": 0, "cost": 0, "rtt_ewma_ns": v.rtt_ewma_ns,
-                  "why": 0}
+                  "why": 0, "p_fill": -1}
             t = None
             if v.id in exclude:
                 sn["why"] = RW_EXCLUDED
@@ -814,14 +827,61 @@ class ReferenceCore:
             if len(seen) < ROUTE_SEEN:
                 seen.append(sn)
         chosen = best[1] if best else 0
+        model_id, by_model = 0, 0
+        if self.limits.fill_model is not None:
+            model_id = int(self.limits.fill_model["model_id"], 16)
+            pick = self._fill_choose(seen, symbol, buy, ord_type, price, qty, tif) \
+                if chosen and len(seen) == len(self.venues) else None
+            if pick is not None:
+                chosen, by_model = pick, 1
         if chosen:
             self.event["ORDERS_ROUTED"] += 1
         self.route_log.append({
             "seq": len(self.route_log) + 1, "now_ns": self.now, "cl_ord_id": cl_ord_id,
             "price": price, "session_id": sess.id, "account": account, "qty": qty,
             "venue": chosen, "side": side, "symbol": symbol.decode("ascii").rstrip(),
-            "seen": seen})
+            "model_id": model_id, "by_model": by_model, "seen": seen})
         return chosen
+
+    def _fill_choose(self, seen: list[dict], symbol: bytes, buy: bool, ord_type: int,
+                     price: int, qty: int, tif: int) -> int | None:
+        """Semantics of cdefs/fill_model.c fill_route_choose: the candidates
+        scored by expected value; None: the rules' choice stands."""
+        from control.fill_artefact import P_Q, predict_q
+        from control.fill_dataset import DAY_NS, raw_features
+        fm, lim = self.limits.fill_model, self.limits
+        if ord_type != ORD_LIMIT:
+            return None
+        ins = lim.instruments[symbol]
+        ps = []
+        for sn in seen:
+            if sn["why"] not in (RW_CHOSEN, RW_WORSE):
+                ps.append(None)
+                continue
+            v = self.venues[sn["venue"]]
+            t = self._tob(v, symbol)
+            if sn["venue"] not in lim.fill_slots or t is None:
+                return None
+            f = raw_features(lim.fill_slots[sn["venue"]], buy, price, qty, t.bid_px, t.bid_qty,
+                             t.ask_px, t.ask_qty, ins.tick_size, v.rtt_ewma_ns, 500, 0,
+                             tif == TIF_IOC, self.now % DAY_NS)
+            p = -1 if f is None else int(predict_q(fm, [f])[0])
+            if p < 0:
+                return None
+            ps.append(p)
+        best, best_ev = None, 0
+        for sn, p in zip(seen, ps, strict=True):
+            if p is None:
+                continue
+            sn["p_fill"] = p
+            imp = price - sn["px"] if buy else sn["px"] - price
+            ev = ((p * imp - ((1 << P_Q) - p) * lim.miss_penalty) >> P_Q) - sn["cost"]
+            if best is None or ev > best_ev:
+                best, best_ev = sn, ev
+        for sn, p in zip(seen, ps, strict=True):
+            if p is not None:
+                sn["why"] = RW_CHOSEN if sn is best else RW_WORSE
+        return best["venue"]
 
     def route_decisions(self, from_seq: int = 1) -> list[dict]:
         return self.route_log[max(from_seq, 1) - 1:]
@@ -1445,7 +1505,7 @@ class ReferenceCore:
         elif venue_id != 0 and venue_id not in self.venues:
             reason = REJ_UNKNOWN_VENUE
         elif not venue_id and not (venue_id := self._resolve_venue(
-                sess, cl_ord_id, account, symbol, side, ord_type, price, qty)):
+                sess, cl_ord_id, account, symbol, side, ord_type, price, qty, tif)):
             reason = REJ_NO_ROUTE
         elif limit and not price_representable(price):
             reason = REJ_PRICE_UNREPRESENTABLE
@@ -1487,13 +1547,14 @@ class ReferenceCore:
             + self._appendage(o))
 
     def _resolve_venue(self, sess: SessionState, cl_ord_id: int, account: int,
-                       symbol: bytes, side: int, ord_type: int, price: int, qty: int) -> int:
+                       symbol: bytes, side: int, ord_type: int, price: int, qty: int,
+                       tif: int) -> int:
         """Order check 8 for venue 0: the routing rule's venue, or the smart
         router's choice (0: none)."""
         venue, exclude = self._route(account, symbol)
         if venue:
             return venue
-        return self._sor(sess, cl_ord_id, account, symbol, side, ord_type, price, qty,
+        return self._sor(sess, cl_ord_id, account, symbol, side, ord_type, price, qty, tif,
                          exclude)
 
     @staticmethod

@@ -327,17 +327,27 @@ def route_line(d: dict) -> dict:
     if chosen is None:
         reason = "no venue: " + ", ".join(f"{s['venue']} {ROUTE_WHY[s['why']]}"
                                           for s in d["seen"])
+    elif d.get("by_model"):
+        reason = (f"expected value: fill probability {chosen['p_fill'] / (1 << 30):.4f} at "
+                  f"{chosen['px'] / 1e8:.4f} x {chosen['qty']}, latency cost "
+                  f"{chosen['cost'] / 1e8:.4f} (fill model {d['model_id']:016x})")
     else:
         reason = (f"best {'ask' if side == 'buy' else 'bid'} {chosen['px'] / 1e8:.4f} x "
                   f"{chosen['qty']}, latency cost {chosen['cost'] / 1e8:.4f} "
                   "(by price, then size, then latency)")
-    return {"ts_ns": d["now_ns"], "to": "router", "msg": "RouteDecision",
+    line = {"ts_ns": d["now_ns"], "to": "router", "msg": "RouteDecision",
             "session": d["session_id"], "cl_ord_id": d["cl_ord_id"], "account": d["account"],
             "symbol": d["symbol"], "side": side, "qty": d["qty"], "price": d["price"],
             "venue": d["venue"] or None, "reason": reason,
             "seen": [{"venue": s["venue"], "px": s["px"], "qty": s["qty"], "cost": s["cost"],
                       "rtt_ewma_ns": s["rtt_ewma_ns"], "verdict": ROUTE_WHY[s["why"]]}
                      for s in d["seen"]]}
+    if d.get("model_id"):  # a generation with a fill model: its id and probabilities
+        line["model_id"] = f"{d['model_id']:016x}"
+        line["by_model"] = bool(d["by_model"])
+        for s, out in zip(d["seen"], line["seen"], strict=True):
+            out["p_fill"] = None if s["p_fill"] < 0 else round(s["p_fill"] / (1 << 30), 6)
+    return line
 
 
 def report_lines(cfg: Config, out: list[tuple[int, bytes]], stats: dict,

@@ -1,0 +1,228 @@
+"""The fill-probability model (docs/fill-model.md): the dataset
+(control/fill_dataset.py: one row per order, features known at decision time
+only -- the leak test --, labels from what happened, the true probability
+apart), training and evaluation (omsctl model train / eval), the artefact
+(refused when changed) and its evaluators, Python and C, in agreement."""
+import copy
+import json
+import random
+
+import numpy as np
+import pytest
+
+from control import fill_artefact as fa
+from control import fill_dataset as fd
+from control import fill_train
+from control.cli import main as omsctl
+from pcaps.make_fill_sessions import main as make_sessions
+
+HORIZON_NS = 1000 * 1_000_000
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fill_sessions")
+    assert make_sessions([str(out), "--train", "1", "--train-orders", "1500", "--eval-orders",
+                          "400", "--eval-paths", "4", "--jobs", "2"]) == 0
+    return out
+
+
+def features(rows, venues):
+    out, _ = fd.session_rows(rows, venues, 1000)
+    return {r[5]: r[0] for r in out}
+
+
+def test_dataset_cli_rows_labels_truth(sessions, tmp_path):
+    files = [str(sessions / "session01.orders.jsonl"), str(sessions / "session02.orders.jsonl")]
+    assert omsctl(["model", "dataset", *files, "-o", str(tmp_path / "d.npz")]) == 0
+    ds = fd.Dataset.load(tmp_path / "d.npz")
+    rows = fd.read_jsonl(sessions / "session01.orders.jsonl") + \
+        fd.read_jsonl(sessions / "session02.orders.jsonl")
+    assert len(rows) == 1900
+    rows = [r for r in rows if r["bid_qty"] and r["ask_qty"]]  # an empty side: no row
+    assert 1850 < len(ds.x) == len(rows)
+    assert ds.venues == ["BUSY", "DARK", "FADE", "ICEBERG", "JITTER", "PLAIN"]
+    for i in (0, 17, 1490, 1500, len(rows) - 1):
+        r, x = rows[i], dict(zip(fd.FEATURES, ds.x[i], strict=True))
+        assert ds.t_ns[i] == r["t_ns"] and ds.venues[x["venue"]] == r["venue"]
+        assert ds.any_fill[i] == r["filled_in_horizon"]
+        assert ds.full_fill[i] == (r["filled"] == r["qty"])
+        assert x["own_off_ticks"] == r["offset_ticks"]
+        assert x["spread_ticks"] * fd.TICK == r["ask_px"] - r["bid_px"]
+        assert x["tif_ioc"] == (r["tif"] == "3")
+    assert np.isfinite(ds.p_true).all()  # every order has its truth line
+    assert abs(ds.p_true.mean() - ds.any_fill.mean()) < 0.05
+    # the router's state is rebuilt: latency from the jittery venue's acks, fill ratios move
+    jit = ds.x[:, 0] == ds.venues.index("JITTER")
+    assert np.median(ds.x[jit, fd.FEATURES.index("latency_us")][50:]) > 5000
+    assert len(set(ds.x[:, fd.FEATURES.index("fill_ratio_pm")])) > 20
+
+
+def test_changing_anything_after_the_decision_leaves_the_row_unchanged(sessions):
+    rows = fd.read_jsonl(sessions / "session01.orders.jsonl")
+    venues = sorted({r["venue"] for r in rows})
+    base = features(rows, venues)
+    rng = random.Random(9)
+    checked = 0
+    for i in rng.sample(range(50, len(rows)), 25):
+        t = rows[i]["t_ns"]
+        alt = copy.deepcopy(rows)
+        for j, r in enumerate(alt):
+            entry = t if r["entry_delay_ms"] is None else r["t_ns"] + r["entry_delay_ms"] * 1e6
+            if j > i:  # everything sent later: other venue, price, book, outcome
+                r.update(venue=rng.choice(venues), price=r["price"] + 500, bid_qty=1,
+                         ask_px=r["ask_px"] + 300, side="S" if r["side"] == "B" else "B",
+                         filled=0, first_fill_ms=None, entry_delay_ms=rng.uniform(0, 50))
+            if j < i and entry + HORIZON_NS > t:  # its outcome not yet known at t
+                r.update(first_fill_ms=None if r["first_fill_ms"] else 1.0, filled=0)
+                checked += 1
+            if j < i and entry > t:  # not even acknowledged yet
+                r["entry_delay_ms"] += 7.0
+            if j == i:  # its own outcome
+                r.update(first_fill_ms=None, filled=0)
+        got = features(alt, venues)
+        assert got[t] == base[t]
+    assert checked > 25
+    # and the test can fail: an outcome known before the decision does move the row
+    i = len(rows) - 1
+    known = [j for j, r in enumerate(rows) if r["venue"] == rows[i]["venue"] and
+             r["t_ns"] + r["entry_delay_ms"] * 1e6 + HORIZON_NS < rows[i]["t_ns"]]
+    alt = copy.deepcopy(rows)
+    alt[known[-1]]["first_fill_ms"] = None if rows[known[-1]]["first_fill_ms"] else 1.0
+    assert features(alt, venues)[rows[i]["t_ns"]] != base[rows[i]["t_ns"]]
+
+
+def test_dataset_refuses_other_files_and_a_longer_horizon(sessions, tmp_path, capsys):
+    assert omsctl(["model", "dataset", str(sessions / "manifest.json"), "-o",
+                   str(tmp_path / "d.npz")]) == 2
+    assert "not a session orders file" in capsys.readouterr().err
+    assert omsctl(["model", "dataset", str(sessions / "session01.orders.jsonl"),
+                   "--horizon-ms", "5000", "-o", str(tmp_path / "d.npz")]) == 2
+    assert "longer than the session's 1000 ms" in capsys.readouterr().err
+    assert not (tmp_path / "d.npz").exists()
+
+
+@pytest.fixture(scope="module")
+def trained(sessions, tmp_path_factory):
+    d = tmp_path_factory.mktemp("fill_model")
+    for k, name in ((1, "train"), (2, "eval")):
+        assert omsctl(["model", "dataset", str(sessions / f"session0{k}.orders.jsonl"),
+                       "-o", str(d / f"{name}.npz")]) == 0
+    assert omsctl(["model", "train", str(d / "train.npz"), "-o", str(d / "m.json")]) == 0
+    return d
+
+
+def test_train_and_eval_beat_the_baselines(trained, capsys):
+    d = trained
+    capsys.readouterr()
+    assert omsctl(["model", "eval", str(d / "m.json"), "--train", str(d / "train.npz"),
+                   "--data", str(d / "eval.npz"), "--plot", str(d / "cal.png"),
+                   "--json", str(d / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Brier gain over the per-venue baseline" in out
+    r = json.loads((d / "r.json").read_text())
+    s = r["scores"]
+    assert r["answered"] >= 0.95 * r["rows"]  # few held-out rows outside the training ranges
+    assert set(s) == {"model", "venue_rate", "distance_rate", "truth"}
+    # small data (1,500 training orders), so loose bounds; docs/fill-model.md has the full run
+    assert s["model"]["brier"] < 0.8 * s["venue_rate"]["brier"]
+    assert s["model"]["brier"] < s["distance_rate"]["brier"]
+    assert s["model"]["auc"] > 0.85 > s["venue_rate"]["auc"]
+    assert s["model"]["ece_true"] < 0.08
+    assert (d / "cal.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_artefact_is_fixed_point_and_sealed(trained, tmp_path):
+    doc = fa.load(trained / "m.json")
+    assert doc["version"] == fa.VERSION and len(doc["model_id"]) == 16
+    assert all(isinstance(w, int) for t in doc["tables"] for w in t["w"])
+    ds = fd.Dataset.load(trained / "train.npz")
+    _, rep = fill_train.train(ds)  # seeded: the same model again
+    assert rep["model_id"] == doc["model_id"]
+    assert rep["fixed_point_max_err"] < 1e-3  # against the float model it came from
+    for change, why in ((lambda m: m["tables"][3]["w"].__setitem__(0, 7), "checksum"),
+                        (lambda m: m.__setitem__("version", 2), "version 2"),
+                        (lambda m: m.__setitem__("format", "x"), "not a fill-probability")):
+        bad = json.loads((trained / "m.json").read_text())
+        change(bad)
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(fa.ModelError, match=why):
+            fa.load(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(fa.ModelError, match="not JSON"):
+        fa.load(tmp_path / "bad.json")
+
+
+def random_inputs(rng: np.random.Generator, n: int, venues: int) -> list[dict]:
+    out = []
+    for _ in range(n):
+        tick = 100
+        bid = int(rng.integers(5000, 30000)) * tick
+        ask = bid + int(rng.integers(1, 8)) * tick
+        buy = bool(rng.integers(0, 2))
+        own = bid if buy else ask
+        off = int(rng.integers(-3, 6)) * tick + (int(rng.integers(0, tick)) if rng.random() < .1
+                                                 else 0)
+        out.append({"venue": int(rng.integers(0, venues + 1)), "buy": buy,
+                    "price": own + off if buy else own - off, "qty": int(rng.integers(1, 10)) * 100,
+                    "bid_px": bid, "ask_px": ask, "tick": tick,
+                    "bid_qty": int(rng.integers(0, 5000)) if rng.random() < .02
+                    else int(rng.integers(1, 5000)), "ask_qty": int(rng.integers(1, 5000)),
+                    "rtt_ewma_ns": int(rng.integers(0, 200_000_000)),
+                    "fill_ratio_pm": int(rng.integers(0, 1001)),
+                    "quote_age_ns": int(rng.integers(0, 10**9)), "ioc": bool(rng.integers(0, 2)),
+                    "tod_ns": int(rng.integers(fd.OPEN_NS - 10**12, fd.OPEN_NS + 4 * 3600 * 10**9)),
+                    })
+    return out
+
+
+def py_features(i: dict) -> tuple | None:
+    return fd.raw_features(i["venue"], i["buy"], i["price"], i["qty"], i["bid_px"], i["bid_qty"],
+                           i["ask_px"], i["ask_qty"], i["tick"], i["rtt_ewma_ns"],
+                           i["fill_ratio_pm"], i["quote_age_ns"], i["ioc"], i["tod_ns"])
+
+
+def test_c_and_python_agree_on_10000_random_inputs(trained):
+    from dataplane.core import _ext
+    ffi, lib = _ext.ffi, _ext.lib
+    doc = fa.load(trained / "m.json")
+    m = ffi.new("struct oms_fill_model *")
+    fa.to_c(doc, ffi, m)
+    assert lib.oms_fill_model_seal(m) == 0 and m.id == fa.model_id_u64(doc)
+    inputs = random_inputs(np.random.default_rng(5), 10_000, len(doc["venues"]))
+    c_inp = ffi.new("struct oms_fill_input *")
+    c_f = ffi.new("int64_t[]", lib.OMS_FILL_FEATURES)
+    c_p, rows = [], []
+    for i in inputs:
+        for k, v in i.items():
+            setattr(c_inp, k, int(v))
+        c_p.append(lib.oms_fill_prob(m, c_inp))
+        f = py_features(i)
+        assert (lib.oms_fill_features(c_inp, c_f) == 0) == (f is not None)
+        if f is not None:
+            assert tuple(c_f) == f
+        rows.append(f if f is not None and i["venue"] < len(doc["venues"]) else None)
+    ok = [k for k, f in enumerate(rows) if f is not None]
+    py = np.full(len(inputs), -1, np.int64)
+    py[ok] = fa.predict_q(doc, np.array([rows[k] for k in ok]))
+    c_p = np.array(c_p, np.int64)
+    assert ((c_p < 0) == (py < 0)).all()
+    answered = c_p >= 0
+    assert 0.3 < answered.mean() < 0.95  # both answers and refusals (out of range) exercised
+    diff = np.abs(c_p[answered] - py[answered]) / (1 << fa.P_Q)
+    assert diff.max() < 1e-3
+    p = c_p[answered] / (1 << fa.P_Q)
+    assert p.min() < 0.1 and p.max() > 0.9  # the inputs span the model's range
+
+
+def test_c_refuses_an_inconsistent_model(trained):
+    from dataplane.core import _ext
+    ffi, lib = _ext.ffi, _ext.lib
+    doc = fa.load(trained / "m.json")
+    m = ffi.new("struct oms_fill_model *")
+    fa.to_c(doc, ffi, m)
+    m.tables[2].offset += 1
+    assert lib.oms_fill_model_seal(m) == -1
+    fa.to_c(doc, ffi, m)
+    m.n_edges[4] = lib.OMS_FILL_EDGES
+    assert lib.oms_fill_model_seal(m) == -1
