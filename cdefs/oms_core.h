@@ -224,7 +224,10 @@ enum oms_route_why {
 	OMS_RW_UNRESPONSIVE = 9,/* too many unanswered orders */
 	OMS_RW_NO_QUOTE = 10,   /* nothing displayed on the side we take */
 	OMS_RW_THROUGH_LIMIT = 11, /* its best is beyond the limit price */
+	OMS_RW_SPLIT = 12,      /* not the best, but takes a child of a split */
 };
+/* A split order has at most this many children (routing.split_max_children). */
+enum { OMS_SPLIT_MAX = 4 };
 struct oms_route_seen {
 	int64_t px;           /* its best on the side the order takes */
 	int64_t cost;         /* latency cost in price units */
@@ -233,6 +236,7 @@ struct oms_route_seen {
 	uint16_t venue;       /* id */
 	uint8_t why;          /* enum oms_route_why */
 	uint8_t pad_;
+	uint32_t alloc;       /* shares sent there (the child's, when split) */
 };
 struct oms_route_decision {
 	uint64_t seq;         /* 1, 2, ... per core */
@@ -246,6 +250,7 @@ struct oms_route_decision {
 	uint8_t side;
 	uint8_t n_seen;       /* venues considered, in configuration order */
 	char symbol[8];
+	uint8_t n_children;   /* split into this many orders; 0: not split */
 	struct oms_route_seen seen[OMS_ROUTE_SEEN];
 };
 
@@ -282,6 +287,7 @@ struct oms_order_view {
 	uint8_t tif;
 	uint8_t flags;
 	uint8_t acked;
+	uint8_t children; /* a split order: its children's number; else 0 */
 	uint64_t state_ts[OMS_ST_MAX]; /* now_ns when it entered each state */
 };
 
@@ -321,6 +327,9 @@ int oms_gen_add_route(struct risk_gen *g, const struct oms_core *c,
 /* The router's price of latency: price units (8 decimals) per microsecond
  * of a venue's expected round trip (0: latency only breaks ties). */
 int oms_gen_set_sor_cost(struct risk_gen *g, int64_t cost_per_us);
+/* Split an order across at most this many venues when the best shows less
+ * than it needs (1: never; at most OMS_SPLIT_MAX). */
+int oms_gen_set_sor_split(struct risk_gen *g, uint32_t max_children);
 /* The accounts a session may trade (n = 0: any configured account). */
 int oms_gen_set_session_accounts(struct risk_gen *g, const struct oms_core *c,
 				 uint32_t session_id, const uint32_t *accounts, uint32_t n);
@@ -408,6 +417,10 @@ void oms_core_tx_clear(struct oms_core *c);
 const struct oms_stats *oms_core_stats(const struct oms_core *c);
 int oms_core_order_find(const struct oms_core *c, uint32_t session_id,
 			uint64_t cl_ord_id, struct oms_order_view *out);
+/* The children of a split order still in the table, in the order they were
+ * sent (each with its own venue, UserRefNum and quantities); how many. */
+int oms_core_order_children(const struct oms_core *c, uint32_t session_id,
+			    uint64_t cl_ord_id, struct oms_order_view *out, uint32_t max);
 uint32_t oms_core_live_orders(const struct oms_core *c);
 
 /* Latency measurement with the TSC: per application message, from the

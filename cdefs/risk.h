@@ -98,6 +98,7 @@ struct risk_gen {
 	uint32_t max_sessions;
 	struct risk_route default_route;
 	int64_t sor_cost_per_us; /* router: price units per microsecond of latency */
+	uint32_t sor_split_max;  /* router: children of a split order (<= 1: no split) */
 	uint32_t *account_ix; /* id hash -> slot + 1 */
 	struct risk_acct_limits *accounts;
 	uint64_t *symbols;    /* open addressing set of 8-byte symbols */

@@ -151,6 +151,7 @@ class Risk:
 
 
 SOR = 0  # a route's venue "sor": the smart order router chooses
+SPLIT_MAX = 4  # children of a split order at most (cdefs/oms_core.h OMS_SPLIT_MAX)
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,9 @@ class Routing:
     default_venue: int  # SOR: the smart order router
     # the router's price of a venue's expected latency (8 decimals per us)
     latency_cost_per_us: int = 0
+    # an order may be split across this many venues when the best shows
+    # less than it needs (1: never split)
+    split_max_children: int = 1
 
 
 @dataclass(frozen=True)
@@ -1208,7 +1212,10 @@ class _Loader:
         default = self.route_venue(v["default_venue"], "routing.default_venue")
         cost = (self.decimal(v["latency_cost_per_us"], "routing.latency_cost_per_us", 0,
                              MAX_PRICE) if "latency_cost_per_us" in v else 0)
-        return Routing(default_venue=default, latency_cost_per_us=cost)
+        split = (self.integer(v["split_max_children"], "routing.split_max_children", 1,
+                              SPLIT_MAX) if "split_max_children" in v else 1)
+        return Routing(default_venue=default, latency_cost_per_us=cost,
+                       split_max_children=split)
 
     def routes(self, node: yaml.Node) -> tuple[Route, ...]:
         out: list[Route] = []
