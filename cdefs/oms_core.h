@@ -389,6 +389,11 @@ int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t accou
  * feed's one writer (on this machine the same worker, between bursts).
  * NULL detaches.  -1: unknown venue. */
 int oms_core_set_feed(struct oms_core *c, uint16_t venue_id, const struct oms_feed *f);
+/* The dispatcher in front of those feeds, for the journal's MARKET records
+ * when the core is rebuilt from a journal (recovery, hot standby); the live
+ * path never uses it.  NULL: none. */
+void oms_core_set_market(struct oms_core *c, struct oms_md_dispatch *md);
+struct oms_md_dispatch *oms_core_market(const struct oms_core *c);
 int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,
 			  struct oms_venue_latency *out);
 /* Copies the routing decisions numbered `from_seq` and up that are still in

@@ -234,6 +234,16 @@ int oms_core_set_feed(struct oms_core *c, uint16_t venue_id, const struct oms_fe
 	return 0;
 }
 
+void oms_core_set_market(struct oms_core *c, struct oms_md_dispatch *md)
+{
+	c->md = md;
+}
+
+struct oms_md_dispatch *oms_core_market(const struct oms_core *c)
+{
+	return c->md;
+}
+
 int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,
 			  struct oms_venue_latency *out)
 {

@@ -19,7 +19,7 @@ from control.reload import fixed_changes
 from dataplane.core import Core, CoreError, _ext, ip_to_int, mac_to_bytes
 
 DURABILITY = {"none": 0, "periodic": 1, "burst": 2}
-RECORD_TYPES = {1: "burst", 2: "command", 3: "generation"}
+RECORD_TYPES = {1: "burst", 2: "command", 3: "generation", 4: "market"}
 
 
 class JournalError(RuntimeError):
@@ -194,7 +194,7 @@ def recover(core: Core, path: str,
 
 
 def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = None,
-               index: int | None = None) -> tuple[Core, Journal | None, dict | None]:
+               index: int | None = None, md=None) -> tuple[Core, Journal | None, dict | None]:
     """The core a live appliance runs, its journal and what recovery did.
     Without `journal:` in the configuration: a fresh core, no journal.  With
     one that holds records: the core rebuilt from it (its first
@@ -205,7 +205,12 @@ def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = 
 
     Sharded (several cores): `part` maps a whole configuration to the part
     this core takes, and core `index` has its own journal, path + ".w<index>"
-    (the generations' text is the whole file's)."""
+    (the generations' text is the whole file's).
+
+    `md` (a dataplane.market_data.CMarketData): the feeds the core reads;
+    recovery hands them the journal's MARKET records, so the books are
+    those the core read when it ran, and the journal records what they are
+    handed from now on."""
     part = part or (lambda c: c)
     if cfg.journal is None:
         return Core(part(cfg), ext=ext), None, None
@@ -214,6 +219,8 @@ def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = 
     if has_records(path):
         first = first_config(path)
         core = Core(part(first), ext=ext)
+        if md is not None:
+            md.rebuild_with(core)
         report = recover(core, path, rebuild=lambda n, text: part(load_config_text(
             text, f"{path} (generation {n})")))
         fixed = [x for x in fixed_changes(first, cfg) if not x.startswith("journal")]
@@ -227,6 +234,8 @@ def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = 
     else:
         core = Core(part(cfg), ext=ext)
     journal = Journal(replace(cfg.journal, path=path), cfg, ext=ext)
+    if md is not None:
+        md.set_journal(journal)
     try:
         journal.attach(core)
         if report is not None and cfg.text != core.cfg.text:

@@ -356,10 +356,18 @@ class Appliance(LiveControl):
         # lcore feeds one worker per shard, each with its own core
         self.sharded = cfg.dataplane.threading.mode == "sharded"
         parts = self._parts(cfg)
+        # market data: the first worker takes it off its bursts and writes
+        # the books between them; every core reads them (seqlock)
+        self.md = None
+        if cfg.market_data.subscriptions:
+            from dataplane.market_data import CMarketData
+            self.md = CMarketData(cfg, ext=ext)
         # a journal per core (docs/durability.md); one that holds records
-        # is recovered first
+        # is recovered first; the first core's journal holds the market
+        # data (MARKET records), which its recovery hands to the feeds
         started = [start_core(cfg, ext=ext, part=lambda c, i=i: self._parts(c)[i],
-                              index=i if len(parts) > 1 else None)
+                              index=i if len(parts) > 1 else None,
+                              md=self.md if i == 0 else None)
                    for i in range(len(parts))]
         self.cores = [core for core, _, _ in started]
         self.journals = [j for _, j, _ in started]
@@ -409,12 +417,7 @@ class Appliance(LiveControl):
             self.workers.append(w)
             self.command_rings.append(ring)
         self.worker, self.commands = self.workers[0], self.command_rings[0]
-        # market data: the first worker takes it off its bursts and writes
-        # the books between them; every core reads them (seqlock)
-        self.md = None
-        if cfg.market_data.subscriptions:
-            from dataplane.market_data import CMarketData
-            self.md = CMarketData(cfg, ext=ext)
+        if self.md is not None:
             for core in self.cores:
                 self.md.attach(core)
             self.workers[0].md = self.md.ptr
