@@ -7,6 +7,7 @@ while one replayed without market data does not; `omsctl journal
 info/verify/replay` count and use the records."""
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -100,9 +101,10 @@ class Run:
         return out
 
     def run(self, records):
-        times = sorted({t for t, _ in records})
-        for t in times:
-            self.step([f for u, f in records if u == t], t + MS)
+        """`records` (time, frame) sorted by time: each time's frames are
+        one step."""
+        for t, group in itertools.groupby(records, key=lambda r: r[0]):
+            self.step([f for _, f in group], t + MS)
 
 
 def state(core: Core, md: CMarketData | None = None) -> dict:
