@@ -309,25 +309,32 @@ uint32_t oms_core_process_burst(struct oms_core *c,
 	stage_burst_begin(c, n);
 	if (!c->timers_started || now_ns >= c->next_timer)
 		run_timers(c);
-	for (uint32_t i = 0; i < n; i++) {
-		struct net_udp_view u;
-		int r;
+	/* parse a part of the burst, fetch what it will look up, handle it */
+	for (uint32_t base = 0; base < n; base += OMS_PREFETCH_BURST) {
+		struct net_udp_view u[OMS_PREFETCH_BURST];
+		int r[OMS_PREFETCH_BURST];
+		uint32_t m = n - base < OMS_PREFETCH_BURST ? n - base : OMS_PREFETCH_BURST;
 
-		c->stats.event[OMS_EV_FRAMES_IN]++;
-		r = net_parse_udp_opt(frames[i], lens[i], c->cfg.ip,
-				  !(c->cfg.checksum_offload & OMS_CSUM_RX_VERIFIED), &u);
-		if (r != OMS_OK) {
-			c->stats.drop[r]++;
-			continue;
+		for (uint32_t i = 0; i < m; i++)
+			r[i] = net_parse_udp_opt(frames[base + i], lens[base + i], c->cfg.ip,
+						 !(c->cfg.checksum_offload & OMS_CSUM_RX_VERIFIED),
+						 &u[i]);
+		burst_prefetch(c, u, r, m);
+		for (uint32_t i = 0; i < m; i++) {
+			c->stats.event[OMS_EV_FRAMES_IN]++;
+			if (r[i] != OMS_OK) {
+				c->stats.drop[r[i]]++;
+				continue;
+			}
+			if (u[i].dst_port == c->cfg.strategy_port)
+				strategy_datagram(c, &u[i]);
+			else if (u[i].dst_port == c->cfg.venue_port)
+				venue_packet(c, &u[i]);
+			else if (u[i].dst_port == c->cfg.venue_request_port)
+				venue_request(c, &u[i]);
+			else
+				c->stats.drop[OMS_DROP_UNKNOWN_PORT]++;
 		}
-		if (u.dst_port == c->cfg.strategy_port)
-			strategy_datagram(c, &u);
-		else if (u.dst_port == c->cfg.venue_port)
-			venue_packet(c, &u);
-		else if (u.dst_port == c->cfg.venue_request_port)
-			venue_request(c, &u);
-		else
-			c->stats.drop[OMS_DROP_UNKNOWN_PORT]++;
 	}
 	return c->tx_count;
 }

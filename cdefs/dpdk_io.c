@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_byteorder.h>
@@ -96,40 +97,116 @@ int oms_port_socket(uint16_t port)
 	return rte_eth_dev_socket_id(port);
 }
 
-int oms_port_start(uint16_t port, struct rte_mempool *pool, char *err, unsigned errlen)
+static int port_fail(char *err, unsigned errlen, uint16_t port, const char *driver,
+		     const char *what, int r)
+{
+	snprintf(err, errlen, "port %u (%s): %s: %s", port, driver, what, rte_strerror(-r));
+	return -1;
+}
+
+int oms_port_link(uint16_t port, struct oms_port_info *info, unsigned wait_ms)
+{
+	struct rte_eth_link link;
+	unsigned waited = 0;
+
+	for (;;) {
+		memset(&link, 0, sizeof(link));
+		if (rte_eth_link_get_nowait(port, &link) != 0)
+			return -1;
+		if (link.link_status == RTE_ETH_LINK_UP || waited >= wait_ms)
+			break;
+		rte_delay_ms(10);
+		waited += 10;
+	}
+	info->link_up = link.link_status == RTE_ETH_LINK_UP;
+	info->link_full_duplex = link.link_duplex == RTE_ETH_LINK_FULL_DUPLEX;
+	info->link_autoneg = link.link_autoneg == RTE_ETH_LINK_AUTONEG;
+	info->link_speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+	return 0;
+}
+
+int oms_port_start_conf(uint16_t port, struct rte_mempool *pool, const struct oms_port_conf *pc,
+			struct oms_port_info *info, char *err, unsigned errlen)
 {
 	struct rte_eth_conf conf;
-	struct rte_eth_dev_info info;
+	struct rte_eth_dev_info dev;
+	struct oms_port_info scratch;
 	int r;
 
+	if (!info)
+		info = &scratch;
+	memset(info, 0, sizeof(*info));
 	memset(&conf, 0, sizeof(conf));
-	if ((r = rte_eth_dev_info_get(port, &info)) != 0) {
+	if ((r = rte_eth_dev_info_get(port, &dev)) != 0) {
 		snprintf(err, errlen, "port %u: no device info: %s", port, rte_strerror(-r));
 		return -1;
 	}
-	if ((r = rte_eth_dev_configure(port, 1, 1, &conf)) != 0) {
-		snprintf(err, errlen, "port %u (%s): configure: %s", port, info.driver_name,
-			 rte_strerror(-r));
+	snprintf(info->driver, sizeof(info->driver), "%s", dev.driver_name);
+	info->min_mtu = dev.min_mtu;
+	info->max_mtu = dev.max_mtu;
+	info->max_rx_queues = dev.max_rx_queues;
+	info->rss_offered = dev.flow_type_rss_offloads;
+	info->max_frame = rte_pktmbuf_data_room_size(pool) - RTE_PKTMBUF_HEADROOM;
+	uint16_t mtu = pc->mtu ? pc->mtu : RTE_ETHER_MTU;
+	/* no scattered RX: a frame must fit one mbuf, or the NIC drops it */
+	if ((uint32_t)mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + 2 * 4 > info->max_frame) {
+		snprintf(err, errlen, "port %u (%s): MTU %u does not fit an mbuf of %u bytes "
+			 "(frames are not scattered over mbufs): lower dataplane.mtu",
+			 port, info->driver, mtu, info->max_frame);
 		return -1;
 	}
+	if (mtu < dev.min_mtu || mtu > dev.max_mtu) {
+		snprintf(err, errlen, "port %u (%s): MTU %u is outside what the device takes "
+			 "(%u to %u): change dataplane.mtu", port, info->driver, mtu, dev.min_mtu,
+			 dev.max_mtu);
+		return -1;
+	}
+	uint16_t nq = pc->rx_queues ? pc->rx_queues : 1;
+	if (nq > OMS_MAX_RX)
+		nq = OMS_MAX_RX;
+	if (nq > dev.max_rx_queues)
+		nq = dev.max_rx_queues;
+	if (nq > 1) {
+		/* several queues are useful only if flows spread over them */
+		info->rss_hf = (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP) & dev.flow_type_rss_offloads;
+		if (info->rss_hf) {
+			conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+			conf.rx_adv_conf.rss_conf.rss_hf = info->rss_hf;
+		}
+	}
+	info->rx_queues = nq;
+	conf.rxmode.mtu = mtu;
+	if ((r = rte_eth_dev_configure(port, nq, 1, &conf)) != 0)
+		return port_fail(err, errlen, port, info->driver, "configure", r);
+	/* drivers without MTU control (ring, null) carry any frame that fits */
+	r = rte_eth_dev_set_mtu(port, mtu);
+	if (r != 0 && r != -ENOTSUP)
+		return port_fail(err, errlen, port, info->driver, "set MTU", r);
+	info->mtu_settable = r == 0;
 	uint16_t nrx = RX_DESC, ntx = TX_DESC;
 	rte_eth_dev_adjust_nb_rx_tx_desc(port, &nrx, &ntx);
 	int socket = rte_eth_dev_socket_id(port);
-	if ((r = rte_eth_rx_queue_setup(port, 0, nrx, socket, NULL, pool)) != 0 ||
-	    (r = rte_eth_tx_queue_setup(port, 0, ntx, socket, NULL)) != 0) {
-		snprintf(err, errlen, "port %u (%s): queue set-up: %s", port, info.driver_name,
-			 rte_strerror(-r));
-		return -1;
-	}
-	if ((r = rte_eth_dev_start(port)) != 0) {
-		snprintf(err, errlen, "port %u (%s): start: %s", port, info.driver_name,
-			 rte_strerror(-r));
-		return -1;
-	}
+	for (uint16_t q = 0; q < nq; q++)
+		if ((r = rte_eth_rx_queue_setup(port, q, nrx, socket, NULL, pool)) != 0)
+			return port_fail(err, errlen, port, info->driver, "RX queue set-up", r);
+	if ((r = rte_eth_tx_queue_setup(port, 0, ntx, socket, NULL)) != 0)
+		return port_fail(err, errlen, port, info->driver, "TX queue set-up", r);
+	if ((r = rte_eth_dev_start(port)) != 0)
+		return port_fail(err, errlen, port, info->driver, "start", r);
 	/* only our own addresses: the core drops the rest anyway, but the
 	 * NIC should not make it look at them */
 	rte_eth_promiscuous_disable(port);
+	if (rte_eth_dev_get_mtu(port, &info->mtu) != 0)
+		info->mtu = mtu;
+	oms_port_link(port, info, 0);
 	return 0;
+}
+
+int oms_port_start(uint16_t port, struct rte_mempool *pool, char *err, unsigned errlen)
+{
+	struct oms_port_conf pc = {0, 1};
+
+	return oms_port_start_conf(port, pool, &pc, NULL, err, errlen);
 }
 
 void oms_port_stop(uint16_t port)

@@ -42,7 +42,8 @@ struct oms_worker_stats {
 	uint64_t commands;
 };
 
-enum { OMS_MAX_RX = 4 };
+/* (port, queue) pairs one worker polls: two ports of four queues */
+enum { OMS_MAX_RX = 8 };
 
 /* One worker lcore: what it polls, what it runs, where it sends.  Shared
  * with the main lcore: `stop` and `tick_ns` are written by Python, `done`
@@ -171,6 +172,33 @@ int oms_port_by_name(const char *name);
 /* Configure `port` with one RX and one TX queue fed from `pool` and start
  * it; on failure -1 and the reason in err. */
 int oms_port_start(uint16_t port, struct rte_mempool *pool, char *err, unsigned errlen);
+/* What a port is asked for at start (dataplane.mtu, dataplane.rx_queues)
+ * and what it turned out to be: the driver's limits, the MTU and RX queues
+ * in force, RSS, the link.  A request the device cannot meet is an error
+ * with the reason, not a silent downgrade - except more RX queues than the
+ * device has, which it caps and says so (info.rx_queues). */
+struct oms_port_conf {
+	uint16_t mtu;       /* 0: the DPDK default, 1500 */
+	uint16_t rx_queues; /* 1..OMS_MAX_RX; more than one: RSS spreads flows over them */
+};
+
+struct oms_port_info {
+	char driver[32];
+	uint16_t mtu, min_mtu, max_mtu;
+	uint8_t mtu_settable; /* 0: the driver has no MTU control (ring, null) */
+	uint16_t rx_queues, max_rx_queues;
+	uint64_t rss_hf;      /* RSS hash functions in force; 0: RSS off */
+	uint64_t rss_offered; /* what the device could hash on */
+	uint32_t max_frame;   /* bytes an mbuf of the pool holds */
+	uint8_t link_up, link_full_duplex, link_autoneg;
+	uint32_t link_speed_mbps; /* 0: unknown */
+};
+
+int oms_port_start_conf(uint16_t port, struct rte_mempool *pool, const struct oms_port_conf *pc,
+			struct oms_port_info *info, char *err, unsigned errlen);
+/* the link's state now, without waiting (fills the link_* fields);
+ * wait_ms > 0: poll until it is up or that long has passed */
+int oms_port_link(uint16_t port, struct oms_port_info *info, unsigned wait_ms);
 void oms_port_stop(uint16_t port);
 void oms_port_close(uint16_t port);
 int oms_port_stats(uint16_t port, uint64_t *ipackets, uint64_t *opackets,

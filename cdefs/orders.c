@@ -96,12 +96,6 @@ static int ref_map_init(struct ref_map *m, uint32_t capacity)
 	return index_init(&m->overflow, capacity);
 }
 
-static inline uint32_t ref_slot(const struct ref_map *m, uint32_t ref, uint32_t venue)
-{
-	/* venues far apart, so their busy regions don't overlap */
-	return (ref + venue * 0x9E3779B9u) & m->mask;
-}
-
 uint32_t ref_find(const struct ref_map *m, uint32_t ref, uint32_t venue)
 {
 	const struct order_index_slot *s = &m->direct[ref_slot(m, ref, venue)];

@@ -138,6 +138,23 @@ void ref_erase(struct ref_map *m, uint32_t ref, uint32_t venue);
 
 uint32_t index_find(const struct order_index *ix, uint64_t key, uint32_t aux);
 uint32_t index_hash(uint64_t key, uint32_t aux);
+
+static inline uint32_t ref_slot(const struct ref_map *m, uint32_t ref, uint32_t venue)
+{
+	/* venues far apart, so their busy regions don't overlap */
+	return (ref + venue * 0x9E3779B9u) & m->mask;
+}
+
+/* Where a lookup of (key, aux) starts: to be fetched ahead of it. */
+static inline const void *index_home(const struct order_index *ix, uint64_t key, uint32_t aux)
+{
+	return &ix->slots[index_hash(key, aux) & ix->mask];
+}
+
+static inline const void *ref_home(const struct ref_map *m, uint32_t ref, uint32_t venue)
+{
+	return &m->direct[ref_slot(m, ref, venue)];
+}
 void index_insert(struct order_index *ix, uint64_t key, uint32_t aux,
 		  uint32_t o);
 void index_erase(struct order_index *ix, uint64_t key, uint32_t aux);

@@ -20,6 +20,13 @@ void core_tx_commit(struct oms_core *c, uint32_t len);
 void strategy_datagram(struct oms_core *c, const struct net_udp_view *u);
 void venue_packet(struct oms_core *c, const struct net_udp_view *u);
 void venue_request(struct oms_core *c, const struct net_udp_view *u);
+struct venue *venue_by_ip(const struct oms_core *c, uint32_t ip);
+
+/* prefetch.c: fetch what a burst's frames will look up before handling
+ * the first of them, OMS_PREFETCH_BURST frames at a time */
+enum { OMS_PREFETCH_BURST = 32 };
+void burst_prefetch(const struct oms_core *c, const struct net_udp_view *u, const int *r,
+		    uint32_t n);
 
 /* timers.c */
 void run_timers(struct oms_core *c);

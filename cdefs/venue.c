@@ -6,11 +6,11 @@
 #include "pipeline.h"
 #include "stages_record.h"
 
-static struct venue *venue_by_ip(struct oms_core *c, uint32_t ip)
+struct venue *venue_by_ip(const struct oms_core *c, uint32_t ip)
 {
 	for (uint32_t i = 0; i < c->n_venues; i++)
 		if (c->venues[i].ip == ip)
-			return &c->venues[i];
+			return (struct venue *)&c->venues[i];
 	return NULL;
 }
 

@@ -79,37 +79,50 @@ static struct rte_mbuf *frame_mbuf(struct oms_worker *w, const uint8_t *data, ui
 	return m;
 }
 
+static inline void fill_mbuf(struct rte_mbuf *m, const uint8_t *data, uint32_t len)
+{
+	rte_memcpy(rte_pktmbuf_append(m, (uint16_t)len), data, len);
+}
+
 /* Transmit the core's frames: copied into fresh mbufs (the core builds
- * them in its own transmit area), split by the port they leave on, sent in
- * bursts and retried while the port is momentarily full; whatever still
+ * them in its own transmit area), gathered per port in the core's order -
+ * a NewOrder's acknowledgement and venue order alternate between two
+ * ports, and one TX burst per frame would cost more than the frame - sent
+ * in bursts and retried while the port is momentarily full; whatever still
  * does not go is counted. */
 static void flush_tx(struct oms_worker *w)
 {
 	uint32_t n = oms_core_tx_count(w->core);
 	const uint8_t *buf = oms_core_tx_buf(w->core);
 	const uint16_t *lens = oms_core_tx_lens(w->core);
-	struct rte_mbuf *batch[OMS_BURST];
-	uint32_t k = 0;
-	uint16_t batch_port = 0;
+	struct rte_mbuf *fresh[OMS_BURST];
+	struct rte_mbuf *out[2][OMS_BURST];
+	/* one port for both: one batch, so the core's order holds across them */
+	int two = w->strategy_tx_port != w->venue_tx_port;
 
-	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *f = buf + (size_t)i * OMS_TX_SLOT;
-		/* the core builds untagged IPv4/UDP: source port at 34 */
-		uint16_t port = ((f[34] << 8) | f[35]) == w->strategy_udp ? w->strategy_tx_port
-									   : w->venue_tx_port;
-		/* a batch goes to one port; frames keep the core's order */
-		if (k && (port != batch_port || k == OMS_BURST)) {
-			send_frames(w, batch_port, batch, k);
-			k = 0;
+	for (uint32_t base = 0; base < n; base += OMS_BURST) {
+		uint32_t m = n - base < OMS_BURST ? n - base : OMS_BURST;
+		uint32_t k[2] = {0, 0};
+		int bulk = rte_pktmbuf_alloc_bulk(w->pool, fresh, m) == 0;
+		for (uint32_t i = 0; i < m; i++) {
+			const uint8_t *f = buf + (size_t)(base + i) * OMS_TX_SLOT;
+			uint16_t len = lens[base + i];
+			struct rte_mbuf *mb;
+			if (bulk) {
+				mb = fresh[i];
+				fill_mbuf(mb, f, len);
+			} else if (!(mb = frame_mbuf(w, f, len))) { /* pool short: counted */
+				continue;
+			}
+			/* the core builds untagged IPv4/UDP: source port at 34 */
+			int venue = two && ((f[34] << 8) | f[35]) != w->strategy_udp;
+			out[venue][k[venue]++] = mb;
 		}
-		struct rte_mbuf *m = frame_mbuf(w, f, lens[i]);
-		if (!m)
-			continue;
-		batch_port = port;
-		batch[k++] = m;
+		if (k[0])
+			send_frames(w, two ? w->strategy_tx_port : w->venue_tx_port, out[0], k[0]);
+		if (k[1])
+			send_frames(w, w->venue_tx_port, out[1], k[1]);
 	}
-	if (k)
-		send_frames(w, batch_port, batch, k);
 	oms_core_tx_clear(w->core);
 }
 

@@ -65,11 +65,24 @@ def appliance_families(app):
     depth = GaugeMetricFamily("oms_port_rx_queue_depth", "Frames waiting in a port's RX "
                               "queue (where the driver can tell)", labels=["port", "role",
                                                                           "queue"])
-    for pid in app.ports:  # one RX queue each, polled by the worker or the I/O lcore
-        n = lib.oms_port_rx_queue_depth(pid, 0)
-        if n >= 0:
-            depth.add_metric([str(pid), roles.get(pid, ""), "0"], n)
-    yield depth
+    link = GaugeMetricFamily("oms_port_link_up", "1 while the port's link is up",
+                             labels=["port", "role"])
+    speed = GaugeMetricFamily("oms_port_link_speed_mbps", "The link's speed (0: unknown)",
+                              labels=["port", "role"])
+    mtu = GaugeMetricFamily("oms_port_mtu", "The port's MTU in force", labels=["port", "role"])
+    now = ffi.new("struct oms_port_info *")
+    for pid in app.ports:  # every queue is polled by one lcore
+        info = app.port_info[pid]
+        labels = [str(pid), roles.get(pid, "")]
+        for q in range(info["rx_queues"]):
+            n = lib.oms_port_rx_queue_depth(pid, q)
+            if n >= 0:
+                depth.add_metric(labels + [str(q)], n)
+        if lib.oms_port_link(pid, now, 0) == 0:
+            link.add_metric(labels, now.link_up)
+            speed.add_metric(labels, now.link_speed_mbps)
+        mtu.add_metric(labels, info["mtu"])
+    yield from (depth, link, speed, mtu)
     ring = GaugeMetricFamily("oms_ring_entries", "Entries waiting in a ring: a worker's "
                              "commands, and in the sharded mode its frames in and out",
                              labels=["ring", "worker"])

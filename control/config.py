@@ -237,6 +237,12 @@ class Dataplane:
     # 0: the worker busy-polls its CPU; else it sleeps this long when idle
     # (shared CPUs, CI); the AF_XDP poll thread too
     idle_sleep_us: int = 0
+    # every DPDK port: its MTU (a frame must fit one mbuf), its RX queues
+    # (more than one: RSS spreads flows over them, each polled by the one
+    # worker), and how long start-up waits for the link to come up
+    mtu: int = 1500
+    rx_queues: int = 1
+    link_wait_ms: int = 0
     afxdp: Afxdp | None = None
     threading: Threading = field(default_factory=Threading)
     # two busy-polling workers on the hyperthreads of one core take turns on
@@ -863,7 +869,8 @@ class _Loader:
             if key in v:
                 out[key] = self.boolean(v[key], f"dataplane.{key}")
         for key, lo, hi in (("memory_mb", 64, 1 << 20), ("mbufs", 511, 1 << 24),
-                            ("idle_sleep_us", 0, 1_000_000)):
+                            ("idle_sleep_us", 0, 1_000_000), ("mtu", 68, 9600),
+                            ("rx_queues", 1, 4), ("link_wait_ms", 0, 60_000)):
             if key in v:
                 out[key] = self.integer(v[key], f"dataplane.{key}", lo, hi)
         for key in ("pci", "vdevs"):
@@ -880,6 +887,10 @@ class _Loader:
             out["afxdp"] = self.afxdp(v["afxdp"], self.key_line(node, "afxdp"))
         if "threading" in v:
             out["threading"] = self.threading(v["threading"], self.key_line(node, "threading"))
+        if out.get("rx_queues", 1) > 1 and out.get("threading", Threading()).mode != "rtc":
+            raise self.error(v["rx_queues"], "dataplane.rx_queues",
+                             "only run-to-completion mode polls several RX queues per port; "
+                             "the sharded mode's I/O lcore polls one")
         return Dataplane(**out)
 
     def shards_cover(self, t: Threading, node: yaml.Node, sessions, venues, accounts) -> None:

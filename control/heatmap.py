@@ -13,8 +13,11 @@ import numpy as np
 
 from control.metrics import ALL_STAGES, LE_SECONDS, DataPlaneSource
 
-# one hour of columns at one a second; the page shows the last minute
-KEEP_COLUMNS = 3600
+# five minutes of columns at one a second: the page shows the last minute,
+# and a page opened late or reconnecting catches up from here.  Each column
+# is kept as one small int64 array (panels x buckets), not Python lists:
+# the history is a bounded ring of ~1 MiB, reached after KEEP_COLUMNS seconds
+KEEP_COLUMNS = 300
 
 
 def bucket_labels() -> list[str]:
@@ -58,21 +61,25 @@ class HeatmapSampler:
     def sample(self) -> dict:
         """Take one column now."""
         t = time.time()
-        deltas, totals = {}, {}
-        for p in self.panels:
+        deltas = np.empty((len(self.panels), len(LE_SECONDS) + 1), dtype=np.int64)
+        for i, p in enumerate(self.panels):
             now = self._read(p)
             # a bucket never goes down; max() keeps a racing read honest
             now = np.maximum(now, self.last[p["id"]])
-            deltas[p["id"]] = (now - self.last[p["id"]]).tolist()
-            totals[p["id"]] = now.tolist()
+            deltas[i] = now - self.last[p["id"]]
             self.last[p["id"]] = now
         with self.lock:
             self.seq += 1
             col = {"seq": self.seq, "t0": self.last_t, "t": t, "deltas": deltas,
-                   "totals": totals, "counters": self.counters()}
+                   "counters": self.counters()}
             self.last_t = t
             self.columns.append(col)
-        return col
+        return self._render(col)
+
+    def _render(self, col: dict) -> dict:
+        """A column as the page reads it: deltas by panel id."""
+        return {**col, "deltas": {p["id"]: row.tolist()
+                                  for p, row in zip(self.panels, col["deltas"], strict=True)}}
 
     def counters(self) -> dict:
         """The main counters shown beside the heatmaps."""
@@ -92,7 +99,8 @@ class HeatmapSampler:
 
     def after(self, seq: int) -> list[dict]:
         with self.lock:
-            return [c for c in self.columns if c["seq"] > seq]
+            cols = [c for c in self.columns if c["seq"] > seq]
+        return [self._render(c) for c in cols]
 
     def describe(self) -> dict:
         return {"buckets": bucket_labels(), "le_seconds": list(LE_SECONDS),

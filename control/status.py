@@ -176,7 +176,11 @@ def render_status(d: dict, prev: dict | None = None) -> str:
     lines.append("ports")
     for pid, p in d["ports"].items():
         if "ipackets" in p:
-            lines.append(f"  {pid}: rx {p['ipackets']:,}  tx {p['opackets']:,}  missed "
+            link = ("-" if "link_up" not in p else "down" if not p["link_up"] else
+                    f"up {p['link_speed_mbps'] / 1000:g} Gbps" if p["link_speed_mbps"] else "up")
+            lines.append(f"  {pid}: {p.get('driver', '')}  link {link}  MTU {p.get('mtu', '-')}  "
+                         f"RX queues {p.get('rx_queues', 1)}{' (RSS)' if p.get('rss') else ''}")
+            lines.append(f"      rx {p['ipackets']:,}  tx {p['opackets']:,}  missed "
                          f"{p['imissed']:,}  tx errors {p['oerrors']:,}  steering "
                          f"{p.get('path', '-')}")
         else:

@@ -305,6 +305,53 @@ class LiveControl:
         return {"ok": False, "error": f"{what}: no such order (never seen, or evicted)"}
 
 
+def start_ports(ffi, lib, ports: list[int], pool, dp) -> dict[int, dict]:
+    """Start each port as dataplane.mtu/rx_queues say; what each turned
+    out to be (driver, MTU, queues, RSS, link), logged once."""
+    pc = ffi.new("struct oms_port_conf *", {"mtu": dp.mtu, "rx_queues": dp.rx_queues})
+    err = ffi.new("char[256]")
+    out = {}
+    for pid in ports:
+        info = ffi.new("struct oms_port_info *")
+        if lib.oms_port_start_conf(pid, pool, pc, info, err, 256) != 0:
+            raise dpdk.DpdkError(ffi.string(err).decode())
+        if dp.link_wait_ms:
+            lib.oms_port_link(pid, info, dp.link_wait_ms)
+        d = port_info_dict(ffi, info)
+        out[pid] = d
+        print(f"omsctl: port {pid} ({d['driver']}): {describe_port(d, dp.rx_queues)}",
+              file=sys.stderr)
+    return out
+
+
+def port_info_dict(ffi, info) -> dict:
+    d = {n: getattr(info, n) for n, _ in ffi.typeof("struct oms_port_info").fields}
+    d["driver"] = ffi.string(info.driver).decode()
+    return d
+
+
+def describe_port(d: dict, asked_queues: int) -> str:
+    link = ("link down" if not d["link_up"] else
+            "link up" + (f" {d['link_speed_mbps'] / 1000:g} Gbps" if d["link_speed_mbps"] else "")
+            + (" full-duplex" if d["link_full_duplex"] else " half-duplex"))
+    mtu = f"MTU {d['mtu']}" + ("" if d["mtu_settable"] else " (the driver has no MTU control)")
+    queues = f"{d['rx_queues']} RX queue{'s' if d['rx_queues'] != 1 else ''}"
+    if d["rx_queues"] < asked_queues:
+        queues += f" (of {asked_queues} asked: the device has {d['max_rx_queues']})"
+    rss = ("RSS on" if d["rss_hf"] else
+           "RSS unavailable: every flow on queue 0" if d["rx_queues"] > 1 else "RSS off")
+    return f"{link}, {mtu}, {queues}, {rss}"
+
+
+def port_state(ffi, lib, pid: int, info: dict) -> dict:
+    """The configured facts and the link as it is now."""
+    now = ffi.new("struct oms_port_info *")
+    lib.oms_port_link(pid, now, 0)
+    return {"driver": info["driver"], "mtu": info["mtu"], "rx_queues": info["rx_queues"],
+            "rss": bool(info["rss_hf"]), "link_up": bool(now.link_up),
+            "link_speed_mbps": now.link_speed_mbps}
+
+
 class Appliance(LiveControl):
     """The appliance on DPDK ports."""
 
@@ -336,16 +383,15 @@ class Appliance(LiveControl):
             raise dpdk.DpdkError(f"cannot create a mempool of {cfg.dataplane.mbufs} mbufs: "
                                  "not enough memory (dataplane.memory_mb, hugepages)")
         self.ports = sorted(set(ids))
-        err = ffi.new("char[256]")
-        for pid in self.ports:
-            if lib.oms_port_start(pid, self.pool, err, 256) != 0:
-                raise dpdk.DpdkError(ffi.string(err).decode())
+        self.port_info = start_ports(ffi, lib, self.ports, self.pool, cfg.dataplane)
         # steering: rte_flow where the port can, else one device per class
         # and software classification; chosen per port, logged, reported
         rules = steering.steering_rules(cfg)
         self.steering = {}
         for pid in self.ports:
-            path, why = steering.probe(lib, ffi, pid, rules)
+            path, why = steering.probe(lib, ffi, pid, rules, self.port_info[pid]["rx_queues"])
+            if path == "rte_flow":
+                steering.install(lib, ffi, pid, rules)
             self.steering[pid] = {"path": path, "reason": why}
             print(f"omsctl: port {pid}: traffic steering by {path}"
                   + (f" ({why})" if why else ""), file=sys.stderr)
@@ -410,9 +456,11 @@ class Appliance(LiveControl):
                 w.in_ring = self._ring(f"oms_in{i}", socket)
                 w.out_ring = self._ring(f"oms_out{i}", socket)
             else:
-                w.n_rx = len(self.ports)
-                for k, pid in enumerate(self.ports):
-                    w.rx_port[k] = pid
+                polled = [(pid, q) for pid in self.ports
+                          for q in range(self.port_info[pid]["rx_queues"])]
+                w.n_rx = len(polled)
+                for k, (pid, q) in enumerate(polled):
+                    w.rx_port[k], w.rx_queue[k] = pid, q
                 w.answer_link = 1
             self.workers.append(w)
             self.command_rings.append(ring)
@@ -542,6 +590,7 @@ class Appliance(LiveControl):
             self.lib.oms_port_stats(pid, *vals)
             ports[pid] = dict(zip(("ipackets", "opackets", "imissed", "oerrors"),
                                   (v[0] for v in vals), strict=True))
+            ports[pid].update(port_state(ffi, self.lib, pid, self.port_info[pid]))
         fields = [n for n, _ in ffi.typeof("struct oms_worker_stats").fields]
         workers = [{n: getattr(w.stats, n) for n in fields} for w in self.workers]
         link_of = self.io.link if self.io is not None else self.worker.link

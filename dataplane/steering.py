@@ -60,11 +60,27 @@ def to_c(rule: FlowRule, ffi):
         "udp_dst_port": udp[1]["dst_port"] if len(udp) > 1 else 0, "queue": queue})
 
 
-def probe(lib, ffi, port: int, rules: list[FlowRule]) -> tuple[str, str]:
+def probe(lib, ffi, port: int, rules: list[FlowRule],
+          rx_queues: int | None = None) -> tuple[str, str]:
     """("rte_flow", "") when the port validates every rule, else
-    ("software", the first reason)."""
+    ("software", the first reason).  `rx_queues`: how many the port was
+    started with, when known; rules naming a queue beyond them cannot be."""
+    need = 1 + max(r.actions[0][1]["index"] for r in rules)
+    if rx_queues is not None and rx_queues < need:
+        return "software", (f"the rules need {need} RX queues and the port has {rx_queues} "
+                            f"(dataplane.rx_queues: {need})")
     err = ffi.new("char[256]")
     for r in rules:
         if lib.oms_flow_validate(port, to_c(r, ffi), err, 256) != 0:
             return "software", f"{r.traffic}: {ffi.string(err).decode() or 'not supported'}"
     return "rte_flow", ""
+
+
+def install(lib, ffi, port: int, rules: list[FlowRule]) -> None:
+    """Create the rules the probe validated; a failure here is an error
+    (the port said it could)."""
+    err = ffi.new("char[256]")
+    for r in rules:
+        if lib.oms_flow_create(port, to_c(r, ffi), err, 256) != 0:
+            raise RuntimeError(f"port {port}: rte_flow rule for {r.traffic} was validated "
+                               f"but not created: {ffi.string(err).decode()}")

@@ -203,6 +203,9 @@ def test_live_scrape_status_top_and_order_show(tmp_path, driver):
     assert any(name == "oms_port_xstats_total" for name, _ in m)
     if driver == "af_packet":
         assert value(m, "oms_mempool_mbufs", pool="oms_pool", state="size") > 0
+        # both veths are up, at the MTU the configuration's default asks
+        assert [v for (name, _), v in m.items() if name == "oms_port_link_up"] == [1, 1]
+        assert [v for (name, _), v in m.items() if name == "oms_port_mtu"] == [1500, 1500]
     assert value(m, "oms_kill_switch_engaged", account="1") == 0
     # every metric the Grafana dashboard queries is in the scrape
     names = {name for name, _ in m}
@@ -225,6 +228,8 @@ def test_live_scrape_status_top_and_order_show(tmp_path, driver):
     assert value(m2, "oms_config_generation", state="in_force") == 2
     assert value(m2, "oms_config_generation", state="published") == 2
     assert "venue 1 rtt" in text_status and "rejects (business): BAD_QTY 4" in text_status
+    if driver == "af_packet":
+        assert "net_af_packet  link up" in text_status and "MTU 1500  RX queues 1" in text_status
     assert top.count("uptime") == 2 and "/s)" in top
     # omsctl order show: every transition in order, by cl_ord_id or venue token
     assert order["order"]["state"] == "Canceled" and order["order"]["cl_ord_id"] == canceled

@@ -9,7 +9,7 @@ import sys
 import pytest
 import wire
 
-from dataplane.steering import steering_rules
+from dataplane.steering import probe, steering_rules
 
 
 def test_rules_for_each_traffic_class():
@@ -52,3 +52,10 @@ def test_virtual_device_falls_back_to_software():
                        timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["software", "0xe0000000", "0xf0000000", "0", "2"]
+
+
+def test_too_few_queues_choose_software_before_asking_the_port():
+    # the port is not asked at all: no lib is needed to know it cannot be
+    path, why = probe(None, None, 0, steering_rules(wire.config()), rx_queues=1)
+    assert path == "software"
+    assert why == "the rules need 3 RX queues and the port has 1 (dataplane.rx_queues: 3)"
