@@ -93,8 +93,7 @@ void order_venue_cancel(struct oms_core *c, uint32_t o, uint32_t dec, uint8_t re
 /* Is orders[ch] (still) a child of orders[p]? */
 int split_child_of(const struct oms_core *c, uint32_t ch, uint32_t p);
 /* A venue message about a child (t: OUCH type). */
-void split_child_answer(struct oms_core *c, uint32_t ch, uint8_t t, uint32_t ref,
-			const uint8_t *m);
+void split_child_answer(struct oms_core *c, uint32_t ch, uint8_t t, const uint8_t *m);
 /* Cancel every live child not already pending cancel. */
 void split_cancel_children(struct oms_core *c, uint32_t p);
 

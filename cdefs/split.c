@@ -163,10 +163,8 @@ static void child_cancel_rejected(struct oms_core *c, uint32_t ch)
 		      SP_REJ_VENUE_REJECTED, SP_CANCEL, 0);
 }
 
-void split_child_answer(struct oms_core *c, uint32_t ch, uint8_t t, uint32_t ref,
-			const uint8_t *m)
+void split_child_answer(struct oms_core *c, uint32_t ch, uint8_t t, const uint8_t *m)
 {
-	(void)ref;
 	switch (t) {
 	case 'A':
 		child_accepted(c, ch, m);

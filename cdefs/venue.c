@@ -246,7 +246,7 @@ static void on_ouch(struct oms_core *c, struct venue *v, const uint8_t *m,
 		venue_order_answered(c, v, &c->orders.orders[o]);
 	stage_venue_answer(c, o, t, ref);
 	if (c->orders.orders[o].is_child) {
-		split_child_answer(c, o, t, ref, m);
+		split_child_answer(c, o, t, m);
 		return;
 	}
 	switch (t) {
