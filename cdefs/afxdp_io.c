@@ -191,10 +191,19 @@ static void flush_tx(struct oms_afxdp *dp)
 
 /* --- RX ------------------------------------------------------------------ */
 
-/* The feeds' re-requests go out of the venue-facing socket. */
+/* The feeds' re-requests and the IGMPv3 host's reports go out of the
+ * venue-facing (market-data) socket. */
 static void flush_feed_tx(struct oms_afxdp *dp)
 {
 	struct xsk_port *p = &dp->port[dp->tx_port[OMS_XSK_VENUE]];
+	struct oms_igmp *g = oms_md_igmp(dp->md);
+
+	if (g && oms_igmp_tx_count(g)) {
+		for (uint32_t k = 0; k < oms_igmp_tx_count(g); k++)
+			tx_frame(p, oms_igmp_tx_buf(g) + (size_t)k * OMS_TX_SLOT, oms_igmp_tx_lens(g)[k]);
+		tx_push(p);
+		oms_igmp_tx_clear(g);
+	}
 
 	for (uint32_t i = 0; i < oms_md_feeds(dp->md); i++) {
 		struct oms_feed *f = oms_md_feed(dp->md, i);
@@ -341,9 +350,14 @@ static void *poll_main(void *arg)
 			usleep((useconds_t)dp->cfg.idle_sleep_us);
 		}
 	}
-	/* stopping: what the core still holds goes out, and the kernel is
-	 * given the chance to send what is queued */
+	/* stopping: what the core still holds goes out, the market data's
+	 * groups are left, and the kernel is given the chance to send what is
+	 * queued */
 	flush_tx(dp);
+	if (dp->md) {
+		oms_md_leave_all(dp->md, now_ns(dp));
+		flush_feed_tx(dp);
+	}
 	for (unsigned p = 0; p < dp->n_ports; p++)
 		reclaim(&dp->port[p]);
 	__atomic_store_n(&dp->running, 0, __ATOMIC_RELEASE);

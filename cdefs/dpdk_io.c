@@ -233,6 +233,17 @@ int oms_port_stats(uint16_t port, uint64_t *ipackets, uint64_t *opackets, uint64
 	return 0;
 }
 
+int oms_port_set_mc_list(uint16_t port, const uint8_t *macs, uint32_t n)
+{
+	struct rte_ether_addr addrs[OMS_MAX_MC_ADDRS];
+
+	if (n > OMS_MAX_MC_ADDRS)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(addrs[i].addr_bytes, macs + 6 * i, 6);
+	return rte_eth_dev_set_mc_addr_list(port, n ? addrs : NULL, n);
+}
+
 int oms_inject(struct rte_mempool *pool, struct rte_ring *ring, const uint8_t *const *frames,
 	       const uint16_t *lens, uint32_t n, uint64_t ts_ns)
 {

@@ -266,6 +266,11 @@ static void set_stale(struct oms_feed *f, uint8_t bits, int on)
 	publish_all(f);
 }
 
+void oms_feed_set_unsubscribed(struct oms_feed *f, int on)
+{
+	set_stale(f, OMS_STALE_UNSUBSCRIBED, on);
+}
+
 int oms_feed_subscribe(struct oms_feed *f, const char symbol[8], uint32_t symbol_index)
 {
 	uint64_t sym = load_symbol((const uint8_t *)symbol);

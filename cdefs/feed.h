@@ -50,6 +50,8 @@ enum oms_feed_stale {
 	OMS_STALE_BOOK_FULL = 16, /* this book outgrew its tables */
 	OMS_STALE_LATE = 32,      /* subscribed mid-session: orders added
 				   * before are missing */
+	OMS_STALE_UNSUBSCRIBED = 64, /* its subscription was removed (live
+				      * reload): nothing arrives any more */
 };
 
 struct oms_feed_stats {
@@ -140,6 +142,11 @@ void oms_feed_destroy(struct oms_feed *f);
  * missing.  0, or -1: index out of range or taken, symbol already there,
  * no room. */
 int oms_feed_subscribe(struct oms_feed *f, const char symbol[8], uint32_t symbol_index);
+
+/* The writer marks every book of a feed whose subscription was removed
+ * (on = 1) stale, or clears that when it is subscribed again (then a gap
+ * shows what it missed). */
+void oms_feed_set_unsubscribed(struct oms_feed *f, int on);
 
 /* Run the feed's timers at now_ns (quiet, re-requests), then take `n`
  * frames classified as this feed's market data (the group's multicast and

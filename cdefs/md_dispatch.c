@@ -10,6 +10,7 @@
 struct md_feed {
 	struct oms_feed *feed;
 	uint32_t group_ip;
+	uint32_t source_ip;
 	uint32_t retrans_ip;
 	uint16_t group_port;
 };
@@ -25,6 +26,15 @@ struct oms_md_dispatch {
 	 * (the one on this dispatcher's thread); NULL: none */
 	struct oms_core *stage_core;
 	struct oms_journal *journal; /* MARKET records; NULL: none */
+	/* IGMPv3 host of the market-data port (live); NULL: none */
+	struct oms_igmp *igmp;
+	int joined; /* the subscriptions' groups are joined */
+	/* subscription changes: the control plane writes pending and bumps
+	 * posted (release); the writer applies them and sets applied */
+	struct oms_md_change *pending;
+	uint32_t pending_n;
+	uint64_t posted;
+	uint64_t applied;
 };
 
 void oms_md_set_journal(struct oms_md_dispatch *d, struct oms_journal *j)
@@ -71,12 +81,119 @@ int oms_md_add_feed(struct oms_md_dispatch *d, struct oms_feed *f, uint32_t grou
 			return -1;
 	if (oms_mcast_filter_add(d->filter, group_ip, group_port, source_ip))
 		return -1;
-	d->feeds[d->n++] = (struct md_feed){f, group_ip, retrans_ip, group_port};
+	d->feeds[d->n++] = (struct md_feed){f, group_ip, source_ip, retrans_ip, group_port};
 	return 0;
 }
 
+void oms_md_set_igmp(struct oms_md_dispatch *d, struct oms_igmp *g)
+{
+	d->igmp = g;
+	d->joined = 0;
+}
+
+struct oms_igmp *oms_md_igmp(const struct oms_md_dispatch *d)
+{
+	return d->igmp;
+}
+
+static void join_all(struct oms_md_dispatch *d, uint64_t now_ns)
+{
+	for (uint32_t i = 0; i < d->n; i++)
+		oms_igmp_join(d->igmp, d->feeds[i].group_ip, d->feeds[i].source_ip, now_ns);
+	d->joined = 1;
+}
+
+void oms_md_leave_all(struct oms_md_dispatch *d, uint64_t now_ns)
+{
+	if (!d->igmp || !d->joined)
+		return;
+	for (uint32_t i = 0; i < d->n; i++)
+		oms_igmp_leave(d->igmp, d->feeds[i].group_ip, d->feeds[i].source_ip, now_ns);
+	d->joined = 0;
+	oms_igmp_poll(d->igmp, now_ns);
+}
+
+static int remove_feed(struct oms_md_dispatch *d, const struct oms_md_change *c, uint64_t now_ns)
+{
+	uint32_t i = 0;
+
+	while (i < d->n && !(d->feeds[i].feed == c->feed && d->feeds[i].group_ip == c->group_ip &&
+			     d->feeds[i].group_port == c->group_port))
+		i++;
+	if (i == d->n)
+		return -1;
+	struct md_feed gone = d->feeds[i];
+	for (; i + 1 < d->n; i++)
+		d->feeds[i] = d->feeds[i + 1];
+	d->n--;
+	oms_mcast_filter_remove(d->filter, gone.group_ip, gone.group_port, gone.source_ip);
+	if (d->igmp && d->joined)
+		oms_igmp_leave(d->igmp, gone.group_ip, gone.source_ip, now_ns);
+	oms_feed_set_unsubscribed(gone.feed, 1);
+	return 0;
+}
+
+static int apply_change(struct oms_md_dispatch *d, const struct oms_md_change *c, uint64_t now_ns)
+{
+	switch (c->op) {
+	case OMS_MD_ADD:
+		if (oms_md_add_feed(d, c->feed, c->group_ip, c->group_port, c->source_ip,
+				    c->retrans_ip))
+			return -1;
+		if (d->igmp && d->joined)
+			oms_igmp_join(d->igmp, c->group_ip, c->source_ip, now_ns);
+		oms_feed_set_unsubscribed(c->feed, 0);
+		if (c->core)
+			oms_core_set_feed(c->core, c->venue, c->feed);
+		return 0;
+	case OMS_MD_REMOVE:
+		return remove_feed(d, c, now_ns);
+	case OMS_MD_SUBSCRIBE:
+		return oms_feed_subscribe(c->feed, c->symbol, c->symbol_index);
+	default:
+		return -1;
+	}
+}
+
+uint64_t oms_md_post(struct oms_md_dispatch *d, struct oms_md_change *changes, uint32_t n)
+{
+	uint64_t posted = d->posted; /* the control plane's alone */
+
+	if (__atomic_load_n(&d->applied, __ATOMIC_ACQUIRE) != posted)
+		return 0;
+	d->pending = changes;
+	d->pending_n = n;
+	__atomic_store_n(&d->posted, posted + 1, __ATOMIC_RELEASE);
+	return posted + 1;
+}
+
+uint64_t oms_md_applied(const struct oms_md_dispatch *d)
+{
+	return __atomic_load_n(&d->applied, __ATOMIC_ACQUIRE);
+}
+
+/* Between bursts, on the writer: changes posted, the first joins. */
+static void take_changes(struct oms_md_dispatch *d, uint64_t now_ns)
+{
+	uint64_t posted = __atomic_load_n(&d->posted, __ATOMIC_ACQUIRE);
+
+	if (d->igmp && !d->joined)
+		join_all(d, now_ns);
+	if (posted == d->applied)
+		return;
+	for (uint32_t i = 0; i < d->pending_n; i++) {
+		struct oms_md_change *c = &d->pending[i];
+		c->result = apply_change(d, c, now_ns);
+		if (c->result)
+			d->stats.changes_failed++;
+		else
+			d->stats.changes++;
+	}
+	__atomic_store_n(&d->applied, posted, __ATOMIC_RELEASE);
+}
+
 /* The feed a frame belongs to; NULL for the core.  *drop is set when the
- * software filter dropped it. */
+ * software filter dropped it, to 2 when it is IGMP for the host. */
 static struct oms_feed *classify(struct oms_md_dispatch *d, const uint8_t *f, uint32_t len,
 				 int *drop)
 {
@@ -91,7 +208,13 @@ static struct oms_feed *classify(struct oms_md_dispatch *d, const uint8_t *f, ui
 		off += 4;
 	}
 	const uint8_t *ip = f + off;
-	if (et != 0x0800 || len < off + 20 || ip[9] != 17)
+	if (et != 0x0800 || len < off + 20)
+		return NULL;
+	if (ip[9] == 2 && d->igmp) { /* queries, others' reports */
+		*drop = 2;
+		return NULL;
+	}
+	if (ip[9] != 17)
 		return NULL;
 	uint32_t ihl = (uint32_t)(ip[0] & 0x0f) * 4;
 	if (ihl < 20 || len < off + ihl + 8)
@@ -118,6 +241,9 @@ static struct oms_feed *classify(struct oms_md_dispatch *d, const uint8_t *f, ui
 
 void oms_md_timers(struct oms_md_dispatch *d, uint64_t now_ns)
 {
+	take_changes(d, now_ns);
+	if (d->igmp)
+		oms_igmp_poll(d->igmp, now_ns);
 	for (uint32_t i = 0; i < d->n; i++)
 		oms_feed_process(d->feeds[i].feed, NULL, NULL, 0, now_ns);
 }
@@ -150,6 +276,9 @@ uint32_t oms_md_split(struct oms_md_dispatch *d, const uint8_t **frames, uint16_
 			if (t0)
 				lat_record(&c->obs.stage[OMS_STAGE_FEED_TO_BOOK], stage_cycles() - t0);
 			d->stats.to_feed++;
+		} else if (drop == 2) {
+			oms_igmp_rx(d->igmp, frames[i], lens[i], now_ns);
+			d->stats.igmp_in++;
 		} else if (drop) {
 			d->stats.filtered++;
 		} else {

@@ -23,11 +23,37 @@ struct oms_md_stats {
 	uint64_t to_feed;  /* frames handed to a feed */
 	uint64_t filtered; /* multicast dropped by the software filter */
 	uint64_t to_core;  /* frames left for the core */
+	uint64_t igmp_in;  /* IGMP frames handed to the IGMPv3 host */
+	uint64_t changes;  /* subscription changes applied (live reload) */
+	uint64_t changes_failed;
 };
 
 struct oms_md_dispatch;
 struct oms_core;
 struct oms_journal;
+struct oms_igmp;
+
+/* A change of the subscription set, built by the control plane and applied
+ * by the dispatcher's one writer between two bursts (oms_md_post). */
+enum oms_md_change_op {
+	OMS_MD_ADD = 1,       /* take the feed's group (join it) */
+	OMS_MD_REMOVE = 2,    /* leave its group; its books go stale */
+	OMS_MD_SUBSCRIBE = 3, /* a book for `symbol` at `symbol_index` */
+};
+
+struct oms_md_change {
+	int op;
+	struct oms_feed *feed;
+	uint32_t group_ip;
+	uint16_t group_port;
+	uint16_t venue;        /* ADD: set_feed on `core` (when non-NULL) */
+	uint32_t source_ip;
+	uint32_t retrans_ip;
+	struct oms_core *core; /* the core on the dispatcher's thread, or NULL */
+	char symbol[8];        /* SUBSCRIBE, space padded */
+	uint32_t symbol_index;
+	int result;            /* 0, or -1: refused (table full, not there) */
+};
 
 /* `ip`, `port`: ours, where retransmissions come back.  NULL: no memory. */
 struct oms_md_dispatch *oms_md_create(uint32_t ip, uint16_t port);
@@ -51,6 +77,21 @@ void oms_md_set_stage_core(struct oms_md_dispatch *d, struct oms_core *c);
 void oms_md_set_journal(struct oms_md_dispatch *d, struct oms_journal *j);
 uint32_t oms_md_split(struct oms_md_dispatch *d, const uint8_t **frames, uint16_t *lens,
 		      uint32_t n, uint64_t now_ns);
+/* IGMPv3 for the market-data port (live only: replays send no reports).
+ * Set before the poll loop starts; the dispatcher joins every
+ * subscription's group at its first call, hands the port's IGMP frames to
+ * `g` and runs its timers; the loop sends `g`'s frames out of the
+ * market-data port.  NULL: none. */
+void oms_md_set_igmp(struct oms_md_dispatch *d, struct oms_igmp *g);
+struct oms_igmp *oms_md_igmp(const struct oms_md_dispatch *d);
+/* Stopping: leave every group (the loop sends the reports). */
+void oms_md_leave_all(struct oms_md_dispatch *d, uint64_t now_ns);
+/* The control plane hands `n` changes to the dispatcher's writer, which
+ * applies them at its next call (between two bursts) and sets each
+ * change's result; the caller keeps them alive until oms_md_applied()
+ * reaches the number returned.  0: a previous post is still pending. */
+uint64_t oms_md_post(struct oms_md_dispatch *d, struct oms_md_change *changes, uint32_t n);
+uint64_t oms_md_applied(const struct oms_md_dispatch *d);
 /* Only the feeds' timers (a poll with nothing received). */
 void oms_md_timers(struct oms_md_dispatch *d, uint64_t now_ns);
 uint32_t oms_md_feeds(const struct oms_md_dispatch *d);

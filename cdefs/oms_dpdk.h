@@ -204,6 +204,11 @@ void oms_port_close(uint16_t port);
 int oms_port_stats(uint16_t port, uint64_t *ipackets, uint64_t *opackets,
 		   uint64_t *imissed, uint64_t *oerrors);
 int oms_port_socket(uint16_t port);
+/* The port's multicast address list (rte_eth_dev_set_mc_addr_list): the
+ * market data's group MACs, 6 bytes each.  0, or -ENOTSUP where the port
+ * has none (then the software filter alone keeps other groups out). */
+enum { OMS_MAX_MC_ADDRS = 64 };
+int oms_port_set_mc_list(uint16_t port, const uint8_t *macs, uint32_t n);
 
 /* Main-lcore helpers for replay through a ring port: frames in as mbufs
  * stamped with ts_ns; frames out copied into `out` (OMS_TX_SLOT apart). */

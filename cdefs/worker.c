@@ -126,9 +126,21 @@ static void flush_tx(struct oms_worker *w)
 	oms_core_tx_clear(w->core);
 }
 
-/* The feeds' re-requests go out towards the venues. */
+/* The feeds' re-requests and the IGMPv3 host's reports go out towards the
+ * venues (the market-data port); this worker is the port queue's one
+ * writer. */
 static void flush_feed_tx(struct oms_worker *w)
 {
+	struct oms_igmp *g = oms_md_igmp(w->md);
+
+	for (uint32_t k = 0; g && k < oms_igmp_tx_count(g); k++) {
+		struct rte_mbuf *m = frame_mbuf(w, oms_igmp_tx_buf(g) + (size_t)k * OMS_TX_SLOT,
+						oms_igmp_tx_lens(g)[k]);
+		if (m)
+			send_frames(w, w->venue_tx_port, &m, 1);
+	}
+	if (g)
+		oms_igmp_tx_clear(g);
 	for (uint32_t i = 0; i < oms_md_feeds(w->md); i++) {
 		struct oms_feed *f = oms_md_feed(w->md, i);
 		for (uint32_t k = 0; k < oms_feed_tx_count(f); k++) {
@@ -280,9 +292,14 @@ static int worker_main(void *arg)
 			usleep((useconds_t)w->idle_sleep_us);
 		}
 	}
-	/* stopping: what the core still holds to send goes out, and the ports
-	 * give back the mbufs of frames they have finished sending */
+	/* stopping: what the core still holds to send goes out, the market
+	 * data's groups are left, and the ports give back the mbufs of frames
+	 * they have finished sending */
 	flush_tx(w);
+	if (w->md && w->mode == OMS_MODE_LIVE) {
+		oms_md_leave_all(w->md, live_now(w));
+		flush_feed_tx(w);
+	}
 	for (uint16_t p = 0; p < w->n_rx && !w->out_ring; p++)
 		rte_eth_tx_done_cleanup(w->rx_port[p], w->tx_queue, 0);
 	if (w->rcu) {

@@ -395,6 +395,9 @@ class OmsCollector(Collector):
         yield stage
         if src.feeds:
             yield from feed_families(src.feeds)
+        md = getattr(app, "md", None)
+        if md is not None and md.igmp is not None:
+            yield from igmp_families(md)
         if app is not None:
             yield from app.metric_families()
         for make in EXTRA_COLLECTORS:
@@ -469,7 +472,7 @@ def feed_families(feeds):
                                labels=["venue"])
     for f in feeds:
         v = [str(f.venue)]
-        st = _lib.oms_feed_stats(f.ptr)
+        st = f.lib.oms_feed_stats(f.ptr)  # the extension the feed was made in
         ev = dict(zip(FEED_EVENT_NAMES, (st.event[i] for i in range(len(FEED_EVENT_NAMES))),
                       strict=True))
         gaps.add_metric(v, ev["GAPS"])
@@ -481,6 +484,23 @@ def feed_families(feeds):
         stale.add_metric(v, f.stale())
         orders.add_metric(v, f.live_orders())
     yield from (gaps, gap_msgs, drops, events, stale, orders)
+
+
+def igmp_families(md):
+    """The market-data port's IGMPv3 host (cdefs/igmp.h): reports sent,
+    queries answered, and every counter by name."""
+    s = md.live_stats()["igmp"]
+    sent = CounterMetricFamily("oms_igmp_reports_sent", "IGMPv3 membership reports sent "
+                               "(state changes, their repeats, answers to queries)")
+    sent.add_metric([], s["reports_sent"])
+    answered = CounterMetricFamily("oms_igmp_queries_answered", "IGMP queries (general, or "
+                                   "for one of our groups) answered")
+    answered.add_metric([], s["queries_answered"])
+    events = CounterMetricFamily("oms_igmp_events", "The IGMPv3 host's counters, by name",
+                                 labels=["event"])
+    for name, n in s["counters"].items():
+        events.add_metric([name.lower()], n)
+    yield from (sent, answered, events)
 
 
 def make_registry(source: DataPlaneSource) -> CollectorRegistry:

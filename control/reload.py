@@ -19,14 +19,21 @@ RELOADABLE = ("instruments", "accounts", "routes", "routing")
 SESSION_RELOADABLE = ("throttle", "accounts")
 
 
-def fixed_changes(old: Config, new: Config) -> list[str]:
-    """What `new` changes that only a restart can: one line per change."""
+def fixed_changes(old: Config, new: Config, live_market_data: bool = False) -> list[str]:
+    """What `new` changes that only a restart can: one line per change.
+    live_market_data: the appliance takes market_data's subscriptions and
+    symbols live (dataplane/md_reload.py); what in it still needs a
+    restart is listed."""
     out = []
+    apart = ("source", "text", "sessions") + (("market_data",) if live_market_data else ())
     for f in dataclasses.fields(Config):
-        if f.name in RELOADABLE or f.name in ("source", "text", "sessions"):
+        if f.name in RELOADABLE or f.name in apart:
             continue
         if getattr(old, f.name) != getattr(new, f.name):
             out.append(f"{f.name}: changed; only a restart applies it")
+    if live_market_data:
+        from dataplane.md_reload import fixed_market_data_changes
+        out += fixed_market_data_changes(old, new)
     old_s = {s.id: s for s in old.sessions}
     new_s = {s.id: s for s in new.sessions}
     for sid in sorted(old_s.keys() - new_s.keys()):

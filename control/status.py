@@ -102,6 +102,9 @@ def appliance_status(app) -> dict:
         "latency_ns": latency,
         "venues": venues,
         "sessions": sorted(sessions, key=lambda x: x["id"]),
+        # subscriptions, dispatch counters, the IGMPv3 host's reports and
+        # answers (dataplane/market_data.py CMarketData.stats)
+        "market_data": report.get("market_data"),
         "time": time.time(),
     }
 
@@ -226,6 +229,15 @@ def render_status(d: dict, prev: dict | None = None) -> str:
         lines.append(f"  {v['id']} {v['name']}: {'up' if v['up'] else 'DOWN'}   routed "
                      f"{v['routed']:,}   last heard {'-' if ago is None else f'{ago:.0f} ms'} "
                      f"ago   gap requests {v['gap_requests_outstanding']}")
+    md = d.get("market_data")
+    if md:
+        subs = ", ".join(f"venue {v} {g}" for v, g in md["subscriptions"].items()) or "none"
+        lines.append(f"market data: {subs}   to feeds {md['to_feed']:,}   filtered "
+                     f"{md['filtered']:,}   multicast list {md.get('mc_list', '-')}")
+        if md.get("igmp"):
+            g = md["igmp"]
+            lines.append(f"  igmp: reports sent {g['reports_sent']:,}   queries answered "
+                         f"{g['queries_answered']:,}   frames in {g['frames_in']:,}")
     lines.append("sessions")
     for s in d["sessions"]:
         lines.append(f"  {s['id']} (worker {s['worker']}): "

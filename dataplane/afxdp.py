@@ -13,6 +13,7 @@ the core holds flushed, final counters as JSON."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from control.config import Config
@@ -92,6 +93,8 @@ class AfxdpAppliance(LiveControl):
         self.dp = ffi.gc(dp, lib.oms_afxdp_close)
         if self.md is not None:
             self.md.attach(self.core)
+            # the poll thread speaks IGMPv3 out of the venue interface
+            self.md.enable_igmp(seed=os.getpid())
             lib.oms_afxdp_set_md(self.dp, self.md.ptr)
         # one socket per distinct interface: port i carries class i
         self.ports = list(dict.fromkeys(self.ifaces))
@@ -155,6 +158,8 @@ class AfxdpAppliance(LiveControl):
                 "core": self.core.stats(), "stale_xdp_detached": self.stale_detached,
                 "generation": self.core.generation(), "reloads": dict(self.reloads),
                 "live_orders": self.core.live_orders(),
-                "market_data": self.md.stats() if self.md is not None else None,
+                # XDP sees every frame the interface gets: no NIC list to program
+                "market_data": ({**self.md.live_stats(), "mc_list": "software (AF_XDP)"}
+                                if self.md is not None else None),
                 "route_decisions": [route_line(d) for d in self.core.route_decisions()],
                 **journal_report(self)}

@@ -168,40 +168,48 @@ class Igmp:
 
     def __init__(self, *, mac: str = "02:00:00:00:00:01", ip: str = "10.0.0.1",
                  robustness: int = 0, unsolicited_ns: int = 0, seed: int = 1,
-                 max_groups: int = 16, tx_capacity: int = 0):
-        cfg = ffi.new("struct oms_igmp_config *")
+                 max_groups: int = 16, tx_capacity: int = 0, ext=None):
+        # `ext`: as Feed's (the DPDK worker's host lives in the DPDK extension)
+        self.ffi, self.lib = (ext.ffi, ext.lib) if ext is not None else (ffi, lib)
+        ffi_, lib_ = self.ffi, self.lib
+        cfg = ffi_.new("struct oms_igmp_config *")
         cfg.mac, cfg.ip = _mac(mac), ip4(ip)
         cfg.robustness, cfg.unsolicited_ns, cfg.seed = robustness, unsolicited_ns, seed
         cfg.max_groups, cfg.tx_capacity = max_groups, tx_capacity
-        g = lib.oms_igmp_create(cfg)
-        if g == ffi.NULL:
+        g = lib_.oms_igmp_create(cfg)
+        if g == ffi_.NULL:
             raise ValueError("igmp: max_groups is 0 or memory is short")
-        self.ptr = ffi.gc(g, lib.oms_igmp_destroy)
+        self.ptr = ffi_.gc(g, lib_.oms_igmp_destroy)
 
     def join(self, group: str, source: str | None, now_ns: int) -> int:
-        return lib.oms_igmp_join(self.ptr, ip4(group), ip4(source) if source else 0, now_ns)
+        return self.lib.oms_igmp_join(self.ptr, ip4(group), ip4(source) if source else 0,
+                                      now_ns)
 
     def leave(self, group: str, source: str | None, now_ns: int) -> int:
-        return lib.oms_igmp_leave(self.ptr, ip4(group), ip4(source) if source else 0, now_ns)
+        return self.lib.oms_igmp_leave(self.ptr, ip4(group), ip4(source) if source else 0,
+                                       now_ns)
 
     def rx(self, frame: bytes, now_ns: int) -> None:
-        lib.oms_igmp_rx(self.ptr, frame, len(frame), now_ns)
+        self.lib.oms_igmp_rx(self.ptr, frame, len(frame), now_ns)
 
     def poll(self, now_ns: int) -> list[bytes]:
-        lib.oms_igmp_poll(self.ptr, now_ns)
+        self.lib.oms_igmp_poll(self.ptr, now_ns)
         return self.take_tx()
 
     def take_tx(self) -> list[bytes]:
-        out = _tx_frames(lib.oms_igmp_tx_buf(self.ptr), lib.oms_igmp_tx_lens(self.ptr),
-                         lib.oms_igmp_tx_count(self.ptr))
-        lib.oms_igmp_tx_clear(self.ptr)
+        lib_ = self.lib
+        out = _tx_frames(lib_.oms_igmp_tx_buf(self.ptr), lib_.oms_igmp_tx_lens(self.ptr),
+                         lib_.oms_igmp_tx_count(self.ptr), self.ffi, lib_)
+        lib_.oms_igmp_tx_clear(self.ptr)
         return out
 
     def next_deadline(self) -> int:
-        return lib.oms_igmp_next_deadline(self.ptr)
+        return self.lib.oms_igmp_next_deadline(self.ptr)
 
     def counters(self) -> dict[str, int]:
-        c = lib.oms_igmp_counters(self.ptr)
+        """Non-zero counters by name (the writer's: read them from its
+        thread, or in place as 64-bit counters, like the feeds')."""
+        c = self.lib.oms_igmp_counters(self.ptr)
         return {n: c[i] for i, n in enumerate(IGMP_COUNTER_NAMES) if c[i]}
 
 

@@ -15,7 +15,7 @@ import struct
 
 from dataplane.book_model import FeedModel
 from dataplane.core import ffi, lib
-from dataplane.feed import feeds_from_config, ip4, symbol_indices
+from dataplane.feed import Feed, Igmp, feeds_from_config, ip4, mcast_mac, symbol_indices
 
 
 def md_port(cfg) -> int:
@@ -31,7 +31,18 @@ class CMarketData:
         # or the DPDK one whose worker runs the dispatcher)
         self.ffi, self.lib = (ext.ffi, ext.lib) if ext is not None else (ffi, lib)
         ffi_, lib_ = self.ffi, self.lib
+        self.ext, self.cfg = ext, cfg
         self.feeds = feeds_from_config(cfg, ext)
+        index = symbol_indices(cfg)
+        # the feeds' symbol tables are sized at start (dataplane/md_reload.py)
+        self.max_symbols = max(index.values(), default=0) + 1
+        for f in self.feeds.values():
+            f.symbols = set(index)
+        self.subs = {sub.venue: sub for sub in cfg.market_data.subscriptions}
+        # feeds whose subscription a reload removed: the cores may still read
+        # them (stale), so they live as long as the appliance
+        self.retired: dict = {}
+        self.igmp = None
         d = lib_.oms_md_create(ip4(cfg.appliance.ip), md_port(cfg))
         if d == ffi_.NULL:
             raise MemoryError("oms_md_create")
@@ -42,6 +53,33 @@ class CMarketData:
                                    sub.port, ip4(sub.source_ip) if sub.source_ip else 0,
                                    ip4(rt.ip) if rt else 0) != 0:
                 raise ValueError(f"market_data: feed of venue {sub.venue} cannot be added")
+
+    def enable_igmp(self, seed: int = 1) -> None:
+        """Live: the dispatcher's loop speaks IGMPv3 for the market-data
+        port (joins at its first call, answers queries, leaves when it
+        stops).  Before the loop starts."""
+        app = self.cfg.appliance
+        self.igmp = Igmp(mac=app.mac, ip=app.ip, seed=seed,
+                         max_groups=self.lib.OMS_MD_MAX_FEEDS, tx_capacity=64, ext=self.ext)
+        self.lib.oms_md_set_igmp(self.ptr, self.igmp.ptr)
+
+    def group_macs(self) -> list[bytes]:
+        """The MACs of the groups subscribed now (a NIC's multicast list)."""
+        return sorted({mcast_mac(sub.group) for sub in self.subs.values()})
+
+    def new_feed(self, cfg, sub) -> Feed:
+        """A feed for `sub` as feeds_from_config makes it, with the symbol
+        table sized at start."""
+        md, app = cfg.market_data, cfg.appliance
+        rt = sub.retransmission
+        f = Feed(venue=sub.venue, mac=app.mac, ip=app.ip, port=md_port(cfg), group=sub.group,
+                 group_port=sub.port, source=sub.source_ip or None,
+                 retrans=(rt.ip, rt.port, rt.mac) if rt else None,
+                 stale_after_ns=(sub.stale_after_ms or md.stale_after_ms) * 1_000_000,
+                 retransmit_ns=app.retransmit_ms * 1_000_000, max_symbols=self.max_symbols,
+                 max_orders=md.max_orders, max_levels=md.max_levels, ext=self.ext)
+        f.symbols = set()
+        return f
 
     def attach(self, core) -> None:
         """Let `core` read the feeds of its venues (in sharded mode a
@@ -86,11 +124,40 @@ class CMarketData:
         return out
 
     def stats(self) -> dict:
+        """The dispatcher's counters (replay reports show these)."""
         s = self.lib.oms_md_stats(self.ptr)
         drops = self.lib.oms_md_filter_drops(self.ptr)
         return {"to_feed": s.to_feed, "to_core": s.to_core, "filtered": s.filtered,
                 "filter_drops": {n: drops[i] for i, n in enumerate(
                     ("NO_GROUP", "WRONG_PORT", "WRONG_SOURCE")) if drops[i]}}
+
+    def live_stats(self) -> dict:
+        """A live appliance's: the counters, the subscriptions in force,
+        each venue's feed and the IGMPv3 host (read in place while the loop
+        runs: one writer, 64-bit counters)."""
+        s = self.lib.oms_md_stats(self.ptr)
+        out = {**self.stats(),
+               "subscriptions": {str(v): f"{sub.group}:{sub.port}"
+                                 + (f" from {sub.source_ip}" if sub.source_ip else "")
+                                 for v, sub in sorted(self.subs.items())},
+               "changes": s.changes, "changes_failed": s.changes_failed,
+               "feeds": {str(v): {"packets": f.events().get("PACKETS", 0),
+                                  "heartbeats": f.events().get("HEARTBEATS", 0),
+                                  "stale": f.stale()}
+                         for v, f in sorted(self.feeds.items())}}
+        if self.igmp is not None:
+            out["igmp"] = igmp_summary(self.igmp.counters(), s.igmp_in)
+        return out
+
+
+def igmp_summary(counters: dict[str, int], frames_in: int) -> dict:
+    """What operators ask of the IGMPv3 host: reports sent, queries
+    answered (general ones and those for our groups: each is answered),
+    IGMP frames received, and every non-zero counter."""
+    return {"reports_sent": counters.get("REPORTS_SENT", 0),
+            "queries_answered": counters.get("GENERAL_QUERIES", 0)
+            + counters.get("GROUP_QUERIES", 0),
+            "frames_in": frames_in, "counters": counters}
 
 
 class ModelMarketData:

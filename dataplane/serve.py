@@ -142,7 +142,13 @@ class LiveControl:
             self.reloads["refused"] += 1
             return {"ok": False, "file": path,
                     "errors": [str(x) for x in getattr(e, "errors", [e])]}
-        fixed = fixed_changes(self.cfg, new)
+        md = getattr(self, "md", None)
+        fixed = fixed_changes(self.cfg, new, live_market_data=md is not None)
+        md_changes = []
+        if md is not None and not fixed:
+            from dataplane import md_reload
+            md_changes, md_errors = md_reload.plan(md, new, self._md_core)
+            fixed += md_errors
         if fixed:
             self.reloads["refused"] += 1
             return {"ok": False, "file": path, "errors": [f"{path}: {x}" for x in fixed]}
@@ -168,7 +174,31 @@ class LiveControl:
         self.cfg = new
         self.reloads["ok"] += 1
         self.published_generation = number
-        return {"ok": True, "file": path, "generation": number}
+        answer = {"ok": True, "file": path, "generation": number}
+        if md_changes:
+            errors = md_reload.apply(md, md_changes)
+            self._market_data_changed()
+            answer["market_data"] = {"changes": len(md_changes) - len(errors),
+                                     "subscriptions": md.live_stats()["subscriptions"]}
+            if errors:
+                answer.update(ok=False, errors=[f"{path}: {x}" for x in errors])
+        return answer
+
+    def _md_core(self, venue: int):
+        """The core that reads `venue`'s feed when it runs on the market
+        data's poll loop, else None (dataplane/md_reload.py)."""
+        return self.core
+
+    def _market_data_changed(self) -> None:
+        """After subscriptions changed: the exporter follows new feeds, the
+        port's multicast list the groups."""
+        src = getattr(self, "metrics_source", None)
+        if src is not None:  # one feed per venue: the one it reads now
+            src.feeds = list(self.md.feeds.values())
+        self.program_mc_list()
+
+    def program_mc_list(self) -> None:
+        """The NIC's multicast address list, where the backend has one."""
 
     def handle_control(self, request: dict) -> dict:
         """One control-plane request (see control/ctl.py)."""
@@ -465,10 +495,14 @@ class Appliance(LiveControl):
             self.workers.append(w)
             self.command_rings.append(ring)
         self.worker, self.commands = self.workers[0], self.command_rings[0]
+        self.mc_list = None
         if self.md is not None:
             for core in self.cores:
                 self.md.attach(core)
+            # the worker speaks IGMPv3 for the venue (market-data) port
+            self.md.enable_igmp(seed=os.getpid())
             self.workers[0].md = self.md.ptr
+            self.program_mc_list()
         self.lcore = self.lcores[0]
         self.io = self._io(cfg, socket) if self.sharded else None
         self.reloads = {"ok": 0, "refused": 0}
@@ -483,6 +517,23 @@ class Appliance(LiveControl):
 
     def _cores(self, cfg: Config) -> list:
         return list(zip(self.cores, self._parts(cfg), strict=True))
+
+    def _md_core(self, venue: int):
+        # sharded: only worker 0's core runs beside the market data
+        if not self.sharded:
+            return self.core
+        owner = next((i for i, w in enumerate(self.cfg.dataplane.threading.workers)
+                      if venue in w.venues), None)
+        return self.cores[0] if owner == 0 else None
+
+    def program_mc_list(self) -> None:
+        """The group MACs on the venue port's multicast address list
+        (rte_eth_dev_set_mc_addr_list); a port without one (net_af_packet,
+        net_af_xdp) relies on the software filter, counted by reason."""
+        macs = self.md.group_macs()
+        rc = self.lib.oms_port_set_mc_list(self.workers[0].venue_tx_port, b"".join(macs),
+                                           len(macs))
+        self.mc_list = "nic" if rc == 0 else f"software ({os.strerror(-rc)})"
 
     def _ring(self, name: str, socket: int):
         r = self.lib.oms_ring_create(name.encode(), 4096, max(socket, 0), 1)
@@ -605,7 +656,7 @@ class Appliance(LiveControl):
                **journal_report(self)}
         if self.md is not None:
             from dataplane.replay import route_line
-            out["market_data"] = self.md.stats()
+            out["market_data"] = {**self.md.live_stats(), "mc_list": self.mc_list}
             out["route_decisions"] = [route_line(d) for c in self.cores
                                       for d in c.route_decisions()]
         if self.io is not None:
