@@ -3,13 +3,17 @@ DPDK ports (net_af_packet) or the native AF_XDP backend, a venue that
 publishes its ITCH feed by multicast and answers orders, and a strategy
 whose orders name no venue.  The worker splits the feed off its bursts
 (docs/market-data.md "Wiring"), the router reads the book and sends every
-order to the venue whose ask it saw, and the report explains each one."""
+order to the venue whose ask it saw, and the report explains each one.
+The run is journaled: the feed's frames are MARKET records, and the
+journal replayed into a fresh core with fresh feeds routes every order
+the same way (docs/durability.md "Market data")."""
 from __future__ import annotations
 
 import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import netns
 import pytest
@@ -33,7 +37,8 @@ def test_orders_are_routed_by_the_live_feed(tmp_path, driver):
         cfg = tmp_path / "live.yaml"
         text = config_text(h, driver).replace("routing: {default_venue: 1}",
                                               "routing: {default_venue: sor}")
-        cfg.write_text(text + MARKET)
+        journal = tmp_path / "j.oms"
+        cfg.write_text(text + MARKET + f"journal: {{path: {journal}, durability: none}}\n")
         ready = tmp_path / "ready.json"
         app = subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg), "--duration",
                                       "60", "--ready-file", str(ready), *backend_args(driver)),
@@ -86,3 +91,14 @@ def test_orders_are_routed_by_the_live_feed(tmp_path, driver):
                               "verdict": "chosen"}]
     assert report["core"]["event"]["ORDERS_ROUTED"] == 10
     assert report["core"]["reject_business"] == {}
+    # the journal holds the feed; replayed, it routes the same orders alike
+    r = subprocess.run([PY, "-m", "control.cli", "journal", "replay", str(journal)],
+                       cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(r.stdout)
+    assert rep["journal"]["markets"] > 0 and rep["journal"]["markets_skipped"] == 0
+    assert rep["journal"]["market_frames"] == md["to_feed"]
+    assert rep["route_decisions"] == 10
+    assert rep["core"]["event"]["ORDERS_ROUTED"] == 10
+    assert rep["core"]["reject_business"] == {}
