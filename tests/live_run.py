@@ -1,0 +1,105 @@
+"""The steps every live test in namespaces takes around what it checks:
+start the appliance (`omsctl run --ready-file`) in the oms namespace and wait
+until it is ready, start the venue simulator and the strategy driver
+(tests/live_peers.py) in theirs, stop each with SIGTERM and read the
+appliance's report, and - even when a test fails half-way - leave no
+process behind.  The hosts themselves come from tests/netns.py."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import netns
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+OMSCTL = str(Path(PY).parent / "omsctl")
+PEERS = str(ROOT / "tests" / "live_peers.py")
+
+
+def report_of(out: str) -> dict:
+    """The appliance's report: the last line it printed."""
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def wait_ready(app: subprocess.Popen, ready: Path, *, timeout: float = 20,
+               what: str = "start", watch: tuple[subprocess.Popen, ...] = (),
+               written: bool = False) -> None:
+    """Until `ready` exists (with `written`: and is not empty), failing with
+    the appliance's stderr as soon as it (or one of `watch`) dies."""
+    deadline = time.monotonic() + timeout
+    while not ready.exists() or (written and not ready.read_text()):
+        assert app.poll() is None, app.communicate()[1][-3000:]
+        for p in watch:
+            assert p.poll() is None, p.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"the appliance did not {what}"
+        time.sleep(0.05)
+
+
+def stop(p: subprocess.Popen, *, check: bool = True, timeout: float = 30) -> tuple[str, str]:
+    """SIGTERM, then its whole output; with `check` it must have exited 0."""
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=timeout)
+    if check:
+        assert p.returncode == 0, err[-3000:]
+    return out, err
+
+
+class LiveRun:
+    """The processes of one live run on `h`; leaving the `with` block kills
+    whatever still runs (after `grace` seconds of SIGTERM when given)."""
+
+    def __init__(self, h: netns.Hosts, grace: float = 0):
+        self.h = h
+        self.grace = grace
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> LiveRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs:
+            if p.poll() is not None:
+                continue
+            if self.grace:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=self.grace)
+                    continue
+                except subprocess.TimeoutExpired:
+                    pass
+            p.kill()
+            p.wait()
+
+    def spawn(self, ns: str, *cmd: str, stdin: int | None = None) -> subprocess.Popen:
+        p = subprocess.Popen(self.h.exec(ns, *cmd), stdin=stdin, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        return p
+
+    def appliance(self, cfg: Path, ready: Path, *, duration: float,
+                  args: tuple[str, ...] | list[str] = ()) -> subprocess.Popen:
+        """`omsctl run` in the oms namespace; `ready` is removed first, so
+        that a restart waits for its own."""
+        ready.unlink(missing_ok=True)
+        return self.spawn(self.h.oms, OMSCTL, "run", "--config", str(cfg), "--duration",
+                          str(duration), "--ready-file", str(ready), *args)
+
+    def venue(self, out: Path, *, duration: float, args: tuple[str, ...] = ()) -> subprocess.Popen:
+        return self.spawn(self.h.venue, PY, PEERS, "venue", *args, "--duration", str(duration),
+                          "--out", str(out))
+
+    def strategy(self, *args: str) -> subprocess.Popen:
+        """The strategy driver, left running (see run_strategy)."""
+        return self.spawn(self.h.strategy, PY, PEERS, "strategy", *args)
+
+    def run_strategy(self, *args: str, timeout: float) -> subprocess.CompletedProcess:
+        """The strategy driver to its end; it must succeed."""
+        r = subprocess.run(self.h.exec(self.h.strategy, PY, PEERS, "strategy", *args),
+                           capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r
