@@ -75,9 +75,13 @@ class LiveRun:
             p.kill()
             p.wait()
 
-    def spawn(self, ns: str, *cmd: str, stdin: int | None = None) -> subprocess.Popen:
-        p = subprocess.Popen(self.h.exec(ns, *cmd), stdin=stdin, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    def spawn(self, ns: str, *cmd: str, stdin: int | None = None,
+              capture: bool = True) -> subprocess.Popen:
+        """`cmd` in namespace `ns`; without `capture` its output goes where
+        the test's goes."""
+        out = subprocess.PIPE if capture else None
+        p = subprocess.Popen(self.h.exec(ns, *cmd), stdin=stdin, stdout=out, stderr=out,
+                             text=True)
         self.procs.append(p)
         return p
 
