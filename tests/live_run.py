@@ -40,6 +40,16 @@ def wait_ready(app: subprocess.Popen, ready: Path, *, timeout: float = 20,
         time.sleep(0.05)
 
 
+def wait_for(pred, what: str, procs=(), seconds: float = 20.0) -> None:
+    """Until `pred()`, failing with the stderr of any of `procs` that dies."""
+    deadline = time.monotonic() + seconds
+    while not pred():
+        for p in procs:
+            assert p.poll() is None, (what, p.communicate()[1][-3000:])
+        assert time.monotonic() < deadline, f"timed out: {what}"
+        time.sleep(0.02)
+
+
 def stop(p: subprocess.Popen, *, check: bool = True, timeout: float = 30) -> tuple[str, str]:
     """SIGTERM, then its whole output; with `check` it must have exited 0."""
     p.send_signal(signal.SIGTERM)
