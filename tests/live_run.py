@@ -60,10 +60,11 @@ def stop(p: subprocess.Popen, *, check: bool = True, timeout: float = 30) -> tup
 
 
 class LiveRun:
-    """The processes of one live run on `h`; leaving the `with` block kills
+    """The processes of one live run on `h` (None for hosts of a test's own
+    making: then every namespace is named); leaving the `with` block kills
     whatever still runs (after `grace` seconds of SIGTERM when given)."""
 
-    def __init__(self, h: netns.Hosts, grace: float = 0):
+    def __init__(self, h: netns.Hosts | None, grace: float = 0):
         self.h = h
         self.grace = grace
         self.procs: list[subprocess.Popen] = []
@@ -90,22 +91,25 @@ class LiveRun:
         """`cmd` in namespace `ns`; without `capture` its output goes where
         the test's goes."""
         out = subprocess.PIPE if capture else None
-        p = subprocess.Popen(self.h.exec(ns, *cmd), stdin=stdin, stdout=out, stderr=out,
-                             text=True)
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdin=stdin, stdout=out,
+                             stderr=out, text=True)
         self.procs.append(p)
         return p
 
     def appliance(self, cfg: Path, ready: Path, *, duration: float,
-                  args: tuple[str, ...] | list[str] = ()) -> subprocess.Popen:
-        """`omsctl run` in the oms namespace; `ready` is removed first, so
-        that a restart waits for its own."""
+                  args: tuple[str, ...] | list[str] = (), ns: str | None = None
+                  ) -> subprocess.Popen:
+        """`omsctl run` in the oms namespace (or `ns`); `ready` is removed
+        first, so that a restart waits for its own."""
         ready.unlink(missing_ok=True)
-        return self.spawn(self.h.oms, OMSCTL, "run", "--config", str(cfg), "--duration",
+        return self.spawn(ns or self.h.oms, OMSCTL, "run", "--config", str(cfg), "--duration",
                           str(duration), "--ready-file", str(ready), *args)
 
-    def venue(self, out: Path, *, duration: float, args: tuple[str, ...] = ()) -> subprocess.Popen:
-        return self.spawn(self.h.venue, PY, PEERS, "venue", *args, "--duration", str(duration),
-                          "--out", str(out))
+    def venue(self, out: Path, *, duration: float, args: tuple[str, ...] = (),
+              ns: str | None = None) -> subprocess.Popen:
+        """The venue simulator in the venue namespace (or `ns`)."""
+        return self.spawn(ns or self.h.venue, PY, PEERS, "venue", *args, "--duration",
+                          str(duration), "--out", str(out))
 
     def strategy(self, *args: str) -> subprocess.Popen:
         """The strategy driver, left running (see run_strategy)."""
