@@ -22,26 +22,21 @@ cdefs/md_dispatch.c).
     subscription is gone (its book stale, unused by the router)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import netns
 import pytest
 import wire
+from live_run import PY, ROOT, LiveRun, report_of, stop, wait_ready
 from netns import run
 
 from control.ctl import request
 from control.status import render_status
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-OMSCTL = str(Path(PY).parent / "omsctl")
-PEERS = str(ROOT / "tests" / "live_peers.py")
 PUBLISHER = str(ROOT / "tests" / "itch_publisher.py")
 GROUPS = {1: "239.1.1.1", 2: "239.1.1.2"}
 MD_PORT = 26400
@@ -260,25 +255,21 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
     second.write_text(config(h, [1, 2], driver))
     third.write_text(config(h, [2], driver))
     helpers: list = []
-    procs: list = []
-    try:
+    # on the way out the helpers are closed, then the venues stopped
+    # (SIGTERM first) and anything left killed
+    with LiveRun(None, grace=10) as live, contextlib.ExitStack() as closing:
+        closing.callback(lambda: [x.close() for x in helpers])
         for i, v in enumerate(wire.VENUES[:2]):
             ns = h[f"v{i + 1}"]
             helpers.append(Line(["ip", "netns", "exec", ns, PY, PUBLISHER, GROUPS[v.id],
                                  str(MD_PORT), v.ip, f"ITCH{v.id}", "40"]))
-            procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", ns, PY, PEERS, "venue", "--index", str(i),
-                 "--duration", "40", "--out", str(tmp_path / f"venue{v.id}.json")],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            live.venue(tmp_path / f"venue{v.id}.json", duration=40, args=("--index", str(i)),
+                       ns=ns)
         pub1, pub2 = helpers
-        app = subprocess.Popen(["ip", "netns", "exec", h["om"], OMSCTL, "run", "--config",
-                                str(first), "--duration", "40", "--ready-file", str(ready),
-                                "--control-socket", sock,
-                                *(["--backend", "afxdp"] if driver == "afxdp" else [])],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(app)
-        assert wait_for(lambda: ready.exists() or app.poll() is not None, 20)
-        assert app.poll() is None, app.communicate()[1][-3000:]
+        app = live.appliance(first, ready, duration=40, ns=h["om"],
+                             args=("--control-socket", sock,
+                                   *(["--backend", "afxdp"] if driver == "afxdp" else [])))
+        wait_ready(app, ready)
         strat = Line(["ip", "netns", "exec", h["st"], PY, "-c", STRATEGY.format(root=str(ROOT))])
         helpers.append(strat)
 
@@ -363,22 +354,9 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
         assert route(1003) == 2  # venue 1's better ask is stale now
 
         # shutdown leaves venue 2's group
-        app.send_signal(signal.SIGTERM)
-        out, err = app.communicate(timeout=20)
-        assert app.returncode == 0, err[-3000:]
+        out, _ = stop(app, timeout=20)
         assert wait_for(lambda: not joined(h), 2), "the leave at shutdown was not heard"
-    finally:
-        for x in helpers:
-            x.close()
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-    report = json.loads(out.strip().splitlines()[-1])
+    report = report_of(out)
     md = report["market_data"]
     # add venue 2, subscribe AAPL in its new feed, remove venue 1
     assert md["changes"] == 3 and md["changes_failed"] == 0, md
