@@ -20,6 +20,24 @@ PY = sys.executable
 OMSCTL = str(Path(PY).parent / "omsctl")
 PEERS = str(ROOT / "tests" / "live_peers.py")
 
+# The head of a strategy script for `python -c` in the strategy namespace
+# (format it with root=ROOT, and the script's own fields): session 1's
+# driver `drv` on a UDP socket `s` bound to the session's address, and
+# `out(frames)`, which sends what the driver builds to the appliance.
+STRATEGY_HEAD = """
+import json, os, select, socket, sys, time
+sys.path[:0] = [{root!r}, {root!r} + "/tests"]
+import wire
+from dataplane.strategy_driver import TERMINAL, StrategyDriver
+sess, app = wire.SESSIONS[0], wire.APPLIANCE
+drv = StrategyDriver(sess, app)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sess.ip, sess.port))
+def out(frames):
+    for f in frames:
+        s.sendto(f[42:], (app.ip, app.strategy_port))
+"""
+
 
 def report_of(out: str) -> dict:
     """The appliance's report: the last line it printed."""

@@ -16,24 +16,13 @@ from pathlib import Path
 import netns
 import pytest
 import test_live_e2e as live
-from live_run import OMSCTL, PY, ROOT, LiveRun, report_of, stop, wait_ready
+from live_run import OMSCTL, PY, ROOT, STRATEGY_HEAD, LiveRun, report_of, stop, wait_ready
 
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
 # A strategy that rests five orders (below the venue's asks) and listens.
-STRATEGY = """
-import json, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sess.ip, sess.port))
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
+STRATEGY = STRATEGY_HEAD + """
 out(drv.login(time.time_ns()))
 for i in range(5):
     out(drv.new_order(time.time_ns(), 500 + i, "AAPL", 151_0000_0000, 100, account=1))
@@ -129,18 +118,7 @@ def test_mass_cancel_and_stats_through_the_control_socket(tmp_path, driver):
 # A strategy that rests five orders, waits for the operator's kill to cancel
 # them, tries a new order (rejected), and after the unkill (signalled by a
 # file) enters one more, which the venue accepts.
-KILL_STRATEGY = """
-import json, os, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sess.ip, sess.port))
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
+KILL_STRATEGY = STRATEGY_HEAD + """
 def order(cid):
     out(drv.new_order(time.time_ns(), cid, "AAPL", 151_0000_0000, 100, account=1))
 out(drv.login(time.time_ns()))

@@ -17,7 +17,7 @@ import time
 import netns
 import pytest
 import test_live_e2e as live
-from live_run import OMSCTL, PY, ROOT, LiveRun, report_of, stop, wait_ready
+from live_run import OMSCTL, PY, ROOT, STRATEGY_HEAD, LiveRun, report_of, stop, wait_ready
 
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
@@ -28,20 +28,9 @@ RATE = 1500  # orders per second, one per datagram
 # The strategy: ORDERS orders at RATE, classes by cl_ord_id % 4, answers
 # handled as they come; touches `third` after a third of them, then prints
 # each order's verdict: "sent" (not rejected) or the reject reason.
-STRATEGY = """
-import json, os, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+STRATEGY = STRATEGY_HEAD + """
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-s.bind((sess.ip, sess.port))
 CLASSES = [("AAPL", 600), ("MSFT", 300), ("MSFT", 600), ("AAPL", 100)]
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
 def pump(wait):
     r, _, _ = select.select([s], [], [], wait)
     while r:

@@ -31,7 +31,7 @@ import time
 import netns
 import pytest
 import wire
-from live_run import PY, ROOT, LiveRun, report_of, stop, wait_ready
+from live_run import PY, ROOT, STRATEGY_HEAD, LiveRun, report_of, stop, wait_ready
 from netns import run
 
 from control.ctl import request
@@ -48,18 +48,7 @@ pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
 # A strategy steered line by line: "order CID" sends a buy of 100 AAPL at
 # 152.05 naming no venue and answers with the order's state once final.
-STRATEGY = """
-import json, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver, TERMINAL
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sess.ip, sess.port))
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
+STRATEGY = STRATEGY_HEAD + """
 def pump(wait):
     r, _, _ = select.select([s], [], [], wait)
     while r:

@@ -16,7 +16,7 @@ import time
 import netns
 import pytest
 import test_live_e2e as live
-from live_run import OMSCTL, ROOT, LiveRun, report_of, stop, wait_ready
+from live_run import OMSCTL, ROOT, STRATEGY_HEAD, LiveRun, report_of, stop, wait_ready
 from prometheus_client.parser import text_string_to_metric_families
 from test_control_socket import VENUE
 
@@ -29,18 +29,7 @@ ORDERS, BAD_EVERY, CANCELS = 20, 5, 4
 # Enters ORDERS orders (every BAD_EVERY-th with quantity 0: BAD_QTY), waits
 # for every answer, cancels the first CANCELS accepted ones, waits for the
 # Canceled, prints what it saw.
-STRATEGY = """
-import json, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sess.ip, sess.port))
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
+STRATEGY = STRATEGY_HEAD + """
 def pump(until, seconds):
     end = time.monotonic() + seconds
     while time.monotonic() < end and not until():
