@@ -8,7 +8,9 @@ rejects another worker's account: tests/test_sharding.py.)"""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from pathlib import Path
 
 import netns
 import pytest
@@ -64,24 +66,33 @@ def second_hosts(h: netns.Hosts) -> None:
         netns.run("ip", "-n", ns, "addr", "add", f"{ip}/16", "dev", dev)
 
 
+def trade_both_sessions(run: LiveRun, tmp_path: Path, extra_config: str = "",
+                        args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, list]:
+    """The sharded appliance (its ready file written) and both venues, then
+    both strategies to their end; the appliance and the venues are left
+    running."""
+    second_hosts(run.h)
+    cfg = tmp_path / "sharded.yaml"
+    cfg.write_text(config_text(run.h) + extra_config)
+    ready = tmp_path / "ready.json"
+    app = run.appliance(cfg, ready, duration=60, args=args)
+    venues = [run.venue(tmp_path / f"venue{i}.json", duration=60, args=("--index", str(i)))
+              for i in (0, 1)]
+    wait_ready(app, ready, written=True)
+    time.sleep(0.5)
+    # session 1 trades account 1 (its worker's), session 2 account 2
+    strats = [run.strategy("--index", str(i), "--account", str(acct), "--orders", "20",
+                           "--timeout", "15", "--out", str(tmp_path / f"strat{i}.json"))
+              for i, acct in ((0, 1), (1, 2))]
+    for s in strats:
+        _, err = s.communicate(timeout=40)
+        assert s.returncode == 0, err[-3000:]
+    return app, venues
+
+
 def test_two_workers_each_own_their_sessions_venues_and_accounts(tmp_path):
     with netns.three_hosts() as h, LiveRun(h) as run:
-        second_hosts(h)
-        cfg = tmp_path / "sharded.yaml"
-        cfg.write_text(config_text(h))
-        ready = tmp_path / "ready.json"
-        app = run.appliance(cfg, ready, duration=60)
-        venues = [run.venue(tmp_path / f"venue{i}.json", duration=60, args=("--index", str(i)))
-                  for i in (0, 1)]
-        wait_ready(app, ready)
-        time.sleep(0.5)
-        # session 1 trades account 1 (its worker's), session 2 account 2
-        strats = [run.strategy("--index", str(i), "--account", str(acct), "--orders", "20",
-                               "--timeout", "15", "--out", str(tmp_path / f"strat{i}.json"))
-                  for i, acct in ((0, 1), (1, 2))]
-        for s in strats:
-            _, err = s.communicate(timeout=40)
-            assert s.returncode == 0, err[-3000:]
+        app, venues = trade_both_sessions(run, tmp_path)
         out, _ = stop(app)
         for v in venues:
             stop(v, check=False)

@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 
 import netns
 import pytest
 import test_live_sharded as sharded
-from live_run import OMSCTL, PY, LiveRun, report_of, stop, wait_ready
+from live_run import OMSCTL, PY, LiveRun, report_of, stop
 from test_observability_live import SCRAPE, samples, value
 
 why_not = netns.can_make_namespaces() or (
@@ -31,22 +30,10 @@ def test_sharded_metrics_status_and_order_show_span_the_workers(tmp_path):
         return r.stdout
 
     with netns.three_hosts() as h, LiveRun(h) as run:
-        sharded.second_hosts(h)
-        cfg = tmp_path / "sharded.yaml"
-        cfg.write_text(sharded.config_text(h) + 'observability: {listen: "127.0.0.1:0"}\n')
-        ready = tmp_path / "ready.json"
-        app = run.appliance(cfg, ready, duration=60, args=("--control-socket", ctl_path))
-        for i in (0, 1):
-            run.venue(tmp_path / f"venue{i}.json", duration=60, args=("--index", str(i)))
-        wait_ready(app, ready, written=True)
-        url = json.loads(ready.read_text())["metrics"]
-        time.sleep(0.5)
-        strats = [run.strategy("--index", str(i), "--account", str(acct), "--orders", "20",
-                               "--timeout", "15", "--out", str(tmp_path / f"strat{i}.json"))
-                  for i, acct in ((0, 1), (1, 2))]
-        for s in strats:
-            _, err = s.communicate(timeout=40)
-            assert s.returncode == 0, err[-3000:]
+        app, _ = sharded.trade_both_sessions(
+            run, tmp_path, 'observability: {listen: "127.0.0.1:0"}\n',
+            args=("--control-socket", ctl_path))
+        url = json.loads((tmp_path / "ready.json").read_text())["metrics"]
         scrape = subprocess.run(h.exec(h.oms, PY, "-c", SCRAPE, url + "/metrics"),
                                 capture_output=True, timeout=20)
         assert scrape.returncode == 0, scrape.stderr[-2000:]
