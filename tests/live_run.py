@@ -58,6 +58,17 @@ def wait_ready(app: subprocess.Popen, ready: Path, *, timeout: float = 20,
         time.sleep(0.05)
 
 
+def eventually(cond, seconds: float) -> bool:
+    """Whether `cond()` comes true within `seconds` (asked once more at the
+    end), for a test to assert with its own message."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
 def wait_for(pred, what: str, procs=(), seconds: float = 20.0) -> None:
     """Until `pred()`, failing with the stderr of any of `procs` that dies."""
     deadline = time.monotonic() + seconds

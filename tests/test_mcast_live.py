@@ -31,7 +31,7 @@ import time
 import netns
 import pytest
 import wire
-from live_run import PY, ROOT, STRATEGY_HEAD, LiveRun, report_of, stop, wait_ready
+from live_run import PY, ROOT, STRATEGY_HEAD, LiveRun, eventually, report_of, stop, wait_ready
 from netns import run
 
 from control.ctl import request
@@ -201,15 +201,6 @@ def joined(h: dict) -> set[str]:
             if f"port {h['br_oms']} grp {g}" in line}
 
 
-def wait_for(cond, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
 class Line:
     """A helper process steered through stdin, one JSON line per command."""
 
@@ -271,7 +262,7 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
             return d["venue"]
 
         # venue 1's group is joined at start; venue 2's is not
-        assert wait_for(lambda: GROUPS[1] in joined(h), 3), "the join was not learned"
+        assert eventually(lambda: GROUPS[1] in joined(h), 3), "the join was not learned"
         assert GROUPS[2] not in joined(h)
         pub1.cmd("book 150.30 150.50")
         time.sleep(0.5)
@@ -290,10 +281,10 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
         assert r["ok"], r
         assert r["market_data"]["subscriptions"] == {"1": f"{GROUPS[1]}:{MD_PORT}",
                                                      "2": f"{GROUPS[2]}:{MD_PORT}"}
-        assert wait_for(lambda: GROUPS[2] in joined(h), 3), "venue 2's join was not learned"
-        assert wait_for(lambda: stats()["market_data"]["feeds"]["2"]["heartbeats"] > 0, 2)
+        assert eventually(lambda: GROUPS[2] in joined(h), 3), "venue 2's join was not learned"
+        assert eventually(lambda: stats()["market_data"]["feeds"]["2"]["heartbeats"] > 0, 2)
         pub2.cmd("book 150.20 150.40")
-        assert wait_for(lambda: stats()["market_data"]["feeds"]["2"]["stale"] == 0, 2)
+        assert eventually(lambda: stats()["market_data"]["feeds"]["2"]["stale"] == 0, 2)
         assert route(1001) == 2  # 150.40 beats 150.50
 
         # both memberships outlive the membership interval: the appliance
@@ -328,7 +319,7 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
         r = request(sock, {"cmd": "reload", "path": str(third)})
         assert r["ok"], r
         assert r["market_data"]["subscriptions"] == {"2": f"{GROUPS[2]}:{MD_PORT}"}
-        assert wait_for(lambda: GROUPS[1] not in joined(h), 2), "the leave was not heard"
+        assert eventually(lambda: GROUPS[1] not in joined(h), 2), "the leave was not heard"
         # (what the bridge sent before it heard the leave, the software
         # filter dropped: the feed was no longer subscribed)
         time.sleep(0.3)
@@ -344,7 +335,7 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
 
         # shutdown leaves venue 2's group
         out, _ = stop(app, timeout=20)
-        assert wait_for(lambda: not joined(h), 2), "the leave at shutdown was not heard"
+        assert eventually(lambda: not joined(h), 2), "the leave at shutdown was not heard"
     report = report_of(out)
     md = report["market_data"]
     # add venue 2, subscribe AAPL in its new feed, remove venue 1
