@@ -22,8 +22,10 @@ PEERS = str(ROOT / "tests" / "live_peers.py")
 
 # The head of a strategy script for `python -c` in the strategy namespace
 # (format it with root=ROOT, and the script's own fields): session 1's
-# driver `drv` on a UDP socket `s` bound to the session's address, and
-# `out(frames)`, which sends what the driver builds to the appliance.
+# driver `drv` on a UDP socket `s` bound to the session's address;
+# `out(frames)` sends what the driver builds to the appliance, `take()` hands
+# the driver one datagram from it (sending its answers) and `drain(wait)`
+# every datagram that comes within `wait` seconds and right after.
 STRATEGY_HEAD = """
 import json, os, select, socket, sys, time
 sys.path[:0] = [{root!r}, {root!r} + "/tests"]
@@ -36,6 +38,15 @@ s.bind((sess.ip, sess.port))
 def out(frames):
     for f in frames:
         s.sendto(f[42:], (app.ip, app.strategy_port))
+def take():
+    p, _ = s.recvfrom(65535)
+    f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
+    out(drv.handle_frame(f, time.time_ns()))
+def drain(wait):
+    r, _, _ = select.select([s], [], [], wait)
+    while r:
+        take()
+        r, _, _ = select.select([s], [], [], 0)
 """
 
 

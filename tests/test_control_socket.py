@@ -30,9 +30,7 @@ end = time.monotonic() + {seconds}
 while time.monotonic() < end:
     r, _, _ = select.select([s], [], [], 0.01)
     if r:
-        p, _ = s.recvfrom(65535)
-        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
-        out(drv.handle_frame(f, time.time_ns()))
+        take()
     out(drv.tick(time.time_ns()))
     if len(drv.orders) == 5 and all(o.terminal for o in drv.orders.values()):
         break
@@ -129,9 +127,7 @@ end = time.monotonic() + {seconds}
 while time.monotonic() < end:
     r, _, _ = select.select([s], [], [], 0.01)
     if r:
-        p, _ = s.recvfrom(65535)
-        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
-        out(drv.handle_frame(f, time.time_ns()))
+        take()
     out(drv.tick(time.time_ns()))
     o = drv.orders
     if phase == 0 and all(o[500 + i].state == "Canceled" for i in range(5)):

@@ -31,20 +31,13 @@ RATE = 1500  # orders per second, one per datagram
 STRATEGY = STRATEGY_HEAD + """
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
 CLASSES = [("AAPL", 600), ("MSFT", 300), ("MSFT", 600), ("AAPL", 100)]
-def pump(wait):
-    r, _, _ = select.select([s], [], [], wait)
-    while r:
-        p, _ = s.recvfrom(65535)
-        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
-        out(drv.handle_frame(f, time.time_ns()))
-        r, _, _ = select.select([s], [], [], 0)
 out(drv.login(time.time_ns()))
-pump(0.5)
+drain(0.5)
 t0 = time.monotonic()
 sent = 0
 for i in range({orders}):
     while time.monotonic() < t0 + i / {rate}:
-        pump(0.0005)
+        drain(0.0005)
     sym, qty = CLASSES[i % 4]
     out(drv.new_order(time.time_ns(), 10000 + i, sym, 100_0000_0000, qty, account=1))
     if i == {orders} // 3:
@@ -54,7 +47,7 @@ def answered(o):
     return o.rejects or o.state != "PendingNew"
 end = time.monotonic() + 20
 while time.monotonic() < end:
-    pump(0.01)
+    drain(0.01)
     out(drv.tick(time.time_ns()))
     if all(answered(o) for o in drv.orders.values()):
         break

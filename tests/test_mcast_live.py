@@ -50,12 +50,7 @@ pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 # 152.05 naming no venue and answers with the order's state once final.
 STRATEGY = STRATEGY_HEAD + """
 def pump(wait):
-    r, _, _ = select.select([s], [], [], wait)
-    while r:
-        p, _ = s.recvfrom(65535)
-        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
-        out(drv.handle_frame(f, time.time_ns()))
-        r, _, _ = select.select([s], [], [], 0)
+    drain(wait)
     out(drv.tick(time.time_ns()))
 out(drv.login(time.time_ns()))
 end = time.monotonic() + 60

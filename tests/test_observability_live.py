@@ -35,10 +35,7 @@ def pump(until, seconds):
     while time.monotonic() < end and not until():
         r, _, _ = select.select([s], [], [], 0.01)
         if r:
-            p, _ = s.recvfrom(65535)
-            f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port,
-                               sess.port, p)
-            out(drv.handle_frame(f, time.time_ns()))
+            take()
         out(drv.tick(time.time_ns()))
 out(drv.login(time.time_ns()))
 for i in range({orders}):
