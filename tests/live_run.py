@@ -99,6 +99,32 @@ def stop(p: subprocess.Popen, *, check: bool = True, timeout: float = 30) -> tup
     return out, err
 
 
+class Steered:
+    """A helper process steered through stdin, one JSON line per command;
+    `close` ends it by closing its stdin (killing it if it lingers)."""
+
+    def __init__(self, argv: list[str], capture_stderr: bool = True):
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE if capture_stderr else None,
+                                  text=True)
+
+    def cmd(self, line: str) -> dict:
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        got = self.p.stdout.readline()
+        assert got, self.p.stderr.read()[-2000:] if self.p.stderr else "no answer"
+        return json.loads(got)
+
+    def close(self) -> None:
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.close()
+                self.p.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait()
+
+
 class LiveRun:
     """The processes of one live run on `h` (None for hosts of a test's own
     making: then every namespace is named); leaving the `with` block kills

@@ -6,15 +6,13 @@ membership interval only while the appliance answers its queries, and
 drops it after a leave."""
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from live_run import eventually
+from live_run import Steered, eventually
 from netns import can_make_namespaces, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,24 +45,11 @@ def bridge():
         run("ip", "netns", "del", ns, check=False)
 
 
-class Host:
-    def __init__(self, ns: str, iface: str):
-        self.p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable,
-                                   str(ROOT / "tests" / "igmp_host.py"), iface, "10.0.0.1"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def cmd(self, line: str) -> dict:
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        return json.loads(self.p.stdout.readline())
-
-    def close(self) -> None:
-        try:
-            self.p.stdin.close()
-            self.p.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.p.kill()
-            self.p.wait()
+def igmp_host(ns: str, iface: str) -> Steered:
+    """tests/igmp_host.py on `iface` in `ns`, steered line by line."""
+    return Steered(["ip", "netns", "exec", ns, sys.executable,
+                    str(ROOT / "tests" / "igmp_host.py"), iface, "10.0.0.1"],
+                   capture_stderr=False)
 
 
 def members(ns: str, port: str) -> bool:
@@ -74,7 +59,7 @@ def members(ns: str, port: str) -> bool:
 
 def test_bridge_learns_keeps_and_drops_the_membership(bridge):
     ns, port, host = bridge
-    h = Host(ns, host)
+    h = igmp_host(ns, host)
     try:
         # without answers to its queries the bridge forgets the member
         assert h.cmd("answer off")["ok"]
@@ -102,7 +87,7 @@ def test_bridge_learns_keeps_and_drops_the_membership(bridge):
 
 def test_bridge_learns_a_source_specific_membership(bridge):
     ns, port, host = bridge
-    h = Host(ns, host)
+    h = igmp_host(ns, host)
     try:
         assert h.cmd(f"join {GROUP} 10.0.0.7")["rc"] == 0  # ALLOW_NEW_SOURCES {S}
 

@@ -25,13 +25,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import time
 
 import netns
 import pytest
 import wire
-from live_run import PY, ROOT, STRATEGY_HEAD, LiveRun, eventually, report_of, stop, wait_ready
+from live_run import (
+    PY,
+    ROOT,
+    STRATEGY_HEAD,
+    LiveRun,
+    Steered,
+    eventually,
+    report_of,
+    stop,
+    wait_ready,
+)
 from netns import run
 
 from control.ctl import request
@@ -196,30 +205,6 @@ def joined(h: dict) -> set[str]:
             if f"port {h['br_oms']} grp {g}" in line}
 
 
-class Line:
-    """A helper process steered through stdin, one JSON line per command."""
-
-    def __init__(self, argv: list[str]):
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-
-    def cmd(self, line: str) -> dict:
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        got = self.p.stdout.readline()
-        assert got, self.p.stderr.read()[-2000:]
-        return json.loads(got)
-
-    def close(self) -> None:
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.close()
-                self.p.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.p.kill()
-                self.p.wait()
-
-
 @pytest.mark.parametrize("driver", ["af_packet", "afxdp", "sharded"])
 def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, driver):
     h = hosts
@@ -236,8 +221,8 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
         closing.callback(lambda: [x.close() for x in helpers])
         for i, v in enumerate(wire.VENUES[:2]):
             ns = h[f"v{i + 1}"]
-            helpers.append(Line(["ip", "netns", "exec", ns, PY, PUBLISHER, GROUPS[v.id],
-                                 str(MD_PORT), v.ip, f"ITCH{v.id}", "40"]))
+            helpers.append(Steered(["ip", "netns", "exec", ns, PY, PUBLISHER, GROUPS[v.id],
+                                    str(MD_PORT), v.ip, f"ITCH{v.id}", "40"]))
             live.venue(tmp_path / f"venue{v.id}.json", duration=40, args=("--index", str(i)),
                        ns=ns)
         pub1, pub2 = helpers
@@ -245,7 +230,7 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
                              args=("--control-socket", sock,
                                    *(["--backend", "afxdp"] if driver == "afxdp" else [])))
         wait_ready(app, ready)
-        strat = Line(["ip", "netns", "exec", h["st"], PY, "-c", STRATEGY.format(root=str(ROOT))])
+        strat = Steered(["ip", "netns", "exec", h["st"], PY, "-c", STRATEGY.format(root=str(ROOT))])
         helpers.append(strat)
 
         def stats() -> dict:
