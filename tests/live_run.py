@@ -69,14 +69,14 @@ def wait_ready(app: subprocess.Popen, ready: Path, *, timeout: float = 20,
         time.sleep(0.05)
 
 
-def eventually(cond, seconds: float) -> bool:
-    """Whether `cond()` comes true within `seconds` (asked once more at the
-    end), for a test to assert with its own message."""
+def eventually(cond, seconds: float = 5.0, step: float = 0.05) -> bool:
+    """Whether `cond()` comes true within `seconds` (asked every `step` and
+    once more at the end), for a test to assert with its own message."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         if cond():
             return True
-        time.sleep(0.05)
+        time.sleep(step)
     return cond()
 
 
