@@ -152,13 +152,12 @@ class LiveRun:
             p.kill()
             p.wait()
 
-    def spawn(self, ns: str, *cmd: str, stdin: int | None = None,
-              capture: bool = True) -> subprocess.Popen:
+    def spawn(self, ns: str, *cmd: str, capture: bool = True) -> subprocess.Popen:
         """`cmd` in namespace `ns`; without `capture` its output goes where
         the test's goes."""
         out = subprocess.PIPE if capture else None
-        p = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdin=stdin, stdout=out,
-                             stderr=out, text=True)
+        p = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=out, stderr=out,
+                             text=True)
         self.procs.append(p)
         return p
 
