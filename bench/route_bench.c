@@ -245,7 +245,7 @@ int main(int argc, char **argv)
 		uint64_t t0 = tsc();
 		int64_t p = fill_probs(&fm, feeds, &m, s, c->now_ns);
 		uint64_t t1 = tsc();
-		router_choose(c, &c->sessions[0], &m, s, 0);
+		router_choose(c, &c->sessions[0], &m, s, 0, &plan);
 		uint64_t t2 = tsc();
 		cyc[i] = t1 - t0;
 		both[i] = t2 - t0;
