@@ -18,6 +18,7 @@
 
 #include "pipeline.h"
 #include "tsc.h"
+#include "fill_bench_model.h"
 
 #define VENUES 3
 #define SYMBOLS 64
@@ -51,73 +52,51 @@ static void symbol(char out[8], uint32_t s)
 	memcpy(out, tmp, 8);
 }
 
-/* A model shaped like a trained one (control/fill_train.py): its 22 tables
- * (TABLES), its fixed bin edges (EDGES), quantile-like edges spanning
- * hundreds for the sizes and the fill ratio, and its ranges (bounded where
- * training bounds them, open-ended for sizes, latency, ages and time); its
- * values do not change its cost. */
-static void bench_fill_model(struct oms_fill_model *m)
-{
-	static const int64_t edges[OMS_FILL_FEATURES][9] = {
-		{1, 2}, {1}, {0, 1, 2, 3}, {-4, -3, -2, -1, 0, 1, 2}, {2, 3, 4, 5},
-		{12, 25, 50, 100, 200, 400, 800}, {12, 25, 50, 100, 200, 400, 800},
-		{-60, -30, -10, 10, 30, 60}, {100, 1000, 5000, 10000, 20000, 40000, 80000},
-		{350, 420, 470, 500, 530, 580, 650}, {0}, {1}, {30, 60, 90, 120}};
-	static const uint8_t n_edges[OMS_FILL_FEATURES] = {VENUES - 1, 1, 4, 7, 4, 7, 7, 6, 7,
-							    7, 0, 1, 4};
-	static const int64_t lo[OMS_FILL_FEATURES] = {0, 0, -50, -60, 0, 0, 0, -100, 0, 0, 0, 0, 0};
-	static const int64_t hi[OMS_FILL_FEATURES] = {VENUES - 1, 1, 50, 40, 60, 0, 0, 100, 0,
-						      0, 0, 1, 0};
-	static const uint8_t tables[22][2] = {
-		{0, 0xFF}, {1, 0xFF}, {2, 0xFF}, {3, 0xFF}, {4, 0xFF}, {5, 0xFF}, {6, 0xFF},
-		{7, 0xFF}, {8, 0xFF}, {11, 0xFF}, {0, 2}, {0, 3}, {0, 11}, {0, 5}, {0, 6},
-		{0, 8}, {11, 3}, {2, 5}, {3, 6}, {2, 4}, {11, 6}, {2, 7}};
-	uint32_t off = 0;
-
-	memset(m, 0, sizeof(*m));
-	m->id = 0xbe4c4;
-	m->n_venues = VENUES;
-	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
-		m->lo[k] = lo[k];
-		m->hi[k] = hi[k] ? hi[k] : INT64_MAX - 1; /* 0: open-ended */
-		m->n_edges[k] = n_edges[k];
-		memcpy(m->edges[k], edges[k], n_edges[k] * sizeof(int64_t));
-	}
-	for (int t = 0; t < 22; t++) {
-		uint8_t a = tables[t][0], b = tables[t][1];
-		uint16_t nb = b == OMS_FILL_NO_B ? 1 : m->n_edges[b] + 1u;
-
-		m->tables[t] = (struct oms_fill_table){.offset = off, .nb_b = nb, .a = a, .b = b};
-		off += (m->n_edges[a] + 1u) * nb;
-	}
-	m->n_tables = 22;
-	for (uint32_t i = 0; i < off; i++)
-		m->w[i] = (int32_t)(i * 2654435761u % 40000) - 20000;
-	for (int j = 0; j < OMS_FILL_LUT; j++)
-		m->lut[j] = (uint32_t)(((uint64_t)j << OMS_FILL_P_Q) / (OMS_FILL_LUT - 1));
-}
-
-/* Every venue's probability for the order: its book read, then the model. */
+/* Every venue's probability for the order: its book read, then the model,
+ * the way the router asks (cdefs/fill_model.c fill_route_choose: one call,
+ * the order's own part once). */
 static int64_t fill_probs(const struct oms_fill_model *fm, struct oms_feed *const *feeds,
 			  const struct sp_new_order *m, uint32_t s, uint64_t now)
 {
+	struct oms_fill_quote q[VENUES];
+	int32_t p[VENUES];
 	int64_t sum = 0;
 
 	for (uint16_t v = 0; v < VENUES; v++) {
 		struct oms_tob_view t;
 		oms_tob_read(oms_feed_tob(feeds[v], s), &t);
-		struct oms_fill_input in = {
-			.price = m->price, .bid_px = t.bid_px, .ask_px = t.ask_px, .tick = 1000000,
-			.rtt_ewma_ns = 40000 + v * 1000, .quote_age_ns = now - t.last_ns,
-			.tod_ns = 36000000000000ull, .qty = m->qty, .bid_qty = t.bid_qty,
-			.ask_qty = t.ask_qty, .fill_ratio_pm = 500, .venue = v,
-			.buy = m->side == SP_SIDE_BUY, .ioc = m->tif == SP_TIF_IOC};
-		int32_t p = oms_fill_prob(fm, &in);
-		if (p < 0)
-			return -1; /* every venue must answer for the figure to time the model */
-		sum += p;
+		q[v] = (struct oms_fill_quote){
+			.bid_px = t.bid_px, .ask_px = t.ask_px, .rtt_ewma_ns = 40000 + v * 1000,
+			.quote_age_ns = now - t.last_ns, .bid_qty = t.bid_qty, .ask_qty = t.ask_qty,
+			.fill_ratio_pm = 500, .venue = v};
 	}
+	struct oms_fill_order o = {.price = m->price, .tick = 1000000,
+				   .tod_ns = 36000000000000ull, .qty = m->qty,
+				   .buy = m->side == SP_SIDE_BUY, .ioc = m->tif == SP_TIF_IOC};
+	if (oms_fill_probs(fm, &o, q, VENUES, p) < VENUES)
+		return -1; /* every venue must answer for the figure to time the model */
+	for (int v = 0; v < VENUES; v++)
+		sum += p[v];
 	return sum;
+}
+
+/* The generation: the symbols, smart routing over every venue, and with
+ * `fm` the fill model (then the symbols' tick is the books' cent). */
+static int bench_gen(struct oms_core *c, const struct oms_fill_model *fm)
+{
+	struct risk_gen *g = oms_gen_create(c, NULL);
+	for (uint32_t s = 0; s < SYMBOLS; s++) {
+		struct oms_instrument_config ic = {.tick_size = fm ? 1000000 : 0};
+		symbol(ic.symbol, s);
+		oms_gen_add_instrument(g, c, &ic);
+	}
+	struct oms_route_config rc = {.sor = 1};
+	if (oms_gen_add_route(g, c, &rc) || oms_gen_set_sor_cost(g, 10000) ||
+	    (fm && oms_gen_set_fill_model(g, fm, 5000000)))
+		return -1;
+	oms_gen_free(oms_core_publish(c, g));
+	oms_core_take_generation(c);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -137,17 +116,8 @@ int main(int argc, char **argv)
 		if (oms_core_add_venue(c, &vc))
 			return fprintf(stderr, "venue\n"), 1;
 	}
-	struct risk_gen *g = oms_gen_create(c, NULL);
-	for (uint32_t s = 0; s < SYMBOLS; s++) {
-		struct oms_instrument_config ic = {0};
-		symbol(ic.symbol, s);
-		oms_gen_add_instrument(g, c, &ic);
-	}
-	struct oms_route_config rc = {.sor = 1};
-	if (oms_gen_add_route(g, c, &rc) || oms_gen_set_sor_cost(g, 10000))
+	if (bench_gen(c, NULL))
 		return fprintf(stderr, "route\n"), 1;
-	oms_gen_free(oms_core_publish(c, g));
-	oms_core_take_generation(c);
 
 	/* books: LEVELS levels a side around $100 + venue offsets */
 	struct oms_feed *feeds[VENUES];
@@ -232,7 +202,7 @@ int main(int argc, char **argv)
 	       cyc[(uint64_t)n * 99 / 100] / ghz);
 
 	static struct oms_fill_model fm;
-	bench_fill_model(&fm);
+	bench_fill_model(&fm, VENUES);
 	if (oms_fill_model_seal(&fm))
 		return fprintf(stderr, "fill model\n"), 1;
 	uint64_t *both = malloc((size_t)n * sizeof(*both));
@@ -261,10 +231,33 @@ int main(int argc, char **argv)
 	       cyc[n / 2] / ghz, cyc[(uint64_t)n * 99 / 100] / ghz);
 	printf("route_fill_ns_p50 %.1f\nroute_fill_ns_p99 %.1f\n", both[n / 2] / ghz,
 	       both[(uint64_t)n * 99 / 100] / ghz);
+
+	/* the decision as the worker makes it with the model in the generation:
+	 * the rules, then every venue's probability and expected value */
+	if (bench_gen(c, &fm))
+		return fprintf(stderr, "model generation\n"), 1;
+	uint64_t by_model = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t s = i % SYMBOLS;
+		symbol(m.symbol, s);
+		m.cl_ord_id = i;
+		m.side = (i & 1) ? SP_SIDE_SELL : SP_SIDE_BUY;
+		m.price = (i & 1) ? 9990000000ll : 10010000000ll;
+		uint64_t t0 = tsc();
+		router_choose(c, &c->sessions[0], &m, s, 0);
+		uint64_t t1 = tsc();
+		cyc[i] = t1 - t0;
+		struct oms_route_decision d;
+		oms_core_route_decisions(c, oms_core_route_seq(c), &d, 1);
+		by_model += d.by_model;
+	}
+	qsort(cyc, n, sizeof(*cyc), cmp_u64);
+	printf("route_model_decisions %llu\nroute_model_ns_p50 %.1f\nroute_model_ns_p99 %.1f\n",
+	       (unsigned long long)by_model, cyc[n / 2] / ghz, cyc[(uint64_t)n * 99 / 100] / ghz);
 	free(both);
 	free(cyc);
 	for (uint32_t v = 0; v < VENUES; v++)
 		oms_feed_destroy(feeds[v]);
 	oms_core_destroy(c);
-	return chosen == n && answered == n ? 0 : 2;
+	return chosen == n && answered == n && by_model == n ? 0 : 2;
 }
