@@ -273,3 +273,7 @@ def test_c_refuses_an_inconsistent_model(trained):
     fa.to_c(doc, ffi, m)
     m.n_edges[4] = lib.OMS_FILL_EDGES
     assert lib.oms_fill_model_seal(m) == -1
+    fa.to_c(doc, ffi, m)  # edges out of order: the bins would count them wrong
+    k = next(k for k in range(lib.OMS_FILL_FEATURES) if m.n_edges[k] >= 2)
+    m.edges[k][1] = m.edges[k][0]
+    assert lib.oms_fill_model_seal(m) == -1
