@@ -80,9 +80,10 @@ static int64_t fill_probs(const struct oms_fill_model *fm, struct oms_feed *cons
 	return sum;
 }
 
-/* The generation: the symbols, smart routing over every venue, and with
- * `fm` the fill model (then the symbols' tick is the books' cent). */
-static int bench_gen(struct oms_core *c, const struct oms_fill_model *fm)
+/* The generation: the symbols, smart routing over every venue (split across
+ * up to `split`), and with `fm` the fill model (then the symbols' tick is the
+ * books' cent). */
+static int bench_gen(struct oms_core *c, const struct oms_fill_model *fm, uint32_t split)
 {
 	struct risk_gen *g = oms_gen_create(c, NULL);
 	for (uint32_t s = 0; s < SYMBOLS; s++) {
@@ -92,7 +93,7 @@ static int bench_gen(struct oms_core *c, const struct oms_fill_model *fm)
 	}
 	struct oms_route_config rc = {.sor = 1};
 	if (oms_gen_add_route(g, c, &rc) || oms_gen_set_sor_cost(g, 10000) ||
-	    (fm && oms_gen_set_fill_model(g, fm, 5000000)))
+	    oms_gen_set_sor_split(g, split) || (fm && oms_gen_set_fill_model(g, fm, 5000000)))
 		return -1;
 	oms_gen_free(oms_core_publish(c, g));
 	oms_core_take_generation(c);
@@ -102,6 +103,9 @@ static int bench_gen(struct oms_core *c, const struct oms_fill_model *fm)
 int main(int argc, char **argv)
 {
 	uint32_t n = argc > 1 ? (uint32_t)atoi(argv[1]) : 1000000;
+	/* argv[2]: split across up to this many venues, orders of 1000 shares
+	 * that no venue shows alone (1: no split, orders of 100) */
+	uint32_t split = argc > 2 ? (uint32_t)atoi(argv[2]) : 1;
 	struct oms_core_config cc = {
 		.ip = 0x0a000001, .strategy_port = 9000, .venue_port = 9100,
 		.order_capacity = 1024, .max_sessions = 1, .max_venues = VENUES,
@@ -116,7 +120,7 @@ int main(int argc, char **argv)
 		if (oms_core_add_venue(c, &vc))
 			return fprintf(stderr, "venue\n"), 1;
 	}
-	if (bench_gen(c, NULL))
+	if (bench_gen(c, NULL, split))
 		return fprintf(stderr, "route\n"), 1;
 
 	/* books: LEVELS levels a side around $100 + venue offsets */
@@ -170,8 +174,9 @@ int main(int argc, char **argv)
 	if (!cyc)
 		return 1;
 	struct sp_new_order m = {.account = 1, .ord_type = SP_ORD_LIMIT, .tif = SP_TIF_DAY,
-				 .qty = 100};
-	uint64_t chosen = 0;
+				 .qty = split > 1 ? 1000 : 100};
+	struct route_plan plan;
+	uint64_t chosen = 0, children = 0;
 	c->now_ns = 2000;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t s = i % SYMBOLS;
@@ -180,10 +185,11 @@ int main(int argc, char **argv)
 		m.side = (i & 1) ? SP_SIDE_SELL : SP_SIDE_BUY;
 		m.price = (i & 1) ? 9990000000ll : 10010000000ll;
 		uint64_t t0 = tsc();
-		uint32_t v = router_choose(c, &c->sessions[0], &m, s, 0);
+		uint32_t v = router_choose(c, &c->sessions[0], &m, s, 0, &plan);
 		uint64_t t1 = tsc();
 		cyc[i] = t1 - t0;
 		chosen += v != RISK_NIL;
+		children += plan.n;
 	}
 	if (getenv("ROUTE_DEBUG")) {
 		struct oms_route_decision d;
@@ -196,6 +202,7 @@ int main(int argc, char **argv)
 	qsort(cyc, n, sizeof(*cyc), cmp_u64);
 	printf("route_decisions %u\nroute_venues %u\nroute_chosen %llu\n", n, VENUES,
 	       (unsigned long long)chosen);
+	printf("route_split_max %u\nroute_children %llu\n", split, (unsigned long long)children);
 	printf("route_cycles_p50 %llu\nroute_cycles_p99 %llu\n", (unsigned long long)cyc[n / 2],
 	       (unsigned long long)cyc[(uint64_t)n * 99 / 100]);
 	printf("route_ns_p50 %.1f\nroute_ns_p99 %.1f\n", cyc[n / 2] / ghz,
@@ -218,7 +225,7 @@ int main(int argc, char **argv)
 		uint64_t t0 = tsc();
 		int64_t p = fill_probs(&fm, feeds, &m, s, c->now_ns);
 		uint64_t t1 = tsc();
-		router_choose(c, &c->sessions[0], &m, s, 0);
+		router_choose(c, &c->sessions[0], &m, s, 0, &plan);
 		uint64_t t2 = tsc();
 		cyc[i] = t1 - t0;
 		both[i] = t2 - t0;
@@ -234,7 +241,7 @@ int main(int argc, char **argv)
 
 	/* the decision as the worker makes it with the model in the generation:
 	 * the rules, then every venue's probability and expected value */
-	if (bench_gen(c, &fm))
+	if (bench_gen(c, &fm, split))
 		return fprintf(stderr, "model generation\n"), 1;
 	uint64_t by_model = 0;
 	for (uint32_t i = 0; i < n; i++) {
@@ -244,7 +251,7 @@ int main(int argc, char **argv)
 		m.side = (i & 1) ? SP_SIDE_SELL : SP_SIDE_BUY;
 		m.price = (i & 1) ? 9990000000ll : 10010000000ll;
 		uint64_t t0 = tsc();
-		router_choose(c, &c->sessions[0], &m, s, 0);
+		router_choose(c, &c->sessions[0], &m, s, 0, &plan);
 		uint64_t t1 = tsc();
 		cyc[i] = t1 - t0;
 		struct oms_route_decision d;

@@ -334,3 +334,11 @@ int oms_gen_set_sor_cost(struct risk_gen *g, int64_t cost_per_us)
 	g->sor_cost_per_us = cost_per_us;
 	return 0;
 }
+
+int oms_gen_set_sor_split(struct risk_gen *g, uint32_t max_children)
+{
+	if (max_children == 0 || max_children > OMS_SPLIT_MAX)
+		return -1;
+	g->sor_split_max = max_children;
+	return 0;
+}

@@ -375,18 +375,9 @@ uint32_t oms_core_live_orders(const struct oms_core *c)
 	return c->orders.live;
 }
 
-int oms_core_order_find(const struct oms_core *c, uint32_t session_id,
-			uint64_t cl_ord_id, struct oms_order_view *out)
+static void order_view(const struct oms_core *c, const struct order *od,
+		       uint32_t session_id, struct oms_order_view *out)
 {
-	const struct session *s = core_session_by_id(c, session_id);
-
-	if (!s)
-		return -1;
-	uint32_t o = index_find(&c->orders.by_id, cl_ord_id,
-				(uint32_t)(s - c->sessions));
-	if (o == ORDER_NIL)
-		return -1;
-	const struct order *od = &c->orders.orders[o];
 	memset(out, 0, sizeof(*out));
 	out->cl_ord_id = od->cl_ord_id;
 	out->session_id = session_id;
@@ -406,8 +397,43 @@ int oms_core_order_find(const struct oms_core *c, uint32_t session_id,
 	out->tif = od->tif;
 	out->flags = od->flags;
 	out->acked = od->acked;
+	out->children = od->n_children;
 	memcpy(out->state_ts, od->state_ts, sizeof(out->state_ts));
+}
+
+static uint32_t order_of(const struct oms_core *c, uint32_t session_id, uint64_t cl_ord_id)
+{
+	const struct session *s = core_session_by_id(c, session_id);
+
+	if (!s)
+		return ORDER_NIL;
+	return index_find(&c->orders.by_id, cl_ord_id, (uint32_t)(s - c->sessions));
+}
+
+int oms_core_order_find(const struct oms_core *c, uint32_t session_id,
+			uint64_t cl_ord_id, struct oms_order_view *out)
+{
+	uint32_t o = order_of(c, session_id, cl_ord_id);
+
+	if (o == ORDER_NIL)
+		return -1;
+	order_view(c, &c->orders.orders[o], session_id, out);
 	return 0;
+}
+
+int oms_core_order_children(const struct oms_core *c, uint32_t session_id,
+			    uint64_t cl_ord_id, struct oms_order_view *out, uint32_t max)
+{
+	uint32_t o = order_of(c, session_id, cl_ord_id);
+	uint32_t n = 0;
+
+	if (o == ORDER_NIL)
+		return 0;
+	const struct order *od = &c->orders.orders[o];
+	for (uint32_t k = 0; k < od->n_children && n < max; k++)
+		if (split_child_of(c, od->child[k], o))
+			order_view(c, &c->orders.orders[od->child[k]], session_id, &out[n++]);
+	return (int)n;
 }
 
 void oms_core_set_timing(struct oms_core *c, int on)

@@ -151,6 +151,8 @@ struct oms_core {
 	/* the smart router's decisions, the last OMS_ROUTE_RING */
 	struct oms_route_decision *route_ring;
 	uint64_t route_seq;
+	/* market data that journal replay hands MARKET records to */
+	struct oms_md_dispatch *md;
 
 	int timing;
 	struct lat_hist lat;

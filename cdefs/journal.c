@@ -138,7 +138,7 @@ static const struct oms_journal_record *record_at(const uint8_t *base, uint64_t 
 	uint32_t type = r->magic_type & ~MAGIC_MASK;
 
 	if ((r->magic_type & MAGIC_MASK) != OMS_JOURNAL_MAGIC || type < OMS_JREC_BURST ||
-	    type > OMS_JREC_GENERATION || r->length > size - off - OMS_JOURNAL_RECORD ||
+	    type > OMS_JREC_MARKET || r->length > size - off - OMS_JOURNAL_RECORD ||
 	    record_crc(r, base + off + OMS_JOURNAL_RECORD) != r->crc)
 		return NULL;
 	return r;
@@ -172,6 +172,9 @@ static int walk(const uint8_t *base, uint64_t size, struct oms_journal_scan *out
 			out->frames += ((const struct oms_jburst *)body)->n;
 		} else if (type == OMS_JREC_COMMAND) {
 			out->commands++;
+		} else if (type == OMS_JREC_MARKET) {
+			out->markets++;
+			out->market_frames += ((const struct oms_jburst *)body)->n;
 		} else {
 			out->generations++;
 			out->last_generation = ((const struct oms_jgeneration *)body)->number;
@@ -290,7 +293,10 @@ struct replay {
 	uint32_t cap;
 	char *err;
 	unsigned errlen;
+	uint16_t *lens;
+	uint64_t markets_skipped;
 	const uint8_t *inline_frames[64];
+	uint16_t inline_lens[64];
 };
 
 static void replay_init(struct replay *rp, struct oms_core *core, oms_journal_gen_fn gen_fn,
@@ -302,7 +308,9 @@ static void replay_init(struct replay *rp, struct oms_core *core, oms_journal_ge
 	rp->err = err;
 	rp->errlen = errlen;
 	rp->frames = rp->inline_frames;
+	rp->lens = rp->inline_lens;
 	rp->cap = sizeof(rp->inline_frames) / sizeof(rp->inline_frames[0]);
+	rp->markets_skipped = 0;
 }
 
 static void replay_done(struct replay *rp)
@@ -316,25 +324,40 @@ static int replay_record(void *arg, const struct oms_journal_record *r, const ui
 	struct replay *rp = arg;
 	uint32_t type = r->magic_type & ~MAGIC_MASK;
 
-	if (type == OMS_JREC_BURST) {
+	struct oms_md_dispatch *md = oms_core_market(rp->core);
+
+	/* the poll loop ran the feeds' timers before each core call and each
+	 * hand-over to the feeds, at its time: a feed's timers decide by now
+	 * and its last packet only, so running them at each record's time
+	 * gives the books the core read */
+	if (md && type != OMS_JREC_GENERATION)
+		oms_md_timers(md, r->now_ns);
+	if (type == OMS_JREC_BURST || type == OMS_JREC_MARKET) {
 		const struct oms_jburst *b = (const void *)body;
 		const uint16_t *lens = (const void *)(body + sizeof(*b));
 		const uint8_t *f = body + sizeof(*b) + ALIGN8(2ull * b->n);
 		if (b->n > rp->cap) {
-			const uint8_t **p = malloc(b->n * sizeof(*p));
+			const uint8_t **p = malloc(b->n * (sizeof(*p) + sizeof(uint16_t)));
 			if (!p) {
 				fail(rp->err, rp->errlen, "out of memory");
 				return -1;
 			}
 			replay_done(rp);
 			rp->frames = p;
+			rp->lens = (uint16_t *)(p + b->n);
 			rp->cap = b->n;
 		}
 		for (uint32_t i = 0; i < b->n; i++) {
 			rp->frames[i] = f;
+			rp->lens[i] = lens[i];
 			f += ALIGN8(lens[i]);
 		}
-		oms_core_process_burst(rp->core, rp->frames, lens, b->n, r->now_ns);
+		if (type == OMS_JREC_BURST)
+			oms_core_process_burst(rp->core, rp->frames, rp->lens, b->n, r->now_ns);
+		else if (md)
+			oms_md_split(md, rp->frames, rp->lens, b->n, r->now_ns);
+		else
+			rp->markets_skipped++;
 	} else if (type == OMS_JREC_COMMAND) {
 		const struct oms_jcommand *jc = (const void *)body;
 		struct oms_command cmd = {.op = (int)jc->op, .a = jc->a, .b = jc->b};
@@ -360,6 +383,8 @@ static int replay_record(void *arg, const struct oms_journal_record *r, const ui
 		}
 	}
 	oms_core_tx_clear(rp->core); /* sent before the crash: never again */
+	for (uint32_t i = 0; md && i < oms_md_feeds(md); i++)
+		oms_feed_tx_clear(oms_md_feed(md, i)); /* re-requests, likewise */
 	return 0;
 }
 
@@ -382,6 +407,7 @@ int oms_journal_recover(struct oms_core *core, const char *path, int cut_torn_ta
 	replay_init(&rp, core, gen_fn, ctx, err, errlen);
 	oms_core_tx_clear(core);
 	int rc = scan_file(path, cut_torn_tail != 0, out, replay_record, &rp, &fd, err, errlen);
+	out->markets_skipped = rp.markets_skipped;
 	replay_done(&rp);
 	out->replay_ns = mono_ns() - t0;
 	if (rc)
@@ -687,12 +713,10 @@ int oms_journal_attach(struct oms_journal *j, const struct oms_core *core)
 	return note_generation(j, core);
 }
 
-int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
-		      const uint8_t *const *frames, const uint16_t *lens, uint32_t n,
-		      uint64_t now_ns)
+/* A BURST or MARKET record of n frames. */
+static int append_frames(struct oms_journal *j, uint32_t type, const uint8_t *const *frames,
+			 const uint16_t *lens, uint32_t n, uint64_t now_ns)
 {
-	if (note_generation(j, core))
-		return -1;
 	uint64_t body = sizeof(struct oms_jburst) + ALIGN8(2ull * n);
 	for (uint32_t i = 0; i < n; i++)
 		body += ALIGN8(lens[i]);
@@ -711,9 +735,28 @@ int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
 		memset(p + lens[i], 0, ALIGN8(lens[i]) - lens[i]);
 		p += ALIGN8(lens[i]);
 	}
-	record_end(j, OMS_JREC_BURST, body, now_ns);
+	record_end(j, type, body, now_ns);
+	return 0;
+}
+
+int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
+		      const uint8_t *const *frames, const uint16_t *lens, uint32_t n,
+		      uint64_t now_ns)
+{
+	if (note_generation(j, core) || append_frames(j, OMS_JREC_BURST, frames, lens, n, now_ns))
+		return -1;
 	j->st.bursts++;
 	j->st.frames += n;
+	return 0;
+}
+
+int oms_journal_market(struct oms_journal *j, const uint8_t *const *frames,
+		       const uint16_t *lens, uint32_t n, uint64_t now_ns)
+{
+	if (append_frames(j, OMS_JREC_MARKET, frames, lens, n, now_ns))
+		return -1;
+	j->st.markets++;
+	j->st.market_frames += n;
 	return 0;
 }
 

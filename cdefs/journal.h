@@ -36,6 +36,9 @@ enum oms_journal_type {
 	OMS_JREC_BURST = 1,      /* body: struct oms_jburst, lens, frames */
 	OMS_JREC_COMMAND = 2,    /* body: struct oms_jcommand */
 	OMS_JREC_GENERATION = 3, /* body: struct oms_jgeneration, YAML text */
+	/* body as BURST's: the market-data frames the dispatcher handed to
+	 * the feeds at now_ns, before the core's burst at that time */
+	OMS_JREC_MARKET = 4,
 };
 
 enum oms_journal_durability {
@@ -115,6 +118,8 @@ struct oms_journal_stats {
 	uint64_t commands;
 	uint64_t generations;
 	uint64_t frames;
+	uint64_t markets;       /* MARKET records */
+	uint64_t market_frames; /* frames in them */
 	uint64_t end;          /* bytes of the file in use */
 	uint64_t file_size;    /* bytes allocated */
 	uint64_t next_seq;
@@ -141,6 +146,11 @@ struct oms_journal_scan {
 	uint64_t commands;
 	uint64_t generations;
 	uint64_t frames;
+	uint64_t markets;
+	uint64_t market_frames;
+	/* MARKET records re-executed without market data to hand them to
+	 * (oms_core_set_market not called): the books were not rebuilt */
+	uint64_t markets_skipped;
 	uint64_t first_seq;
 	uint64_t last_seq;     /* first_seq - 1 when empty */
 	uint64_t first_ns;
@@ -186,6 +196,11 @@ int oms_journal_attach(struct oms_journal *j, const struct oms_core *core);
 int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
 		      const uint8_t *const *frames, const uint16_t *lens, uint32_t n,
 		      uint64_t now_ns);
+/* The market-data frames a dispatcher handed to its feeds at now_ns (it
+ * calls this itself once given the journal: oms_md_set_journal), before
+ * the core's burst at that time.  0, or -1 (counted in append_failed). */
+int oms_journal_market(struct oms_journal *j, const uint8_t *const *frames,
+		       const uint16_t *lens, uint32_t n, uint64_t now_ns);
 /* After oms_command_apply(core, cmd, now_ns): the COMMAND record of a
  * state-changing command (TICK, MASS_CANCEL, KILL; others change nothing
  * and are not recorded). */
@@ -210,7 +225,9 @@ int oms_journal_scan(const char *path, int cut_torn_tail, struct oms_journal_sca
 /* Crash recovery: walk the journal, re-execute every good record through
  * `core` (a fresh core built from the journal's first generation),
  * discarding what it transmits - BURST -> process_burst at the recorded
- * now_ns, COMMAND -> oms_command_apply, GENERATION -> gen_fn - and with
+ * now_ns, COMMAND -> oms_command_apply, GENERATION -> gen_fn, MARKET -> the
+ * feeds of the core's market data (oms_core_set_market), whose timers run
+ * at every record's now_ns before it, as the poll loop ran them - and with
  * cut_torn_tail cut a torn tail off the file (never damage with good
  * records after it).  0, or -1 and why in err. */
 int oms_journal_recover(struct oms_core *core, const char *path, int cut_torn_tail,

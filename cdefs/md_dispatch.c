@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "igmp.h"
+#include "journal.h"
 #include "md_dispatch.h"
 #include "stages_record.h"
 #include "net.h"
@@ -24,6 +25,7 @@ struct oms_md_dispatch {
 	/* the core whose FEED_TO_BOOK stage times each packet the feeds take
 	 * (the one on this dispatcher's thread); NULL: none */
 	struct oms_core *stage_core;
+	struct oms_journal *journal; /* MARKET records; NULL: none */
 	/* IGMPv3 host of the market-data port (live); NULL: none */
 	struct oms_igmp *igmp;
 	int joined; /* the subscriptions' groups are joined */
@@ -34,6 +36,11 @@ struct oms_md_dispatch {
 	uint64_t posted;
 	uint64_t applied;
 };
+
+void oms_md_set_journal(struct oms_md_dispatch *d, struct oms_journal *j)
+{
+	d->journal = j;
+}
 
 void oms_md_set_stage_core(struct oms_md_dispatch *d, struct oms_core *c)
 {
@@ -244,12 +251,24 @@ void oms_md_timers(struct oms_md_dispatch *d, uint64_t now_ns)
 uint32_t oms_md_split(struct oms_md_dispatch *d, const uint8_t **frames, uint16_t *lens,
 		      uint32_t n, uint64_t now_ns)
 {
-	uint32_t keep = 0;
+	uint32_t keep = 0, nj = 0;
+	/* what the feeds take, for the journal: one record per call, or per
+	 * 64 frames */
+	const uint8_t *jf[64];
+	uint16_t jl[64];
 
 	oms_md_timers(d, now_ns);
 	for (uint32_t i = 0; i < n; i++) {
 		int drop;
 		struct oms_feed *f = classify(d, frames[i], lens[i], &drop);
+		if (f && d->journal) {
+			if (nj == 64) {
+				oms_journal_market(d->journal, jf, jl, nj, now_ns);
+				nj = 0;
+			}
+			jf[nj] = frames[i];
+			jl[nj++] = lens[i];
+		}
 		if (f) {
 			struct oms_core *c = d->stage_core;
 			uint64_t t0 = c && c->timing ? stage_cycles() : 0;
@@ -267,6 +286,8 @@ uint32_t oms_md_split(struct oms_md_dispatch *d, const uint8_t **frames, uint16_
 			lens[keep++] = lens[i];
 		}
 	}
+	if (nj)
+		oms_journal_market(d->journal, jf, jl, nj, now_ns);
 	d->stats.to_core += keep;
 	return keep;
 }

@@ -30,6 +30,7 @@ struct oms_md_stats {
 
 struct oms_md_dispatch;
 struct oms_core;
+struct oms_journal;
 struct oms_igmp;
 
 /* A change of the subscription set, built by the control plane and applied
@@ -70,6 +71,10 @@ int oms_md_add_feed(struct oms_md_dispatch *d, struct oms_feed *f, uint32_t grou
  * packet, from its hand-over to the feed to its books and tops of book
  * updated (TSC, only while that core's timing is on). */
 void oms_md_set_stage_core(struct oms_md_dispatch *d, struct oms_core *c);
+/* Record the frames handed to the feeds in this journal (a MARKET record
+ * per oms_md_split that hands any), so that recovery and a standby rebuild
+ * the books the core read (docs/durability.md).  NULL: none. */
+void oms_md_set_journal(struct oms_md_dispatch *d, struct oms_journal *j);
 uint32_t oms_md_split(struct oms_md_dispatch *d, const uint8_t **frames, uint16_t *lens,
 		      uint32_t n, uint64_t now_ns);
 /* IGMPv3 for the market-data port (live only: replays send no reports).

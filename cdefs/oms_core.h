@@ -225,7 +225,10 @@ enum oms_route_why {
 	OMS_RW_UNRESPONSIVE = 9,/* too many unanswered orders */
 	OMS_RW_NO_QUOTE = 10,   /* nothing displayed on the side we take */
 	OMS_RW_THROUGH_LIMIT = 11, /* its best is beyond the limit price */
+	OMS_RW_SPLIT = 12,      /* not the best, but takes a child of a split */
 };
+/* A split order has at most this many children (routing.split_max_children). */
+enum { OMS_SPLIT_MAX = 4 };
 struct oms_route_seen {
 	int64_t px;           /* its best on the side the order takes */
 	int64_t cost;         /* latency cost in price units */
@@ -235,7 +238,7 @@ struct oms_route_seen {
 	uint8_t why;          /* enum oms_route_why */
 	uint8_t pad_;
 	int32_t p_fill;       /* the fill model's probability, Q30; -1: none */
-	uint32_t pad2_;
+	uint32_t alloc;       /* shares sent there (the child's, when split) */
 };
 struct oms_route_decision {
 	uint64_t seq;         /* 1, 2, ... per core */
@@ -251,7 +254,8 @@ struct oms_route_decision {
 	char symbol[8];
 	uint64_t model_id;    /* the generation's fill model (0: none) */
 	uint8_t by_model;     /* 1: chosen by expected value; 0: by the rules */
-	uint8_t pad_[7];
+	uint8_t n_children;   /* split into this many orders; 0: not split */
+	uint8_t pad_[6];
 	struct oms_route_seen seen[OMS_ROUTE_SEEN];
 };
 
@@ -288,6 +292,7 @@ struct oms_order_view {
 	uint8_t tif;
 	uint8_t flags;
 	uint8_t acked;
+	uint8_t children; /* a split order: its children's number; else 0 */
 	uint64_t state_ts[OMS_ST_MAX]; /* now_ns when it entered each state */
 };
 
@@ -334,6 +339,9 @@ int oms_gen_set_fill_model(struct risk_gen *g, const struct oms_fill_model *m,
 			   int64_t miss_penalty);
 /* Its id (0: none). */
 uint64_t oms_gen_fill_model_id(const struct risk_gen *g);
+/* Split an order across at most this many venues when the best shows less
+ * than it needs (1: never; at most OMS_SPLIT_MAX). */
+int oms_gen_set_sor_split(struct risk_gen *g, uint32_t max_children);
 /* The accounts a session may trade (n = 0: any configured account). */
 int oms_gen_set_session_accounts(struct risk_gen *g, const struct oms_core *c,
 				 uint32_t session_id, const uint32_t *accounts, uint32_t n);
@@ -393,6 +401,11 @@ int oms_core_mass_cancel(struct oms_core *c, uint32_t session_id, uint32_t accou
  * feed's one writer (on this machine the same worker, between bursts).
  * NULL detaches.  -1: unknown venue. */
 int oms_core_set_feed(struct oms_core *c, uint16_t venue_id, const struct oms_feed *f);
+/* The dispatcher in front of those feeds, for the journal's MARKET records
+ * when the core is rebuilt from a journal (recovery, hot standby); the live
+ * path never uses it.  NULL: none. */
+void oms_core_set_market(struct oms_core *c, struct oms_md_dispatch *md);
+struct oms_md_dispatch *oms_core_market(const struct oms_core *c);
 int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,
 			  struct oms_venue_latency *out);
 /* Copies the routing decisions numbered `from_seq` and up that are still in
@@ -427,6 +440,10 @@ void oms_core_tx_clear(struct oms_core *c);
 const struct oms_stats *oms_core_stats(const struct oms_core *c);
 int oms_core_order_find(const struct oms_core *c, uint32_t session_id,
 			uint64_t cl_ord_id, struct oms_order_view *out);
+/* The children of a split order still in the table, in the order they were
+ * sent (each with its own venue, UserRefNum and quantities); how many. */
+int oms_core_order_children(const struct oms_core *c, uint32_t session_id,
+			    uint64_t cl_ord_id, struct oms_order_view *out, uint32_t max);
 uint32_t oms_core_live_orders(const struct oms_core *c);
 
 /* Latency measurement with the TSC: per application message, from the

@@ -155,6 +155,11 @@ void order_table_free(struct order_table *t)
 	memset(t, 0, sizeof(*t));
 }
 
+uint32_t order_free_slots(const struct order_table *t)
+{
+	return t->capacity - t->never_used + t->retired_count;
+}
+
 uint32_t order_alloc(struct order_table *t, int *evicted)
 {
 	*evicted = 0;
@@ -168,7 +173,9 @@ uint32_t order_alloc(struct order_table *t, int *evicted)
 	t->retired_count--;
 
 	struct order *old = &t->orders[o];
-	index_erase(&t->by_id, old->cl_ord_id, old->session);
+	/* a child shares its parent's id but is not found by it */
+	if (!old->is_child)
+		index_erase(&t->by_id, old->cl_ord_id, old->session);
 	ref_erase(&t->by_ref, old->ref, old->venue);
 	if (old->pending_ref)
 		ref_erase(&t->by_ref, old->pending_ref, old->venue);

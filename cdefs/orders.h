@@ -58,7 +58,8 @@ struct order {
 	uint8_t flags;
 	uint8_t acked;
 	uint8_t answered; /* the venue said anything about it (latency monitor) */
-	uint8_t pad_[2];
+	uint8_t n_children; /* split across venues: child[0..n_children) */
+	uint8_t is_child;   /* one venue's part of a split order (parent) */
 	/* the session's list of live orders, in creation order */
 	uint32_t live_prev;
 	uint32_t live_next;
@@ -72,6 +73,12 @@ struct order {
 	int64_t risk_px;     /* market orders: the reference price at entry */
 	int64_t res_notional;
 	uint8_t res_live;
+	/* a split order (docs/semantics.md "Splitting"): the parent is what the
+	 * strategy sees; its children are what the venues see.  A child slot
+	 * may be evicted once terminal, so a parent checks that child[k] still
+	 * names it before using it (split_child_of). */
+	uint32_t parent;
+	uint32_t child[OMS_SPLIT_MAX];
 	/* the rest: timestamps, read by tools */
 	uint64_t state_ts[OMS_ST_MAX];
 } __attribute__((aligned(64)));
@@ -118,6 +125,8 @@ void order_table_free(struct order_table *t);
  * ORDER_NIL when every slot holds a live order.  `evicted` is set to 1
  * when an old order had to go. */
 uint32_t order_alloc(struct order_table *t, int *evicted);
+/* Slots a new order can take: never used, or terminal (evictable). */
+uint32_t order_free_slots(const struct order_table *t);
 /* Ask the caches for what the next evictions will touch. */
 void order_prefetch_victims(const struct order_table *t);
 /* The order became terminal: queue it for reuse. */

@@ -77,11 +77,18 @@ int64_t market_ref_price(const struct venue *v, uint32_t instrument,
 int venue_unresponsive(const struct venue *v);
 void venue_order_sent(struct oms_core *c, struct venue *v, struct order *od);
 void venue_order_answered(struct oms_core *c, struct venue *v, struct order *od);
-/* The venue index the router picks for a NewOrder (RISK_NIL: none), the
- * decision written to the ring. */
+/* How a NewOrder is split across venues: n children (0: not split), venue
+ * indices best first, and their quantities. */
+struct route_plan {
+	uint32_t n;
+	uint32_t venue[OMS_SPLIT_MAX];
+	uint32_t qty[OMS_SPLIT_MAX];
+};
+/* The venue index the router picks for a NewOrder (RISK_NIL: none) and
+ * the split, if any; the decision written to the ring. */
 uint32_t router_choose(struct oms_core *c, const struct session *s,
 		       const struct sp_new_order *m, uint32_t instrument,
-		       uint64_t exclude);
+		       uint64_t exclude, struct route_plan *plan);
 /* fill_model.c: the rule router's candidates in `d` scored by expected
  * value with the generation's fill model; the venue index chosen, or
  * `rule_best` when the model cannot answer for every candidate. */
@@ -93,8 +100,23 @@ uint32_t fill_route_choose(struct oms_core *c, const struct sp_new_order *m,
 void order_enter_state(struct oms_core *c, uint32_t o, uint8_t state);
 void order_link_live(struct oms_core *c, uint32_t o);
 /* The strategy's Cancel, also used by MassCancel: state PendingCancel and
- * a Cancel Order to the venue. */
+ * a Cancel Order to the venue (to each live child of a split order). */
 void order_cancel(struct oms_core *c, uint32_t o);
+
+/* venue.c: what a venue message does to an order once it passed its
+ * checks (a split order's parent is moved by its children this way) */
+void order_accept(struct oms_core *c, uint32_t o);
+void order_execute(struct oms_core *c, uint32_t o, uint32_t q, int64_t px,
+		   uint64_t match);
+void order_venue_cancel(struct oms_core *c, uint32_t o, uint32_t dec, uint8_t reason);
+
+/* split.c: orders split across venues */
+/* Is orders[ch] (still) a child of orders[p]? */
+int split_child_of(const struct oms_core *c, uint32_t ch, uint32_t p);
+/* A venue message about a child (t: OUCH type). */
+void split_child_answer(struct oms_core *c, uint32_t ch, uint8_t t, const uint8_t *m);
+/* Cancel every live child not already pending cancel. */
+void split_cancel_children(struct oms_core *c, uint32_t p);
 
 /* encode.c: session layer out */
 void emit_session_msg(struct oms_core *c, struct session *s, uint8_t type);

@@ -100,6 +100,7 @@ struct risk_gen {
 	int64_t sor_cost_per_us; /* router: price units per microsecond of latency */
 	int64_t sor_miss_penalty; /* router with a fill model: price units a share */
 	struct oms_fill_model *fill_model; /* NULL: the rule router alone */
+	uint32_t sor_split_max;  /* router: children of a split order (<= 1: no split) */
 	uint32_t *account_ix; /* id hash -> slot + 1 */
 	struct risk_acct_limits *accounts;
 	uint64_t *symbols;    /* open addressing set of 8-byte symbols */

@@ -88,18 +88,65 @@ static int better(uint8_t side, int64_t ea, uint32_t qa, uint64_t la,
 	return la < lb;
 }
 
+/* The K best eligible venues so far, best first: `e` effective price,
+ * `q` displayed size, `l` latency, `i` venue index. */
+struct ranked {
+	int64_t e;
+	uint64_t l;
+	uint32_t q, i;
+};
+
+/* Insert venue `r` into the ranking of at most `k` (a later venue that
+ * ties goes behind: configuration order breaks ties). */
+static void rank_insert(uint8_t side, struct ranked *top, uint32_t *n, uint32_t k,
+			struct ranked r)
+{
+	uint32_t j = *n < k ? (*n)++ : k;
+
+	while (j > 0 && better(side, r.e, r.q, r.l, top[j - 1].e, top[j - 1].q, top[j - 1].l)) {
+		if (j < k)
+			top[j] = top[j - 1];
+		j--;
+	}
+	if (j < k)
+		top[j] = r;
+}
+
+/* docs/semantics.md "Splitting across venues": each of the ranked venues
+ * takes what it displays (in whole lots, at most what is left), the best
+ * venue always one child; what no venue shows goes to the best. */
+static void split_plan(const struct ranked *top, uint32_t n, uint32_t qty, uint32_t lot,
+		       struct route_plan *plan)
+{
+	uint32_t left = qty;
+
+	plan->n = 0;
+	for (uint32_t j = 0; j < n && left > 0; j++) {
+		uint32_t a = top[j].q / lot * lot;
+		if (a > left)
+			a = left;
+		if (a == 0 && j > 0)
+			continue;
+		plan->venue[plan->n] = top[j].i;
+		plan->qty[plan->n++] = a;
+		left -= a;
+	}
+	plan->qty[0] += left;
+	if (plan->n < 2)
+		plan->n = 0;
+}
+
 uint32_t router_choose(struct oms_core *c, const struct session *s,
 		       const struct sp_new_order *m, uint32_t instrument,
-		       uint64_t exclude)
+		       uint64_t exclude, struct route_plan *plan)
 {
 	const struct risk_instrument *in = &c->gen->instruments[instrument];
 	uint64_t seq = ++c->route_seq;
 	struct oms_route_decision *d = &c->route_ring[seq & (OMS_ROUTE_RING - 1)];
 	uint8_t buy = m->side == SP_SIDE_BUY;
-	uint32_t best = RISK_NIL, best_q = 0;
-	int64_t best_e = 0;
-	uint64_t best_l = 0;
-	uint8_t best_k = 0;
+	uint32_t k = c->gen->sor_split_max > 1 ? c->gen->sor_split_max : 1;
+	struct ranked top[OMS_SPLIT_MAX];
+	uint32_t n_top = 0;
 
 	d->seq = seq;
 	d->now_ns = c->now_ns;
@@ -111,6 +158,8 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 	d->side = m->side;
 	memcpy(d->symbol, m->symbol, 8);
 	d->n_seen = 0;
+	d->n_children = 0;
+	plan->n = 0;
 	for (uint32_t i = 0; i < c->n_venues; i++) {
 		const struct venue *v = &c->venues[i];
 		struct oms_tob_view t;
@@ -144,31 +193,52 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 		if (!sn.why) {
 			sn.cost = (int64_t)((__int128)v->rtt_ewma_ns *
 					    c->gen->sor_cost_per_us / 1000);
-			int64_t e = buy ? sn.px + sn.cost : sn.px - sn.cost;
+			struct ranked r = {.e = buy ? sn.px + sn.cost : sn.px - sn.cost,
+					   .l = v->rtt_ewma_ns, .q = sn.qty, .i = i};
 			sn.why = OMS_RW_WORSE;
-			if (best == RISK_NIL ||
-			    better(m->side, e, sn.qty, v->rtt_ewma_ns, best_e, best_q, best_l)) {
-				if (best != RISK_NIL && best_k < OMS_ROUTE_SEEN)
-					d->seen[best_k].why = OMS_RW_WORSE;
-				best = i;
-				best_e = e;
-				best_q = sn.qty;
-				best_l = v->rtt_ewma_ns;
-				best_k = d->n_seen;
-				sn.why = OMS_RW_CHOSEN;
-			}
+			rank_insert(m->side, top, &n_top, k, r);
 		}
 		if (d->n_seen < OMS_ROUTE_SEEN)
 			d->seen[d->n_seen++] = sn;
 	}
+	/* a venue's entry in seen[] is its index (one entry per venue, in
+	 * configuration order, the first OMS_ROUTE_SEEN) */
+	uint32_t rule = n_top ? top[0].i : RISK_NIL;
 	d->model_id = 0;
 	d->by_model = 0;
-	if (c->gen->fill_model)
-		best = fill_route_choose(c, m, instrument, d, best);
-	d->venue = best == RISK_NIL ? 0 : c->venues[best].id;
-	if (best != RISK_NIL)
-		c->stats.event[OMS_EV_ORDERS_ROUTED]++;
-	return best;
+	if (rule != RISK_NIL && rule < OMS_ROUTE_SEEN)
+		d->seen[rule].why = OMS_RW_CHOSEN;
+	if (c->gen->fill_model) {
+		/* the model picks one venue for the whole order: splitting by
+		 * expected fills is not done (docs/fill-model.md) */
+		uint32_t best = fill_route_choose(c, m, instrument, d, rule);
+		if (d->by_model) {
+			if (best < OMS_ROUTE_SEEN)
+				d->seen[best].alloc = m->qty;
+			d->venue = c->venues[best].id;
+			c->stats.event[OMS_EV_ORDERS_ROUTED]++;
+			return best;
+		}
+	}
+	if (n_top == 0) {
+		d->venue = 0;
+		return RISK_NIL;
+	}
+	if (k > 1)
+		split_plan(top, n_top, m->qty, in->lot ? in->lot : 1, plan);
+	if (plan->n) {
+		d->n_children = (uint8_t)plan->n;
+		for (uint32_t j = 0; j < plan->n; j++)
+			if (plan->venue[j] < OMS_ROUTE_SEEN) {
+				d->seen[plan->venue[j]].why = j ? OMS_RW_SPLIT : OMS_RW_CHOSEN;
+				d->seen[plan->venue[j]].alloc = plan->qty[j];
+			}
+	} else if (top[0].i < OMS_ROUTE_SEEN) {
+		d->seen[top[0].i].alloc = m->qty;
+	}
+	d->venue = c->venues[top[0].i].id;
+	c->stats.event[OMS_EV_ORDERS_ROUTED]++;
+	return top[0].i;
 }
 
 int oms_core_set_feed(struct oms_core *c, uint16_t venue_id, const struct oms_feed *f)
@@ -179,6 +249,16 @@ int oms_core_set_feed(struct oms_core *c, uint16_t venue_id, const struct oms_fe
 		return -1;
 	c->venues[vix - 1].feed = f;
 	return 0;
+}
+
+void oms_core_set_market(struct oms_core *c, struct oms_md_dispatch *md)
+{
+	c->md = md;
+}
+
+struct oms_md_dispatch *oms_core_market(const struct oms_core *c)
+{
+	return c->md;
 }
 
 int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,

@@ -92,6 +92,7 @@ enum sp_reject_reason {
 	SP_REJ_POSITION_LIMIT = 31,
 	SP_REJ_ACCOUNT_NOT_PERMITTED = 32,
 	SP_REJ_NO_ROUTE = 33, /* the smart router found no venue (check 8) */
+	SP_REJ_SPLIT_ORDER = 34, /* a Modify of an order split across venues */
 	SP_REJ_BUSINESS_MAX = 999,
 	SP_REJ_SYS_TABLE_FULL = 1000,
 	SP_REJ_SYS_TX_FULL = 1001,

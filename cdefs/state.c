@@ -39,7 +39,12 @@ void order_enter_state(struct oms_core *c, uint32_t o, uint8_t state)
 	od->state = state;
 	od->state_ts[state] = c->now_ns;
 	if (state_is_terminal(state)) {
-		order_unlink_live(c, o);
+		/* children are on no session's list: cancels reach them
+		 * through their parent */
+		if (od->is_child)
+			c->orders.live--;
+		else
+			order_unlink_live(c, o);
 		order_retire(&c->orders, o);
 	}
 }
@@ -50,5 +55,8 @@ void order_cancel(struct oms_core *c, uint32_t o)
 
 	od->prev_state = od->state;
 	order_enter_state(c, o, OMS_ST_PENDING_CANCEL);
-	send_cancel_order(c, od);
+	if (od->n_children)
+		split_cancel_children(c, o);
+	else
+		send_cancel_order(c, od);
 }

@@ -30,7 +30,8 @@ static struct risk_route route(const struct risk_gen *g, uint32_t acct, uint32_t
 
 static uint16_t check_new_order(struct oms_core *c, struct session *s,
 				const struct sp_new_order *m, uint32_t *venue,
-				struct risk_verdict *rv, uint32_t *instrument)
+				struct risk_verdict *rv, uint32_t *instrument,
+				struct route_plan *plan)
 {
 	uint32_t si = (uint32_t)(s - c->sessions);
 	const struct risk_gen *g = c->gen;
@@ -66,7 +67,7 @@ static uint16_t check_new_order(struct oms_core *c, struct session *s,
 		if (r.venue != RISK_ROUTE_SOR) {
 			*venue = r.venue - 1u;
 		} else {
-			*venue = router_choose(c, s, m, *instrument, r.exclude);
+			*venue = router_choose(c, s, m, *instrument, r.exclude, plan);
 			if (*venue == RISK_NIL)
 				return SP_REJ_NO_ROUTE;
 		}
@@ -88,6 +89,43 @@ static uint16_t check_new_order(struct oms_core *c, struct session *s,
 			      c->now_ns, &rq, rv);
 }
 
+/* A split order's children: copies of the parent with their own venue,
+ * UserRefNum and quantity, holding no risk (the parent holds it). */
+static void new_children(struct oms_core *c, uint32_t p, const struct route_plan *plan)
+{
+	struct order *pd = &c->orders.orders[p];
+	int evicted;
+
+	pd->n_children = (uint8_t)plan->n;
+	for (uint32_t k = 0; k < plan->n; k++) {
+		uint32_t ch = order_alloc(&c->orders, &evicted);
+		struct order *cd = &c->orders.orders[ch];
+		struct venue *v = &c->venues[plan->venue[k]];
+
+		if (evicted)
+			c->stats.event[OMS_EV_ORDERS_EVICTED]++;
+		*cd = *pd;
+		memset(cd->state_ts, 0, sizeof(cd->state_ts));
+		cd->qty = plan->qty[k];
+		cd->leaves_qty = plan->qty[k];
+		cd->venue = (uint16_t)plan->venue[k];
+		cd->ref = v->next_ref++;
+		cd->is_child = 1;
+		cd->n_children = 0;
+		cd->parent = p;
+		cd->res_qty = 0;
+		cd->res_notional = 0;
+		cd->res_live = 0;
+		cd->live_prev = cd->live_next = ORDER_NIL;
+		pd->child[k] = ch;
+		ref_insert(&c->orders.by_ref, cd->ref, cd->venue, ch);
+		c->orders.live++;
+		order_enter_state(c, ch, OMS_ST_PENDING_NEW);
+		venue_order_sent(c, v, cd);
+		send_enter_order(c, cd);
+	}
+}
+
 static void on_new_order(struct oms_core *c, struct session *s,
 			 const uint8_t *p)
 {
@@ -95,10 +133,11 @@ static void on_new_order(struct oms_core *c, struct session *s,
 	uint32_t si = (uint32_t)(s - c->sessions);
 	uint32_t venue = 0, instrument = 0;
 	struct risk_verdict rv;
+	struct route_plan plan = {.n = 0};
 	int evicted;
 
 	memcpy(&m, p, sizeof(m));
-	uint16_t rej = check_new_order(c, s, &m, &venue, &rv, &instrument);
+	uint16_t rej = check_new_order(c, s, &m, &venue, &rv, &instrument, &plan);
 	if (rej) {
 		emit_rejected(c, s, m.cl_ord_id, rej, SP_NEW_ORDER, 0);
 		return;
@@ -107,7 +146,9 @@ static void on_new_order(struct oms_core *c, struct session *s,
 		emit_rejected(c, s, m.cl_ord_id, SP_REJ_SYS_JOURNAL, SP_NEW_ORDER, 0);
 		return;
 	}
-	uint32_t o = order_alloc(&c->orders, &evicted);
+	/* a split order needs its children's slots too */
+	uint32_t o = order_free_slots(&c->orders) > plan.n
+			     ? order_alloc(&c->orders, &evicted) : ORDER_NIL;
 	if (o == ORDER_NIL) {
 		emit_rejected(c, s, m.cl_ord_id, SP_REJ_SYS_TABLE_FULL,
 			      SP_NEW_ORDER, 0);
@@ -129,7 +170,7 @@ static void on_new_order(struct oms_core *c, struct session *s,
 	od->pending_qty = 0;
 	od->cum_qty = 0;
 	od->leaves_qty = m.qty;
-	od->ref = v->next_ref++;
+	od->ref = plan.n ? 0 : v->next_ref++; /* a split order's children take refs */
 	od->pending_ref = 0;
 	od->venue = (uint16_t)venue;
 	od->prev_state = OMS_ST_NONE;
@@ -138,6 +179,9 @@ static void on_new_order(struct oms_core *c, struct session *s,
 	od->tif = m.tif;
 	od->flags = m.flags;
 	od->acked = 0;
+	od->is_child = 0;
+	od->n_children = 0;
+	od->parent = ORDER_NIL;
 	memcpy(&od->symbol_key_, m.symbol, 8);
 	od->risk_acct = rv.acct;
 	od->risk_pos = rv.pos;
@@ -147,10 +191,14 @@ static void on_new_order(struct oms_core *c, struct session *s,
 	od->res_notional = 0;
 	od->res_live = 0;
 	index_insert(&c->orders.by_id, od->cl_ord_id, si, o);
-	ref_insert(&c->orders.by_ref, od->ref, od->venue, o);
 	order_link_live(c, o);
 	order_enter_state(c, o, OMS_ST_PENDING_NEW);
 	risk_update(&c->risk, od);
+	if (plan.n) {
+		new_children(c, o, &plan);
+		return;
+	}
+	ref_insert(&c->orders.by_ref, od->ref, od->venue, o);
 	venue_order_sent(c, v, od);
 	send_enter_order(c, od);
 }
@@ -182,7 +230,9 @@ static void on_modify(struct oms_core *c, struct session *s, const uint8_t *p)
 	if (rej == 0xffff)
 		rej = SP_REJ_ORDER_PENDING;
 	struct order *od = rej ? NULL : &c->orders.orders[o];
-	if (!rej && od->ord_type == SP_ORD_MARKET)
+	if (!rej && od->n_children)
+		rej = SP_REJ_SPLIT_ORDER;
+	else if (!rej && od->ord_type == SP_ORD_MARKET)
 		rej = SP_REJ_BAD_ORD_TYPE;
 	else if (!rej && (m.new_qty == 0 || m.new_qty > OUCH_MAX_QTY ||
 			  m.new_qty <= od->cum_qty))

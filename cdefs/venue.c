@@ -56,8 +56,7 @@ static int is_ignored_type(uint8_t t)
 	return 0;
 }
 
-static void end_by_venue_cancel(struct oms_core *c, uint32_t o, uint32_t dec,
-				uint8_t reason)
+void order_venue_cancel(struct oms_core *c, uint32_t o, uint32_t dec, uint8_t reason)
 {
 	struct order *od = &c->orders.orders[o];
 
@@ -72,6 +71,18 @@ static void end_by_venue_cancel(struct oms_core *c, uint32_t o, uint32_t dec,
 	risk_update(&c->risk, od);
 }
 
+void order_accept(struct oms_core *c, uint32_t o)
+{
+	struct order *od = &c->orders.orders[o];
+
+	od->acked = 1;
+	if (od->state == OMS_ST_PENDING_NEW)
+		order_enter_state(c, o, OMS_ST_NEW);
+	else
+		od->prev_state = OMS_ST_NEW;
+	emit_accepted(c, od);
+}
+
 static void on_accepted(struct oms_core *c, uint32_t o, const uint8_t *m)
 {
 	struct order *od = &c->orders.orders[o];
@@ -81,14 +92,9 @@ static void on_accepted(struct oms_core *c, uint32_t o, const uint8_t *m)
 		c->stats.drop[OMS_DROP_OUCH_UNEXPECTED]++;
 		return;
 	}
-	od->acked = 1;
-	if (od->state == OMS_ST_PENDING_NEW)
-		order_enter_state(c, o, OMS_ST_NEW);
-	else
-		od->prev_state = OMS_ST_NEW;
-	emit_accepted(c, od);
+	order_accept(c, o);
 	if (m[OUCH_ACCEPTED_OFF_STATE] == 'D')
-		end_by_venue_cancel(c, o, od->leaves_qty, SP_CXL_VENUE);
+		order_venue_cancel(c, o, od->leaves_qty, SP_CXL_VENUE);
 }
 
 static void on_replaced(struct oms_core *c, uint32_t o, uint32_t new_ref)
@@ -128,11 +134,19 @@ static void on_executed(struct oms_core *c, uint32_t o, const uint8_t *m)
 		return;
 	}
 	/* unsigned multiply: a nonsense price wraps instead of being UB */
-	int64_t px = (int64_t)(rd_be64(m + OUCH_EXECUTED_OFF_PRICE) * 10000u);
+	order_execute(c, o, q, (int64_t)(rd_be64(m + OUCH_EXECUTED_OFF_PRICE) * 10000u),
+		      rd_be64(m + OUCH_EXECUTED_OFF_MATCH));
+}
+
+void order_execute(struct oms_core *c, uint32_t o, uint32_t q, int64_t px,
+		   uint64_t match)
+{
+	struct order *od = &c->orders.orders[o];
+
 	od->cum_qty += q;
 	od->leaves_qty -= q;
 	risk_fill(&c->risk, od, q);
-	emit_fill(c, od, q, px, rd_be64(m + OUCH_EXECUTED_OFF_MATCH));
+	emit_fill(c, od, q, px, match);
 	if (od->leaves_qty == 0) {
 		order_enter_state(c, o, OMS_ST_FILLED);
 		risk_update(&c->risk, od);
@@ -161,7 +175,7 @@ static void on_canceled(struct oms_core *c, uint32_t o, const uint8_t *m)
 		c->stats.drop[OMS_DROP_OUCH_UNEXPECTED]++;
 		return;
 	}
-	end_by_venue_cancel(c, o, rd_be32(m + OUCH_CANCELED_OFF_QTY),
+	order_venue_cancel(c, o, rd_be32(m + OUCH_CANCELED_OFF_QTY),
 			    r == 'I' ? SP_CXL_IOC
 				     : r == 'U' ? SP_CXL_USER : SP_CXL_VENUE);
 }
@@ -231,6 +245,10 @@ static void on_ouch(struct oms_core *c, struct venue *v, const uint8_t *m,
 	if (!c->orders.orders[o].answered)
 		venue_order_answered(c, v, &c->orders.orders[o]);
 	stage_venue_answer(c, o, t, ref);
+	if (c->orders.orders[o].is_child) {
+		split_child_answer(c, o, t, m);
+		return;
+	}
 	switch (t) {
 	case 'A':
 		on_accepted(c, o, m);

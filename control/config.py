@@ -151,6 +151,7 @@ class Risk:
 
 
 SOR = 0  # a route's venue "sor": the smart order router chooses
+SPLIT_MAX = 4  # children of a split order at most (cdefs/oms_core.h OMS_SPLIT_MAX)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,9 @@ class Routing:
     miss_penalty: int = 0
     # the validated artefact (control/fill_artefact.py), read with the file
     fill_model: dict | None = field(default=None, compare=False, repr=False)
+    # an order may be split across this many venues when the best shows
+    # less than it needs (1: never split)
+    split_max_children: int = 1
 
 
 @dataclass(frozen=True)
@@ -1313,8 +1317,11 @@ class _Loader:
             pin = self.string(v["model_id"], "routing.model_id")
         if "model" in v:
             path, doc = self.fill_model(v["model"], venues, pin)
+        split = (self.integer(v["split_max_children"], "routing.split_max_children", 1,
+                              SPLIT_MAX) if "split_max_children" in v else 1)
         return Routing(default_venue=default, latency_cost_per_us=cost, model=path,
-                       model_id=pin, miss_penalty=miss, fill_model=doc)
+                       model_id=pin, miss_penalty=miss, fill_model=doc,
+                       split_max_children=split)
 
     def fill_model(self, node: yaml.Node, venues: tuple[Venue, ...],
                    pin: str | None) -> tuple[str | None, dict | None]:

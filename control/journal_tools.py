@@ -21,7 +21,8 @@ TORN_EXIT = 5
 
 def _summary(s: dict) -> dict:
     out = {k: s[k] for k in ("records", "bursts", "commands", "generations", "frames",
-                             "first_seq", "last_seq", "first_ns", "last_ns", "end",
+                             "markets", "market_frames", "markets_skipped", "first_seq",
+                             "last_seq", "first_ns", "last_ns", "end",
                              "file_size", "torn_bytes", "torn_cut", "good_after_bad",
                              "last_generation")}
     out["header"] = s["header"]
@@ -54,12 +55,17 @@ def cmd_replay(args) -> int:
 
     cfg = load_config(args.config) if args.config else first_config(args.path)
     core = Core(cfg)
+    if cfg.market_data.subscriptions:  # the books rebuilt from MARKET records
+        from dataplane.market_data import CMarketData
+        md = CMarketData(cfg)
+        md.rebuild_with(core)
     s = recover(core, args.path, cut=False)
     lo, _, hi = args.dump_ids.partition("-")
     accounts = {a.id: core.account(a.id) for a in core.cfg.accounts}
     report = {"journal": _summary(s), "replay_ms": round(s["replay_ns"] / 1e6, 3),
               "generation": core.generation(), "live_orders": core.live_orders(),
-              "accounts": accounts, "core": core.stats()}
+              "accounts": accounts, "core": core.stats(),
+              "route_decisions": len(core.route_decisions())}
     if args.dump_orders:
         with open(args.dump_orders, "w") as f:
             json.dump(dump_orders(core, core.cfg, range(int(lo), int(hi or lo) + 1)), f)

@@ -139,6 +139,9 @@ _RULES: dict[tuple[str, str], dict] = {
                                                   "smart order router"},
     ("Routing", "latency_cost_per_us"): _decimal(C.MAX_PRICE, description="the router's "
                                                  "price of a microsecond of venue latency"),
+    ("Routing", "split_max_children"): _int(1, C.SPLIT_MAX, description="split an order "
+                                            "across at most this many venues when the best "
+                                            "shows less than it needs (1: never)"),
     ("Route", "venue"): {"anyOf": [_int(1, 65535), {"enum": ["sor"]}],
                          "description": "a configured venue id, or \"sor\": the smart "
                                         "order router"},

@@ -64,8 +64,14 @@ class AfxdpAppliance(LiveControl):
         ffi, lib = self.ffi, self.lib
         self.stale_detached = detach_stale_xdp(cfg)
         self.ifaces = [a.strategy_iface, a.venue_iface]
-        # a journal that holds records is recovered first (docs/durability.md)
-        self.core, journal, recovery = start_core(cfg, ext=ext)
+        # market data: the poll thread splits it off and writes the books
+        self.md = None
+        if cfg.market_data.subscriptions:
+            from dataplane.market_data import CMarketData
+            self.md = CMarketData(cfg, ext=ext)
+        # a journal that holds records is recovered first, its market data
+        # into the feeds (docs/durability.md)
+        self.core, journal, recovery = start_core(cfg, ext=ext, md=self.md)
         self.journals, self.recoveries = [journal], [recovery]
         c = ffi.new("struct oms_afxdp_config *")
         c.journal = journal._j if journal else ffi.NULL
@@ -85,11 +91,7 @@ class AfxdpAppliance(LiveControl):
             raise AfxdpError(f"AF_XDP on {', '.join(dict.fromkeys(self.ifaces))}: "
                              f"{ffi.string(err).decode() or 'out of memory'}")
         self.dp = ffi.gc(dp, lib.oms_afxdp_close)
-        # market data: the poll thread splits it off and writes the books
-        self.md = None
-        if cfg.market_data.subscriptions:
-            from dataplane.market_data import CMarketData
-            self.md = CMarketData(cfg, ext=ext)
+        if self.md is not None:
             self.md.attach(self.core)
             # the poll thread speaks IGMPv3 out of the venue interface
             self.md.enable_igmp(seed=os.getpid())

@@ -217,11 +217,15 @@ class Core:
         v = self.ffi.new("struct oms_order_view *")
         if self.lib.oms_core_order_find(self._core, session_id, cl_ord_id, v) != 0:
             return None
-        out = {}
-        for name in ORDER_FIELDS:
-            val = getattr(v, name)
-            out[name] = list(val) if name == "state_ts" else val
-        return out
+        return _order_dict(v)
+
+    def order_children(self, session_id: int, cl_ord_id: int) -> list[dict]:
+        """The children of a split order still in the table, in the order
+        they were sent (docs/semantics.md "Splitting across venues")."""
+        v = self.ffi.new("struct oms_order_view[]", self.lib.OMS_SPLIT_MAX)
+        n = self.lib.oms_core_order_children(self._core, session_id, cl_ord_id, v,
+                                             self.lib.OMS_SPLIT_MAX)
+        return [_order_dict(v[i]) for i in range(n)]
 
     def set_kill(self, account: int, on: bool) -> None:
         """Engage or release an account's kill switch (between bursts)."""
@@ -297,15 +301,21 @@ class Core:
                 for b in range(self.lib.oms_lat_buckets()) if h.bucket[b]]
 
 
+def _order_dict(v) -> dict:
+    return {name: list(getattr(v, name)) if name == "state_ts" else getattr(v, name)
+            for name in ORDER_FIELDS}
+
+
 def route_decision_dict(ffi, d) -> dict:
     """One struct oms_route_decision as the reference model logs it."""
     return {"seq": d.seq, "now_ns": d.now_ns, "cl_ord_id": d.cl_ord_id, "price": d.price,
             "session_id": d.session_id, "account": d.account, "qty": d.qty,
             "venue": d.venue, "side": d.side,
             "symbol": bytes(ffi.buffer(d.symbol, 8)).decode("ascii").rstrip(),
-            "model_id": d.model_id, "by_model": d.by_model,
+            "model_id": d.model_id, "by_model": d.by_model, "children": d.n_children,
             "seen": [{"venue": s.venue, "px": s.px, "qty": s.qty, "cost": s.cost,
-                      "rtt_ewma_ns": s.rtt_ewma_ns, "why": s.why, "p_fill": s.p_fill}
+                      "rtt_ewma_ns": s.rtt_ewma_ns, "why": s.why, "p_fill": s.p_fill,
+                      "alloc": s.alloc}
                      for s in d.seen[0:d.n_seen]]}
 
 
@@ -367,6 +377,8 @@ def _fill_generation(ffi, lib, core, g, cfg: Config) -> None:
                                   cfg.routing.miss_penalty) != 0:
         raise CoreError(f"routing.model {cfg.routing.model}: refused by the core "
                         "(inconsistent tables)")
+    if lib.oms_gen_set_sor_split(g, cfg.routing.split_max_children) != 0:
+        raise CoreError("routing.split_max_children out of range")
     for s in cfg.sessions:
         t = s.throttle
         if lib.oms_gen_set_throttle(g, core, s.id, t.per_second if t else 0,

@@ -19,7 +19,7 @@ from control.reload import fixed_changes
 from dataplane.core import Core, CoreError, _ext, ip_to_int, mac_to_bytes
 
 DURABILITY = {"none": 0, "periodic": 1, "burst": 2}
-RECORD_TYPES = {1: "burst", 2: "command", 3: "generation"}
+RECORD_TYPES = {1: "burst", 2: "command", 3: "generation", 4: "market"}
 
 
 class JournalError(RuntimeError):
@@ -201,7 +201,7 @@ def _differs(a: Config, b: Config) -> bool:
 
 
 def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = None,
-               index: int | None = None) -> tuple[Core, Journal | None, dict | None]:
+               index: int | None = None, md=None) -> tuple[Core, Journal | None, dict | None]:
     """The core a live appliance runs, its journal and what recovery did.
     Without `journal:` in the configuration: a fresh core, no journal.  With
     one that holds records: the core rebuilt from it (its first
@@ -212,7 +212,12 @@ def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = 
 
     Sharded (several cores): `part` maps a whole configuration to the part
     this core takes, and core `index` has its own journal, path + ".w<index>"
-    (the generations' text is the whole file's)."""
+    (the generations' text is the whole file's).
+
+    `md` (a dataplane.market_data.CMarketData): the feeds the core reads;
+    recovery hands them the journal's MARKET records, so the books are
+    those the core read when it ran, and the journal records what they are
+    handed from now on."""
     part = part or (lambda c: c)
     if cfg.journal is None:
         return Core(part(cfg), ext=ext), None, None
@@ -221,6 +226,8 @@ def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = 
     if has_records(path):
         first = first_config(path)
         core = Core(part(first), ext=ext)
+        if md is not None:
+            md.rebuild_with(core)
         report = recover(core, path, rebuild=lambda n, text: part(load_config_text(
             text, f"{path} (generation {n})")))
         fixed = [x for x in fixed_changes(first, cfg)
@@ -238,6 +245,9 @@ def start_core(cfg: Config, ext=None, part: Callable[[Config], Config] | None = 
     # a backup's journal is its primary's copy: the primary's records, from
     # its first GENERATION on, are all it appends (dataplane/standby.py)
     backup = cfg.replication is not None and cfg.replication.role == "backup"
+    if md is not None and not backup:
+        # a backup's MARKET records are the primary's, copied as they come
+        md.set_journal(journal)
     try:
         if not backup:
             journal.attach(core)

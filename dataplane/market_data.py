@@ -93,6 +93,18 @@ class CMarketData:
             if venue in mine:
                 core.set_feed(venue, f)
 
+    def set_journal(self, journal) -> None:
+        """Record what the feeds are handed in `journal` (a
+        dataplane.journal.Journal; None: stop): MARKET records."""
+        self._journal = journal  # the C side holds a pointer: keep it alive
+        self.lib.oms_md_set_journal(self.ptr, journal._j if journal is not None else self.ffi.NULL)
+
+    def rebuild_with(self, core) -> None:
+        """Let a journal replayed into `core` (recovery, a standby) hand its
+        MARKET records to these feeds."""
+        self.attach(core)
+        self.lib.oms_core_set_market(core._core, self.ptr)
+
     def split(self, frames: list[bytes], now_ns: int) -> list[bytes]:
         ffi, lib = self.ffi, self.lib
         n = len(frames)

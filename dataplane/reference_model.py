@@ -16,6 +16,7 @@ MoldUDP64-style framing) and cdefs/net.c (Ethernet/IPv4/UDP).
 """
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -115,6 +116,7 @@ REJ_CREDIT_LIMIT = 30
 REJ_POSITION_LIMIT = 31
 REJ_ACCOUNT_NOT_PERMITTED = 32
 REJ_NO_ROUTE = 33
+REJ_SPLIT_ORDER = 34  # a Modify of an order split across venues
 REJ_SYS_TABLE_FULL = 1000
 REJ_SYS_JOURNAL = 1003  # the journal is full (docs/durability.md "Full disk")
 REJ_SYS_BASE = 1000
@@ -123,10 +125,11 @@ CXL_USER, CXL_IOC, CXL_VENUE = 1, 2, 3
 
 # the smart router's reasons per venue (cdefs/oms_core.h enum oms_route_why)
 RW_CHOSEN, RW_WORSE, RW_EXCLUDED, RW_NOT_ALLOWED, RW_NO_FEED, RW_STALE, RW_HALTED, \
-    RW_DOWN, RW_UNRESPONSIVE, RW_NO_QUOTE, RW_THROUGH_LIMIT = range(1, 12)
+    RW_DOWN, RW_UNRESPONSIVE, RW_NO_QUOTE, RW_THROUGH_LIMIT, RW_SPLIT = range(1, 13)
 ROUTE_SEEN = 8  # venues a decision records
 QUOTE_AGE = 10  # the fill model's quote-age feature (control/fill_dataset.py FEATURES)
 FILL_MAX_VENUES = 64  # venues (configuration order) a fill model can know
+SPLIT_MAX = 4  # children of a split order at most (OMS_SPLIT_MAX)
 RTT_BUCKETS = 40
 SREJ_UNKNOWN_TYPE, SREJ_BAD_LENGTH = 1, 2
 LREJ_DISABLED, LREJ_BAD_SEQ = 1, 2
@@ -464,6 +467,7 @@ class Limits:
     fill_model: dict | None = None  # the router's fill-probability artefact
     fill_slots: dict = field(default_factory=dict)  # venue id -> the model's venue slot
     miss_penalty: int = 0
+    split_max: int = 1  # children of a split order at most (1: no split)
 
 
 @dataclass
@@ -527,6 +531,11 @@ class Order:
     acked: int = 0
     answered: bool = False  # the venue said something about it
     state_ts: list[int] = field(default_factory=lambda: [0] * ST_MAX)
+    # split across venues (semantics.md "Splitting across venues"): the
+    # parent's children, or a child's parent
+    children: list = field(default_factory=list)
+    parent: object = None
+    evicted: bool = False
 
     def view(self) -> dict:
         return {
@@ -548,6 +557,7 @@ class Order:
             "tif": self.tif,
             "flags": self.flags,
             "acked": self.acked,
+            "children": len(self.children),
             "state_ts": list(self.state_ts),
         }
 
@@ -624,6 +634,8 @@ class ReferenceCore:
         self.refs: dict[tuple[int, int], Order] = {}  # (venue, UserRefNum)
         self.terminal_fifo: deque[Order] = deque()
         self.created = 0
+        self.child_slots = 0  # slots held by children of split orders
+        self.plan: list[tuple[int, int]] = []  # the router's split: (venue id, qty)
 
         self.drop: dict[str, int] = defaultdict(int)
         self.event: dict[str, int] = defaultdict(int)
@@ -709,7 +721,7 @@ class ReferenceCore:
         self.limits = Limits(self.limits.number + 1, accounts, instruments, positions,
                              routes, rates, session_accounts,
                              cfg.routing.latency_cost_per_us, fm, slots,
-                             cfg.routing.miss_penalty)
+                             cfg.routing.miss_penalty, cfg.routing.split_max_children)
         return self.limits.number
 
     def generation(self) -> int:
@@ -789,10 +801,10 @@ class ReferenceCore:
         ins = self.limits.instruments[symbol]
         buy = side == SIDE_BUY
         seen: list[dict] = []
-        best = None  # (key, venue id, index in seen)
-        for v in self.venues.values():
+        ranked = []  # (key, configuration order, venue id, displayed)
+        for i, v in enumerate(self.venues.values()):
             sn = {"venue": v.id, "px": 0, "qty": 0, "cost": 0, "rtt_ewma_ns": v.rtt_ewma_ns,
-                  "why": 0, "p_fill": -1}
+                  "why": 0, "p_fill": -1, "alloc": 0}
             t = None
             if v.id in exclude:
                 sn["why"] = RW_EXCLUDED
@@ -819,28 +831,44 @@ class ReferenceCore:
                 eff = sn["px"] + sn["cost"] if buy else -(sn["px"] - sn["cost"])
                 key = (eff, -sn["qty"], v.rtt_ewma_ns)  # smaller is better
                 sn["why"] = RW_WORSE
-                if best is None or key < best[0]:
-                    if best is not None and best[2] is not None:
-                        seen[best[2]]["why"] = RW_WORSE
-                    best = (key, v.id, len(seen) if len(seen) < ROUTE_SEEN else None)
-                    sn["why"] = RW_CHOSEN
+                ranked.append((key, i, v.id, sn["qty"]))
             if len(seen) < ROUTE_SEEN:
                 seen.append(sn)
-        chosen = best[1] if best else 0
+        ranked.sort()
+        ranked = ranked[:max(self.limits.split_max, 1)]
+        self.plan = []
+        if ranked and ranked[0][1] < ROUTE_SEEN:
+            seen[ranked[0][1]]["why"] = RW_CHOSEN
+        chosen = ranked[0][2] if ranked else 0
         model_id, by_model = 0, 0
         if self.limits.fill_model is not None:
+            # the model picks one venue for the whole order (no split)
             model_id = int(self.limits.fill_model["model_id"], 16)
             pick = self._fill_choose(seen, symbol, buy, ord_type, price, qty, tif) \
                 if chosen and len(seen) == len(self.venues) else None
             if pick is not None:
                 chosen, by_model = pick, 1
+                for sn in seen:
+                    if sn["venue"] == pick:
+                        sn["alloc"] = qty
+        if not by_model:
+            self.plan = self._split_plan(ranked, qty, ins.lot_size) \
+                if self.limits.split_max > 1 and ranked else []
+            by_index = {r[2]: r[1] for r in ranked}
+            for j, (vid, a) in enumerate(self.plan):
+                if by_index[vid] < ROUTE_SEEN:
+                    seen[by_index[vid]]["why"] = RW_SPLIT if j else RW_CHOSEN
+                    seen[by_index[vid]]["alloc"] = a
+            if ranked and not self.plan and ranked[0][1] < ROUTE_SEEN:
+                seen[ranked[0][1]]["alloc"] = qty
         if chosen:
             self.event["ORDERS_ROUTED"] += 1
         self.route_log.append({
             "seq": len(self.route_log) + 1, "now_ns": self.now, "cl_ord_id": cl_ord_id,
             "price": price, "session_id": sess.id, "account": account, "qty": qty,
             "venue": chosen, "side": side, "symbol": symbol.decode("ascii").rstrip(),
-            "model_id": model_id, "by_model": by_model, "seen": seen})
+            "model_id": model_id, "by_model": by_model, "children": len(self.plan),
+            "seen": seen})
         return chosen
 
     def _fill_choose(self, seen: list[dict], symbol: bytes, buy: bool, ord_type: int,
@@ -882,6 +910,23 @@ class ReferenceCore:
             if p is not None:
                 sn["why"] = RW_CHOSEN if sn is best else RW_WORSE
         return best["venue"]
+
+    @staticmethod
+    def _split_plan(ranked: list, qty: int, lot: int) -> list[tuple[int, int]]:
+        """Semantics.md "Splitting across venues": [(venue id, qty)], best
+        first; [] when the order is not split."""
+        plan: list[list[int]] = []
+        left = qty
+        for j, (_key, _i, vid, shown) in enumerate(ranked):
+            if not left:
+                break
+            a = min(shown // lot * lot, left)
+            if a == 0 and j > 0:
+                continue
+            plan.append([vid, a])
+            left -= a
+        plan[0][1] += left
+        return [tuple(p) for p in plan] if len(plan) > 1 else []
 
     def route_decisions(self, from_seq: int = 1) -> list[dict]:
         return self.route_log[max(from_seq, 1) - 1:]
@@ -1051,7 +1096,14 @@ class ReferenceCore:
                 (open_side[(acct, sym, True)], open_side[(acct, sym, False)]), (acct, sym, p)
 
     def live_orders(self) -> int:
-        return sum(1 for o in self.orders.values() if o.state not in TERMINAL)
+        return sum(1 + sum(1 for ch in o.children if ch.state not in TERMINAL)
+                   for o in self.orders.values() if o.state not in TERMINAL) + sum(
+            1 for o in self.orders.values() if o.state in TERMINAL
+            for ch in o.children if ch.state not in TERMINAL)
+
+    def order_children(self, session_id: int, cl_ord_id: int) -> list[dict]:
+        o = self.orders.get((session_id, cl_ord_id))
+        return [ch.view() for ch in o.children if not ch.evicted] if o else []
 
     # --- frames ----------------------------------------------------------
 
@@ -1322,19 +1374,23 @@ class ReferenceCore:
 
     def _take_slot(self) -> bool:
         """Make room for one more order; False when every slot is live."""
-        if len(self.orders) < self.order_capacity:
+        if len(self.orders) + self.child_slots < self.order_capacity:
             return True  # a never-used slot
         if not self.terminal_fifo:
             return False
         old = self.terminal_fifo.popleft()
-        del self.orders[(old.session_id, old.cl_ord_id)]
+        old.evicted = True
+        if old.parent is not None:
+            self.child_slots -= 1
+        else:
+            del self.orders[(old.session_id, old.cl_ord_id)]
         self._unmap(old.venue, old.ref, old)
         self._unmap(old.venue, old.pending_ref, old)
         self.event["ORDERS_EVICTED"] += 1
         return True
 
-    def _has_free_slot(self) -> bool:
-        return len(self.orders) < self.order_capacity or bool(
+    def _free_slots(self) -> int:
+        return self.order_capacity - len(self.orders) - self.child_slots + len(
             self.terminal_fifo)
 
     def _next_ref(self, venue: VenueState) -> int:
@@ -1488,6 +1544,7 @@ class ReferenceCore:
          venue_id, _reserved) = SP_NEW_ORDER_BODY.unpack_from(msg, SP_HLEN)
         limit = ord_type == ORD_LIMIT
         market = ord_type == ORD_MARKET
+        self.plan = []
         if (sess.id, cl_ord_id) in self.orders:
             reason = REJ_DUPLICATE_ID
         elif side not in (SIDE_BUY, SIDE_SELL, SIDE_SELL_SHORT):
@@ -1516,7 +1573,7 @@ class ReferenceCore:
             reason = risk[0]
         elif self.journal_full:
             reason = REJ_SYS_JOURNAL
-        elif not self._has_free_slot():
+        elif self._free_slots() <= len(self.plan):
             reason = REJ_SYS_TABLE_FULL
         else:
             reason = 0
@@ -1529,21 +1586,39 @@ class ReferenceCore:
         self.created += 1
         o = Order(cl_ord_id=cl_ord_id, session_id=sess.id, account=account,
                   price=price, qty=qty, leaves_qty=qty,
-                  ref=self._next_ref(venue), venue=venue.id, side=side,
+                  ref=0 if self.plan else self._next_ref(venue), venue=venue.id, side=side,
                   ord_type=ord_type, tif=tif, flags=flags, symbol=symbol,
                   created=self.created, risk_px=risk[1])
         self._set_state(o, ST_PENDING_NEW)
         self._risk_update(o)
         self.orders[(sess.id, cl_ord_id)] = o
-        self.refs[(venue.id, o.ref)] = o
         self.event["ORDERS_ACCEPTED_INTERNAL"] += 1
-        self._order_sent(venue, o)
+        if not self.plan:
+            self.refs[(venue.id, o.ref)] = o
+            self._order_sent(venue, o)
+            self._send_enter(venue, o)
+            return
+        # split: the parent goes to no venue, its children do
+        for vid, q in self.plan:
+            self._take_slot()
+            self.child_slots += 1
+            v = self.venues[vid]
+            ch = dataclasses.replace(o, qty=q, leaves_qty=q, ref=self._next_ref(v), venue=vid,
+                                     state_ts=[0] * ST_MAX, children=[], parent=o,
+                                     res_live=0, res_qty=0, res_notional=0)
+            o.children.append(ch)
+            self.refs[(vid, ch.ref)] = ch
+            self._set_state(ch, ST_PENDING_NEW)
+            self._order_sent(v, ch)
+            self._send_enter(v, ch)
 
-        ouch_price = OUCH_MARKET_PRICE if market else price // PRICE_SCALE_DIFF
+    def _send_enter(self, venue: VenueState, o: Order) -> None:
+        ouch_price = OUCH_MARKET_PRICE if o.ord_type == ORD_MARKET \
+            else o.price // PRICE_SCALE_DIFF
         self._send_venue(venue, struct.pack(
-            ">cIcI8sQccccc14s", b"O", o.ref, b"BST"[side - 1:side], qty,
-            symbol, ouch_price, self._ouch_tif(o), b"Y",
-            self.capacity_letter, b"N", b"N", clordid(cl_ord_id))
+            ">cIcI8sQccccc14s", b"O", o.ref, b"BST"[o.side - 1:o.side], o.qty,
+            o.symbol, ouch_price, self._ouch_tif(o), b"Y",
+            self.capacity_letter, b"N", b"N", clordid(o.cl_ord_id))
             + self._appendage(o))
 
     def _resolve_venue(self, sess: SessionState, cl_ord_id: int, account: int,
@@ -1580,6 +1655,8 @@ class ReferenceCore:
             reason = REJ_TOO_LATE
         elif o.state in PENDING:
             reason = REJ_ORDER_PENDING
+        elif o.children:
+            reason = REJ_SPLIT_ORDER
         elif o.ord_type == ORD_MARKET:
             reason = REJ_BAD_ORD_TYPE
         elif new_qty == 0 or new_qty > OUCH_MAX_QTY or new_qty <= o.cum_qty:
@@ -1626,8 +1703,14 @@ class ReferenceCore:
     def _start_cancel(self, o: Order) -> None:
         o.prev_state = o.state
         self._set_state(o, ST_PENDING_CANCEL)
-        self._send_venue(self.venues[o.venue],
-                         struct.pack(">cII", b"X", o.ref, 0))
+        targets = [ch for ch in o.children
+                   if ch.state not in TERMINAL and ch.state != ST_PENDING_CANCEL] \
+            if o.children else [o]
+        for x in targets:
+            if x is not o:
+                x.prev_state = x.state
+                self._set_state(x, ST_PENDING_CANCEL)
+            self._send_venue(self.venues[x.venue], struct.pack(">cII", b"X", x.ref, 0))
 
     def _mass_cancel(self, sess: SessionState, msg: bytes) -> None:
         account, _reserved = SP_MASS_CANCEL_BODY.unpack_from(msg, SP_HLEN)
@@ -1822,7 +1905,9 @@ class ReferenceCore:
             return
         if not o.answered:
             self._order_answered(venue, o)
-        if t == ord("A"):
+        if o.parent is not None:
+            self._child_ouch(o, t, msg)
+        elif t == ord("A"):
             self._ouch_accepted(o, msg)
         elif t == ord("U"):
             self._ouch_replaced(o, ref)
@@ -1839,14 +1924,17 @@ class ReferenceCore:
         if o.acked or o.state not in (ST_PENDING_NEW, ST_PENDING_CANCEL):
             self.drop["OUCH_UNEXPECTED"] += 1
             return
+        self._accept(o)
+        if msg[47] == ord("D"):
+            self._venue_cancel(o, o.leaves_qty, CXL_VENUE)
+
+    def _accept(self, o: Order) -> None:
         o.acked = 1
         if o.state == ST_PENDING_NEW:
             self._set_state(o, ST_NEW)
         else:
             o.prev_state = ST_NEW
         self._send_accepted(o)
-        if msg[47] == ord("D"):
-            self._venue_cancel(o, o.leaves_qty, CXL_VENUE)
 
     def _ouch_replaced(self, o: Order, new_ref: int) -> None:
         if o.state != ST_PENDING_REPLACE or new_ref != o.pending_ref:
@@ -1874,6 +1962,9 @@ class ReferenceCore:
         if qty == 0 or qty > o.leaves_qty:
             self.drop["OUCH_OVERFILL"] += 1
             return
+        self._execute(o, qty, price, match)
+
+    def _execute(self, o: Order, qty: int, price: int, match: int) -> None:
         o.cum_qty += qty
         o.leaves_qty -= qty
         self.pos_state[(o.account, o.symbol)].position += qty if o.side == SIDE_BUY else -qty
@@ -1933,3 +2024,81 @@ class ReferenceCore:
         self._set_state(o, o.prev_state)
         self._reject(self.sessions[o.session_id], o.cl_ord_id, SP_CANCEL,
                      REJ_VENUE_REJECTED, 0)
+
+    # --- split orders: a child's venue message moves the parent -------------
+
+    def _child_ouch(self, ch: Order, t: int, msg: bytes) -> None:
+        """Semantics.md "Splitting across venues": the child moves silently,
+        the parent as if the same event had happened to it."""
+        p = ch.parent
+        if t == ord("A"):
+            if ch.acked or ch.state not in (ST_PENDING_NEW, ST_PENDING_CANCEL):
+                self.drop["OUCH_UNEXPECTED"] += 1
+                return
+            ch.acked = 1
+            if ch.state == ST_PENDING_NEW:
+                self._set_state(ch, ST_NEW)
+            else:
+                ch.prev_state = ST_NEW
+            if not p.acked:
+                self._accept(p)
+            if msg[47] == ord("D"):
+                self._child_cancel(ch, ch.leaves_qty, CXL_VENUE)
+        elif t == ord("E"):
+            if ch.state in TERMINAL:
+                self.drop["OUCH_UNEXPECTED"] += 1
+                return
+            qty, price, _liq, match = struct.unpack_from(">IQcQ", msg, 13)
+            if qty == 0 or qty > ch.leaves_qty:
+                self.drop["OUCH_OVERFILL"] += 1
+                return
+            ch.cum_qty += qty
+            ch.leaves_qty -= qty
+            if ch.leaves_qty == 0:
+                self._set_state(ch, ST_FILLED)
+            elif ch.state in (ST_NEW, ST_PARTIALLY_FILLED):
+                self._set_state(ch, ST_PARTIALLY_FILLED)
+            elif ch.prev_state == ST_NEW:
+                ch.prev_state = ST_PARTIALLY_FILLED
+            self._execute(p, qty, price, match)
+        elif t == ord("C"):
+            if ch.state in TERMINAL:
+                self.drop["OUCH_UNEXPECTED"] += 1
+                return
+            dec, why = struct.unpack_from(">Ic", msg, 13)
+            self._child_cancel(ch, dec, {b"I": CXL_IOC, b"U": CXL_USER}.get(why, CXL_VENUE))
+        elif t == ord("J"):
+            if not (ch.state == ST_PENDING_NEW or (
+                    ch.state == ST_PENDING_CANCEL and not ch.acked)):
+                self.drop["OUCH_UNEXPECTED"] += 1
+                return
+            (code,) = struct.unpack_from(">H", msg, 13)
+            leaves = ch.leaves_qty
+            self._set_state(ch, ST_REJECTED)
+            others = [x for x in p.children
+                      if x is not ch and not x.evicted and x.state not in TERMINAL]
+            if not p.acked and p.cum_qty == 0 and not others:
+                self._set_state(p, ST_REJECTED)
+                self._risk_update(p)
+                self._reject(self.sessions[p.session_id], p.cl_ord_id, SP_NEW_ORDER,
+                             REJ_VENUE_REJECTED, code & 0xFF)
+            else:
+                self._venue_cancel(p, leaves, CXL_VENUE)
+        elif t == ord("I"):
+            if ch.state != ST_PENDING_CANCEL:
+                self.drop["OUCH_UNEXPECTED"] += 1
+                return
+            self._set_state(ch, ch.prev_state)
+            if p.state == ST_PENDING_CANCEL:
+                self._set_state(p, p.prev_state)
+                self._reject(self.sessions[p.session_id], p.cl_ord_id, SP_CANCEL,
+                             REJ_VENUE_REJECTED, 0)
+        else:  # a child is never replaced
+            self.drop["OUCH_UNEXPECTED"] += 1
+
+    def _child_cancel(self, ch: Order, dec: int, reason: int) -> None:
+        dec = min(dec, ch.leaves_qty)
+        ch.leaves_qty -= dec
+        if ch.leaves_qty == 0:
+            self._set_state(ch, ST_EXPIRED if reason == CXL_IOC else ST_CANCELED)
+        self._venue_cancel(ch.parent, dec, reason)

@@ -316,7 +316,7 @@ def _describe_difference(now, burst, got, expected) -> str:
 
 ROUTE_WHY = {1: "chosen", 2: "worse", 3: "excluded", 4: "not_allowed", 5: "no_feed",
              6: "stale", 7: "halted", 8: "down", 9: "unresponsive", 10: "no_quote",
-             11: "through_limit"}
+             11: "through_limit", 12: "split"}
 
 
 def route_line(d: dict) -> dict:
@@ -335,12 +335,18 @@ def route_line(d: dict) -> dict:
         reason = (f"best {'ask' if side == 'buy' else 'bid'} {chosen['px'] / 1e8:.4f} x "
                   f"{chosen['qty']}, latency cost {chosen['cost'] / 1e8:.4f} "
                   "(by price, then size, then latency)")
+    if d.get("children"):
+        parts = sorted((s for s in d["seen"] if s["alloc"]), key=lambda s: s["why"] != 1)
+        reason += (f"; split into {d['children']} (best shows {chosen['qty']} of {d['qty']}): "
+                   + ", ".join(f"{s['alloc']} to {s['venue']} at {s['px'] / 1e8:.4f} "
+                               f"(shows {s['qty']})" for s in parts))
     line = {"ts_ns": d["now_ns"], "to": "router", "msg": "RouteDecision",
             "session": d["session_id"], "cl_ord_id": d["cl_ord_id"], "account": d["account"],
             "symbol": d["symbol"], "side": side, "qty": d["qty"], "price": d["price"],
             "venue": d["venue"] or None, "reason": reason,
             "seen": [{"venue": s["venue"], "px": s["px"], "qty": s["qty"], "cost": s["cost"],
-                      "rtt_ewma_ns": s["rtt_ewma_ns"], "verdict": ROUTE_WHY[s["why"]]}
+                      "rtt_ewma_ns": s["rtt_ewma_ns"], "verdict": ROUTE_WHY[s["why"]],
+                      **({"sent": s["alloc"]} if d.get("children") else {})}
                      for s in d["seen"]]}
     if d.get("model_id"):  # a generation with a fill model: its id and probabilities
         line["model_id"] = f"{d['model_id']:016x}"

@@ -437,10 +437,18 @@ class Appliance(LiveControl):
         self.typed = cfg.dataplane.threading.mode == "typed"
         extra = self.sharded + typed_lanes.EXTRA_LCORES * self.typed
         parts = self._parts(cfg)
+        # market data: the first worker takes it off its bursts and writes
+        # the books between them; every core reads them (seqlock)
+        self.md = None
+        if cfg.market_data.subscriptions:
+            from dataplane.market_data import CMarketData
+            self.md = CMarketData(cfg, ext=ext)
         # a journal per core (docs/durability.md); one that holds records
-        # is recovered first
+        # is recovered first; the first core's journal holds the market
+        # data (MARKET records), which its recovery hands to the feeds
         started = [start_core(cfg, ext=ext, part=lambda c, i=i: self._parts(c)[i],
-                              index=i if len(parts) > 1 else None)
+                              index=i if len(parts) > 1 else None,
+                              md=self.md if i == 0 else None)
                    for i in range(len(parts))]
         self.cores = [core for core, _, _ in started]
         self.journals = [j for _, j, _ in started]
@@ -501,13 +509,10 @@ class Appliance(LiveControl):
             from dataplane.standby import Replication
             self.repl = Replication(cfg, self.journals[0], self.core, ext)
             self.worker.repl = self.repl.ptr
-        # market data: the first worker takes it off its bursts and writes
-        # the books between them; every core reads them (seqlock)
-        self.md = None
+            if self.md is not None:  # the primary's MARKET records rebuild our books
+                self.md.rebuild_with(self.core)
         self.mc_list = None
-        if cfg.market_data.subscriptions:
-            from dataplane.market_data import CMarketData
-            self.md = CMarketData(cfg, ext=ext)
+        if self.md is not None:
             for core in self.cores:
                 self.md.attach(core)
             # the worker speaks IGMPv3 for the venue (market-data) port

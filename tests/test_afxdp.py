@@ -4,15 +4,13 @@ attach its own), and a configuration it cannot run says why.  The live
 traffic tests are in test_live_e2e.py and test_control_socket.py."""
 from __future__ import annotations
 
-import json
-import signal
 import subprocess
-import time
 
 import netns
 import pytest
 import test_live_e2e as live
 import wire
+from live_run import LiveRun, report_of, stop, wait_ready
 
 from control.cli import live_backend
 from control.config import ConfigError, load_config
@@ -29,54 +27,38 @@ sys.exit(0 if sr1(IP(dst="{}") / ICMP(), timeout=3, verbose=0) is not None else 
 """
 
 
-def start(h: netns.Hosts, cfg, ready) -> subprocess.Popen:
-    ready.unlink(missing_ok=True)
-    app = subprocess.Popen(h.exec(h.oms, live.OMSCTL, "run", "--backend", "afxdp", "--config",
-                                  str(cfg), "--duration", "30", "--ready-file", str(ready)),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 15
-    while not ready.exists():
-        assert app.poll() is None, app.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the appliance did not start"
-        time.sleep(0.05)
+def start(run: LiveRun, cfg, ready) -> subprocess.Popen:
+    app = run.appliance(cfg, ready, duration=30, args=("--backend", "afxdp"))
+    wait_ready(app, ready, timeout=15)
     return app
 
 
 @needs_root
 def test_a_killed_runs_xdp_program_is_detached_at_start(tmp_path):
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         devs = (h.oms_strategy_if, h.oms_venue_if)
         cfg = tmp_path / "live.yaml"
         cfg.write_text(live.config_text(h, "afxdp"))
         ready = tmp_path / "ready.json"
-        apps = []
-        try:
-            apps.append(start(h, cfg, ready))
-            first = {d: live.xdp_prog(h, d)["prog"]["id"] for d in devs}
-            apps[0].kill()  # SIGKILL: no chance to detach anything
-            apps[0].wait(timeout=10)
-            # the kernel keeps a netlink-attached program after its owner died
-            assert {d: live.xdp_prog(h, d)["prog"]["id"] for d in devs} == first
-            apps.append(start(h, cfg, ready))
-            second = {d: live.xdp_prog(h, d)["prog"]["id"] for d in devs}
-            # the new run answers on its own sockets: an ICMP echo from the
-            # strategy host comes back through the poll thread
-            ping = subprocess.run(h.exec(h.strategy, live.PY, "-c", PING.format(wire.APPLIANCE.ip)),
-                                  capture_output=True, text=True, timeout=20)
-            assert ping.returncode == 0, ping.stdout + ping.stderr
-            apps[1].send_signal(signal.SIGTERM)
-            out, err = apps[1].communicate(timeout=30)
-            assert apps[1].returncode == 0, err[-3000:]
-            after = {d: live.xdp_prog(h, d) for d in devs}
-        finally:
-            for p in apps:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+        killed = start(run, cfg, ready)
+        first = {d: live.xdp_prog(h, d)["prog"]["id"] for d in devs}
+        killed.kill()  # SIGKILL: no chance to detach anything
+        killed.wait(timeout=10)
+        # the kernel keeps a netlink-attached program after its owner died
+        assert {d: live.xdp_prog(h, d)["prog"]["id"] for d in devs} == first
+        app = start(run, cfg, ready)
+        second = {d: live.xdp_prog(h, d)["prog"]["id"] for d in devs}
+        # the new run answers on its own sockets: an ICMP echo from the
+        # strategy host comes back through the poll thread
+        ping = subprocess.run(h.exec(h.strategy, live.PY, "-c", PING.format(wire.APPLIANCE.ip)),
+                              capture_output=True, text=True, timeout=20)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        out, err = stop(app)
+        after = {d: live.xdp_prog(h, d) for d in devs}
     for d in devs:
         assert second[d] != first[d]
         assert f"detached a stale XDP program from {d}" in err
-    report = json.loads(out.strip().splitlines()[-1])
+    report = report_of(out)
     assert report["stale_xdp_detached"] == list(devs)
     assert report["link"]["icmp_echo_replies"] == 1
     assert {d: p["xdp_prog_id"] for d, p in report["ports"].items()} == second

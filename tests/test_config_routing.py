@@ -15,6 +15,7 @@ ROUTES = """\
 routing:
   default_venue: sor
   latency_cost_per_us: 0.0001
+  split_max_children: 3
 routes:
   - symbol: AAPL
     venue: sor
@@ -34,6 +35,7 @@ def test_sor_routes_exclusions_latency_price_and_unanswered_limit_load():
     cfg = load_config_text(text(), "r.yaml")
     assert cfg.routing.default_venue == SOR
     assert cfg.routing.latency_cost_per_us == 10_000  # 0.0001 in 8 decimals
+    assert cfg.routing.split_max_children == 3
     assert [(r.symbol, r.venue, r.exclude) for r in cfg.routes] == [
         ("AAPL", SOR, (2,)), ("MSFT", 2, ())]
     assert [v.max_unanswered for v in cfg.venues] == [0, 5]
@@ -50,6 +52,8 @@ def test_sor_routes_exclusions_latency_price_and_unanswered_limit_load():
      "only a route to the smart router"),
     ("  latency_cost_per_us: 0.0001\n", "  latency_cost_per_us: -1\n",
      "routing.latency_cost_per_us", "latency_cost", "expected a decimal number"),
+    ("  split_max_children: 3\n", "  split_max_children: 5\n",
+     "routing.split_max_children", "split_max", "out of range 1..4"),
 ])
 def test_routing_mistakes_name_line_and_key(old, new, key, needle, reason):
     t = text().replace(old, new)

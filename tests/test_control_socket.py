@@ -8,34 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import OMSCTL, PY, ROOT, STRATEGY_HEAD, LiveRun, report_of, stop, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
 # A strategy that rests five orders (below the venue's asks) and listens.
-STRATEGY = """
-import json, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sess.ip, sess.port))
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
+STRATEGY = STRATEGY_HEAD + """
 out(drv.login(time.time_ns()))
 for i in range(5):
     out(drv.new_order(time.time_ns(), 500 + i, "AAPL", 151_0000_0000, 100, account=1))
@@ -43,9 +30,7 @@ end = time.monotonic() + {seconds}
 while time.monotonic() < end:
     r, _, _ = select.select([s], [], [], 0.01)
     if r:
-        p, _ = s.recvfrom(65535)
-        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
-        out(drv.handle_frame(f, time.time_ns()))
+        take()
     out(drv.tick(time.time_ns()))
     if len(drv.orders) == 5 and all(o.terminal for o in drv.orders.values()):
         break
@@ -72,61 +57,57 @@ while time.monotonic() < end:
 """
 
 
+def start(run: LiveRun, tmp_path: Path, driver: str, ctl_path: str,
+          venue_seconds: int) -> subprocess.Popen:
+    """The appliance with its control socket, ready, and the venue above."""
+    h = run.h
+    cfg = tmp_path / "live.yaml"
+    cfg.write_text(live.config_text(h, driver))
+    ready = tmp_path / "ready.json"
+    app = run.appliance(cfg, ready, duration=60,
+                        args=("--control-socket", ctl_path, *live.backend_args(driver)))
+    run.spawn(h.venue, PY, "-c", VENUE.format(root=str(ROOT), seconds=venue_seconds),
+              capture=False)
+    wait_ready(app, ready)
+    return app
+
+
+def wait_resting(ctl_path: str) -> None:
+    """Until the five orders rest at the venue."""
+    for _ in range(100):
+        st = json.loads(subprocess.run(
+            [OMSCTL, "ctl", "--socket", ctl_path, "stats"],
+            capture_output=True, text=True, timeout=10).stdout)
+        if st["core"]["event"].get("VENUE_MSGS_IN", 0) >= 5:
+            break
+        time.sleep(0.05)
+    assert st["ok"] and st["live_orders"] == 5
+
+
 @pytest.mark.parametrize("driver", ["af_packet", "afxdp"])
 def test_mass_cancel_and_stats_through_the_control_socket(tmp_path, driver):
     ctl_path = str(tmp_path / "control.sock")
-    with netns.three_hosts() as h:
-        cfg = tmp_path / "live.yaml"
-        cfg.write_text(live.config_text(h, driver))
-        ready = tmp_path / "ready.json"
-        app = subprocess.Popen(
-            h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg), "--duration", "60",
-                   "--ready-file", str(ready), "--control-socket", ctl_path,
-                   *live.backend_args(driver)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        venue = subprocess.Popen(h.exec(h.venue, sys.executable, "-c",
-                                        VENUE.format(root=str(ROOT), seconds=20)))
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            # root only
-            assert stat.S_IMODE(os.stat(ctl_path).st_mode) == 0o600
-            strat = subprocess.Popen(h.exec(h.strategy, sys.executable, "-c",
-                                            STRATEGY.format(root=str(ROOT), seconds=10)),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            # wait until the five orders rest at the venue
-            for _ in range(100):
-                st = json.loads(subprocess.run(
-                    [live.OMSCTL, "ctl", "--socket", ctl_path, "stats"],
-                    capture_output=True, text=True, timeout=10).stdout)
-                if st["core"]["event"].get("VENUE_MSGS_IN", 0) >= 5:
-                    break
-                time.sleep(0.05)
-            assert st["ok"] and st["live_orders"] == 5
-            r = subprocess.run([live.OMSCTL, "ctl", "--socket", ctl_path, "mass-cancel",
-                                "--session", "1", "--account", "1"],
-                               capture_output=True, text=True, timeout=10)
-            assert r.returncode == 0, r.stdout + r.stderr
-            assert json.loads(r.stdout)["canceled"] == 5
-            bad = subprocess.run([live.OMSCTL, "ctl", "--socket", ctl_path, "mass-cancel",
-                                  "--session", "99", "--account", "1"],
-                                 capture_output=True, text=True, timeout=10)
-            assert bad.returncode == 1 and "unknown session" in bad.stdout
-            s_out, s_err = strat.communicate(timeout=30)
-            assert strat.returncode == 0, s_err[-2000:]
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-        finally:
-            for p in (app, venue):
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+    with netns.three_hosts() as h, LiveRun(h) as run:
+        app = start(run, tmp_path, driver, ctl_path, venue_seconds=20)
+        # root only
+        assert stat.S_IMODE(os.stat(ctl_path).st_mode) == 0o600
+        strat = run.spawn(h.strategy, PY, "-c", STRATEGY.format(root=str(ROOT), seconds=10))
+        wait_resting(ctl_path)
+        r = subprocess.run([OMSCTL, "ctl", "--socket", ctl_path, "mass-cancel",
+                            "--session", "1", "--account", "1"],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout)["canceled"] == 5
+        bad = subprocess.run([OMSCTL, "ctl", "--socket", ctl_path, "mass-cancel",
+                              "--session", "99", "--account", "1"],
+                             capture_output=True, text=True, timeout=10)
+        assert bad.returncode == 1 and "unknown session" in bad.stdout
+        s_out, s_err = strat.communicate(timeout=30)
+        assert strat.returncode == 0, s_err[-2000:]
+        out, _ = stop(app, check=False)
     states = json.loads(s_out.strip().splitlines()[-1])
     assert states == {str(500 + i): "Canceled" for i in range(5)}
-    report = json.loads(out.strip().splitlines()[-1])
+    report = report_of(out)
     assert report["worker"]["commands"] >= 3  # snapshots and the mass cancel
     assert report["core"]["venue_out"][str(ord("X"))] == 5
     assert not os.path.exists(ctl_path)  # removed on exit
@@ -135,18 +116,7 @@ def test_mass_cancel_and_stats_through_the_control_socket(tmp_path, driver):
 # A strategy that rests five orders, waits for the operator's kill to cancel
 # them, tries a new order (rejected), and after the unkill (signalled by a
 # file) enters one more, which the venue accepts.
-KILL_STRATEGY = """
-import json, os, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sess.ip, sess.port))
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
+KILL_STRATEGY = STRATEGY_HEAD + """
 def order(cid):
     out(drv.new_order(time.time_ns(), cid, "AAPL", 151_0000_0000, 100, account=1))
 out(drv.login(time.time_ns()))
@@ -157,9 +127,7 @@ end = time.monotonic() + {seconds}
 while time.monotonic() < end:
     r, _, _ = select.select([s], [], [], 0.01)
     if r:
-        p, _ = s.recvfrom(65535)
-        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
-        out(drv.handle_frame(f, time.time_ns()))
+        take()
     out(drv.tick(time.time_ns()))
     o = drv.orders
     if phase == 0 and all(o[500 + i].state == "Canceled" for i in range(5)):
@@ -183,70 +151,39 @@ def test_kill_and_unkill_through_the_control_socket(tmp_path, driver):
     flag = str(tmp_path / "strategy")
 
     def omsctl(*args):
-        return subprocess.run([live.OMSCTL, *args, "--socket", ctl_path],
+        return subprocess.run([OMSCTL, *args, "--socket", ctl_path],
                               capture_output=True, text=True, timeout=10)
 
-    with netns.three_hosts() as h:
-        cfg = tmp_path / "live.yaml"
-        cfg.write_text(live.config_text(h, driver))
-        ready = tmp_path / "ready.json"
-        app = subprocess.Popen(
-            h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg), "--duration", "60",
-                   "--ready-file", str(ready), "--control-socket", ctl_path,
-                   *live.backend_args(driver)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        venue = subprocess.Popen(h.exec(h.venue, sys.executable, "-c",
-                                        VENUE.format(root=str(ROOT), seconds=25)))
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            strat = subprocess.Popen(
-                h.exec(h.strategy, sys.executable, "-c",
-                       KILL_STRATEGY.format(root=str(ROOT), seconds=15, flag=flag)),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            # wait until the five orders rest at the venue
-            for _ in range(100):
-                st = json.loads(subprocess.run(
-                    [live.OMSCTL, "ctl", "--socket", ctl_path, "stats"],
-                    capture_output=True, text=True, timeout=10).stdout)
-                if st["core"]["event"].get("VENUE_MSGS_IN", 0) >= 5:
-                    break
-                time.sleep(0.05)
-            assert st["ok"] and st["live_orders"] == 5
-            r = omsctl("kill", "--account", "1")
-            assert r.returncode == 0, r.stdout + r.stderr
-            assert json.loads(r.stdout) == {"ok": True, "account": 1, "kill": True,
-                                            "canceled": 5}
-            bad = omsctl("kill", "--account", "99")
-            assert bad.returncode == 1 and "unknown account 99" in bad.stdout
-            # the strategy sees the cancels, then its new order rejected
-            deadline = time.monotonic() + 10
-            while not os.path.exists(flag + ".rejected"):
-                assert strat.poll() is None, strat.communicate()[1][-2000:]
-                assert time.monotonic() < deadline, "no reject seen by the strategy"
-                time.sleep(0.05)
-            r = omsctl("unkill")
-            assert r.returncode == 0, r.stdout + r.stderr
-            assert json.loads(r.stdout) == {"ok": True, "account": "all", "kill": False,
-                                            "canceled": 0}
-            Path(flag + ".unkilled").touch()
-            s_out, s_err = strat.communicate(timeout=30)
-            assert strat.returncode == 0, s_err[-2000:]
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-        finally:
-            for p in (app, venue):
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+    with netns.three_hosts() as h, LiveRun(h) as run:
+        app = start(run, tmp_path, driver, ctl_path, venue_seconds=25)
+        strat = run.spawn(h.strategy, PY, "-c",
+                          KILL_STRATEGY.format(root=str(ROOT), seconds=15, flag=flag))
+        wait_resting(ctl_path)
+        r = omsctl("kill", "--account", "1")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout) == {"ok": True, "account": 1, "kill": True,
+                                        "canceled": 5}
+        bad = omsctl("kill", "--account", "99")
+        assert bad.returncode == 1 and "unknown account 99" in bad.stdout
+        # the strategy sees the cancels, then its new order rejected
+        deadline = time.monotonic() + 10
+        while not os.path.exists(flag + ".rejected"):
+            assert strat.poll() is None, strat.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "no reject seen by the strategy"
+            time.sleep(0.05)
+        r = omsctl("unkill")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout) == {"ok": True, "account": "all", "kill": False,
+                                        "canceled": 0}
+        Path(flag + ".unkilled").touch()
+        s_out, s_err = strat.communicate(timeout=30)
+        assert strat.returncode == 0, s_err[-2000:]
+        out, _ = stop(app, check=False)
     orders = json.loads(s_out.strip().splitlines()[-1])
     assert {c: o[0] for c, o in orders.items()} == {
         **{str(500 + i): "Canceled" for i in range(5)}, "600": "Rejected", "601": "New"}
     assert orders["600"][1] == [[0x10, 17, 0]]  # NewOrder rejected KILL_SWITCH
-    report = json.loads(out.strip().splitlines()[-1])
+    report = report_of(out)
     core = report["core"]
     assert core["event"]["KILL_CANCELS"] == 5
     assert core["venue_out"][str(ord("X"))] == 5

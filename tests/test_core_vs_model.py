@@ -222,16 +222,27 @@ MD_OPENING = [("quote", 1, "add", "AAPL", "S", "150.24", 100),
               ("quote", 2, "add", "AAPL", "B", "150.20", 300)]
 
 
+# orders that name no venue (the router's, and split when the best venue
+# shows less than they need), most of them from session 1's account 1
+routed_new_a = new_a.map(lambda a: a[:11] + (0,) + a[12:])
+_SPLIT_WEIGHTS = [(routed_new_a, 6), (ord_a, 9), (modify_a, 2), (cancel_a, 3), (mass_a, 1),
+                  (venue_a, 1), (_add_a, 6), (quote_a, 2), (pause_a, 1)]
+SPLIT_ACTION = st.sampled_from([a for a, w in _SPLIT_WEIGHTS for _ in range(w)]).flatmap(
+    lambda a: a)
+
+
 def md_actions(action, min_size: int = 10):
     return st.lists(action, min_size=min_size, max_size=80).map(lambda a: MD_OPENING + a)
 
 
-def market_config(cfg):
+def market_config(cfg, split: int = 1):
     """`cfg` routed by the smart router (latency at 0.0001 a microsecond),
-    venue 2 unresponsive after 2 unanswered orders."""
+    venue 2 unresponsive after 2 unanswered orders; orders split across up
+    to `split` venues."""
     venues = (cfg.venues[0], replace(cfg.venues[1], max_unanswered=2)) + cfg.venues[2:]
     return replace(cfg, venues=venues,
-                   routing=Routing(default_venue=SOR, latency_cost_per_us=10_000))
+                   routing=Routing(default_venue=SOR, latency_cost_per_us=10_000,
+                                   split_max_children=split))
 
 
 class Market:
@@ -536,6 +547,7 @@ def run_both(actions, breaks, cfg, market: bool = False):
     for sess in (1, 2):
         for cid in range(1, 11):
             assert core.order(sess, cid) == model.order(sess, cid), (sess, cid)
+            assert core.order_children(sess, cid) == model.order_children(sess, cid)
     for acct in ACCOUNT_IDS:
         assert core.account(acct) == model.account(acct), acct
         for sym in VIEW_SYMBOLS:
@@ -619,6 +631,44 @@ def test_random_sequences_with_market_data_and_smart_routing(actions, breaks):
 def test_market_data_risk_bands_halts_and_routing_under_tight_limits(actions, breaks):
     """Bands around the books' mids, halts from the feeds, routing."""
     run_both(actions, breaks[: len(actions)], market_config(risk_config(orders=8)), market=True)
+
+
+@settings(max_examples=max(1, EXAMPLES // 2), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(md_actions(SPLIT_ACTION), st.lists(st.booleans(), min_size=84, max_size=84))
+def test_random_sequences_with_market_data_split_across_venues(actions, breaks):
+    """Orders bigger than the best venue shows split across both venues;
+    the venues' answers to each child move the parent."""
+    run_both(actions, breaks[: len(actions)], market_config(wire.config(orders=32), split=2),
+             market=True)
+
+
+def test_split_generators_reach_splits_and_their_outcomes():
+    """The split run above produces split orders, accepted, and venue
+    rejects."""
+    splits, rejects, states, child_states = [], set(), set(), set()
+
+    @settings(max_examples=100, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(md_actions(SPLIT_ACTION, 40), st.lists(st.booleans(), min_size=84, max_size=84))
+    def probe(actions, breaks):
+        core = run_both(actions, breaks[: len(actions)],
+                        market_config(wire.config(orders=32), split=2), market=True)
+        splits.extend(d for d in core.route_decisions() if d["children"])
+        rejects.update(core.stats()["reject_business"])
+        for sess in (1, 2):
+            for cid in range(1, 11):
+                o = core.order(sess, cid)
+                if o and o["children"]:
+                    states.add(o["state"])
+                    child_states.update(ch["state"] for ch in core.order_children(sess, cid))
+
+    probe()
+    assert len(splits) > 10, len(splits)
+    assert 14 in rejects, sorted(rejects)  # VENUE_REJECTED (a parent or a modify)
+    # accepted parents with live children (each outcome of a child:
+    # tests/test_split.py)
+    assert 2 in states and child_states, (sorted(states), sorted(child_states))
 
 
 def test_market_generators_reach_every_routing_verdict():

@@ -6,14 +6,13 @@ membership interval only while the appliance answers its queries, and
 drops it after a leave."""
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from live_run import Steered, eventually
 from netns import can_make_namespaces, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,24 +45,11 @@ def bridge():
         run("ip", "netns", "del", ns, check=False)
 
 
-class Host:
-    def __init__(self, ns: str, iface: str):
-        self.p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable,
-                                   str(ROOT / "tests" / "igmp_host.py"), iface, "10.0.0.1"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def cmd(self, line: str) -> dict:
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        return json.loads(self.p.stdout.readline())
-
-    def close(self) -> None:
-        try:
-            self.p.stdin.close()
-            self.p.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.p.kill()
-            self.p.wait()
+def igmp_host(ns: str, iface: str) -> Steered:
+    """tests/igmp_host.py on `iface` in `ns`, steered line by line."""
+    return Steered(["ip", "netns", "exec", ns, sys.executable,
+                    str(ROOT / "tests" / "igmp_host.py"), iface, "10.0.0.1"],
+                   capture_stderr=False)
 
 
 def members(ns: str, port: str) -> bool:
@@ -71,30 +57,21 @@ def members(ns: str, port: str) -> bool:
     return any(f"port {port} grp {GROUP}" in line for line in out.splitlines())
 
 
-def wait_for(cond, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
 def test_bridge_learns_keeps_and_drops_the_membership(bridge):
     ns, port, host = bridge
-    h = Host(ns, host)
+    h = igmp_host(ns, host)
     try:
         # without answers to its queries the bridge forgets the member
         assert h.cmd("answer off")["ok"]
         assert h.cmd(f"join {GROUP}")["rc"] == 0
-        assert wait_for(lambda: members(ns, port), 3), "the report was not learned"
-        assert wait_for(lambda: not members(ns, port), MEMBERSHIP_S + 2), \
+        assert eventually(lambda: members(ns, port), 3), "the report was not learned"
+        assert eventually(lambda: not members(ns, port), MEMBERSHIP_S + 2), \
             "the membership outlived its interval without answers"
         # answering, it stays past the membership interval
         assert h.cmd(f"leave {GROUP}")["rc"] == 0
         assert h.cmd("answer on")["ok"]
         assert h.cmd(f"join {GROUP}")["rc"] == 0
-        assert wait_for(lambda: members(ns, port), 3)
+        assert eventually(lambda: members(ns, port), 3)
         end = time.monotonic() + MEMBERSHIP_S + 1
         while time.monotonic() < end:
             assert members(ns, port), "membership lost while answering queries"
@@ -103,14 +80,14 @@ def test_bridge_learns_keeps_and_drops_the_membership(bridge):
         assert stats["counters"]["GENERAL_QUERIES"] >= 2, stats
         # a leave (CHANGE_TO_INCLUDE {}) removes it
         assert h.cmd(f"leave {GROUP}")["rc"] == 0
-        assert wait_for(lambda: not members(ns, port), 2), "the leave was not heard"
+        assert eventually(lambda: not members(ns, port), 2), "the leave was not heard"
     finally:
         h.close()
 
 
 def test_bridge_learns_a_source_specific_membership(bridge):
     ns, port, host = bridge
-    h = Host(ns, host)
+    h = igmp_host(ns, host)
     try:
         assert h.cmd(f"join {GROUP} 10.0.0.7")["rc"] == 0  # ALLOW_NEW_SOURCES {S}
 
@@ -118,8 +95,8 @@ def test_bridge_learns_a_source_specific_membership(bridge):
             out = run("bridge", "-n", ns, "-d", "mdb", "show").stdout
             return any(f"port {port} grp {GROUP} src 10.0.0.7" in line
                        for line in out.splitlines())
-        assert wait_for(has_source, 3), run("bridge", "-n", ns, "-d", "mdb", "show").stdout
+        assert eventually(has_source, 3), run("bridge", "-n", ns, "-d", "mdb", "show").stdout
         assert h.cmd(f"leave {GROUP} 10.0.0.7")["rc"] == 0  # BLOCK_OLD_SOURCES {S}
-        assert wait_for(lambda: not has_source(), 2), "the block was not heard"
+        assert eventually(lambda: not has_source(), 2), "the block was not heard"
     finally:
         h.close()

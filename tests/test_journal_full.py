@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
-import time
 
 import pytest
 import wire
+from live_run import eventually
 from test_journal import PRICE, state, trade, yaml_config
 
 from control.config import Journal as JournalConfig
@@ -53,13 +53,8 @@ def fill(where, name="ballast") -> str:
     return path
 
 
-def wait_for(pred, seconds=5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
+def wait_for(pred) -> bool:
+    return eventually(pred, 5.0, step=0.01)
 
 
 def strategy_msgs(out) -> list[dict]:

@@ -12,20 +12,16 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import LiveRun, report_of, stop, wait_ready
 
 from dataplane import journal as jn
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-OMSCTL = str(Path(PY).parent / "omsctl")
-PEERS = str(ROOT / "tests" / "live_peers.py")
 ORDERS = 300
 FIRST_ID = 1000
 KILL_AFTER_FRAMES = 400  # journaled frames before the kill: mid-stream
@@ -43,21 +39,10 @@ journal: {{path: {journal}, durability: burst, segment_mb: 8, after_recovery: {a
 """
 
 
-def start(h, driver: str, cfg: Path, ready: Path, dump: Path | None = None) -> subprocess.Popen:
-    ready.unlink(missing_ok=True)
+def start(run: LiveRun, driver: str, cfg: Path, ready: Path,
+          dump: Path | None = None) -> subprocess.Popen:
     extra = ["--dump-orders", str(dump)] if dump else []
-    return subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg), "--duration",
-                                   "75", "--ready-file", str(ready), *extra,
-                                   *live.backend_args(driver)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_ready(app: subprocess.Popen, ready: Path, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        assert app.poll() is None, app.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, f"the appliance did not {what}"
-        time.sleep(0.02)
+    return run.appliance(cfg, ready, duration=75, args=(*extra, *live.backend_args(driver)))
 
 
 @pytest.mark.parametrize(("driver", "after"), [("af_packet", "keep"), ("afxdp", "keep"),
@@ -69,57 +54,37 @@ def test_kill_9_mid_stream_and_restart_from_the_journal_loses_nothing(tmp_path, 
     appliance cancels every order it recovered open, and the three views
     still agree."""
     journal = tmp_path / "oms.journal"
-    procs: list[subprocess.Popen] = []
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         cfg = tmp_path / "live.yaml"
         cfg.write_text(config_text(h, driver, journal, after))
         ready = tmp_path / "ready.json"
         dump = tmp_path / "orders.json"
-        try:
-            first = start(h, driver, cfg, ready)
-            procs.append(first)
-            venue = subprocess.Popen(h.exec(h.venue, PY, PEERS, "venue", "--duration", "70",
-                                            "--out", str(tmp_path / "venue.json")),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            procs.append(venue)
-            wait_ready(first, ready, "start")
-            time.sleep(0.5)
-            strat = subprocess.Popen(h.exec(h.strategy, PY, PEERS, "strategy", "--scenario",
-                                            "mixed", "--orders", str(ORDERS),
-                                            "--heartbeat-ms", "100", "--timeout", "40",
-                                            "--linger", "0.5",
-                                            "--out", str(tmp_path / "strat.json")),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            procs.append(strat)
-            # mid-stream: once the journal holds enough of the traffic
-            deadline = time.monotonic() + 20
-            seen = 0
-            while seen < KILL_AFTER_FRAMES:
-                assert time.monotonic() < deadline, f"only {seen} frames journaled"
-                assert first.poll() is None, first.communicate()[1][-3000:]
-                time.sleep(0.002)
-                seen = jn.scan(str(journal))["frames"]
-            first.send_signal(signal.SIGKILL)
-            first.wait(timeout=10)
-            at_kill = jn.scan(str(journal))  # what the dead process left
-            shutil.copy(journal, tmp_path / "at_kill.journal")
-            second = start(h, driver, cfg, ready, dump)
-            procs.append(second)
-            wait_ready(second, ready, "restart")
-            _, serr = strat.communicate(timeout=60)
-            assert strat.returncode == 0, serr[-3000:]
-            second.send_signal(signal.SIGTERM)
-            out, err = second.communicate(timeout=30)
-            assert second.returncode == 0, err[-3000:]
-            venue.send_signal(signal.SIGTERM)
-            _, verr = venue.communicate(timeout=30)
-            assert venue.returncode == 0, verr[-3000:]
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-        report = json.loads(out.strip().splitlines()[-1])
+        first = start(run, driver, cfg, ready)
+        venue = run.venue(tmp_path / "venue.json", duration=70)
+        wait_ready(first, ready, timeout=30)
+        time.sleep(0.5)
+        strat = run.strategy("--scenario", "mixed", "--orders", str(ORDERS),
+                             "--heartbeat-ms", "100", "--timeout", "40", "--linger", "0.5",
+                             "--out", str(tmp_path / "strat.json"))
+        # mid-stream: once the journal holds enough of the traffic
+        deadline = time.monotonic() + 20
+        seen = 0
+        while seen < KILL_AFTER_FRAMES:
+            assert time.monotonic() < deadline, f"only {seen} frames journaled"
+            assert first.poll() is None, first.communicate()[1][-3000:]
+            time.sleep(0.002)
+            seen = jn.scan(str(journal))["frames"]
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        at_kill = jn.scan(str(journal))  # what the dead process left
+        shutil.copy(journal, tmp_path / "at_kill.journal")
+        second = start(run, driver, cfg, ready, dump)
+        wait_ready(second, ready, timeout=30, what="restart")
+        _, serr = strat.communicate(timeout=60)
+        assert strat.returncode == 0, serr[-3000:]
+        out, err = stop(second)
+        stop(venue)
+        report = report_of(out)
         strat_out = json.loads((tmp_path / "strat.json").read_text())
         ven = json.loads((tmp_path / "venue.json").read_text())
         dumped = json.loads(dump.read_text())

@@ -7,20 +7,16 @@ shortcut can pass."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import netns
 import pytest
 import wire
+from live_run import OMSCTL, PEERS, PY, LiveRun, report_of, stop, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-OMSCTL = str(Path(PY).parent / "omsctl")
-PEERS = str(ROOT / "tests" / "live_peers.py")
+# other live tests take these from here
+__all__ = ["OMSCTL", "PEERS", "PY", "backend_args", "config_text"]
 
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
@@ -82,41 +78,22 @@ def backend_args(driver: str) -> list[str]:
 
 @pytest.mark.parametrize("driver", ["af_packet", "af_xdp", "afxdp"])
 def test_orders_flow_through_the_appliance_between_namespaces(tmp_path, driver):
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         cfg = tmp_path / "live.yaml"
         cfg.write_text(config_text(h, driver))
         ready = tmp_path / "ready.json"
-        app = subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg), "--duration",
-                                      "60", "--ready-file", str(ready), *backend_args(driver)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        venue = subprocess.Popen(h.exec(h.venue, PY, PEERS, "venue", "--duration", "60",
-                                        "--out", str(tmp_path / "venue.json")),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the appliance did not start"
-                time.sleep(0.05)
-            time.sleep(0.5)
-            xdp_during = {dev: xdp_prog(h, dev) for dev in (h.oms_strategy_if, h.oms_venue_if)}
-            r = subprocess.run(h.exec(h.strategy, PY, PEERS, "strategy", "--orders", "20",
-                                      "--timeout", "8", "--out", str(tmp_path / "strat.json")),
-                               capture_output=True, text=True, timeout=30)
-            assert r.returncode == 0, r.stderr[-3000:]
-            # SIGTERM: the appliance stops receiving, flushes, reports
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-            venue.send_signal(signal.SIGTERM)
-            venue.communicate(timeout=30)
-            xdp_after = {dev: xdp_prog(h, dev) for dev in (h.oms_strategy_if, h.oms_venue_if)}
-        finally:
-            for p in (app, venue):
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-        report = json.loads(out.strip().splitlines()[-1])
+        app = run.appliance(cfg, ready, duration=60, args=backend_args(driver))
+        venue = run.venue(tmp_path / "venue.json", duration=60)
+        wait_ready(app, ready)
+        time.sleep(0.5)
+        xdp_during = {dev: xdp_prog(h, dev) for dev in (h.oms_strategy_if, h.oms_venue_if)}
+        run.run_strategy("--orders", "20", "--timeout", "8", "--out",
+                         str(tmp_path / "strat.json"), timeout=30)
+        # SIGTERM: the appliance stops receiving, flushes, reports
+        out, _ = stop(app)
+        stop(venue, check=False)
+        xdp_after = {dev: xdp_prog(h, dev) for dev in (h.oms_strategy_if, h.oms_venue_if)}
+        report = report_of(out)
         strat = json.loads((tmp_path / "strat.json").read_text())
         ven = json.loads((tmp_path / "venue.json").read_text())
 

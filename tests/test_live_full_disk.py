@@ -10,37 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import OMSCTL, LiveRun, report_of, stop, wait_for, wait_ready
 from test_journal_full import fill
 
 from control.ctl import request
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-OMSCTL = str(Path(PY).parent / "omsctl")
-PEERS = str(ROOT / "tests" / "live_peers.py")
 N = 20
 REJ_SYS_JOURNAL = 1003
 
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
-
-
-def wait_for(pred, what: str, procs=(), seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not pred():
-        for p in procs:
-            assert p.poll() is None, (what, p.communicate()[1][-3000:])
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.02)
 
 
 def journal_full(sock: Path) -> bool:
@@ -54,62 +40,38 @@ def test_full_disk_live_rejects_new_orders_answers_the_rest_and_recovers(tmp_pat
     phases.mkdir()
     journal = fs / "oms.journal"
     sock = tmp_path / "control.sock"
-    procs: list[subprocess.Popen] = []
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(fs)], check=True)
     try:
-        with netns.three_hosts() as h:
+        with netns.three_hosts() as h, LiveRun(h) as run:
             cfg = tmp_path / "live.yaml"
             cfg.write_text(live.config_text(h, "af_packet", session_hb=200, venue_hb=200) +
                            f"journal: {{path: {journal}, durability: burst, segment_mb: 1}}\n")
             ready = tmp_path / "ready.json"
-            try:
-                app = subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg),
-                                              "--duration", "60", "--ready-file", str(ready),
-                                              "--control-socket", str(sock),
-                                              "--dump-orders", str(tmp_path / "orders.json"),
-                                              "--dump-ids", "1000-3999", "--no-watch"),
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True)
-                procs.append(app)
-                venue = subprocess.Popen(h.exec(h.venue, PY, PEERS, "venue", "--duration",
-                                                "55", "--out", str(tmp_path / "venue.json")),
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True)
-                procs.append(venue)
-                wait_for(ready.exists, "the appliance starts", [app])
-                time.sleep(0.3)
-                strat = subprocess.Popen(h.exec(h.strategy, PY, PEERS, "strategy", "--scenario",
-                                                "fulldisk", "--orders", str(N), "--phase-dir",
-                                                str(phases), "--timeout", "40",
-                                                "--linger", "0.3", "--out",
-                                                str(tmp_path / "strat.json")),
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True)
-                procs.append(strat)
-                wait_for((phases / "accepted").exists, "orders accepted", procs)
-                assert not journal_full(sock)
-                ballast = fill(fs)
-                wait_for(lambda: journal_full(sock), "the journal finds the disk full", procs)
-                (phases / "full").write_text("")
-                wait_for((phases / "answered").exists, "cancels answered while full", procs)
-                still_full = journal_full(sock)
-                os.unlink(ballast)
-                wait_for(lambda: not journal_full(sock), "the journal has room again", procs)
-                (phases / "freed").write_text("")
-                _, serr = strat.communicate(timeout=40)
-                assert strat.returncode == 0, serr[-3000:]
-                app.send_signal(signal.SIGTERM)
-                out, err = app.communicate(timeout=30)
-                assert app.returncode == 0, err[-3000:]
-                venue.send_signal(signal.SIGTERM)
-                _, verr = venue.communicate(timeout=30)
-                assert venue.returncode == 0, verr[-3000:]
-            finally:
-                for p in procs:
-                    if p.poll() is None:
-                        p.kill()
-                        p.wait()
-        report = json.loads(out.strip().splitlines()[-1])
+            app = run.appliance(cfg, ready, duration=60,
+                                args=("--control-socket", str(sock),
+                                      "--dump-orders", str(tmp_path / "orders.json"),
+                                      "--dump-ids", "1000-3999", "--no-watch"))
+            venue = run.venue(tmp_path / "venue.json", duration=55)
+            wait_ready(app, ready)
+            time.sleep(0.3)
+            strat = run.strategy("--scenario", "fulldisk", "--orders", str(N), "--phase-dir",
+                                 str(phases), "--timeout", "40", "--linger", "0.3",
+                                 "--out", str(tmp_path / "strat.json"))
+            wait_for((phases / "accepted").exists, "orders accepted", run.procs)
+            assert not journal_full(sock)
+            ballast = fill(fs)
+            wait_for(lambda: journal_full(sock), "the journal finds the disk full", run.procs)
+            (phases / "full").write_text("")
+            wait_for((phases / "answered").exists, "cancels answered while full", run.procs)
+            still_full = journal_full(sock)
+            os.unlink(ballast)
+            wait_for(lambda: not journal_full(sock), "the journal has room again", run.procs)
+            (phases / "freed").write_text("")
+            _, serr = strat.communicate(timeout=40)
+            assert strat.returncode == 0, serr[-3000:]
+            out, _ = stop(app)
+            stop(venue)
+        report = report_of(out)
         replay = subprocess.run([OMSCTL, "journal", "replay", str(journal), "--dump-orders",
                                  str(tmp_path / "replayed.json"), "--dump-ids", "1000-3999"],
                                 capture_output=True, text=True, timeout=60)

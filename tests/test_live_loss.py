@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import LiveRun, report_of, stop, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-OMSCTL = str(Path(PY).parent / "omsctl")
-PEERS = str(ROOT / "tests" / "live_peers.py")
 ORDERS = 300
 FIRST_ID = 1000
 LOSS_PERCENT = 1
@@ -73,7 +67,7 @@ def nft_counters(h: netns.Hosts, ns: str) -> dict[str, dict[str, int]]:
 
 def test_orders_agree_everywhere_despite_loss_and_reordering(tmp_path):
     t0 = time.monotonic()
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         for ns in (h.strategy, h.venue):
             subprocess.run(h.exec(ns, "nft", "-f", "-"), input=NFT_RULES, text=True,
                            check=True, capture_output=True)
@@ -81,43 +75,19 @@ def test_orders_agree_everywhere_despite_loss_and_reordering(tmp_path):
         cfg.write_text(config_text(h))
         ready = tmp_path / "ready.json"
         dump = tmp_path / "orders.json"
-        app = subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg),
-                                      "--duration", "75", "--ready-file", str(ready),
-                                      "--dump-orders", str(dump)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        venue = subprocess.Popen(h.exec(h.venue, PY, PEERS, "venue", "--duration", "70",
-                                        "--reorder", "0.02", "--seed", "7",
-                                        "--out", str(tmp_path / "venue.json")),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert venue.poll() is None, venue.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the appliance did not start"
-                time.sleep(0.05)
-            time.sleep(0.5)
-            r = subprocess.run(h.exec(h.strategy, PY, PEERS, "strategy", "--scenario", "mixed",
-                                      "--orders", str(ORDERS), "--reorder", "0.02",
-                                      "--seed", "11", "--heartbeat-ms", "100",
-                                      "--timeout", "35", "--linger", "0.5",
-                                      "--out", str(tmp_path / "strat.json")),
-                               capture_output=True, text=True, timeout=45)
-            assert r.returncode == 0, r.stderr[-3000:]
-            # SIGTERM: the appliance stops receiving, flushes, reports
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-            venue.send_signal(signal.SIGTERM)
-            _, verr = venue.communicate(timeout=30)
-            assert venue.returncode == 0, verr[-3000:]
-            nft = {ns: nft_counters(h, ns) for ns in (h.strategy, h.venue)}
-        finally:
-            for p in (app, venue):
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-        report = json.loads(out.strip().splitlines()[-1])
+        app = run.appliance(cfg, ready, duration=75, args=("--dump-orders", str(dump)))
+        venue = run.venue(tmp_path / "venue.json", duration=70,
+                          args=("--reorder", "0.02", "--seed", "7"))
+        wait_ready(app, ready, watch=(venue,))
+        time.sleep(0.5)
+        run.run_strategy("--scenario", "mixed", "--orders", str(ORDERS), "--reorder", "0.02",
+                         "--seed", "11", "--heartbeat-ms", "100", "--timeout", "35",
+                         "--linger", "0.5", "--out", str(tmp_path / "strat.json"), timeout=45)
+        # SIGTERM: the appliance stops receiving, flushes, reports
+        out, _ = stop(app)
+        stop(venue)
+        nft = {ns: nft_counters(h, ns) for ns in (h.strategy, h.venue)}
+        report = report_of(out)
         strat = json.loads((tmp_path / "strat.json").read_text())
         ven = json.loads((tmp_path / "venue.json").read_text())
         dumped = json.loads(dump.read_text())

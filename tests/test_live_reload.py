@@ -13,13 +13,12 @@ import json
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import OMSCTL, PY, ROOT, STRATEGY_HEAD, LiveRun, report_of, stop, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
@@ -29,34 +28,16 @@ RATE = 1500  # orders per second, one per datagram
 # The strategy: ORDERS orders at RATE, classes by cl_ord_id % 4, answers
 # handled as they come; touches `third` after a third of them, then prints
 # each order's verdict: "sent" (not rejected) or the reject reason.
-STRATEGY = """
-import json, os, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+STRATEGY = STRATEGY_HEAD + """
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-s.bind((sess.ip, sess.port))
 CLASSES = [("AAPL", 600), ("MSFT", 300), ("MSFT", 600), ("AAPL", 100)]
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
-def pump(wait):
-    r, _, _ = select.select([s], [], [], wait)
-    while r:
-        p, _ = s.recvfrom(65535)
-        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
-        out(drv.handle_frame(f, time.time_ns()))
-        r, _, _ = select.select([s], [], [], 0)
 out(drv.login(time.time_ns()))
-pump(0.5)
+drain(0.5)
 t0 = time.monotonic()
 sent = 0
 for i in range({orders}):
     while time.monotonic() < t0 + i / {rate}:
-        pump(0.0005)
+        drain(0.0005)
     sym, qty = CLASSES[i % 4]
     out(drv.new_order(time.time_ns(), 10000 + i, sym, 100_0000_0000, qty, account=1))
     if i == {orders} // 3:
@@ -66,7 +47,7 @@ def answered(o):
     return o.rejects or o.state != "PendingNew"
 end = time.monotonic() + 20
 while time.monotonic() < end:
-    pump(0.01)
+    drain(0.01)
     out(drv.tick(time.time_ns()))
     if all(answered(o) for o in drv.orders.values()):
         break
@@ -110,7 +91,7 @@ def verdicts(cls: int, old: bool) -> object:
 
 
 def ctl(sock: str, *args: str) -> tuple[int, dict]:
-    r = subprocess.run([live.OMSCTL, *args, "--socket", sock], capture_output=True, text=True,
+    r = subprocess.run([OMSCTL, *args, "--socket", sock], capture_output=True, text=True,
                        timeout=30)
     return r.returncode, json.loads(r.stdout)
 
@@ -119,7 +100,7 @@ def ctl(sock: str, *args: str) -> tuple[int, dict]:
 def test_reload_under_sustained_traffic(tmp_path, driver):
     sock = str(tmp_path / "control.sock")
     third = tmp_path / "third"
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         cfg = tmp_path / "live.yaml"
         cfg.write_text(config(h, 1000, True, driver))
         new_cfg = tmp_path / "new.yaml"
@@ -128,57 +109,36 @@ def test_reload_under_sustained_traffic(tmp_path, driver):
         bad_cfg.write_text(config(h, 5_000_000, False, driver).replace("symbol: SPY",
                                                                        "symbol: spy"))
         ready = tmp_path / "ready.json"
-        app = subprocess.Popen(
-            h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg), "--duration", "90",
-                   "--ready-file", str(ready), "--control-socket", sock,
-                   *live.backend_args(driver)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        venue = subprocess.Popen(h.exec(h.venue, live.PY, live.PEERS, "venue", "--duration",
-                                        "90", "--out", str(tmp_path / "venue.json")),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        strat = None
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the appliance did not start"
-                time.sleep(0.05)
-            # a bad file is refused with every error; nothing changes
-            rc, bad = ctl(sock, "reload", "--config", str(bad_cfg))
-            assert rc == 1 and not bad["ok"]
-            assert any("max_order_qty" in e and "out of range" in e for e in bad["errors"])
-            assert any("instruments[2].symbol" in e for e in bad["errors"])
-            assert all(e.startswith(f"{bad_cfg}:") for e in bad["errors"])
-            strat = subprocess.Popen(
-                h.exec(h.strategy, live.PY, "-c", STRATEGY.format(
-                    root=str(ROOT), orders=ORDERS, rate=RATE, third=str(third))),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 30
-            while not third.exists():
-                assert strat.poll() is None, strat.communicate()[1][-3000:]
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            rc, ok = ctl(sock, "reload", "--config", str(new_cfg))
-            assert rc == 0 and ok == {"ok": True, "file": str(new_cfg), "generation": 2}, ok
-            s_out, s_err = strat.communicate(timeout=60)
-            assert strat.returncode == 0, s_err[-3000:]
-            # the watched file turns bad, then SIGHUP reloads it: both refused
-            cfg.write_text(bad_cfg.read_text())
-            time.sleep(0.5)
-            app.send_signal(signal.SIGHUP)
-            time.sleep(0.5)
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-            venue.send_signal(signal.SIGTERM)
-            venue.communicate(timeout=30)
-        finally:
-            for p in (app, venue, strat):
-                if p is not None and p.poll() is None:
-                    p.kill()
-                    p.wait()
+        app = run.appliance(cfg, ready, duration=90,
+                            args=("--control-socket", sock, *live.backend_args(driver)))
+        venue = run.venue(tmp_path / "venue.json", duration=90)
+        wait_ready(app, ready)
+        # a bad file is refused with every error; nothing changes
+        rc, bad = ctl(sock, "reload", "--config", str(bad_cfg))
+        assert rc == 1 and not bad["ok"]
+        assert any("max_order_qty" in e and "out of range" in e for e in bad["errors"])
+        assert any("instruments[2].symbol" in e for e in bad["errors"])
+        assert all(e.startswith(f"{bad_cfg}:") for e in bad["errors"])
+        strat = run.spawn(h.strategy, PY, "-c", STRATEGY.format(
+            root=str(ROOT), orders=ORDERS, rate=RATE, third=str(third)))
+        deadline = time.monotonic() + 30
+        while not third.exists():
+            assert strat.poll() is None, strat.communicate()[1][-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        rc, ok = ctl(sock, "reload", "--config", str(new_cfg))
+        assert rc == 0 and ok == {"ok": True, "file": str(new_cfg), "generation": 2}, ok
+        s_out, s_err = strat.communicate(timeout=60)
+        assert strat.returncode == 0, s_err[-3000:]
+        # the watched file turns bad, then SIGHUP reloads it: both refused
+        cfg.write_text(bad_cfg.read_text())
+        time.sleep(0.5)
+        app.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        out, err = stop(app)
+        stop(venue, check=False)
     result = json.loads(s_out.strip().splitlines()[-1])
-    report = json.loads(out.strip().splitlines()[-1])
+    report = report_of(out)
 
     # every order answered; nothing lost at the ports or in the session
     assert result["unanswered"] == []

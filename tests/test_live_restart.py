@@ -12,34 +12,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import PY, LiveRun, stop, wait_for, wait_ready
 
 from control.ctl import request
 from dataplane.eal_stale import RUNTIME_ROOT, clear_stale_eal
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-OMSCTL = str(Path(PY).parent / "omsctl")
-PEERS = str(ROOT / "tests" / "live_peers.py")
 N = 30
 
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
-
-
-def wait_for(pred, what: str, procs=(), seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not pred():
-        for p in procs:
-            assert p.poll() is None, (what, p.communicate()[1][-3000:])
-        assert time.monotonic() < deadline, f"timed out: {what}"
-        time.sleep(0.02)
 
 
 def table(sock: Path) -> dict:
@@ -61,10 +48,9 @@ def test_kill_9_restart_past_stale_eal_files_gives_the_same_table(tmp_path):
     sock = tmp_path / "control.sock"
     huge = tmp_path / "huge"
     huge.mkdir()
-    procs: list[subprocess.Popen] = []
     subprocess.run(["mount", "-t", "hugetlbfs", "nodev", str(huge)], check=True)
     try:
-        with netns.three_hosts() as h:
+        with netns.three_hosts() as h, LiveRun(h) as run:
             cfg = tmp_path / "live.yaml"
             cfg.write_text(live.config_text(h, "af_packet", session_hb=200, venue_hb=200,
                                             session_timeout=60000, venue_timeout=60000) +
@@ -72,53 +58,34 @@ def test_kill_9_restart_past_stale_eal_files_gives_the_same_table(tmp_path):
             ready = tmp_path / "ready.json"
 
             def start() -> subprocess.Popen:
-                ready.unlink(missing_ok=True)
-                p = subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg),
-                                            "--duration", "60", "--ready-file", str(ready),
-                                            "--control-socket", str(sock), "--no-watch"),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                procs.append(p)
-                wait_for(ready.exists, "the appliance starts", [p])
+                p = run.appliance(cfg, ready, duration=60,
+                                  args=("--control-socket", str(sock), "--no-watch"))
+                wait_ready(p, ready, timeout=30)
                 return p
 
-            try:
-                first = start()
-                pid = json.loads(ready.read_text())["pid"]
-                venue = subprocess.Popen(h.exec(h.venue, PY, PEERS, "venue", "--duration", "55",
-                                                "--out", str(tmp_path / "venue.json")),
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         text=True)
-                procs.append(venue)
-                time.sleep(0.3)
-                r = subprocess.run(h.exec(h.strategy, PY, PEERS, "strategy", "--scenario", "rest",
-                                          "--orders", str(N), "--timeout", "20", "--linger",
-                                          "0.3", "--out", str(tmp_path / "strat.json")),
-                                   capture_output=True, text=True, timeout=60)
-                assert r.returncode == 0, r.stderr[-3000:]
-                before = table(sock)
-                first.send_signal(signal.SIGKILL)
-                first.wait(timeout=10)
-                # what the dead run left: its runtime directory, unlocked now;
-                # and a hugepage file of its prefix
-                runtime = Path(RUNTIME_ROOT) / f"oms{pid}"
-                assert (runtime / "config").exists()
-                stale_page = huge / f"oms{pid}map_0"
-                stale_page.write_bytes(b"")
-                # a file younger than a second may belong to a run starting
-                wait_for(lambda: time.time() - (runtime / "config").stat().st_mtime > 1.2,
-                         "the dead run's config ages")
-                second = start()
-                after = table(sock)
-                second.send_signal(signal.SIGTERM)
-                _, err = second.communicate(timeout=30)
-                assert second.returncode == 0, err[-3000:]
-                venue.send_signal(signal.SIGTERM)
-                venue.communicate(timeout=30)
-            finally:
-                for p in procs:
-                    if p.poll() is None:
-                        p.kill()
-                        p.wait()
+            first = start()
+            pid = json.loads(ready.read_text())["pid"]
+            venue = run.venue(tmp_path / "venue.json", duration=55)
+            time.sleep(0.3)
+            run.run_strategy("--scenario", "rest", "--orders", str(N), "--timeout", "20",
+                             "--linger", "0.3", "--out", str(tmp_path / "strat.json"),
+                             timeout=60)
+            before = table(sock)
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=10)
+            # what the dead run left: its runtime directory, unlocked now;
+            # and a hugepage file of its prefix
+            runtime = Path(RUNTIME_ROOT) / f"oms{pid}"
+            assert (runtime / "config").exists()
+            stale_page = huge / f"oms{pid}map_0"
+            stale_page.write_bytes(b"")
+            # a file younger than a second may belong to a run starting
+            wait_for(lambda: time.time() - (runtime / "config").stat().st_mtime > 1.2,
+                     "the dead run's config ages", seconds=30)
+            second = start()
+            after = table(sock)
+            _, err = stop(second)
+            stop(venue, check=False)
     finally:
         subprocess.run(["umount", "-l", str(huge)], check=False)
     assert "removed what dead DPDK runs left" in err and "recovered from" in err

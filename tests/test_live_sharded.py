@@ -8,14 +8,14 @@ rejects another worker's account: tests/test_sharding.py.)"""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
+from pathlib import Path
 
 import netns
 import pytest
-import test_live_e2e as live
 import wire
+from live_run import LiveRun, report_of, stop, wait_ready
 
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
@@ -66,50 +66,37 @@ def second_hosts(h: netns.Hosts) -> None:
         netns.run("ip", "-n", ns, "addr", "add", f"{ip}/16", "dev", dev)
 
 
+def trade_both_sessions(run: LiveRun, tmp_path: Path, extra_config: str = "",
+                        args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, list]:
+    """The sharded appliance (its ready file written) and both venues, then
+    both strategies to their end; the appliance and the venues are left
+    running."""
+    second_hosts(run.h)
+    cfg = tmp_path / "sharded.yaml"
+    cfg.write_text(config_text(run.h) + extra_config)
+    ready = tmp_path / "ready.json"
+    app = run.appliance(cfg, ready, duration=60, args=args)
+    venues = [run.venue(tmp_path / f"venue{i}.json", duration=60, args=("--index", str(i)))
+              for i in (0, 1)]
+    wait_ready(app, ready, written=True)
+    time.sleep(0.5)
+    # session 1 trades account 1 (its worker's), session 2 account 2
+    strats = [run.strategy("--index", str(i), "--account", str(acct), "--orders", "20",
+                           "--timeout", "15", "--out", str(tmp_path / f"strat{i}.json"))
+              for i, acct in ((0, 1), (1, 2))]
+    for s in strats:
+        _, err = s.communicate(timeout=40)
+        assert s.returncode == 0, err[-3000:]
+    return app, venues
+
+
 def test_two_workers_each_own_their_sessions_venues_and_accounts(tmp_path):
-    with netns.three_hosts() as h:
-        second_hosts(h)
-        cfg = tmp_path / "sharded.yaml"
-        cfg.write_text(config_text(h))
-        ready = tmp_path / "ready.json"
-        app = subprocess.Popen(h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg),
-                                      "--duration", "60", "--ready-file", str(ready)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        venues = [subprocess.Popen(h.exec(h.venue, live.PY, live.PEERS, "venue", "--index",
-                                          str(i), "--duration", "60",
-                                          "--out", str(tmp_path / f"venue{i}.json")),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                  for i in (0, 1)]
-        strats = []
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the appliance did not start"
-                time.sleep(0.05)
-            time.sleep(0.5)
-            # session 1 trades account 1 (its worker's), session 2 account 2
-            strats = [subprocess.Popen(
-                h.exec(h.strategy, live.PY, live.PEERS, "strategy", "--index", str(i),
-                       "--account", str(acct), "--orders", "20", "--timeout", "15",
-                       "--out", str(tmp_path / f"strat{i}.json")),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for i, acct in ((0, 1), (1, 2))]
-            for s in strats:
-                _, err = s.communicate(timeout=40)
-                assert s.returncode == 0, err[-3000:]
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-            for v in venues:
-                v.send_signal(signal.SIGTERM)
-                v.communicate(timeout=30)
-        finally:
-            for p in [app, *venues, *strats]:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-        report = json.loads(out.strip().splitlines()[-1])
+    with netns.three_hosts() as h, LiveRun(h) as run:
+        app, venues = trade_both_sessions(run, tmp_path)
+        out, _ = stop(app)
+        for v in venues:
+            stop(v, check=False)
+        report = report_of(out)
         results = [json.loads((tmp_path / f"strat{i}.json").read_text()) for i in (0, 1)]
         ledgers = [json.loads((tmp_path / f"venue{i}.json").read_text()) for i in (0, 1)]
 

@@ -3,17 +3,21 @@ DPDK ports (net_af_packet) or the native AF_XDP backend, a venue that
 publishes its ITCH feed by multicast and answers orders, and a strategy
 whose orders name no venue.  The worker splits the feed off its bursts
 (docs/market-data.md "Wiring"), the router reads the book and sends every
-order to the venue whose ask it saw, and the report explains each one."""
+order to the venue whose ask it saw, and the report explains each one.
+The run is journaled: the feed's frames are MARKET records, and the
+journal replayed into a fresh core with fresh feeds routes every order
+the same way (docs/durability.md "Market data")."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
+from pathlib import Path
 
 import netns
 import pytest
-from test_live_e2e import OMSCTL, PEERS, PY, backend_args, config_text
+from live_run import PEERS, PY, LiveRun, report_of, stop, wait_ready
+from test_live_e2e import backend_args, config_text
 
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
@@ -33,43 +37,20 @@ def test_orders_are_routed_by_the_live_feed(tmp_path, driver):
         cfg = tmp_path / "live.yaml"
         text = config_text(h, driver).replace("routing: {default_venue: 1}",
                                               "routing: {default_venue: sor}")
-        cfg.write_text(text + MARKET)
+        journal = tmp_path / "j.oms"
+        cfg.write_text(text + MARKET + f"journal: {{path: {journal}, durability: none}}\n")
         ready = tmp_path / "ready.json"
-        app = subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg), "--duration",
-                                      "60", "--ready-file", str(ready), *backend_args(driver)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs = [app]
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the appliance did not start"
-                time.sleep(0.05)
-            procs.append(subprocess.Popen(
-                h.exec(h.venue, PY, PEERS, "venue", "--duration", "60", "--out",
-                       str(tmp_path / "venue.json")),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-            procs.append(subprocess.Popen(
-                h.exec(h.venue, PY, PEERS, "feed", "--duration", "30", "--ask", "150.50"),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        # the venue and the feed are stopped on the way out, SIGTERM first
+        with LiveRun(h, grace=10) as run:
+            app = run.appliance(cfg, ready, duration=60, args=backend_args(driver))
+            wait_ready(app, ready)
+            run.venue(tmp_path / "venue.json", duration=60)
+            run.spawn(h.venue, PY, PEERS, "feed", "--duration", "30", "--ask", "150.50")
             time.sleep(1.0)
-            r = subprocess.run(h.exec(h.strategy, PY, PEERS, "strategy", "--orders", "10",
-                                      "--timeout", "8", "--out", str(tmp_path / "strat.json")),
-                               capture_output=True, text=True, timeout=30)
-            assert r.returncode == 0, r.stderr[-3000:]
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-                        p.wait()
-        report = json.loads(out.strip().splitlines()[-1])
+            run.run_strategy("--orders", "10", "--timeout", "8", "--out",
+                             str(tmp_path / "strat.json"), timeout=30)
+            out, _ = stop(app)
+        report = report_of(out)
         strat = json.loads((tmp_path / "strat.json").read_text())
 
     orders = {int(k): v for k, v in strat["orders"].items()}
@@ -86,3 +67,14 @@ def test_orders_are_routed_by_the_live_feed(tmp_path, driver):
                               "verdict": "chosen"}]
     assert report["core"]["event"]["ORDERS_ROUTED"] == 10
     assert report["core"]["reject_business"] == {}
+    # the journal holds the feed; replayed, it routes the same orders alike
+    r = subprocess.run([PY, "-m", "control.cli", "journal", "replay", str(journal)],
+                       cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(r.stdout)
+    assert rep["journal"]["markets"] > 0 and rep["journal"]["markets_skipped"] == 0
+    assert rep["journal"]["market_frames"] == md["to_feed"]
+    assert rep["route_decisions"] == 10
+    assert rep["core"]["event"]["ORDERS_ROUTED"] == 10
+    assert rep["core"]["reject_business"] == {}

@@ -9,13 +9,12 @@ workers found every frame well formed, and nothing is left in flight."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import time
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import LiveRun, report_of, stop, wait_ready
 
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
@@ -34,40 +33,19 @@ def config_text(h: netns.Hosts) -> str:
 
 
 def test_typed_lanes_carry_the_mixed_plan_end_to_end(tmp_path):
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         cfg = tmp_path / "typed.yaml"
         cfg.write_text(config_text(h))
         ready, dump = tmp_path / "ready.json", tmp_path / "orders.json"
-        app = subprocess.Popen(h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg),
-                                      "--duration", "90", "--ready-file", str(ready),
-                                      "--dump-orders", str(dump)),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        venue = subprocess.Popen(h.exec(h.venue, live.PY, live.PEERS, "venue", "--duration",
-                                        "90", "--out", str(tmp_path / "venue.json")),
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the appliance did not start"
-                time.sleep(0.05)
-            time.sleep(0.5)
-            r = subprocess.run(h.exec(h.strategy, live.PY, live.PEERS, "strategy", "--scenario",
-                                      "mixed", "--orders", str(ORDERS), "--timeout", "30",
-                                      "--out", str(tmp_path / "strat.json")),
-                               capture_output=True, text=True, timeout=45)
-            assert r.returncode == 0, r.stderr[-3000:]
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-            venue.send_signal(signal.SIGTERM)
-            venue.communicate(timeout=30)
-        finally:
-            for p in (app, venue):
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-        report = json.loads(out.strip().splitlines()[-1])
+        app = run.appliance(cfg, ready, duration=90, args=("--dump-orders", str(dump)))
+        venue = run.venue(tmp_path / "venue.json", duration=90)
+        wait_ready(app, ready)
+        time.sleep(0.5)
+        run.run_strategy("--scenario", "mixed", "--orders", str(ORDERS), "--timeout", "30",
+                         "--out", str(tmp_path / "strat.json"), timeout=45)
+        out, _ = stop(app)
+        stop(venue, check=False)
+        report = report_of(out)
         strat = json.loads((tmp_path / "strat.json").read_text())
         ven = json.loads((tmp_path / "venue.json").read_text())
         dumped = json.loads(dump.read_text())

@@ -22,26 +22,30 @@ cdefs/md_dispatch.c).
     subscription is gone (its book stale, unused by the router)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import netns
 import pytest
 import wire
+from live_run import (
+    PY,
+    ROOT,
+    STRATEGY_HEAD,
+    LiveRun,
+    Steered,
+    eventually,
+    report_of,
+    stop,
+    wait_ready,
+)
 from netns import run
 
 from control.ctl import request
 from control.status import render_status
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-OMSCTL = str(Path(PY).parent / "omsctl")
-PEERS = str(ROOT / "tests" / "live_peers.py")
 PUBLISHER = str(ROOT / "tests" / "itch_publisher.py")
 GROUPS = {1: "239.1.1.1", 2: "239.1.1.2"}
 MD_PORT = 26400
@@ -53,25 +57,9 @@ pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
 # A strategy steered line by line: "order CID" sends a buy of 100 AAPL at
 # 152.05 naming no venue and answers with the order's state once final.
-STRATEGY = """
-import json, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver, TERMINAL
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sess.ip, sess.port))
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
+STRATEGY = STRATEGY_HEAD + """
 def pump(wait):
-    r, _, _ = select.select([s], [], [], wait)
-    while r:
-        p, _ = s.recvfrom(65535)
-        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
-        out(drv.handle_frame(f, time.time_ns()))
-        r, _, _ = select.select([s], [], [], 0)
+    drain(wait)
     out(drv.tick(time.time_ns()))
 out(drv.login(time.time_ns()))
 end = time.monotonic() + 60
@@ -217,39 +205,6 @@ def joined(h: dict) -> set[str]:
             if f"port {h['br_oms']} grp {g}" in line}
 
 
-def wait_for(cond, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
-class Line:
-    """A helper process steered through stdin, one JSON line per command."""
-
-    def __init__(self, argv: list[str]):
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-
-    def cmd(self, line: str) -> dict:
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        got = self.p.stdout.readline()
-        assert got, self.p.stderr.read()[-2000:]
-        return json.loads(got)
-
-    def close(self) -> None:
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.close()
-                self.p.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.p.kill()
-                self.p.wait()
-
-
 @pytest.mark.parametrize("driver", ["af_packet", "afxdp", "sharded"])
 def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, driver):
     h = hosts
@@ -260,26 +215,22 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
     second.write_text(config(h, [1, 2], driver))
     third.write_text(config(h, [2], driver))
     helpers: list = []
-    procs: list = []
-    try:
+    # on the way out the helpers are closed, then the venues stopped
+    # (SIGTERM first) and anything left killed
+    with LiveRun(None, grace=10) as live, contextlib.ExitStack() as closing:
+        closing.callback(lambda: [x.close() for x in helpers])
         for i, v in enumerate(wire.VENUES[:2]):
             ns = h[f"v{i + 1}"]
-            helpers.append(Line(["ip", "netns", "exec", ns, PY, PUBLISHER, GROUPS[v.id],
-                                 str(MD_PORT), v.ip, f"ITCH{v.id}", "40"]))
-            procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", ns, PY, PEERS, "venue", "--index", str(i),
-                 "--duration", "40", "--out", str(tmp_path / f"venue{v.id}.json")],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            helpers.append(Steered(["ip", "netns", "exec", ns, PY, PUBLISHER, GROUPS[v.id],
+                                    str(MD_PORT), v.ip, f"ITCH{v.id}", "40"]))
+            live.venue(tmp_path / f"venue{v.id}.json", duration=40, args=("--index", str(i)),
+                       ns=ns)
         pub1, pub2 = helpers
-        app = subprocess.Popen(["ip", "netns", "exec", h["om"], OMSCTL, "run", "--config",
-                                str(first), "--duration", "40", "--ready-file", str(ready),
-                                "--control-socket", sock,
-                                *(["--backend", "afxdp"] if driver == "afxdp" else [])],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(app)
-        assert wait_for(lambda: ready.exists() or app.poll() is not None, 20)
-        assert app.poll() is None, app.communicate()[1][-3000:]
-        strat = Line(["ip", "netns", "exec", h["st"], PY, "-c", STRATEGY.format(root=str(ROOT))])
+        app = live.appliance(first, ready, duration=40, ns=h["om"],
+                             args=("--control-socket", sock,
+                                   *(["--backend", "afxdp"] if driver == "afxdp" else [])))
+        wait_ready(app, ready)
+        strat = Steered(["ip", "netns", "exec", h["st"], PY, "-c", STRATEGY.format(root=str(ROOT))])
         helpers.append(strat)
 
         def stats() -> dict:
@@ -291,7 +242,7 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
             return d["venue"]
 
         # venue 1's group is joined at start; venue 2's is not
-        assert wait_for(lambda: GROUPS[1] in joined(h), 3), "the join was not learned"
+        assert eventually(lambda: GROUPS[1] in joined(h), 3), "the join was not learned"
         assert GROUPS[2] not in joined(h)
         pub1.cmd("book 150.30 150.50")
         time.sleep(0.5)
@@ -310,10 +261,10 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
         assert r["ok"], r
         assert r["market_data"]["subscriptions"] == {"1": f"{GROUPS[1]}:{MD_PORT}",
                                                      "2": f"{GROUPS[2]}:{MD_PORT}"}
-        assert wait_for(lambda: GROUPS[2] in joined(h), 3), "venue 2's join was not learned"
-        assert wait_for(lambda: stats()["market_data"]["feeds"]["2"]["heartbeats"] > 0, 2)
+        assert eventually(lambda: GROUPS[2] in joined(h), 3), "venue 2's join was not learned"
+        assert eventually(lambda: stats()["market_data"]["feeds"]["2"]["heartbeats"] > 0, 2)
         pub2.cmd("book 150.20 150.40")
-        assert wait_for(lambda: stats()["market_data"]["feeds"]["2"]["stale"] == 0, 2)
+        assert eventually(lambda: stats()["market_data"]["feeds"]["2"]["stale"] == 0, 2)
         assert route(1001) == 2  # 150.40 beats 150.50
 
         # both memberships outlive the membership interval: the appliance
@@ -348,7 +299,7 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
         r = request(sock, {"cmd": "reload", "path": str(third)})
         assert r["ok"], r
         assert r["market_data"]["subscriptions"] == {"2": f"{GROUPS[2]}:{MD_PORT}"}
-        assert wait_for(lambda: GROUPS[1] not in joined(h), 2), "the leave was not heard"
+        assert eventually(lambda: GROUPS[1] not in joined(h), 2), "the leave was not heard"
         # (what the bridge sent before it heard the leave, the software
         # filter dropped: the feed was no longer subscribed)
         time.sleep(0.3)
@@ -363,22 +314,9 @@ def test_the_appliance_joins_answers_and_leaves_its_feeds(tmp_path, hosts, drive
         assert route(1003) == 2  # venue 1's better ask is stale now
 
         # shutdown leaves venue 2's group
-        app.send_signal(signal.SIGTERM)
-        out, err = app.communicate(timeout=20)
-        assert app.returncode == 0, err[-3000:]
-        assert wait_for(lambda: not joined(h), 2), "the leave at shutdown was not heard"
-    finally:
-        for x in helpers:
-            x.close()
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-    report = json.loads(out.strip().splitlines()[-1])
+        out, _ = stop(app, timeout=20)
+        assert eventually(lambda: not joined(h), 2), "the leave at shutdown was not heard"
+    report = report_of(out)
     md = report["market_data"]
     # add venue 2, subscribe AAPL in its new feed, remove venue 1
     assert md["changes"] == 3 and md["changes_failed"] == 0, md

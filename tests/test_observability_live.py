@@ -9,19 +9,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import OMSCTL, ROOT, STRATEGY_HEAD, LiveRun, report_of, stop, wait_ready
 from prometheus_client.parser import text_string_to_metric_families
 from test_control_socket import VENUE
 
-ROOT = Path(__file__).resolve().parent.parent
 why_not = netns.can_make_namespaces() or (
     None if shutil.which("promtool") else "needs promtool (Debian's prometheus package)")
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
@@ -31,27 +29,13 @@ ORDERS, BAD_EVERY, CANCELS = 20, 5, 4
 # Enters ORDERS orders (every BAD_EVERY-th with quantity 0: BAD_QTY), waits
 # for every answer, cancels the first CANCELS accepted ones, waits for the
 # Canceled, prints what it saw.
-STRATEGY = """
-import json, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sess.ip, sess.port))
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
+STRATEGY = STRATEGY_HEAD + """
 def pump(until, seconds):
     end = time.monotonic() + seconds
     while time.monotonic() < end and not until():
         r, _, _ = select.select([s], [], [], 0.01)
         if r:
-            p, _ = s.recvfrom(65535)
-            f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port,
-                               sess.port, p)
-            out(drv.handle_frame(f, time.time_ns()))
+            take()
         out(drv.tick(time.time_ns()))
 out(drv.login(time.time_ns()))
 for i in range({orders}):
@@ -101,81 +85,66 @@ def test_live_scrape_status_top_and_order_show(tmp_path, driver):
     ctl_path = str(tmp_path / "control.sock")
 
     def omsctl(*args, ok=True):
-        r = subprocess.run([live.OMSCTL, *args, "--socket", ctl_path],
+        r = subprocess.run([OMSCTL, *args, "--socket", ctl_path],
                            capture_output=True, text=True, timeout=20)
         assert (r.returncode == 0) == ok, r.stdout + r.stderr
         return r
 
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         cfg = tmp_path / "live.yaml"
         cfg.write_text(live.config_text(h, driver)
                        + 'observability: {listen: "127.0.0.1:0"}\n')
         ready = tmp_path / "ready.json"
-        app = subprocess.Popen(
-            h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg), "--duration", "60",
-                   "--ready-file", str(ready), "--control-socket", ctl_path,
-                   *live.backend_args(driver)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        venue = subprocess.Popen(h.exec(h.venue, sys.executable, "-c",
-                                        VENUE.format(root=str(ROOT), seconds=40)))
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists() or not ready.read_text():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            url = json.loads(ready.read_text())["metrics"]
-            assert url.startswith("http://127.0.0.1:")
-            strat = subprocess.run(
-                h.exec(h.strategy, sys.executable, "-c", STRATEGY.format(
-                    root=str(ROOT), orders=ORDERS, bad_every=BAD_EVERY, cancels=CANCELS)),
-                capture_output=True, text=True, timeout=60)
-            assert strat.returncode == 0, strat.stderr[-3000:]
-            seen = json.loads(strat.stdout.strip().splitlines()[-1])
+        app = run.appliance(cfg, ready, duration=60,
+                            args=("--control-socket", ctl_path, *live.backend_args(driver)))
+        run.spawn(h.venue, sys.executable, "-c", VENUE.format(root=str(ROOT), seconds=40),
+                  capture=False)
+        wait_ready(app, ready, written=True)
+        url = json.loads(ready.read_text())["metrics"]
+        assert url.startswith("http://127.0.0.1:")
+        strat = subprocess.run(
+            h.exec(h.strategy, sys.executable, "-c", STRATEGY.format(
+                root=str(ROOT), orders=ORDERS, bad_every=BAD_EVERY, cancels=CANCELS)),
+            capture_output=True, text=True, timeout=60)
+        assert strat.returncode == 0, strat.stderr[-3000:]
+        seen = json.loads(strat.stdout.strip().splitlines()[-1])
 
-            scrape = subprocess.run(h.exec(h.oms, sys.executable, "-c", SCRAPE,
-                                           url + "/metrics"),
-                                    capture_output=True, timeout=20)
-            assert scrape.returncode == 0, scrape.stderr[-2000:]
-            text = scrape.stdout.decode()
-            (tmp_path / "scrape.prom").write_text(text)
-            chk = subprocess.run(["promtool", "check", "metrics"], input=text,
-                                 capture_output=True, text=True, timeout=30)
-            assert chk.returncode == 0, chk.stdout + chk.stderr
-            page = subprocess.run(h.exec(h.oms, sys.executable, "-c", SCRAPE, url + "/"),
-                                  capture_output=True, timeout=20)
-            assert b"live latency" in page.stdout
+        scrape = subprocess.run(h.exec(h.oms, sys.executable, "-c", SCRAPE,
+                                       url + "/metrics"),
+                                capture_output=True, timeout=20)
+        assert scrape.returncode == 0, scrape.stderr[-2000:]
+        text = scrape.stdout.decode()
+        (tmp_path / "scrape.prom").write_text(text)
+        chk = subprocess.run(["promtool", "check", "metrics"], input=text,
+                             capture_output=True, text=True, timeout=30)
+        assert chk.returncode == 0, chk.stdout + chk.stderr
+        page = subprocess.run(h.exec(h.oms, sys.executable, "-c", SCRAPE, url + "/"),
+                              capture_output=True, timeout=20)
+        assert b"live latency" in page.stdout
 
-            status = json.loads(omsctl("status", "--json").stdout)
-            text_status = omsctl("status").stdout
-            top = omsctl("top", "--count", "2", "--interval", "0.3").stdout
-            canceled = min(int(c) for c, st in seen["states"].items() if st == "Canceled")
-            order = json.loads(omsctl("order", "show", "1", str(canceled), "--json").stdout)
-            by_token = json.loads(omsctl("order", "show", "--venue", "1", "--venue-token",
-                                         str(order["order"]["ref"]), "--json").stdout)
-            order_text = omsctl("order", "show", "1", str(canceled)).stdout
-            missing = omsctl("order", "show", "1", "999", ok=False)
-            # a reload (the same file) is the next configuration generation
-            assert json.loads(omsctl("reload").stdout)["generation"] == 2
-            # the worker takes it at its next burst (heartbeats come each second)
-            deadline = time.monotonic() + 5
-            while True:
-                after_reload = json.loads(omsctl("status", "--json").stdout)
-                if after_reload["config_generation"]["in_force"] == 2:
-                    break
-                assert after_reload["config_generation"]["published"] == 2
-                assert time.monotonic() < deadline, after_reload["config_generation"]
-                time.sleep(0.1)
-            gen2 = subprocess.run(h.exec(h.oms, sys.executable, "-c", SCRAPE,
-                                         url + "/metrics"), capture_output=True, timeout=20)
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-        finally:
-            for p in (app, venue):
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+        status = json.loads(omsctl("status", "--json").stdout)
+        text_status = omsctl("status").stdout
+        top = omsctl("top", "--count", "2", "--interval", "0.3").stdout
+        canceled = min(int(c) for c, st in seen["states"].items() if st == "Canceled")
+        order = json.loads(omsctl("order", "show", "1", str(canceled), "--json").stdout)
+        by_token = json.loads(omsctl("order", "show", "--venue", "1", "--venue-token",
+                                     str(order["order"]["ref"]), "--json").stdout)
+        order_text = omsctl("order", "show", "1", str(canceled)).stdout
+        missing = omsctl("order", "show", "1", "999", ok=False)
+        # a reload (the same file) is the next configuration generation
+        assert json.loads(omsctl("reload").stdout)["generation"] == 2
+        # the worker takes it at its next burst (heartbeats come each second)
+        deadline = time.monotonic() + 5
+        while True:
+            after_reload = json.loads(omsctl("status", "--json").stdout)
+            if after_reload["config_generation"]["in_force"] == 2:
+                break
+            assert after_reload["config_generation"]["published"] == 2
+            assert time.monotonic() < deadline, after_reload["config_generation"]
+            time.sleep(0.1)
+        gen2 = subprocess.run(h.exec(h.oms, sys.executable, "-c", SCRAPE,
+                                     url + "/metrics"), capture_output=True, timeout=20)
+        out, _ = stop(app)
 
     states = seen["states"]
     n_rejected = ORDERS // BAD_EVERY
@@ -243,5 +212,5 @@ def test_live_scrape_status_top_and_order_show(tmp_path, driver):
     assert by_token["order"] == order["order"]
     assert "PendingCancel" in order_text and "journal" in order_text
     assert "no such order" in missing.stdout + missing.stderr
-    report = json.loads(out.strip().splitlines()[-1])
+    report = report_of(out)
     assert report["worker"]["commands"] >= 4  # status snapshots and the order copies

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
-import time
 
 import netns
 import pytest
-import test_live_e2e as live
 import test_live_sharded as sharded
+from live_run import OMSCTL, PY, LiveRun, report_of, stop
 from test_observability_live import SCRAPE, samples, value
 
 why_not = netns.can_make_namespaces() or (
@@ -26,64 +24,30 @@ def test_sharded_metrics_status_and_order_show_span_the_workers(tmp_path):
     ctl_path = str(tmp_path / "control.sock")
 
     def omsctl(*args):
-        r = subprocess.run([live.OMSCTL, *args, "--socket", ctl_path],
+        r = subprocess.run([OMSCTL, *args, "--socket", ctl_path],
                            capture_output=True, text=True, timeout=20)
         assert r.returncode == 0, r.stdout + r.stderr
         return r.stdout
 
-    with netns.three_hosts() as h:
-        sharded.second_hosts(h)
-        cfg = tmp_path / "sharded.yaml"
-        cfg.write_text(sharded.config_text(h) + 'observability: {listen: "127.0.0.1:0"}\n')
-        ready = tmp_path / "ready.json"
-        app = subprocess.Popen(h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg),
-                                      "--duration", "60", "--ready-file", str(ready),
-                                      "--control-socket", ctl_path),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        venues = [subprocess.Popen(h.exec(h.venue, live.PY, live.PEERS, "venue", "--index",
-                                          str(i), "--duration", "60",
-                                          "--out", str(tmp_path / f"venue{i}.json")),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                  for i in (0, 1)]
-        strats = []
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists() or not ready.read_text():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the appliance did not start"
-                time.sleep(0.05)
-            url = json.loads(ready.read_text())["metrics"]
-            time.sleep(0.5)
-            strats = [subprocess.Popen(
-                h.exec(h.strategy, live.PY, live.PEERS, "strategy", "--index", str(i),
-                       "--account", str(acct), "--orders", "20", "--timeout", "15",
-                       "--out", str(tmp_path / f"strat{i}.json")),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for i, acct in ((0, 1), (1, 2))]
-            for s in strats:
-                _, err = s.communicate(timeout=40)
-                assert s.returncode == 0, err[-3000:]
-            scrape = subprocess.run(h.exec(h.oms, live.PY, "-c", SCRAPE, url + "/metrics"),
-                                    capture_output=True, timeout=20)
-            assert scrape.returncode == 0, scrape.stderr[-2000:]
-            text = scrape.stdout.decode()
-            chk = subprocess.run(["promtool", "check", "metrics"], input=text,
-                                 capture_output=True, text=True, timeout=30)
-            assert chk.returncode == 0, chk.stdout + chk.stderr
-            status = json.loads(omsctl("status", "--json"))
-            text_status = omsctl("status")
-            order = json.loads(omsctl("order", "show", "2", "1001", "--json"))
-            by_token = json.loads(omsctl("order", "show", "--venue", "2", "--venue-token",
-                                         str(order["order"]["ref"]), "--json"))
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-        finally:
-            for p in [app, *venues, *strats]:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-    report = json.loads(out.strip().splitlines()[-1])
+    with netns.three_hosts() as h, LiveRun(h) as run:
+        app, _ = sharded.trade_both_sessions(
+            run, tmp_path, 'observability: {listen: "127.0.0.1:0"}\n',
+            args=("--control-socket", ctl_path))
+        url = json.loads((tmp_path / "ready.json").read_text())["metrics"]
+        scrape = subprocess.run(h.exec(h.oms, PY, "-c", SCRAPE, url + "/metrics"),
+                                capture_output=True, timeout=20)
+        assert scrape.returncode == 0, scrape.stderr[-2000:]
+        text = scrape.stdout.decode()
+        chk = subprocess.run(["promtool", "check", "metrics"], input=text,
+                             capture_output=True, text=True, timeout=30)
+        assert chk.returncode == 0, chk.stdout + chk.stderr
+        status = json.loads(omsctl("status", "--json"))
+        text_status = omsctl("status")
+        order = json.loads(omsctl("order", "show", "2", "1001", "--json"))
+        by_token = json.loads(omsctl("order", "show", "--venue", "2", "--venue-token",
+                                     str(order["order"]["ref"]), "--json"))
+        out, _ = stop(app)
+    report = report_of(out)
     w0, w1 = (w["core"] for w in report["workers"])
 
     m = samples(text)

@@ -17,7 +17,7 @@ SUITES = ["tests/test_core_vs_model.py", "tests/test_fuzz_junk.py", "tests/test_
           "tests/test_transcripts.py", "tests/test_reference_model.py",
           "tests/test_feed_vs_model.py", "tests/test_feed.py", "tests/test_igmp.py",
           "tests/test_stage_counts.py", "tests/test_sor.py", "tests/test_priority_classes.py",
-          "tests/test_fill_route.py"]
+          "tests/test_fill_route.py", "tests/test_split.py", "tests/test_journal_market.py"]
 
 
 def runtime(name: str) -> str:

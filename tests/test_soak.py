@@ -16,23 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import LiveRun, report_of, stop, wait_ready
 
 from control.ctl import request
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
-OMSCTL = str(Path(PY).parent / "omsctl")
-PEERS = str(ROOT / "tests" / "live_peers.py")
 SECONDS = float(os.environ.get("OMS_SOAK_SECONDS", "120"))
 SAMPLE_S = 3.0
 PER_ROUND = 60  # orders in a mixed round
@@ -79,8 +73,7 @@ def thirds(values: list[float]) -> tuple[list[float], list[float]]:
 def test_soak_memory_mempool_and_table_stay_flat(tmp_path):
     sock = tmp_path / "control.sock"
     samples: list[dict] = []
-    procs: list[subprocess.Popen] = []
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         cfg = tmp_path / "live.yaml"
         text = live.config_text(h, "af_packet", session_hb=200, session_timeout=1000,
                                 venue_hb=200, venue_timeout=30000)
@@ -89,56 +82,31 @@ def test_soak_memory_mempool_and_table_stay_flat(tmp_path):
         cfg.write_text(text + f"tables: {{orders: {TABLE}}}\n"
                        f"journal: {{path: {tmp_path / 'oms.journal'}, durability: periodic}}\n")
         ready = tmp_path / "ready.json"
-        try:
-            app = subprocess.Popen(h.exec(h.oms, OMSCTL, "run", "--config", str(cfg),
-                                          "--duration", str(SECONDS + 60), "--ready-file",
-                                          str(ready), "--control-socket", str(sock),
-                                          "--no-watch"),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            procs.append(app)
-            venue = subprocess.Popen(h.exec(h.venue, PY, PEERS, "venue", "--duration",
-                                            str(SECONDS + 50), "--out",
-                                            str(tmp_path / "venue.json")),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            procs.append(venue)
-            deadline = time.monotonic() + 30
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the appliance did not start"
-                time.sleep(0.05)
-            pid = json.loads(ready.read_text())["pid"]
-            time.sleep(0.3)
-            t0 = time.monotonic()
-            strat = subprocess.Popen(h.exec(h.strategy, PY, PEERS, "strategy", "--scenario",
-                                            "soak", "--orders", str(PER_ROUND), "--duration",
-                                            str(SECONDS), "--heartbeat-ms", "200",
-                                            "--timeout", str(SECONDS + 40), "--linger", "0.3",
-                                            "--out", str(tmp_path / "strat.json")),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            procs.append(strat)
-            next_at = t0
-            while strat.poll() is None:
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() - t0 < SECONDS + 40, "the strategy did not finish"
-                if time.monotonic() >= next_at:
-                    samples.append(sample(sock, pid, t0))
-                    next_at += SAMPLE_S
-                time.sleep(0.05)
-            _, serr = strat.communicate(timeout=10)
-            assert strat.returncode == 0, serr[-3000:]
-            final = sample(sock, pid, t0)
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-            venue.send_signal(signal.SIGTERM)
-            _, verr = venue.communicate(timeout=30)
-            assert venue.returncode == 0, verr[-3000:]
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-    report = json.loads(out.strip().splitlines()[-1])
+        app = run.appliance(cfg, ready, duration=SECONDS + 60,
+                            args=("--control-socket", str(sock), "--no-watch"))
+        venue = run.venue(tmp_path / "venue.json", duration=SECONDS + 50)
+        wait_ready(app, ready, timeout=30)
+        pid = json.loads(ready.read_text())["pid"]
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        strat = run.strategy("--scenario", "soak", "--orders", str(PER_ROUND), "--duration",
+                             str(SECONDS), "--heartbeat-ms", "200",
+                             "--timeout", str(SECONDS + 40), "--linger", "0.3",
+                             "--out", str(tmp_path / "strat.json"))
+        next_at = t0
+        while strat.poll() is None:
+            assert app.poll() is None, app.communicate()[1][-3000:]
+            assert time.monotonic() - t0 < SECONDS + 40, "the strategy did not finish"
+            if time.monotonic() >= next_at:
+                samples.append(sample(sock, pid, t0))
+                next_at += SAMPLE_S
+            time.sleep(0.05)
+        _, serr = strat.communicate(timeout=10)
+        assert strat.returncode == 0, serr[-3000:]
+        final = sample(sock, pid, t0)
+        out, _ = stop(app)
+        stop(venue)
+    report = report_of(out)
     strat_out = json.loads((tmp_path / "strat.json").read_text())
     steady = [s for s in samples if s["t"] >= WARMUP * SECONDS]
     soak = strat_out["soak"]

@@ -7,20 +7,15 @@ request server answers a re-request over the link."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import netns
 import pytest
 import wire
+from live_run import PEERS, PY, LiveRun, eventually
 
 from dataplane.feed import Feed
 from pcaps.itch_layers import MoldHeader
 
-ROOT = Path(__file__).resolve().parent.parent
-PEERS = str(ROOT / "tests" / "live_peers.py")
 GROUP, PORT, MD_REQ = "239.1.1.1", 26400, 26401
 
 
@@ -29,31 +24,21 @@ def test_venue_publishes_multicast_between_namespaces(tmp_path):
     if why:
         pytest.skip(why)
     app, ven = wire.APPLIANCE, wire.VENUES[0]
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         netns.run("ip", "-n", h.oms, "addr", "add", f"{app.ip}/16", "dev", h.oms_venue_if)
         lout, vout = tmp_path / "listen.json", tmp_path / "venue.json"
         ready = tmp_path / "joined"
-        listener = subprocess.Popen(h.exec(h.oms, sys.executable, PEERS, "listen", "--group",
-                                           GROUP, "--port", str(PORT), "--iface-ip", app.ip,
-                                           "--duration", "20", "--out", str(lout),
-                                           "--ready", str(ready), "--request", "1:5",
-                                           "--request-to", f"{ven.ip}:{MD_REQ}"))
-        venue = None
-        try:
-            end = time.monotonic() + 15
-            while not ready.exists() and listener.poll() is None and time.monotonic() < end:
-                time.sleep(0.02)
-            assert ready.exists(), "the listener did not join"
-            venue = subprocess.Popen(h.exec(h.venue, sys.executable, PEERS, "venue", "--duration",
-                                        "3", "--out", str(vout), "--mcast", f"{GROUP}:{PORT}",
-                                        "--md-request-port", str(MD_REQ), "--profile", "busy"))
-            assert venue.wait(timeout=20) == 0
-            assert listener.wait(timeout=25) == 0
-        finally:
-            for p in (venue, listener):
-                if p is not None and p.poll() is None:
-                    p.kill()
-                    p.wait()
+        listener = run.spawn(h.oms, PY, PEERS, "listen", "--group", GROUP, "--port", str(PORT),
+                             "--iface-ip", app.ip, "--duration", "20", "--out", str(lout),
+                             "--ready", str(ready), "--request", "1:5",
+                             "--request-to", f"{ven.ip}:{MD_REQ}", capture=False)
+        eventually(lambda: ready.exists() or listener.poll() is not None, 15, step=0.02)
+        assert ready.exists(), "the listener did not join"
+        venue = run.spawn(h.venue, PY, PEERS, "venue", "--duration", "3", "--out", str(vout),
+                          "--mcast", f"{GROUP}:{PORT}", "--md-request-port", str(MD_REQ),
+                          "--profile", "busy", capture=False)
+        assert venue.wait(timeout=20) == 0
+        assert listener.wait(timeout=25) == 0
     got = json.loads(lout.read_text())
     md = json.loads(vout.read_text())["market_data"]
     packets = [bytes.fromhex(p["payload"]) for p in got["packets"]]
