@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import subprocess
 import time
-from pathlib import Path
 
 import netns
 import pytest
 import test_live_e2e as live
+from live_run import (
+    OMSCTL,
+    PEERS,
+    PY,
+    ROOT,
+    STRATEGY_HEAD,
+    LiveRun,
+    report_of,
+    stop,
+    wait_for,
+    wait_ready,
+)
 from test_fill_route import model
 
-ROOT = Path(__file__).resolve().parent.parent
 why_not = netns.can_make_namespaces()
 pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
@@ -47,32 +56,14 @@ market_data:
 # The strategy: ORDERS buy limit orders for AAPL at the venue's ask, at RATE,
 # answers handled as they come; touches `third` after a third of them, then
 # prints each order's state.
-STRATEGY = """
-import json, select, socket, sys, time
-sys.path[:0] = [{root!r}, {root!r} + "/tests"]
-import wire
-from dataplane.strategy_driver import StrategyDriver
-sess, app = wire.SESSIONS[0], wire.APPLIANCE
-drv = StrategyDriver(sess, app)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+STRATEGY = STRATEGY_HEAD + """
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-s.bind((sess.ip, sess.port))
-def out(frames):
-    for f in frames:
-        s.sendto(f[42:], (app.ip, app.strategy_port))
-def pump(wait):
-    r, _, _ = select.select([s], [], [], wait)
-    while r:
-        p, _ = s.recvfrom(65535)
-        f = wire.udp_frame(app.mac, sess.mac, app.ip, sess.ip, app.strategy_port, sess.port, p)
-        out(drv.handle_frame(f, time.time_ns()))
-        r, _, _ = select.select([s], [], [], 0)
 out(drv.login(time.time_ns()))
-pump(0.5)
+drain(0.5)
 t0 = time.monotonic()
 for i in range({orders}):
     while time.monotonic() < t0 + i / {rate}:
-        pump(0.0005)
+        drain(0.0005)
     out(drv.new_order(time.time_ns(), 10000 + i, "AAPL", 150_5000_0000, 100, account=1))
     if i == {orders} // 3:
         open({third!r}, "w").close()
@@ -81,7 +72,7 @@ def answered(o):
     return o.rejects or o.state != "PendingNew"
 end = time.monotonic() + 15
 while time.monotonic() < end:
-    pump(0.01)
+    drain(0.01)
     out(drv.tick(time.time_ns()))
     if all(answered(o) for o in drv.orders.values()):
         break
@@ -99,7 +90,7 @@ def config(h: netns.Hosts, model_file: str) -> str:
 
 
 def ctl(sock: str, *args: str) -> tuple[int, dict]:
-    r = subprocess.run([live.OMSCTL, *args, "--socket", sock], capture_output=True, text=True,
+    r = subprocess.run([OMSCTL, *args, "--socket", sock], capture_output=True, text=True,
                        timeout=30)
     return r.returncode, json.loads(r.stdout)
 
@@ -111,61 +102,31 @@ def test_model_swap_under_load(tmp_path):
     (tmp_path / "new.json").write_text(json.dumps(NEW))
     old_id, new_id = OLD["model_id"], NEW["model_id"]
     assert old_id != new_id
-    with netns.three_hosts() as h:
+    with netns.three_hosts() as h, LiveRun(h) as run:
         cfg = tmp_path / "live.yaml"
         cfg.write_text(config(h, "old.json"))
         new_cfg = tmp_path / "new.yaml"
         new_cfg.write_text(config(h, "new.json"))
         ready = tmp_path / "ready.json"
-        procs = []
-        app = subprocess.Popen(
-            h.exec(h.oms, live.OMSCTL, "run", "--config", str(cfg), "--duration", "60",
-                   "--ready-file", str(ready), "--control-socket", sock),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(app)
-        try:
-            deadline = time.monotonic() + 20
-            while not ready.exists():
-                assert app.poll() is None, app.communicate()[1][-3000:]
-                assert time.monotonic() < deadline, "the appliance did not start"
-                time.sleep(0.05)
-            procs.append(subprocess.Popen(
-                h.exec(h.venue, live.PY, live.PEERS, "venue", "--duration", "60", "--out",
-                       str(tmp_path / "venue.json")),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-            procs.append(subprocess.Popen(
-                h.exec(h.venue, live.PY, live.PEERS, "feed", "--duration", "40", "--bid",
-                       "150.40", "--ask", "150.50"),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-            time.sleep(1.0)  # the book in the appliance before the first order
-            strat = subprocess.Popen(
-                h.exec(h.strategy, live.PY, "-c", STRATEGY.format(
-                    root=str(ROOT), orders=ORDERS, rate=RATE, third=str(third))),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            procs.append(strat)
-            deadline = time.monotonic() + 20
-            while not third.exists():
-                assert strat.poll() is None, strat.communicate()[1][-3000:]
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            rc, ok = ctl(sock, "reload", "--config", str(new_cfg))
-            assert rc == 0 and ok == {"ok": True, "file": str(new_cfg), "generation": 2}, ok
-            s_out, s_err = strat.communicate(timeout=40)
-            assert strat.returncode == 0, s_err[-3000:]
-            app.send_signal(signal.SIGTERM)
-            out, err = app.communicate(timeout=30)
-            assert app.returncode == 0, err[-3000:]
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    try:
-                        p.wait(timeout=10)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
-                        p.wait()
+        app = run.appliance(cfg, ready, duration=60, args=("--control-socket", sock))
+        venue = run.venue(tmp_path / "venue.json", duration=60)
+        wait_ready(app, ready)
+        # the book is published once, then heartbeats: after the appliance listens
+        feed = run.spawn(h.venue, PY, PEERS, "feed", "--duration", "40", "--bid", "150.40",
+                         "--ask", "150.50")
+        time.sleep(1.0)  # the book in the appliance before the first order
+        strat = run.spawn(h.strategy, PY, "-c", STRATEGY.format(
+            root=str(ROOT), orders=ORDERS, rate=RATE, third=str(third)))
+        wait_for(third.exists, "a third of the orders sent", (strat,))
+        rc, ok = ctl(sock, "reload", "--config", str(new_cfg))
+        assert rc == 0 and ok == {"ok": True, "file": str(new_cfg), "generation": 2}, ok
+        s_out, s_err = strat.communicate(timeout=40)
+        assert strat.returncode == 0, s_err[-3000:]
+        out, err = stop(app)
+        stop(venue, check=False)
+        stop(feed, check=False)
     result = json.loads(s_out.strip().splitlines()[-1])
-    report = json.loads(out.strip().splitlines()[-1])
+    report = report_of(out)
 
     # every order answered, none refused; nothing lost at the ports or in the core
     assert result["unanswered"] == []
