@@ -18,6 +18,7 @@
 
 #include "pipeline.h"
 #include "tsc.h"
+#include "fill_bench_model.h"
 
 #define VENUES 3
 #define SYMBOLS 64
@@ -51,63 +52,52 @@ static void symbol(char out[8], uint32_t s)
 	memcpy(out, tmp, 8);
 }
 
-/* A model shaped like a trained one (control/fill_train.py: 12 one-feature
- * tables, 13 pairs, 8 edges a feature); its values do not change its cost. */
-static void bench_fill_model(struct oms_fill_model *m)
-{
-	static const uint8_t pairs[13][2] = {
-		{0, 2}, {0, 3}, {0, 11}, {0, 5}, {0, 6}, {0, 8}, {11, 3}, {2, 5}, {3, 6},
-		{2, 4}, {11, 6}, {0, 9}, {2, 7}};
-	uint32_t off = 0, t = 0;
-
-	memset(m, 0, sizeof(*m));
-	m->id = 0xbe4c4;
-	m->n_venues = VENUES;
-	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
-		m->lo[k] = INT64_MIN;
-		m->hi[k] = INT64_MAX - 1;
-		m->n_edges[k] = k == OMS_FILL_F_VENUE ? VENUES - 1 : 8;
-		for (int j = 0; j < m->n_edges[k]; j++)
-			m->edges[k][j] = k == OMS_FILL_F_VENUE ? j + 1 : j * 10 - 30;
-	}
-	for (uint8_t k = 0; k < OMS_FILL_FEATURES; k++) {
-		if (k == OMS_FILL_F_QUOTE_AGE)
-			continue;
-		m->tables[t++] = (struct oms_fill_table){.offset = off, .nb_b = 1, .a = k,
-							 .b = OMS_FILL_NO_B};
-		off += m->n_edges[k] + 1u;
-	}
-	for (int p = 0; p < 13; p++) {
-		uint16_t nb = m->n_edges[pairs[p][1]] + 1u;
-		m->tables[t++] = (struct oms_fill_table){.offset = off, .nb_b = nb,
-							 .a = pairs[p][0], .b = pairs[p][1]};
-		off += (m->n_edges[pairs[p][0]] + 1u) * nb;
-	}
-	m->n_tables = t;
-	for (uint32_t i = 0; i < off; i++)
-		m->w[i] = (int32_t)(i * 2654435761u % 40000) - 20000;
-	for (int j = 0; j < OMS_FILL_LUT; j++)
-		m->lut[j] = (uint32_t)(((uint64_t)j << OMS_FILL_P_Q) / (OMS_FILL_LUT - 1));
-}
-
-/* Every venue's probability for the order: its book read, then the model. */
+/* Every venue's probability for the order: its book read, then the model,
+ * the way the router asks (cdefs/fill_model.c fill_route_choose: one call,
+ * the order's own part once). */
 static int64_t fill_probs(const struct oms_fill_model *fm, struct oms_feed *const *feeds,
 			  const struct sp_new_order *m, uint32_t s, uint64_t now)
 {
+	struct oms_fill_quote q[VENUES];
+	int32_t p[VENUES];
 	int64_t sum = 0;
 
 	for (uint16_t v = 0; v < VENUES; v++) {
 		struct oms_tob_view t;
 		oms_tob_read(oms_feed_tob(feeds[v], s), &t);
-		struct oms_fill_input in = {
-			.price = m->price, .bid_px = t.bid_px, .ask_px = t.ask_px, .tick = 1000000,
-			.rtt_ewma_ns = 40000 + v * 1000, .quote_age_ns = now - t.last_ns,
-			.tod_ns = 36000000000000ull, .qty = m->qty, .bid_qty = t.bid_qty,
-			.ask_qty = t.ask_qty, .fill_ratio_pm = 500, .venue = v,
-			.buy = m->side == SP_SIDE_BUY, .ioc = m->tif == SP_TIF_IOC};
-		sum += oms_fill_prob(fm, &in);
+		q[v] = (struct oms_fill_quote){
+			.bid_px = t.bid_px, .ask_px = t.ask_px, .rtt_ewma_ns = 40000 + v * 1000,
+			.quote_age_ns = now - t.last_ns, .bid_qty = t.bid_qty, .ask_qty = t.ask_qty,
+			.fill_ratio_pm = 500, .venue = v};
 	}
+	struct oms_fill_order o = {.price = m->price, .tick = 1000000,
+				   .tod_ns = 36000000000000ull, .qty = m->qty,
+				   .buy = m->side == SP_SIDE_BUY, .ioc = m->tif == SP_TIF_IOC};
+	if (oms_fill_probs(fm, &o, q, VENUES, p) < VENUES)
+		return -1; /* every venue must answer for the figure to time the model */
+	for (int v = 0; v < VENUES; v++)
+		sum += p[v];
 	return sum;
+}
+
+/* The generation: the symbols, smart routing over every venue (split across
+ * up to `split`), and with `fm` the fill model (then the symbols' tick is the
+ * books' cent). */
+static int bench_gen(struct oms_core *c, const struct oms_fill_model *fm, uint32_t split)
+{
+	struct risk_gen *g = oms_gen_create(c, NULL);
+	for (uint32_t s = 0; s < SYMBOLS; s++) {
+		struct oms_instrument_config ic = {.tick_size = fm ? 1000000 : 0};
+		symbol(ic.symbol, s);
+		oms_gen_add_instrument(g, c, &ic);
+	}
+	struct oms_route_config rc = {.sor = 1};
+	if (oms_gen_add_route(g, c, &rc) || oms_gen_set_sor_cost(g, 10000) ||
+	    oms_gen_set_sor_split(g, split) || (fm && oms_gen_set_fill_model(g, fm, 5000000)))
+		return -1;
+	oms_gen_free(oms_core_publish(c, g));
+	oms_core_take_generation(c);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -130,18 +120,8 @@ int main(int argc, char **argv)
 		if (oms_core_add_venue(c, &vc))
 			return fprintf(stderr, "venue\n"), 1;
 	}
-	struct risk_gen *g = oms_gen_create(c, NULL);
-	for (uint32_t s = 0; s < SYMBOLS; s++) {
-		struct oms_instrument_config ic = {0};
-		symbol(ic.symbol, s);
-		oms_gen_add_instrument(g, c, &ic);
-	}
-	struct oms_route_config rc = {.sor = 1};
-	if (oms_gen_add_route(g, c, &rc) || oms_gen_set_sor_cost(g, 10000) ||
-	    oms_gen_set_sor_split(g, split))
+	if (bench_gen(c, NULL, split))
 		return fprintf(stderr, "route\n"), 1;
-	oms_gen_free(oms_core_publish(c, g));
-	oms_core_take_generation(c);
 
 	/* books: LEVELS levels a side around $100 + venue offsets */
 	struct oms_feed *feeds[VENUES];
@@ -229,7 +209,7 @@ int main(int argc, char **argv)
 	       cyc[(uint64_t)n * 99 / 100] / ghz);
 
 	static struct oms_fill_model fm;
-	bench_fill_model(&fm);
+	bench_fill_model(&fm, VENUES);
 	if (oms_fill_model_seal(&fm))
 		return fprintf(stderr, "fill model\n"), 1;
 	uint64_t *both = malloc((size_t)n * sizeof(*both));
@@ -258,10 +238,33 @@ int main(int argc, char **argv)
 	       cyc[n / 2] / ghz, cyc[(uint64_t)n * 99 / 100] / ghz);
 	printf("route_fill_ns_p50 %.1f\nroute_fill_ns_p99 %.1f\n", both[n / 2] / ghz,
 	       both[(uint64_t)n * 99 / 100] / ghz);
+
+	/* the decision as the worker makes it with the model in the generation:
+	 * the rules, then every venue's probability and expected value */
+	if (bench_gen(c, &fm, split))
+		return fprintf(stderr, "model generation\n"), 1;
+	uint64_t by_model = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t s = i % SYMBOLS;
+		symbol(m.symbol, s);
+		m.cl_ord_id = i;
+		m.side = (i & 1) ? SP_SIDE_SELL : SP_SIDE_BUY;
+		m.price = (i & 1) ? 9990000000ll : 10010000000ll;
+		uint64_t t0 = tsc();
+		router_choose(c, &c->sessions[0], &m, s, 0, &plan);
+		uint64_t t1 = tsc();
+		cyc[i] = t1 - t0;
+		struct oms_route_decision d;
+		oms_core_route_decisions(c, oms_core_route_seq(c), &d, 1);
+		by_model += d.by_model;
+	}
+	qsort(cyc, n, sizeof(*cyc), cmp_u64);
+	printf("route_model_decisions %llu\nroute_model_ns_p50 %.1f\nroute_model_ns_p99 %.1f\n",
+	       (unsigned long long)by_model, cyc[n / 2] / ghz, cyc[(uint64_t)n * 99 / 100] / ghz);
 	free(both);
 	free(cyc);
 	for (uint32_t v = 0; v < VENUES; v++)
 		oms_feed_destroy(feeds[v]);
 	oms_core_destroy(c);
-	return chosen == n ? 0 : 2;
+	return chosen == n && answered == n && by_model == n ? 0 : 2;
 }

@@ -28,6 +28,7 @@ enum {
 	OMS_FILL_NO_B = 0xFF,    /* a one-feature table */
 	OMS_FILL_MAX_VENUES = 64, /* core venue indexes the model can know */
 	OMS_FILL_NO_SLOT = 0xFFFF,
+	OMS_FILL_DIRECT = 256,   /* a feature whose edges span fewer values: bins by lookup */
 };
 
 /* The features, in the dataset's column order (control/fill_dataset.py FEATURES). */
@@ -54,6 +55,33 @@ struct oms_fill_input {
 	uint8_t ioc;
 };
 
+/* The same candidate split in two, for a decision over several venues: what
+ * the order brings, evaluated once, and what each venue brings. */
+struct oms_fill_order {
+	int64_t price;          /* limit */
+	int64_t tick;
+	uint64_t tod_ns;        /* time of day (ns since midnight) */
+	uint32_t qty;
+	uint8_t buy;
+	uint8_t ioc;
+};
+
+struct oms_fill_quote {
+	int64_t bid_px, ask_px; /* the venue's top of book */
+	uint64_t rtt_ewma_ns;
+	uint64_t quote_age_ns;
+	uint32_t bid_qty, ask_qty;
+	uint32_t fill_ratio_pm;
+	uint16_t venue;         /* the model's venue slot */
+};
+
+/* A sealed table: where bin (i, j) of its features is, w[offset + i * stride + j]. */
+struct oms_fill_lookup {
+	uint32_t offset;
+	uint16_t stride;
+	uint8_t a, b;           /* b OMS_FILL_FEATURES (always bin 0) for a one-feature table */
+};
+
 struct oms_fill_table {
 	uint32_t offset;        /* first cell in w[] */
 	uint16_t nb_b;          /* bins of feature b (1 for a one-feature table) */
@@ -76,6 +104,15 @@ struct oms_fill_model {
 	struct oms_fill_table tables[OMS_FILL_TABLES];
 	int32_t w[OMS_FILL_CELLS];  /* Q16 log-odds */
 	uint32_t lut[OMS_FILL_LUT]; /* Q30 probability at log-odds -8 + i/64 */
+	/* Set by oms_fill_model_seal (docs/fill-model.md "In the core"): the
+	 * tables as read, and for each feature whose edges span fewer than
+	 * OMS_FILL_DIRECT values, its bin by value: bin = direct[k][v - base[k]],
+	 * the index clamped (below the span: bin 0, above: every edge). */
+	uint32_t direct_mask;
+	uint32_t n_lookups;
+	struct oms_fill_lookup lookups[OMS_FILL_TABLES];
+	int64_t base[OMS_FILL_FEATURES];
+	uint8_t direct[OMS_FILL_FEATURES][OMS_FILL_DIRECT];
 };
 
 /* The integer features of one candidate; -1 when the venue's book has an
@@ -91,5 +128,11 @@ int oms_fill_model_seal(struct oms_fill_model *m);
 /* The probability in Q30 (0 .. 2^30), or -1 when a feature is out of the
  * model's range or the venue slot unknown: then the rule router decides. */
 int32_t oms_fill_prob(const struct oms_fill_model *m, const struct oms_fill_input *in);
+
+/* The probabilities of one order at n venues, into p[0 .. n-1] (each as
+ * oms_fill_prob gives it, -1 included), with what depends on the order alone
+ * computed once.  Returns how many answered. */
+uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_order *o,
+			const struct oms_fill_quote *q, uint32_t n, int32_t *p);
 
 #endif

@@ -52,3 +52,15 @@ def test_feed_bench_smoke():
     assert int(fig["route_decisions"]) == int(fig["route_chosen"]) == 20_000
     assert int(fig["route_cycles_p99"]) >= int(fig["route_cycles_p50"]) > 0
     assert float(fig["tob_read_ns"]) > 0
+
+
+def test_fill_bench_smoke():
+    # against the checked-out revision's own evaluator: the before/after
+    # build works and the two give the same answers on every input
+    r = subprocess.run([sys.executable, "bench/run_fill_bench.py", "--smoke", "--before", "HEAD"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    fig = dict(line.split() for line in r.stdout.splitlines())
+    assert int(fig["fill3_answered"]) == 3 * int(fig["fill3_decisions"]) == 30_000
+    assert int(fig["fill3_before_differ"]) == 0
+    assert float(fig["fill3_ns_p99"]) >= float(fig["fill3_ns_p50"]) > 0

@@ -215,6 +215,53 @@ def test_c_and_python_agree_on_10000_random_inputs(trained):
     assert p.min() < 0.1 and p.max() > 0.9  # the inputs span the model's range
 
 
+def test_c_three_venue_call_gives_each_venue_its_own_answer(trained):
+    """oms_fill_probs (the router's call: the order's own part once, then
+    each venue) gives, for orders over three venues with different books,
+    exactly what Python gives each (order, venue) alone: nothing of one
+    venue leaks into the next, a venue refused does not stop the others."""
+    from dataplane.core import _ext
+    ffi, lib = _ext.ffi, _ext.lib
+    doc = fa.load(trained / "m.json")
+    m = ffi.new("struct oms_fill_model *")
+    fa.to_c(doc, ffi, m)
+    assert lib.oms_fill_model_seal(m) == 0
+    rng = np.random.default_rng(9)
+    inputs = random_inputs(rng, 3 * 3000, len(doc["venues"]))
+    o = ffi.new("struct oms_fill_order *")
+    q = ffi.new("struct oms_fill_quote[3]")
+    p = ffi.new("int32_t[3]")
+    c_p, rows = [], []
+    order_keys = ("price", "tick", "tod_ns", "qty", "buy", "ioc")
+    for g in range(0, len(inputs), 3):
+        first = inputs[g]
+        for k in order_keys:
+            setattr(o, k, int(first[k]))
+        for j in range(3):
+            i = inputs[g + j]
+            # the order is the first's; its book (near the first's) and venue state its own
+            i.update({k: first[k] for k in order_keys})
+            shift = first["bid_px"] - i["bid_px"] + int(rng.integers(-2, 3)) * i["tick"]
+            i["bid_px"] += shift
+            i["ask_px"] += shift
+            for k in ("bid_px", "ask_px", "rtt_ewma_ns", "quote_age_ns", "bid_qty", "ask_qty",
+                      "fill_ratio_pm", "venue"):
+                setattr(q[j], k, int(i[k]))
+            f = py_features(i)
+            rows.append(f if f is not None and i["venue"] < len(doc["venues"]) else None)
+        n = lib.oms_fill_probs(m, o, q, 3, p)
+        assert n == sum(p[j] >= 0 for j in range(3))
+        c_p.extend(p[j] for j in range(3))
+    ok = [k for k, f in enumerate(rows) if f is not None]
+    py = np.full(len(rows), -1, np.int64)
+    py[ok] = fa.predict_q(doc, np.array([rows[k] for k in ok]))
+    c_p = np.array(c_p, np.int64)
+    assert ((c_p < 0) == (py < 0)).all()
+    assert (c_p == py).all()  # the same integers
+    by_order = (c_p >= 0).reshape(-1, 3).sum(axis=1)
+    assert set(by_order) >= {1, 2, 3}  # orders with some venues refused and others answered
+
+
 def test_c_refuses_an_inconsistent_model(trained):
     from dataplane.core import _ext
     ffi, lib = _ext.ffi, _ext.lib
@@ -225,4 +272,8 @@ def test_c_refuses_an_inconsistent_model(trained):
     assert lib.oms_fill_model_seal(m) == -1
     fa.to_c(doc, ffi, m)
     m.n_edges[4] = lib.OMS_FILL_EDGES
+    assert lib.oms_fill_model_seal(m) == -1
+    fa.to_c(doc, ffi, m)  # edges out of order: the bins would count them wrong
+    k = next(k for k in range(lib.OMS_FILL_FEATURES) if m.n_edges[k] >= 2)
+    m.edges[k][1] = m.edges[k][0]
     assert lib.oms_fill_model_seal(m) == -1
