@@ -27,11 +27,14 @@ routes differently, but no venue is better, so the difference is noise and
 the interval should contain 0.
 
 The strategy (``--scenario`` omitted): seeded, Poisson in time
-(``--rate-hz``), symbol and side uniform, a limit 1-3 ticks through the
-reference price (so marketable at venues quoting at the reference's first
-levels, and sometimes at none: the router then rejects it NO_ROUTE and it
-counts as not filled in both runs), 1-5 lots, 1 in 5 IOC; a day order is
-cancelled when the horizon has passed.  A ``--scenario`` is a pcaps/builder
+(``--rate-hz``, default 5), symbol and side uniform, a limit at the
+consolidated touch (4 in 5) or one tick through it, as the same seeded
+simulators show it without the strategy's own orders (so the orders are
+fixed before either run), 1-5 lots, ``--ioc-share`` IOC (default all: a
+strategy that takes liquidity); a day order is cancelled when the horizon
+has passed.  An order no venue can fill at its limit when it arrives is
+rejected NO_ROUTE by the router and counts as not filled.  A ``--scenario``
+is a pcaps/builder
 JSON Lines file of the same kind (venue 0: the router chooses)."""
 from __future__ import annotations
 
@@ -45,8 +48,18 @@ from pathlib import Path
 import numpy as np
 
 from control.config import (
-    SOR, Account, Appliance, Config, ConfigError, FeedSubscription, Instrument, MarketData,
-    Routing, Session, Tables, Venue,
+    SOR,
+    Account,
+    Appliance,
+    Config,
+    ConfigError,
+    FeedSubscription,
+    Instrument,
+    MarketData,
+    Routing,
+    Session,
+    Tables,
+    Venue,
 )
 from dataplane.venue_itch import MarketDataConfig
 from dataplane.venue_profiles import PROFILES
@@ -258,9 +271,12 @@ def sent_orders(cfg: Config, records: list[tuple[int, bytes]]) -> dict[int, int]
 def fills_within(run: dict, sent: dict[int, int], horizon_ns: int) -> dict:
     """Per order (in cl_ord_id order): filled within the horizon of its
     send (0/1), and how the run ended for it."""
+    from control.metrics import reason_names
+    from dataplane.core import lib
     from dataplane.replay import _frame_udp
-    from pcaps.layers import SP_REJECT_REASONS, decode_sp
+    from pcaps.layers import decode_sp
 
+    names = reason_names(lib)
     first_fill: dict[int, int] = {}
     rejected: dict[str, int] = {}
     for ts, frame in run["to_strategy"]:
@@ -269,7 +285,7 @@ def fills_within(run: dict, sent: dict[int, int], horizon_ns: int) -> dict:
             if kind == "Fill" and cid not in first_fill:
                 first_fill[cid] = ts
             elif kind == "Rejected" and m.get("ref_type") == "NewOrder":
-                reason = SP_REJECT_REASONS.get(m.get("reason"), str(m.get("reason")))
+                reason = names.get(m.get("reason"), str(m.get("reason")))
                 rejected[reason] = rejected.get(reason, 0) + 1
     ids = sorted(sent)
     filled = np.array([cid in first_fill and first_fill[cid] - sent[cid] <= horizon_ns
@@ -315,9 +331,9 @@ def block_bootstrap(diff: np.ndarray, *, block: int, resamples: int, seed: int
 
 def compare_routers(*, model_doc: dict, model_path: str | None = None,
                     names: list[str] | None = None, identical: str | None = None,
-                    seed: int = 1, orders: int = 1000, rate_hz: float = 20.0,
+                    seed: int = 1, orders: int = 1000, rate_hz: float = 5.0,
                     horizon_ms: int = 1000, miss_penalty: int = 5_000_000,
-                    scenario: list[str] | None = None, block: int = 50, ioc_share: float = 0.5,
+                    scenario: list[str] | None = None, block: int = 50, ioc_share: float = 1.0,
                     resamples: int = 2000) -> dict:
     """Both runs and the comparison (what --json writes)."""
     names = list(model_doc["venues"]) if names is None else names
@@ -403,14 +419,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", help="the strategy as pcaps/builder JSON Lines (default: "
                                       "the seeded strategy below)")
     p.add_argument("--orders", type=int, default=1000)
-    p.add_argument("--rate-hz", type=float, default=20.0)
-    p.add_argument("--ioc-share", type=float, default=0.5,
+    p.add_argument("--rate-hz", type=float, default=5.0)
+    p.add_argument("--ioc-share", type=float, default=1.0,
                    help="the seeded strategy's share of IOC orders")
     p.add_argument("--seed", type=int, default=1,
                    help="the simulators', the strategy's and the bootstrap's seed")
     p.add_argument("--horizon-ms", type=int, default=1000)
     p.add_argument("--miss-penalty", default="0.05",
                    help="routing.miss_penalty of the model run, dollars a share")
+    p.add_argument("--venues", metavar="NAMES",
+                   help="comma-separated venue names of the model to simulate (default: all "
+                        "of the model's venues, each with the profile of its name)")
     p.add_argument("--identical", metavar="PROFILE",
                    help="negative control: every venue gets this profile")
     p.add_argument("--block", type=int, default=50, help="bootstrap block, orders")
@@ -432,6 +451,7 @@ def run(args: argparse.Namespace) -> int:
         scenario = Path(args.scenario).read_text(encoding="utf-8").splitlines()
     result = compare_routers(
         model_doc=doc, model_path=args.model, identical=args.identical, seed=args.seed,
+        names=args.venues.upper().split(",") if args.venues else None,
         orders=args.orders, rate_hz=args.rate_hz, horizon_ms=args.horizon_ms,
         miss_penalty=int(Decimal(args.miss_penalty) * 10**8), scenario=scenario,
         block=args.block, resamples=args.resamples, ioc_share=args.ioc_share)
