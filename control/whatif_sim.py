@@ -200,6 +200,7 @@ def run_market(cfg: Config, records: list[tuple[int, bytes]], profiles: list[str
     frames with their times, the routing decisions and the counters."""
     from dataplane.core import Core
     from dataplane.market_data import CMarketData
+    from dataplane.pcap_backend import MAX_BURST
     from dataplane.replay import _frame_udp
 
     core = Core(cfg)
@@ -237,10 +238,12 @@ def run_market(cfg: Config, records: list[tuple[int, bytes]], profiles: list[str
                 n += 1
                 heapq.heappush(heap, (now + VENUE_LATENCY_NS, TO_CORE, n, a))
             burst += sim.take_market_data_frames()
-        core_burst = md.split(burst, now)
-        md_requests += len(md.take_requests())
-        tx = core.process_burst(core_burst, now)
-        decisions += core.route_decisions(len(decisions) + 1)
+        tx: list[bytes] = []
+        for i in range(0, max(1, len(burst)), MAX_BURST):  # as a poll-mode loop sees them
+            core_burst = md.split(burst[i:i + MAX_BURST], now)
+            md_requests += len(md.take_requests())
+            tx += core.process_burst(core_burst, now)
+            decisions += core.route_decisions(len(decisions) + 1)
         for frame in tx:
             udp = _frame_udp(frame)
             if udp is not None and udp[1] == strategy_port:
