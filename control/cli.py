@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from control import journal_tools, model_cli, whatif
+from control import journal_tools, model_cli, whatif, whatif_sim
 from control import schema as config_schema
 from control.config import ConfigError, Dataplane, load_config, load_default_config
 
@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_subparser(sub)  # omsctl whatif PCAP --config NEW [--against CUR] [--json FILE]
     journal_tools.add_subparser(sub)  # omsctl journal {info,verify,replay} PATH
     model_cli.add_subparser(sub)  # omsctl model {dataset,train,eval}
+    whatif_sim.add_subparser(sub)  # omsctl whatif-sim --model MODEL [--venues ...] [--json FILE]
 
     r = sub.add_parser("run", help="build and replay the bundled scenario (the default job)")
     r.add_argument("--config")
