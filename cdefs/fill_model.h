@@ -29,6 +29,8 @@ enum {
 	OMS_FILL_MAX_VENUES = 64, /* core venue indexes the model can know */
 	OMS_FILL_NO_SLOT = 0xFFFF,
 	OMS_FILL_DIRECT = 256,   /* a feature whose edges span fewer values: bins by lookup */
+	OMS_FILL_ZERO = 15,      /* a feature index whose bin is always 0: a one-feature table's b */
+	OMS_FILL_SPEC_CELLS = 16384 + 16, /* the specialised tables, and a cache line to align them */
 };
 
 /* The features, in the dataset's column order (control/fill_dataset.py FEATURES). */
@@ -113,6 +115,25 @@ struct oms_fill_model {
 	struct oms_fill_lookup lookups[OMS_FILL_TABLES];
 	int64_t base[OMS_FILL_FEATURES];
 	uint8_t direct[OMS_FILL_FEATURES][OMS_FILL_DIRECT];
+	/* Set by oms_fill_model_seal (docs/fill-model.md "In the core"): the
+	 * tables partially evaluated for each combination of the bins of the
+	 * key features (the venue and the order's own: side, TIF, time of day),
+	 * so that a venue reads only the tables of its other features: pairs
+	 * of the same features merged, each one-feature table folded into a
+	 * pair.  A combination's cells start at spec_w[spec_base + sum over key
+	 * features k of bin(k) x radix[k]]: first its constant (the tables of
+	 * key features alone), then spec[i] at its offset, b OMS_FILL_ZERO for
+	 * a one-feature table. */
+	uint32_t key_mask;      /* key features */
+	uint32_t bin_mask;      /* features binned for the reduced tables (and the venue, a key) */
+	uint32_t range_mask;    /* venue features whose range can refuse an input */
+	uint32_t skip_mask;     /* venue features neither: not computed */
+	uint32_t n_spec;
+	uint32_t spec_base;     /* the first cell on a cache line, wherever the model lies */
+	uint32_t combo_cells;
+	uint32_t radix[OMS_FILL_FEATURES];
+	struct oms_fill_lookup spec[OMS_FILL_TABLES];
+	int32_t spec_w[OMS_FILL_SPEC_CELLS];
 };
 
 /* The integer features of one candidate; -1 when the venue's book has an
