@@ -163,6 +163,9 @@ enum {
 	ORDER_FEATURES = 1u << OMS_FILL_F_SIDE | 1u << OMS_FILL_F_TIF | 1u << OMS_FILL_F_TOD,
 	/* candidates for the key: few bins, one value per venue or per order */
 	KEY_FEATURES = 1u << OMS_FILL_F_VENUE | ORDER_FEATURES,
+	/* quotients: of the tick, of the order's quantity */
+	BY_TICK = 1u << OMS_FILL_F_OWN_OFF | 1u << OMS_FILL_F_CONTRA | 1u << OMS_FILL_F_SPREAD,
+	BY_QTY = 1u << OMS_FILL_F_OWN_QTY | 1u << OMS_FILL_F_CONTRA_QTY,
 };
 
 static uint32_t nbins(const struct oms_fill_model *m, uint32_t k)
@@ -338,6 +341,41 @@ static void mask_features(struct oms_fill_model *m)
 	}
 }
 
+/* The bounds the vector path needs (struct oms_fill_model, scaled_max). */
+static uint64_t magnitude(int64_t v)
+{
+	return v < 0 ? (uint64_t)-(v + 1) + 1 : (uint64_t)v;
+}
+
+static int64_t clamp101(int64_t v)
+{
+	return v < -101 ? -101 : v > 101 ? 101 : v;
+}
+
+static void vector_bounds(struct oms_fill_model *m)
+{
+	m->scaled_max[0] = m->scaled_max[1] = 0;
+	for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++) {
+		uint64_t *mx = &m->scaled_max[BY_TICK >> k & 1 ? 0 : 1];
+
+		if (!((BY_TICK | BY_QTY) >> k & 1))
+			continue;
+		for (uint32_t j = 0; (m->bin_mask >> k & 1) && j < m->n_edges[k]; j++)
+			if (magnitude(m->edges[k][j]) > *mx)
+				*mx = magnitude(m->edges[k][j]);
+		if (m->range_mask >> k & 1) {
+			if (magnitude(m->lo[k]) > *mx)
+				*mx = magnitude(m->lo[k]);
+			if (magnitude(m->hi[k] + 1) > *mx)
+				*mx = magnitude(m->hi[k] + 1);
+		}
+	}
+	for (uint32_t j = 0; j < OMS_FILL_EDGES; j++)
+		m->imb_edges[j] = clamp101(m->edges[OMS_FILL_F_IMBALANCE][j]);
+	m->imb_lo = clamp101(m->lo[OMS_FILL_F_IMBALANCE]);
+	m->imb_hi = clamp101(m->hi[OMS_FILL_F_IMBALANCE]);
+}
+
 int oms_fill_model_seal(struct oms_fill_model *m)
 {
 	uint32_t cells = 0, n = 0;
@@ -417,6 +455,7 @@ int oms_fill_model_seal(struct oms_fill_model *m)
 	}
 	specialise_best(m);
 	mask_features(m);
+	vector_bounds(m);
 	m->sealed = 1;
 	return 0;
 }
@@ -472,38 +511,157 @@ static inline int32_t logistic(const struct oms_fill_model *m, int64_t z)
 	return (int32_t)(lo + (((hi - lo) * frac) >> OMS_FILL_LUT_SHIFT));
 }
 
-/* Venues evaluated side by side (docs/fill-model.md "In the core"): their
- * features computed a venue at a time into one row per feature (a venue a
- * column), then, with AVX-512, each row as a vector of 8 venues: the range
- * check and the bins by compares against each edge (a bin is the count of
- * edges at or below the value), the cell of each reduced table at every
- * venue by one gather, the sums, the logistic by a gather; without, the
- * same a venue at a time.  Both give the same integers
- * (tests/test_fill_model.py builds both). */
+/* Venues evaluated side by side (docs/fill-model.md "In the core").
+ *
+ * The scalar way, a venue at a time: its features, range check, bins, the
+ * cells of the reduced tables, the logistic.
+ *
+ * With AVX-512, up to 8 venues as the lanes of one vector: each feature a
+ * row of 8 venues, built in registers; its range check and bins by compares
+ * of the row against each edge (a bin is the count of edges at or below the
+ * value), for all venues at once; the cell indexes likewise; the cells and
+ * the logistic a venue at a time (a gather of a few lanes costs more here
+ * than the loads).  A feature that is a quotient, floor(a / d) with d > 0
+ * (the tick, the order's quantity, the book's size), is never divided:
+ * floor(a / d) >= e exactly when a >= e x d, so its row holds a and its
+ * edges are multiplied by d, once per order for the tick and the quantity.
+ * When a product could overflow, the order is evaluated the scalar way.
+ * Both ways give the same integers (tests/test_fill_model.py builds both). */
 enum { SIDE_BY_SIDE = 8 };
 
-#if defined(__AVX512F__)
-static inline uint32_t eval_venues(const struct oms_fill_model *m, const struct order_prep *op,
-				   const uint32_t *obin, uint32_t base,
-				   const struct oms_fill_quote *q, uint32_t n, int32_t *p)
+static inline uint32_t eval_venues_scalar(const struct oms_fill_model *m,
+					  const struct order_prep *op, const uint32_t *obin,
+					  uint32_t base, const struct oms_fill_quote *q, uint32_t n,
+					  int32_t *p)
 {
-	__m512i row[OMS_FILL_FEATURES], bin[OMS_FILL_ZERO + 1];
-	__mmask8 ok = 0, bad = 0;
+	uint32_t bin[OMS_FILL_ZERO + 1], answered = 0;
+	const uint32_t venue_bins = m->bin_mask & VENUE_FEATURES;
 
-	/* the rows built in registers, a venue a lane: a vector load of
-	 * scalar stores just made would wait for them to reach the cache */
-#pragma GCC unroll 16
-	for (int k = 0; k < OMS_FILL_FEATURES; k++)
-		row[k] = _mm512_setzero_si512();
+	memcpy(bin, obin, sizeof(bin));
 	for (uint32_t v = 0; v < n; v++) {
-		int64_t f[OMS_FILL_FEATURES] = {0}; /* skipped ones stay 0 */
+		int64_t f[OMS_FILL_FEATURES];
+		uint64_t out = 0;
 
 		if (q[v].venue >= m->n_venues || quote_features(op, &q[v], m->skip_mask, f, 1))
 			continue;
+		for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++)
+			if (m->range_mask >> k & 1)
+				out |= (uint64_t)(f[k] < m->lo[k]) | (uint64_t)(f[k] > m->hi[k]);
+		if (out)
+			continue;
+		for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++)
+			if (venue_bins >> k & 1)
+				bin[k] = bin_k(m, (int)k, f[k]);
+		uint32_t at = base;
+		if (m->key_mask >> OMS_FILL_F_VENUE & 1)
+			at += bin[OMS_FILL_F_VENUE] * m->radix[OMS_FILL_F_VENUE];
+		const int32_t *w = m->spec_w + at;
+		int64_t z = w[0]; /* the combination's constant */
+
+		for (uint32_t t = 0; t < m->n_spec; t++) {
+			const struct oms_fill_lookup *s = &m->spec[t];
+
+			z += w[s->offset + bin[s->a] * s->stride + bin[s->b]];
+		}
+		p[v] = logistic(m, m->bias + z);
+		answered++;
+	}
+	return answered;
+}
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#define VECTOR_PATH 1
+
+enum { ROW_IMB_SUM = OMS_FILL_FEATURES }; /* the imbalance's divisor: own + contra size */
+
+/* The edges and range of the features divided by the tick or the order's
+ * quantity, multiplied by it: floor(a / d) >= e iff a >= e d, and
+ * floor(a / d) <= hi iff a <= (hi + 1) d - 1.  -1 if a product could
+ * overflow. */
+struct scaled {
+	int64_t e[OMS_FILL_FEATURES][OMS_FILL_EDGES] __attribute__((aligned(64)));
+	int64_t lo[OMS_FILL_FEATURES], hi[OMS_FILL_FEATURES];
+};
+
+static inline int scale_edges(const struct oms_fill_model *m, const struct oms_fill_order *o,
+			      struct scaled *s)
+{
+	uint64_t r;
+
+	if (__builtin_umull_overflow(m->scaled_max[0], (uint64_t)o->tick, &r) || r > INT64_MAX ||
+	    __builtin_umull_overflow(m->scaled_max[1], o->qty, &r) || r > INT64_MAX)
+		return -1;
+#pragma GCC unroll 16
+	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
+		if (!((BY_TICK | BY_QTY) >> k & 1))
+			continue;
+		const int64_t d = BY_TICK >> k & 1 ? o->tick : (int64_t)o->qty;
+		const __m512i vd = _mm512_set1_epi64(d);
+
+		/* the padding slots wrap around; no compare reads them */
+		_mm512_store_si512((void *)s->e[k],
+				   _mm512_mullo_epi64(_mm512_loadu_si512((const void *)m->edges[k]), vd));
+		_mm512_store_si512((void *)(s->e[k] + 8),
+				   _mm512_mullo_epi64(_mm512_loadu_si512((const void *)(m->edges[k] + 8)), vd));
+		if (m->range_mask >> k & 1) {
+			s->lo[k] = m->lo[k] * d;
+			s->hi[k] = (m->hi[k] + 1) * d - 1;
+		}
+	}
+	return 0;
+}
+
+/* What the rows hold: each feature, or for a quotient its numerator. */
+static inline int quote_rows(const struct order_prep *op, const struct oms_fill_quote *q,
+			     uint32_t skip, int64_t *f)
+{
+	if (!q->bid_qty || !q->ask_qty)
+		return -1;
+	int64_t own_px = op->buy ? q->bid_px : q->ask_px;
+	int64_t con_px = op->buy ? q->ask_px : q->bid_px;
+	int64_t own_q = op->buy ? q->bid_qty : q->ask_qty;
+	int64_t con_q = op->buy ? q->ask_qty : q->bid_qty;
+
+	f[OMS_FILL_F_VENUE] = q->venue;
+	f[OMS_FILL_F_OWN_OFF] = op->sgn * (op->price - own_px);
+	f[OMS_FILL_F_CONTRA] = op->sgn * (op->price - con_px);
+	f[OMS_FILL_F_SPREAD] = q->ask_px - q->bid_px;
+	f[OMS_FILL_F_OWN_QTY] = own_q * 100;
+	f[OMS_FILL_F_CONTRA_QTY] = con_q * 100;
+	f[OMS_FILL_F_IMBALANCE] = (own_q - con_q) * 100;
+	f[ROW_IMB_SUM] = own_q + con_q;
+	if (!(skip >> OMS_FILL_F_LATENCY & 1))
+		f[OMS_FILL_F_LATENCY] = (int64_t)(q->rtt_ewma_ns / 1000);
+	if (!(skip >> OMS_FILL_F_FILL_RATIO & 1))
+		f[OMS_FILL_F_FILL_RATIO] = q->fill_ratio_pm;
+	if (!(skip >> OMS_FILL_F_QUOTE_AGE & 1))
+		f[OMS_FILL_F_QUOTE_AGE] = (int64_t)(q->quote_age_ns / 1000);
+	return 0;
+}
+
+static inline uint32_t eval_venues_vector(const struct oms_fill_model *m,
+					  const struct order_prep *op, const struct scaled *s,
+					  const uint32_t *obin, uint32_t base,
+					  const struct oms_fill_quote *q, uint32_t n, int32_t *p)
+{
+	__m512i row[OMS_FILL_FEATURES + 1], bin[OMS_FILL_ZERO + 1];
+	__mmask8 ok = 0, bad = 0;
+	const __m512i one = _mm512_set1_epi64(1);
+
+	/* the rows built in registers: a vector load of scalar stores just
+	 * made would wait for them to reach the cache */
+#pragma GCC unroll 16
+	for (int k = 0; k <= OMS_FILL_FEATURES; k++)
+		row[k] = _mm512_setzero_si512();
+	for (uint32_t v = 0; v < n; v++) {
+		int64_t f[OMS_FILL_FEATURES + 1] = {0}; /* skipped ones stay 0 */
+
+		if (q[v].venue >= m->n_venues || quote_rows(op, &q[v], m->skip_mask, f))
+			continue;
 		ok |= (__mmask8)(1u << v);
 #pragma GCC unroll 16
-		for (int k = 0; k < OMS_FILL_FEATURES; k++)
-			if ((VENUE_FEATURES & ~m->skip_mask) >> k & 1)
+		for (int k = 0; k <= OMS_FILL_FEATURES; k++)
+			if (((VENUE_FEATURES & ~m->skip_mask) | 1u << ROW_IMB_SUM) >> k & 1)
 				row[k] = _mm512_mask_set1_epi64(row[k], (__mmask8)(1u << v), f[k]);
 	}
 	if (!ok)
@@ -516,19 +674,30 @@ static inline uint32_t eval_venues(const struct oms_fill_model *m, const struct 
 		if (!(VENUE_FEATURES >> k & 1))
 			continue;
 		const __m512i x = row[k];
+		__m512i b = _mm512_setzero_si512();
 
-		if (m->range_mask >> k & 1)
-			bad |= _mm512_cmplt_epi64_mask(x, _mm512_set1_epi64(m->lo[k])) |
-			       _mm512_cmpgt_epi64_mask(x, _mm512_set1_epi64(m->hi[k]));
-		if (m->bin_mask >> k & 1) {
-			__m512i b = _mm512_setzero_si512();
+		if (k == OMS_FILL_F_IMBALANCE) {
+			/* floor(x / sum) against e: x against e x sum, e clamped */
+			const __m512i d = row[ROW_IMB_SUM];
 
-			for (uint32_t j = 0; j < m->n_edges[k]; j++)
-				b = _mm512_mask_add_epi64(
-					b, _mm512_cmpge_epi64_mask(x, _mm512_set1_epi64(m->edges[k][j])),
-					b, _mm512_set1_epi64(1));
-			bin[k] = b;
+			if (m->range_mask >> k & 1)
+				bad |= _mm512_cmplt_epi64_mask(x, _mm512_mullo_epi64(d, _mm512_set1_epi64(m->imb_lo))) |
+				       _mm512_cmpgt_epi64_mask(x, _mm512_sub_epi64(_mm512_mullo_epi64(d, _mm512_set1_epi64(m->imb_hi + 1)), one));
+			if (m->bin_mask >> k & 1)
+				for (uint32_t j = 0; j < m->n_edges[k]; j++)
+					b = _mm512_mask_add_epi64(b, _mm512_cmpge_epi64_mask(x, _mm512_mullo_epi64(d, _mm512_set1_epi64(m->imb_edges[j]))), b, one);
+		} else {
+			const int scaled = (BY_TICK | BY_QTY) >> k & 1;
+			const int64_t *e = scaled ? s->e[k] : m->edges[k];
+
+			if (m->range_mask >> k & 1)
+				bad |= _mm512_cmplt_epi64_mask(x, _mm512_set1_epi64(scaled ? s->lo[k] : m->lo[k])) |
+				       _mm512_cmpgt_epi64_mask(x, _mm512_set1_epi64(scaled ? s->hi[k] : m->hi[k]));
+			if (m->bin_mask >> k & 1)
+				for (uint32_t j = 0; j < m->n_edges[k]; j++)
+					b = _mm512_mask_add_epi64(b, _mm512_cmpge_epi64_mask(x, _mm512_set1_epi64(e[j])), b, one);
 		}
+		bin[k] = b;
 	}
 	ok &= (__mmask8)~bad;
 	__m512i at = _mm512_set1_epi64(base);
@@ -536,67 +705,25 @@ static inline uint32_t eval_venues(const struct oms_fill_model *m, const struct 
 	if (m->key_mask >> OMS_FILL_F_VENUE & 1)
 		at = _mm512_add_epi64(at, _mm512_mul_epu32(bin[OMS_FILL_F_VENUE],
 							   _mm512_set1_epi64(m->radix[OMS_FILL_F_VENUE])));
-	/* each venue's cells: the indexes by lanes, the loads one by one (a
-	 * gather of a few lanes costs more on this machine than the loads) */
-	uint64_t cell[OMS_FILL_TABLES][SIDE_BY_SIDE] __attribute__((aligned(64)));
-	for (uint32_t t = 0; t < m->n_spec; t++) {
-		const struct oms_fill_lookup *s = &m->spec[t];
+	uint64_t cell[OMS_FILL_TABLES + 1][SIDE_BY_SIDE] __attribute__((aligned(64)));
 
-		_mm512_store_si512((void *)cell[t], _mm512_add_epi64(
-			_mm512_add_epi64(at, _mm512_set1_epi64(s->offset)),
-			_mm512_add_epi64(_mm512_mul_epu32(bin[s->a], _mm512_set1_epi64(s->stride)),
-					 bin[s->b])));
+	_mm512_store_si512((void *)cell[0], at); /* the combination's constant */
+	for (uint32_t t = 0; t < m->n_spec; t++) {
+		const struct oms_fill_lookup *sp = &m->spec[t];
+
+		_mm512_store_si512((void *)cell[t + 1], _mm512_add_epi64(
+			_mm512_add_epi64(at, _mm512_set1_epi64(sp->offset)),
+			_mm512_add_epi64(_mm512_mul_epu32(bin[sp->a], _mm512_set1_epi64(sp->stride)),
+					 bin[sp->b])));
 	}
-	uint64_t first[SIDE_BY_SIDE] __attribute__((aligned(64)));
-	_mm512_store_si512((void *)first, at);
 	uint32_t answered = 0;
 	for (uint32_t v = 0; v < n; v++) {
 		if (!(ok >> v & 1))
 			continue;
-		int64_t z = m->spec_w[first[v]]; /* the combination's constant */
+		int64_t z = 0;
 
-		for (uint32_t t = 0; t < m->n_spec; t++)
+		for (uint32_t t = 0; t <= m->n_spec; t++)
 			z += m->spec_w[cell[t][v]];
-		p[v] = logistic(m, m->bias + z);
-		answered++;
-	}
-	return answered;
-}
-#else
-static inline uint32_t eval_venues(const struct oms_fill_model *m, const struct order_prep *op,
-				   const uint32_t *obin, uint32_t base,
-				   const struct oms_fill_quote *q, uint32_t n, int32_t *p)
-{
-	int64_t f[OMS_FILL_FEATURES][SIDE_BY_SIDE];
-	uint32_t bin[OMS_FILL_ZERO + 1], answered = 0;
-	const uint32_t venue_bins = m->bin_mask & VENUE_FEATURES;
-
-	memcpy(bin, obin, sizeof(bin));
-	for (uint32_t v = 0; v < n; v++) {
-		uint64_t out = 0;
-
-		if (q[v].venue >= m->n_venues ||
-		    quote_features(op, &q[v], m->skip_mask, &f[0][v], SIDE_BY_SIDE))
-			continue;
-		for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++)
-			if (m->range_mask >> k & 1)
-				out |= (uint64_t)(f[k][v] < m->lo[k]) | (uint64_t)(f[k][v] > m->hi[k]);
-		if (out)
-			continue;
-		for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++)
-			if (venue_bins >> k & 1)
-				bin[k] = bin_k(m, (int)k, f[k][v]);
-		uint32_t at = base;
-		if (m->key_mask >> OMS_FILL_F_VENUE & 1)
-			at += bin[OMS_FILL_F_VENUE] * m->radix[OMS_FILL_F_VENUE];
-		const int32_t *w = m->spec_w + at;
-		int64_t z = w[0];
-
-		for (uint32_t t = 0; t < m->n_spec; t++) {
-			const struct oms_fill_lookup *s = &m->spec[t];
-
-			z += w[s->offset + bin[s->a] * s->stride + bin[s->b]];
-		}
 		p[v] = logistic(m, m->bias + z);
 		answered++;
 	}
@@ -610,7 +737,7 @@ uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_or
 	struct order_prep op;
 	int64_t f[OMS_FILL_FEATURES];
 	uint32_t bin[OMS_FILL_ZERO + 1] = {0}; /* the order's own features'; 0 for the others */
-	uint32_t answered = 0, base = m->spec_base;
+	uint32_t base = m->spec_base;
 
 	for (uint32_t v = 0; v < n; v++)
 		p[v] = -1;
@@ -630,10 +757,20 @@ uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_or
 			bin[k] = 0; /* in the combination: no table reads it */
 		}
 	}
-	for (uint32_t v = 0; v < n; v += SIDE_BY_SIDE)
-		answered += eval_venues(m, &op, bin, base, q + v,
-					n - v < SIDE_BY_SIDE ? n - v : SIDE_BY_SIDE, p + v);
-	return answered;
+#ifdef VECTOR_PATH
+	struct scaled s;
+
+	if (!scale_edges(m, o, &s)) {
+		uint32_t answered = 0;
+
+		for (uint32_t v = 0; v < n; v += SIDE_BY_SIDE)
+			answered += eval_venues_vector(m, &op, &s, bin, base, q + v,
+						       n - v < SIDE_BY_SIDE ? n - v : SIDE_BY_SIDE,
+						       p + v);
+		return answered;
+	}
+#endif
+	return eval_venues_scalar(m, &op, bin, base, q, n, p);
 }
 
 int32_t oms_fill_prob(const struct oms_fill_model *m, const struct oms_fill_input *in)

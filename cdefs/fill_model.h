@@ -133,6 +133,15 @@ struct oms_fill_model {
 	uint32_t combo_cells;
 	uint32_t radix[OMS_FILL_FEATURES];
 	struct oms_fill_lookup spec[OMS_FILL_TABLES];
+	/* For the vector path, which compares a quotient's numerator with the
+	 * edges times its divisor instead of dividing: the largest magnitude
+	 * multiplied by the tick and by the order's quantity (an order whose
+	 * products would overflow is evaluated the scalar way), and the
+	 * imbalance's edges and range clamped to [-101, 101] (it lies in
+	 * [-100, 99]: the same comparisons, products that cannot overflow). */
+	uint64_t scaled_max[2];
+	int64_t imb_edges[OMS_FILL_EDGES];
+	int64_t imb_lo, imb_hi;
 	int32_t spec_w[OMS_FILL_SPEC_CELLS];
 };
 

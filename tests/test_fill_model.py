@@ -317,6 +317,26 @@ QUOTE_KEYS = ("bid_px", "ask_px", "rtt_ewma_ns", "quote_age_ns", "bid_qty", "ask
               "fill_ratio_pm", "venue")
 
 
+def on_a_boundary(i: dict, doc: dict, rng: np.random.Generator) -> None:
+    """Book sizes that put the imbalance or a displayed size exactly on one of
+    the model's edges or range bounds, or one share either side: where
+    comparing a numerator with edge x divisor, instead of dividing, would go
+    wrong first."""
+    feat = {f["name"]: f for f in doc["features"]}
+    own, con = ("bid_qty", "ask_qty") if i["buy"] else ("ask_qty", "bid_qty")
+    if rng.random() < 0.5:
+        f = feat["imbalance_pct"]
+        es = [e for e in (*f["edges"], f["lo"], f["hi"], f["hi"] + 1, f["lo"] - 1)
+              if -100 < e < 100]
+        e, k = int(rng.choice(es)), int(rng.integers(1, 20))
+        i[own], i[con] = (100 + e) * k, (100 - e) * k  # 100 (own - con) = e (own + con)
+    else:
+        f = feat["own_qty_pct" if rng.random() < 0.5 else "contra_qty_pct"]
+        side = own if f["name"] == "own_qty_pct" else con
+        i[side] = int(rng.choice(f["edges"])) * i["qty"] // 100
+    i[own] = max(1, i[own] + int(rng.integers(-1, 2)))
+
+
 @pytest.mark.parametrize("which", ["trained", "committed"])
 def test_vector_and_scalar_paths_give_the_same_integers(trained, fill_paths, which):
     """The AVX-512 build (venues side by side in vector lanes) and the build
@@ -356,6 +376,8 @@ def test_vector_and_scalar_paths_give_the_same_integers(trained, fill_paths, whi
             i = inputs[j]
             if j:
                 i.update({k: first[k] for k in ORDER_KEYS})
+            if rng.random() < 0.2:
+                on_a_boundary(i, doc, rng)
             if j and not huge:
                 shift = first["bid_px"] - i["bid_px"] + int(rng.integers(-2, 3)) * i["tick"]
                 width = (i["ask_px"] - i["bid_px"]) // 100 * i["tick"]
