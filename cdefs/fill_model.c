@@ -63,12 +63,19 @@ static inline int prep_order(const struct oms_fill_order *o, struct order_prep *
 	op->price = o->price;
 	op->buy = o->buy;
 	op->sgn = o->buy ? 1 : -1;
-	op->tick = divisor_of((uint64_t)o->tick);
-	op->qty = divisor_of(o->qty);
+	op->tick.d = (uint64_t)o->tick;
+	op->qty.d = o->qty;
 	op->side = !o->buy;
 	op->tif = o->ioc ? 1 : 0;
 	op->tod = o->tod_ns > OPEN_NS ? (int64_t)((o->tod_ns - OPEN_NS) / 60000000000ULL) : 0;
 	return 0;
+}
+
+/* The reciprocals the scalar way divides by (the vector way needs none). */
+static inline void prep_divisors(struct order_prep *op)
+{
+	op->tick = divisor_of(op->tick.d);
+	op->qty = divisor_of(op->qty.d);
 }
 
 /* The order's own features, into f[k x stride]. */
@@ -132,6 +139,7 @@ int oms_fill_features(const struct oms_fill_input *in, int64_t f[OMS_FILL_FEATUR
 	split_input(in, &o, &q);
 	if (prep_order(&o, &op))
 		return -1;
+	prep_divisors(&op);
 	order_features(&op, f, 1);
 	return quote_features(&op, &q, 0, f, 1);
 }
@@ -611,61 +619,57 @@ static inline int scale_edges(const struct oms_fill_model *m, const struct oms_f
 	return 0;
 }
 
-/* What the rows hold: each feature, or for a quotient its numerator. */
-static inline int quote_rows(const struct order_prep *op, const struct oms_fill_quote *q,
-			     uint32_t skip, int64_t *f)
-{
-	if (!q->bid_qty || !q->ask_qty)
-		return -1;
-	int64_t own_px = op->buy ? q->bid_px : q->ask_px;
-	int64_t con_px = op->buy ? q->ask_px : q->bid_px;
-	int64_t own_q = op->buy ? q->bid_qty : q->ask_qty;
-	int64_t con_q = op->buy ? q->ask_qty : q->bid_qty;
-
-	f[OMS_FILL_F_VENUE] = q->venue;
-	f[OMS_FILL_F_OWN_OFF] = op->sgn * (op->price - own_px);
-	f[OMS_FILL_F_CONTRA] = op->sgn * (op->price - con_px);
-	f[OMS_FILL_F_SPREAD] = q->ask_px - q->bid_px;
-	f[OMS_FILL_F_OWN_QTY] = own_q * 100;
-	f[OMS_FILL_F_CONTRA_QTY] = con_q * 100;
-	f[OMS_FILL_F_IMBALANCE] = (own_q - con_q) * 100;
-	f[ROW_IMB_SUM] = own_q + con_q;
-	if (!(skip >> OMS_FILL_F_LATENCY & 1))
-		f[OMS_FILL_F_LATENCY] = (int64_t)(q->rtt_ewma_ns / 1000);
-	if (!(skip >> OMS_FILL_F_FILL_RATIO & 1))
-		f[OMS_FILL_F_FILL_RATIO] = q->fill_ratio_pm;
-	if (!(skip >> OMS_FILL_F_QUOTE_AGE & 1))
-		f[OMS_FILL_F_QUOTE_AGE] = (int64_t)(q->quote_age_ns / 1000);
-	return 0;
-}
-
 static inline uint32_t eval_venues_vector(const struct oms_fill_model *m,
 					  const struct order_prep *op, const struct scaled *s,
 					  const uint32_t *obin, uint32_t base,
 					  const struct oms_fill_quote *q, uint32_t n, int32_t *p)
 {
 	__m512i row[OMS_FILL_FEATURES + 1], bin[OMS_FILL_ZERO + 1];
-	__mmask8 ok = 0, bad = 0;
-	const __m512i one = _mm512_set1_epi64(1);
+	__m512i bid = _mm512_setzero_si512(), ask = bid, bid_q = bid, ask_q = bid, venue = bid;
+	__m512i lat = bid, ratio = bid, age = bid;
+	__mmask8 ok, bad = 0;
+	const __m512i one = _mm512_set1_epi64(1), hundred = _mm512_set1_epi64(100);
 
-	/* the rows built in registers: a vector load of scalar stores just
-	 * made would wait for them to reach the cache */
-#pragma GCC unroll 16
-	for (int k = 0; k <= OMS_FILL_FEATURES; k++)
-		row[k] = _mm512_setzero_si512();
+	/* the quotes' fields as rows of venues, built in registers (a vector
+	 * load of scalar stores just made would wait for them to reach the
+	 * cache); the features from them for all venues at once */
 	for (uint32_t v = 0; v < n; v++) {
-		int64_t f[OMS_FILL_FEATURES + 1] = {0}; /* skipped ones stay 0 */
+		const __mmask8 at = (__mmask8)(1u << v);
 
-		if (q[v].venue >= m->n_venues || quote_rows(op, &q[v], m->skip_mask, f))
-			continue;
-		ok |= (__mmask8)(1u << v);
-#pragma GCC unroll 16
-		for (int k = 0; k <= OMS_FILL_FEATURES; k++)
-			if (((VENUE_FEATURES & ~m->skip_mask) | 1u << ROW_IMB_SUM) >> k & 1)
-				row[k] = _mm512_mask_set1_epi64(row[k], (__mmask8)(1u << v), f[k]);
+		bid = _mm512_mask_set1_epi64(bid, at, q[v].bid_px);
+		ask = _mm512_mask_set1_epi64(ask, at, q[v].ask_px);
+		bid_q = _mm512_mask_set1_epi64(bid_q, at, q[v].bid_qty);
+		ask_q = _mm512_mask_set1_epi64(ask_q, at, q[v].ask_qty);
+		venue = _mm512_mask_set1_epi64(venue, at, q[v].venue);
+		if (!(m->skip_mask >> OMS_FILL_F_LATENCY & 1))
+			lat = _mm512_mask_set1_epi64(lat, at, (int64_t)(q[v].rtt_ewma_ns / 1000));
+		if (!(m->skip_mask >> OMS_FILL_F_FILL_RATIO & 1))
+			ratio = _mm512_mask_set1_epi64(ratio, at, q[v].fill_ratio_pm);
+		if (!(m->skip_mask >> OMS_FILL_F_QUOTE_AGE & 1))
+			age = _mm512_mask_set1_epi64(age, at, (int64_t)(q[v].quote_age_ns / 1000));
 	}
+	/* a venue the model knows, with both sides of its book */
+	ok = _mm512_test_epi64_mask(bid_q, bid_q) & _mm512_test_epi64_mask(ask_q, ask_q) &
+	     _mm512_cmplt_epu64_mask(venue, _mm512_set1_epi64(m->n_venues)) &
+	     (__mmask8)((1u << n) - 1);
 	if (!ok)
 		return 0;
+	const __m512i price = _mm512_set1_epi64(op->price);
+	const __m512i own_px = op->buy ? bid : ask, con_px = op->buy ? ask : bid;
+	const __m512i own_q = op->buy ? bid_q : ask_q, con_q = op->buy ? ask_q : bid_q;
+
+	row[OMS_FILL_F_VENUE] = venue;
+	/* sgn x (price - px) */
+	row[OMS_FILL_F_OWN_OFF] = op->buy ? _mm512_sub_epi64(price, own_px) : _mm512_sub_epi64(own_px, price);
+	row[OMS_FILL_F_CONTRA] = op->buy ? _mm512_sub_epi64(price, con_px) : _mm512_sub_epi64(con_px, price);
+	row[OMS_FILL_F_SPREAD] = _mm512_sub_epi64(ask, bid);
+	row[OMS_FILL_F_OWN_QTY] = _mm512_mullo_epi64(own_q, hundred);
+	row[OMS_FILL_F_CONTRA_QTY] = _mm512_mullo_epi64(con_q, hundred);
+	row[OMS_FILL_F_IMBALANCE] = _mm512_mullo_epi64(_mm512_sub_epi64(own_q, con_q), hundred);
+	row[ROW_IMB_SUM] = _mm512_add_epi64(own_q, con_q);
+	row[OMS_FILL_F_LATENCY] = lat;
+	row[OMS_FILL_F_FILL_RATIO] = ratio;
+	row[OMS_FILL_F_QUOTE_AGE] = age;
 	bin[OMS_FILL_ZERO] = _mm512_setzero_si512();
 	for (uint32_t rest = m->bin_mask & ORDER_FEATURES; rest; rest &= rest - 1)
 		bin[__builtin_ctz(rest)] = _mm512_set1_epi64(obin[__builtin_ctz(rest)]);
@@ -770,6 +774,7 @@ uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_or
 		return answered;
 	}
 #endif
+	prep_divisors(&op);
 	return eval_venues_scalar(m, &op, bin, base, q, n, p);
 }
 
