@@ -749,6 +749,7 @@ uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_or
 		return 0;
 	order_features(&op, f, 1);
 	/* checked, binned and placed in the combination once for every venue */
+#pragma GCC unroll 16
 	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
 		if (!(ORDER_FEATURES >> k & 1))
 			continue;
