@@ -547,7 +547,7 @@ static inline uint32_t eval_venues_scalar(const struct oms_fill_model *m,
 
 	memcpy(bin, obin, sizeof(bin));
 	for (uint32_t v = 0; v < n; v++) {
-		int64_t f[OMS_FILL_FEATURES];
+		int64_t f[OMS_FILL_FEATURES] = {0}; /* skipped ones stay 0 */
 		uint64_t out = 0;
 
 		if (q[v].venue >= m->n_venues || quote_features(op, &q[v], m->skip_mask, f, 1))
@@ -611,10 +611,9 @@ static inline int scale_edges(const struct oms_fill_model *m, const struct oms_f
 				   _mm512_mullo_epi64(_mm512_loadu_si512((const void *)m->edges[k]), vd));
 		_mm512_store_si512((void *)(s->e[k] + 8),
 				   _mm512_mullo_epi64(_mm512_loadu_si512((const void *)(m->edges[k] + 8)), vd));
-		if (m->range_mask >> k & 1) {
-			s->lo[k] = m->lo[k] * d;
-			s->hi[k] = (m->hi[k] + 1) * d - 1;
-		}
+		/* only read where the range can refuse (else it may overflow) */
+		s->lo[k] = (int64_t)((uint64_t)m->lo[k] * (uint64_t)d);
+		s->hi[k] = (int64_t)((uint64_t)m->hi[k] * (uint64_t)d + (uint64_t)d - 1);
 	}
 	return 0;
 }
