@@ -61,8 +61,9 @@ def test_fill_bench_smoke(scalar):
     # against the checked-out revision's own evaluator: the before/after
     # build works and the two give the same answers on every input, with the
     # evaluator built with AVX-512 (this machine) and without (its scalar path)
+    # (and the worker's decision, bench/route_bench.c, of this tree and of HEAD's)
     r = subprocess.run([sys.executable, "bench/run_fill_bench.py", "--smoke", "--before", "HEAD",
-                        *(["--scalar"] if scalar else [])],
+                        *(["--scalar"] if scalar else ["--route"])],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     fig = dict(line.split() for line in r.stdout.splitlines())
@@ -73,3 +74,8 @@ def test_fill_bench_smoke(scalar):
         assert float(fig[f"{name}_ns_p99"]) >= float(fig[f"{name}_ns_p50"]) > 0, name
     # the block figure divides the reads' cost by 16: below the empty call's
     assert float(fig["empty_block_ns_p50"]) < float(fig["empty_ns_p50"])
+    if not scalar:
+        for k in ("", "before_"):
+            assert float(fig[f"route_{k}route_model_ns_p99"]) >= \
+                float(fig[f"route_{k}route_model_ns_p50"]) > 0
+        assert float(fig["route_ratio_route_model_ns_p50"]) > 0
