@@ -535,7 +535,6 @@ static inline int32_t logistic(const struct oms_fill_model *m, int64_t z)
  * edges are multiplied by d, once per order for the tick and the quantity.
  * When a product could overflow, the order is evaluated the scalar way.
  * Both ways give the same integers (tests/test_fill_model.py builds both). */
-enum { SIDE_BY_SIDE = 8 };
 
 static inline uint32_t eval_venues_scalar(const struct oms_fill_model *m,
 					  const struct order_prep *op, const uint32_t *obin,
@@ -577,7 +576,7 @@ static inline uint32_t eval_venues_scalar(const struct oms_fill_model *m,
 	return answered;
 }
 
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
 #define VECTOR_PATH 1
 
 enum { ROW_IMB_SUM = OMS_FILL_FEATURES }; /* the imbalance's divisor: own + contra size */
@@ -618,120 +617,74 @@ static inline int scale_edges(const struct oms_fill_model *m, const struct oms_f
 	return 0;
 }
 
-static inline uint32_t eval_venues_vector(const struct oms_fill_model *m,
-					  const struct order_prep *op, const struct scaled *s,
-					  const uint32_t *obin, uint32_t base,
-					  const struct oms_fill_quote *q, uint32_t n, int32_t *p)
-{
-	__m512i row[OMS_FILL_FEATURES + 1], bin[OMS_FILL_ZERO + 1];
-	__m512i bid = _mm512_setzero_si512(), ask = bid, bid_q = bid, ask_q = bid, venue = bid;
-	__m512i lat = bid, ratio = bid, age = bid;
-	__mmask8 ok, bad = 0;
-	const __m512i one = _mm512_set1_epi64(1), hundred = _mm512_set1_epi64(100);
+/* One width of the vector path (cdefs/fill_model_lanes.h), then the other. */
+#define LANES 4
+#define VEC __m256i
+#define V_ZERO() _mm256_setzero_si256()
+#define V_SET1(x) _mm256_set1_epi64x(x)
+#define V_MASK_SET1 _mm256_mask_set1_epi64
+#define V_TEST _mm256_test_epi64_mask
+#define V_CMPLT_EPU _mm256_cmplt_epu64_mask
+#define V_SUB _mm256_sub_epi64
+#define V_ADD _mm256_add_epi64
+#define V_MULLO _mm256_mullo_epi64
+#define V_MUL_EPU32 _mm256_mul_epu32
+#define V_CMPLT _mm256_cmplt_epi64_mask
+#define V_CMPGT _mm256_cmpgt_epi64_mask
+#define V_CMPGE _mm256_cmpge_epi64_mask
+#define V_MASK_ADD _mm256_mask_add_epi64
+#define V_STORE(p, v) _mm256_store_si256((__m256i *)(void *)(p), v)
+#include "fill_model_lanes.h"
+#undef LANES
+#undef VEC
+#undef V_ZERO
+#undef V_SET1
+#undef V_MASK_SET1
+#undef V_TEST
+#undef V_CMPLT_EPU
+#undef V_SUB
+#undef V_ADD
+#undef V_MULLO
+#undef V_MUL_EPU32
+#undef V_CMPLT
+#undef V_CMPGT
+#undef V_CMPGE
+#undef V_MASK_ADD
+#undef V_STORE
 
-	/* the quotes' fields as rows of venues, built in registers (a vector
-	 * load of scalar stores just made would wait for them to reach the
-	 * cache); the features from them for all venues at once */
-	for (uint32_t v = 0; v < n; v++) {
-		const __mmask8 at = (__mmask8)(1u << v);
-
-		bid = _mm512_mask_set1_epi64(bid, at, q[v].bid_px);
-		ask = _mm512_mask_set1_epi64(ask, at, q[v].ask_px);
-		bid_q = _mm512_mask_set1_epi64(bid_q, at, q[v].bid_qty);
-		ask_q = _mm512_mask_set1_epi64(ask_q, at, q[v].ask_qty);
-		venue = _mm512_mask_set1_epi64(venue, at, q[v].venue);
-		if (!(m->skip_mask >> OMS_FILL_F_LATENCY & 1))
-			lat = _mm512_mask_set1_epi64(lat, at, (int64_t)(q[v].rtt_ewma_ns / 1000));
-		if (!(m->skip_mask >> OMS_FILL_F_FILL_RATIO & 1))
-			ratio = _mm512_mask_set1_epi64(ratio, at, q[v].fill_ratio_pm);
-		if (!(m->skip_mask >> OMS_FILL_F_QUOTE_AGE & 1))
-			age = _mm512_mask_set1_epi64(age, at, (int64_t)(q[v].quote_age_ns / 1000));
-	}
-	/* a venue the model knows, with both sides of its book */
-	ok = _mm512_test_epi64_mask(bid_q, bid_q) & _mm512_test_epi64_mask(ask_q, ask_q) &
-	     _mm512_cmplt_epu64_mask(venue, _mm512_set1_epi64(m->n_venues)) &
-	     (__mmask8)((1u << n) - 1);
-	if (!ok)
-		return 0;
-	const __m512i price = _mm512_set1_epi64(op->price);
-	const __m512i own_px = op->buy ? bid : ask, con_px = op->buy ? ask : bid;
-	const __m512i own_q = op->buy ? bid_q : ask_q, con_q = op->buy ? ask_q : bid_q;
-
-	row[OMS_FILL_F_VENUE] = venue;
-	/* sgn x (price - px) */
-	row[OMS_FILL_F_OWN_OFF] = op->buy ? _mm512_sub_epi64(price, own_px) : _mm512_sub_epi64(own_px, price);
-	row[OMS_FILL_F_CONTRA] = op->buy ? _mm512_sub_epi64(price, con_px) : _mm512_sub_epi64(con_px, price);
-	row[OMS_FILL_F_SPREAD] = _mm512_sub_epi64(ask, bid);
-	row[OMS_FILL_F_OWN_QTY] = _mm512_mullo_epi64(own_q, hundred);
-	row[OMS_FILL_F_CONTRA_QTY] = _mm512_mullo_epi64(con_q, hundred);
-	row[OMS_FILL_F_IMBALANCE] = _mm512_mullo_epi64(_mm512_sub_epi64(own_q, con_q), hundred);
-	row[ROW_IMB_SUM] = _mm512_add_epi64(own_q, con_q);
-	row[OMS_FILL_F_LATENCY] = lat;
-	row[OMS_FILL_F_FILL_RATIO] = ratio;
-	row[OMS_FILL_F_QUOTE_AGE] = age;
-	bin[OMS_FILL_ZERO] = _mm512_setzero_si512();
-	for (uint32_t rest = m->bin_mask & ORDER_FEATURES; rest; rest &= rest - 1)
-		bin[__builtin_ctz(rest)] = _mm512_set1_epi64(obin[__builtin_ctz(rest)]);
-#pragma GCC unroll 16
-	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
-		if (!(VENUE_FEATURES >> k & 1))
-			continue;
-		const __m512i x = row[k];
-		__m512i b = _mm512_setzero_si512();
-
-		if (k == OMS_FILL_F_IMBALANCE) {
-			/* floor(x / sum) against e: x against e x sum, e clamped */
-			const __m512i d = row[ROW_IMB_SUM];
-
-			if (m->range_mask >> k & 1)
-				bad |= _mm512_cmplt_epi64_mask(x, _mm512_mullo_epi64(d, _mm512_set1_epi64(m->imb_lo))) |
-				       _mm512_cmpgt_epi64_mask(x, _mm512_sub_epi64(_mm512_mullo_epi64(d, _mm512_set1_epi64(m->imb_hi + 1)), one));
-			if (m->bin_mask >> k & 1)
-				for (uint32_t j = 0; j < m->n_edges[k]; j++)
-					b = _mm512_mask_add_epi64(b, _mm512_cmpge_epi64_mask(x, _mm512_mullo_epi64(d, _mm512_set1_epi64(m->imb_edges[j]))), b, one);
-		} else {
-			const int scaled = (BY_TICK | BY_QTY) >> k & 1;
-			const int64_t *e = scaled ? s->e[k] : m->edges[k];
-
-			if (m->range_mask >> k & 1)
-				bad |= _mm512_cmplt_epi64_mask(x, _mm512_set1_epi64(scaled ? s->lo[k] : m->lo[k])) |
-				       _mm512_cmpgt_epi64_mask(x, _mm512_set1_epi64(scaled ? s->hi[k] : m->hi[k]));
-			if (m->bin_mask >> k & 1)
-				for (uint32_t j = 0; j < m->n_edges[k]; j++)
-					b = _mm512_mask_add_epi64(b, _mm512_cmpge_epi64_mask(x, _mm512_set1_epi64(e[j])), b, one);
-		}
-		bin[k] = b;
-	}
-	ok &= (__mmask8)~bad;
-	__m512i at = _mm512_set1_epi64(base);
-
-	if (m->key_mask >> OMS_FILL_F_VENUE & 1)
-		at = _mm512_add_epi64(at, _mm512_mul_epu32(bin[OMS_FILL_F_VENUE],
-							   _mm512_set1_epi64(m->radix[OMS_FILL_F_VENUE])));
-	uint64_t cell[OMS_FILL_TABLES + 1][SIDE_BY_SIDE] __attribute__((aligned(64)));
-
-	_mm512_store_si512((void *)cell[0], at); /* the combination's constant */
-	for (uint32_t t = 0; t < m->n_spec; t++) {
-		const struct oms_fill_lookup *sp = &m->spec[t];
-
-		_mm512_store_si512((void *)cell[t + 1], _mm512_add_epi64(
-			_mm512_add_epi64(at, _mm512_set1_epi64(sp->offset)),
-			_mm512_add_epi64(_mm512_mul_epu32(bin[sp->a], _mm512_set1_epi64(sp->stride)),
-					 bin[sp->b])));
-	}
-	uint32_t answered = 0;
-	for (uint32_t v = 0; v < n; v++) {
-		if (!(ok >> v & 1))
-			continue;
-		int64_t z = 0;
-
-		for (uint32_t t = 0; t <= m->n_spec; t++)
-			z += m->spec_w[cell[t][v]];
-		p[v] = logistic(m, m->bias + z);
-		answered++;
-	}
-	return answered;
-}
+#define LANES 8
+#define VEC __m512i
+#define V_ZERO() _mm512_setzero_si512()
+#define V_SET1(x) _mm512_set1_epi64(x)
+#define V_MASK_SET1 _mm512_mask_set1_epi64
+#define V_TEST _mm512_test_epi64_mask
+#define V_CMPLT_EPU _mm512_cmplt_epu64_mask
+#define V_SUB _mm512_sub_epi64
+#define V_ADD _mm512_add_epi64
+#define V_MULLO _mm512_mullo_epi64
+#define V_MUL_EPU32 _mm512_mul_epu32
+#define V_CMPLT _mm512_cmplt_epi64_mask
+#define V_CMPGT _mm512_cmpgt_epi64_mask
+#define V_CMPGE _mm512_cmpge_epi64_mask
+#define V_MASK_ADD _mm512_mask_add_epi64
+#define V_STORE(p, v) _mm512_store_si512((void *)(p), v)
+#include "fill_model_lanes.h"
+#undef LANES
+#undef VEC
+#undef V_ZERO
+#undef V_SET1
+#undef V_MASK_SET1
+#undef V_TEST
+#undef V_CMPLT_EPU
+#undef V_SUB
+#undef V_ADD
+#undef V_MULLO
+#undef V_MUL_EPU32
+#undef V_CMPLT
+#undef V_CMPGT
+#undef V_CMPGE
+#undef V_MASK_ADD
+#undef V_STORE
 #endif
 
 uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_order *o,
@@ -767,10 +720,11 @@ uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_or
 	if (!scale_edges(m, o, &s)) {
 		uint32_t answered = 0;
 
-		for (uint32_t v = 0; v < n; v += SIDE_BY_SIDE)
-			answered += eval_venues_vector(m, &op, &s, bin, base, q + v,
-						       n - v < SIDE_BY_SIDE ? n - v : SIDE_BY_SIDE,
-						       p + v);
+		if (n <= 4)
+			return eval_venues_4(m, &op, &s, bin, base, q, n, p);
+		for (uint32_t v = 0; v < n; v += 8)
+			answered += eval_venues_8(m, &op, &s, bin, base, q + v, n - v < 8 ? n - v : 8,
+						  p + v);
 		return answered;
 	}
 #endif
