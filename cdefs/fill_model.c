@@ -634,6 +634,8 @@ static inline int scale_edges(const struct oms_fill_model *m, const struct oms_f
 #define V_CMPGE _mm256_cmpge_epi64_mask
 #define V_MASK_ADD _mm256_mask_add_epi64
 #define V_STORE(p, v) _mm256_store_si256((__m256i *)(void *)(p), v)
+#define V_BLEND _mm256_mask_blend_epi64
+#define V_XOR _mm256_xor_si256
 #include "fill_model_lanes.h"
 #undef LANES
 #undef VEC
@@ -651,6 +653,8 @@ static inline int scale_edges(const struct oms_fill_model *m, const struct oms_f
 #undef V_CMPGE
 #undef V_MASK_ADD
 #undef V_STORE
+#undef V_BLEND
+#undef V_XOR
 
 #define LANES 8
 #define VEC __m512i
@@ -668,6 +672,8 @@ static inline int scale_edges(const struct oms_fill_model *m, const struct oms_f
 #define V_CMPGE _mm512_cmpge_epi64_mask
 #define V_MASK_ADD _mm512_mask_add_epi64
 #define V_STORE(p, v) _mm512_store_si512((void *)(p), v)
+#define V_BLEND _mm512_mask_blend_epi64
+#define V_XOR _mm512_xor_si512
 #include "fill_model_lanes.h"
 #undef LANES
 #undef VEC
@@ -685,6 +691,8 @@ static inline int scale_edges(const struct oms_fill_model *m, const struct oms_f
 #undef V_CMPGE
 #undef V_MASK_ADD
 #undef V_STORE
+#undef V_BLEND
+#undef V_XOR
 #endif
 
 uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_order *o,

@@ -44,14 +44,17 @@ static inline uint32_t LANES_FN(eval_venues)(const struct oms_fill_model *m,
 	     (__mmask8)((1u << n) - 1);
 	if (!ok)
 		return 0;
-	const VEC price = V_SET1(op->price);
-	const VEC own_px = op->buy ? bid : ask, con_px = op->buy ? ask : bid;
-	const VEC own_q = op->buy ? bid_q : ask_q, con_q = op->buy ? ask_q : bid_q;
+	/* the side by blends and a sign, not branches: orders' sides alternate
+	 * unpredictably */
+	const __mmask8 sell = (__mmask8)-(int)!op->buy;
+	const VEC price = V_SET1(op->price), neg = V_SET1(-(int64_t)!op->buy);
+	const VEC own_px = V_BLEND(sell, bid, ask), con_px = V_BLEND(sell, ask, bid);
+	const VEC own_q = V_BLEND(sell, bid_q, ask_q), con_q = V_BLEND(sell, ask_q, bid_q);
 
 	row[OMS_FILL_F_VENUE] = venue;
-	/* sgn x (price - px) */
-	row[OMS_FILL_F_OWN_OFF] = op->buy ? V_SUB(price, own_px) : V_SUB(own_px, price);
-	row[OMS_FILL_F_CONTRA] = op->buy ? V_SUB(price, con_px) : V_SUB(con_px, price);
+	/* sgn x (price - px): negated, (x ^ -1) + 1, for a sell */
+	row[OMS_FILL_F_OWN_OFF] = V_SUB(V_XOR(V_SUB(price, own_px), neg), neg);
+	row[OMS_FILL_F_CONTRA] = V_SUB(V_XOR(V_SUB(price, con_px), neg), neg);
 	row[OMS_FILL_F_SPREAD] = V_SUB(ask, bid);
 	row[OMS_FILL_F_OWN_QTY] = V_MULLO(own_q, hundred);
 	row[OMS_FILL_F_CONTRA_QTY] = V_MULLO(con_q, hundred);
