@@ -536,6 +536,15 @@ static inline int32_t logistic(const struct oms_fill_model *m, int64_t z)
  * When a product could overflow, the order is evaluated the scalar way.
  * Both ways give the same integers (tests/test_fill_model.py builds both). */
 
+/* Every venue refused (-1); 0 answered.  Not at the start of every call:
+ * the vector path writes each answer or refusal once. */
+static inline uint32_t refuse_all(int32_t *p, uint32_t n)
+{
+	for (uint32_t v = 0; v < n; v++)
+		p[v] = -1;
+	return 0;
+}
+
 static inline uint32_t eval_venues_scalar(const struct oms_fill_model *m,
 					  const struct order_prep *op, const uint32_t *obin,
 					  uint32_t base, const struct oms_fill_quote *q, uint32_t n,
@@ -703,10 +712,8 @@ uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_or
 	uint32_t bin[OMS_FILL_ZERO + 1] = {0}; /* the order's own features'; 0 for the others */
 	uint32_t base = m->spec_base;
 
-	for (uint32_t v = 0; v < n; v++)
-		p[v] = -1;
 	if (prep_order(o, &op))
-		return 0;
+		return refuse_all(p, n);
 	order_features(&op, f, 1);
 	/* checked, binned and placed in the combination once for every venue */
 #pragma GCC unroll 16
@@ -714,7 +721,7 @@ uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_or
 		if (!(ORDER_FEATURES >> k & 1))
 			continue;
 		if (f[k] < m->lo[k] || f[k] > m->hi[k])
-			return 0;
+			return refuse_all(p, n);
 		if ((m->bin_mask | m->key_mask) >> k & 1)
 			bin[k] = bin_k(m, k, f[k]);
 		if (m->key_mask >> k & 1) {
@@ -737,6 +744,7 @@ uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_or
 	}
 #endif
 	prep_divisors(&op);
+	refuse_all(p, n);
 	return eval_venues_scalar(m, &op, bin, base, q, n, p);
 }
 

@@ -43,7 +43,7 @@ static inline uint32_t LANES_FN(eval_venues)(const struct oms_fill_model *m,
 	     V_CMPLT_EPU(venue, V_SET1(m->n_venues)) &
 	     (__mmask8)((1u << n) - 1);
 	if (!ok)
-		return 0;
+		return refuse_all(p, n);
 	/* the side by blends and a sign, not branches: orders' sides alternate
 	 * unpredictably */
 	const __mmask8 sell = (__mmask8)-(int)!op->buy;
@@ -113,18 +113,17 @@ static inline uint32_t LANES_FN(eval_venues)(const struct oms_fill_model *m,
 			V_ADD(V_MUL_EPU32(bin[sp->a], V_SET1(sp->stride)),
 					 bin[sp->b])));
 	}
-	uint32_t answered = 0;
 	for (uint32_t v = 0; v < n; v++) {
-		if (!(ok >> v & 1))
-			continue;
 		int64_t z = 0;
 
+		p[v] = -1;
+		if (!(ok >> v & 1))
+			continue;
 		for (uint32_t t = 0; t <= m->n_spec; t++)
 			z += m->spec_w[cell[t][v]];
 		p[v] = logistic(m, m->bias + z);
-		answered++;
 	}
-	return answered;
+	return (uint32_t)__builtin_popcount(ok);
 }
 
 #undef LANES_FN
