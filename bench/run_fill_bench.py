@@ -6,7 +6,7 @@ revision timed on the same inputs in the same run (alternate stretches of
 1,024 decisions), its answers checked equal and the ratios printed.
 
     .venv/bin/python bench/run_fill_bench.py --before 61b0834   # before/after
-    .venv/bin/python bench/run_fill_bench.py --scalar           # without AVX-512
+    .venv/bin/python bench/run_fill_bench.py --scalar           # both without AVX-512
     .venv/bin/python bench/run_fill_bench.py --smoke             # small run
     .venv/bin/python bench/run_fill_bench.py --before 61b0834 --route --record
 
@@ -71,6 +71,7 @@ def build(out: Path, before: str | None, work: Path, scalar: bool = False) -> No
     if old:
         obj = work / "before_fill_model.o"
         subprocess.run([cc, *CFLAGS, "-Wno-error", *[f"-D{s}=before_{s}" for s in RENAME],
+                        *(["-mno-avx512f"] if scalar else []),
                         "-I", str(old), "-c", str(old / "fill_model.c"), "-o", str(obj)],
                        check=True)
         objs.append(obj)
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decisions", type=int, default=2_000_000)
     ap.add_argument("--before", metavar="REF", help="git revision whose evaluator to compare")
     ap.add_argument("--scalar", action="store_true",
-                    help="build the current evaluator without AVX-512 (its scalar path)")
+                    help="build the evaluators without AVX-512 (their scalar paths)")
     ap.add_argument("--route", action="store_true",
                     help="also time the worker's decision (bench/route_bench.c)")
     ap.add_argument("--record", action="store_true", help=f"append the figures to {RESULTS.name}")
