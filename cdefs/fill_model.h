@@ -151,8 +151,10 @@ int oms_fill_features(const struct oms_fill_input *in, int64_t f[OMS_FILL_FEATUR
 
 /* Prepare a filled model for evaluation: the tables' bounds checked, unused
  * edge slots set to INT64_MAX, each one-feature table folded into a pair
- * table that reads the same feature (the same sums with fewer lookups).
- * 0 (also when already sealed), or -1 if it is not consistent. */
+ * table that reads the same feature, the tables partially evaluated for
+ * each combination of the key features' bins (the same sums with fewer
+ * lookups: docs/fill-model.md "In the core").  0 (also when already
+ * sealed), or -1 if it is not consistent. */
 int oms_fill_model_seal(struct oms_fill_model *m);
 
 /* The probability in Q30 (0 .. 2^30), or -1 when a feature is out of the

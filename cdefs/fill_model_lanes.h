@@ -10,9 +10,9 @@
 #define LANES_FN__(name, n) name##_##n
 
 static inline uint32_t LANES_FN(eval_venues)(const struct oms_fill_model *m,
-					  const struct order_prep *op, const struct scaled *s,
-					  const uint32_t *obin, uint32_t base,
-					  const struct oms_fill_quote *q, uint32_t n, int32_t *p)
+					     const struct order_prep *op, const struct scaled *s,
+					     const uint32_t *obin, uint32_t base,
+					     const struct oms_fill_quote *q, uint32_t n, int32_t *p)
 {
 	VEC row[OMS_FILL_FEATURES + 1], bin[OMS_FILL_ZERO + 1];
 	VEC bid = V_ZERO(), ask = bid, bid_q = bid, ask_q = bid, venue = bid;
@@ -101,17 +101,16 @@ static inline uint32_t LANES_FN(eval_venues)(const struct oms_fill_model *m,
 
 	if (m->key_mask >> OMS_FILL_F_VENUE & 1)
 		at = V_ADD(at, V_MUL_EPU32(bin[OMS_FILL_F_VENUE],
-							   V_SET1(m->radix[OMS_FILL_F_VENUE])));
+					   V_SET1(m->radix[OMS_FILL_F_VENUE])));
 	uint64_t cell[OMS_FILL_TABLES + 1][LANES] __attribute__((aligned(64)));
 
 	V_STORE(cell[0], at); /* the combination's constant */
 	for (uint32_t t = 0; t < m->n_spec; t++) {
 		const struct oms_fill_lookup *sp = &m->spec[t];
 
-		V_STORE(cell[t + 1], V_ADD(
-			V_ADD(at, V_SET1(sp->offset)),
-			V_ADD(V_MUL_EPU32(bin[sp->a], V_SET1(sp->stride)),
-					 bin[sp->b])));
+		V_STORE(cell[t + 1], V_ADD(V_ADD(at, V_SET1(sp->offset)),
+					   V_ADD(V_MUL_EPU32(bin[sp->a], V_SET1(sp->stride)),
+						 bin[sp->b])));
 	}
 	for (uint32_t v = 0; v < n; v++) {
 		int64_t z = 0;
