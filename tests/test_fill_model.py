@@ -295,10 +295,8 @@ def fill_paths(tmp_path_factory):
     this machine (AVX-512: the venues as vector lanes) and without AVX-512
     (the scalar path the core falls back to on other machines)."""
     cc = os.environ.get("CC", "cc")
-    macros = subprocess.run([cc, "-march=native", "-dM", "-E", "-x", "c", "/dev/null"],
-                            check=True, capture_output=True, text=True).stdout
-    if "__AVX512F__" not in macros:
-        pytest.skip("no AVX-512 on this machine: the core has one evaluator only")
+    # without AVX-512 here both builds are the scalar path: still each held
+    # to Python's answers
     d = tmp_path_factory.mktemp("fill_paths")
     flags = ["-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
              "-ffunction-sections", "-fdata-sections", "-I", str(ROOT / "cdefs")]
