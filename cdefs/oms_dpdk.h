@@ -185,6 +185,7 @@ struct oms_worker {
 	 * when the worker stops */
 	uint32_t n_stash;
 	uint32_t stash_data_off; /* from the mbuf to its data, once reset */
+	uint32_t stash_headroom; /* data_off of a reset mbuf */
 	struct rte_mbuf *tx_stash[OMS_TX_STASH];
 };
 

@@ -117,11 +117,25 @@ static void tx_stash_refill(struct oms_worker *w)
 	for (uint32_t i = w->n_stash; i < OMS_TX_STASH; i++) {
 		char *mb = (char *)w->tx_stash[i];
 		rte_prefetch0_write(mb);
-		rte_prefetch0_write(mb + RTE_CACHE_LINE_SIZE);
 		rte_prefetch0_write(mb + w->stash_data_off);
 		rte_prefetch0_write(mb + w->stash_data_off + RTE_CACHE_LINE_SIZE);
 	}
 	w->n_stash = OMS_TX_STASH;
+}
+
+/* A stashed mbuf as rte_pktmbuf_reset would leave it, for what a port
+ * reads of a single-segment frame without offloads: a free mbuf already
+ * has refcnt 1, next NULL and nb_segs 1 (the pool's contract), so its
+ * second header line is never written. */
+static inline void stash_fill(const struct oms_worker *w, struct rte_mbuf *m,
+			      const uint8_t *data, uint32_t len)
+{
+	m->data_off = (uint16_t)w->stash_headroom;
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+	m->ol_flags = 0;
+	m->port = RTE_MBUF_PORT_INVALID;
+	rte_memcpy(rte_pktmbuf_mtod(m, uint8_t *), data, len);
 }
 
 static void tx_stash_return(struct oms_worker *w)
@@ -152,17 +166,18 @@ static void flush_tx(struct oms_worker *w)
 		uint32_t k[2] = {0, 0};
 		uint32_t from_stash = m < w->n_stash ? m : w->n_stash;
 		w->n_stash -= from_stash;
-		for (uint32_t i = 0; i < from_stash; i++) {
+		for (uint32_t i = 0; i < from_stash; i++)
 			fresh[i] = w->tx_stash[w->n_stash + i];
-			rte_pktmbuf_reset(fresh[i]);
-		}
 		int bulk = from_stash == m ||
 			   rte_pktmbuf_alloc_bulk(w->pool, fresh + from_stash, m - from_stash) == 0;
 		for (uint32_t i = 0; i < m; i++) {
 			const uint8_t *f = buf + (size_t)(base + i) * OMS_TX_SLOT;
 			uint16_t len = lens[base + i];
 			struct rte_mbuf *mb;
-			if (bulk || i < from_stash) {
+			if (i < from_stash) {
+				mb = fresh[i];
+				stash_fill(w, mb, f, len);
+			} else if (bulk) {
 				mb = fresh[i];
 				fill_mbuf(mb, f, len);
 			} else if (!(mb = frame_mbuf(w, f, len))) { /* pool short: counted */
@@ -510,9 +525,9 @@ int oms_worker_launch(struct oms_worker *w, unsigned lcore)
 		w->ns_per_tsc = 1e9 / (double)rte_get_tsc_hz();
 	}
 	w->n_stash = 0;
+	w->stash_headroom = RTE_MIN(RTE_PKTMBUF_HEADROOM, rte_pktmbuf_data_room_size(w->pool));
 	w->stash_data_off = (uint32_t)(sizeof(struct rte_mbuf) + rte_pktmbuf_priv_size(w->pool) +
-				       RTE_MIN(RTE_PKTMBUF_HEADROOM,
-					       rte_pktmbuf_data_room_size(w->pool)));
+				       w->stash_headroom);
 	if (w->answer_link) /* announce ourselves on every port we receive on */
 		announce(w);
 	return rte_eal_remote_launch(worker_main, w, lcore);
