@@ -208,6 +208,20 @@ struct oms_venue_latency {
 	uint8_t pad_[2];
 	/* bucket 0: under 2 ns; bucket b: [2^b, 2^(b+1)) ns; the last: above */
 	uint64_t rtt_hist[OMS_RTT_BUCKETS];
+	/* the fill model (docs/fill-model.md "Metrics"): the venue's recent
+	 * fill ratio, and the probabilities the model gave it - the last, in
+	 * parts per million, their sum and their number */
+	uint32_t fill_ratio_pm;
+	uint32_t p_last_ppm;
+	uint64_t p_sum_ppm;
+	uint64_t p_count;
+};
+
+/* Routing decisions by who decided: the fill model, or the rules (each
+ * decision of the smart router that chose a venue counts once). */
+struct oms_route_counts {
+	uint64_t by_model;
+	uint64_t by_rules;
 };
 
 /* Smart order routing (docs/semantics.md "Smart order routing"): every
@@ -239,6 +253,15 @@ struct oms_route_seen {
 	uint8_t pad_;
 	int32_t p_fill;       /* the fill model's probability, Q30; -1: none */
 	uint32_t alloc;       /* shares sent there (the child's, when split) */
+	/* what the fill model reads, as the router saw it (the journal's
+	 * ROUTE records, docs/fill-model.md "Dataset"): both sides of the
+	 * venue's top of book (0 when it has none), how long since it last
+	 * changed, the venue's recent fill ratio */
+	int64_t bid_px, ask_px;
+	uint32_t bid_qty, ask_qty;
+	uint64_t quote_age_ns;
+	uint32_t fill_ratio_pm;
+	uint32_t ref;         /* the OUCH UserRefNum of the order sent there; 0: none */
 };
 struct oms_route_decision {
 	uint64_t seq;         /* 1, 2, ... per core */
@@ -255,7 +278,10 @@ struct oms_route_decision {
 	uint64_t model_id;    /* the generation's fill model (0: none) */
 	uint8_t by_model;     /* 1: chosen by expected value; 0: by the rules */
 	uint8_t n_children;   /* split into this many orders; 0: not split */
-	uint8_t pad_[6];
+	uint8_t ord_type;
+	uint8_t tif;
+	uint8_t pad_[4];
+	int64_t tick;         /* the instrument's */
 	struct oms_route_seen seen[OMS_ROUTE_SEEN];
 };
 
@@ -414,6 +440,7 @@ int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,
 uint32_t oms_core_route_decisions(const struct oms_core *c, uint64_t from_seq,
 				  struct oms_route_decision *out, uint32_t max);
 uint64_t oms_core_route_seq(const struct oms_core *c);
+void oms_core_route_counts(const struct oms_core *c, struct oms_route_counts *out);
 
 /* When the next timer is due (UINT64_MAX: none).  A backend that has no
  * frames calls oms_core_process_burst with n = 0 at that time. */
