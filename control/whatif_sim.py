@@ -120,7 +120,7 @@ def _dec(fixed: int) -> str:
     return format(Decimal(fixed) / 10**8, "f")
 
 
-def config_yaml(cfg: Config, journal: str) -> str:
+def config_yaml(cfg: Config, journal: str, route_records: bool = True) -> str:
     """The YAML of a run's configuration (sim_config's shape) with a journal
     at `journal`: what the journal's GENERATION record holds, so that the
     journal can be re-executed (omsctl journal replay) and its venues named
@@ -156,14 +156,16 @@ def config_yaml(cfg: Config, journal: str) -> str:
                f"  stale_after_ms: {md.stale_after_ms}\n  subscriptions:")
     out += [f"    - {{venue: {s.venue}, group: {s.group}, port: {s.port}, "
             f"source_ip: {s.source_ip}}}" for s in md.subscriptions]
-    out.append(f"journal: {{path: {journal}, durability: none, route_records: true}}")
+    out.append(f"journal: {{path: {journal}, durability: none, "
+               f"route_records: {str(route_records).lower()}}}")
     return "\n".join(out) + "\n"
 
 
-def journaled(cfg: Config, path: str | Path) -> Config:
-    """`cfg` as its YAML with a journal at `path` (ROUTE records on)."""
+def journaled(cfg: Config, path: str | Path, route_records: bool = True) -> Config:
+    """`cfg` as its YAML with a journal at `path` (ROUTE records on unless
+    asked otherwise; with a model they always are)."""
     from control.config import load_config_text
-    text = config_yaml(cfg, str(Path(path).resolve()))
+    text = config_yaml(cfg, str(Path(path).resolve()), route_records)
     return load_config_text(text, f"<whatif-sim {Path(path).name}>")
 
 
@@ -244,7 +246,8 @@ TO_VENUE, TO_CORE = 0, 1
 
 
 def run_market(cfg: Config, records: list[tuple[int, bytes]], profiles: list[str], seed: int,
-               end_ns: int, journal: str | Path | None = None) -> dict:
+               end_ns: int, journal: str | Path | None = None,
+               route_records: bool = True) -> dict:
     """Run the strategy's frames through the C core against fresh seeded
     simulators until `end_ns`.  Every simulator runs its process up to each
     call's time first; its answers reach the core VENUE_LATENCY_NS later,
@@ -261,7 +264,7 @@ def run_market(cfg: Config, records: list[tuple[int, bytes]], profiles: list[str
     if journal is not None:
         from dataplane.journal import Journal
         Path(journal).unlink(missing_ok=True)
-        cfg = journaled(cfg, journal)
+        cfg = journaled(cfg, journal, route_records)
     core = Core(cfg)
     md = CMarketData(cfg)
     md.attach(core)
@@ -330,7 +333,7 @@ def _run(core, md, cfg: Config, records: list[tuple[int, bytes]], profiles: list
                 n += 1
                 heapq.heappush(heap, (now + VENUE_LATENCY_NS, TO_VENUE, n, frame))
     return {"to_strategy": to_strategy, "decisions": decisions, "stats": core.stats(),
-            "md_requests": md_requests}
+            "md_requests": md_requests, "core": core}
 
 
 def sent_orders(cfg: Config, records: list[tuple[int, bytes]]) -> dict[int, int]:

@@ -93,6 +93,15 @@ def frames(body: bytes) -> list[bytes]:
     return out
 
 
+def frames_body(fs: list[bytes]) -> bytes:
+    """The BURST or MARKET body of frames `fs` (the inverse of frames())."""
+    lens = struct.pack(f"<{len(fs)}H", *map(len, fs))
+    out = bytearray(struct.pack("<II", len(fs), 0) + lens + bytes((8 - len(lens) % 8) % 8))
+    for f in fs:
+        out += f + bytes((8 - len(f) % 8) % 8)
+    return bytes(out)
+
+
 def write(path: str | Path, file_header: bytes, recs: list[Rec]) -> None:
     """A journal of `recs` (their types, times and bodies; numbered from the
     header's first_seq, each CRC computed again) after `file_header`."""
