@@ -16,6 +16,7 @@
 
 #include "core_internal.h"
 #include "journal.h"
+#include "sp_wire.h"
 
 #define ALIGN8(x) (((uint64_t)(x) + 7) & ~(uint64_t)7)
 #define MAGIC_MASK 0xffff0000u
@@ -290,10 +291,15 @@ int oms_journal_scan(const char *path, int cut_torn_tail, struct oms_journal_sca
 /* The ROUTE body of decision `d` into `out` (room for OMS_ROUTE_SEEN
  * venues): its length.  The one encoding, for writing and for recovery's
  * comparison. */
-static uint32_t route_body(const struct oms_route_decision *d, uint8_t *out)
+static uint32_t route_body(const struct oms_route_decision *d, const struct risk_gen *g,
+			   uint8_t *out)
 {
+	/* the tick from the generation the burst was judged by: the ring
+	 * keeps it out of the router's cache lines */
+	uint32_t in = g ? risk_symbol_find(g, d->symbol) : RISK_NIL;
 	struct oms_jroute jr = {.route_seq = d->seq, .model_id = d->model_id,
-				.cl_ord_id = d->cl_ord_id, .price = d->price, .tick = d->tick,
+				.cl_ord_id = d->cl_ord_id, .price = d->price,
+				.tick = in == RISK_NIL ? 0 : g->instruments[in].tick,
 				.session_id = d->session_id, .account = d->account, .qty = d->qty,
 				.venue = d->venue, .side = d->side, .ord_type = d->ord_type,
 				.tif = d->tif, .by_model = d->by_model, .n_venues = d->n_seen,
@@ -304,10 +310,14 @@ static uint32_t route_body(const struct oms_route_decision *d, uint8_t *out)
 	memcpy(out, &jr, sizeof(jr));
 	for (uint32_t k = 0; k < d->n_seen; k++, p += sizeof(struct oms_jroute_venue)) {
 		const struct oms_route_seen *s = &d->seen[k];
-		struct oms_jroute_venue v = {.bid_px = s->bid_px, .ask_px = s->ask_px,
-					     .quote_age_ns = s->quote_age_ns,
+		/* px and qty are the side the order takes */
+		int buy = d->side == SP_SIDE_BUY;
+		struct oms_jroute_venue v = {.bid_px = buy ? s->contra_px : s->px,
+					     .ask_px = buy ? s->px : s->contra_px,
+					     .bid_qty = buy ? s->contra_qty : s->qty,
+					     .ask_qty = buy ? s->qty : s->contra_qty,
+					     .quote_age_us = s->quote_age_us,
 					     .rtt_ewma_ns = s->rtt_ewma_ns, .cost = s->cost,
-					     .bid_qty = s->bid_qty, .ask_qty = s->ask_qty,
 					     .fill_ratio_pm = s->fill_ratio_pm, .p_fill = s->p_fill,
 					     .alloc = s->alloc, .ref = s->ref, .venue = s->venue,
 					     .why = s->why};
@@ -378,7 +388,7 @@ static int replay_record(void *arg, const struct oms_journal_record *r, const ui
 			return 0;
 		const struct oms_route_decision *d =
 			&c->route_ring[jr->route_seq & (OMS_ROUTE_RING - 1)];
-		uint32_t n = route_body(d, mine);
+		uint32_t n = route_body(d, c->gen, mine);
 		rp->routes_checked++;
 		if (n != r->length || memcmp(mine, body, n) != 0)
 			rp->routes_differing++;
@@ -799,7 +809,7 @@ static int append_routes(struct oms_journal *j, const struct oms_core *core)
 		uint8_t *p = record_begin(j, body);
 		if (!p)
 			return -1;
-		route_body(d, p);
+		route_body(d, core->gen, p);
 		record_end(j, OMS_JREC_ROUTE, body, d->now_ns);
 		j->st.routes++;
 		j->route_done = q;
@@ -1020,7 +1030,8 @@ struct oms_journal *oms_journal_open(const char *path, const struct oms_journal_
 	_Static_assert(sizeof(struct oms_journal_record) == OMS_JOURNAL_RECORD,
 		       "record header size");
 	_Static_assert(sizeof(struct oms_jroute) == 72, "ROUTE body: no implicit padding");
-	_Static_assert(sizeof(struct oms_jroute_venue) == 72, "ROUTE venue: no implicit padding");
+	_Static_assert(sizeof(struct oms_jroute_venue) == 64, "ROUTE venue: no implicit padding");
+	_Static_assert(sizeof(struct oms_route_seen) == 64, "a decision's venue: one cache line");
 	struct oms_journal *j = calloc(1, sizeof(*j));
 	struct oms_journal_scan s;
 	struct stat st;

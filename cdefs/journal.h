@@ -115,7 +115,7 @@ struct oms_jroute {
 	uint64_t model_id;     /* the fill model in force; 0: none */
 	uint64_t cl_ord_id;
 	int64_t price;         /* limit; 0 for market */
-	int64_t tick;          /* the instrument's */
+	int64_t tick;          /* the instrument's (0: not configured) */
 	char symbol[8];
 	uint32_t session_id;
 	uint32_t account;
@@ -133,17 +133,19 @@ struct oms_jroute {
 /* One candidate venue of a ROUTE record, as the router read it. */
 struct oms_jroute_venue {
 	int64_t bid_px, ask_px;  /* its top of book; 0 (and qty 0): none */
-	uint64_t quote_age_ns;   /* now_ns - the book's last publication */
 	uint64_t rtt_ewma_ns;    /* its acknowledgement round-trip EWMA */
 	int64_t cost;            /* latency cost, price units */
 	uint32_t bid_qty, ask_qty;
+	/* (now_ns - the book's last publication) / 1000, at most UINT32_MAX:
+	 * the fill model's quote-age feature */
+	uint32_t quote_age_us;
 	uint32_t fill_ratio_pm;  /* its recent fill ratio, per mille */
 	int32_t p_fill;          /* the model's probability, Q30; -1: none or refused */
 	uint32_t alloc;          /* shares sent there */
 	uint32_t ref;            /* the UserRefNum of the order sent there; 0: none */
 	uint16_t venue;          /* id */
 	uint8_t why;             /* enum oms_route_why */
-	uint8_t pad[5];
+	uint8_t pad;
 };
 
 struct oms_journal_config {

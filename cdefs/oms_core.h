@@ -243,25 +243,27 @@ enum oms_route_why {
 };
 /* A split order has at most this many children (routing.split_max_children). */
 enum { OMS_SPLIT_MAX = 4 };
+/* One cache line: the ring is written on every routed order. */
 struct oms_route_seen {
 	int64_t px;           /* its best on the side the order takes */
 	int64_t cost;         /* latency cost in price units */
 	uint64_t rtt_ewma_ns;
+	/* what else the fill model reads, as the router saw it (the journal's
+	 * ROUTE records, docs/fill-model.md "Dataset from journals"): the
+	 * other side of the venue's book (0: none), the time since the book
+	 * last changed in the model's unit (us, at most UINT32_MAX), the
+	 * venue's recent fill ratio */
+	int64_t contra_px;
 	uint32_t qty;         /* displayed there */
-	uint16_t venue;       /* id */
-	uint8_t why;          /* enum oms_route_why */
-	uint8_t pad_;
+	uint32_t contra_qty;
 	int32_t p_fill;       /* the fill model's probability, Q30; -1: none */
 	uint32_t alloc;       /* shares sent there (the child's, when split) */
-	/* what the fill model reads, as the router saw it (the journal's
-	 * ROUTE records, docs/fill-model.md "Dataset"): both sides of the
-	 * venue's top of book (0 when it has none), how long since it last
-	 * changed, the venue's recent fill ratio */
-	int64_t bid_px, ask_px;
-	uint32_t bid_qty, ask_qty;
-	uint64_t quote_age_ns;
-	uint32_t fill_ratio_pm;
 	uint32_t ref;         /* the OUCH UserRefNum of the order sent there; 0: none */
+	uint32_t quote_age_us;
+	uint16_t venue;       /* id */
+	uint16_t fill_ratio_pm;
+	uint8_t why;          /* enum oms_route_why */
+	uint8_t pad_[3];
 };
 struct oms_route_decision {
 	uint64_t seq;         /* 1, 2, ... per core */
@@ -281,7 +283,6 @@ struct oms_route_decision {
 	uint8_t ord_type;
 	uint8_t tif;
 	uint8_t pad_[4];
-	int64_t tick;         /* the instrument's */
 	struct oms_route_seen seen[OMS_ROUTE_SEEN];
 };
 

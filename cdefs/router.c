@@ -185,7 +185,6 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 	d->side = m->side;
 	d->ord_type = m->ord_type;
 	d->tif = m->tif;
-	d->tick = in->tick;
 	memcpy(d->symbol, m->symbol, 8);
 	d->n_seen = 0;
 	d->n_children = 0;
@@ -195,7 +194,8 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 		const struct venue *v = &c->venues[i];
 		struct oms_tob_view t;
 		struct oms_route_seen sn = {.venue = v->id, .rtt_ewma_ns = v->rtt_ewma_ns,
-					    .p_fill = -1, .fill_ratio_pm = v->fill_ratio_pm};
+					    .p_fill = -1,
+					    .fill_ratio_pm = (uint16_t)v->fill_ratio_pm};
 		int have = 0;
 
 		if (i < 64 && (exclude >> i & 1))
@@ -209,14 +209,13 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 		else if (!(have = market_tob(v, instrument, &t)))
 			sn.why = OMS_RW_NO_FEED;
 		if (have) {
-			sn.bid_px = t.bid_px;
-			sn.ask_px = t.ask_px;
-			sn.bid_qty = t.bid_qty;
-			sn.ask_qty = t.ask_qty;
-			/* as fill_route_choose computes it */
-			sn.quote_age_ns = c->now_ns > t.last_ns ? c->now_ns - t.last_ns : 0;
+			/* the age as fill_route_choose computes it, in the model's unit */
+			uint64_t age = (c->now_ns > t.last_ns ? c->now_ns - t.last_ns : 0) / 1000;
+			sn.quote_age_us = age < UINT32_MAX ? (uint32_t)age : UINT32_MAX;
 			sn.px = buy ? t.ask_px : t.bid_px;
 			sn.qty = buy ? t.ask_qty : t.bid_qty;
+			sn.contra_px = buy ? t.bid_px : t.ask_px;
+			sn.contra_qty = buy ? t.bid_qty : t.ask_qty;
 			if (t.stale)
 				sn.why = OMS_RW_STALE;
 			else if (t.halted)

@@ -98,7 +98,7 @@ def journal_rows(path: str | Path, venues: list[str], horizon_ms: int, session: 
                                  int(head["price"]), int(v["alloc"]), int(v["bid_px"]),
                                  int(v["bid_qty"]), int(v["ask_px"]), int(v["ask_qty"]),
                                  int(head["tick"]), int(v["rtt_ewma_ns"]),
-                                 int(v["fill_ratio_pm"]), int(v["quote_age_ns"]),
+                                 int(v["fill_ratio_pm"]), int(v["quote_age_us"]) * 1000,
                                  int(head["tif"]) == TIF_IOC, rec.now_ns % DAY_NS)
                 if f is None:
                     counts["empty_side"] += 1

@@ -75,7 +75,7 @@ def test_route_view_is_the_c_struct_byte_for_byte(runs):
         cv = ffi.from_buffer("struct oms_jroute_venue[]",
                              bytearray(rec.body[jr.ROUTE_DTYPE.itemsize:]))
         for k, v in enumerate(venues):
-            for name in ("bid_px", "ask_px", "quote_age_ns", "rtt_ewma_ns", "bid_qty",
+            for name in ("bid_px", "ask_px", "quote_age_us", "rtt_ewma_ns", "bid_qty",
                          "ask_qty", "fill_ratio_pm", "p_fill", "alloc", "ref", "venue", "why"):
                 assert v[name] == getattr(cv[k], name), name
         n += 1
@@ -100,10 +100,10 @@ def test_recorded_inputs_give_the_cores_probabilities(runs):
                              int(head["qty"]), int(v["bid_px"]), int(v["bid_qty"]),
                              int(v["ask_px"]), int(v["ask_qty"]), int(head["tick"]),
                              int(v["rtt_ewma_ns"]), int(v["fill_ratio_pm"]),
-                             int(v["quote_age_ns"]), head["tif"] == 2, rec.now_ns % DAY_NS)
+                             int(v["quote_age_us"]) * 1000, head["tif"] == 2, rec.now_ns % DAY_NS)
             assert int(fill_artefact.predict_q(doc, [f])[0]) == v["p_fill"]
             checked += 1
-            ages.add(int(v["quote_age_ns"]))
+            ages.add(int(v["quote_age_us"]) * 1000)
             ratios.add(int(v["fill_ratio_pm"]))
     assert checked > 300
     assert len(ages) > 50 and len(ratios) > 10  # real quote ages, a moving fill ratio
@@ -254,7 +254,7 @@ def test_route_records_are_off_by_default_and_change_no_other_record(tmp_path):
     size = {on: sum(32 + (len(r.body) + 7) // 8 * 8 for r in kept[on]
                     if r.type != jr.GENERATION) for on in kept}
     assert size[True] - size[False] == sum(32 + len(r.body) for r in with_routes)
-    assert all(len(r.body) == 72 + 3 * 72 for r in with_routes)
+    assert all(len(r.body) == 72 + 3 * 64 for r in with_routes)
 
 
 def test_metrics_of_the_models_decisions(tmp_path):
