@@ -786,9 +786,11 @@ int oms_journal_attach(struct oms_journal *j, const struct oms_core *core)
 	return note_generation(j, core);
 }
 
-/* The ROUTE records of the decisions the burst just made, when a fill model
- * is in force or journal.route_records asks; read from the core's ring. */
-static int append_routes(struct oms_journal *j, const struct oms_core *core)
+/* The ROUTE records of the decisions the burst at now_ns just made, when a
+ * fill model is in force or journal.route_records asks; read from the core's
+ * ring.  Only that burst's: a journal that was not attached (a promoted
+ * backup's, which copied its primary's records) never writes older ones. */
+static int append_routes(struct oms_journal *j, const struct oms_core *core, uint64_t now_ns)
 {
 	uint64_t last = core->route_seq;
 
@@ -804,6 +806,10 @@ static int append_routes(struct oms_journal *j, const struct oms_core *core)
 	}
 	for (uint64_t q = j->route_done + 1; q <= last; q++) {
 		const struct oms_route_decision *d = &core->route_ring[q & (OMS_ROUTE_RING - 1)];
+		if (d->now_ns != now_ns) {
+			j->route_done = q;
+			continue;
+		}
 		uint32_t body = (uint32_t)(sizeof(struct oms_jroute) +
 					   d->n_seen * sizeof(struct oms_jroute_venue));
 		uint8_t *p = record_begin(j, body);
@@ -851,7 +857,7 @@ int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
 		return -1;
 	j->st.bursts++;
 	j->st.frames += n;
-	return append_routes(j, core);
+	return append_routes(j, core, now_ns);
 }
 
 int oms_journal_market(struct oms_journal *j, const uint8_t *const *frames,
