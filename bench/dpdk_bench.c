@@ -112,7 +112,7 @@ static inline void gap_note(struct gaps *g, uint64_t now)
 	g->last = now;
 }
 
-enum { MODE_NULL, MODE_FULL, MODE_CORE, MODE_SHARDED, MODE_TYPED };
+enum { MODE_NULL, MODE_FULL, MODE_CORE, MODE_SHARDED, MODE_TYPED, PACED };
 static const char *MODE_NAME[] = {"null", "full", "core", "sharded", "typed"};
 
 /* A thread's share of its CPU: time on it, time runnable but waiting for
@@ -123,6 +123,10 @@ struct sched_snap {
 
 /* What the main and worker lcores share for one run. */
 struct bench {
+	/* idle before each run: under SCHED_FIFO the kernel lets real-time
+	 * tasks have 95 % of each second; a run shorter than that, after a
+	 * rest, is not stopped half-way by the throttle */
+	unsigned rest_ms;
 	/* set up once */
 	struct rte_mempool *pool;
 	struct rte_ring *rx, *tx;
@@ -157,6 +161,14 @@ struct bench {
 	struct lat_hist burst_order; /* the same, per NewOrder */
 	struct lat_hist e2e_order;   /* offer on the RX ring to TX-burst return, per NewOrder */
 	struct lat_hist wait_frame;  /* offer to RX-burst return, per frame */
+	/* paced runs: each burst's end (frames received so far) and times,
+	 * which main turns into per-frame latencies after the run; reading
+	 * the offer arrays from the worker during the run would cost the
+	 * worker a miss on lines main is writing, and the figures with it */
+	struct burst_rec {
+		uint64_t end, t_rx, t_tx;
+	} *brec;
+	uint64_t n_brec, brec_cap;
 	struct sched_snap wsnap[2]; /* the worker thread, at start and end */
 	struct gaps wgaps;          /* the worker loop's */
 };
@@ -308,18 +320,26 @@ static inline void record(struct bench *b, uint64_t t_rx, uint64_t t_tx, uint16_
 {
 	hist_add(&b->burst_frame, t_tx - t_rx, n);
 	b->busy_cycles += t_tx - t_rx;
-	if (!b->record)
-		return;
-	/* the ring keeps the order frames were enqueued in: the k-th frame
-	 * received is the k-th enqueued */
-	uint64_t base = b->rx_frames - n;
-	for (uint16_t j = 0; j < n; j++) {
-		uint64_t k = base + j;
-		uint64_t offer = b->offer_tsc[k];
-		lat_record(&b->wait_frame, t_rx > offer ? t_rx - offer : 0);
-		if (b->f.is_order[b->seq_idx[k]]) {
-			lat_record(&b->burst_order, t_tx - t_rx);
-			lat_record(&b->e2e_order, t_tx > offer ? t_tx - offer : 0);
+	if (b->record && b->n_brec < b->brec_cap)
+		b->brec[b->n_brec++] = (struct burst_rec){b->rx_frames, t_rx, t_tx};
+}
+
+/* After a paced run, on main: the per-frame and per-NewOrder latencies of
+ * the bursts the worker noted.  The ring keeps the order frames were
+ * enqueued in: the k-th frame received is the k-th enqueued. */
+static void burst_latencies(struct bench *b)
+{
+	uint64_t k = 0;
+
+	for (uint64_t i = 0; i < b->n_brec; i++) {
+		const struct burst_rec *br = &b->brec[i];
+		for (; k < br->end; k++) {
+			uint64_t offer = b->offer_tsc[k];
+			lat_record(&b->wait_frame, br->t_rx > offer ? br->t_rx - offer : 0);
+			if (b->f.is_order[b->seq_idx[k]]) {
+				lat_record(&b->burst_order, br->t_tx - br->t_rx);
+				lat_record(&b->e2e_order, br->t_tx > offer ? br->t_tx - offer : 0);
+			}
 		}
 	}
 }
@@ -407,7 +427,9 @@ static int worker_core(void *arg)
 		gap_note(&b->wgaps, t0);
 		oms_core_process_burst(b->core, rx, b->f.len + i, n, now_ns(b, t0));
 		oms_core_tx_clear(b->core);
-		b->core_cycles += rte_rdtsc() - t0;
+		uint64_t dt = rte_rdtsc() - t0;
+		hist_add(&b->burst_frame, dt, n);
+		b->core_cycles += dt;
 		b->rx_frames += n;
 	}
 	__atomic_store_n(&b->done, b->rx_frames, __ATOMIC_RELEASE);
@@ -534,6 +556,8 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 		struct result *r)
 {
 	memset(r, 0, sizeof(*r));
+	if (b->rest_ms)
+		usleep(b->rest_ms * 1000u);
 	b->mode = mode;
 	b->record = record;
 	b->nframes = nframes;
@@ -546,6 +570,7 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 	memset(&b->burst_order, 0, sizeof(b->burst_order));
 	memset(&b->e2e_order, 0, sizeof(b->e2e_order));
 	memset(&b->wait_frame, 0, sizeof(b->wait_frame));
+	b->n_brec = 0;
 	memset(&b->wgaps, 0, sizeof(b->wgaps));
 	b->wgaps.limit = (uint64_t)(GAP_NS * b->hz / 1e9);
 	r->mgaps.limit = b->wgaps.limit;
@@ -568,6 +593,7 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 		r->ops = (double)r->orders / s;
 		r->ns_per_frame = s * 1e9 / nframes;
 		core_figures(b, r);
+		r->burst_frame = b->burst_frame;
 		oms_core_destroy(b->core);
 		b->core = NULL;
 		return;
@@ -728,6 +754,7 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 		r->drained += n;
 	if (via_io)
 		r->drained -= sharded_link_tx;
+	burst_latencies(b);
 	r->burst_frame = b->burst_frame;
 	r->burst_order = b->burst_order;
 	r->e2e_order = b->e2e_order;
@@ -896,6 +923,9 @@ int main(int argc, char **argv)
 	int n_rates = 3, repeat = 3, attempts = 3;
 	uint32_t capacity = 65536;
 	unsigned ring_size = RING_SIZE;
+	/* runs to make: bit per MODE_*, and PACED for the paced latency runs
+	 * (--modes full: one mode alone, e.g. under a profiler) */
+	unsigned want = ~0u;
 	for (int i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!v) {
@@ -918,6 +948,15 @@ int main(int argc, char **argv)
 				fprintf(stderr, "--ring-size: a power of 2, at least 64\n");
 				return 2;
 			}
+		} else if (!strcmp(argv[i], "--rest-ms")) {
+			B.rest_ms = (unsigned)strtoul(v, NULL, 10);
+		} else if (!strcmp(argv[i], "--modes")) {
+			want = 0;
+			for (int m = 0; m < (int)(sizeof(MODE_NAME) / sizeof(MODE_NAME[0])); m++)
+				if (strstr(v, MODE_NAME[m]))
+					want |= 1u << m;
+			if (strstr(v, "paced"))
+				want |= 1u << PACED;
 		} else if (!strcmp(argv[i], "--attempts")) {
 			attempts = atoi(v) < 1 ? 1 : atoi(v);
 		} else if (!strcmp(argv[i], "--rates")) {
@@ -971,11 +1010,13 @@ int main(int argc, char **argv)
 	gen_generate(&b->f, (uint32_t)gen_orders, in_flight);
 	b->seq_idx = malloc((size_t)b->f.n * sizeof(*b->seq_idx));
 	b->offer_tsc = malloc((size_t)b->f.n * sizeof(*b->offer_tsc));
+	b->brec_cap = b->f.n; /* a burst holds a frame at least */
+	b->brec = malloc((size_t)b->brec_cap * sizeof(*b->brec));
 
 	b->pool = oms_pool_create("bench_pool", 4 * ring_size - 1, (int)rte_socket_id());
 	b->rx = oms_ring_create("bench_rx", ring_size, (int)rte_socket_id(), 1);
 	b->tx = oms_ring_create("bench_tx", 2 * ring_size, (int)rte_socket_id(), 1);
-	if (!b->pool || !b->rx || !b->tx || !b->seq_idx || !b->offer_tsc) {
+	if (!b->pool || !b->rx || !b->tx || !b->seq_idx || !b->offer_tsc || !b->brec) {
 		fprintf(stderr, "cannot create the mempool or rings (memory?)\n");
 		return 2;
 	}
@@ -1029,6 +1070,10 @@ int main(int argc, char **argv)
 	for (int rep = 0; rep < repeat; rep++) {
 		printf("rep%d_c2c_ns %.1f\n", rep, c2c_ns(b));
 		for (int m = 0; m < 3; m++) {
+			if (!(want & 1u << TMODES[m])) {
+				ops[m][rep] = 0;
+				continue;
+			}
 			run_tries(b, attempts, TMODES[m], tput_frames, 0, 0, &last[m]);
 			ops[m][rep] = last[m].ops;
 			printf("%s_rep%d_orders_per_s %.0f\n", MODE_NAME[TMODES[m]], rep, last[m].ops);
@@ -1041,11 +1086,20 @@ int main(int argc, char **argv)
 		}
 		/* (c)/(b) of this repeat: the two ran back to back, with the
 		 * same placement of the two CPUs (repN_c2c_ns) */
-		printf("rep%d_ratio_full_to_core %.3f\n", rep, ops[2][rep] / ops[1][rep]);
+		if (ops[1][rep] > 0)
+			printf("rep%d_ratio_full_to_core %.3f\n", rep, ops[2][rep] / ops[1][rep]);
 	}
-	double med[3];
+	double med[3] = {0, 0, 0};
 	for (int m = 0; m < 3; m++) {
+		if (!(want & 1u << TMODES[m]))
+			continue;
 		print_run(MODE_NAME[TMODES[m]], &last[m], TMODES[m]);
+		/* a burst's time, RX to TX (the core's call alone in (b)): its
+		 * median, unlike orders/s, barely moves when other tasks take
+		 * the CPUs for a while */
+		char h[64];
+		snprintf(h, sizeof(h), "%s_burst", MODE_NAME[TMODES[m]]);
+		print_hist(h, &last[m].burst_frame, b->hz);
 		qsort(ops[m], (size_t)repeat, sizeof(double), cmp_double);
 		med[m] = ops[m][repeat / 2];
 		printf("%s_orders_per_s_median %.0f\n", MODE_NAME[TMODES[m]], med[m]);
@@ -1054,11 +1108,13 @@ int main(int argc, char **argv)
 		printf("%s_frames_per_s_median %.0f\n", MODE_NAME[TMODES[m]], med[m] * fpo);
 	}
 	/* (c)/(b) and (c)/(a) */
-	printf("ratio_full_to_core %.3f\n", med[2] / med[1]);
-	printf("ratio_full_to_null %.3f\n", med[2] / med[0]);
+	if (med[1] > 0)
+		printf("ratio_full_to_core %.3f\n", med[2] / med[1]);
+	if (med[0] > 0)
+		printf("ratio_full_to_null %.3f\n", med[2] / med[0]);
 
 	/* (d): the sharded mode, when EAL gave a third lcore */
-	if (b->io_lcore < RTE_MAX_LCORE) {
+	if (b->io_lcore < RTE_MAX_LCORE && want & 1u << MODE_SHARDED) {
 		rte_cpuset_t io_set = rte_lcore_cpuset(b->io_lcore);
 		rte_cpuset_t shared;
 		CPU_AND(&shared, &io_set, &worker_set);
@@ -1081,7 +1137,7 @@ int main(int argc, char **argv)
 
 	/* (e): the typed mode, when EAL gave five lcores; the I/O lcore and
 	 * the placement worker are placed as (d)'s */
-	if (b->checker_lcore[1] < RTE_MAX_LCORE) {
+	if (b->checker_lcore[1] < RTE_MAX_LCORE && want & 1u << MODE_TYPED) {
 		rte_cpuset_t io_set = rte_lcore_cpuset(b->io_lcore);
 		rte_cpuset_t shared;
 		CPU_AND(&shared, &io_set, &worker_set);
@@ -1109,7 +1165,7 @@ int main(int argc, char **argv)
 	}
 
 	/* latency at paced rates, full pipeline and null */
-	for (int i = 0; i < n_rates; i++) {
+	for (int i = 0; i < n_rates && want & 1u << PACED; i++) {
 		uint32_t nf = frames_for_orders(&b->f, (uint64_t)(rates[i] * seconds));
 		/* frames paced so that NewOrders come at the rate asked for */
 		double run_fpo = (double)nf / (double)orders_in(&b->f, nf);
@@ -1142,6 +1198,7 @@ int main(int argc, char **argv)
 	gen_free(&b->f);
 	free(b->seq_idx);
 	free(b->offer_tsc);
+	free(b->brec);
 	oms_eal_cleanup();
 	return bad ? 1 : 0;
 }

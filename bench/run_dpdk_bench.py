@@ -12,6 +12,15 @@ pipeline - on two CPUs of their own when the machine has them; otherwise
 both share one and the figures are labelled "time-shared, not
 representative".  No hugepages and no PCI are needed (--no-huge -m 512).
 
+Scheduling (--sched): on a machine where the two lcores' CPUs cannot be
+isolated from other tasks (isolcpus), a full run as root gives both lcores
+SCHED_FIFO priority 1 (`chrt -f 1`), the nearest stand-in for isolated CPUs:
+no other task preempts them.  The kernel still takes 5 % of every second
+back from real-time tasks (sched_rt_runtime_us), so each run is kept under
+that second (--orders 800000, --seconds 0.8) and preceded by a rest
+(--rest-ms 1100) that refills the budget.  --sched other runs them as
+ordinary tasks, as the smoke run in CI does.
+
 Figures are printed one per line and, for full runs, appended as one JSON
 line to bench/results/dpdk_bench.jsonl with the machine and the commit.
 The exit status is 1 when a gate fails: frames lost or system rejects in
@@ -90,14 +99,20 @@ def eal_args(memory_mb: int = 512) -> list[str]:
 
 
 def run(orders: int, capacity: int, seconds: float, rates: list[int], repeat: int,
-        attempts: int, ring_size: int) -> dict:
+        attempts: int, ring_size: int, sched: str = "other", rest_ms: int = 0,
+        modes: str | None = None) -> dict:
     build()
     # the mempool holds 4 x ring_size mbufs of 2 KiB; beyond the default
     # ring that needs more than the usual 512 MB
     cmd = [str(EXE), *eal_args(512 if ring_size <= 4096 else 1024), "--",
            "--orders", str(orders), "--capacity", str(capacity), "--seconds", str(seconds),
            "--rates", ",".join(str(r) for r in rates),
-           "--repeat", str(repeat), "--attempts", str(attempts), "--ring-size", str(ring_size)]
+           "--repeat", str(repeat), "--attempts", str(attempts), "--ring-size", str(ring_size),
+           "--rest-ms", str(rest_ms)]
+    if modes:
+        cmd += ["--modes", modes]
+    if sched == "fifo":
+        cmd = ["chrt", "-f", "1", *cmd]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if r.returncode not in (0, 1):  # 1: the run found problems; figures still come
         raise SystemExit(f"{shlex.join(cmd)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
@@ -114,6 +129,8 @@ def run(orders: int, capacity: int, seconds: float, rates: list[int], repeat: in
                               else "I/O, placement, modification and cancellation lcores on "
                               "CPUs of their own")
     fig["rates"] = rates
+    fig["sched"] = ("SCHED_FIFO 1 (stands in for isolated CPUs), runs under 1 s after a "
+                    f"{rest_ms} ms rest" if sched == "fifo" else "SCHED_OTHER")
     return fig
 
 
@@ -135,10 +152,16 @@ def gates(fig: dict, rates: list[int], smoke: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--orders", type=int, default=2_000_000,
-                    help="NewOrders in each throughput run")
+    ap.add_argument("--orders", type=int, default=None,
+                    help="NewOrders in each throughput run (2,000,000; 800,000 with --sched fifo)")
     ap.add_argument("--capacity", type=int, default=65536, help="order table slots")
-    ap.add_argument("--seconds", type=float, default=2.0, help="length of each paced run")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="length of each paced run (2.0; 0.8 with --sched fifo)")
+    ap.add_argument("--sched", choices=["fifo", "other"], default=None,
+                    help="the lcores' scheduling policy (fifo as root, else other; the smoke "
+                    "run: other)")
+    ap.add_argument("--rest-ms", type=int, default=None,
+                    help="idle before each run (1100 with --sched fifo, else 0)")
     ap.add_argument("--rates", default="250000,500000,1000000",
                     help="offered NewOrders per second of the paced runs, comma-separated")
     ap.add_argument("--repeat", type=int, default=3,
@@ -149,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--smoke", action="store_true", help="small run for CI; nothing recorded")
     args = ap.parse_args(argv)
     rates = [int(float(r)) for r in args.rates.split(",") if r]
+    if args.sched is None:
+        args.sched = "fifo" if os.geteuid() == 0 and not args.smoke else "other"
+    fifo = args.sched == "fifo"
+    args.orders = args.orders or (800_000 if fifo else 2_000_000)
+    args.seconds = args.seconds or (0.8 if fifo else 2.0)
+    args.rest_ms = args.rest_ms if args.rest_ms is not None else (1100 if fifo else 0)
     if args.smoke:
         # each paced run fits in the RX ring whole (and what it causes in the
         # TX ring), and the throughput runs hold back when the ring is full:
@@ -158,8 +187,25 @@ def main(argv: list[str] | None = None) -> int:
         args.orders, args.capacity, args.seconds, args.repeat = 20_000, 4096, 0.005, 1
         args.attempts, args.ring_size = 1, 32768
         rates = [250_000, 1_000_000]
-    fig = run(args.orders, args.capacity, args.seconds, rates, args.repeat, args.attempts,
-              args.ring_size)
+    if args.sched == "fifo":
+        # (a), (b), (c) and the paced runs under SCHED_FIFO; the sharded and
+        # typed modes share the worker's CPU with more lcores here, which
+        # real-time priority would starve (one runs until it yields): they
+        # run apart, as ordinary tasks, with a (c) of their own to compare
+        fig = run(args.orders, args.capacity, args.seconds, rates, args.repeat, args.attempts,
+                  args.ring_size, "fifo", args.rest_ms, "null,core,full,paced")
+        other = run(args.orders, args.capacity, args.seconds, rates, args.repeat,
+                    args.attempts, args.ring_size, "other", 0, "full,sharded,typed")
+        for k, v in other.items():
+            if k.startswith(("sharded", "typed", "ratio_sharded", "ratio_typed")):
+                fig[k] = v
+        fig["other_full_orders_per_s_median"] = other["full_orders_per_s_median"]
+        fig["sharded_typed_sched"] = "SCHED_OTHER"
+        fig["problems"] += other["problems"]
+        fig["disturbed_runs"] += other["disturbed_runs"]
+    else:
+        fig = run(args.orders, args.capacity, args.seconds, rates, args.repeat, args.attempts,
+                  args.ring_size, args.sched, args.rest_ms)
     g = gates(fig, rates, args.smoke)
     fig.update({f"gate_{k}": v for k, v in g.items()})
     for k, v in fig.items():

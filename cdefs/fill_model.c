@@ -372,7 +372,7 @@ static int64_t expected_value(int32_t p, int64_t improvement, int64_t cost, int6
 
 uint32_t fill_route_choose(struct oms_core *c, const struct sp_new_order *m,
 			   uint32_t instrument, struct oms_route_decision *d,
-			   uint32_t rule_best)
+			   uint32_t rule_best, int64_t *ev_out)
 {
 	const struct oms_fill_model *fm = c->gen->fill_model;
 	const struct risk_instrument *ins = &c->gen->instruments[instrument];
@@ -426,6 +426,7 @@ uint32_t fill_route_choose(struct oms_core *c, const struct sp_new_order *m,
 		sn->p_fill = p[k];
 		int64_t ev = expected_value(p[k], buy ? m->price - sn->px : sn->px - m->price,
 					    sn->cost, c->gen->sor_miss_penalty);
+		ev_out[k] = ev;
 		/* ties keep configuration order */
 		if (best == RISK_NIL || ev > best_ev) {
 			best = k;

@@ -23,7 +23,7 @@ struct rte_rcu_qsbr;
 
 /* Frames per rx/tx burst: big enough to amortise the per-burst cost,
  * small enough that the first frame does not wait long for the last. */
-enum { OMS_BURST = 32 };
+enum { OMS_BURST = 32, OMS_TX_STASH = 2 * OMS_BURST };
 
 enum oms_worker_mode {
 	/* frames carry their time in the mbuf timestamp field; each call of
@@ -180,6 +180,12 @@ struct oms_worker {
 	uint64_t tsc_base;
 	uint64_t wall_base_ns;
 	double ns_per_tsc;
+	/* TX mbufs taken from the pool ahead of the core's output, their lines
+	 * prefetched for writing (worker.c tx_stash_refill); back in the pool
+	 * when the worker stops */
+	uint32_t n_stash;
+	uint32_t stash_data_off; /* from the mbuf to its data, once reset */
+	struct rte_mbuf *tx_stash[OMS_TX_STASH];
 };
 
 /* Sharded mode, in the manner of DPDK's load_balancer sample: one I/O lcore

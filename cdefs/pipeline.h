@@ -95,11 +95,12 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 /* An order's outcome for the venue's recent fill ratio (router.c). */
 void venue_fill_outcome(struct venue *v, struct order *od, int filled);
 /* fill_model.c: the rule router's candidates in `d` scored by expected
- * value with the generation's fill model; the venue index chosen, or
- * `rule_best` when the model cannot answer for every candidate. */
+ * value with the generation's fill model (each candidate's in ev[], by
+ * venue index); the venue index chosen, or `rule_best` when the model
+ * cannot answer for every candidate. */
 uint32_t fill_route_choose(struct oms_core *c, const struct sp_new_order *m,
 			   uint32_t instrument, struct oms_route_decision *d,
-			   uint32_t rule_best);
+			   uint32_t rule_best, int64_t *ev);
 
 /* state.c */
 void order_enter_state(struct oms_core *c, uint32_t o, uint8_t state);

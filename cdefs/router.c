@@ -163,6 +163,47 @@ void venue_fill_outcome(struct venue *v, struct order *od, int filled)
 	v->fill_ratio_pm = (v->fill_ratio_pm * 15 + (filled ? 1000u : 0u)) >> 4;
 }
 
+/* docs/semantics.md "Splitting across venues", when the fill model
+ * decides: the candidates it scored ranked by expected value (ties:
+ * configuration order), the first K, each allotted what it is expected to
+ * fill - its displayed size times its fill probability - then walked as
+ * the rules' ranking is. */
+static void model_split_plan(const struct oms_route_decision *d, const int64_t *ev, uint32_t k,
+			     uint32_t qty, uint32_t lot, struct route_plan *plan)
+{
+	struct ranked top[OMS_SPLIT_MAX];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < d->n_seen; i++) {
+		const struct oms_route_seen *sn = &d->seen[i];
+		if (sn->p_fill < 0)
+			continue;
+		struct ranked r = {.e = ev[i], .i = i,
+				   .q = (uint32_t)(((uint64_t)sn->qty * (uint32_t)sn->p_fill) >>
+						   OMS_FILL_P_Q)};
+		uint32_t j = n < k ? n++ : k;
+		while (j > 0 && r.e > top[j - 1].e) {
+			if (j < k)
+				top[j] = top[j - 1];
+			j--;
+		}
+		if (j < k)
+			top[j] = r;
+	}
+	split_plan(top, n, qty, lot, plan);
+}
+
+/* the route decision's record of a split plan */
+static void note_plan(struct oms_route_decision *d, const struct route_plan *plan)
+{
+	d->n_children = (uint8_t)plan->n;
+	for (uint32_t j = 0; j < plan->n; j++)
+		if (plan->venue[j] < OMS_ROUTE_SEEN) {
+			d->seen[plan->venue[j]].why = j ? OMS_RW_SPLIT : OMS_RW_CHOSEN;
+			d->seen[plan->venue[j]].alloc = plan->qty[j];
+		}
+}
+
 uint32_t router_choose(struct oms_core *c, const struct session *s,
 		       const struct sp_new_order *m, uint32_t instrument,
 		       uint64_t exclude, struct route_plan *plan)
@@ -245,12 +286,15 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 	if (rule != RISK_NIL && rule < OMS_ROUTE_SEEN)
 		d->seen[rule].why = OMS_RW_CHOSEN;
 	if (c->gen->fill_model) {
-		/* the model picks one venue for the whole order: splitting by
-		 * expected fills is not done (docs/fill-model.md) */
-		uint32_t best = fill_route_choose(c, m, instrument, d, rule);
+		int64_t ev[OMS_ROUTE_SEEN];
+		uint32_t best = fill_route_choose(c, m, instrument, d, rule, ev);
 		if (d->by_model) {
 			note_probabilities(c, d);
-			if (best < OMS_ROUTE_SEEN)
+			if (k > 1)
+				model_split_plan(d, ev, k, m->qty, in->lot ? in->lot : 1, plan);
+			if (plan->n)
+				note_plan(d, plan);
+			else if (best < OMS_ROUTE_SEEN)
 				d->seen[best].alloc = m->qty;
 			d->venue = c->venues[best].id;
 			c->stats.event[OMS_EV_ORDERS_ROUTED]++;
@@ -266,12 +310,7 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 	if (k > 1)
 		split_plan(top, n_top, m->qty, in->lot ? in->lot : 1, plan);
 	if (plan->n) {
-		d->n_children = (uint8_t)plan->n;
-		for (uint32_t j = 0; j < plan->n; j++)
-			if (plan->venue[j] < OMS_ROUTE_SEEN) {
-				d->seen[plan->venue[j]].why = j ? OMS_RW_SPLIT : OMS_RW_CHOSEN;
-				d->seen[plan->venue[j]].alloc = plan->qty[j];
-			}
+		note_plan(d, plan);
 	} else if (top[0].i < OMS_ROUTE_SEEN) {
 		d->seen[top[0].i].alloc = m->qty;
 	}

@@ -12,6 +12,7 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_pause.h>
+#include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
@@ -101,6 +102,35 @@ static inline void fill_mbuf(struct rte_mbuf *m, const uint8_t *data, uint32_t l
 	rte_memcpy(rte_pktmbuf_append(m, (uint16_t)len), data, len);
 }
 
+/* The mbufs a burst's output goes into were last written by another
+ * CPU (the lcore or NIC that filled them, or freed them): taken a burst
+ * ahead, their header and first data lines prefetched for writing, the
+ * misses overlap the core's work on the next burst instead of stalling
+ * the copy.  Short of mbufs, nothing is taken: flush_tx allocates. */
+static void tx_stash_refill(struct oms_worker *w)
+{
+	uint32_t want = OMS_TX_STASH - w->n_stash;
+
+	if (want < OMS_BURST || rte_mempool_get_bulk(w->pool, (void **)(w->tx_stash + w->n_stash),
+						       want) != 0)
+		return;
+	for (uint32_t i = w->n_stash; i < OMS_TX_STASH; i++) {
+		char *mb = (char *)w->tx_stash[i];
+		rte_prefetch0_write(mb);
+		rte_prefetch0_write(mb + RTE_CACHE_LINE_SIZE);
+		rte_prefetch0_write(mb + w->stash_data_off);
+		rte_prefetch0_write(mb + w->stash_data_off + RTE_CACHE_LINE_SIZE);
+	}
+	w->n_stash = OMS_TX_STASH;
+}
+
+static void tx_stash_return(struct oms_worker *w)
+{
+	if (w->n_stash)
+		rte_mempool_put_bulk(w->pool, (void **)w->tx_stash, w->n_stash);
+	w->n_stash = 0;
+}
+
 /* Transmit the core's frames: copied into fresh mbufs (the core builds
  * them in its own transmit area), gathered per port in the core's order -
  * a NewOrder's acknowledgement and venue order alternate between two
@@ -120,12 +150,19 @@ static void flush_tx(struct oms_worker *w)
 	for (uint32_t base = 0; base < n; base += OMS_BURST) {
 		uint32_t m = n - base < OMS_BURST ? n - base : OMS_BURST;
 		uint32_t k[2] = {0, 0};
-		int bulk = rte_pktmbuf_alloc_bulk(w->pool, fresh, m) == 0;
+		uint32_t from_stash = m < w->n_stash ? m : w->n_stash;
+		w->n_stash -= from_stash;
+		for (uint32_t i = 0; i < from_stash; i++) {
+			fresh[i] = w->tx_stash[w->n_stash + i];
+			rte_pktmbuf_reset(fresh[i]);
+		}
+		int bulk = from_stash == m ||
+			   rte_pktmbuf_alloc_bulk(w->pool, fresh + from_stash, m - from_stash) == 0;
 		for (uint32_t i = 0; i < m; i++) {
 			const uint8_t *f = buf + (size_t)(base + i) * OMS_TX_SLOT;
 			uint16_t len = lens[base + i];
 			struct rte_mbuf *mb;
-			if (bulk) {
+			if (bulk || i < from_stash) {
 				mb = fresh[i];
 				fill_mbuf(mb, f, len);
 			} else if (!(mb = frame_mbuf(w, f, len))) { /* pool short: counted */
@@ -141,6 +178,7 @@ static void flush_tx(struct oms_worker *w)
 			send_frames(w, w->venue_tx_port, out[1], k[1]);
 	}
 	oms_core_tx_clear(w->core);
+	tx_stash_refill(w);
 }
 
 /* The feeds' re-requests and the IGMPv3 host's reports go out towards the
@@ -167,6 +205,21 @@ static void flush_feed_tx(struct oms_worker *w)
 				send_frames(w, w->venue_tx_port, &m, 1);
 		}
 		oms_feed_tx_clear(f);
+	}
+}
+
+/* A burst's frames were written by another CPU (the NIC's DMA, or in
+ * the benchmark the lcore that offers them): start every miss at once -
+ * the mbufs' first lines, then each frame's first two - so that they
+ * overlap instead of each stalling the core in turn. */
+static inline void prefetch_burst(struct rte_mbuf **m, uint16_t n)
+{
+	for (uint16_t i = 0; i < n; i++)
+		rte_prefetch0(m[i]);
+	for (uint16_t i = 0; i < n; i++) {
+		const uint8_t *p = rte_pktmbuf_mtod(m[i], const uint8_t *);
+		rte_prefetch0(p);
+		rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
 	}
 }
 
@@ -375,6 +428,7 @@ static int worker_main(void *arg)
 			uint16_t n = (uint16_t)rte_ring_sc_dequeue_burst(w->in_ring, (void **)m,
 									  OMS_BURST, NULL);
 			if (n) {
+				prefetch_burst(m, n);
 				busy = 1;
 				w->stats.rx_frames += n;
 				handle_rx(w, m, n);
@@ -387,6 +441,7 @@ static int worker_main(void *arg)
 				continue;
 			uint64_t t_rx = OMS_WORKER_RX_TSC();
 			(void)t_rx;
+			prefetch_burst(m, n);
 			busy = 1;
 			w->stats.rx_frames += n;
 			uint16_t k = w->answer_link ? take_link_frames(w, w->rx_port[p], m, n) : n;
@@ -434,6 +489,7 @@ static int worker_main(void *arg)
 		oms_md_leave_all(w->md, live_now(w));
 		flush_feed_tx(w);
 	}
+	tx_stash_return(w);
 	for (uint16_t p = 0; p < w->n_rx && !w->out_ring; p++)
 		rte_eth_tx_done_cleanup(w->rx_port[p], w->tx_queue, 0);
 	if (w->rcu) {
@@ -453,6 +509,10 @@ int oms_worker_launch(struct oms_worker *w, unsigned lcore)
 		w->tsc_base = rte_rdtsc();
 		w->ns_per_tsc = 1e9 / (double)rte_get_tsc_hz();
 	}
+	w->n_stash = 0;
+	w->stash_data_off = (uint32_t)(sizeof(struct rte_mbuf) + rte_pktmbuf_priv_size(w->pool) +
+				       RTE_MIN(RTE_PKTMBUF_HEADROOM,
+					       rte_pktmbuf_data_room_size(w->pool)));
 	if (w->answer_link) /* announce ourselves on every port we receive on */
 		announce(w);
 	return rte_eal_remote_launch(worker_main, w, lcore);

@@ -845,25 +845,26 @@ class ReferenceCore:
         chosen = ranked[0][2] if ranked else 0
         model_id, by_model = 0, 0
         if self.limits.fill_model is not None:
-            # the model picks one venue for the whole order (no split)
             model_id = int(self.limits.fill_model["model_id"], 16)
             pick = self._fill_choose(seen, symbol, buy, ord_type, price, qty, tif) \
                 if chosen and len(seen) == len(self.venues) else None
             if pick is not None:
-                chosen, by_model = pick, 1
-                for sn in seen:
-                    if sn["venue"] == pick:
-                        sn["alloc"] = qty
-        if not by_model:
-            self.plan = self._split_plan(ranked, qty, ins.lot_size) \
-                if self.limits.split_max > 1 and ranked else []
-            by_index = {r[2]: r[1] for r in ranked}
-            for j, (vid, a) in enumerate(self.plan):
-                if by_index[vid] < ROUTE_SEEN:
-                    seen[by_index[vid]]["why"] = RW_SPLIT if j else RW_CHOSEN
-                    seen[by_index[vid]]["alloc"] = a
-            if ranked and not self.plan and ranked[0][1] < ROUTE_SEEN:
-                seen[ranked[0][1]]["alloc"] = qty
+                from control.fill_artefact import P_Q
+                chosen, by_model = pick[0], 1
+                # ranked by expected value (ties: configuration order), each
+                # showing what it is expected to fill: displayed x p
+                ranked = sorted(((-ev, i, seen[i]["venue"],
+                                  seen[i]["qty"] * seen[i]["p_fill"] >> P_Q)
+                                 for i, ev in pick[1].items()))[:max(self.limits.split_max, 1)]
+        self.plan = self._split_plan(ranked, qty, ins.lot_size) \
+            if self.limits.split_max > 1 and ranked else []
+        by_index = {r[2]: r[1] for r in ranked}
+        for j, (vid, a) in enumerate(self.plan):
+            if by_index[vid] < ROUTE_SEEN:
+                seen[by_index[vid]]["why"] = RW_SPLIT if j else RW_CHOSEN
+                seen[by_index[vid]]["alloc"] = a
+        if ranked and not self.plan and ranked[0][1] < ROUTE_SEEN:
+            seen[ranked[0][1]]["alloc"] = qty
         if chosen:
             self.event["ORDERS_ROUTED"] += 1
         self.route_log.append({
@@ -875,9 +876,10 @@ class ReferenceCore:
         return chosen
 
     def _fill_choose(self, seen: list[dict], symbol: bytes, buy: bool, ord_type: int,
-                     price: int, qty: int, tif: int) -> int | None:
+                     price: int, qty: int, tif: int) -> tuple[int, dict[int, int]] | None:
         """Semantics of cdefs/fill_model.c fill_route_choose: the candidates
-        scored by expected value; None: the rules' choice stands."""
+        scored by expected value; (the venue id chosen, {index in seen:
+        expected value}), or None: the rules' choice stands."""
         from control.fill_artefact import P_Q, predict_q
         from control.fill_dataset import DAY_NS, raw_features
         fm, lim = self.limits.fill_model, self.limits
@@ -900,19 +902,20 @@ class ReferenceCore:
             if p < 0:
                 return None
             ps.append(p)
-        best, best_ev = None, 0
-        for sn, p in zip(seen, ps, strict=True):
+        best, best_ev, evs = None, 0, {}
+        for i, (sn, p) in enumerate(zip(seen, ps, strict=True)):
             if p is None:
                 continue
             sn["p_fill"] = p
             imp = price - sn["px"] if buy else sn["px"] - price
             ev = ((p * imp - ((1 << P_Q) - p) * lim.miss_penalty) >> P_Q) - sn["cost"]
+            evs[i] = ev
             if best is None or ev > best_ev:
                 best, best_ev = sn, ev
         for sn, p in zip(seen, ps, strict=True):
             if p is not None:
                 sn["why"] = RW_CHOSEN if sn is best else RW_WORSE
-        return best["venue"]
+        return best["venue"], evs
 
     @staticmethod
     def _split_plan(ranked: list, qty: int, lot: int) -> list[tuple[int, int]]:

@@ -643,6 +643,38 @@ def test_random_sequences_with_market_data_split_across_venues(actions, breaks):
              market=True)
 
 
+def model_split_config():
+    """market_config with splitting on and a fill model that rates BX well
+    above NASDAQ: the model decides and sizes the children."""
+    from test_fill_route import model
+    cfg = market_config(wire.config(orders=32), split=2)
+    return replace(cfg, routing=replace(cfg.routing, model="m.json",
+                                        fill_model=model({"NASDAQ": -1.0, "BX": 1.5})))
+
+
+@settings(max_examples=max(1, EXAMPLES // 2), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(md_actions(SPLIT_ACTION), st.lists(st.booleans(), min_size=84, max_size=84))
+def test_random_sequences_with_market_data_split_by_the_fill_model(actions, breaks):
+    """The fill model picks the venue and sizes the children by expected
+    fills (displayed x probability); the same in C and in the model."""
+    run_both(actions, breaks[: len(actions)], model_split_config(), market=True)
+
+
+def test_the_fill_model_generator_reaches_model_splits():
+    splits = []
+
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(md_actions(SPLIT_ACTION, 40), st.lists(st.booleans(), min_size=84, max_size=84))
+    def probe(actions, breaks):
+        core = run_both(actions, breaks[: len(actions)], model_split_config(), market=True)
+        splits.extend(d for d in core.route_decisions() if d["children"] and d["by_model"])
+
+    probe()
+    assert len(splits) > 5, len(splits)
+
+
 def test_split_generators_reach_splits_and_their_outcomes():
     """The split run above produces split orders, accepted, and venue
     rejects."""

@@ -48,6 +48,8 @@ def model(venue_logits: dict[str, float], ioc_logit: float = 0.0) -> dict:
                     "lut": fa.logistic_lut(), "training": {}})
 
 
+SPLIT = 12  # a venue given a child of a split order (OMS_RW_SPLIT)
+
 # NASDAQ (venue 1) rarely fills, BX (2) half the time, ARCA (3) mostly
 SKEWED = model({"NASDAQ": -2.0, "BX": 0.0, "ARCA": 2.0})
 
@@ -199,3 +201,30 @@ def test_the_metrics_name_the_model():
 
     assert scrape(with_model(SKEWED)) == {(("model_id", SKEWED["model_id"]),): 1}
     assert scrape(config()) == {(("model_id", "none"),): 0}
+
+
+def test_with_splitting_on_the_model_sizes_children_by_expected_fills():
+    def script(rig):
+        open_all(rig)  # asks: NASDAQ 150.28 x 100, BX 150.26 x 100, ARCA 150.27 x 500
+        return enters(rig.order(1, 3 * 10**6, price=px("150.30"), qty=600, side=1))
+
+    cfg = replace(with_model(SKEWED), routing=replace(with_model(SKEWED).routing,
+                                                      split_max_children=3))
+    rig, sent = both(cfg, script)
+    # by expected value ARCA, BX, NASDAQ; each allotted displayed x p in whole
+    # lots: ARCA 500 x 0.881 = 440, BX 100 x 0.5 = 50, NASDAQ 100 x 0.119 = 11;
+    # the 99 no venue is expected to fill go to the best
+    assert rig.cfg.instruments[0].lot_size == 1
+    assert [(v, q) for v, _ref, q in sent] == [(3, 539), (2, 50), (1, 11)]
+    d = rig.core.route_decisions()[0]
+    assert d["by_model"] == 1 and d["children"] == 3
+    assert {s["venue"]: (s["why"], s["alloc"]) for s in d["seen"]} == {
+        3: (CHOSEN, 539), 2: (SPLIT, 50), 1: (SPLIT, 11)}
+    # two children at most: NASDAQ's share goes to ARCA
+    cfg2 = replace(cfg, routing=replace(cfg.routing, split_max_children=2))
+    _, sent = both(cfg2, script)
+    assert [(v, q) for v, _ref, q in sent] == [(3, 550), (2, 50)]
+    # without a model the rules split by displayed size, best price first
+    cfg3 = replace(config(), routing=replace(config().routing, split_max_children=3))
+    _, sent = both(cfg3, script)
+    assert [(v, q) for v, _ref, q in sent] == [(2, 100), (3, 500)]
