@@ -63,17 +63,34 @@ static inline int prep_order(const struct oms_fill_order *o, struct order_prep *
 	op->price = o->price;
 	op->buy = o->buy;
 	op->sgn = o->buy ? 1 : -1;
-	op->tick = divisor_of((uint64_t)o->tick);
-	op->qty = divisor_of(o->qty);
+	op->tick.d = (uint64_t)o->tick;
+	op->qty.d = o->qty;
 	op->side = !o->buy;
 	op->tif = o->ioc ? 1 : 0;
 	op->tod = o->tod_ns > OPEN_NS ? (int64_t)((o->tod_ns - OPEN_NS) / 60000000000ULL) : 0;
 	return 0;
 }
 
-/* The features of one venue for a prepared order (the order's own ones included). */
+/* The reciprocals the scalar way divides by (the vector way needs none). */
+static inline void prep_divisors(struct order_prep *op)
+{
+	op->tick = divisor_of(op->tick.d);
+	op->qty = divisor_of(op->qty.d);
+}
+
+/* The order's own features, into f[k x stride]. */
+static inline void order_features(const struct order_prep *op, int64_t *f, uint32_t stride)
+{
+	f[OMS_FILL_F_SIDE * stride] = op->side;
+	f[OMS_FILL_F_TIF * stride] = op->tif;
+	f[OMS_FILL_F_TOD * stride] = op->tod;
+}
+
+/* The features of one venue for a prepared order, into f[k x stride], but
+ * those in `skip` (a feature no table reads and whose range cannot refuse
+ * need not be computed: docs/fill-model.md "In the core"). */
 static inline int quote_features(const struct order_prep *op, const struct oms_fill_quote *q,
-				 int64_t f[OMS_FILL_FEATURES])
+				 uint32_t skip, int64_t *f, uint32_t stride)
 {
 	if (!q->bid_qty || !q->ask_qty)
 		return -1;
@@ -82,19 +99,22 @@ static inline int quote_features(const struct order_prep *op, const struct oms_f
 	int64_t own_q = op->buy ? q->bid_qty : q->ask_qty;
 	int64_t con_q = op->buy ? q->ask_qty : q->bid_qty;
 
-	f[OMS_FILL_F_VENUE] = q->venue;
-	f[OMS_FILL_F_SIDE] = op->side;
-	f[OMS_FILL_F_OWN_OFF] = sdiv_floor(op->sgn * (op->price - own_px), op->tick);
-	f[OMS_FILL_F_CONTRA] = sdiv_floor(op->sgn * (op->price - con_px), op->tick);
-	f[OMS_FILL_F_SPREAD] = sdiv_floor(q->ask_px - q->bid_px, op->tick);
-	f[OMS_FILL_F_OWN_QTY] = (int64_t)udiv((uint64_t)own_q * 100, op->qty);
-	f[OMS_FILL_F_CONTRA_QTY] = (int64_t)udiv((uint64_t)con_q * 100, op->qty);
-	f[OMS_FILL_F_IMBALANCE] = div_floor((own_q - con_q) * 100, own_q + con_q);
-	f[OMS_FILL_F_LATENCY] = (int64_t)(q->rtt_ewma_ns / 1000);
-	f[OMS_FILL_F_FILL_RATIO] = q->fill_ratio_pm;
-	f[OMS_FILL_F_QUOTE_AGE] = (int64_t)(q->quote_age_ns / 1000);
-	f[OMS_FILL_F_TIF] = op->tif;
-	f[OMS_FILL_F_TOD] = op->tod;
+	f[OMS_FILL_F_VENUE * stride] = q->venue;
+	f[OMS_FILL_F_OWN_OFF * stride] = sdiv_floor(op->sgn * (op->price - own_px), op->tick);
+	f[OMS_FILL_F_CONTRA * stride] = sdiv_floor(op->sgn * (op->price - con_px), op->tick);
+	f[OMS_FILL_F_SPREAD * stride] = sdiv_floor(q->ask_px - q->bid_px, op->tick);
+	if (!(skip >> OMS_FILL_F_OWN_QTY & 1))
+		f[OMS_FILL_F_OWN_QTY * stride] = (int64_t)udiv((uint64_t)own_q * 100, op->qty);
+	if (!(skip >> OMS_FILL_F_CONTRA_QTY & 1))
+		f[OMS_FILL_F_CONTRA_QTY * stride] = (int64_t)udiv((uint64_t)con_q * 100, op->qty);
+	if (!(skip >> OMS_FILL_F_IMBALANCE & 1))
+		f[OMS_FILL_F_IMBALANCE * stride] = div_floor((own_q - con_q) * 100, own_q + con_q);
+	if (!(skip >> OMS_FILL_F_LATENCY & 1))
+		f[OMS_FILL_F_LATENCY * stride] = (int64_t)(q->rtt_ewma_ns / 1000);
+	if (!(skip >> OMS_FILL_F_FILL_RATIO & 1))
+		f[OMS_FILL_F_FILL_RATIO * stride] = q->fill_ratio_pm;
+	if (!(skip >> OMS_FILL_F_QUOTE_AGE & 1))
+		f[OMS_FILL_F_QUOTE_AGE * stride] = (int64_t)(q->quote_age_ns / 1000);
 	return 0;
 }
 
@@ -119,7 +139,9 @@ int oms_fill_features(const struct oms_fill_input *in, int64_t f[OMS_FILL_FEATUR
 	split_input(in, &o, &q);
 	if (prep_order(&o, &op))
 		return -1;
-	return quote_features(&op, &q, f);
+	prep_divisors(&op);
+	order_features(&op, f, 1);
+	return quote_features(&op, &q, 0, f, 1);
 }
 
 /* Add one-feature table `s` into pair table `p` (which reads its feature). */
@@ -137,6 +159,229 @@ static int fold(struct oms_fill_model *m, const struct oms_fill_table *s,
 			m->w[p->offset + i * p->nb_b + j] = (int32_t)w;
 		}
 	return 0;
+}
+
+/* Features each venue brings (the others are the order's). */
+enum {
+	VENUE_FEATURES = 1u << OMS_FILL_F_VENUE | 1u << OMS_FILL_F_OWN_OFF | 1u << OMS_FILL_F_CONTRA |
+			 1u << OMS_FILL_F_SPREAD | 1u << OMS_FILL_F_OWN_QTY |
+			 1u << OMS_FILL_F_CONTRA_QTY | 1u << OMS_FILL_F_IMBALANCE |
+			 1u << OMS_FILL_F_LATENCY | 1u << OMS_FILL_F_FILL_RATIO |
+			 1u << OMS_FILL_F_QUOTE_AGE,
+	ORDER_FEATURES = 1u << OMS_FILL_F_SIDE | 1u << OMS_FILL_F_TIF | 1u << OMS_FILL_F_TOD,
+	/* candidates for the key: few bins, one value per venue or per order */
+	KEY_FEATURES = 1u << OMS_FILL_F_VENUE | ORDER_FEATURES,
+	/* quotients: of the tick, of the order's quantity */
+	BY_TICK = 1u << OMS_FILL_F_OWN_OFF | 1u << OMS_FILL_F_CONTRA | 1u << OMS_FILL_F_SPREAD,
+	BY_QTY = 1u << OMS_FILL_F_OWN_QTY | 1u << OMS_FILL_F_CONTRA_QTY,
+};
+
+static uint32_t nbins(const struct oms_fill_model *m, uint32_t k)
+{
+	return k >= OMS_FILL_FEATURES ? 1u : m->n_edges[k] + 1u;
+}
+
+/* Every value venue feature k can take, whatever the input (quote_features):
+ * a range holding them all cannot refuse, and a feature no table reads
+ * with such a range need not be computed.  0 if there is no such bound. */
+static int feature_domain(uint32_t k, int64_t *lo, int64_t *hi)
+{
+	switch (k) {
+	case OMS_FILL_F_OWN_QTY:
+	case OMS_FILL_F_CONTRA_QTY:
+		*lo = 0, *hi = (int64_t)UINT32_MAX * 100;
+		return 1;
+	case OMS_FILL_F_IMBALANCE:
+		*lo = -100, *hi = 100;
+		return 1;
+	case OMS_FILL_F_LATENCY:
+	case OMS_FILL_F_QUOTE_AGE:
+		*lo = 0, *hi = (int64_t)(UINT64_MAX / 1000);
+		return 1;
+	case OMS_FILL_F_FILL_RATIO:
+		*lo = 0, *hi = UINT32_MAX;
+		return 1;
+	}
+	return 0;
+}
+
+/* Partially evaluate the sealed tables for every combination of the bins of
+ * the features in `key` (struct oms_fill_model, "the tables partially
+ * evaluated"): each table becomes a table of its features outside the key,
+ * or a constant; with `merge`, tables of the same features add up into one
+ * and a one-feature table into a pair that reads its feature.  Each cell
+ * holds the same integer sum the tables give.  -1 if the combinations do
+ * not fit or a cell would overflow (nothing of the layout is set then). */
+static int specialise(struct oms_fill_model *m, uint32_t key, int merge)
+{
+	const uint8_t z = OMS_FILL_ZERO;
+	uint8_t ra[OMS_FILL_TABLES], rb[OMS_FILL_TABLES], sa[OMS_FILL_TABLES], sb[OMS_FILL_TABLES];
+	int32_t to[OMS_FILL_TABLES];
+	uint32_t into[OMS_FILL_TABLES], nx[OMS_FILL_TABLES], soff[OMS_FILL_TABLES];
+	uint32_t radix[OMS_FILL_FEATURES] = {0};
+	uint32_t nr = 0, ns = 0, cells = 1, combos = 1, base, bins = 0;
+
+	for (uint32_t i = 0; i < m->n_lookups; i++) {
+		const struct oms_fill_lookup *t = &m->lookups[i];
+		uint8_t x = key >> t->a & 1 ? z : t->a;
+		uint8_t y = t->b == OMS_FILL_FEATURES || key >> t->b & 1 ? z : t->b;
+		uint32_t r = nr;
+
+		if (x == z)
+			x = y, y = z;
+		to[i] = -1;
+		if (x == z)
+			continue; /* key features only: the combination's constant */
+		if (merge && y != z && y < x) {
+			uint8_t s = x;
+			x = y, y = s;
+		}
+		for (uint32_t j = 0; merge && j < nr; j++)
+			if (ra[j] == x && rb[j] == y)
+				r = j;
+		if (r == nr)
+			ra[nr] = x, rb[nr++] = y;
+		to[i] = (int32_t)r;
+	}
+	for (uint32_t r = 0; r < nr; r++) {
+		into[r] = r;
+		for (uint32_t j = 0; merge && rb[r] == z && j < nr; j++)
+			if (rb[j] != z && (ra[j] == ra[r] || rb[j] == ra[r])) {
+				into[r] = j;
+				break;
+			}
+	}
+	for (uint32_t r = 0; r < nr; r++)
+		if (into[r] == r) {
+			nx[r] = ns;
+			sa[ns] = ra[r], sb[ns] = rb[r], soff[ns++] = cells;
+			cells += nbins(m, ra[r]) * nbins(m, rb[r]);
+		}
+	cells = (cells + 15) & ~15u; /* each combination on its own cache lines */
+	for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++)
+		if (key >> k & 1) {
+			radix[k] = cells * combos;
+			combos *= nbins(m, k);
+		}
+	base = (uint32_t)((64 - ((uintptr_t)m->spec_w & 63)) & 63) / sizeof(int32_t);
+	if ((uint64_t)combos * cells + base > OMS_FILL_SPEC_CELLS)
+		return -1;
+	memset(m->spec_w, 0, sizeof(m->spec_w));
+	for (uint32_t c = 0; c < combos; c++) {
+		uint32_t kb[OMS_FILL_FEATURES] = {0}; /* the key's bins; others unused */
+		int32_t *w = m->spec_w + base + c * cells;
+
+		for (uint32_t k = 0, rest = c; k < OMS_FILL_FEATURES; k++)
+			if (key >> k & 1) {
+				kb[k] = rest % nbins(m, k);
+				rest /= nbins(m, k);
+			}
+		for (uint32_t i = 0; i < m->n_lookups; i++) {
+			const struct oms_fill_lookup *t = &m->lookups[i];
+			const int32_t *src = m->w + t->offset;
+			uint32_t r = to[i] < 0 ? 0 : nx[into[to[i]]];
+			uint32_t nu = to[i] < 0 ? 1 : nbins(m, sa[r]), nv = to[i] < 0 ? 1 : nbins(m, sb[r]);
+
+			/* cell (u, v) of the reduced table: the bins of its features */
+			for (uint32_t u = 0; u < nu; u++)
+				for (uint32_t v = 0; v < nv; v++) {
+					uint32_t i_a = key >> t->a & 1 ? kb[t->a] : t->a == sa[r] ? u : v;
+					uint32_t j_b = t->b == OMS_FILL_FEATURES ? 0
+						       : key >> t->b & 1 ? kb[t->b]
+						       : t->b == sa[r] ? u : v;
+					int32_t *cell = to[i] < 0 ? w : w + soff[r] + u * nv + v;
+					int64_t sum = (int64_t)*cell + src[i_a * t->stride + j_b];
+
+					if (sum > INT32_MAX || sum < INT32_MIN)
+						return -1;
+					*cell = (int32_t)sum;
+				}
+		}
+	}
+	m->key_mask = key;
+	m->n_spec = ns;
+	m->spec_base = base;
+	m->combo_cells = cells;
+	memcpy(m->radix, radix, sizeof(radix));
+	bins = key & 1u << OMS_FILL_F_VENUE;
+	for (uint32_t r = 0; r < ns; r++) {
+		bins |= 1u << sa[r] | (sb[r] == z ? 0 : 1u << sb[r]);
+		m->spec[r] = (struct oms_fill_lookup){.offset = soff[r],
+						       .stride = (uint16_t)nbins(m, sb[r]),
+						       .a = sa[r], .b = sb[r]};
+	}
+	m->bin_mask = bins;
+	return 0;
+}
+
+/* The most specialised layout that fits: as many key features as possible,
+ * the venue first; with none, the sealed tables as they are. */
+static void specialise_best(struct oms_fill_model *m)
+{
+	uint32_t all = m->used & KEY_FEATURES;
+
+	for (int score = 2 * __builtin_popcount(all) + 1; score >= 0; score--)
+		for (uint32_t key = all;; key = (key - 1) & all) {
+			int ks = 2 * __builtin_popcount(key) + (int)(key & 1u << OMS_FILL_F_VENUE ? 1 : 0);
+
+			if (ks == score && !specialise(m, key, 1))
+				return;
+			if (!key)
+				break;
+		}
+	specialise(m, 0, 0); /* one cell from one table each: fits, cannot overflow */
+}
+
+/* Which venue features can refuse an input, and which need not be computed. */
+static void mask_features(struct oms_fill_model *m)
+{
+	m->range_mask = 0;
+	m->skip_mask = 0;
+	for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++) {
+		int64_t lo, hi;
+
+		if (!(VENUE_FEATURES >> k & 1))
+			continue;
+		if (!feature_domain(k, &lo, &hi) || m->lo[k] > lo || m->hi[k] < hi)
+			m->range_mask |= 1u << k;
+		else if (!(m->bin_mask >> k & 1))
+			m->skip_mask |= 1u << k;
+	}
+}
+
+/* The bounds the vector path needs (struct oms_fill_model, scaled_max). */
+static uint64_t magnitude(int64_t v)
+{
+	return v < 0 ? (uint64_t)-(v + 1) + 1 : (uint64_t)v;
+}
+
+static int64_t clamp101(int64_t v)
+{
+	return v < -101 ? -101 : v > 101 ? 101 : v;
+}
+
+static void vector_bounds(struct oms_fill_model *m)
+{
+	m->scaled_max[0] = m->scaled_max[1] = 0;
+	for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++) {
+		uint64_t *mx = &m->scaled_max[BY_TICK >> k & 1 ? 0 : 1];
+
+		if (!((BY_TICK | BY_QTY) >> k & 1))
+			continue;
+		for (uint32_t j = 0; (m->bin_mask >> k & 1) && j < m->n_edges[k]; j++)
+			if (magnitude(m->edges[k][j]) > *mx)
+				*mx = magnitude(m->edges[k][j]);
+		if (m->range_mask >> k & 1) {
+			if (magnitude(m->lo[k]) > *mx)
+				*mx = magnitude(m->lo[k]);
+			if (magnitude(m->hi[k] + 1) > *mx)
+				*mx = magnitude(m->hi[k] + 1);
+		}
+	}
+	for (uint32_t j = 0; j < OMS_FILL_EDGES; j++)
+		m->imb_edges[j] = clamp101(m->edges[OMS_FILL_F_IMBALANCE][j]);
+	m->imb_lo = clamp101(m->lo[OMS_FILL_F_IMBALANCE]);
+	m->imb_hi = clamp101(m->hi[OMS_FILL_F_IMBALANCE]);
 }
 
 int oms_fill_model_seal(struct oms_fill_model *m)
@@ -216,6 +461,9 @@ int oms_fill_model_seal(struct oms_fill_model *m)
 		}
 		m->direct_mask |= 1u << k;
 	}
+	specialise_best(m);
+	mask_features(m);
+	vector_bounds(m);
 	m->sealed = 1;
 	return 0;
 }
@@ -259,31 +507,6 @@ static inline uint32_t bin_k(const struct oms_fill_model *m, int k, int64_t v)
 	return bin_of(m->edges[k], v);
 }
 
-/* Any feature outside the range the model answers for. */
-#if defined(__AVX512F__)
-static inline int out_of_range(const struct oms_fill_model *m, const int64_t *f)
-{
-	const __mmask8 tail = (1u << (OMS_FILL_FEATURES - 8)) - 1;
-	__m512i f0 = _mm512_loadu_si512((const void *)f);
-	__m512i f1 = _mm512_maskz_loadu_epi64(tail, f + 8);
-	__mmask8 bad = _mm512_cmplt_epi64_mask(f0, _mm512_loadu_si512((const void *)m->lo)) |
-		       _mm512_cmpgt_epi64_mask(f0, _mm512_loadu_si512((const void *)m->hi)) |
-		       _mm512_mask_cmplt_epi64_mask(tail, f1, _mm512_maskz_loadu_epi64(tail, m->lo + 8)) |
-		       _mm512_mask_cmpgt_epi64_mask(tail, f1, _mm512_maskz_loadu_epi64(tail, m->hi + 8));
-
-	return bad != 0;
-}
-#else
-static inline int out_of_range(const struct oms_fill_model *m, const int64_t *f)
-{
-	uint64_t out = 0;
-
-	for (int k = 0; k < OMS_FILL_FEATURES; k++)
-		out |= (uint64_t)(f[k] < m->lo[k]) | (uint64_t)(f[k] > m->hi[k]);
-	return out != 0;
-}
-#endif
-
 static inline int32_t logistic(const struct oms_fill_model *m, int64_t z)
 {
 	const int64_t zmax = (int64_t)8 << OMS_FILL_Q;
@@ -296,54 +519,233 @@ static inline int32_t logistic(const struct oms_fill_model *m, int64_t z)
 	return (int32_t)(lo + (((hi - lo) * frac) >> OMS_FILL_LUT_SHIFT));
 }
 
-/* The order's own features (side, TIF, time of day) are range-checked and
- * binned once; each venue then computes, checks and bins the rest. */
-enum { ORDER_FEATURES = 1u << OMS_FILL_F_SIDE | 1u << OMS_FILL_F_TIF | 1u << OMS_FILL_F_TOD };
+/* Venues evaluated side by side (docs/fill-model.md "In the core").
+ *
+ * The scalar way, a venue at a time: its features, range check, bins, the
+ * cells of the reduced tables, the logistic.
+ *
+ * With AVX-512, up to 8 venues as the lanes of one vector: each feature a
+ * row of 8 venues, built in registers; its range check and bins by compares
+ * of the row against each edge (a bin is the count of edges at or below the
+ * value), for all venues at once; the cell indexes likewise; the cells and
+ * the logistic a venue at a time (a gather of a few lanes costs more here
+ * than the loads).  A feature that is a quotient, floor(a / d) with d > 0
+ * (the tick, the order's quantity, the book's size), is never divided:
+ * floor(a / d) >= e exactly when a >= e x d, so its row holds a and its
+ * edges are multiplied by d, once per order for the tick and the quantity.
+ * When a product could overflow, the order is evaluated the scalar way.
+ * Both ways give the same integers (tests/test_fill_model.py builds both). */
+
+/* Every venue refused (-1); 0 answered.  Not at the start of every call:
+ * the vector path writes each answer or refusal once. */
+static inline uint32_t refuse_all(int32_t *p, uint32_t n)
+{
+	for (uint32_t v = 0; v < n; v++)
+		p[v] = -1;
+	return 0;
+}
+
+static inline uint32_t eval_venues_scalar(const struct oms_fill_model *m,
+					  const struct order_prep *op, const uint32_t *obin,
+					  uint32_t base, const struct oms_fill_quote *q, uint32_t n,
+					  int32_t *p)
+{
+	uint32_t bin[OMS_FILL_ZERO + 1], answered = 0;
+	const uint32_t venue_bins = m->bin_mask & VENUE_FEATURES;
+
+	memcpy(bin, obin, sizeof(bin));
+	for (uint32_t v = 0; v < n; v++) {
+		int64_t f[OMS_FILL_FEATURES] = {0}; /* skipped ones stay 0 */
+		uint64_t out = 0;
+
+		if (q[v].venue >= m->n_venues || quote_features(op, &q[v], m->skip_mask, f, 1))
+			continue;
+		for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++)
+			if (m->range_mask >> k & 1)
+				out |= (uint64_t)(f[k] < m->lo[k]) | (uint64_t)(f[k] > m->hi[k]);
+		if (out)
+			continue;
+		for (uint32_t k = 0; k < OMS_FILL_FEATURES; k++)
+			if (venue_bins >> k & 1)
+				bin[k] = bin_k(m, (int)k, f[k]);
+		uint32_t at = base;
+		if (m->key_mask >> OMS_FILL_F_VENUE & 1)
+			at += bin[OMS_FILL_F_VENUE] * m->radix[OMS_FILL_F_VENUE];
+		const int32_t *w = m->spec_w + at;
+		int64_t z = w[0]; /* the combination's constant */
+
+		for (uint32_t t = 0; t < m->n_spec; t++) {
+			const struct oms_fill_lookup *s = &m->spec[t];
+
+			z += w[s->offset + bin[s->a] * s->stride + bin[s->b]];
+		}
+		p[v] = logistic(m, m->bias + z);
+		answered++;
+	}
+	return answered;
+}
+
+#if defined(__AVX512F__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#define VECTOR_PATH 1
+
+enum { ROW_IMB_SUM = OMS_FILL_FEATURES }; /* the imbalance's divisor: own + contra size */
+
+/* The edges and range of the features divided by the tick or the order's
+ * quantity, multiplied by it: floor(a / d) >= e iff a >= e d, and
+ * floor(a / d) <= hi iff a <= (hi + 1) d - 1.  -1 if a product could
+ * overflow. */
+struct scaled {
+	int64_t e[OMS_FILL_FEATURES][OMS_FILL_EDGES] __attribute__((aligned(64)));
+	int64_t lo[OMS_FILL_FEATURES], hi[OMS_FILL_FEATURES];
+};
+
+static inline int scale_edges(const struct oms_fill_model *m, const struct oms_fill_order *o,
+			      struct scaled *s)
+{
+	uint64_t r;
+
+	if (__builtin_umull_overflow(m->scaled_max[0], (uint64_t)o->tick, &r) || r > INT64_MAX ||
+	    __builtin_umull_overflow(m->scaled_max[1], o->qty, &r) || r > INT64_MAX)
+		return -1;
+#pragma GCC unroll 16
+	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
+		if (!((BY_TICK | BY_QTY) >> k & 1))
+			continue;
+		const int64_t d = BY_TICK >> k & 1 ? o->tick : (int64_t)o->qty;
+		const __m512i vd = _mm512_set1_epi64(d);
+
+		/* the padding slots wrap around; no compare reads them */
+		_mm512_store_si512((void *)s->e[k],
+				   _mm512_mullo_epi64(_mm512_loadu_si512((const void *)m->edges[k]), vd));
+		_mm512_store_si512((void *)(s->e[k] + 8),
+				   _mm512_mullo_epi64(_mm512_loadu_si512((const void *)(m->edges[k] + 8)), vd));
+		/* only read where the range can refuse (else it may overflow) */
+		s->lo[k] = (int64_t)((uint64_t)m->lo[k] * (uint64_t)d);
+		s->hi[k] = (int64_t)((uint64_t)m->hi[k] * (uint64_t)d + (uint64_t)d - 1);
+	}
+	return 0;
+}
+
+/* One width of the vector path (cdefs/fill_model_lanes.h), then the other. */
+#define LANES 4
+#define VEC __m256i
+#define V_ZERO() _mm256_setzero_si256()
+#define V_SET1(x) _mm256_set1_epi64x(x)
+#define V_MASK_SET1 _mm256_mask_set1_epi64
+#define V_TEST _mm256_test_epi64_mask
+#define V_CMPLT_EPU _mm256_cmplt_epu64_mask
+#define V_SUB _mm256_sub_epi64
+#define V_ADD _mm256_add_epi64
+#define V_MULLO _mm256_mullo_epi64
+#define V_MUL_EPU32 _mm256_mul_epu32
+#define V_CMPLT _mm256_cmplt_epi64_mask
+#define V_CMPGT _mm256_cmpgt_epi64_mask
+#define V_CMPGE _mm256_cmpge_epi64_mask
+#define V_MASK_ADD _mm256_mask_add_epi64
+#define V_STORE(p, v) _mm256_store_si256((__m256i *)(void *)(p), v)
+#define V_BLEND _mm256_mask_blend_epi64
+#define V_XOR _mm256_xor_si256
+#include "fill_model_lanes.h"
+#undef LANES
+#undef VEC
+#undef V_ZERO
+#undef V_SET1
+#undef V_MASK_SET1
+#undef V_TEST
+#undef V_CMPLT_EPU
+#undef V_SUB
+#undef V_ADD
+#undef V_MULLO
+#undef V_MUL_EPU32
+#undef V_CMPLT
+#undef V_CMPGT
+#undef V_CMPGE
+#undef V_MASK_ADD
+#undef V_STORE
+#undef V_BLEND
+#undef V_XOR
+
+#define LANES 8
+#define VEC __m512i
+#define V_ZERO() _mm512_setzero_si512()
+#define V_SET1(x) _mm512_set1_epi64(x)
+#define V_MASK_SET1 _mm512_mask_set1_epi64
+#define V_TEST _mm512_test_epi64_mask
+#define V_CMPLT_EPU _mm512_cmplt_epu64_mask
+#define V_SUB _mm512_sub_epi64
+#define V_ADD _mm512_add_epi64
+#define V_MULLO _mm512_mullo_epi64
+#define V_MUL_EPU32 _mm512_mul_epu32
+#define V_CMPLT _mm512_cmplt_epi64_mask
+#define V_CMPGT _mm512_cmpgt_epi64_mask
+#define V_CMPGE _mm512_cmpge_epi64_mask
+#define V_MASK_ADD _mm512_mask_add_epi64
+#define V_STORE(p, v) _mm512_store_si512((void *)(p), v)
+#define V_BLEND _mm512_mask_blend_epi64
+#define V_XOR _mm512_xor_si512
+#include "fill_model_lanes.h"
+#undef LANES
+#undef VEC
+#undef V_ZERO
+#undef V_SET1
+#undef V_MASK_SET1
+#undef V_TEST
+#undef V_CMPLT_EPU
+#undef V_SUB
+#undef V_ADD
+#undef V_MULLO
+#undef V_MUL_EPU32
+#undef V_CMPLT
+#undef V_CMPGT
+#undef V_CMPGE
+#undef V_MASK_ADD
+#undef V_STORE
+#undef V_BLEND
+#undef V_XOR
+#endif
 
 uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_order *o,
 			const struct oms_fill_quote *q, uint32_t n, int32_t *p)
 {
 	struct order_prep op;
 	int64_t f[OMS_FILL_FEATURES];
-	uint32_t bin[OMS_FILL_FEATURES + 1];
-	uint32_t answered = 0;
-	const uint32_t venue_used = m->used & ~(uint32_t)ORDER_FEATURES;
+	uint32_t bin[OMS_FILL_ZERO + 1] = {0}; /* the order's own features'; 0 for the others */
+	uint32_t base = m->spec_base;
 
-	for (uint32_t v = 0; v < n; v++)
-		p[v] = -1;
 	if (prep_order(o, &op))
-		return 0;
-	f[OMS_FILL_F_SIDE] = op.side;
-	f[OMS_FILL_F_TIF] = op.tif;
-	f[OMS_FILL_F_TOD] = op.tod;
+		return refuse_all(p, n);
+	order_features(&op, f, 1);
+	/* checked, binned and placed in the combination once for every venue */
+#pragma GCC unroll 16
 	for (int k = 0; k < OMS_FILL_FEATURES; k++) {
 		if (!(ORDER_FEATURES >> k & 1))
 			continue;
 		if (f[k] < m->lo[k] || f[k] > m->hi[k])
-			return 0;
-		if (m->used >> k & 1)
+			return refuse_all(p, n);
+		if ((m->bin_mask | m->key_mask) >> k & 1)
 			bin[k] = bin_k(m, k, f[k]);
-	}
-	bin[OMS_FILL_FEATURES] = 0; /* a one-feature table's b */
-	for (uint32_t v = 0; v < n; v++) {
-		int64_t z = m->bias;
-
-		if (q[v].venue >= m->n_venues || quote_features(&op, &q[v], f) ||
-		    out_of_range(m, f))
-			continue;
-#pragma GCC unroll 16
-		for (int k = 0; k < OMS_FILL_FEATURES; k++)
-			if (venue_used >> k & 1)
-				bin[k] = bin_k(m, k, f[k]);
-		for (uint32_t i = 0; i < m->n_lookups; i++) {
-			const struct oms_fill_lookup *t = &m->lookups[i];
-
-			z += m->w[t->offset + bin[t->a] * t->stride + bin[t->b]];
+		if (m->key_mask >> k & 1) {
+			base += bin[k] * m->radix[k];
+			bin[k] = 0; /* in the combination: no table reads it */
 		}
-		p[v] = logistic(m, z);
-		answered++;
 	}
-	return answered;
+#ifdef VECTOR_PATH
+	struct scaled s;
+
+	if (!scale_edges(m, o, &s)) {
+		uint32_t answered = 0;
+
+		if (n <= 4)
+			return eval_venues_4(m, &op, &s, bin, base, q, n, p);
+		for (uint32_t v = 0; v < n; v += 8)
+			answered += eval_venues_8(m, &op, &s, bin, base, q + v, n - v < 8 ? n - v : 8,
+						  p + v);
+		return answered;
+	}
+#endif
+	prep_divisors(&op);
+	refuse_all(p, n);
+	return eval_venues_scalar(m, &op, bin, base, q, n, p);
 }
 
 int32_t oms_fill_prob(const struct oms_fill_model *m, const struct oms_fill_input *in)

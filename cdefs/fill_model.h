@@ -29,6 +29,8 @@ enum {
 	OMS_FILL_MAX_VENUES = 64, /* core venue indexes the model can know */
 	OMS_FILL_NO_SLOT = 0xFFFF,
 	OMS_FILL_DIRECT = 256,   /* a feature whose edges span fewer values: bins by lookup */
+	OMS_FILL_ZERO = 15,      /* a feature index whose bin is always 0: a one-feature table's b */
+	OMS_FILL_SPEC_CELLS = 16384 + 16, /* the specialised tables, and a cache line to align them */
 };
 
 /* The features, in the dataset's column order (control/fill_dataset.py FEATURES). */
@@ -113,6 +115,34 @@ struct oms_fill_model {
 	struct oms_fill_lookup lookups[OMS_FILL_TABLES];
 	int64_t base[OMS_FILL_FEATURES];
 	uint8_t direct[OMS_FILL_FEATURES][OMS_FILL_DIRECT];
+	/* Set by oms_fill_model_seal (docs/fill-model.md "In the core"): the
+	 * tables partially evaluated for each combination of the bins of the
+	 * key features (the venue and the order's own: side, TIF, time of day),
+	 * so that a venue reads only the tables of its other features: pairs
+	 * of the same features merged, each one-feature table folded into a
+	 * pair.  A combination's cells start at spec_w[spec_base + sum over key
+	 * features k of bin(k) x radix[k]]: first its constant (the tables of
+	 * key features alone), then spec[i] at its offset, b OMS_FILL_ZERO for
+	 * a one-feature table. */
+	uint32_t key_mask;      /* key features */
+	uint32_t bin_mask;      /* features binned for the reduced tables (and the venue, a key) */
+	uint32_t range_mask;    /* venue features whose range can refuse an input */
+	uint32_t skip_mask;     /* venue features neither: not computed */
+	uint32_t n_spec;
+	uint32_t spec_base;     /* the first cell on a cache line, wherever the model lies */
+	uint32_t combo_cells;
+	uint32_t radix[OMS_FILL_FEATURES];
+	struct oms_fill_lookup spec[OMS_FILL_TABLES];
+	/* For the vector path, which compares a quotient's numerator with the
+	 * edges times its divisor instead of dividing: the largest magnitude
+	 * multiplied by the tick and by the order's quantity (an order whose
+	 * products would overflow is evaluated the scalar way), and the
+	 * imbalance's edges and range clamped to [-101, 101] (it lies in
+	 * [-100, 99]: the same comparisons, products that cannot overflow). */
+	uint64_t scaled_max[2];
+	int64_t imb_edges[OMS_FILL_EDGES];
+	int64_t imb_lo, imb_hi;
+	int32_t spec_w[OMS_FILL_SPEC_CELLS];
 };
 
 /* The integer features of one candidate; -1 when the venue's book has an
@@ -121,8 +151,10 @@ int oms_fill_features(const struct oms_fill_input *in, int64_t f[OMS_FILL_FEATUR
 
 /* Prepare a filled model for evaluation: the tables' bounds checked, unused
  * edge slots set to INT64_MAX, each one-feature table folded into a pair
- * table that reads the same feature (the same sums with fewer lookups).
- * 0 (also when already sealed), or -1 if it is not consistent. */
+ * table that reads the same feature, the tables partially evaluated for
+ * each combination of the key features' bins (the same sums with fewer
+ * lookups: docs/fill-model.md "In the core").  0 (also when already
+ * sealed), or -1 if it is not consistent. */
 int oms_fill_model_seal(struct oms_fill_model *m);
 
 /* The probability in Q30 (0 .. 2^30), or -1 when a feature is out of the

@@ -168,43 +168,46 @@ uint32_t order_alloc(struct order_table *t, int *evicted)
 	if (t->retired_count == 0)
 		return ORDER_NIL;
 
-	uint32_t o = t->retired[t->retired_head];
+	const struct retired_order *v = &t->retired[t->retired_head];
 	t->retired_head = t->retired_head + 1 == t->capacity ? 0 : t->retired_head + 1;
 	t->retired_count--;
 
-	struct order *old = &t->orders[o];
 	/* a child shares its parent's id but is not found by it */
-	if (!old->is_child)
-		index_erase(&t->by_id, old->cl_ord_id, old->session);
-	ref_erase(&t->by_ref, old->ref, old->venue);
-	if (old->pending_ref)
-		ref_erase(&t->by_ref, old->pending_ref, old->venue);
+	if (!v->is_child)
+		index_erase(&t->by_id, v->cl_ord_id, v->session);
+	ref_erase(&t->by_ref, v->ref, v->venue);
+	if (v->pending_ref)
+		ref_erase(&t->by_ref, v->pending_ref, v->venue);
 	*evicted = 1;
 	order_prefetch_victims(t);
-	return o;
+	return v->o;
 }
+
+/* The victims to come are known, and their keys are in the ring: their
+ * index slots are asked for VICTIM_AHEAD evictions early, and the slot the
+ * new order will be written into with them. */
+#define VICTIM_AHEAD 2
 
 void order_prefetch_victims(const struct order_table *t)
 {
-	/* the next victim's line was asked for one allocation ago: use its
-	 * keys to fetch its index slots now; and ask for the one after it */
-	if (t->retired_count == 0)
+	if (t->retired_count < VICTIM_AHEAD)
 		return;
-	uint32_t h = t->retired_head;
-	const struct order *n1 = &t->orders[t->retired[h]];
-	__builtin_prefetch(&t->by_id.slots[index_hash(n1->cl_ord_id, n1->session) &
-					   t->by_id.mask], 1);
-	__builtin_prefetch(&t->by_ref.direct[ref_slot(&t->by_ref, n1->ref, n1->venue)], 1);
-	if (t->retired_count > 1) {
-		uint32_t h2 = h + 1 == t->capacity ? 0 : h + 1;
-		__builtin_prefetch(&t->orders[t->retired[h2]], 1);
-	}
+	uint32_t h = t->retired_head + VICTIM_AHEAD - 1;
+	const struct retired_order *v = &t->retired[h >= t->capacity ? h - t->capacity : h];
+	if (!v->is_child)
+		__builtin_prefetch(&t->by_id.slots[index_hash(v->cl_ord_id, v->session) &
+						   t->by_id.mask], 1);
+	__builtin_prefetch(&t->by_ref.direct[ref_slot(&t->by_ref, v->ref, v->venue)], 1);
+	__builtin_prefetch(&t->orders[v->o], 1);
 }
 
 void order_retire(struct order_table *t, uint32_t o)
 {
 	uint32_t tail = (t->retired_head + t->retired_count) % t->capacity;
+	const struct order *od = &t->orders[o];
 
-	t->retired[tail] = o;
+	t->retired[tail] = (struct retired_order){
+		.cl_ord_id = od->cl_ord_id, .session = od->session, .ref = od->ref,
+		.pending_ref = od->pending_ref, .o = o, .venue = od->venue, .is_child = od->is_child};
 	t->retired_count++;
 }

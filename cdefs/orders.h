@@ -107,12 +107,26 @@ struct ref_map {
 	struct order_index overflow;
 };
 
+/* A terminal order waiting to be evicted: its slot and the keys its
+ * eviction erases from the indexes, copied when it retired (a terminal
+ * order's keys never change).  Eviction then reads this ring, in order,
+ * instead of the order's own line, long since gone from the cache. */
+struct retired_order {
+	uint64_t cl_ord_id;
+	uint32_t session;
+	uint32_t ref;
+	uint32_t pending_ref;
+	uint32_t o;
+	uint16_t venue;
+	uint8_t is_child;
+};
+
 struct order_table {
 	struct order *orders;
 	uint32_t capacity;
 	uint32_t never_used; /* orders[never_used..] have never been used */
 	/* terminal orders, oldest first, waiting to be evicted for reuse */
-	uint32_t *retired;
+	struct retired_order *retired;
 	uint32_t retired_head;
 	uint32_t retired_count;
 	uint32_t live;

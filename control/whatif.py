@@ -45,7 +45,8 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
-from control.config import PRICE_SCALE, Config, ConfigError, load_config, load_default_config
+from control import subcommand
+from control.config import PRICE_SCALE, Config, load_config, load_default_config
 
 REJECTED = "REJECTED"
 NO_REPLY = "NO_REPLY"
@@ -395,24 +396,14 @@ def run(args: argparse.Namespace) -> int:
 
 def add_subparser(sub) -> argparse.ArgumentParser:
     """Register ``whatif`` on omsctl's sub-command parsers."""
-    p = sub.add_parser("whatif", help="replay a capture under two configurations and list "
-                                      "the orders whose outcome changes",
-                       description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    p.set_defaults(func=run)
-    return p
+    return subcommand.register(sub, "whatif", "replay a capture under two configurations and "
+                               "list the orders whose outcome changes", __doc__, add_arguments,
+                               run)
 
 
 def whatif_main(argv: list[str] | None = None) -> int:
     """``omsctl whatif ...`` on its own (also ``python -m control.whatif``)."""
-    p = argparse.ArgumentParser(prog="omsctl whatif", description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        return run(args)
-    except (ConfigError, ValueError, OSError) as e:
-        print(f"omsctl: {e}", file=sys.stderr)
-        return 2
+    return subcommand.standalone("whatif", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

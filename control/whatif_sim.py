@@ -47,12 +47,12 @@ from pathlib import Path
 
 import numpy as np
 
+from control import subcommand
 from control.config import (
     SOR,
     Account,
     Appliance,
     Config,
-    ConfigError,
     FeedSubscription,
     Instrument,
     MarketData,
@@ -554,23 +554,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_subparser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("whatif-sim", help="the rule router against the fill model on fill "
-                                          "rate, against the seeded venue simulators",
-                       description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    p.set_defaults(func=run)
-    return p
+    return subcommand.register(sub, "whatif-sim", "the rule router against the fill model on "
+                               "fill rate, against the seeded venue simulators", __doc__,
+                               add_arguments, run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="omsctl whatif-sim", description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        return run(args)
-    except (ConfigError, ValueError, OSError) as e:
-        print(f"omsctl: {e}", file=sys.stderr)
-        return 2
+    return subcommand.standalone("whatif-sim", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,13 +56,26 @@ def test_feed_bench_smoke():
     assert float(fig["tob_read_ns"]) > 0
 
 
-def test_fill_bench_smoke():
+@pytest.mark.parametrize("scalar", [False, True], ids=["avx512", "scalar"])
+def test_fill_bench_smoke(scalar):
     # against the checked-out revision's own evaluator: the before/after
-    # build works and the two give the same answers on every input
-    r = subprocess.run([sys.executable, "bench/run_fill_bench.py", "--smoke", "--before", "HEAD"],
+    # build works and the two give the same answers on every input, with the
+    # evaluator built with AVX-512 (this machine) and without (its scalar path)
+    # (and the worker's decision, bench/route_bench.c, of this tree and of HEAD's)
+    r = subprocess.run([sys.executable, "bench/run_fill_bench.py", "--smoke", "--before", "HEAD",
+                        *(["--scalar"] if scalar else ["--route"])],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     fig = dict(line.split() for line in r.stdout.splitlines())
-    assert int(fig["fill3_answered"]) == 3 * int(fig["fill3_decisions"]) == 30_000
+    # 20,000 decisions asked, rounded up to whole stretches of 1,024
+    assert int(fig["fill3_answered"]) == 3 * int(fig["fill3_decisions"]) == 3 * 20_480
     assert int(fig["fill3_before_differ"]) == 0
-    assert float(fig["fill3_ns_p99"]) >= float(fig["fill3_ns_p50"]) > 0
+    for name in ("fill3", "fill3_block", "fill3_before", "fill3_before_block", "empty"):
+        assert float(fig[f"{name}_ns_p99"]) >= float(fig[f"{name}_ns_p50"]) > 0, name
+    # the block figure divides the reads' cost by 16: below the empty call's
+    assert float(fig["empty_block_ns_p50"]) < float(fig["empty_ns_p50"])
+    if not scalar:
+        for k in ("", "before_"):
+            assert float(fig[f"route_{k}route_model_ns_p99"]) >= \
+                float(fig[f"route_{k}route_model_ns_p50"]) > 0
+        assert float(fig["route_ratio_route_model_ns_p50"]) > 0

@@ -5,7 +5,11 @@ apart), training and evaluation (omsctl model train / eval), the artefact
 (refused when changed) and its evaluators, Python and C, in agreement."""
 import copy
 import json
+import os
 import random
+import struct
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +21,7 @@ from control.cli import main as omsctl
 from pcaps.make_fill_sessions import main as make_sessions
 
 HORIZON_NS = 1000 * 1_000_000
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +282,131 @@ def test_c_refuses_an_inconsistent_model(trained):
     k = next(k for k in range(lib.OMS_FILL_FEATURES) if m.n_edges[k] >= 2)
     m.edges[k][1] = m.edges[k][0]
     assert lib.oms_fill_model_seal(m) == -1
+
+
+# the evaluator's symbols, renamed in its build without AVX-512 (tests/c/fill_paths.c)
+EVALUATOR = ("oms_fill_prob", "oms_fill_probs", "oms_fill_features", "oms_fill_model_seal",
+             "fill_route_choose")
+
+
+@pytest.fixture(scope="module")
+def fill_paths(tmp_path_factory):
+    """tests/c/fill_paths.c linked with cdefs/fill_model.c built twice: for
+    this machine (AVX-512: the venues as vector lanes) and without AVX-512
+    (the scalar path the core falls back to on other machines)."""
+    cc = os.environ.get("CC", "cc")
+    # without AVX-512 here both builds are the scalar path: still each held
+    # to Python's answers
+    d = tmp_path_factory.mktemp("fill_paths")
+    flags = ["-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
+             "-ffunction-sections", "-fdata-sections", "-I", str(ROOT / "cdefs")]
+    src = str(ROOT / "cdefs" / "fill_model.c")
+    subprocess.run([cc, *flags, "-c", src, "-o", str(d / "vector.o")], check=True)
+    subprocess.run([cc, *flags, "-mno-avx512f", *[f"-D{s}=scalar_{s}" for s in EVALUATOR],
+                    "-c", src, "-o", str(d / "scalar.o")], check=True)
+    subprocess.run([cc, *flags, "-Wl,--gc-sections", "-o", str(d / "fill_paths"),
+                    str(ROOT / "tests" / "c" / "fill_paths.c"), str(d / "vector.o"),
+                    str(d / "scalar.o")], check=True)
+    return d / "fill_paths"
+
+
+ORDER_KEYS = ("price", "tick", "tod_ns", "qty", "buy", "ioc")
+QUOTE_KEYS = ("bid_px", "ask_px", "rtt_ewma_ns", "quote_age_ns", "bid_qty", "ask_qty",
+              "fill_ratio_pm", "venue")
+
+
+def on_a_boundary(i: dict, doc: dict, rng: np.random.Generator) -> None:
+    """Book sizes that put the imbalance or a displayed size exactly on one of
+    the model's edges or range bounds, or one share either side: where
+    comparing a numerator with edge x divisor, instead of dividing, would go
+    wrong first."""
+    feat = {f["name"]: f for f in doc["features"]}
+    own, con = ("bid_qty", "ask_qty") if i["buy"] else ("ask_qty", "bid_qty")
+    if rng.random() < 0.5:
+        f = feat["imbalance_pct"]
+        es = [e for e in (*f["edges"], f["lo"], f["hi"], f["hi"] + 1, f["lo"] - 1)
+              if -100 < e < 100]
+        e, k = int(rng.choice(es)), int(rng.integers(1, 20))
+        i[own], i[con] = (100 + e) * k, (100 - e) * k  # 100 (own - con) = e (own + con)
+    else:
+        f = feat["own_qty_pct" if rng.random() < 0.5 else "contra_qty_pct"]
+        side = own if f["name"] == "own_qty_pct" else con
+        i[side] = int(rng.choice(f["edges"])) * i["qty"] // 100
+    i[own] = max(1, i[own] + int(rng.integers(-1, 2)))
+
+
+@pytest.mark.parametrize("which", ["trained", "committed"])
+def test_vector_and_scalar_paths_give_the_same_integers(trained, fill_paths, which):
+    """The AVX-512 build (venues side by side in vector lanes) and the build
+    without it give, for orders over 0 to 11 venues (more than one vector of
+    8), the same integers, and those are Python's for each (order, venue)
+    alone: answers and refusals (a venue the model does not know, an empty
+    book side, a feature out of range), also for ticks so large that the
+    scaled bin edges would overflow."""
+    from dataplane.core import _ext
+    ffi = _ext.ffi
+    path = trained / "m.json" if which == "trained" else \
+        ROOT / "tests" / "fill_models" / "sim-8404fc70ad6ed8ce.json"
+    doc = fa.load(path)
+    m = ffi.new("struct oms_fill_model *")
+    fa.to_c(doc, ffi, m)
+    rng = np.random.default_rng(21)
+    o = ffi.new("struct oms_fill_order *")
+    blob = [struct.pack("<3I", ffi.sizeof("struct oms_fill_model"),
+                        ffi.sizeof("struct oms_fill_order"), ffi.sizeof("struct oms_fill_quote")),
+            bytes(ffi.buffer(m))]
+    sizes, rows, n_huge = [], [], 0
+    for _ in range(3000):
+        n = int(rng.integers(0, 12))
+        inputs = random_inputs(rng, max(n, 1), len(doc["venues"]))
+        first = inputs[0]
+        huge = rng.random() < 0.05  # ticks near 2^63: edge x tick beyond 64 bits
+        if huge:
+            tick = int(rng.choice([2**40 + 7, 2**61, 3 * 2**60 - 5]))
+            for i in inputs:
+                i.update(tick=tick, bid_px=tick, ask_px=2 * tick)
+            first["price"] = int(rng.choice([0, tick, 2 * tick, tick + tick // 3, tick - 1]))
+        for k in ORDER_KEYS:
+            setattr(o, k, int(first[k]))
+        q = ffi.new("struct oms_fill_quote[]", max(n, 1))
+        n_huge += huge and n > 0
+        for j in range(n):
+            i = inputs[j]
+            if j:
+                i.update({k: first[k] for k in ORDER_KEYS})
+            if rng.random() < 0.2:
+                on_a_boundary(i, doc, rng)
+            if j and not huge:
+                shift = first["bid_px"] - i["bid_px"] + int(rng.integers(-2, 3)) * i["tick"]
+                width = (i["ask_px"] - i["bid_px"]) // 100 * i["tick"]
+                i["bid_px"] += shift
+                i["ask_px"] = i["bid_px"] + width
+            for k in QUOTE_KEYS:
+                setattr(q[j], k, int(i[k]))
+            f = py_features(i)
+            rows.append(f if f is not None and i["venue"] < len(doc["venues"]) else None)
+        blob += [struct.pack("<I", n), bytes(ffi.buffer(o)),
+                 bytes(ffi.buffer(q, n * ffi.sizeof("struct oms_fill_quote")))]
+        sizes.append(n)
+    r = subprocess.run([str(fill_paths)], input=b"".join(blob), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = memoryview(r.stdout)
+    vec, sca, at = [], [], 0
+    for n in sizes:
+        pv = struct.unpack_from(f"<{n}i", out, at)
+        ps = struct.unpack_from(f"<{n}i", out, at + 4 * n)
+        av, as_ = struct.unpack_from("<2I", out, at + 8 * n)
+        at += 8 * n + 8
+        assert av == as_ == sum(p >= 0 for p in pv)
+        vec += pv
+        sca += ps
+    assert at == len(out)
+    vec, sca = np.array(vec, np.int64), np.array(sca, np.int64)
+    assert (vec == sca).all()
+    ok = [k for k, f in enumerate(rows) if f is not None]
+    py = np.full(len(rows), -1, np.int64)
+    py[ok] = fa.predict_q(doc, np.array([rows[k] for k in ok], dtype=object).astype(np.int64))
+    assert (vec == py).all()
+    answered = vec >= 0
+    assert 0.2 < answered.mean() < 0.95  # answers and refusals both exercised
+    assert n_huge > 50
