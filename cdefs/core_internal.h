@@ -64,7 +64,12 @@ struct venue {
 	uint64_t rtt_last_ns;
 	uint64_t rtt_samples;
 	uint64_t rtt_hist[OMS_RTT_BUCKETS];
-	uint32_t fill_ratio_pm; /* the fill model's recent fill ratio: not yet tracked, 500 */
+	/* the venue's recent fill ratio, per mille (venue_fill_outcome) */
+	uint32_t fill_ratio_pm;
+	/* the fill model's probabilities for it (metrics) */
+	uint32_t p_last_ppm;
+	uint64_t p_sum_ppm;
+	uint64_t p_count;
 	/* its market data, read-only (NULL: none) */
 	const struct oms_feed *feed;
 } __attribute__((aligned(64)));
@@ -151,6 +156,7 @@ struct oms_core {
 	/* the smart router's decisions, the last OMS_ROUTE_RING */
 	struct oms_route_decision *route_ring;
 	uint64_t route_seq;
+	struct oms_route_counts route_counts;
 	/* market data that journal replay hands MARKET records to */
 	struct oms_md_dispatch *md;
 

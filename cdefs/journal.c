@@ -16,6 +16,7 @@
 
 #include "core_internal.h"
 #include "journal.h"
+#include "sp_wire.h"
 
 #define ALIGN8(x) (((uint64_t)(x) + 7) & ~(uint64_t)7)
 #define MAGIC_MASK 0xffff0000u
@@ -138,7 +139,7 @@ static const struct oms_journal_record *record_at(const uint8_t *base, uint64_t 
 	uint32_t type = r->magic_type & ~MAGIC_MASK;
 
 	if ((r->magic_type & MAGIC_MASK) != OMS_JOURNAL_MAGIC || type < OMS_JREC_BURST ||
-	    type > OMS_JREC_MARKET || r->length > size - off - OMS_JOURNAL_RECORD ||
+	    type > OMS_JREC_ROUTE || r->length > size - off - OMS_JOURNAL_RECORD ||
 	    record_crc(r, base + off + OMS_JOURNAL_RECORD) != r->crc)
 		return NULL;
 	return r;
@@ -175,6 +176,8 @@ static int walk(const uint8_t *base, uint64_t size, struct oms_journal_scan *out
 		} else if (type == OMS_JREC_MARKET) {
 			out->markets++;
 			out->market_frames += ((const struct oms_jburst *)body)->n;
+		} else if (type == OMS_JREC_ROUTE) {
+			out->routes++;
 		} else {
 			out->generations++;
 			out->last_generation = ((const struct oms_jgeneration *)body)->number;
@@ -283,6 +286,49 @@ int oms_journal_scan(const char *path, int cut_torn_tail, struct oms_journal_sca
 	return rc;
 }
 
+/* ---- ROUTE records ------------------------------------------------------------ */
+
+/* The ROUTE body of decision `d` into `out` (room for OMS_ROUTE_SEEN
+ * venues): its length.  The one encoding, for writing and for recovery's
+ * comparison. */
+static uint32_t route_body(const struct oms_route_decision *d, const struct risk_gen *g,
+			   uint8_t *out)
+{
+	/* the tick from the generation the burst was judged by: the ring
+	 * keeps it out of the router's cache lines */
+	uint32_t in = g ? risk_symbol_find(g, d->symbol) : RISK_NIL;
+	struct oms_jroute jr = {.route_seq = d->seq, .model_id = d->model_id,
+				.cl_ord_id = d->cl_ord_id, .price = d->price,
+				.tick = in == RISK_NIL ? 0 : g->instruments[in].tick,
+				.session_id = d->session_id, .account = d->account, .qty = d->qty,
+				.venue = d->venue, .side = d->side, .ord_type = d->ord_type,
+				.tif = d->tif, .by_model = d->by_model, .n_venues = d->n_seen,
+				.n_children = d->n_children};
+	uint8_t *p = out + sizeof(jr);
+
+	memcpy(jr.symbol, d->symbol, 8);
+	memcpy(out, &jr, sizeof(jr));
+	for (uint32_t k = 0; k < d->n_seen; k++, p += sizeof(struct oms_jroute_venue)) {
+		const struct oms_route_seen *s = &d->seen[k];
+		/* px and qty are the side the order takes */
+		int buy = d->side == SP_SIDE_BUY;
+		struct oms_jroute_venue v = {.bid_px = buy ? s->contra_px : s->px,
+					     .ask_px = buy ? s->px : s->contra_px,
+					     .bid_qty = buy ? s->contra_qty : s->qty,
+					     .ask_qty = buy ? s->qty : s->contra_qty,
+					     .quote_age_us = s->quote_age_us,
+					     .rtt_ewma_ns = s->rtt_ewma_ns, .cost = s->cost,
+					     .fill_ratio_pm = s->fill_ratio_pm, .p_fill = s->p_fill,
+					     .alloc = s->alloc, .ref = s->ref, .venue = s->venue,
+					     .why = s->why};
+		memcpy(p, &v, sizeof(v));
+	}
+	return (uint32_t)(p - out);
+}
+
+enum { ROUTE_BODY_MAX = sizeof(struct oms_jroute) +
+			OMS_ROUTE_SEEN * sizeof(struct oms_jroute_venue) };
+
 /* ---- Recovery --------------------------------------------------------------- */
 
 struct replay {
@@ -295,6 +341,8 @@ struct replay {
 	unsigned errlen;
 	uint16_t *lens;
 	uint64_t markets_skipped;
+	uint64_t routes_checked;
+	uint64_t routes_differing;
 	const uint8_t *inline_frames[64];
 	uint16_t inline_lens[64];
 };
@@ -311,6 +359,8 @@ static void replay_init(struct replay *rp, struct oms_core *core, oms_journal_ge
 	rp->lens = rp->inline_lens;
 	rp->cap = sizeof(rp->inline_frames) / sizeof(rp->inline_frames[0]);
 	rp->markets_skipped = 0;
+	rp->routes_checked = 0;
+	rp->routes_differing = 0;
 }
 
 static void replay_done(struct replay *rp)
@@ -326,6 +376,24 @@ static int replay_record(void *arg, const struct oms_journal_record *r, const ui
 
 	struct oms_md_dispatch *md = oms_core_market(rp->core);
 
+	if (type == OMS_JREC_ROUTE) {
+		/* an output: the BURST before it made the decision again; compare
+		 * while the core's ring still holds it */
+		const struct oms_jroute *jr = (const void *)body;
+		const struct oms_core *c = rp->core;
+		uint8_t mine[ROUTE_BODY_MAX];
+
+		if (r->length < sizeof(*jr) || jr->route_seq == 0 || jr->route_seq > c->route_seq ||
+		    c->route_seq - jr->route_seq >= OMS_ROUTE_RING)
+			return 0;
+		const struct oms_route_decision *d =
+			&c->route_ring[jr->route_seq & (OMS_ROUTE_RING - 1)];
+		uint32_t n = route_body(d, c->gen, mine);
+		rp->routes_checked++;
+		if (n != r->length || memcmp(mine, body, n) != 0)
+			rp->routes_differing++;
+		return 0;
+	}
 	/* the poll loop ran the feeds' timers before each core call and each
 	 * hand-over to the feeds, at its time: a feed's timers decide by now
 	 * and its last packet only, so running them at each record's time
@@ -408,6 +476,8 @@ int oms_journal_recover(struct oms_core *core, const char *path, int cut_torn_ta
 	oms_core_tx_clear(core);
 	int rc = scan_file(path, cut_torn_tail != 0, out, replay_record, &rp, &fd, err, errlen);
 	out->markets_skipped = rp.markets_skipped;
+	out->routes_checked = rp.routes_checked;
+	out->routes_differing = rp.routes_differing;
 	replay_done(&rp);
 	out->replay_ns = mono_ns() - t0;
 	if (rc)
@@ -476,6 +546,8 @@ struct oms_journal {
 	uint64_t step;
 	uint64_t next_seq;
 	uint64_t last_gen; /* generation number last recorded */
+	uint64_t route_done; /* the core's decisions up to this one are recorded */
+	int route_records;
 	int fd;
 	int durability;
 	struct oms_journal_stats st;
@@ -710,7 +782,45 @@ static inline int note_generation(struct oms_journal *j, const struct oms_core *
 
 int oms_journal_attach(struct oms_journal *j, const struct oms_core *core)
 {
+	j->route_done = core->route_seq; /* decisions before: not this journal's */
 	return note_generation(j, core);
+}
+
+/* The ROUTE records of the decisions the burst at now_ns just made, when a
+ * fill model is in force or journal.route_records asks; read from the core's
+ * ring.  Only that burst's: a journal that was not attached (a promoted
+ * backup's, which copied its primary's records) never writes older ones. */
+static int append_routes(struct oms_journal *j, const struct oms_core *core, uint64_t now_ns)
+{
+	uint64_t last = core->route_seq;
+
+	if (last == j->route_done)
+		return 0;
+	if (!j->route_records && !(core->gen && core->gen->fill_model)) {
+		j->route_done = last;
+		return 0;
+	}
+	if (last - j->route_done > OMS_ROUTE_RING) {
+		j->st.routes_lost += last - j->route_done - OMS_ROUTE_RING;
+		j->route_done = last - OMS_ROUTE_RING;
+	}
+	for (uint64_t q = j->route_done + 1; q <= last; q++) {
+		const struct oms_route_decision *d = &core->route_ring[q & (OMS_ROUTE_RING - 1)];
+		if (d->now_ns != now_ns) {
+			j->route_done = q;
+			continue;
+		}
+		uint32_t body = (uint32_t)(sizeof(struct oms_jroute) +
+					   d->n_seen * sizeof(struct oms_jroute_venue));
+		uint8_t *p = record_begin(j, body);
+		if (!p)
+			return -1;
+		route_body(d, core->gen, p);
+		record_end(j, OMS_JREC_ROUTE, body, d->now_ns);
+		j->st.routes++;
+		j->route_done = q;
+	}
+	return 0;
 }
 
 /* A BURST or MARKET record of n frames. */
@@ -747,7 +857,7 @@ int oms_journal_burst(struct oms_journal *j, const struct oms_core *core,
 		return -1;
 	j->st.bursts++;
 	j->st.frames += n;
-	return 0;
+	return append_routes(j, core, now_ns);
 }
 
 int oms_journal_market(struct oms_journal *j, const uint8_t *const *frames,
@@ -868,6 +978,11 @@ int oms_journal_append_raw(struct oms_journal *j, const void *record, uint64_t l
 		j->st.frames += ((const struct oms_jburst *)(r + 1))->n;
 	} else if (type == OMS_JREC_COMMAND) {
 		j->st.commands++;
+	} else if (type == OMS_JREC_MARKET) {
+		j->st.markets++;
+		j->st.market_frames += ((const struct oms_jburst *)(r + 1))->n;
+	} else if (type == OMS_JREC_ROUTE) {
+		j->st.routes++;
 	} else {
 		j->st.generations++;
 		j->last_gen = ((const struct oms_jgeneration *)(r + 1))->number;
@@ -920,6 +1035,9 @@ struct oms_journal *oms_journal_open(const char *path, const struct oms_journal_
 		       "file header size");
 	_Static_assert(sizeof(struct oms_journal_record) == OMS_JOURNAL_RECORD,
 		       "record header size");
+	_Static_assert(sizeof(struct oms_jroute) == 72, "ROUTE body: no implicit padding");
+	_Static_assert(sizeof(struct oms_jroute_venue) == 64, "ROUTE venue: no implicit padding");
+	_Static_assert(sizeof(struct oms_route_seen) == 64, "a decision's venue: one cache line");
 	struct oms_journal *j = calloc(1, sizeof(*j));
 	struct oms_journal_scan s;
 	struct stat st;
@@ -934,6 +1052,7 @@ struct oms_journal *oms_journal_open(const char *path, const struct oms_journal_
 	pthread_cond_init(&j->wake, NULL);
 	pthread_mutex_init(&j->grow_lock, NULL);
 	j->durability = cfg->durability;
+	j->route_records = cfg->route_records;
 	j->sync_ms = cfg->sync_interval_ms ? cfg->sync_interval_ms : DEFAULT_SYNC_MS;
 	j->step = (uint64_t)(cfg->segment_mb ? cfg->segment_mb : DEFAULT_SEGMENT_MB) << 20;
 	j->max_bytes = cfg->max_bytes ? cfg->max_bytes : DEFAULT_MAX_BYTES;

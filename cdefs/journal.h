@@ -39,6 +39,12 @@ enum oms_journal_type {
 	/* body as BURST's: the market-data frames the dispatcher handed to
 	 * the feeds at now_ns, before the core's burst at that time */
 	OMS_JREC_MARKET = 4,
+	/* body: struct oms_jroute, then n_venues struct oms_jroute_venue: one
+	 * routing decision of the smart router with what it read.  An OUTPUT,
+	 * written after the BURST that made it when routing.model or
+	 * journal.route_records is set; recovery re-executes the BURST and
+	 * compares its own decision with it, changing nothing */
+	OMS_JREC_ROUTE = 5,
 };
 
 enum oms_journal_durability {
@@ -102,6 +108,46 @@ struct oms_jgeneration {
 	uint32_t pad;
 };
 
+/* ROUTE body (docs/fill-model.md "Dataset"): the decision, laid out without
+ * implicit padding (dataplane/journal_route.py derives its view from it). */
+struct oms_jroute {
+	uint64_t route_seq;    /* the core's decision number (1, 2, ...) */
+	uint64_t model_id;     /* the fill model in force; 0: none */
+	uint64_t cl_ord_id;
+	int64_t price;         /* limit; 0 for market */
+	int64_t tick;          /* the instrument's (0: not configured) */
+	char symbol[8];
+	uint32_t session_id;
+	uint32_t account;
+	uint32_t qty;
+	uint16_t venue;        /* chosen id; 0: none (NO_ROUTE) */
+	uint8_t side;          /* SP_SIDE_* */
+	uint8_t ord_type;      /* SP_ORD_* */
+	uint8_t tif;           /* SP_TIF_* */
+	uint8_t by_model;      /* 1: the model chose; 0: the rules */
+	uint8_t n_venues;      /* entries that follow, in configuration order */
+	uint8_t n_children;    /* split into this many; 0: not split */
+	uint8_t pad[4];
+};
+
+/* One candidate venue of a ROUTE record, as the router read it. */
+struct oms_jroute_venue {
+	int64_t bid_px, ask_px;  /* its top of book; 0 (and qty 0): none */
+	uint64_t rtt_ewma_ns;    /* its acknowledgement round-trip EWMA */
+	int64_t cost;            /* latency cost, price units */
+	uint32_t bid_qty, ask_qty;
+	/* (now_ns - the book's last publication) / 1000, at most UINT32_MAX:
+	 * the fill model's quote-age feature */
+	uint32_t quote_age_us;
+	uint32_t fill_ratio_pm;  /* its recent fill ratio, per mille */
+	int32_t p_fill;          /* the model's probability, Q30; -1: none or refused */
+	uint32_t alloc;          /* shares sent there */
+	uint32_t ref;            /* the UserRefNum of the order sent there; 0: none */
+	uint16_t venue;          /* id */
+	uint8_t why;             /* enum oms_route_why */
+	uint8_t pad;
+};
+
 struct oms_journal_config {
 	int durability;            /* enum oms_journal_durability */
 	uint32_t sync_interval_ms; /* OMS_JNL_PERIODIC; 0: 10 */
@@ -110,6 +156,8 @@ struct oms_journal_config {
 	uint32_t appliance_ip;     /* identity written into a new file */
 	uint8_t appliance_mac[6];
 	uint64_t epoch;
+	/* ROUTE records even without a fill model (journal.route_records) */
+	uint8_t route_records;
 };
 
 struct oms_journal_stats {
@@ -120,6 +168,10 @@ struct oms_journal_stats {
 	uint64_t frames;
 	uint64_t markets;       /* MARKET records */
 	uint64_t market_frames; /* frames in them */
+	uint64_t routes;        /* ROUTE records */
+	/* decisions the core's ring no longer held when their burst was
+	 * recorded (more than OMS_ROUTE_RING in one burst): not recorded */
+	uint64_t routes_lost;
 	uint64_t end;          /* bytes of the file in use */
 	uint64_t file_size;    /* bytes allocated */
 	uint64_t next_seq;
@@ -148,6 +200,11 @@ struct oms_journal_scan {
 	uint64_t frames;
 	uint64_t markets;
 	uint64_t market_frames;
+	uint64_t routes;
+	/* recovery: ROUTE records compared with the re-executed decision (the
+	 * ring still held it), and how many of those differed */
+	uint64_t routes_checked;
+	uint64_t routes_differing;
 	/* MARKET records re-executed without market data to hand them to
 	 * (oms_core_set_market not called): the books were not rebuilt */
 	uint64_t markets_skipped;

@@ -208,6 +208,20 @@ struct oms_venue_latency {
 	uint8_t pad_[2];
 	/* bucket 0: under 2 ns; bucket b: [2^b, 2^(b+1)) ns; the last: above */
 	uint64_t rtt_hist[OMS_RTT_BUCKETS];
+	/* the fill model (docs/fill-model.md "Metrics"): the venue's recent
+	 * fill ratio, and the probabilities the model gave it - the last, in
+	 * parts per million, their sum and their number */
+	uint32_t fill_ratio_pm;
+	uint32_t p_last_ppm;
+	uint64_t p_sum_ppm;
+	uint64_t p_count;
+};
+
+/* Routing decisions by who decided: the fill model, or the rules (each
+ * decision of the smart router that chose a venue counts once). */
+struct oms_route_counts {
+	uint64_t by_model;
+	uint64_t by_rules;
 };
 
 /* Smart order routing (docs/semantics.md "Smart order routing"): every
@@ -229,16 +243,27 @@ enum oms_route_why {
 };
 /* A split order has at most this many children (routing.split_max_children). */
 enum { OMS_SPLIT_MAX = 4 };
+/* One cache line: the ring is written on every routed order. */
 struct oms_route_seen {
 	int64_t px;           /* its best on the side the order takes */
 	int64_t cost;         /* latency cost in price units */
 	uint64_t rtt_ewma_ns;
+	/* what else the fill model reads, as the router saw it (the journal's
+	 * ROUTE records, docs/fill-model.md "Dataset from journals"): the
+	 * other side of the venue's book (0: none), the time since the book
+	 * last changed in the model's unit (us, at most UINT32_MAX), the
+	 * venue's recent fill ratio */
+	int64_t contra_px;
 	uint32_t qty;         /* displayed there */
-	uint16_t venue;       /* id */
-	uint8_t why;          /* enum oms_route_why */
-	uint8_t pad_;
+	uint32_t contra_qty;
 	int32_t p_fill;       /* the fill model's probability, Q30; -1: none */
 	uint32_t alloc;       /* shares sent there (the child's, when split) */
+	uint32_t ref;         /* the OUCH UserRefNum of the order sent there; 0: none */
+	uint32_t quote_age_us;
+	uint16_t venue;       /* id */
+	uint16_t fill_ratio_pm;
+	uint8_t why;          /* enum oms_route_why */
+	uint8_t pad_[3];
 };
 struct oms_route_decision {
 	uint64_t seq;         /* 1, 2, ... per core */
@@ -255,7 +280,9 @@ struct oms_route_decision {
 	uint64_t model_id;    /* the generation's fill model (0: none) */
 	uint8_t by_model;     /* 1: chosen by expected value; 0: by the rules */
 	uint8_t n_children;   /* split into this many orders; 0: not split */
-	uint8_t pad_[6];
+	uint8_t ord_type;
+	uint8_t tif;
+	uint8_t pad_[4];
 	struct oms_route_seen seen[OMS_ROUTE_SEEN];
 };
 
@@ -414,6 +441,7 @@ int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,
 uint32_t oms_core_route_decisions(const struct oms_core *c, uint64_t from_seq,
 				  struct oms_route_decision *out, uint32_t max);
 uint64_t oms_core_route_seq(const struct oms_core *c);
+void oms_core_route_counts(const struct oms_core *c, struct oms_route_counts *out);
 
 /* When the next timer is due (UINT64_MAX: none).  A backend that has no
  * frames calls oms_core_process_burst with n = 0 at that time. */

@@ -73,6 +73,8 @@ struct order {
 	int64_t risk_px;     /* market orders: the reference price at entry */
 	int64_t res_notional;
 	uint8_t res_live;
+	/* its outcome went into the venue's recent fill ratio (venue.c) */
+	uint8_t fill_counted;
 	/* a split order (docs/semantics.md "Splitting"): the parent is what the
 	 * strategy sees; its children are what the venues see.  A child slot
 	 * may be evicted once terminal, so a parent checks that child[k] still

@@ -83,12 +83,17 @@ struct route_plan {
 	uint32_t n;
 	uint32_t venue[OMS_SPLIT_MAX];
 	uint32_t qty[OMS_SPLIT_MAX];
+	/* the router's decision in the ring (NULL: the order was not routed
+	 * by it), where the order's UserRefNums are noted once issued */
+	struct oms_route_decision *d;
 };
 /* The venue index the router picks for a NewOrder (RISK_NIL: none) and
  * the split, if any; the decision written to the ring. */
 uint32_t router_choose(struct oms_core *c, const struct session *s,
 		       const struct sp_new_order *m, uint32_t instrument,
 		       uint64_t exclude, struct route_plan *plan);
+/* An order's outcome for the venue's recent fill ratio (router.c). */
+void venue_fill_outcome(struct venue *v, struct order *od, int filled);
 /* fill_model.c: the rule router's candidates in `d` scored by expected
  * value with the generation's fill model (each candidate's in ev[], by
  * venue index); the venue index chosen, or `rule_best` when the model

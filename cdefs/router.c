@@ -136,6 +136,33 @@ static void split_plan(const struct ranked *top, uint32_t n, uint32_t qty, uint3
 		plan->n = 0;
 }
 
+/* The model's probabilities of a decision it made, for the metrics: per
+ * venue the last and a running sum, in parts per million (Q30 * 10^6 >> 30). */
+static void note_probabilities(struct oms_core *c, const struct oms_route_decision *d)
+{
+	for (uint32_t k = 0; k < d->n_seen; k++) {
+		struct venue *v = &c->venues[k];
+		int32_t p = d->seen[k].p_fill;
+
+		if (p < 0)
+			continue;
+		v->p_last_ppm = (uint32_t)(((uint64_t)p * 1000000u) >> OMS_FILL_P_Q);
+		v->p_sum_ppm += v->p_last_ppm;
+		v->p_count++;
+	}
+}
+
+/* The venue's answer settled an order's outcome for the recent fill ratio
+ * (docs/semantics.md "Venue health"): its first execution counts 1000, its
+ * end without one (a cancel, an IOC's expiry, a reject of its entry) 0;
+ * r = (15 r + outcome) / 16, from 500.  Only the venue's answers move it,
+ * so re-execution of the journal gives the same ratio. */
+void venue_fill_outcome(struct venue *v, struct order *od, int filled)
+{
+	od->fill_counted = 1;
+	v->fill_ratio_pm = (v->fill_ratio_pm * 15 + (filled ? 1000u : 0u)) >> 4;
+}
+
 /* docs/semantics.md "Splitting across venues", when the fill model
  * decides: the candidates it scored ranked by expected value (ties:
  * configuration order), the first K, each allotted what it is expected to
@@ -197,15 +224,19 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 	d->account = m->account;
 	d->qty = m->qty;
 	d->side = m->side;
+	d->ord_type = m->ord_type;
+	d->tif = m->tif;
 	memcpy(d->symbol, m->symbol, 8);
 	d->n_seen = 0;
 	d->n_children = 0;
 	plan->n = 0;
+	plan->d = d;
 	for (uint32_t i = 0; i < c->n_venues; i++) {
 		const struct venue *v = &c->venues[i];
 		struct oms_tob_view t;
 		struct oms_route_seen sn = {.venue = v->id, .rtt_ewma_ns = v->rtt_ewma_ns,
-					    .p_fill = -1};
+					    .p_fill = -1,
+					    .fill_ratio_pm = (uint16_t)v->fill_ratio_pm};
 		int have = 0;
 
 		if (i < 64 && (exclude >> i & 1))
@@ -219,8 +250,13 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 		else if (!(have = market_tob(v, instrument, &t)))
 			sn.why = OMS_RW_NO_FEED;
 		if (have) {
+			/* the age as fill_route_choose computes it, in the model's unit */
+			uint64_t age = (c->now_ns > t.last_ns ? c->now_ns - t.last_ns : 0) / 1000;
+			sn.quote_age_us = age < UINT32_MAX ? (uint32_t)age : UINT32_MAX;
 			sn.px = buy ? t.ask_px : t.bid_px;
 			sn.qty = buy ? t.ask_qty : t.bid_qty;
+			sn.contra_px = buy ? t.bid_px : t.ask_px;
+			sn.contra_qty = buy ? t.bid_qty : t.ask_qty;
 			if (t.stale)
 				sn.why = OMS_RW_STALE;
 			else if (t.halted)
@@ -253,6 +289,7 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 		int64_t ev[OMS_ROUTE_SEEN];
 		uint32_t best = fill_route_choose(c, m, instrument, d, rule, ev);
 		if (d->by_model) {
+			note_probabilities(c, d);
 			if (k > 1)
 				model_split_plan(d, ev, k, m->qty, in->lot ? in->lot : 1, plan);
 			if (plan->n)
@@ -261,6 +298,7 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 				d->seen[best].alloc = m->qty;
 			d->venue = c->venues[best].id;
 			c->stats.event[OMS_EV_ORDERS_ROUTED]++;
+			c->route_counts.by_model++;
 			return best;
 		}
 	}
@@ -268,6 +306,7 @@ uint32_t router_choose(struct oms_core *c, const struct session *s,
 		d->venue = 0;
 		return RISK_NIL;
 	}
+	c->route_counts.by_rules++;
 	if (k > 1)
 		split_plan(top, n_top, m->qty, in->lot ? in->lot : 1, plan);
 	if (plan->n) {
@@ -316,7 +355,16 @@ int oms_core_venue_latency(const struct oms_core *c, uint16_t venue_id,
 	out->down = v->down;
 	out->unresponsive = (uint8_t)venue_unresponsive(v);
 	memcpy(out->rtt_hist, v->rtt_hist, sizeof(out->rtt_hist));
+	out->fill_ratio_pm = v->fill_ratio_pm;
+	out->p_last_ppm = v->p_last_ppm;
+	out->p_sum_ppm = v->p_sum_ppm;
+	out->p_count = v->p_count;
 	return 0;
+}
+
+void oms_core_route_counts(const struct oms_core *c, struct oms_route_counts *out)
+{
+	*out = c->route_counts;
 }
 
 uint32_t oms_core_route_decisions(const struct oms_core *c, uint64_t from_seq,

@@ -119,6 +119,8 @@ static void new_children(struct oms_core *c, uint32_t p, const struct route_plan
 		cd->live_prev = cd->live_next = ORDER_NIL;
 		pd->child[k] = ch;
 		ref_insert(&c->orders.by_ref, cd->ref, cd->venue, ch);
+		if (plan->d && plan->venue[k] < OMS_ROUTE_SEEN)
+			plan->d->seen[plan->venue[k]].ref = cd->ref;
 		c->orders.live++;
 		order_enter_state(c, ch, OMS_ST_PENDING_NEW);
 		venue_order_sent(c, v, cd);
@@ -190,6 +192,7 @@ static void on_new_order(struct oms_core *c, struct session *s,
 	od->res_qty = 0;
 	od->res_notional = 0;
 	od->res_live = 0;
+	od->fill_counted = 0;
 	index_insert(&c->orders.by_id, od->cl_ord_id, si, o);
 	order_link_live(c, o);
 	order_enter_state(c, o, OMS_ST_PENDING_NEW);
@@ -198,6 +201,8 @@ static void on_new_order(struct oms_core *c, struct session *s,
 		new_children(c, o, &plan);
 		return;
 	}
+	if (plan.d && venue < OMS_ROUTE_SEEN)
+		plan.d->seen[venue].ref = od->ref;
 	ref_insert(&c->orders.by_ref, od->ref, od->venue, o);
 	venue_order_sent(c, v, od);
 	send_enter_order(c, od);

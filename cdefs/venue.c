@@ -244,6 +244,9 @@ static void on_ouch(struct oms_core *c, struct venue *v, const uint8_t *m,
 	}
 	if (!c->orders.orders[o].answered)
 		venue_order_answered(c, v, &c->orders.orders[o]);
+	if (!c->orders.orders[o].fill_counted &&
+	    (t == 'E' || t == 'C' || (t == 'J' && !c->orders.orders[o].acked)))
+		venue_fill_outcome(v, &c->orders.orders[o], t == 'E');
 	stage_venue_answer(c, o, t, ref);
 	if (c->orders.orders[o].is_child) {
 		split_child_answer(c, o, t, m);

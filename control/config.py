@@ -317,6 +317,9 @@ class Journal:
     # appliance cancels every one once it runs again (a mass cancel of each
     # session and account, journaled)
     after_recovery: str = "keep"
+    # ROUTE records (each smart routing decision with what it read) also
+    # without a fill model; with routing.model they are always written
+    route_records: bool = False
 
 
 REPLICATION_ROLES = ("primary", "backup")
@@ -1073,6 +1076,8 @@ class _Loader:
                 raise self.error(v["after_recovery"], "journal.after_recovery",
                                  f"{a!r} is not one of: {', '.join(JOURNAL_AFTER_RECOVERY)}")
             out["after_recovery"] = a
+        if "route_records" in v:
+            out["route_records"] = self.boolean(v["route_records"], "journal.route_records")
         return Journal(**out)
 
     def host_port(self, node: yaml.Node, path: str) -> str:

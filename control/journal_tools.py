@@ -21,7 +21,8 @@ TORN_EXIT = 5
 
 def _summary(s: dict) -> dict:
     out = {k: s[k] for k in ("records", "bursts", "commands", "generations", "frames",
-                             "markets", "market_frames", "markets_skipped", "first_seq",
+                             "markets", "market_frames", "markets_skipped", "routes",
+                             "routes_checked", "routes_differing", "first_seq",
                              "last_seq", "first_ns", "last_ns", "end",
                              "file_size", "torn_bytes", "torn_cut", "good_after_bad",
                              "last_generation")}

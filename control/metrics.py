@@ -34,6 +34,7 @@ from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
+    SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -253,6 +254,24 @@ class DataPlaneSource:
         return sum(self.lib.oms_core_venue_routed(r.ptr, at[venue_id])
                    for r, at in zip(self.readers, self.venue_at, strict=True) if venue_id in at)
 
+    def venue_fill(self, venue_id: int):
+        """The venue's fill ratio and the fill model's probabilities for it
+        (struct oms_venue_latency), on the core that has it (None: on none)."""
+        h = self.ffi.new("struct oms_venue_latency *")
+        for r, at in zip(self.readers, self.venue_at, strict=True):
+            if venue_id in at and self.lib.oms_core_venue_latency(r.ptr, venue_id, h) == 0:
+                return h
+        return None
+
+    def route_counts(self) -> dict[str, int]:
+        """Smart routing decisions by who decided, summed over the workers."""
+        rc, out = self.ffi.new("struct oms_route_counts *"), {"model": 0, "rules": 0}
+        for r in self.readers:
+            self.lib.oms_core_route_counts(r.ptr, rc)
+            out["model"] += rc.by_model
+            out["rules"] += rc.by_rules
+        return out
+
     def venue_health(self, venue_id: int):
         """The venue's health on the core that has it (None: on none)."""
         for r, at in zip(self.readers, self.venue_at, strict=True):
@@ -460,6 +479,39 @@ class OmsCollector(Collector):
         yield routed
         yield up
         yield rtt
+        yield from self._fill_model()
+
+    def _fill_model(self):
+        """docs/fill-model.md "Metrics": from the cores' counters, no
+        per-order Python."""
+        src = self.src
+        by = CounterMetricFamily("oms_route_decisions", "Smart routing decisions that chose a "
+                                 "venue, by who chose: the fill model or the rules",
+                                 labels=["by"])
+        for who, n in src.route_counts().items():
+            by.add_metric([who], n)
+        yield by
+        last = GaugeMetricFamily("oms_fill_prob_ppm", "The fill model's probability for the "
+                                 "venue in its last decision, parts per million",
+                                 labels=["venue"])
+        probs = SummaryMetricFamily("oms_fill_prob", "The fill model's probabilities for the "
+                                    "venue, over its decisions (sum / count: the mean)",
+                                    labels=["venue"])
+        ratio = GaugeMetricFamily("oms_venue_fill_ratio", "The venue's recent fill ratio the "
+                                  "router reads (0..1; first execution 1, end without one 0, "
+                                  "EWMA 1/16)", labels=["venue"])
+        for v in src.cfg.venues:
+            h = src.venue_fill(v.id)
+            if h is None:
+                continue
+            label = [str(v.id)]
+            if h.p_count:
+                last.add_metric(label, h.p_last_ppm)
+            probs.add_metric(label, count_value=h.p_count, sum_value=h.p_sum_ppm / 1e6)
+            ratio.add_metric(label, h.fill_ratio_pm / 1000)
+        yield last
+        yield probs
+        yield ratio
 
 
 def feed_families(feeds):

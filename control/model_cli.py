@@ -7,8 +7,14 @@ from pathlib import Path
 
 
 def cmd_dataset(args) -> int:
-    from control import fill_dataset
-    ds, counts = fill_dataset.build([Path(p) for p in args.inputs], horizon_ms=args.horizon_ms)
+    from control import fill_dataset, fill_journal
+    paths = [Path(p) for p in args.inputs]
+    journals = [fill_journal.is_journal(p) for p in paths]
+    if any(journals) and not all(journals):
+        raise ValueError("give journals or session order files, not both")
+    venues = args.venues.upper().split(",") if args.venues else None
+    build = fill_journal.build if all(journals) else fill_dataset.build
+    ds, counts = build(paths, horizon_ms=args.horizon_ms, venues=venues)
     ds.save(args.out)
     print(f"{counts['rows']} rows from {counts['orders']} orders -> {args.out} "
           f"(skipped: {counts['empty_side']} with an empty book side, "
@@ -64,13 +70,20 @@ def cmd_eval(args) -> int:
 def add_subparser(sub) -> None:
     m = sub.add_parser("model", help="the fill-probability model: dataset, train, eval")
     msub = m.add_subparsers(dest="model_cmd", required=True)
-    d = msub.add_parser("dataset", help="session order files -> a dataset (.npz), one row per "
-                                        "order, features known at decision time")
-    d.add_argument("inputs", nargs="+", metavar="ORDERS",
-                   help="sessionNN.orders.jsonl (sessionNN.truth.jsonl beside it is joined)")
+    d = msub.add_parser("dataset", help="journals (or session order files) -> a dataset "
+                                        "(.npz), one row per routed child order, features "
+                                        "known at decision time")
+    d.add_argument("inputs", nargs="+", metavar="JOURNAL",
+                   help="the appliance's journals (ROUTE records: routing.model or "
+                        "journal.route_records), or sessionNN.orders.jsonl (sessionNN."
+                        "truth.jsonl beside it is joined)")
     d.add_argument("-o", "--out", required=True)
     d.add_argument("--horizon-ms", type=int, default=1000,
-                   help="a fill within this time of the venue's entry is a fill (default 1000)")
+                   help="a fill within this time of the decision (a journal) or of the "
+                        "venue's entry (a session file) is a fill (default 1000)")
+    d.add_argument("--venues", metavar="NAMES",
+                   help="comma-separated venue names, the venue column's order (default: "
+                        "every venue's name, sorted)")
     d.set_defaults(func=cmd_dataset)
     t = msub.add_parser("train", help="fit the logistic tables; write the fixed-point artefact")
     t.add_argument("data", nargs="+", help="training dataset(s) (.npz)")

@@ -185,6 +185,8 @@ _RULES: dict[tuple[str, str], dict] = {
                                                "before the burst's output is sent"},
     ("Journal", "sync_interval_ms"): _int(1, 60_000),
     ("Journal", "segment_mb"): _int(1, 65_536),
+    ("Journal", "route_records"): {"type": "boolean",
+                                   "description": "ROUTE records without a fill model too"},
     ("Journal", "after_recovery"): {"enum": list(C.JOURNAL_AFTER_RECOVERY),
                                     "description": "keep: recovered open orders stay working; "
                                                    "cancel: all canceled once running"},

@@ -114,6 +114,61 @@ def sim_config(names: list[str], *, model_doc: dict | None = None, model_path: s
                                          stale_after_ms=2000))
 
 
+def _dec(fixed: int) -> str:
+    """A fixed-point (8 decimals) amount as the configuration writes it."""
+    from decimal import Decimal
+    return format(Decimal(fixed) / 10**8, "f")
+
+
+def config_yaml(cfg: Config, journal: str, route_records: bool = True) -> str:
+    """The YAML of a run's configuration (sim_config's shape) with a journal
+    at `journal`: what the journal's GENERATION record holds, so that the
+    journal can be re-executed (omsctl journal replay) and its venues named
+    (omsctl model dataset).  Limits beyond what the YAML accepts are cut
+    to its largest (none that the runs' orders come near)."""
+    a, r, md = cfg.appliance, cfg.routing, cfg.market_data
+    if r.fill_model is not None and r.model is None:
+        raise ValueError("a journaled run with a model needs the model's file (--model)")
+    out = [f"appliance: {{mac: \"{a.mac}\", ip: {a.ip}, strategy_port: {a.strategy_port}, "
+           f"venue_port: {a.venue_port}}}",
+           f"tables: {{orders: {cfg.tables.orders}, tx_frames: {cfg.tables.tx_frames}}}",
+           "sessions:"]
+    out += [f"  - {{id: {s.id}, ip: {s.ip}, port: {s.port}, mac: \"{s.mac}\", "
+            f"timeout_ms: {s.timeout_ms}}}" for s in cfg.sessions]
+    out.append("venues:")
+    out += [f"  - {{id: {v.id}, name: {v.name}, session: {v.session}, ip: {v.ip}, "
+            f"port: {v.port}, mac: \"{v.mac}\", timeout_ms: {v.timeout_ms}}}"
+            for v in cfg.venues]
+    out.append("routing:\n  default_venue: sor")
+    if r.model is not None:
+        out.append(f"  model: {Path(r.model).resolve()}\n  miss_penalty: {_dec(r.miss_penalty)}")
+    out.append("instruments:")
+    out += [f"  - {{symbol: {i.symbol}, tick_size: {_dec(i.tick_size)}, "
+            f"reference_price: {_dec(i.reference_price)}}}" for i in cfg.instruments]
+    out.append("accounts:")
+    for ac in cfg.accounts:
+        pos = ", ".join(f"{s}: {n}" for s, n in ac.max_position)
+        out.append(f"  - {{id: {ac.id}, max_order_qty: {min(ac.max_order_qty, 999_999)}, "
+                   f"max_order_notional: {_dec(ac.max_order_notional)}, "
+                   f"max_open_orders: {ac.max_open_orders}, "
+                   f"credit_limit: {_dec(ac.credit_limit)}, max_position: {{{pos}}}}}")
+    out.append(f"market_data:\n  symbols: [{', '.join(md.symbols)}]\n"
+               f"  stale_after_ms: {md.stale_after_ms}\n  subscriptions:")
+    out += [f"    - {{venue: {s.venue}, group: {s.group}, port: {s.port}, "
+            f"source_ip: {s.source_ip}}}" for s in md.subscriptions]
+    out.append(f"journal: {{path: {journal}, durability: none, "
+               f"route_records: {str(route_records).lower()}}}")
+    return "\n".join(out) + "\n"
+
+
+def journaled(cfg: Config, path: str | Path, route_records: bool = True) -> Config:
+    """`cfg` as its YAML with a journal at `path` (ROUTE records on unless
+    asked otherwise; with a model they always are)."""
+    from control.config import load_config_text
+    text = config_yaml(cfg, str(Path(path).resolve()), route_records)
+    return load_config_text(text, f"<whatif-sim {Path(path).name}>")
+
+
 def new_sims(cfg: Config, profiles: list[str], seed: int) -> dict[str, VenueSim]:
     """One simulator per venue, every one with the same seed (so the opening
     displayed books are identical), publishing its book to its group."""
@@ -191,21 +246,47 @@ TO_VENUE, TO_CORE = 0, 1
 
 
 def run_market(cfg: Config, records: list[tuple[int, bytes]], profiles: list[str], seed: int,
-               end_ns: int) -> dict:
+               end_ns: int, journal: str | Path | None = None,
+               route_records: bool = True) -> dict:
     """Run the strategy's frames through the C core against fresh seeded
     simulators until `end_ns`.  Every simulator runs its process up to each
     call's time first; its answers reach the core VENUE_LATENCY_NS later,
     its market data at once; the core's frames reach a simulator
     VENUE_LATENCY_NS after it sent them.  Returns the strategy-bound
-    frames with their times, the routing decisions and the counters."""
+    frames with their times, the routing decisions and the counters.
+    With `journal`, the core's journal is kept there (a new file): every
+    burst, the market data and a ROUTE record per routing decision, as the
+    appliance journals them."""
     from dataplane.core import Core
     from dataplane.market_data import CMarketData
-    from dataplane.pcap_backend import MAX_BURST
-    from dataplane.replay import _frame_udp
 
+    jnl = None
+    if journal is not None:
+        from dataplane.journal import Journal
+        Path(journal).unlink(missing_ok=True)
+        cfg = journaled(cfg, journal, route_records)
     core = Core(cfg)
     md = CMarketData(cfg)
     md.attach(core)
+    if journal is not None:
+        jnl = Journal(cfg.journal, cfg)
+        core.journal = jnl
+        jnl.attach(core)
+        md.set_journal(jnl)
+    try:
+        return _run(core, md, cfg, records, profiles, seed, end_ns)
+    finally:
+        if jnl is not None:
+            md.set_journal(None)
+            core.journal = None
+            jnl.close()
+
+
+def _run(core, md, cfg: Config, records: list[tuple[int, bytes]], profiles: list[str],
+         seed: int, end_ns: int) -> dict:
+    from dataplane.pcap_backend import MAX_BURST
+    from dataplane.replay import _frame_udp
+
     sims = new_sims(cfg, profiles, seed)
     heap: list[tuple[int, int, int, bytes]] = [(ts, TO_CORE, i, f)
                                                for i, (ts, f) in enumerate(records)]
@@ -252,7 +333,7 @@ def run_market(cfg: Config, records: list[tuple[int, bytes]], profiles: list[str
                 n += 1
                 heapq.heappush(heap, (now + VENUE_LATENCY_NS, TO_VENUE, n, frame))
     return {"to_strategy": to_strategy, "decisions": decisions, "stats": core.stats(),
-            "md_requests": md_requests}
+            "md_requests": md_requests, "core": core}
 
 
 def sent_orders(cfg: Config, records: list[tuple[int, bytes]]) -> dict[int, int]:
@@ -337,7 +418,7 @@ def compare_routers(*, model_doc: dict, model_path: str | None = None,
                     seed: int = 1, orders: int = 1000, rate_hz: float = 5.0,
                     horizon_ms: int = 1000, miss_penalty: int = 5_000_000,
                     scenario: list[str] | None = None, block: int = 50, ioc_share: float = 1.0,
-                    resamples: int = 2000) -> dict:
+                    resamples: int = 2000, journal_dir: str | Path | None = None) -> dict:
     """Both runs and the comparison (what --json writes)."""
     names = list(model_doc["venues"]) if names is None else names
     profiles = [identical if identical else n.lower() for n in names]
@@ -360,7 +441,11 @@ def compare_routers(*, model_doc: dict, model_path: str | None = None,
     horizon = horizon_ms * MS
     runs = {}
     for label, cfg in (("rule", rule_cfg), ("model", model_cfg)):
-        run = run_market(cfg, records, profiles, seed, end)
+        jpath = None
+        if journal_dir is not None:
+            Path(journal_dir).mkdir(parents=True, exist_ok=True)
+            jpath = Path(journal_dir) / f"{label}.journal"
+        run = run_market(cfg, records, profiles, seed, end, journal=jpath)
         runs[label] = fills_within(run, sent, horizon) | {
             "md_requests": run["md_requests"],
             "orders_routed": run["stats"]["event"]["ORDERS_ROUTED"]}
@@ -438,6 +523,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--block", type=int, default=50, help="bootstrap block, orders")
     p.add_argument("--resamples", type=int, default=2000)
     p.add_argument("--json", metavar="FILE", help="write the result here (JSON)")
+    p.add_argument("--journal-dir", metavar="DIR",
+                   help="keep each run's journal here (rule.journal, model.journal), with a "
+                        "ROUTE record per routing decision: input to omsctl model dataset")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -457,7 +545,8 @@ def run(args: argparse.Namespace) -> int:
         names=args.venues.upper().split(",") if args.venues else None,
         orders=args.orders, rate_hz=args.rate_hz, horizon_ms=args.horizon_ms,
         miss_penalty=int(Decimal(args.miss_penalty) * 10**8), scenario=scenario,
-        block=args.block, resamples=args.resamples, ioc_share=args.ioc_share)
+        block=args.block, resamples=args.resamples, ioc_share=args.ioc_share,
+        journal_dir=args.journal_dir)
     sys.stdout.write(format_text(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

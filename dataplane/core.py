@@ -273,7 +273,22 @@ class Core:
         return with_percentiles({
             "rtt_ewma_ns": h.rtt_ewma_ns, "rtt_last_ns": h.rtt_last_ns,
             "rtt_samples": h.rtt_samples, "unanswered": h.unanswered, "down": h.down,
-            "unresponsive": h.unresponsive, "rtt_hist": list(h.rtt_hist)})
+            "unresponsive": h.unresponsive, "rtt_hist": list(h.rtt_hist),
+            "fill_ratio_pm": h.fill_ratio_pm})
+
+    def fill_model_counts(self) -> dict:
+        """The fill model's counters: decisions by the model and by the
+        rules, and per venue id its recent fill ratio and the probabilities
+        the model gave it (the last, their sum in ppm, their number)."""
+        rc = self.ffi.new("struct oms_route_counts *")
+        self.lib.oms_core_route_counts(self._core, rc)
+        h = self.ffi.new("struct oms_venue_latency *")
+        venues = {}
+        for v in self.cfg.venues:
+            self.lib.oms_core_venue_latency(self._core, v.id, h)
+            venues[v.id] = {"fill_ratio_pm": h.fill_ratio_pm, "p_last_ppm": h.p_last_ppm,
+                            "p_sum_ppm": h.p_sum_ppm, "p_count": h.p_count}
+        return {"by_model": rc.by_model, "by_rules": rc.by_rules, "venues": venues}
 
     def route_decisions(self, from_seq: int = 1) -> list[dict]:
         """The smart router's decisions numbered from `from_seq` on that

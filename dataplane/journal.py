@@ -19,7 +19,7 @@ from control.reload import fixed_changes
 from dataplane.core import Core, CoreError, _ext, ip_to_int, mac_to_bytes
 
 DURABILITY = {"none": 0, "periodic": 1, "burst": 2}
-RECORD_TYPES = {1: "burst", 2: "command", 3: "generation", 4: "market"}
+RECORD_TYPES = {1: "burst", 2: "command", 3: "generation", 4: "market", 5: "route"}
 
 
 class JournalError(RuntimeError):
@@ -43,7 +43,8 @@ class Journal:
             "durability": DURABILITY[jcfg.durability],
             "sync_interval_ms": jcfg.sync_interval_ms, "segment_mb": jcfg.segment_mb,
             "appliance_ip": ip_to_int(cfg.appliance.ip),
-            "appliance_mac": list(mac_to_bytes(cfg.appliance.mac)), "epoch": epoch})
+            "appliance_mac": list(mac_to_bytes(cfg.appliance.mac)), "epoch": epoch,
+            "route_records": int(jcfg.route_records)})
         err = self.ffi.new("char[512]")
         j = self.lib.oms_journal_open(os.fsencode(jcfg.path), c, err, 512)
         if j == self.ffi.NULL:

@@ -21,7 +21,8 @@ HEADER = lib.OMS_JOURNAL_HEADER
 RECORD = lib.OMS_JOURNAL_RECORD
 MAGIC = lib.OMS_JOURNAL_MAGIC
 TYPES = {lib.OMS_JREC_BURST: "burst", lib.OMS_JREC_COMMAND: "command",
-         lib.OMS_JREC_GENERATION: "generation", lib.OMS_JREC_MARKET: "market"}
+         lib.OMS_JREC_GENERATION: "generation", lib.OMS_JREC_MARKET: "market",
+         lib.OMS_JREC_ROUTE: "route"}
 CHUNK = 1 << 20
 MAX_RECORD = 1 << 28  # bigger is a damaged length, not a record
 

@@ -495,6 +495,7 @@ class VenueState:
     rtt_last_ns: int = 0
     rtt_samples: int = 0
     rtt_hist: list[int] = field(default_factory=lambda: [0] * RTT_BUCKETS)
+    fill_ratio_pm: int = 500  # recent fill ratio (semantics.md "Venue health")
     feed: object = None  # its market data: a dataplane.book_model.FeedModel
 
     def unresponsive(self) -> bool:
@@ -530,6 +531,7 @@ class Order:
     prev_state: int = ST_NONE
     acked: int = 0
     answered: bool = False  # the venue said something about it
+    fill_counted: bool = False  # its outcome went into the venue's fill ratio
     state_ts: list[int] = field(default_factory=lambda: [0] * ST_MAX)
     # split across venues (semantics.md "Splitting across venues"): the
     # parent's children, or a child's parent
@@ -791,7 +793,8 @@ class ReferenceCore:
         return with_percentiles({
             "rtt_ewma_ns": v.rtt_ewma_ns, "rtt_last_ns": v.rtt_last_ns,
             "rtt_samples": v.rtt_samples, "unanswered": v.unanswered, "down": int(not v.up),
-            "unresponsive": int(v.unresponsive()), "rtt_hist": list(v.rtt_hist)})
+            "unresponsive": int(v.unresponsive()), "rtt_hist": list(v.rtt_hist),
+            "fill_ratio_pm": v.fill_ratio_pm})
 
     def _sor(self, sess: SessionState, cl_ord_id: int, account: int, symbol: bytes,
              side: int, ord_type: int, price: int, qty: int, tif: int,
@@ -893,7 +896,7 @@ class ReferenceCore:
             if sn["venue"] not in lim.fill_slots or t is None:
                 return None
             f = raw_features(lim.fill_slots[sn["venue"]], buy, price, qty, t.bid_px, t.bid_qty,
-                             t.ask_px, t.ask_qty, ins.tick_size, v.rtt_ewma_ns, 500, 0,
+                             t.ask_px, t.ask_qty, ins.tick_size, v.rtt_ewma_ns, v.fill_ratio_pm, 0,
                              tif == TIF_IOC, self.now % DAY_NS)
             p = -1 if f is None else int(predict_q(fm, [f])[0])
             if p < 0:
@@ -1908,6 +1911,12 @@ class ReferenceCore:
             return
         if not o.answered:
             self._order_answered(venue, o)
+        # the order's outcome for the venue's recent fill ratio: its first
+        # execution 1000, its end without one (cancel, IOC expiry, a reject
+        # of its entry) 0; r = (15 r + outcome) / 16
+        if not o.fill_counted and (t in (ord("E"), ord("C")) or (t == ord("J") and not o.acked)):
+            o.fill_counted = True
+            venue.fill_ratio_pm = (venue.fill_ratio_pm * 15 + (1000 if t == ord("E") else 0)) >> 4
         if o.parent is not None:
             self._child_ouch(o, t, msg)
         elif t == ord("A"):
