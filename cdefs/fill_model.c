@@ -646,24 +646,6 @@ static inline int scale_edges(const struct oms_fill_model *m, const struct oms_f
 #define V_BLEND _mm256_mask_blend_epi64
 #define V_XOR _mm256_xor_si256
 #include "fill_model_lanes.h"
-#undef LANES
-#undef VEC
-#undef V_ZERO
-#undef V_SET1
-#undef V_MASK_SET1
-#undef V_TEST
-#undef V_CMPLT_EPU
-#undef V_SUB
-#undef V_ADD
-#undef V_MULLO
-#undef V_MUL_EPU32
-#undef V_CMPLT
-#undef V_CMPGT
-#undef V_CMPGE
-#undef V_MASK_ADD
-#undef V_STORE
-#undef V_BLEND
-#undef V_XOR
 
 #define LANES 8
 #define VEC __m512i
@@ -684,24 +666,6 @@ static inline int scale_edges(const struct oms_fill_model *m, const struct oms_f
 #define V_BLEND _mm512_mask_blend_epi64
 #define V_XOR _mm512_xor_si512
 #include "fill_model_lanes.h"
-#undef LANES
-#undef VEC
-#undef V_ZERO
-#undef V_SET1
-#undef V_MASK_SET1
-#undef V_TEST
-#undef V_CMPLT_EPU
-#undef V_SUB
-#undef V_ADD
-#undef V_MULLO
-#undef V_MUL_EPU32
-#undef V_CMPLT
-#undef V_CMPGT
-#undef V_CMPGE
-#undef V_MASK_ADD
-#undef V_STORE
-#undef V_BLEND
-#undef V_XOR
 #endif
 
 uint32_t oms_fill_probs(const struct oms_fill_model *m, const struct oms_fill_order *o,

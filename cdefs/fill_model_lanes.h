@@ -128,3 +128,22 @@ static inline uint32_t LANES_FN(eval_venues)(const struct oms_fill_model *m,
 #undef LANES_FN
 #undef LANES_FN_
 #undef LANES_FN__
+/* the parameters too: the file is included once per width */
+#undef LANES
+#undef VEC
+#undef V_ZERO
+#undef V_SET1
+#undef V_MASK_SET1
+#undef V_TEST
+#undef V_CMPLT_EPU
+#undef V_SUB
+#undef V_ADD
+#undef V_MULLO
+#undef V_MUL_EPU32
+#undef V_CMPLT
+#undef V_CMPGT
+#undef V_CMPGE
+#undef V_MASK_ADD
+#undef V_STORE
+#undef V_BLEND
+#undef V_XOR

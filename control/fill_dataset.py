@@ -93,6 +93,18 @@ class Dataset:
                        self.horizon_ms)
 
 
+def dataset_of_rows(rows: list, venues: list[str], horizon_ms: int) -> Dataset:
+    """A Dataset of rows (features, any, full, p_true, session, t_ns), from
+    session files or from journals."""
+    n = len(rows)
+    return Dataset(np.array([r[0] for r in rows], np.int64).reshape(n, len(FEATURES)),
+                   np.array([r[1] for r in rows], np.uint8),
+                   np.array([r[2] for r in rows], np.uint8),
+                   np.array([r[3] for r in rows], np.float64),
+                   np.array([r[4] for r in rows], np.int32),
+                   np.array([r[5] for r in rows], np.int64), venues, horizon_ms)
+
+
 def session_rows(rows: list[dict], venues: list[str], horizon_ms: int,
                  truth: dict | None = None) -> tuple[list, dict]:
     """Feature rows of one session's orders (in send order); returns
@@ -170,15 +182,8 @@ def build(paths: list[Path], horizon_ms: int = 1000, venues: list[str] | None = 
         out, c = session_rows(rows, venues, horizon_ms, truth_by[p])
         allrows += out
         counts = {k: counts.get(k, 0) + c[k] for k in c}
-    n = len(allrows)
-    x = np.array([r[0] for r in allrows], dtype=np.int64).reshape(n, len(FEATURES))
-    ds = Dataset(x, np.array([r[1] for r in allrows], np.uint8),
-                 np.array([r[2] for r in allrows], np.uint8),
-                 np.array([r[3] for r in allrows], np.float64),
-                 np.array([r[4] for r in allrows], np.int32),
-                 np.array([r[5] for r in allrows], np.int64), venues, horizon_ms)
-    counts["rows"] = n
-    return ds, counts
+    counts["rows"] = len(allrows)
+    return dataset_of_rows(allrows, venues, horizon_ms), counts
 
 
 def _session_horizon(p: Path) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from control.fill_dataset import DAY_NS, FEATURES, Dataset, raw_features
+from control.fill_dataset import DAY_NS, Dataset, dataset_of_rows, raw_features
 
 SIDE_BUY, TIF_IOC = 1, 2  # cdefs/sp_wire.h
 UFO_HLEN, UFO_END_OF_SESSION = 20, 0xFFFF
@@ -128,12 +128,5 @@ def build(paths: list[Path], horizon_ms: int = 1000, venues: list[str] | None = 
         rows, c = journal_rows(p, venues, horizon_ms, k + 1)
         allrows += rows
         counts = {key: counts.get(key, 0) + c[key] for key in c}
-    n = len(allrows)
-    ds = Dataset(np.array([r[0] for r in allrows], np.int64).reshape(n, len(FEATURES)),
-                 np.array([r[1] for r in allrows], np.uint8),
-                 np.array([r[2] for r in allrows], np.uint8),
-                 np.array([r[3] for r in allrows], np.float64),
-                 np.array([r[4] for r in allrows], np.int32),
-                 np.array([r[5] for r in allrows], np.int64), venues, horizon_ms)
-    counts["rows"] = n
-    return ds, counts
+    counts["rows"] = len(allrows)
+    return dataset_of_rows(allrows, venues, horizon_ms), counts
