@@ -231,6 +231,17 @@ def strategy_lines(*, seed: int, orders: int, rate_hz: float, horizon_ms: int,
     return [json.dumps(e[2]) for e in events]
 
 
+def strategy_session(cfg: Config, profiles: list[str], *, seed: int, orders: int,
+                     rate_hz: float, horizon_ms: int, ioc_share: float = 0.5
+                     ) -> list[tuple[int, bytes]]:
+    """The seeded strategy's frames from the session's open, its orders
+    priced against the seeded simulators' own quotes."""
+    lines = strategy_lines(seed=seed, orders=orders, rate_hz=rate_hz, horizon_ms=horizon_ms,
+                           start_ns=DAY_NS + OPEN_NS, market=new_sims(cfg, profiles, seed),
+                           ioc_share=ioc_share)
+    return strategy_frames(cfg, lines)
+
+
 def strategy_frames(cfg: Config, lines: list[str], source: str = "<strategy>"
                     ) -> list[tuple[int, bytes]]:
     from pcaps.builder import build_frames
@@ -425,14 +436,12 @@ def compare_routers(*, model_doc: dict, model_path: str | None = None,
     for p in profiles:
         if p not in PROFILES:
             raise ValueError(f"no venue profile {p!r} (profiles: {', '.join(sorted(PROFILES))})")
-    start = DAY_NS + OPEN_NS
     rule_cfg = sim_config(names)
     model_cfg = sim_config(names, model_doc=model_doc, model_path=model_path,
                            miss_penalty=miss_penalty)
-    lines = scenario if scenario is not None else strategy_lines(
-        seed=seed, orders=orders, rate_hz=rate_hz, horizon_ms=horizon_ms, start_ns=start,
-        market=new_sims(rule_cfg, profiles, seed), ioc_share=ioc_share)
-    records = strategy_frames(rule_cfg, lines)
+    records = strategy_frames(rule_cfg, scenario) if scenario is not None else strategy_session(
+        rule_cfg, profiles, seed=seed, orders=orders, rate_hz=rate_hz, horizon_ms=horizon_ms,
+        ioc_share=ioc_share)
     if not records:
         raise ValueError("the strategy sends nothing")
     # both runs start the simulators at the same moment, before any order

@@ -23,22 +23,12 @@ MS = 1_000_000
 
 def one(out: str, k: int, seed: int, names: list[str], orders: int, rate_hz: float,
         ioc_share: float, horizon_ms: int) -> dict:
-    from control.whatif_sim import (
-        DAY_NS,
-        OPEN_NS,
-        new_sims,
-        run_market,
-        sim_config,
-        strategy_frames,
-        strategy_lines,
-    )
+    from control.whatif_sim import run_market, sim_config, strategy_session
     cfg = sim_config(names)
     profiles = [n.lower() for n in names]
     t0 = time.time()
-    lines = strategy_lines(seed=seed, orders=orders, rate_hz=rate_hz, horizon_ms=horizon_ms,
-                           start_ns=DAY_NS + OPEN_NS, market=new_sims(cfg, profiles, seed),
-                           ioc_share=ioc_share)
-    records = strategy_frames(cfg, lines)
+    records = strategy_session(cfg, profiles, seed=seed, orders=orders, rate_hz=rate_hz,
+                               horizon_ms=horizon_ms, ioc_share=ioc_share)
     path = Path(out) / f"session{k:02d}.journal"
     run = run_market(cfg, records, profiles, seed, records[-1][0] + (horizon_ms + 10) * MS,
                      journal=path)

@@ -222,23 +222,12 @@ def _same(a, b) -> bool:
 
 
 def test_route_records_are_off_by_default_and_change_no_other_record(tmp_path):
-    from control.whatif_sim import (
-        DAY_NS as DAY,
-    )
-    from control.whatif_sim import (
-        OPEN_NS,
-        new_sims,
-        run_market,
-        sim_config,
-        strategy_frames,
-        strategy_lines,
-    )
+    from control.whatif_sim import run_market, sim_config, strategy_session
     names = ["FADE", "JITTER", "PLAIN"]
     cfg = sim_config(names)
     profiles = [n.lower() for n in names]
-    lines = strategy_lines(seed=3, orders=60, rate_hz=5, horizon_ms=1000,
-                           start_ns=DAY + OPEN_NS, market=new_sims(cfg, profiles, 3))
-    records = strategy_frames(cfg, lines)
+    records = strategy_session(cfg, profiles, seed=3, orders=60, rate_hz=5,
+                               horizon_ms=1000)
     end = records[-1][0] + 1010 * MS
     kept = {}
     for on in (False, True):
@@ -259,24 +248,13 @@ def test_route_records_are_off_by_default_and_change_no_other_record(tmp_path):
 
 def test_metrics_of_the_models_decisions(tmp_path):
     from control.metrics import DataPlaneSource, OmsCollector
-    from control.whatif_sim import (
-        DAY_NS as DAY,
-    )
-    from control.whatif_sim import (
-        OPEN_NS,
-        new_sims,
-        run_market,
-        sim_config,
-        strategy_frames,
-        strategy_lines,
-    )
+    from control.whatif_sim import run_market, sim_config, strategy_session
     names = ["FADE", "JITTER", "PLAIN"]
     doc = fill_artefact.load(MODEL)
     cfg = sim_config(names, model_doc=doc, model_path=str(MODEL), miss_penalty=5_000_000)
     profiles = [n.lower() for n in names]
-    lines = strategy_lines(seed=4, orders=80, rate_hz=5, horizon_ms=1000,
-                           start_ns=DAY + OPEN_NS, market=new_sims(cfg, profiles, 4))
-    records = strategy_frames(cfg, lines)
+    records = strategy_session(cfg, profiles, seed=4, orders=80, rate_hz=5,
+                               horizon_ms=1000)
     path = tmp_path / "m.journal"
     run = run_market(cfg, records, profiles, 4, records[-1][0] + 1010 * MS, journal=path)
     reg = CollectorRegistry()
