@@ -106,13 +106,16 @@ static inline void fill_mbuf(struct rte_mbuf *m, const uint8_t *data, uint32_t l
  * CPU (the lcore or NIC that filled them, or freed them): taken a burst
  * ahead, their header and first data lines prefetched for writing, the
  * misses overlap the core's work on the next burst instead of stalling
- * the copy.  Short of mbufs, nothing is taken: flush_tx allocates. */
+ * the copy.  Topped up to full after every flush, so that between bursts
+ * the stash holds a constant number of the pool's mbufs (a leak check
+ * watching the pool's use sees no swing).  Short of mbufs, nothing is
+ * taken: flush_tx allocates. */
 static void tx_stash_refill(struct oms_worker *w)
 {
 	uint32_t want = OMS_TX_STASH - w->n_stash;
 
-	if (want < OMS_BURST || rte_mempool_get_bulk(w->pool, (void **)(w->tx_stash + w->n_stash),
-						       want) != 0)
+	if (want == 0 || rte_mempool_get_bulk(w->pool, (void **)(w->tx_stash + w->n_stash),
+					      want) != 0)
 		return;
 	for (uint32_t i = w->n_stash; i < OMS_TX_STASH; i++) {
 		char *mb = (char *)w->tx_stash[i];
