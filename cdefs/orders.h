@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "oms_core.h"
 
@@ -33,6 +34,13 @@ static inline uint32_t id_hash(uint64_t v)
  * multiple of the alignment). */
 static inline void *alloc_lines(size_t size)
 {
+	if (size >= (2u << 20)) {
+		size_t r = (size + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+		void *p = aligned_alloc(2u << 20, r);
+		if (p)
+			madvise(p, r, MADV_HUGEPAGE);
+		return p;
+	}
 	return aligned_alloc(64, (size + 63) & ~(size_t)63);
 }
 
