@@ -96,6 +96,7 @@
 struct gaps {
 	uint64_t last, max, n, total; /* TSC */
 	uint64_t limit;
+	uint64_t end, len; /* the latest gap over the limit: when it ended, how long */
 };
 
 static inline void gap_note(struct gaps *g, uint64_t now)
@@ -107,6 +108,8 @@ static inline void gap_note(struct gaps *g, uint64_t now)
 		if (d > g->limit) {
 			g->n++;
 			g->total += d;
+			g->len = d;
+			g->end = now;
 		}
 	}
 	g->last = now;
@@ -222,6 +225,9 @@ struct result {
 	 * time over all CPUs: 0, 0, 100 % and 0 on CPUs of their own */
 	uint64_t preempted_ns, preemptions, main_preempted_ns;
 	double cpu_pct, main_cpu_pct, steal_ms;
+	/* paced runs: core-to-core latency just before and just after, as
+	 * the host may move the vCPUs (c2c 40-230 ns here) in the middle */
+	double c2c_before_ns, c2c_after_ns;
 	/* the loops' own view: longest gap between two polls, and the gaps
 	 * over GAP_NS (the lcore was interrupted) with their total */
 	struct gaps wgaps, mgaps;
@@ -230,6 +236,11 @@ struct result {
 	uint64_t discarded_loss;            /* frames lost in disturbed tries not kept */
 	struct lat_hist burst_frame, burst_order, e2e_order, wait_frame;
 	uint64_t offered, enq, missed, stalls, drained, main_alloc_waits;
+	/* paced: when the first frame was lost (0: none), and the latest
+	 * interruption of each loop before it, to tell a loss that followed
+	 * one (the offering lcore's own makes it offer what fell due at once)
+	 * from a worker that did not keep up */
+	uint64_t t0, first_loss, wgap_end, wgap_len, mgap_end, mgap_len; /* TSC */
 	uint64_t ipackets, opackets, imissed, oerrors;
 	uint64_t orders, frames_out, system_rejects, drops, accepted, fills;
 	uint64_t loss;
@@ -688,6 +699,14 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 			if (rate_fps > 0) {
 				/* a NIC with a full ring drops what arrives */
 				rte_pktmbuf_free_bulk(pm + pos + e, ready - e);
+				if (!r->missed) {
+					r->t0 = t0;
+					r->first_loss = now;
+					r->wgap_end = b->wgaps.end;
+					r->wgap_len = b->wgaps.len;
+					r->mgap_end = r->mgaps.end;
+					r->mgap_len = r->mgaps.len;
+				}
 				r->missed += ready - e;
 				e = ready;
 			} else {
@@ -809,7 +828,10 @@ static void run_tries(struct bench *b, int attempts, int mode, uint32_t nframes,
 	int a;
 
 	for (a = 1; a <= attempts; a++) {
+		double before = record ? c2c_ns(b) : 0;
 		run(b, mode, nframes, rate_fps, record, &t);
+		t.c2c_before_ns = before;
+		t.c2c_after_ns = record ? c2c_ns(b) : 0;
 		uint64_t lost = t.wgaps.total + (mode == MODE_CORE ? 0 : t.mgaps.total);
 		uint64_t kept = keep->wgaps.total + (mode == MODE_CORE ? 0 : keep->mgaps.total);
 		if (a == 1 || !t.disturbed || lost < kept) {
@@ -854,6 +876,10 @@ static void print_run(const char *p, const struct result *r, int mode)
 	printf("%s_worker_interrupted_ns %.0f\n", p, (double)r->wgaps.total * 1e9 / B.hz);
 	printf("%s_disturbed %d\n", p, r->disturbed);
 	printf("%s_attempts %d\n", p, r->attempts);
+	if (r->c2c_before_ns > 0) {
+		printf("%s_c2c_before_ns %.1f\n", p, r->c2c_before_ns);
+		printf("%s_c2c_after_ns %.1f\n", p, r->c2c_after_ns);
+	}
 	printf("%s_discarded_loss %lu\n", p, (unsigned long)r->discarded_loss);
 	if (mode == MODE_CORE)
 		goto core;
@@ -867,6 +893,17 @@ static void print_run(const char *p, const struct result *r, int mode)
 	printf("%s_main_interrupted_ns %.0f\n", p, (double)r->mgaps.total * 1e9 / B.hz);
 	printf("%s_offer_stalls %lu\n", p, (unsigned long)r->stalls);
 	printf("%s_rx_missed %lu\n", p, (unsigned long)r->missed);
+	if (r->missed) {
+		double ms = 1e3 / B.hz;
+		/* times from the first offer; a gap's is when it ended */
+		printf("%s_first_loss_ms %.3f\n", p, (double)(r->first_loss - r->t0) * ms);
+		printf("%s_worker_gap_before_loss_ms %.3f\n", p,
+		       r->wgap_len ? ((double)r->wgap_end - (double)r->t0) * ms : -1.0);
+		printf("%s_worker_gap_before_loss_us %.0f\n", p, (double)r->wgap_len * ms * 1e3);
+		printf("%s_main_gap_before_loss_ms %.3f\n", p,
+		       r->mgap_len ? ((double)r->mgap_end - (double)r->t0) * ms : -1.0);
+		printf("%s_main_gap_before_loss_us %.0f\n", p, (double)r->mgap_len * ms * 1e3);
+	}
 	printf("%s_worker_rx %lu\n", p, (unsigned long)r->rx_frames);
 	printf("%s_worker_tx %lu\n", p, (unsigned long)r->tx_frames);
 	printf("%s_tx_dropped %lu\n", p, (unsigned long)r->tx_dropped);
