@@ -42,6 +42,7 @@ struct oms_worker_stats {
 	uint64_t idle_polls;
 	uint64_t busy_polls;
 	uint64_t commands;
+	uint64_t out_ring_waits; /* sharded: the out ring was full, the worker waited */
 };
 
 /* Typed mode (docs/dataplane.md "Threading"), the brief's threading model:

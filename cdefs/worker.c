@@ -25,9 +25,11 @@ extern int oms_arrival_offset;
 #define IDLE_SPINS 1024
 /* how often a TX burst that the port did not fully take is retried */
 #define TX_RETRIES 64
-/* sharded: tries (a yield every 64) before output the I/O lcore does not
- * take is counted as dropped */
-#define OUT_RING_WAIT (64 * 1024)
+/* sharded: how long the worker waits (yielding every 64 tries) for the
+ * I/O lcore to make room on its out ring before output is counted as
+ * dropped: an I/O lcore that has not drained for that long has failed,
+ * and until then nothing is lost - even when the two share one CPU */
+#define OUT_RING_WAIT_MS 500
 
 /* The DPDK benchmark compiles this file into itself (bench/dpdk_bench.c)
  * so that its full-pipeline run times this loop, not a copy of it: it
@@ -50,6 +52,28 @@ static inline uint64_t live_now(const struct oms_worker *w)
 	return w->wall_base_ns + (uint64_t)((double)(rte_rdtsc() - w->tsc_base) * w->ns_per_tsc);
 }
 
+/* The out ring is ours to wait for: the I/O lcore drains it, also when it
+ * has to share our CPU (then it needs us to yield).  A wait is counted
+ * (out_ring_waits: the I/O lcore is the bottleneck); returns how many went. */
+static uint32_t out_ring_put(struct oms_worker *w, struct rte_mbuf **m, uint32_t k)
+{
+	uint32_t sent = rte_ring_sp_enqueue_burst(w->out_ring, (void **)m, k, NULL);
+
+	if (sent == k)
+		return sent;
+	w->stats.out_ring_waits++;
+	uint64_t deadline = rte_rdtsc() + rte_get_tsc_hz() / 1000 * OUT_RING_WAIT_MS;
+	for (uint32_t t = 1; sent < k; t++) {
+		if (t % 64 == 0) {
+			if (rte_rdtsc() > deadline)
+				break;
+			sched_yield();
+		}
+		sent += rte_ring_sp_enqueue_burst(w->out_ring, (void **)(m + sent), k - sent, NULL);
+	}
+	return sent;
+}
+
 static void send_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m, uint32_t k)
 {
 	uint32_t sent = 0;
@@ -59,22 +83,15 @@ static void send_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m
 		rte_pktmbuf_free_bulk(m, k);
 		return;
 	}
-	if (w->out_ring) /* sharded: the I/O lcore sends them */
+	if (w->out_ring) { /* sharded: the I/O lcore sends them */
 		for (uint32_t i = 0; i < k; i++)
 			m[i]->port = port;
-	/* the out ring is ours to wait for: the I/O lcore drains it, also
-	 * when it has to share our CPU (then it needs us to yield) */
-	int tries = w->out_ring ? OUT_RING_WAIT : TX_RETRIES;
-	for (int t = 0; t < tries && sent < k; t++) {
-		if (w->out_ring)
-			sent += rte_ring_sp_enqueue_burst(w->out_ring, (void **)(m + sent), k - sent,
-							  NULL);
-		else
+		sent = out_ring_put(w, m, k);
+	} else {
+		for (int t = 0; t < TX_RETRIES && sent < k; t++) {
 			sent += rte_eth_tx_burst(port, w->tx_queue, m + sent, (uint16_t)(k - sent));
-		if (sent < k) {
-			w->stats.tx_retries++;
-			if (w->out_ring && t % 64 == 63)
-				sched_yield();
+			if (sent < k)
+				w->stats.tx_retries++;
 		}
 	}
 	if (sent < k) {
