@@ -4,6 +4,7 @@
  * it routes by and never touches a core. */
 #include <unistd.h>
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_mbuf.h>
@@ -112,21 +113,81 @@ static void tx(struct oms_io *io, uint16_t port, struct rte_mbuf **m, uint16_t k
 	io->stats.tx_frames += sent;
 }
 
-/* Send what one worker queued, in its order, a batch per port. */
-static int drain(struct oms_io *io, struct rte_ring *out)
+/* Send the output waiting in pend[], in order, a batch per port; stop at
+ * the first port that does not take all of its batch.  Returns whether
+ * all went. */
+static int send_pending(struct oms_io *io)
 {
-	struct rte_mbuf *m[OMS_BURST];
-	unsigned n = rte_ring_sc_dequeue_burst(out, (void **)m, OMS_BURST, NULL);
 	uint16_t i = 0;
 
-	while (i < n) {
+	while (i < io->n_pend) {
 		uint16_t k = 1;
-		while (i + k < n && m[i + k]->port == m[i]->port)
+		while (i + k < io->n_pend && io->pend[i + k]->port == io->pend[i]->port)
 			k++;
-		tx(io, m[i]->port, m + i, k);
-		i += k;
+		uint16_t sent = rte_eth_tx_burst(io->pend[i]->port, 0, io->pend + i, k);
+		io->stats.tx_frames += sent;
+		i += sent;
+		if (sent < k)
+			break;
 	}
+	if (i) {
+		memmove(io->pend, io->pend + i, (size_t)(io->n_pend - i) * sizeof(*io->pend));
+		io->n_pend -= i;
+	}
+	return io->n_pend == 0;
+}
+
+/* Send what one worker queued, in its order.  What a full port does not
+ * take waits in pend[] and goes first next time; meanwhile nothing more
+ * is taken from any out ring, so they back up and the workers wait for
+ * room (worker.c out_ring_put) - the cores' output is never dropped here
+ * for a port that is only momentarily full.  Returns whether anything was
+ * taken. */
+static int drain(struct oms_io *io, struct rte_ring *out)
+{
+	if (io->n_pend && !send_pending(io))
+		return 0;
+	unsigned n = rte_ring_sc_dequeue_burst(out, (void **)io->pend, OMS_BURST, NULL);
+	io->n_pend = (uint16_t)n;
+	if (n && !send_pending(io))
+		io->stats.tx_waits++;
 	return n != 0;
+}
+
+/* Stopping, after the workers: what they left is sent, for up to
+ * STOP_FLUSH_MS while ports are full; then what is left is counted as
+ * dropped. */
+#define STOP_FLUSH_MS 100
+
+static void flush_at_stop(struct oms_io *io)
+{
+	uint64_t deadline = rte_rdtsc() + rte_get_tsc_hz() / 1000 * STOP_FLUSH_MS;
+
+	for (;;) {
+		int left = 0;
+		for (uint16_t w = 0; w < io->n_workers; w++) {
+			while (drain(io, io->out_ring[w]))
+				;
+			left |= io->n_pend || rte_ring_count(io->out_ring[w]);
+		}
+		if (!left || rte_rdtsc() > deadline)
+			break;
+		rte_pause();
+	}
+	if (io->n_pend) {
+		io->stats.tx_dropped += io->n_pend;
+		rte_pktmbuf_free_bulk(io->pend, io->n_pend);
+		io->n_pend = 0;
+	}
+	for (uint16_t w = 0; w < io->n_workers; w++) {
+		struct rte_mbuf *m[OMS_BURST];
+		unsigned n;
+		while ((n = rte_ring_sc_dequeue_burst(io->out_ring[w], (void **)m, OMS_BURST,
+						      NULL)) != 0) {
+			io->stats.tx_dropped += n;
+			rte_pktmbuf_free_bulk(m, n);
+		}
+	}
 }
 
 static int receive(struct oms_io *io, uint16_t port)
@@ -227,8 +288,10 @@ static int io_main(void *arg)
 		for (uint16_t w = 0; w < io->n_workers; w++)
 			while (drain(io, io->out_ring[w]))
 				busy = 1;
-		if (stopping)
-			break; /* the workers had stopped: that was the last drain */
+		if (stopping) { /* the workers had stopped: the last drain */
+			flush_at_stop(io);
+			break;
+		}
 		if (busy) {
 			io->stats.busy_polls++;
 			idle = 0;
@@ -247,6 +310,7 @@ static int io_main(void *arg)
 
 int oms_io_launch(struct oms_io *io, unsigned lcore)
 {
+	io->n_pend = 0;
 	static const struct rte_mbuf_dynfield arrival = {
 		.name = "oms_dynfield_arrival",
 		.size = sizeof(uint32_t),

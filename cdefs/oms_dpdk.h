@@ -214,6 +214,7 @@ struct oms_io_stats {
 	uint64_t tx_dropped;
 	uint64_t idle_polls;
 	uint64_t busy_polls;
+	uint64_t tx_waits; /* a port did not take the workers' output at once: it waited here */
 };
 
 struct oms_io {
@@ -240,6 +241,10 @@ struct oms_io {
 	struct oms_typed *merge;          /* the placement worker's window */
 	uint32_t next_arrival;
 	uint64_t lane_tx[OMS_LANES];
+	/* workers' output a port has not taken yet, in order (io_lcore.c
+	 * drain); nothing more is taken from the out rings until it is sent */
+	uint16_t n_pend;
+	struct rte_mbuf *pend[OMS_BURST];
 };
 
 

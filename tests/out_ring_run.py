@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import ring_rig  # noqa: E402
 import wire  # noqa: E402
 
 from dataplane import dpdk  # noqa: E402
@@ -33,11 +34,7 @@ OUT_RING = 64
 
 class Rig:
     def __init__(self):
-        args = dpdk.default_eal_args()
-        i = args.index("-l")
-        args[i:i + 2] = ["--lcores", "0@0,1@1"]
-        dpdk.eal_init(args)
-        ext = dpdk.extension()
+        self.ext = ext = ring_rig.eal("0@0,1@1")
         self.ffi, self.lib = ext.ffi, ext.lib
         lib, ffi = self.lib, self.ffi
         cfg = wire.config()
@@ -62,22 +59,10 @@ class Rig:
         self._lens = ffi.new(f"uint16_t[{OUT_RING}]")
 
     def inject(self, frames: list[bytes]) -> None:
-        ffi, burst = self.ffi, self.lib.OMS_BURST
-        for k in range(0, len(frames), burst):
-            part = frames[k:k + burst]
-            keep = [ffi.from_buffer(f) for f in part]
-            ptrs = ffi.new("uint8_t *[]", keep)
-            lens = ffi.new("uint16_t[]", [len(f) for f in part])
-            if self.lib.oms_inject(self.pool, self.in_ring, ptrs, lens, len(part), T0) != 0:
-                raise dpdk.DpdkError("cannot inject (mempool or ring full)")
-            self.sent += len(part)
+        self.sent += ring_rig.inject(self.ext, self.pool, self.in_ring, frames, T0)
 
     def wait(self, what, timeout_s: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not what():
-            if time.monotonic() > deadline:
-                raise dpdk.DpdkError(f"timed out waiting ({self.stats()})")
-            time.sleep(0.001)
+        ring_rig.wait_until(what, self.stats, timeout_s)
 
     def drain(self) -> list[str]:
         """The out ring's frames until the worker has handled every frame

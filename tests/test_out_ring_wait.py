@@ -7,16 +7,11 @@ frames, and every frame the core built is then either sent or counted as
 dropped."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from ring_rig import run_script
 from test_bench_dpdk_smoke import dpdk_available
 from test_transcripts import decode_out
 
-ROOT = Path(__file__).resolve().parent.parent
 N = 100
 
 pytestmark = pytest.mark.skipif(not dpdk_available(), reason="libdpdk not found by pkg-config")
@@ -24,11 +19,7 @@ pytestmark = pytest.mark.skipif(not dpdk_available(), reason="libdpdk not found 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("outwait") / "out.json"
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "out_ring_run.py"), str(out),
-                        str(N)], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads(out.read_text())
+    res = run_script("out_ring_run.py", tmp_path_factory.mktemp("outwait") / "out.json", str(N))
     for phase in ("held", "failed"):
         res[phase] = [decode_out(bytes.fromhex(f)) for f in res[phase]]
     return res

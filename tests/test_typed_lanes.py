@@ -6,16 +6,11 @@ through its own worker is still applied after its NewOrder; every frame
 went through the lane of its type."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from ring_rig import run_script
 from test_bench_dpdk_smoke import dpdk_available
 from test_transcripts import decode_out
 
-ROOT = Path(__file__).resolve().parent.parent
 N = 200
 
 pytestmark = pytest.mark.skipif(not dpdk_available(), reason="libdpdk not found by pkg-config")
@@ -23,11 +18,7 @@ pytestmark = pytest.mark.skipif(not dpdk_available(), reason="libdpdk not found 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("typed") / "out.json"
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "typed_ring_run.py"), str(out),
-                        str(N)], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads(out.read_text())
+    res = run_script("typed_ring_run.py", tmp_path_factory.mktemp("typed") / "out.json", str(N))
     for step in ("start", "queued_burst"):
         # the I/O lcore's gratuitous ARP at start aside
         frames = [bytes.fromhex(f) for f in res[step]]

@@ -1,0 +1,53 @@
+"""Sharded mode with a port that stops taking frames (tests/io_backpressure_run.py,
+a subprocess: EAL once per process).  Its transmit ring full for 200 ms, the
+output backs up through the I/O lcore into the worker's out ring and the
+worker waits - no stage drops anything, each counts that it waited - and
+once the port drains, every venue order comes out once, in order."""
+from __future__ import annotations
+
+import pytest
+from ring_rig import run_script
+from test_bench_dpdk_smoke import dpdk_available
+from test_transcripts import decode_out
+
+N = 300
+
+pytestmark = pytest.mark.skipif(not dpdk_available(), reason="libdpdk not found by pkg-config")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    res = run_script("io_backpressure_run.py", tmp_path_factory.mktemp("iobp") / "out.json",
+                     str(N))
+    frames = [bytes.fromhex(f) for f in res["frames"]]
+    res["arp"] = [f for f in frames if f[12:14] == b"\x08\x06"]
+    res["out"] = [decode_out(f) for f in frames if f[12:14] == b"\x08\x00"]
+    return res
+
+
+def test_every_stage_waited_and_none_dropped(run):
+    held = run["held"]
+    assert held["io"]["tx_waits"] >= 1
+    assert held["worker"]["out_ring_waits"] >= 1
+    for when in ("held", "end"):
+        assert run[when]["io"]["tx_dropped"] == 0
+        assert run[when]["worker"]["tx_dropped"] == 0
+
+
+def test_every_venue_order_came_out_once_in_order(run):
+    orders = [o for o in run["out"] if o["type"] == "O"]
+    assert [o["ref"] for o in orders] == list(range(1, N + 1))
+    assert [o["type"] for o in run["out"] if o["type"] not in ("O", "Heartbeat")] == [
+        "LoginAccepted"]
+    assert len(run["arp"]) == 1  # the gratuitous ARP at start
+
+
+def test_the_port_counted_what_came_out(run):
+    end = run["end"]
+    assert end["io"]["tx_frames"] == len(run["arp"]) + len(run["out"])
+    assert end["worker"]["tx_frames"] == len(run["out"])
+
+
+def test_no_mbuf_is_left_behind(run):
+    assert run["pool_in_use_after"] == run["pool_in_use_before"]
+    assert not any(run["core"]["drop"].values())
