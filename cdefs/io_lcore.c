@@ -310,7 +310,6 @@ static int io_main(void *arg)
 
 int oms_io_launch(struct oms_io *io, unsigned lcore)
 {
-	io->n_pend = 0;
 	static const struct rte_mbuf_dynfield arrival = {
 		.name = "oms_dynfield_arrival",
 		.size = sizeof(uint32_t),
@@ -318,6 +317,7 @@ int oms_io_launch(struct oms_io *io, unsigned lcore)
 	};
 	uint8_t g[64];
 
+	io->n_pend = 0;
 	if (io->typed) {
 		oms_arrival_offset = rte_mbuf_dynfield_register(&arrival);
 		if (oms_arrival_offset < 0)
