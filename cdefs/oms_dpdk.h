@@ -36,8 +36,8 @@ enum oms_worker_mode {
 struct oms_worker_stats {
 	uint64_t rx_frames;
 	uint64_t tx_frames;
-	uint64_t tx_retries;   /* tx burst did not take all at once */
-	uint64_t tx_dropped;   /* could not be sent even after retries */
+	uint64_t tx_retries;   /* a port did not take a burst at once: the worker waited */
+	uint64_t tx_dropped;   /* could not be sent even after waiting */
 	uint64_t mbuf_alloc_failed;
 	uint64_t idle_polls;
 	uint64_t busy_polls;
@@ -162,6 +162,9 @@ struct oms_worker {
 	struct link_stats link;
 	int mode;
 	int idle_sleep_us; /* 0: pure busy poll; else back off when idle */
+	/* how long to wait for a port to take a burst (worker.c port_put);
+	 * 0: TX_WAIT_US */
+	uint32_t tx_wait_us;
 	volatile int stop;
 	volatile uint64_t done; /* frames + ticks fully handled (replay) */
 	/* DPDK RCU (QSBR): the worker reports a quiescent state, thread id
@@ -187,6 +190,7 @@ struct oms_worker {
 	uint32_t n_stash;
 	uint32_t stash_data_off; /* from the mbuf to its data, once reset */
 	uint32_t stash_headroom; /* data_off of a reset mbuf */
+	uint32_t tx_stuck; /* ports (bit = port id < 32) that took nothing in a whole wait */
 	struct rte_mbuf *tx_stash[OMS_TX_STASH];
 };
 

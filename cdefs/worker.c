@@ -23,8 +23,13 @@ extern int oms_arrival_offset;
 
 /* polls with nothing to do before the worker starts sleeping */
 #define IDLE_SPINS 1024
-/* how often a TX burst that the port did not fully take is retried */
-#define TX_RETRIES 64
+/* how long the worker waits for a port to take a burst it did not take at
+ * once: several times what a NIC needs to send a whole TX ring at 10 Gb/s,
+ * so a burst of output (a mass cancel of thousands of orders) waits for
+ * the port instead of being dropped; a port that takes nothing in that
+ * time is stuck (link down): it gets one try per burst until it takes a
+ * frame again, so that it cannot stall the worker's other ports */
+#define TX_WAIT_US 1000
 /* sharded: how long the worker waits (yielding every 64 tries) for the
  * I/O lcore to make room on its out ring before output is counted as
  * dropped: an I/O lcore that has not drained for that long has failed,
@@ -74,6 +79,32 @@ static uint32_t out_ring_put(struct oms_worker *w, struct rte_mbuf **m, uint32_t
 	return sent;
 }
 
+/* Returns how many of the k frames port took. */
+static uint32_t port_put(struct oms_worker *w, uint16_t port, struct rte_mbuf **m, uint32_t k)
+{
+	uint32_t bit = port < 32 ? 1u << port : 0;
+	uint32_t sent = rte_eth_tx_burst(port, w->tx_queue, m, (uint16_t)k);
+
+	if (sent == k) {
+		w->tx_stuck &= ~bit;
+		return sent;
+	}
+	w->stats.tx_retries++;
+	if (w->tx_stuck & bit) {
+		if (sent)
+			w->tx_stuck &= ~bit;
+		return sent;
+	}
+	uint32_t before = sent;
+	uint64_t wait_us = w->tx_wait_us ? w->tx_wait_us : TX_WAIT_US;
+	uint64_t deadline = rte_rdtsc() + rte_get_tsc_hz() / 1000000 * wait_us;
+	while (sent < k && rte_rdtsc() < deadline)
+		sent += rte_eth_tx_burst(port, w->tx_queue, m + sent, (uint16_t)(k - sent));
+	if (sent == before)
+		w->tx_stuck |= bit;
+	return sent;
+}
+
 static void send_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m, uint32_t k)
 {
 	uint32_t sent = 0;
@@ -88,11 +119,7 @@ static void send_frames(struct oms_worker *w, uint16_t port, struct rte_mbuf **m
 			m[i]->port = port;
 		sent = out_ring_put(w, m, k);
 	} else {
-		for (int t = 0; t < TX_RETRIES && sent < k; t++) {
-			sent += rte_eth_tx_burst(port, w->tx_queue, m + sent, (uint16_t)(k - sent));
-			if (sent < k)
-				w->stats.tx_retries++;
-		}
+		sent = port_put(w, port, m, k);
 	}
 	if (sent < k) {
 		w->stats.tx_dropped += k - sent;
@@ -163,6 +190,7 @@ static void tx_stash_return(struct oms_worker *w)
 	if (w->n_stash)
 		rte_mempool_put_bulk(w->pool, (void **)w->tx_stash, w->n_stash);
 	w->n_stash = 0;
+	w->tx_stuck = 0;
 }
 
 /* Transmit the core's frames: copied into fresh mbufs (the core builds
