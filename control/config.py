@@ -256,6 +256,10 @@ class Dataplane:
     mtu: int = 1500
     rx_queues: int = 1
     link_wait_ms: int = 0
+    # how long a worker waits for a port to take output it did not take at
+    # once before dropping it (counted); a port that takes nothing in a
+    # whole wait gets one try per burst until it takes a frame again
+    tx_wait_us: int = 1000
     afxdp: Afxdp | None = None
     threading: Threading = field(default_factory=Threading)
     # two busy-polling workers on the hyperthreads of one core take turns on
@@ -922,7 +926,8 @@ class _Loader:
                 out[key] = self.boolean(v[key], f"dataplane.{key}")
         for key, lo, hi in (("memory_mb", 64, 1 << 20), ("mbufs", 511, 1 << 24),
                             ("idle_sleep_us", 0, 1_000_000), ("mtu", 68, 9600),
-                            ("rx_queues", 1, 4), ("link_wait_ms", 0, 60_000)):
+                            ("rx_queues", 1, 4), ("link_wait_ms", 0, 60_000),
+                            ("tx_wait_us", 1, 1_000_000)):
             if key in v:
                 out[key] = self.integer(v[key], f"dataplane.{key}", lo, hi)
         for key in ("pci", "vdevs"):

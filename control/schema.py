@@ -167,6 +167,7 @@ _RULES: dict[tuple[str, str], dict] = {
     ("Dataplane", "memory_mb"): _int(64, 1 << 20),
     ("Dataplane", "mbufs"): _int(511, 1 << 24),
     ("Dataplane", "idle_sleep_us"): _int(0, 1_000_000),
+    ("Dataplane", "tx_wait_us"): _int(1, 1_000_000),
     ("Afxdp", "strategy_iface"): {"type": "string", "pattern": "^" + C._IFNAME_RE.pattern + "$",
                                   "description": "kernel interface towards strategies"},
     ("Afxdp", "venue_iface"): {"type": "string", "pattern": "^" + C._IFNAME_RE.pattern + "$",

@@ -487,6 +487,7 @@ class Appliance(LiveControl):
             w.ip = ip_to_int(cfg.appliance.ip)
             w.mode = lib.OMS_MODE_LIVE
             w.idle_sleep_us = cfg.dataplane.idle_sleep_us
+            w.tx_wait_us = cfg.dataplane.tx_wait_us
             w.rcu = self.rcu
             w.rcu_id = i
             if self.sharded:

@@ -99,6 +99,12 @@ def test_config_keys_and_their_limits():
                              "default_config.yaml")).read()
     cfg = load_config_text(base + "\n", "x.yaml")
     assert (cfg.dataplane.mtu, cfg.dataplane.rx_queues, cfg.dataplane.link_wait_ms) == (1500, 1, 0)
+    assert cfg.dataplane.tx_wait_us == 1000
+    assert load_config_text(base + "\ndataplane:\n  tx_wait_us: 250\n",
+                            "x.yaml").dataplane.tx_wait_us == 250
+    with pytest.raises(ConfigError) as e:
+        load_config_text(base + "\ndataplane:\n  tx_wait_us: 0\n", "x.yaml")
+    assert "dataplane.tx_wait_us" in str(e.value)
     with pytest.raises(ConfigError) as e:
         load_config_text(base + "\ndataplane:\n  rx_queues: 9\n", "x.yaml")
     assert "dataplane.rx_queues" in str(e.value)
