@@ -14,7 +14,6 @@ drained.  OUT.json holds each phase's frames (hex) and the worker's
 counters after it."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,107 +21,53 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import ring_rig  # noqa: E402
 import wire  # noqa: E402
+from ring_rig import RingRig, wait_until  # noqa: E402
 
 from dataplane import dpdk  # noqa: E402
-from dataplane.core import Core  # noqa: E402
-
-T0 = 1_638_247_400_000_000_000
-OUT_RING = 64
-
-
-class Rig:
-    def __init__(self):
-        self.ext = ext = ring_rig.eal("0@0,1@1")
-        self.ffi, self.lib = ext.ffi, ext.lib
-        lib, ffi = self.lib, self.ffi
-        cfg = wire.config()
-        self.core = Core(cfg, ext=ext)
-        self.pool = lib.oms_pool_create(b"outw_pool", dpdk.POOL_MBUFS, 0)
-        self.in_ring = lib.oms_ring_create(b"outw_in", dpdk.RING_SIZE, 0, 1)
-        self.out_ring = lib.oms_ring_create(b"outw_out", OUT_RING, 0, 1)
-        if ffi.NULL in (self.pool, self.in_ring, self.out_ring):
-            raise dpdk.DpdkError("cannot create the pool or rings")
-        w = ffi.new("struct oms_worker *")
-        w.core = self.core._core
-        w.pool = self.pool
-        w.in_ring = self.in_ring
-        w.out_ring = self.out_ring
-        w.strategy_udp = cfg.appliance.strategy_port
-        w.mode = lib.OMS_MODE_LIVE
-        w.idle_sleep_us = 20
-        self.worker = w
-        self.lcore = lib.oms_next_worker_lcore(0xFFFFFFFF)
-        self.sent = 0
-        self._out = ffi.new(f"uint8_t[{OUT_RING * lib.OMS_TX_SLOT}]")
-        self._lens = ffi.new(f"uint16_t[{OUT_RING}]")
-
-    def inject(self, frames: list[bytes]) -> None:
-        self.sent += ring_rig.inject(self.ext, self.pool, self.in_ring, frames, T0)
-
-    def wait(self, what, timeout_s: float = 10.0) -> None:
-        ring_rig.wait_until(what, self.stats, timeout_s)
-
-    def drain(self) -> list[str]:
-        """The out ring's frames until the worker has handled every frame
-        given and its ring stays empty, three polls in a row."""
-        lib, ffi = self.lib, self.ffi
-        out: list[str] = []
-        quiet = 0
-        deadline = time.monotonic() + 10
-        while quiet < 3 and time.monotonic() < deadline:
-            n = lib.oms_collect(self.out_ring, self._out, self._lens, OUT_RING)
-            buf = ffi.buffer(self._out, n * lib.OMS_TX_SLOT)
-            out += [bytes(buf[i * lib.OMS_TX_SLOT:i * lib.OMS_TX_SLOT + self._lens[i]]).hex()
-                    for i in range(n)]
-            settled = n == 0 and self.worker.done >= self.sent
-            quiet = quiet + 1 if settled else 0
-            time.sleep(0.002)
-        return out
-
-    def stats(self) -> dict:
-        st = self.worker.stats
-        return {name: getattr(st, name)
-                for name, _ in self.ffi.typeof("struct oms_worker_stats").fields}
 
 
 def main() -> int:
     out_path, n = Path(sys.argv[1]), int(sys.argv[2])
-    rig = Rig()
+    rig = RingRig("0@0,1@1", "outw")
     lib = rig.lib
+    in_ring, out_ring = rig.ring("in"), rig.ring("out", 64)
+    w = rig.new_worker()
+    w.in_ring, w.out_ring = in_ring, out_ring
+    lcore = lib.oms_next_worker_lcore(0xFFFFFFFF)
+
+    def stats() -> dict:
+        return rig.counters("struct oms_worker_stats", w.stats)
+
+    def drain() -> list[str]:
+        return rig.collect(out_ring, lambda: w.done >= rig.sent)
+
     result: dict = {"pool_in_use_before": lib.oms_pool_in_use(rig.pool)}
-    seq = 1
     try:
-        if lib.oms_worker_launch(rig.worker, rig.lcore) != 0:
+        if lib.oms_worker_launch(w, lcore) != 0:
             raise dpdk.DpdkError("cannot launch the worker")
-        frames = [wire.from_strategy(1, wire.login(1, 1))]
-        for i in range(n):
-            frames.append(wire.from_strategy(1, wire.new_order(1, seq, 1000 + i)))
-            seq += 1
-        rig.inject(frames)
-        rig.wait(lambda: rig.worker.stats.out_ring_waits >= 1)
+        rig.inject(in_ring, [wire.from_strategy(1, wire.login(1, 1))] +
+                   [wire.from_strategy(1, wire.new_order(1, 1 + i, 1000 + i)) for i in range(n)])
+        wait_until(lambda: w.stats.out_ring_waits >= 1, stats, 10)
         time.sleep(0.2)
-        result["held_dropped_while_held"] = rig.worker.stats.tx_dropped
-        result["held"] = rig.drain()
-        result["held_stats"] = rig.stats()
+        result["held_dropped_while_held"] = w.stats.tx_dropped
+        result["held"] = drain()
+        result["held_stats"] = stats()
         result["held_core"] = rig.core.stats()
 
-        rig.inject([wire.from_strategy(1, wire.new_order(1, seq + i, 5000 + i))
-                    for i in range(n)])
-        waits = rig.worker.stats.out_ring_waits
-        rig.wait(lambda: rig.worker.stats.out_ring_waits > waits)
+        rig.inject(in_ring, [wire.from_strategy(1, wire.new_order(1, 1 + n + i, 5000 + i))
+                             for i in range(n)])
+        waits = w.stats.out_ring_waits
+        wait_until(lambda: w.stats.out_ring_waits > waits, stats, 10)
         time.sleep(1.5)
-        result["failed"] = rig.drain()
-        result["failed_stats"] = rig.stats()
+        result["failed"] = drain()
+        result["failed_stats"] = stats()
         result["failed_core"] = rig.core.stats()
     finally:
-        rig.worker.stop = 1
-        lib.oms_worker_wait(rig.lcore)
-        rig.drain()
-        result["pool_in_use_after"] = lib.oms_pool_in_use(rig.pool)
-        result["core"] = rig.core.stats()
-        out_path.write_text(json.dumps(result))
+        w.stop = 1
+        lib.oms_worker_wait(lcore)
+        drain()
+        rig.write(result, out_path)
     return 0
 
 

@@ -16,61 +16,40 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import ring_rig  # noqa: E402
 import wire  # noqa: E402
+from ring_rig import RingRig, wait_until  # noqa: E402
 
 from control.config import Threading  # noqa: E402
 from dataplane import dpdk  # noqa: E402
-from dataplane.core import Core  # noqa: E402
 from dataplane.typed_lanes import TypedLanes  # noqa: E402
 
-T0 = 1_638_247_400_000_000_000
 
-
-class Rig:
+class Rig(RingRig):
     """What TypedLanes needs of an appliance: the extension, a pool, the
     ports, and rings it can create."""
 
     def __init__(self):
-        self.ext = ext = ring_rig.eal("0@0,1@1,2@0,3@1,4@0")
-        self.ffi, self.lib = ext.ffi, ext.lib
-        lib, ffi = self.lib, self.ffi
         cfg = wire.config()
         cfg = replace(cfg, dataplane=replace(cfg.dataplane, threading=Threading(mode="typed"),
                                              idle_sleep_us=20))
-        self.core = Core(cfg, ext=ext)
-        self.pool = lib.oms_pool_create(b"typed_pool", dpdk.POOL_MBUFS, 0)
-        self.rx = lib.oms_ring_create(b"typed_rx", dpdk.RING_SIZE, 0, 1)
-        self.tx = lib.oms_ring_create(b"typed_tx", dpdk.RING_SIZE, 0, 1)
-        port = lib.oms_port_from_rings(b"net_ring_typed", self.rx, self.tx, 0)
-        err = ffi.new("char[256]")
-        if port < 0 or lib.oms_port_start(port, self.pool, err, 256) != 0:
-            raise dpdk.DpdkError("ring port: " + ffi.string(err).decode())
+        super().__init__("0@0,1@1,2@0,3@1,4@0", "typed", cfg)
+        lib = self.lib
+        self.rx, self.tx = self.ring("rx"), self.ring("tx")
+        port = self.port(self.rx, self.tx)
         self.ports = [port]
-        w = ffi.new("struct oms_worker *")
-        w.core = self.core._core
-        w.pool = self.pool
+        w = self.worker = self.new_worker()
         w.strategy_tx_port = w.venue_tx_port = port
-        w.strategy_udp = cfg.appliance.strategy_port
-        w.mode = lib.OMS_MODE_LIVE
-        w.idle_sleep_us = 20
-        self.worker = w
         self.lanes = TypedLanes(self, cfg, w, 0)
         lc = [lib.oms_next_worker_lcore(0xFFFFFFFF)]
         for _ in range(3):
             lc.append(lib.oms_next_worker_lcore(lc[-1]))
         self.io_lcore, self.placement, *self.checker_lcores = lc
-        self.sent = 0
-        self.collected = 0
-        self._out = ffi.new(f"uint8_t[{dpdk.RING_SIZE * lib.OMS_TX_SLOT}]")
-        self._lens = ffi.new(f"uint16_t[{dpdk.RING_SIZE}]")
 
     def _ring(self, name: str, socket: int):
         r = self.lib.oms_ring_create(name.encode(), 4096, 0, 1)
@@ -78,31 +57,16 @@ class Rig:
             raise dpdk.DpdkError(f"cannot create ring {name}")
         return r
 
-    def inject(self, frames: list[bytes]) -> None:
-        self.sent += ring_rig.inject(self.ext, self.pool, self.rx, frames, T0)
-
     def wait(self, what, timeout_s: float = 20.0) -> None:
-        ring_rig.wait_until(what, self.report, timeout_s)
+        wait_until(what, self.report, timeout_s)
 
-    def collect(self) -> list[str]:
+    def collect_out(self) -> list[str]:
         """What the port sent since the last call: until the I/O lcore has
         sent everything the placement worker put out and all of it is off
         the port's ring, three polls in a row."""
-        lib, ffi = self.lib, self.ffi
-        out: list[str] = []
-        quiet = 0
-        deadline = time.monotonic() + 20
-        while quiet < 3 and time.monotonic() < deadline:
-            n = lib.oms_collect(self.tx, self._out, self._lens, dpdk.RING_SIZE)
-            buf = ffi.buffer(self._out, n * lib.OMS_TX_SLOT)
-            out += [bytes(buf[i * lib.OMS_TX_SLOT:i * lib.OMS_TX_SLOT + self._lens[i]]).hex()
-                    for i in range(n)]
-            self.collected += n
-            settled = (n == 0 and lib.oms_ring_count(self.worker.out_ring) == 0
-                       and self.collected == self.lanes.io.stats.tx_frames)
-            quiet = quiet + 1 if settled else 0
-            time.sleep(0.005)
-        return out
+        return self.collect(self.tx, lambda: (
+            self.lib.oms_ring_count(self.worker.out_ring) == 0
+            and self.taken == self.lanes.io.stats.tx_frames))
 
     def queued(self) -> int:
         """Frames waiting in the placement worker's lanes."""
@@ -124,11 +88,11 @@ def main() -> int:
             raise dpdk.DpdkError("cannot launch the I/O lcore")
         rig.lanes.launch_checkers(rig.checker_lcores)
         lib.oms_worker_launch(rig.worker, rig.placement)
-        rig.inject([wire.from_strategy(1, wire.login(1, 1)),
+        rig.inject(rig.rx, [wire.from_strategy(1, wire.login(1, 1)),
                     wire.from_strategy(1, wire.new_order(1, s, 1))])
         s += 1
         rig.wait(lambda: rig.worker.done >= rig.sent)
-        result["start"] = rig.collect()
+        result["start"] = rig.collect_out()
 
         rig.worker.stop = 1
         lib.oms_worker_wait(rig.placement)
@@ -142,13 +106,13 @@ def main() -> int:
                   lambda q: wire.cancel(1, q, 5)):
             frames.append(wire.from_strategy(1, m(s)))
             s += 1
-        rig.inject(frames)
+        rig.inject(rig.rx, frames)
         rig.wait(lambda: rig.queued() == len(frames))
         result["queued"] = rig.queued()
         rig.worker.stop = 0
         lib.oms_worker_launch(rig.worker, rig.placement)
         rig.wait(lambda: rig.worker.done >= rig.sent)
-        result["queued_burst"] = rig.collect()
+        result["queued_burst"] = rig.collect_out()
     finally:
         rig.lanes.drain()
         rig.lanes.stop_checkers(rig.checker_lcores)
