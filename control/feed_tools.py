@@ -90,13 +90,7 @@ def mold_units(path: str | Path, session: str = "ITCHREPLAY") -> Iterator[tuple[
             if count in (0, 0xFFFF):
                 yield t, p
                 continue
-            off = MOLD_HEADER
-            for i in range(count):
-                if off + 2 > len(p):
-                    break
-                (n,) = struct.unpack_from("!H", p, off)
-                msg = p[off + 2:off + 2 + n]
-                off += 2 + n
+            for i, msg in enumerate(frames.blocks(p, MOLD_HEADER, count)):
                 yield t, mold_packet(sess, seq + i, [msg])
         return
     for seq, msg in enumerate(itch_messages(path), 1):

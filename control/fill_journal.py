@@ -37,7 +37,7 @@ def _venue_answers(frames: list[bytes], addr: dict, venue_port: int, seen: dict)
     """(venue id, UserRefNum, shares) of each Order Executed in a burst's
     frames from venues, each venue message once (by its UFO sequence
     number: a retransmission is not a second fill)."""
-    from dataplane.frames import ipv4_udp
+    from dataplane.frames import blocks, ipv4_udp
     out = []
     for f in frames:
         v = ipv4_udp(f)
@@ -53,13 +53,8 @@ def _venue_answers(frames: list[bytes], addr: dict, venue_port: int, seen: dict)
         first, count = struct.unpack_from(">QH", udp, 8 + 10)
         if count == UFO_END_OF_SESSION:
             continue
-        off, mine = 8 + UFO_HLEN, seen.setdefault(venue, set())
-        for i in range(count):
-            if off + 2 > len(udp):
-                break
-            (ln,) = struct.unpack_from(">H", udp, off)
-            msg = udp[off + 2:off + 2 + ln]
-            off += 2 + ln
+        mine = seen.setdefault(venue, set())
+        for i, msg in enumerate(blocks(udp, 8 + UFO_HLEN, count)):
             if first + i in mine:
                 continue
             mine.add(first + i)

@@ -28,6 +28,18 @@ def udp_csum(src: bytes, dst: bytes, udp: bytes) -> int:
     return csum(src + dst + struct.pack("!BBH", 0, 17, len(udp)) + udp)
 
 
+def blocks(payload: bytes, off: int, count: int):
+    """The messages of a MoldUDP64 or UFO packet: `count` blocks from `off`,
+    each a 2-byte big-endian length and the message; stops where the
+    packet ends before a block's length."""
+    for _ in range(count):
+        if off + 2 > len(payload):
+            return
+        (n,) = struct.unpack_from("!H", payload, off)
+        yield payload[off + 2:off + 2 + n]
+        off += 2 + n
+
+
 def bump(d: dict, key) -> None:
     d[key] = d.get(key, 0) + 1
 
