@@ -190,7 +190,6 @@ static void tx_stash_return(struct oms_worker *w)
 	if (w->n_stash)
 		rte_mempool_put_bulk(w->pool, (void **)w->tx_stash, w->n_stash);
 	w->n_stash = 0;
-	w->tx_stuck = 0;
 }
 
 /* Transmit the core's frames: copied into fresh mbufs (the core builds
@@ -575,6 +574,7 @@ int oms_worker_launch(struct oms_worker *w, unsigned lcore)
 		w->ns_per_tsc = 1e9 / (double)rte_get_tsc_hz();
 	}
 	w->n_stash = 0;
+	w->tx_stuck = 0;
 	w->stash_headroom = RTE_MIN(RTE_PKTMBUF_HEADROOM, rte_pktmbuf_data_room_size(w->pool));
 	w->stash_data_off = (uint32_t)(sizeof(struct rte_mbuf) + rte_pktmbuf_priv_size(w->pool) +
 				       w->stash_headroom);
