@@ -293,20 +293,27 @@ void send_venue_request(struct oms_core *c, struct venue *v, uint64_t from, uint
 }
 
 /* ClOrdID: the client order id in upper-case base 36 (at most 13 digits
- * for a u64), left-justified and space padded to OUCH's 14 bytes. */
+ * for a u64), left-justified and space padded to OUCH's 14 bytes.  The
+ * digits are counted first so that they go straight to their places over a
+ * fixed-size fill of spaces (no reversal, no variable-length memset), and
+ * ids under 2^32 - every id in practice - divide in 32 bits. */
 static void put_clordid(uint8_t *p, uint64_t id)
 {
 	static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-	char tmp[14];
-	int n = 0;
+	static const uint64_t pow36[13] = {
+		1ull, 36ull, 1296ull, 46656ull, 1679616ull, 60466176ull, 2176782336ull,
+		78364164096ull, 2821109907456ull, 101559956668416ull, 3656158440062976ull,
+		131621703842267136ull, 4738381338321616896ull};
+	uint32_t n = 1;
 
-	do {
-		tmp[n++] = digits[id % 36];
-		id /= 36;
-	} while (id);
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)tmp[n - 1 - i];
-	memset(p + n, ' ', (size_t)(OUCH_CLORDID_LEN - n));
+	while (n < 13 && id >= pow36[n])
+		n++;
+	memset(p, ' ', OUCH_CLORDID_LEN);
+	uint8_t *q = p + n;
+	for (; id > 0xffffffffu; id /= 36)
+		*--q = (uint8_t)digits[id % 36];
+	for (uint32_t v = (uint32_t)id; q > p; v /= 36)
+		*--q = (uint8_t)digits[v % 36];
 }
 
 static const uint8_t ouch_side[] = {0, 'B', 'S', 'T'};

@@ -9,6 +9,16 @@ static inline uint64_t add_wrap(uint64_t sum, uint64_t v)
 	return sum + (sum < v);
 }
 
+/* A 64-bit ones' complement sum folded to 16 bits. */
+static inline uint16_t fold64(uint64_t sum)
+{
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffffffffu) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
 /* 32 bytes at once.  On x86 one add-with-carry chain (as Linux's
  * csum_partial): a cycle per 8 bytes, where add_wrap's add then carry test
  * takes two dependent steps. */
@@ -65,11 +75,7 @@ static uint32_t csum_bytes(const uint8_t *p, uint32_t len)
 	if (len & 1) /* the odd byte is the high byte of a BE word */
 		tail |= (uint64_t)p[0] << shift;
 	sum = add_wrap(sum, tail);
-	sum = (sum & 0xffffffffu) + (sum >> 32);
-	sum = (sum & 0xffffffffu) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return __builtin_bswap16((uint16_t)sum);
+	return __builtin_bswap16(fold64(sum));
 }
 
 static uint16_t csum_fold(uint32_t sum)
@@ -82,6 +88,20 @@ static uint16_t csum_fold(uint32_t sum)
 uint16_t net_ipv4_checksum(const uint8_t *hdr, uint32_t len)
 {
 	return csum_fold(csum_bytes(hdr, len));
+}
+
+/* The usual header, without options, in three loads; with options the
+ * general sum. */
+static uint16_t ipv4_header_checksum(const uint8_t *hdr, uint32_t ihl)
+{
+	if (ihl != IPV4_HLEN)
+		return net_ipv4_checksum(hdr, ihl);
+	uint64_t a, b;
+	uint32_t c;
+	memcpy(&a, hdr, 8);
+	memcpy(&b, hdr + 8, 8);
+	memcpy(&c, hdr + 16, 4);
+	return (uint16_t)~fold64(add_wrap(add_wrap(a, b), c));
 }
 
 /* UDP checksum over the pseudo-header and the datagram (RFC 768); `udp`
@@ -130,7 +150,7 @@ int net_parse_udp_opt(const uint8_t *frame, uint32_t len, uint32_t my_ip, int ve
 	 * frame is wrong */
 	if (total < ihl + UDP_HLEN || total > avail)
 		return OMS_DROP_BAD_IP_LENGTH;
-	if (verify_csum && net_ipv4_checksum(ip, ihl) != 0)
+	if (verify_csum && ipv4_header_checksum(ip, ihl) != 0)
 		return OMS_DROP_IP_CHECKSUM;
 	if (rd_be16(ip + 6) & 0x3fff) /* MF flag or a fragment offset */
 		return OMS_DROP_IP_FRAGMENT;
