@@ -146,7 +146,8 @@ def gates(fig: dict, rates: list[int], smoke: bool) -> dict:
         p = f"r{GATE_RATE}_full"
         g["rate_1m_clean"] = (GATE_RATE in rates and fig[f"{p}_loss"] == 0
                               and fig[f"{p}_system_rejects"] == 0 and fig[f"{p}_drops"] == 0
-                              and fig[f"{p}_offered_orders_per_s"] >= 0.99 * GATE_RATE)
+                              and fig[f"{p}_offered_orders_per_s"] >= 0.99 * GATE_RATE
+                              and fig[f"{p}_offer_burst"] == 0)
         g["full_at_least_80pct_of_core"] = fig["ratio_full_to_core"] >= GATE_RATIO
     return g
 
