@@ -33,9 +33,11 @@
 
 /* polls with nothing to do before the poll thread starts sleeping */
 #define IDLE_SPINS 1024
-/* how often a TX that finds no buffer or descriptor kicks the kernel and
- * reclaims completions before counting the frame as tx_full */
+/* kicks of the kernel per tx_push while the TX ring asks for a wakeup */
 #define TX_RETRIES 64
+/* how long a frame that finds no TX buffer or descriptor waits for one,
+ * kicking the kernel and reclaiming completions, unless configured */
+#define TX_WAIT_US 1000
 /* commands in flight from the control plane (it waits for each) */
 #define MAILBOX 16
 
@@ -51,6 +53,7 @@ struct xsk_port {
 	int fd;
 	int ifindex;
 	uint32_t tx_reserved; /* descriptors reserved, not yet submitted */
+	int tx_stuck;         /* a whole wait freed nothing: one try per frame */
 	uint32_t n_free;
 	uint64_t *free_tx;    /* addresses of free TX buffers (a stack) */
 	struct oms_xsk_stats st;
@@ -139,20 +142,39 @@ static void tx_push(struct xsk_port *p)
 	}
 }
 
-static void tx_frame(struct xsk_port *p, const uint8_t *data, uint32_t len)
+/* One frame onto the TX ring.  A full ring (or no free buffer) is waited
+ * for up to tx_wait_us by the clock, the kernel kicked and completions
+ * reclaimed meanwhile: output larger than the ring, such as a mass cancel,
+ * goes out instead of being dropped, as in the DPDK worker (port_put).  An
+ * interface that frees nothing in a whole wait (link down) is stuck: from
+ * then on each frame gets one try, until one goes, so a dead link does not
+ * stall the other interface and the input.  What does not go is tx_full. */
+static void tx_frame(struct oms_afxdp *dp, struct xsk_port *p, const uint8_t *data, uint32_t len)
 {
+	uint64_t deadline = 0;
 	uint32_t idx;
 
 	if (len > OMS_XSK_FRAME) {
 		p->st.tx_oversize++;
 		return;
 	}
-	for (int t = 0;; t++) {
+	for (;;) {
 		if (!p->n_free)
 			reclaim(p);
 		if (p->n_free && xsk_ring_prod__reserve(&p->tx, 1, &idx) == 1)
 			break;
-		if (t == TX_RETRIES) {
+		if (p->tx_stuck) {
+			p->st.tx_full++;
+			return;
+		}
+		uint64_t now = mono_ns();
+		if (!deadline) {
+			uint32_t us = dp->cfg.tx_wait_us ? dp->cfg.tx_wait_us : TX_WAIT_US;
+			deadline = now + (uint64_t)us * 1000;
+			p->st.tx_waits++;
+		} else if (now >= deadline) {
+			p->tx_stuck = 1;
+			p->st.tx_stuck++;
 			p->st.tx_full++;
 			return;
 		}
@@ -160,6 +182,7 @@ static void tx_frame(struct xsk_port *p, const uint8_t *data, uint32_t len)
 		tx_push(p);
 		reclaim(p);
 	}
+	p->tx_stuck = 0;
 	uint64_t addr = p->free_tx[--p->n_free];
 	memcpy(xsk_umem__get_data(p->area, addr), data, len);
 	struct xdp_desc *d = xsk_ring_prod__tx_desc(&p->tx, idx);
@@ -182,7 +205,7 @@ static void flush_tx(struct oms_afxdp *dp)
 		const uint8_t *f = buf + (size_t)i * OMS_TX_SLOT;
 		unsigned cls = ((f[34] << 8) | f[35]) == dp->cfg.strategy_udp ? OMS_XSK_STRATEGY
 									       : OMS_XSK_VENUE;
-		tx_frame(&dp->port[dp->tx_port[cls]], f, lens[i]);
+		tx_frame(dp, &dp->port[dp->tx_port[cls]], f, lens[i]);
 	}
 	oms_core_tx_clear(dp->core);
 	for (unsigned p = 0; p < dp->n_ports; p++)
@@ -200,7 +223,7 @@ static void flush_feed_tx(struct oms_afxdp *dp)
 
 	if (g && oms_igmp_tx_count(g)) {
 		for (uint32_t k = 0; k < oms_igmp_tx_count(g); k++)
-			tx_frame(p, oms_igmp_tx_buf(g) + (size_t)k * OMS_TX_SLOT, oms_igmp_tx_lens(g)[k]);
+			tx_frame(dp, p, oms_igmp_tx_buf(g) + (size_t)k * OMS_TX_SLOT, oms_igmp_tx_lens(g)[k]);
 		tx_push(p);
 		oms_igmp_tx_clear(g);
 	}
@@ -208,7 +231,7 @@ static void flush_feed_tx(struct oms_afxdp *dp)
 	for (uint32_t i = 0; i < oms_md_feeds(dp->md); i++) {
 		struct oms_feed *f = oms_md_feed(dp->md, i);
 		for (uint32_t k = 0; k < oms_feed_tx_count(f); k++)
-			tx_frame(p, oms_feed_tx_buf(f) + (size_t)k * OMS_TX_SLOT, oms_feed_tx_lens(f)[k]);
+			tx_frame(dp, p, oms_feed_tx_buf(f) + (size_t)k * OMS_TX_SLOT, oms_feed_tx_lens(f)[k]);
 		if (oms_feed_tx_count(f))
 			tx_push(p);
 		oms_feed_tx_clear(f);
@@ -247,7 +270,7 @@ static uint32_t rx_burst(struct oms_afxdp *dp, struct xsk_port *p)
 		addrs[i] = d->addr;
 		if (link_handle(data, d->len, dp->cfg.mac, dp->cfg.ip, out, &out_len, &dp->link)) {
 			if (out_len)
-				tx_frame(p, out, out_len);
+				tx_frame(dp, p, out, out_len);
 			continue;
 		}
 		frames[k] = data;
@@ -487,7 +510,7 @@ int oms_afxdp_start(struct oms_afxdp *dp, char *err, unsigned errlen)
 	/* announce ourselves on every interface we receive on */
 	uint32_t len = link_gratuitous_arp(dp->cfg.mac, dp->cfg.ip, g);
 	for (unsigned p = 0; p < dp->n_ports; p++) {
-		tx_frame(&dp->port[p], g, len);
+		tx_frame(dp, &dp->port[p], g, len);
 		tx_push(&dp->port[p]);
 	}
 	dp->stop = 0;

@@ -45,6 +45,7 @@ struct oms_afxdp_config {
 	uint8_t mac[6];        /* the appliance's address, for ARP and ICMP */
 	uint32_t ip;
 	int idle_sleep_us;     /* 0: busy poll; else sleep this long when idle */
+	uint32_t tx_wait_us;   /* a full TX ring is waited for this long; 0: 1000 */
 	int cpu;               /* pin the poll thread to this CPU; -1: leave it */
 	struct oms_journal *journal; /* NULL: none; appended before each flush */
 };
@@ -54,9 +55,12 @@ struct oms_afxdp_config {
 struct oms_xsk_stats {
 	uint64_t rx_frames;
 	uint64_t tx_frames;
-	/* frames that found no TX buffer or descriptor even after kicking the
-	 * kernel and reclaiming completions: not sent, counted here */
+	/* frames that found no TX buffer or descriptor even after waiting
+	 * (tx_wait_us), kicking the kernel and reclaiming completions: not
+	 * sent, counted here */
 	uint64_t tx_full;
+	uint64_t tx_waits; /* frames that waited for the TX ring */
+	uint64_t tx_stuck; /* waits that freed nothing: the interface counted stuck */
 	uint64_t tx_oversize;   /* longer than a UMEM frame: not sent */
 	uint64_t tx_kicks;      /* sendto() because the TX ring asked for a wakeup */
 	uint64_t tx_kick_errors;

@@ -29,8 +29,8 @@ VENUE_CAUSE = {
 }
 
 # of an AF_XDP socket's counters, what status shows (the exporter has all)
-AFXDP_PORT_KEYS = ("rx_frames", "tx_frames", "tx_full", "k_rx_dropped", "k_rx_ring_full",
-                   "zerocopy")
+AFXDP_PORT_KEYS = ("rx_frames", "tx_frames", "tx_waits", "tx_full", "k_rx_dropped",
+                   "k_rx_ring_full", "zerocopy")
 
 JOURNAL_NOTE = ("the core keeps each state's last entry time only: the venue messages "
                 "are inferred from the transitions, a state entered twice shows its last "

@@ -84,6 +84,7 @@ class AfxdpAppliance(LiveControl):
         c.mac = list(mac_to_bytes(cfg.appliance.mac))
         c.ip = ip_to_int(cfg.appliance.ip)
         c.idle_sleep_us = cfg.dataplane.idle_sleep_us
+        c.tx_wait_us = cfg.dataplane.tx_wait_us
         c.cpu = a.cpu
         err = ffi.new("char[256]")
         dp = lib.oms_afxdp_open(c, self.core._core, err, 256)

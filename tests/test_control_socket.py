@@ -188,3 +188,55 @@ def test_kill_and_unkill_through_the_control_socket(tmp_path, driver):
     assert core["event"]["KILL_CANCELS"] == 5
     assert core["venue_out"][str(ord("X"))] == 5
     assert core["reject_business"] == {"17": 1}
+
+
+# The five-order strategy above with N orders, sent 16 at a time so that
+# the appliance's small fill ring is not overrun.
+MANY_STRATEGY = (STRATEGY
+                 .replace("for i in range(5):\n    out(",
+                          "for i in range({n}):\n    if i % 16 == 0:\n        drain(0.005)\n"
+                          "    out(")
+                 .replace("len(drv.orders) == 5", "len(drv.orders) == {n}"))
+
+
+def test_a_mass_cancel_larger_than_the_afxdp_tx_ring_waits_for_room(tmp_path):
+    """AF_XDP with 64 UMEM frames has a TX ring of 32: the mass cancel's 150
+    Cancel requests go out in one flush, so the poll thread finds the ring
+    full, waits for room (kicking the kernel) and sends them all."""
+    n = 150
+    ctl_path = str(tmp_path / "control.sock")
+    with netns.three_hosts() as h, LiveRun(h) as run:
+        cfg = tmp_path / "live.yaml"
+        cfg.write_text(live.config_text(h, "afxdp").replace(
+            "venue_iface: " + h.oms_venue_if + "}",
+            "venue_iface: " + h.oms_venue_if + ", frames: 64}"))
+        assert "frames: 64" in cfg.read_text()
+        ready = tmp_path / "ready.json"
+        app = run.appliance(cfg, ready, duration=60,
+                            args=("--control-socket", ctl_path, *live.backend_args("afxdp")))
+        run.spawn(h.venue, PY, "-c", VENUE.format(root=str(ROOT), seconds=40), capture=False)
+        wait_ready(app, ready)
+        strat = run.spawn(h.strategy, PY, "-c",
+                          MANY_STRATEGY.format(root=str(ROOT), seconds=25, n=n))
+        for _ in range(200):
+            st = json.loads(subprocess.run([OMSCTL, "ctl", "--socket", ctl_path, "stats"],
+                                           capture_output=True, text=True, timeout=10).stdout)
+            if st["live_orders"] == n and st["core"]["event"].get("VENUE_MSGS_IN", 0) >= n:
+                break
+            time.sleep(0.05)
+        assert st["live_orders"] == n
+        r = subprocess.run([OMSCTL, "ctl", "--socket", ctl_path, "mass-cancel",
+                            "--session", "1", "--account", "1"],
+                           capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(r.stdout)["canceled"] == n
+        s_out, s_err = strat.communicate(timeout=40)
+        assert strat.returncode == 0, s_err[-2000:]
+        out, _ = stop(app, check=False)
+    states = json.loads(s_out.strip().splitlines()[-1])
+    assert states == {str(500 + i): "Canceled" for i in range(n)}
+    report = report_of(out)
+    assert report["core"]["venue_out"][str(ord("X"))] == n
+    venue_port = report["ports"][h.oms_venue_if]
+    assert venue_port["tx_waits"] >= 1, venue_port
+    assert venue_port["tx_full"] == 0 and venue_port.get("tx_stuck", 0) == 0, venue_port
