@@ -188,6 +188,15 @@ uint32_t order_alloc(struct order_table *t, int *evicted)
  * new order will be written into with them. */
 #define VICTIM_AHEAD 2
 
+/* A load whose value nothing waits for: unlike a software prefetch, which
+ * the CPU may drop when its miss buffers are busy (as they are while a new
+ * order's lines are being written), it is always carried out, and
+ * out-of-order execution runs on past it until it is back. */
+static inline void touch(const void *p)
+{
+	(void)*(const volatile uint32_t *)p;
+}
+
 void order_prefetch_victims(const struct order_table *t)
 {
 	if (t->retired_count < VICTIM_AHEAD)
@@ -195,9 +204,8 @@ void order_prefetch_victims(const struct order_table *t)
 	uint32_t h = t->retired_head + VICTIM_AHEAD - 1;
 	const struct retired_order *v = &t->retired[h >= t->capacity ? h - t->capacity : h];
 	if (!v->is_child)
-		__builtin_prefetch(&t->by_id.slots[index_hash(v->cl_ord_id, v->session) &
-						   t->by_id.mask], 1);
-	__builtin_prefetch(&t->by_ref.direct[ref_slot(&t->by_ref, v->ref, v->venue)], 1);
+		touch(&t->by_id.slots[index_hash(v->cl_ord_id, v->session) & t->by_id.mask]);
+	touch(&t->by_ref.direct[ref_slot(&t->by_ref, v->ref, v->venue)]);
 	__builtin_prefetch(&t->orders[v->o], 1);
 }
 
