@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from control.config import Dataplane, load_config, load_default_config
+from control.config import Dataplane, Threading, load_config, load_default_config
 from dataplane.diagnose import ERROR, OK, WARNING, diagnose, parse_cpu_list, parse_lcores
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +38,20 @@ def fake_machine(root: Path, *, cpus: int = 4, online: str = "0-3",
                  hugepages: tuple[int, int] | None = (1024, 1024),
                  node_hugepages: dict[int, tuple[int, int]] | None = None,
                  mounted: bool = True, nics: dict[str, dict] | None = None,
-                 iommu: bool = True, noiommu: str | None = None, cmdline: str = "") -> Path:
+                 iommu: bool = True, noiommu: str | None = None, cmdline: str = "",
+                 l3: dict[int, str] | None = None) -> Path:
     """A /sys and /proc with what diagnose reads: CPUs, NUMA nodes, 2 MiB
     hugepages (reserved, free), mounts, PCI NICs (driver, node, IOMMU
     group)."""
     for c in range(cpus):
         write(root, f"/sys/devices/system/cpu/cpu{c}/topology/thread_siblings_list",
               (siblings or {}).get(c, str(c)))
+        # L1d and L2 per CPU, L3 shared as `l3` says (all of them by default)
+        cache = f"/sys/devices/system/cpu/cpu{c}/cache"
+        for idx, level, shared in ((0, 1, str(c)), (2, 2, str(c)),
+                                   (3, 3, (l3 or {}).get(c, f"0-{cpus - 1}"))):
+            write(root, f"{cache}/index{idx}/level", str(level))
+            write(root, f"{cache}/index{idx}/shared_cpu_list", shared)
     write(root, "/sys/devices/system/cpu/online", online)
     for n, cpulist in (nodes or {0: f"0-{cpus - 1}"}).items():
         write(root, f"/sys/devices/system/node/node{n}/cpulist", cpulist)
@@ -241,6 +248,25 @@ def test_numa_mismatch_is_a_warning_with_the_local_cpus(tmp_path):
     assert problems(diagnose(dataplane(lcores="0,2"), root)) == []
     # EAL's main lcore is the lowest: Python on CPU 1, the worker on CPU 2
     assert problems(diagnose(dataplane(lcores="2,1"), root)) == []
+
+
+def test_sharded_lcores_over_two_l3_caches_is_a_warning(tmp_path):
+    # two CCXs of four CPUs each
+    root = fake_machine(tmp_path, cpus=8, online="0-7",
+                        l3={c: "0-3" if c < 4 else "4-7" for c in range(8)})
+    sharded = dataclasses.replace(dataplane(lcores="0,1,5", hugepages=False, pci=()),
+                                  threading=Threading(mode="sharded"))
+    [w] = problems(diagnose(sharded, root))
+    assert w.level == WARNING and w.check == "cache"
+    assert "spread over 2 L3 caches" in w.text
+    assert "CPU(s) 1 share an L3 with 0-3; CPU(s) 5 share an L3 with 4-7" in w.text
+    # within one L3, or run to completion (nothing handed between lcores):
+    # nothing to say
+    assert problems(diagnose(dataclasses.replace(sharded, lcores="0,1,2"), root)) == []
+    assert problems(diagnose(dataplane(lcores="0,1,5", hugepages=False, pci=()), root)) == []
+    typed = dataclasses.replace(sharded, lcores="0,1,2,3,4", threading=Threading(mode="typed"))
+    [w] = problems(diagnose(typed, root))
+    assert "CPU(s) 1-3 share an L3 with 0-3; CPU(s) 4 share an L3 with 4-7" in w.text
 
 
 def test_no_hugepages_on_the_ports_node_is_a_warning(tmp_path):
