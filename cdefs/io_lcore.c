@@ -137,6 +137,20 @@ static int send_pending(struct oms_io *io)
 	return io->n_pend == 0;
 }
 
+/* An answer of the link layer (ARP, ICMP echo) for `port`: queued behind
+ * what waits for a port, so that a momentarily full port delays it rather
+ * than drops it; only with the queue full does it get tx()'s tries. */
+static void link_answer(struct oms_io *io, uint16_t port, struct rte_mbuf *r)
+{
+	if (io->n_pend == RTE_DIM(io->pend)) {
+		tx(io, port, &r, 1);
+		return;
+	}
+	r->port = port;
+	io->pend[io->n_pend++] = r;
+	send_pending(io);
+}
+
 /* Send what one worker queued, in its order.  What a full port does not
  * take waits in pend[] and goes first next time; meanwhile nothing more
  * is taken from any out ring, so they back up and the workers wait for
@@ -230,7 +244,7 @@ static int receive(struct oms_io *io, uint16_t port)
 			struct rte_mbuf *r = out_len ? rte_pktmbuf_alloc(io->pool) : NULL;
 			if (r) {
 				memcpy(rte_pktmbuf_append(r, (uint16_t)out_len), out, out_len);
-				tx(io, port, &r, 1);
+				link_answer(io, port, r);
 			} else if (out_len) {
 				io->stats.tx_dropped++;
 			}

@@ -245,10 +245,12 @@ struct oms_io {
 	struct oms_typed *merge;          /* the placement worker's window */
 	uint32_t next_arrival;
 	uint64_t lane_tx[OMS_LANES];
-	/* workers' output a port has not taken yet, in order (io_lcore.c
-	 * drain); nothing more is taken from the out rings until it is sent */
+	/* output a port has not taken yet, in order (io_lcore.c drain): a
+	 * burst from a worker's out ring, and the link layer's answers (ARP,
+	 * ICMP echo) queued behind it; nothing more is taken from the out
+	 * rings until it is sent */
 	uint16_t n_pend;
-	struct rte_mbuf *pend[OMS_BURST];
+	struct rte_mbuf *pend[2 * OMS_BURST];
 };
 
 

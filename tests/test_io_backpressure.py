@@ -6,6 +6,7 @@ once the port drains, every venue order comes out once, in order."""
 from __future__ import annotations
 
 import pytest
+import wire
 from ring_rig import run_script
 from test_bench_dpdk_smoke import dpdk_available
 from test_transcripts import decode_out
@@ -39,7 +40,17 @@ def test_every_venue_order_came_out_once_in_order(run):
     assert [o["ref"] for o in orders] == list(range(1, N + 1))
     assert [o["type"] for o in run["out"] if o["type"] not in ("O", "Heartbeat")] == [
         "LoginAccepted"]
-    assert len(run["arp"]) == 1  # the gratuitous ARP at start
+
+
+def test_an_arp_request_answered_on_the_full_port_is_sent_once_it_drains(run):
+    # the gratuitous ARP at start (op 1), then the reply (op 2) to the
+    # session host, which asked while the port was full
+    gratuitous, reply = run["arp"]
+    assert gratuitous[20:22] == b"\x00\x01" and reply[20:22] == b"\x00\x02"
+    s, app = wire.SESSIONS[0], wire.APPLIANCE
+    assert reply[:6] == wire._mac(s.mac) and reply[28:32] == wire._ip(app.ip)
+    assert reply[38:42] == wire._ip(s.ip)
+    assert run["held"]["io"]["tx_dropped"] == run["end"]["io"]["tx_dropped"] == 0
 
 
 def test_the_port_counted_what_came_out(run):

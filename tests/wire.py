@@ -90,6 +90,13 @@ def udp_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, 
     return eth + b"\x08\x00" + ip_hdr + udp
 
 
+def arp_request(src_mac: str, src_ip: str, target_ip: str) -> bytes:
+    """Who has target_ip, broadcast, padded to Ethernet's 60 bytes."""
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, _mac(src_mac), _ip(src_ip),
+                      b"\0" * 6, _ip(target_ip))
+    return (b"\xff" * 6 + _mac(src_mac) + b"\x08\x06" + arp).ljust(60, b"\0")
+
+
 # --- strategy protocol (little-endian, docs/protocol.md) ---
 
 def sp(type_: int, session: int, seq: int, body: bytes = b"", ts: int = 0,
