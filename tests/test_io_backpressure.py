@@ -51,6 +51,9 @@ def test_an_arp_request_answered_on_the_full_port_is_sent_once_it_drains(run):
     assert reply[:6] == wire._mac(s.mac) and reply[28:32] == wire._ip(app.ip)
     assert reply[38:42] == wire._ip(s.ip)
     assert run["held"]["io"]["tx_dropped"] == run["end"]["io"]["tx_dropped"] == 0
+    # behind what the port held (its 63-frame ring) and the burst waiting
+    # in the I/O lcore when it was asked
+    assert [bytes.fromhex(f) for f in run["frames"]].index(reply) > 63
 
 
 def test_the_port_counted_what_came_out(run):
