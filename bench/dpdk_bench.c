@@ -50,9 +50,9 @@
  * link: when it falls further behind its schedule than the RX ring holds
  * (offer_burst), it then offers a ring-full and more back to back, which
  * no pipeline behind that ring could take, so the try is void - kept only
- * when every try was, and then counted against the gate.  The core-to-core latency between the two
- * CPUs is measured before each throughput repeat: every frame crosses
- * between their caches, twice.
+ * when every try was, and then counted against the gate.  The
+ * core-to-core latency between the two CPUs is measured before each
+ * throughput repeat: every frame crosses between their caches, twice.
  *
  * usage: dpdk_bench EAL-ARGS -- [--orders N] [--capacity C] [--seconds S]
  *                                [--rates R1,R2,...] [--repeat K]

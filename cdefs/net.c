@@ -80,9 +80,7 @@ static uint32_t csum_bytes(const uint8_t *p, uint32_t len)
 
 static uint16_t csum_fold(uint32_t sum)
 {
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
+	return (uint16_t)~fold64(sum);
 }
 
 uint16_t net_ipv4_checksum(const uint8_t *hdr, uint32_t len)
