@@ -192,6 +192,10 @@ struct oms_worker {
 	uint32_t stash_headroom; /* data_off of a reset mbuf */
 	uint32_t tx_stuck; /* ports (bit = port id < 32) that took nothing in a whole wait */
 	struct rte_mbuf *tx_stash[OMS_TX_STASH];
+	/* received mbufs the core has finished with, which flush_tx fills
+	 * before the stash (worker.c handle_rx); empty outside handle_rx */
+	struct rte_mbuf **reuse;
+	uint32_t n_reuse;
 };
 
 /* Sharded mode, in the manner of DPDK's load_balancer sample: one I/O lcore

@@ -177,10 +177,11 @@ static void tx_stash_refill(struct oms_worker *w)
 	w->n_stash = OMS_TX_STASH;
 }
 
-/* A stashed mbuf as rte_pktmbuf_reset would leave it, for what a port
- * reads of a single-segment frame without offloads: a free mbuf already
- * has refcnt 1, next NULL and nb_segs 1 (the pool's contract), so its
- * second header line is never written. */
+/* A stashed or reused mbuf as rte_pktmbuf_reset would leave it, for what
+ * a port reads of a single-segment frame without offloads: a free mbuf
+ * already has refcnt 1, next NULL and nb_segs 1 (the pool's contract), as
+ * has a reusable received one, so its second header line is never
+ * written. */
 static inline void stash_fill(const struct oms_worker *w, struct rte_mbuf *m,
 			      const uint8_t *data, uint32_t len)
 {
@@ -190,6 +191,32 @@ static inline void stash_fill(const struct oms_worker *w, struct rte_mbuf *m,
 	m->ol_flags = 0;
 	m->port = RTE_MBUF_PORT_INVALID;
 	rte_memcpy(rte_pktmbuf_mtod(m, uint8_t *), data, len);
+}
+
+/* A received mbuf the core has finished with can carry its output, as
+ * the null pipeline sends its received mbufs back out: its lines are in
+ * this CPU's cache already (prefetch_burst took them for writing), where
+ * a fresh mbuf's were last written by whoever freed it.  It must be what
+ * the pool would hand out - direct, one segment, one reference - with
+ * room for a whole frame at the pool's headroom. */
+static inline int reusable(const struct oms_worker *w, const struct rte_mbuf *m)
+{
+	return RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1 && m->nb_segs == 1 &&
+	       m->buf_len >= w->stash_headroom + OMS_TX_SLOT;
+}
+
+/* Up to `want` mbufs for output from the received ones (w->reuse), in
+ * order; the first that will not do ends the taking, and it and the rest
+ * are freed as usual. */
+static uint32_t take_received(struct oms_worker *w, struct rte_mbuf **fresh, uint32_t want)
+{
+	uint32_t got = 0;
+
+	while (got < want && w->n_reuse && reusable(w, *w->reuse)) {
+		fresh[got++] = *w->reuse++;
+		w->n_reuse--;
+	}
+	return got;
 }
 
 static void tx_stash_return(struct oms_worker *w)
@@ -218,17 +245,20 @@ static void flush_tx(struct oms_worker *w)
 	for (uint32_t base = 0; base < n; base += OMS_BURST) {
 		uint32_t m = n - base < OMS_BURST ? n - base : OMS_BURST;
 		uint32_t k[2] = {0, 0};
-		uint32_t from_stash = m < w->n_stash ? m : w->n_stash;
+		/* received mbufs first, then the stash, then the pool */
+		uint32_t ready = take_received(w, fresh, m);
+		uint32_t from_stash = RTE_MIN(m - ready, w->n_stash);
 		w->n_stash -= from_stash;
 		for (uint32_t i = 0; i < from_stash; i++)
-			fresh[i] = w->tx_stash[w->n_stash + i];
-		int bulk = from_stash == m ||
-			   rte_pktmbuf_alloc_bulk(w->pool, fresh + from_stash, m - from_stash) == 0;
+			fresh[ready + i] = w->tx_stash[w->n_stash + i];
+		ready += from_stash;
+		int bulk = ready == m ||
+			   rte_pktmbuf_alloc_bulk(w->pool, fresh + ready, m - ready) == 0;
 		for (uint32_t i = 0; i < m; i++) {
 			const uint8_t *f = buf + (size_t)(base + i) * OMS_TX_SLOT;
 			uint16_t len = lens[base + i];
 			struct rte_mbuf *mb;
-			if (i < from_stash) {
+			if (i < ready) {
 				mb = fresh[i];
 				stash_fill(w, mb, f, len);
 			} else if (bulk) {
@@ -360,7 +390,9 @@ static uint64_t handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 	/* typed mode hands over up to a batch, the other modes a burst */
 	const uint8_t *frames[OMS_TYPED_BATCH];
 	uint16_t lens[OMS_TYPED_BATCH];
-	uint16_t i = 0;
+	/* what flush_tx did not reuse */
+	struct rte_mbuf *unused[OMS_TYPED_BATCH];
+	uint16_t i = 0, n_unused = 0;
 
 	while (i < n) {
 		now = w->mode == OMS_MODE_REPLAY ? mbuf_ts(m[i]) : live_now(w);
@@ -378,10 +410,17 @@ static uint64_t handle_rx(struct oms_worker *w, struct rte_mbuf **m, uint16_t n)
 		oms_journal_before_burst(w->journal, w->core, now);
 		oms_core_process_burst(w->core, frames, lens, kc, now);
 		oms_journal_after_burst(w->journal, w->core, frames, lens, kc, now);
+		/* the journal has copied these frames, the feeds and the core
+		 * are done with them: their mbufs may carry the output */
+		w->reuse = m + i;
+		w->n_reuse = k;
 		flush_tx(w);
+		for (uint32_t u = 0; u < w->n_reuse; u++)
+			unused[n_unused++] = w->reuse[u];
+		w->n_reuse = 0;
 		i += k;
 	}
-	free_received(m, n);
+	free_received(unused, n_unused);
 	return now;
 }
 
