@@ -1111,6 +1111,8 @@ int main(int argc, char **argv)
 	uint32_t tput_frames = frames_for_orders(&b->f, orders);
 	printf("tsc_hz %.0f\n", b->hz);
 	printf("cpus %d\n", cpus);
+	/* what EAL's memory is: hugepages as deployed, or --no-huge */
+	printf("eal_hugepages %d\n", rte_eal_has_hugepages());
 	printf("main_lcore %u\n", rte_get_main_lcore());
 	printf("worker_lcore %u\n", b->worker);
 	printf("cpu_layout_shared %d\n", layout_shared);

@@ -10,7 +10,16 @@ pkg-config's libdpdk flags; no Python runs while it is timed.  EAL gets two
 lcores - the main one offers traffic and drains, the worker runs the
 pipeline - on two CPUs of their own when the machine has them; otherwise
 both share one and the figures are labelled "time-shared, not
-representative".  No hugepages and no PCI are needed (--no-huge -m 512).
+representative".  No PCI is needed.
+
+Memory (--hugepages): DPDK's memory - the mbufs, the rings - on 2 MiB
+hugepages, as the appliance is deployed (deploy/hugepages.sh), when enough
+are free and hugetlbfs is mounted (auto), else on ordinary 4 KiB pages
+(--no-huge -m 512).  The core's own tables are on transparent hugepages
+either way (cdefs/orders.h alloc_lines), so without hugepages the I/O runs
+(a) and (c) pay TLB misses on every mbuf that the core alone (b) does not:
+the gates are judged as deployed, and every figure says which it was.
+    bash deploy/hugepages.sh 512     # 1 GiB, enough for the default ring
 
 Scheduling (--sched): on a machine where the two lcores' CPUs cannot be
 isolated from other tasks (isolcpus), a full run as root gives both lcores
@@ -91,20 +100,50 @@ def lcores() -> tuple[str, bool]:
     return ",".join(f"{i}@{cpus[0]}" for i in range(5)), True
 
 
-def eal_args(memory_mb: int = 512) -> list[str]:
+def hugepages_free_mb(meminfo: str | None = None, mounts: str | None = None) -> int:
+    """MiB of free hugepages of the default size, 0 when hugetlbfs is not
+    mounted (EAL finds the pages through the mount)."""
+    meminfo = meminfo if meminfo is not None else Path("/proc/meminfo").read_text()
+    mounts = mounts if mounts is not None else Path("/proc/mounts").read_text()
+    if not any(line.split()[2:3] == ["hugetlbfs"] for line in mounts.splitlines()):
+        return 0
+    v = {k.strip(): w.split()[0] for k, w in
+         (line.split(":", 1) for line in meminfo.splitlines() if ":" in line)}
+    return int(v.get("HugePages_Free", 0)) * int(v.get("Hugepagesize", 0)) // 1024
+
+
+def use_hugepages(choice: str, memory_mb: int) -> bool:
+    if choice == "no":
+        return False
+    free = hugepages_free_mb()
+    if free >= memory_mb:
+        return True
+    if choice == "yes":
+        raise SystemExit(f"--hugepages yes: {memory_mb} MiB of hugepages wanted, {free} free "
+                         "(bash deploy/hugepages.sh 512)")
+    return False
+
+
+def memory_mb(ring_size: int) -> int:
+    # the mempool holds 4 x ring_size mbufs of 2 KiB; beyond the default
+    # ring that needs more than the usual 512 MB
+    return 512 if ring_size <= 4096 else 1024
+
+
+def eal_args(memory: int = 512, huge: bool = False) -> list[str]:
     spec, _ = lcores()
-    return ["--lcores", spec, "--no-huge", "-m", str(memory_mb), "--no-pci",
+    # --in-memory: hugepage-backed, but no files left in hugetlbfs
+    mem = ["--in-memory"] if huge else ["--no-huge"]
+    return ["--lcores", spec, *mem, "-m", str(memory), "--no-pci",
             "--file-prefix", f"dpdkbench{os.getpid()}", "--log-level", "lib.eal:error",
             "--no-telemetry"]
 
 
 def run(orders: int, capacity: int, seconds: float, rates: list[int], repeat: int,
         attempts: int, ring_size: int, sched: str = "other", rest_ms: int = 0,
-        modes: str | None = None) -> dict:
+        modes: str | None = None, huge: bool = False) -> dict:
     build()
-    # the mempool holds 4 x ring_size mbufs of 2 KiB; beyond the default
-    # ring that needs more than the usual 512 MB
-    cmd = [str(EXE), *eal_args(512 if ring_size <= 4096 else 1024), "--",
+    cmd = [str(EXE), *eal_args(memory_mb(ring_size), huge), "--",
            "--orders", str(orders), "--capacity", str(capacity), "--seconds", str(seconds),
            "--rates", ",".join(str(r) for r in rates),
            "--repeat", str(repeat), "--attempts", str(attempts), "--ring-size", str(ring_size),
@@ -129,6 +168,9 @@ def run(orders: int, capacity: int, seconds: float, rates: list[int], repeat: in
                               else "I/O, placement, modification and cancellation lcores on "
                               "CPUs of their own")
     fig["rates"] = rates
+    fig["hugepages"] = huge
+    fig["memory"] = ("DPDK memory on 2 MiB hugepages" if huge
+                     else "DPDK memory on 4 KiB pages (--no-huge), not as deployed")
     fig["sched"] = ("SCHED_FIFO 1 (stands in for isolated CPUs), runs under 1 s after a "
                     f"{rest_ms} ms rest" if sched == "fifo" else "SCHED_OTHER")
     return fig
@@ -172,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--attempts", type=int, default=3,
                     help="tries of each run while other tasks disturb it")
     ap.add_argument("--ring-size", type=int, default=4096, help="the RX ring's entries")
+    ap.add_argument("--hugepages", choices=["auto", "yes", "no"], default=None,
+                    help="DPDK memory on hugepages: auto (when enough are free; the default), "
+                    "yes, or no (--no-huge; the smoke run's default)")
     ap.add_argument("--smoke", action="store_true", help="small run for CI; nothing recorded")
     args = ap.parse_args(argv)
     rates = [int(float(r)) for r in args.rates.split(",") if r]
@@ -190,15 +235,17 @@ def main(argv: list[str] | None = None) -> int:
         args.orders, args.capacity, args.seconds, args.repeat = 20_000, 4096, 0.005, 1
         args.attempts, args.ring_size = 1, 32768
         rates = [250_000, 1_000_000]
+    huge = use_hugepages(args.hugepages or ("no" if args.smoke else "auto"),
+                         memory_mb(args.ring_size))
     if args.sched == "fifo":
         # (a), (b), (c) and the paced runs under SCHED_FIFO; the sharded and
         # typed modes share the worker's CPU with more lcores here, which
         # real-time priority would starve (one runs until it yields): they
         # run apart, as ordinary tasks, with a (c) of their own to compare
         fig = run(args.orders, args.capacity, args.seconds, rates, args.repeat, args.attempts,
-                  args.ring_size, "fifo", args.rest_ms, "null,core,full,paced")
+                  args.ring_size, "fifo", args.rest_ms, "null,core,full,paced", huge)
         other = run(args.orders, args.capacity, args.seconds, rates, args.repeat,
-                    args.attempts, args.ring_size, "other", 0, "full,sharded,typed")
+                    args.attempts, args.ring_size, "other", 0, "full,sharded,typed", huge)
         for k, v in other.items():
             if k.startswith(("sharded", "typed", "ratio_sharded", "ratio_typed")):
                 fig[k] = v
@@ -208,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         fig["disturbed_runs"] += other["disturbed_runs"]
     else:
         fig = run(args.orders, args.capacity, args.seconds, rates, args.repeat, args.attempts,
-                  args.ring_size, args.sched, args.rest_ms)
+                  args.ring_size, args.sched, args.rest_ms, huge=huge)
     g = gates(fig, rates, args.smoke)
     fig.update({f"gate_{k}": v for k, v in g.items()})
     for k, v in fig.items():
@@ -222,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke:
         row = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit(),
                "machine": machine(), "orders": args.orders, "capacity": args.capacity,
-               "seconds": args.seconds, "eal": eal_args()[:2], **fig}
+               "seconds": args.seconds, "eal": eal_args(memory_mb(args.ring_size), huge)[:4], **fig}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         with RESULTS.open("a") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")

@@ -11,5 +11,6 @@ sysfs=/sys/devices/system/node/node${NODE}/hugepages/hugepages-2048kB/nr_hugepag
 echo "$PAGES" > "$sysfs"
 got=$(cat "$sysfs")
 [ "$got" -ge "$PAGES" ] || echo "hugepages: asked for $PAGES, the kernel gave $got (fragmented memory: reserve at boot with hugepages=$PAGES)" >&2
+mkdir -p /dev/hugepages
 mountpoint -q /dev/hugepages || mount -t hugetlbfs nodev /dev/hugepages
 echo "hugepages: $got x 2 MiB on node $NODE, hugetlbfs on /dev/hugepages"

@@ -1,11 +1,12 @@
 """The DPDK benchmark runs small in every test run, so it cannot rot: built
-with pkg-config's libdpdk, EAL on two lcores without hugepages, the null
-pipeline, the core alone and the full pipeline on the generator's traffic,
-then paced runs.  Every frame offered must be received, every frame to send
-sent and drained, with no system reject; the full figures live in
-bench/results/."""
+with pkg-config's libdpdk, EAL on two lcores, on ordinary pages and on
+hugepages as deployed, the null pipeline, the core alone and the full
+pipeline on the generator's traffic, then paced runs.  Every frame offered
+must be received, every frame to send sent and drained, with no system
+reject; the full figures live in bench/results/."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import run_dpdk_bench  # noqa: E402
+
+NR_HUGEPAGES = Path("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")
+HUGETLBFS = Path("/dev/hugepages")
 
 
 def dpdk_available() -> bool:
@@ -25,9 +31,77 @@ def dpdk_available() -> bool:
 pytestmark = pytest.mark.skipif(not dpdk_available(), reason="libdpdk not found by pkg-config")
 
 
+@pytest.fixture
+def hugepages():
+    """1 GiB of 2 MiB hugepages free (the smoke run's ring wants that much)
+    and hugetlbfs mounted, as deploy/hugepages.sh leaves them; afterwards the
+    reservation and the mount are back as they were (the benchmark's
+    --in-memory EAL leaves no files there)."""
+    if os.geteuid() != 0 or not NR_HUGEPAGES.exists():
+        pytest.skip("reserving hugepages needs root and 2 MiB hugepage support")
+    before = int(NR_HUGEPAGES.read_text())
+    made_dir = not HUGETLBFS.exists()
+    mounted = subprocess.run(["mountpoint", "-q", str(HUGETLBFS)]).returncode == 0
+    try:
+        free = run_dpdk_bench.hugepages_free_mb(mounts="x y hugetlbfs\n") // 2
+        NR_HUGEPAGES.write_text(str(before + max(0, 520 - free)))
+        HUGETLBFS.mkdir(exist_ok=True)
+        if not mounted:
+            subprocess.run(["mount", "-t", "hugetlbfs", "nodev", str(HUGETLBFS)], check=True)
+        if run_dpdk_bench.hugepages_free_mb() < 1024:
+            pytest.skip(f"the kernel gave {run_dpdk_bench.hugepages_free_mb()} MiB of "
+                        "hugepages (fragmented memory)")
+        yield
+    finally:
+        if not mounted:
+            subprocess.run(["umount", str(HUGETLBFS)])
+        if made_dir:
+            HUGETLBFS.rmdir()
+        NR_HUGEPAGES.write_text(str(before))
+
+
+def test_hugepages_are_found_through_meminfo_and_the_mount():
+    meminfo = "MemTotal: 24 kB\nHugePages_Total:     512\nHugePages_Free:      300\n" \
+              "Hugepagesize:       2048 kB\n"
+    mounts = "proc /proc proc rw 0 0\nnodev /dev/hugepages hugetlbfs rw,relatime 0 0\n"
+    assert run_dpdk_bench.hugepages_free_mb(meminfo, mounts) == 600
+    # without a mount EAL cannot find them
+    assert run_dpdk_bench.hugepages_free_mb(meminfo, "proc /proc proc rw 0 0\n") == 0
+    assert run_dpdk_bench.hugepages_free_mb("MemTotal: 24 kB\n", mounts) == 0
+
+
+def test_the_eal_memory_arguments():
+    assert "--no-huge" in run_dpdk_bench.eal_args(512, huge=False)
+    huge = run_dpdk_bench.eal_args(1024, huge=True)
+    assert "--no-huge" not in huge and "--in-memory" in huge
+    assert huge[huge.index("-m") + 1] == "1024"
+    assert run_dpdk_bench.memory_mb(4096) == 512 and run_dpdk_bench.memory_mb(8192) == 1024
+
+
 def test_dpdk_bench_smoke():
+    assert run_smoke([])["eal_hugepages"] == "0"
+
+
+def test_dpdk_bench_smoke_on_hugepages(hugepages):
+    fig = run_smoke(["--hugepages", "yes"])
+    # EAL itself says its memory is on hugepages
+    assert fig["eal_hugepages"] == "1"
+    assert fig["hugepages"] == "pass" and fig["memory"].startswith("DPDK_memory_on_2_MiB")
+
+
+def test_hugepages_used_when_enough_are_free_or_asked_for(monkeypatch):
+    monkeypatch.setattr(run_dpdk_bench, "hugepages_free_mb", lambda: 1000)
+    assert run_dpdk_bench.use_hugepages("auto", 512)
+    assert not run_dpdk_bench.use_hugepages("auto", 1024)
+    assert not run_dpdk_bench.use_hugepages("no", 512)
+    with pytest.raises(SystemExit, match=r"1024 MiB of hugepages wanted, 1000 free "
+                       r"\(bash deploy/hugepages.sh 512\)"):
+        run_dpdk_bench.use_hugepages("yes", 1024)
+
+
+def run_smoke(extra: list[str]) -> dict:
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "bench/run_dpdk_bench.py", "--smoke"], cwd=ROOT,
+    r = subprocess.run([sys.executable, "bench/run_dpdk_bench.py", "--smoke", *extra], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     elapsed = time.monotonic() - t0
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
@@ -72,3 +146,4 @@ def test_dpdk_bench_smoke():
         fig["typed_lane_cancel"])
     assert fig["typed_label"] == "time-shared,_not_representative" or \
         int(fig["typed_time_shared"]) == 0
+    return fig
