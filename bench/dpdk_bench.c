@@ -13,7 +13,8 @@
  *   worker lcore one of
  *     (a) null:  rx_burst -> tx_burst of the same mbufs (the I/O ceiling);
  *     (c) full:  rx_burst -> oms_core_process_burst -> copy of the core's
- *                frames into fresh mbufs -> tx_burst: the appliance's own
+ *                frames into the received mbufs (fresh ones for any
+ *                more) -> tx_burst: the appliance's own
  *                worker loop, cdefs/worker.c compiled into this program
  *                with timing hooks, in live mode (time from the TSC, timers
  *                checked every poll, TX retried);

@@ -226,7 +226,8 @@ static void tx_stash_return(struct oms_worker *w)
 	w->n_stash = 0;
 }
 
-/* Transmit the core's frames: copied into fresh mbufs (the core builds
+/* Transmit the core's frames: copied into mbufs - the burst's received
+ * ones while they last (take_received), then fresh ones - (the core builds
  * them in its own transmit area), gathered per port in the core's order -
  * a NewOrder's acknowledgement and venue order alternate between two
  * ports, and one TX burst per frame would cost more than the frame - sent
