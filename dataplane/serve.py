@@ -30,7 +30,12 @@ def eal_args(cfg: Config) -> list[str]:
     lcore_opt = "--lcores" if "@" in d.lcores else "-l"
     args = ["oms", lcore_opt, d.lcores, "--file-prefix", f"oms{os.getpid()}",
             "--log-level", "lib.eal:error", "--no-telemetry"]
-    if not d.hugepages:
+    if d.hugepages:
+        # no hugepage files: they would hold their pages after the
+        # appliance stops (or is killed) until someone removes them; the
+        # appliance has no secondary processes that would need them
+        args.append("--in-memory")
+    else:
         args += ["--no-huge", "-m", str(d.memory_mb)]
     if d.pci:
         for p in d.pci:

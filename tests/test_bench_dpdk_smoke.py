@@ -6,7 +6,6 @@ must be received, every frame to send sent and drained, with no system
 reject; the full figures live in bench/results/."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,9 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 import run_dpdk_bench  # noqa: E402
 
-NR_HUGEPAGES = Path("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")
-HUGETLBFS = Path("/dev/hugepages")
-
 
 def dpdk_available() -> bool:
     return shutil.which("pkg-config") is not None and subprocess.run(
@@ -29,35 +25,6 @@ def dpdk_available() -> bool:
 
 
 pytestmark = pytest.mark.skipif(not dpdk_available(), reason="libdpdk not found by pkg-config")
-
-
-@pytest.fixture
-def hugepages():
-    """1 GiB of 2 MiB hugepages free (the smoke run's ring wants that much)
-    and hugetlbfs mounted, as deploy/hugepages.sh leaves them; afterwards the
-    reservation and the mount are back as they were (the benchmark's
-    --in-memory EAL leaves no files there)."""
-    if os.geteuid() != 0 or not NR_HUGEPAGES.exists():
-        pytest.skip("reserving hugepages needs root and 2 MiB hugepage support")
-    before = int(NR_HUGEPAGES.read_text())
-    made_dir = not HUGETLBFS.exists()
-    mounted = subprocess.run(["mountpoint", "-q", str(HUGETLBFS)]).returncode == 0
-    try:
-        free = run_dpdk_bench.hugepages_free_mb(mounts="x y hugetlbfs\n") // 2
-        NR_HUGEPAGES.write_text(str(before + max(0, 520 - free)))
-        HUGETLBFS.mkdir(exist_ok=True)
-        if not mounted:
-            subprocess.run(["mount", "-t", "hugetlbfs", "nodev", str(HUGETLBFS)], check=True)
-        if run_dpdk_bench.hugepages_free_mb() < 1024:
-            pytest.skip(f"the kernel gave {run_dpdk_bench.hugepages_free_mb()} MiB of "
-                        "hugepages (fragmented memory)")
-        yield
-    finally:
-        if not mounted:
-            subprocess.run(["umount", str(HUGETLBFS)])
-        if made_dir:
-            HUGETLBFS.rmdir()
-        NR_HUGEPAGES.write_text(str(before))
 
 
 def test_hugepages_are_found_through_meminfo_and_the_mount():

@@ -13,7 +13,9 @@ import time
 import netns
 import pytest
 import wire
+from conftest import HUGETLBFS
 from live_run import OMSCTL, PEERS, PY, LiveRun, report_of, stop, wait_ready
+from run_dpdk_bench import hugepages_free_mb
 
 # other live tests take these from here
 __all__ = ["OMSCTL", "PEERS", "PY", "backend_args", "config_text"]
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
 
 def config_text(h: netns.Hosts, driver: str, *, session_hb: int = 500,
                 session_timeout: int = 20000, venue_hb: int = 1000,
-                venue_timeout: int = 20000) -> str:
+                venue_timeout: int = 20000, hugepages: bool = False) -> str:
     s, v, a = wire.SESSIONS[0], wire.VENUES[0], wire.APPLIANCE
     if driver == "afxdp":
         # the native backend: no DPDK, no EAL
@@ -46,6 +48,7 @@ def config_text(h: netns.Hosts, driver: str, *, session_hb: int = 500,
   vdevs: {json.dumps(vdevs)}
   ports: {{strategy: {ports[0]}, venue: {ports[1]}}}
   idle_sleep_us: 50
+  hugepages: {json.dumps(hugepages)}
 """
     return f"""
 appliance: {{mac: "{a.mac}", ip: {a.ip}, strategy_port: {a.strategy_port},
@@ -76,16 +79,30 @@ def backend_args(driver: str) -> list[str]:
     return ["--backend", "afxdp"] if driver == "afxdp" else []
 
 
-@pytest.mark.parametrize("driver", ["af_packet", "af_xdp", "afxdp"])
-def test_orders_flow_through_the_appliance_between_namespaces(tmp_path, driver):
+def hugepage_files() -> list[str]:
+    return sorted(p.name for p in HUGETLBFS.glob("oms*map_*")) if HUGETLBFS.is_dir() else []
+
+
+@pytest.mark.parametrize(("driver", "huge"), [("af_packet", False), ("af_xdp", False),
+                                              ("afxdp", False), ("af_packet", True)],
+                         ids=["af_packet", "af_xdp", "afxdp", "af_packet-hugepages"])
+def test_orders_flow_through_the_appliance_between_namespaces(tmp_path, request, driver, huge):
+    if huge:  # as deployed: DPDK's memory on hugepages (deploy/hugepages.sh)
+        request.getfixturevalue("hugepages")
+        free_before, files_before = hugepages_free_mb(), hugepage_files()
     with netns.three_hosts() as h, LiveRun(h) as run:
         cfg = tmp_path / "live.yaml"
-        cfg.write_text(config_text(h, driver))
+        cfg.write_text(config_text(h, driver, hugepages=huge))
         ready = tmp_path / "ready.json"
         app = run.appliance(cfg, ready, duration=60, args=backend_args(driver))
         venue = run.venue(tmp_path / "venue.json", duration=60)
         wait_ready(app, ready)
         time.sleep(0.5)
+        if huge:
+            # EAL took its memory from the hugepages, and made no file of
+            # them that would outlive the appliance
+            assert hugepages_free_mb() < free_before
+            assert hugepage_files() == files_before
         xdp_during = {dev: xdp_prog(h, dev) for dev in (h.oms_strategy_if, h.oms_venue_if)}
         run.run_strategy("--orders", "20", "--timeout", "8", "--out",
                          str(tmp_path / "strat.json"), timeout=30)
@@ -158,3 +175,7 @@ def test_orders_flow_through_the_appliance_between_namespaces(tmp_path, driver):
         assert (extra == 0 if driver == "af_packet" else 0 <= extra <= 1024), report
     assert report["live_orders"] == 0  # every order reached a final state
     assert ven["stats"]["received"]["O"] == 20 and ven["stats"]["received"]["X"] == 10
+    if huge:
+        # every page is back once the appliance has stopped
+        assert hugepage_files() == files_before
+        assert hugepages_free_mb() == free_before
