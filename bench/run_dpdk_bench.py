@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke:
         row = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": commit(),
                "machine": machine(), "orders": args.orders, "capacity": args.capacity,
-               "seconds": args.seconds, "eal": eal_args(memory_mb(args.ring_size), huge)[:4], **fig}
+               "seconds": args.seconds, "eal": eal_args(memory_mb(args.ring_size), huge)[:5], **fig}
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         with RESULTS.open("a") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")

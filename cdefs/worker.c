@@ -195,10 +195,11 @@ static inline void stash_fill(const struct oms_worker *w, struct rte_mbuf *m,
 
 /* A received mbuf the core has finished with can carry its output, as
  * the null pipeline sends its received mbufs back out: its lines are in
- * this CPU's cache already (prefetch_burst took them for writing), where
- * a fresh mbuf's were last written by whoever freed it.  It must be what
- * the pool would hand out - direct, one segment, one reference - with
- * room for a whole frame at the pool's headroom. */
+ * this CPU's cache already (prefetched on arrival, read by the core), and
+ * it need not be freed; a fresh mbuf's lines were last written by whoever
+ * freed it.  It must be what the pool would hand out - direct, one
+ * segment, one reference - with room for a whole frame at the pool's
+ * headroom. */
 static inline int reusable(const struct oms_worker *w, const struct rte_mbuf *m)
 {
 	return RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1 && m->nb_segs == 1 &&
@@ -558,8 +559,8 @@ static inline uint16_t rx_take(struct oms_worker *w, int src, struct rte_mbuf **
  * next burst is taken, and its misses started, before this one is handled,
  * so they overlap the core's work on this one instead of stalling the
  * start of the next - every frame and mbuf was last written by another CPU
- * (at the maximum rate, with the two CPUs on different L3 caches, that
- * stall was a tenth of a frame's cost).  A burst that is not full is
+ * (at the maximum rate, with the two CPUs on different L3 caches, about
+ * 2 % of a frame's cost).  A burst that is not full is
  * handled at once: no frame ever waits for the next to arrive.  *now
  * becomes the latest burst's time; returns whether anything came. */
 static int poll_rx(struct oms_worker *w, int src, struct rte_mbuf **m, uint64_t *now)
