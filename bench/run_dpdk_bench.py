@@ -47,8 +47,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from run_core_bench import commit, machine  # noqa: E402
 from run_core_bench import parse_figures as parse  # noqa: E402
+
+from dataplane.diagnose import hugepages_free_mb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE_SOURCES = [w for w in (ROOT / "cdefs" / "core_sources.txt").read_text().splitlines()
@@ -98,18 +101,6 @@ def lcores() -> tuple[str, bool]:
     if len(cpus) == 2:
         return f"0@{cpus[0]},1@{cpus[1]},2@{cpus[1]},3@{cpus[1]},4@{cpus[1]}", False
     return ",".join(f"{i}@{cpus[0]}" for i in range(5)), True
-
-
-def hugepages_free_mb(meminfo: str | None = None, mounts: str | None = None) -> int:
-    """MiB of free hugepages of the default size, 0 when hugetlbfs is not
-    mounted (EAL finds the pages through the mount)."""
-    meminfo = meminfo if meminfo is not None else Path("/proc/meminfo").read_text()
-    mounts = mounts if mounts is not None else Path("/proc/mounts").read_text()
-    if not any(line.split()[2:3] == ["hugetlbfs"] for line in mounts.splitlines()):
-        return 0
-    v = {k.strip(): w.split()[0] for k, w in
-         (line.split(":", 1) for line in meminfo.splitlines() if ":" in line)}
-    return int(v.get("HugePages_Free", 0)) * int(v.get("Hugepagesize", 0)) // 1024
 
 
 def use_hugepages(choice: str, memory_mb: int) -> bool:

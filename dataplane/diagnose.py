@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from control.config import Config, Dataplane
+from dataplane.eal_stale import hugetlbfs_mounts
 
 ERROR, WARNING, OK = "error", "warning", "ok"
 # drivers DPDK's PCI poll-mode drivers can use
@@ -280,6 +281,20 @@ def _hugepage_pools(m: _Machine, base: str) -> list[tuple[int, int, int]]:
     return pools
 
 
+def _hugetlbfs_mounted(m: _Machine) -> bool:
+    return bool(hugetlbfs_mounts(str(m.path("/proc/mounts"))))
+
+
+def hugepages_free_mb(root: str | Path = "/") -> int:
+    """MiB of free hugepages (every page size) on the machine under `root`;
+    0 when no hugetlbfs is mounted, since EAL finds the pages through one."""
+    m = _Machine(root)
+    if not _hugetlbfs_mounted(m):
+        return 0
+    return sum(size * free for size, _, free in
+               _hugepage_pools(m, "/sys/kernel/mm/hugepages")) // 1024
+
+
 def _check_hugepages(d: Dataplane, m: _Machine, out: list[Finding]) -> None:
     if not d.hugepages:
         out.append(Finding(OK, "hugepages", f"not used: --no-huge with {d.memory_mb} MiB of "
@@ -295,8 +310,7 @@ def _check_hugepages(d: Dataplane, m: _Machine, out: list[Finding]) -> None:
         out.append(Finding(ERROR, "hugepages", "dataplane.hugepages is true but no hugepages "
                            f"are reserved: {fix}"))
         return
-    mounts = m.read("/proc/mounts") or ""
-    if not any(line.split()[2:3] == ["hugetlbfs"] for line in mounts.splitlines()):
+    if not _hugetlbfs_mounted(m):
         out.append(Finding(ERROR, "hugepages", f"{reserved} hugepages are reserved but no "
                            "hugetlbfs is mounted: mount -t hugetlbfs nodev /dev/hugepages "
                            "(deploy/hugepages.sh does)"))

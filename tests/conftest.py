@@ -13,10 +13,10 @@ import pytest
 
 # tests import their helpers (wire.py) as top-level modules
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from run_dpdk_bench import hugepages_free_mb  # noqa: E402
+from dataplane.diagnose import hugepages_free_mb  # noqa: E402
 
 NR_HUGEPAGES = Path("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")
+FREE_HUGEPAGES = NR_HUGEPAGES.parent / "free_hugepages"
 HUGETLBFS = Path("/dev/hugepages")
 
 
@@ -44,7 +44,7 @@ def hugepages():
     made_dir = not HUGETLBFS.exists()
     mounted = subprocess.run(["mountpoint", "-q", str(HUGETLBFS)]).returncode == 0
     try:
-        free = hugepages_free_mb(mounts="x y hugetlbfs\n") // 2
+        free = int(FREE_HUGEPAGES.read_text())
         NR_HUGEPAGES.write_text(str(before + max(0, 520 - free)))
         HUGETLBFS.mkdir(exist_ok=True)
         if not mounted:

@@ -15,7 +15,8 @@ import pytest
 import wire
 from conftest import HUGETLBFS
 from live_run import OMSCTL, PEERS, PY, LiveRun, report_of, stop, wait_ready
-from run_dpdk_bench import hugepages_free_mb
+
+from dataplane.diagnose import hugepages_free_mb
 
 # other live tests take these from here
 __all__ = ["OMSCTL", "PEERS", "PY", "backend_args", "config_text"]
