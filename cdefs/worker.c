@@ -193,17 +193,22 @@ static inline void stash_fill(const struct oms_worker *w, struct rte_mbuf *m,
 	rte_memcpy(rte_pktmbuf_mtod(m, uint8_t *), data, len);
 }
 
+/* What the pool hands out and takes back as it is: direct, one segment
+ * (so `next` is NULL), one reference. */
+static inline int plain_mbuf(const struct rte_mbuf *m)
+{
+	return RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1 && m->nb_segs == 1;
+}
+
 /* A received mbuf the core has finished with can carry its output, as
  * the null pipeline sends its received mbufs back out: its lines are in
  * this CPU's cache already (prefetched on arrival, read by the core), and
  * it need not be freed; a fresh mbuf's lines were last written by whoever
- * freed it.  It must be what the pool would hand out - direct, one
- * segment, one reference - with room for a whole frame at the pool's
+ * freed it.  It must be plain, with room for a whole frame at the pool's
  * headroom. */
 static inline int reusable(const struct oms_worker *w, const struct rte_mbuf *m)
 {
-	return RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1 && m->nb_segs == 1 &&
-	       m->buf_len >= w->stash_headroom + OMS_TX_SLOT;
+	return plain_mbuf(m) && m->buf_len >= w->stash_headroom + OMS_TX_SLOT;
 }
 
 /* Up to `want` mbufs for output from the received ones (w->reuse), in
@@ -366,7 +371,7 @@ static void free_received(struct rte_mbuf **m, uint16_t n)
 
 	for (uint16_t i = 0; i < n; i++) {
 		struct rte_mbuf *b = m[i];
-		if (!RTE_MBUF_DIRECT(b) || rte_mbuf_refcnt_read(b) != 1 || b->nb_segs != 1) {
+		if (!plain_mbuf(b)) {
 			rte_pktmbuf_free(b);
 			continue;
 		}
