@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from dataplane.diagnose import hugepages_free_mb
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 import run_dpdk_bench  # noqa: E402
@@ -27,23 +25,6 @@ def dpdk_available() -> bool:
 
 
 pytestmark = pytest.mark.skipif(not dpdk_available(), reason="libdpdk not found by pkg-config")
-
-
-def test_hugepages_are_found_through_sysfs_and_the_mount(tmp_path):
-    pool = tmp_path / "sys/kernel/mm/hugepages/hugepages-2048kB"
-    pool.mkdir(parents=True)
-    (pool / "nr_hugepages").write_text("512\n")
-    (pool / "free_hugepages").write_text("300\n")
-    (tmp_path / "proc").mkdir()
-    mounts = tmp_path / "proc/mounts"
-    mounts.write_text("proc /proc proc rw 0 0\nnodev /dev/hugepages hugetlbfs rw,relatime 0 0\n")
-    assert hugepages_free_mb(tmp_path) == 600
-    # without a mount EAL cannot find them
-    mounts.write_text("proc /proc proc rw 0 0\n")
-    assert hugepages_free_mb(tmp_path) == 0
-    mounts.write_text("nodev /dev/hugepages hugetlbfs rw,relatime 0 0\n")
-    (pool / "free_hugepages").write_text("0\n")
-    assert hugepages_free_mb(tmp_path) == 0
 
 
 def test_the_eal_memory_arguments():

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from control.config import Dataplane, Threading, load_config, load_default_config
-from dataplane.diagnose import ERROR, OK, WARNING, diagnose, parse_cpu_list, parse_lcores
+from dataplane.diagnose import (
+    ERROR,
+    OK,
+    WARNING,
+    diagnose,
+    hugepages_free_mb,
+    parse_cpu_list,
+    parse_lcores,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OMSCTL = Path(sys.executable).parent / "omsctl"
@@ -328,3 +336,20 @@ def test_run_refuses_to_start_and_says_why(tmp_path):
     r = subprocess.run([OMSCTL, "doctor", "--config", cfg], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 1 and "1 error(s)" in r.stdout
+
+
+def test_hugepages_are_found_through_sysfs_and_the_mount(tmp_path):
+    pool = tmp_path / "sys/kernel/mm/hugepages/hugepages-2048kB"
+    pool.mkdir(parents=True)
+    (pool / "nr_hugepages").write_text("512\n")
+    (pool / "free_hugepages").write_text("300\n")
+    (tmp_path / "proc").mkdir()
+    mounts = tmp_path / "proc/mounts"
+    mounts.write_text("proc /proc proc rw 0 0\nnodev /dev/hugepages hugetlbfs rw,relatime 0 0\n")
+    assert hugepages_free_mb(tmp_path) == 600
+    # without a mount EAL cannot find them
+    mounts.write_text("proc /proc proc rw 0 0\n")
+    assert hugepages_free_mb(tmp_path) == 0
+    mounts.write_text("nodev /dev/hugepages hugetlbfs rw,relatime 0 0\n")
+    (pool / "free_hugepages").write_text("0\n")
+    assert hugepages_free_mb(tmp_path) == 0
