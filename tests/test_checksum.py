@@ -68,10 +68,10 @@ def test_the_checksums_of_built_frames_verify():
                               wire.from_strategy(1, wire.new_order(1, 1, 7))], 10**9)
     assert len(out) == 2
     for f in out:
-        assert wire._csum(f[14:34]) == 0
+        assert wire.ones_complement(f[14:34]) == 0
         udp_len = struct.unpack_from("!H", f, 38)[0]
         pseudo = f[26:34] + struct.pack("!BBH", 0, 17, udp_len)
-        assert wire._csum(pseudo + f[34:34 + udp_len]) == 0
+        assert wire.ones_complement(pseudo + f[34:34 + udp_len]) == 0
 
 
 def with_ip_options(f: bytes, options: bytes) -> bytes:
@@ -83,7 +83,7 @@ def with_ip_options(f: bytes, options: bytes) -> bytes:
     ip[2:4] = struct.pack("!H", 20 + len(options) + len(udp))
     ip[10:12] = b"\0\0"
     hdr = bytes(ip) + options
-    hdr = hdr[:10] + struct.pack("!H", wire._csum(hdr)) + hdr[12:]
+    hdr = hdr[:10] + struct.pack("!H", wire.ones_complement(hdr)) + hdr[12:]
     return f[:14] + hdr + udp
 
 

@@ -48,8 +48,8 @@ def test_an_arp_request_answered_on_the_full_port_is_sent_once_it_drains(run):
     gratuitous, reply = run["arp"]
     assert gratuitous[20:22] == b"\x00\x01" and reply[20:22] == b"\x00\x02"
     s, app = wire.SESSIONS[0], wire.APPLIANCE
-    assert reply[:6] == wire._mac(s.mac) and reply[28:32] == wire._ip(app.ip)
-    assert reply[38:42] == wire._ip(s.ip)
+    assert reply[:6] == wire.mac(s.mac) and reply[28:32] == wire.ip4(app.ip)
+    assert reply[38:42] == wire.ip4(s.ip)
     assert run["held"]["io"]["tx_dropped"] == run["end"]["io"]["tx_dropped"] == 0
     # behind what the port held (its 63-frame ring) and the burst waiting
     # in the I/O lcore when it was asked

@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+import wire
 
 from control.config import (
     Account,
@@ -87,30 +88,10 @@ def make_config(orders: int = 16, tx_frames: int = 64, *,
 
 # --- hand-built frames ---------------------------------------------------------
 
-def ip4(text: str) -> bytes:
-    return bytes(int(p) for p in text.split("."))
-
-
-def ones_complement(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def udp_frame(src_ip: str, src_port: int, dst_port: int, payload: bytes,
               dst_ip: str = APP_IP, src_mac: bytes = SESS_MAC) -> bytes:
-    udp_len = 8 + len(payload)
-    ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0x1234,
-                               0x4000, 63, 17, 0, ip4(src_ip), ip4(dst_ip)))
-    struct.pack_into(">H", ip, 10, ones_complement(bytes(ip)))
-    pseudo = ip4(src_ip) + ip4(dst_ip) + struct.pack(">BBH", 0, 17, udp_len)
-    udp = struct.pack(">HHHH", src_port, dst_port, udp_len, 0) + payload
-    csum = ones_complement(pseudo + udp) or 0xFFFF
-    udp = udp[:6] + struct.pack(">H", csum) + udp[8:]
-    return APP_MAC + src_mac + b"\x08\x00" + bytes(ip) + udp
+    return wire.udp_frame(src_mac.hex(":"), APP_MAC.hex(":"), src_ip, dst_ip, src_port,
+                          dst_port, payload)
 
 
 def sp_msg(msg_type: int, seq: int, body: bytes, length: int | None = None,
@@ -203,14 +184,14 @@ def check_frame(frame: bytes, dst_mac: bytes, dst_ip: str, src_port: int,
     ver_ihl, tos, total, ident, frag, ttl, proto = struct.unpack(">BBHHHBB", ip[:10])
     assert (ver_ihl, tos, ident, frag, ttl, proto) == (0x45, 0, 0, 0x4000, 64, 17)
     assert total == len(frame) - 14
-    assert ones_complement(ip) == 0
-    assert ip[12:16] == ip4(APP_IP) and ip[16:20] == ip4(dst_ip)
+    assert wire.ones_complement(ip) == 0
+    assert ip[12:16] == wire.ip4(APP_IP) and ip[16:20] == wire.ip4(dst_ip)
     udp = frame[34:]
     sport, dport, ulen, csum = struct.unpack(">HHHH", udp[:8])
     assert (sport, dport, ulen) == (src_port, dst_port, len(udp))
     assert csum != 0
     pseudo = ip[12:20] + struct.pack(">BBH", 0, 17, ulen)
-    assert ones_complement(pseudo + udp) == 0
+    assert wire.ones_complement(pseudo + udp) == 0
     return udp[8:]
 
 

@@ -52,15 +52,15 @@ def config(orders: int = 1024, tx_frames: int = 8192, *, instruments=INSTRUMENTS
                   instruments=instruments, accounts=accounts)
 
 
-def _mac(m: str) -> bytes:
+def mac(m: str) -> bytes:
     return bytes(int(x, 16) for x in m.split(":"))
 
 
-def _ip(a: str) -> bytes:
+def ip4(a: str) -> bytes:
     return bytes(int(x) for x in a.split("."))
 
 
-def _csum(data: bytes) -> int:
+def ones_complement(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
     s = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -74,17 +74,17 @@ def udp_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, 
               bad_udp_csum: bool = False, udp_csum: bool = True) -> bytes:
     udp_len = 8 + len(payload)
     ip_hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17, 0,
-                         _ip(src_ip), _ip(dst_ip))
-    c = _csum(ip_hdr) ^ (0x5555 if bad_ip_csum else 0)
+                         ip4(src_ip), ip4(dst_ip))
+    c = ones_complement(ip_hdr) ^ (0x5555 if bad_ip_csum else 0)
     ip_hdr = ip_hdr[:10] + struct.pack("!H", c) + ip_hdr[12:]
     udp = struct.pack("!HHHH", sport, dport, udp_len, 0) + payload
     if udp_csum:
-        pseudo = _ip(src_ip) + _ip(dst_ip) + struct.pack("!BBH", 0, 17, udp_len)
-        uc = _csum(pseudo + udp) or 0xFFFF
+        pseudo = ip4(src_ip) + ip4(dst_ip) + struct.pack("!BBH", 0, 17, udp_len)
+        uc = ones_complement(pseudo + udp) or 0xFFFF
         if bad_udp_csum:
             uc ^= 0x0101
         udp = udp[:6] + struct.pack("!H", uc) + udp[8:]
-    eth = _mac(dst_mac) + _mac(src_mac)
+    eth = mac(dst_mac) + mac(src_mac)
     if vlan is not None:
         eth += struct.pack("!HH", 0x8100, vlan)
     return eth + b"\x08\x00" + ip_hdr + udp
@@ -92,9 +92,9 @@ def udp_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, 
 
 def arp_request(src_mac: str, src_ip: str, target_ip: str) -> bytes:
     """Who has target_ip, broadcast, padded to Ethernet's 60 bytes."""
-    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, _mac(src_mac), _ip(src_ip),
-                      b"\0" * 6, _ip(target_ip))
-    return (b"\xff" * 6 + _mac(src_mac) + b"\x08\x06" + arp).ljust(60, b"\0")
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac(src_mac), ip4(src_ip),
+                      b"\0" * 6, ip4(target_ip))
+    return (b"\xff" * 6 + mac(src_mac) + b"\x08\x06" + arp).ljust(60, b"\0")
 
 
 # --- strategy protocol (little-endian, docs/protocol.md) ---
