@@ -48,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from run_core_bench import commit, machine  # noqa: E402
+from run_core_bench import OPTIMIZE, commit, machine  # noqa: E402
 from run_core_bench import parse_figures as parse  # noqa: E402
 
 from dataplane.diagnose import hugepages_free_mb  # noqa: E402
@@ -77,8 +77,8 @@ def build(out: Path = EXE) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     cc = os.environ.get("CC", "cc")
     # pkg-config's -march=corei7 comes first; -march=native after it wins, the
-    # same code generation as the core benchmark's
-    cmd = [cc, *pkg_config("--cflags"), "-std=gnu11", "-O2", "-march=native", "-Wall",
+    # same code generation as the cffi modules' and the core benchmark's
+    cmd = [cc, *pkg_config("--cflags"), "-std=gnu11", *OPTIMIZE, "-Wall",
            "-Wextra", "-Werror", "-Wno-unused-parameter", "-DALLOW_EXPERIMENTAL_API",
            "-I", str(ROOT / "cdefs"), "-I", str(ROOT / "bench"), "-o", str(out),
            str(ROOT / "bench" / "dpdk_bench.c"), str(ROOT / "bench" / "gen.c"),

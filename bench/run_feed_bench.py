@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from run_core_bench import ROOT, commit, machine, parse_figures
+from run_core_bench import OPTIMIZE, ROOT, commit, machine, parse_figures
 
 RESULTS = ROOT / "bench" / "results" / "feed_bench.jsonl"
 SOURCES = ["feed.c", "book.c", "net.c"]
@@ -35,7 +35,7 @@ SOURCES = ["feed.c", "book.c", "net.c"]
 def build(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
+    subprocess.run([cc, "-std=gnu11", *OPTIMIZE, "-Wall", "-Wextra", "-Werror",
                     "-I", str(ROOT / "cdefs"), "-o", str(out),
                     str(ROOT / "bench" / "feed_bench.c"),
                     *[str(ROOT / "cdefs" / s) for s in SOURCES]], check=True)
@@ -46,7 +46,7 @@ def build_route(out: Path) -> None:
     cc = os.environ.get("CC", "cc")
     core = [w for w in (ROOT / "cdefs" / "core_sources.txt").read_text().splitlines()
             if w and not w.startswith("#")]
-    subprocess.run([cc, "-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
+    subprocess.run([cc, "-std=gnu11", *OPTIMIZE, "-Wall", "-Wextra", "-Werror",
                     "-I", str(ROOT / "cdefs"), "-o", str(out),
                     str(ROOT / "bench" / "route_bench.c"),
                     *[str(ROOT / "cdefs" / s) for s in core]], check=True)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_core_bench import SOURCES, commit, machine, parse_figures  # noqa: E402
+from run_core_bench import OPTIMIZE, SOURCES, commit, machine, parse_figures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "obs_bench.jsonl"
@@ -27,7 +27,7 @@ GATE_PCT = 5.0
 def build() -> None:
     EXE.parent.mkdir(parents=True, exist_ok=True)
     cc = os.environ.get("CC", "cc")
-    subprocess.run([cc, "-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
+    subprocess.run([cc, "-std=gnu11", *OPTIMIZE, "-Wall", "-Wextra", "-Werror",
                     "-I", str(ROOT / "cdefs"), "-o", str(EXE), str(ROOT / "bench" / "obs_bench.c"),
                     str(ROOT / "bench" / "gen.c"), *[str(ROOT / "cdefs" / s) for s in SOURCES]],
                    check=True)

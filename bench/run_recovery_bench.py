@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_core_bench import SOURCES, commit, machine, parse_figures  # noqa: E402
+from run_core_bench import OPTIMIZE, SOURCES, commit, machine, parse_figures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "recovery_bench.jsonl"
@@ -32,7 +32,7 @@ GOAL_S = 5.0
 def build(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     cc = os.environ.get("CC", "cc")
-    cmd = [cc, "-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
+    cmd = [cc, "-std=gnu11", *OPTIMIZE, "-Wall", "-Wextra", "-Werror",
            "-I", str(ROOT / "cdefs"), "-o", str(out), str(ROOT / "bench" / "recovery_bench.c"),
            str(ROOT / "bench" / "gen.c"), *[str(ROOT / "cdefs" / s) for s in SOURCES],
            "-lpthread"]

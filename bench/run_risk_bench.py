@@ -18,14 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-from run_core_bench import ROOT, SOURCES, commit, machine, parse_figures
+from run_core_bench import OPTIMIZE, ROOT, SOURCES, commit, machine, parse_figures
 
 RESULTS = ROOT / "bench" / "results" / "risk_bench.jsonl"
 
 
 def build(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cc", "-std=gnu11", "-O2", "-march=native", "-Wall", "-Wextra", "-Werror",
+    subprocess.run(["cc", "-std=gnu11", *OPTIMIZE, "-Wall", "-Wextra", "-Werror",
                     "-I", str(ROOT / "cdefs"), "-o", str(out),
                     str(ROOT / "bench" / "risk_bench.c"),
                     *[str(ROOT / "cdefs" / s) for s in SOURCES]],

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
 CORE_SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
                 if w and not w.startswith("#")]
+OPTIMIZE = [w for w in (CDEFS / "optimize_flags.txt").read_text().splitlines()
+            if w and not w.startswith("#")]
 AFXDP_SOURCES = ["afxdp_io.c"]
 MODULE = "dataplane._oms_afxdp"
 PKGS = ["libxdp", "libbpf"]
@@ -50,8 +52,8 @@ def make_builder() -> FFI:
         '#include "oms_afxdp.h"\n',
         sources=[os.path.relpath(CDEFS / s) for s in CORE_SOURCES + AFXDP_SOURCES],
         include_dirs=[os.path.relpath(CDEFS)],
-        extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror",
-                            "-march=native"],
+        extra_compile_args=["-std=gnu11", "-Wall", "-Wextra", "-Werror", *OPTIMIZE],
+        extra_link_args=OPTIMIZE,  # with LTO the code is generated at link time
         libraries=["pthread"],
     )
     return ffi

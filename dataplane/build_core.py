@@ -17,14 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 CDEFS = ROOT / "cdefs"
 SOURCES = [w for w in (CDEFS / "core_sources.txt").read_text().splitlines()
            if w and not w.startswith("#")]
+OPTIMIZE = [w for w in (CDEFS / "optimize_flags.txt").read_text().splitlines()
+            if w and not w.startswith("#")]
 SANITIZE = os.environ.get("OMS_SANITIZE") == "1"
 MODULE = "dataplane._oms_core_san" if SANITIZE else "dataplane._oms_core"
 
-CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-march=native"]
+CFLAGS = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", *OPTIMIZE]
+LDFLAGS = OPTIMIZE  # with LTO the code is generated at link time
 if SANITIZE:
     CFLAGS = ["-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
               "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
               "-fno-omit-frame-pointer"]
+    LDFLAGS = ["-fsanitize=address,undefined"]
 
 
 def cdef_text() -> str:
@@ -48,7 +52,7 @@ ffibuilder.set_source(
     sources=[os.path.relpath(CDEFS / s) for s in SOURCES],
     include_dirs=[os.path.relpath(CDEFS)],
     extra_compile_args=CFLAGS,
-    extra_link_args=["-fsanitize=address,undefined"] if SANITIZE else [],
+    extra_link_args=LDFLAGS,
 )
 
 if __name__ == "__main__":
