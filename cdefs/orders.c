@@ -160,11 +160,37 @@ uint32_t order_free_slots(const struct order_table *t)
 	return t->capacity - t->never_used + t->retired_count;
 }
 
+/* The victims to come are known, and their keys are in the ring: their
+ * index slots are asked for VICTIM_AHEAD evictions early, and the slot the
+ * new order will be written into with them. */
+#define VICTIM_AHEAD 2
+
+/* A load whose value nothing waits for: unlike a software prefetch, which
+ * the CPU may drop when its miss buffers are busy (as they are while a new
+ * order's lines are being written), it is always carried out, and
+ * out-of-order execution runs on past it until it is back. */
+static inline void touch(const void *p)
+{
+	(void)*(const volatile uint32_t *)p;
+}
+
+/* A new order writes every line of its slot (its time stamps reach the
+ * fourth): each one not fetched ahead is a store miss, and a few of them
+ * fill the store buffer and stall everything behind. */
+static inline void prefetch_slot(const struct order *o)
+{
+	for (size_t l = 0; l < sizeof(*o); l += 64)
+		__builtin_prefetch((const char *)o + l, 1);
+}
+
 uint32_t order_alloc(struct order_table *t, int *evicted)
 {
 	*evicted = 0;
-	if (t->never_used < t->capacity)
+	if (t->never_used < t->capacity) {
+		if (t->never_used + VICTIM_AHEAD < t->capacity)
+			prefetch_slot(&t->orders[t->never_used + VICTIM_AHEAD]);
 		return t->never_used++;
+	}
 	if (t->retired_count == 0)
 		return ORDER_NIL;
 
@@ -183,20 +209,6 @@ uint32_t order_alloc(struct order_table *t, int *evicted)
 	return v->o;
 }
 
-/* The victims to come are known, and their keys are in the ring: their
- * index slots are asked for VICTIM_AHEAD evictions early, and the slot the
- * new order will be written into with them. */
-#define VICTIM_AHEAD 2
-
-/* A load whose value nothing waits for: unlike a software prefetch, which
- * the CPU may drop when its miss buffers are busy (as they are while a new
- * order's lines are being written), it is always carried out, and
- * out-of-order execution runs on past it until it is back. */
-static inline void touch(const void *p)
-{
-	(void)*(const volatile uint32_t *)p;
-}
-
 void order_prefetch_victims(const struct order_table *t)
 {
 	if (t->retired_count < VICTIM_AHEAD)
@@ -206,12 +218,14 @@ void order_prefetch_victims(const struct order_table *t)
 	if (!v->is_child)
 		touch(&t->by_id.slots[index_hash(v->cl_ord_id, v->session) & t->by_id.mask]);
 	touch(&t->by_ref.direct[ref_slot(&t->by_ref, v->ref, v->venue)]);
-	__builtin_prefetch(&t->orders[v->o], 1);
+	prefetch_slot(&t->orders[v->o]);
 }
 
 void order_retire(struct order_table *t, uint32_t o)
 {
-	uint32_t tail = (t->retired_head + t->retired_count) % t->capacity;
+	uint32_t tail = t->retired_head + t->retired_count;
+	if (tail >= t->capacity) /* a ring: no division a retirement */
+		tail -= t->capacity;
 	const struct order *od = &t->orders[o];
 
 	t->retired[tail] = (struct retired_order){
