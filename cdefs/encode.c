@@ -26,6 +26,15 @@ static void sp_frame(struct oms_core *c, struct session *s, uint8_t *f, uint32_t
 	s->last_tx = c->now_ns;
 }
 
+/* A replay ring takes a slot (a line) a message and comes back to it a lap
+ * of replay_depth messages later, long after it left the cache: the slot a
+ * few messages on is fetched for writing now, so that its store does not
+ * miss then. */
+static inline void replay_prefetch_ahead(const struct oms_core *c, uint8_t *ring, uint64_t seq)
+{
+	__builtin_prefetch(ring + ((seq + 4) & c->replay_mask) * REPLAY_SLOT, 1);
+}
+
 /* A message that cannot be built (TX_FULL) consumes no sequence number.
  * Sequenced messages are kept for retransmission (rule R).  Inlined, so
  * that each caller's `len` is a constant and both copies are a few vector
@@ -43,8 +52,10 @@ sp_send(struct oms_core *c, struct session *s, void *msg, uint32_t len, int sequ
 	/* session-level messages carry the next seq without consuming it */
 	h->seq = sequenced ? s->next_out_seq++ : s->next_out_seq;
 	memcpy(f + NET_TX_HLEN, msg, len);
-	if (sequenced)
+	if (sequenced) {
 		memcpy(s->replay + (h->seq & c->replay_mask) * REPLAY_SLOT, msg, len);
+		replay_prefetch_ahead(c, s->replay, h->seq);
+	}
 	sp_frame(c, s, f, len);
 	c->stats.event[OMS_EV_SP_MSGS_OUT]++;
 	c->stats.sp_out[type]++;
@@ -248,6 +259,7 @@ static void venue_finish(struct oms_core *c, struct venue *v, uint8_t *msg,
 
 	wr_be16(held, (uint16_t)len);
 	memcpy(held + 2, msg, len);
+	replay_prefetch_ahead(c, v->replay, seq);
 	venue_frame(c, v, msg, len, seq);
 	c->stats.event[OMS_EV_VENUE_MSGS_OUT]++;
 	c->stats.venue_out[msg[0]]++;
