@@ -84,6 +84,7 @@ struct core_obs {
 	uint32_t pending_cap; /* = transmit slots */
 	struct stage_pending {
 		uint64_t rx;
+		uint64_t begin; /* its handling began */
 		uint64_t decided;
 	} *pending;
 	struct lat_hist *venue_rtt; /* by venue index, max_venues of them */
