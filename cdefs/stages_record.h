@@ -82,9 +82,9 @@ static inline void stage_tx_done(struct oms_core *c)
 		lat_record(&c->lat, p->decided - p->begin); /* HANDLE (oms_core_stage) */
 		lat_record(&o->stage[OMS_STAGE_RX_TO_DECISION], p->decided - p->rx);
 		lat_record(&o->stage[OMS_STAGE_DECISION_TO_TX], t - p->decided);
-		if (o->pending[i].rx != run_rx) {
+		if (p->rx != run_rx) {
 			lat_record_n(&o->stage[OMS_STAGE_IN_TO_OUT], t - run_rx, run_n);
-			run_rx = o->pending[i].rx;
+			run_rx = p->rx;
 			run_n = 0;
 		}
 		run_n++;
