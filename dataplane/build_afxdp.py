@@ -53,7 +53,9 @@ def make_builder() -> FFI:
         sources=[os.path.relpath(CDEFS / s) for s in CORE_SOURCES + AFXDP_SOURCES],
         include_dirs=[os.path.relpath(CDEFS)],
         extra_compile_args=["-std=gnu11", "-Wall", "-Wextra", "-Werror", *OPTIMIZE],
-        extra_link_args=OPTIMIZE,  # with LTO the code is generated at link time
+        # with LTO the code is generated at link time; only PyInit exported,
+        # so that it sees the module whole (cdefs/module_exports.map)
+        extra_link_args=[*OPTIMIZE, f"-Wl,--version-script={CDEFS / 'module_exports.map'}"],
         libraries=["pthread"],
     )
     return ffi

@@ -23,7 +23,9 @@ SANITIZE = os.environ.get("OMS_SANITIZE") == "1"
 MODULE = "dataplane._oms_core_san" if SANITIZE else "dataplane._oms_core"
 
 CFLAGS = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", *OPTIMIZE]
-LDFLAGS = OPTIMIZE  # with LTO the code is generated at link time
+# with LTO the code is generated at link time; only PyInit exported, so
+# that it sees the module whole (cdefs/module_exports.map)
+LDFLAGS = [*OPTIMIZE, f"-Wl,--version-script={CDEFS / 'module_exports.map'}"]
 if SANITIZE:
     CFLAGS = ["-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
               "-fsanitize=address,undefined", "-fno-sanitize-recover=all",

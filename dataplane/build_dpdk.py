@@ -62,9 +62,12 @@ def make_builder() -> FFI:
     pkgconfig.merge_flags(kwds, pkgconfig.flags_from_pkgconfig(["libdpdk"]))
     # after pkg-config's flags, whose -march=corei7 would otherwise win: the
     # code the benchmarks time (bench/run_dpdk_bench.py does the same); with
-    # LTO the code is generated at link time, so the link gets them too
+    # LTO the code is generated at link time, so the link gets them too,
+    # and exports only PyInit, so that it sees the module whole
+    # (cdefs/module_exports.map)
     kwds["extra_compile_args"] += OPTIMIZE
-    kwds["extra_link_args"] = [*kwds.get("extra_link_args", []), *OPTIMIZE]
+    kwds["extra_link_args"] = [*kwds.get("extra_link_args", []), *OPTIMIZE,
+                               f"-Wl,--version-script={CDEFS / 'module_exports.map'}"]
     ffi.set_source(MODULE, "".join(f'#include "{h}"\n' for h in HEADERS), **kwds)
     return ffi
 
