@@ -63,6 +63,10 @@ RESULTS = ROOT / "bench" / "results" / "dpdk_bench.jsonl"
 EXE = ROOT / "bench" / "work" / "dpdk_bench"
 GATE_RATE = 1_000_000
 GATE_RATIO = 0.80
+# Core-to-core latency under this: the main and worker lcores' CPUs share an
+# L3 (40-70 ns on this VM's host, 170-215 ns across two L3s), as a worker and
+# the NIC queue it polls do when deployed on one L3 (docs/dataplane.md)
+SAME_L3_C2C_NS = 120
 
 
 def pkg_config(*args: str) -> list[str]:
@@ -158,6 +162,7 @@ def run(orders: int, capacity: int, seconds: float, rates: list[int], repeat: in
         fig["typed_label"] = ("time-shared, not representative" if fig["typed_time_shared"]
                               else "I/O, placement, modification and cancellation lcores on "
                               "CPUs of their own")
+    fig.update(ratio_by_placement(fig, repeat))
     fig["rates"] = rates
     fig["hugepages"] = huge
     fig["memory"] = ("DPDK memory on 2 MiB hugepages" if huge
@@ -165,6 +170,26 @@ def run(orders: int, capacity: int, seconds: float, rates: list[int], repeat: in
     fig["sched"] = ("SCHED_FIFO 1 (stands in for isolated CPUs), runs under 1 s after a "
                     f"{rest_ms} ms rest" if sched == "fifo" else "SCHED_OTHER")
     return fig
+
+
+def ratio_by_placement(fig: dict, repeat: int) -> dict:
+    """(c)/(b) of the repeats whose two CPUs shared an L3 and of those whose
+    CPUs did not, by the core-to-core latency measured before each (a VM's
+    host may move its vCPUs at any time, in a repeat too).  Across two L3s
+    every frame and mbuf crosses between them twice, which the core alone
+    never pays: the gate is judged on every repeat, and these say which
+    placement its figure came from."""
+    same, across = [], []
+    for r in range(repeat):
+        c2c, ratio = fig.get(f"rep{r}_c2c_ns"), fig.get(f"rep{r}_ratio_full_to_core")
+        if c2c is not None and ratio is not None:
+            (same if c2c < SAME_L3_C2C_NS else across).append(ratio)
+    out = {"repeats_same_l3": len(same), "repeats_across_l3": len(across)}
+    for name, v in (("same_l3", same), ("across_l3", across)):
+        if v:
+            out[f"ratio_full_to_core_{name}_min"] = min(v)
+            out[f"ratio_full_to_core_{name}_max"] = max(v)
+    return out
 
 
 def gates(fig: dict, rates: list[int], smoke: bool) -> dict:
