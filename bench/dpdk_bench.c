@@ -1158,8 +1158,10 @@ int main(int argc, char **argv)
 			bad += last[m].loss + last[m].system_rejects + last[m].drops;
 			disturbed += last[m].disturbed;
 		}
+		/* the host may have moved the CPUs during the repeat */
+		printf("rep%d_c2c_after_ns %.1f\n", rep, c2c_ns(b));
 		/* (c)/(b) of this repeat: the two ran back to back, with the
-		 * same placement of the two CPUs (repN_c2c_ns) */
+		 * same placement of the two CPUs (repN_c2c_ns, and after) */
 		if (ops[1][rep] > 0)
 			printf("rep%d_ratio_full_to_core %.3f\n", rep, ops[2][rep] / ops[1][rep]);
 	}
