@@ -63,10 +63,6 @@ RESULTS = ROOT / "bench" / "results" / "dpdk_bench.jsonl"
 EXE = ROOT / "bench" / "work" / "dpdk_bench"
 GATE_RATE = 1_000_000
 GATE_RATIO = 0.80
-# Core-to-core latency under this: the main and worker lcores' CPUs share an
-# L3 (40-70 ns on this VM's host, 170-215 ns across two L3s), as a worker and
-# the NIC queue it polls do when deployed on one L3 (docs/dataplane.md)
-SAME_L3_C2C_NS = 120
 
 
 def pkg_config(*args: str) -> list[str]:
@@ -179,16 +175,17 @@ def ratio_by_placement(fig: dict, repeat: int) -> dict:
     VM's host may do at any time).  Across two L3s every frame and mbuf
     crosses between them twice, which the core alone never pays: the gate
     is judged on every repeat, and these say which placement its figure
-    came from."""
+    came from; one L3 is a latency under `same_l3_c2c_ns` (dpdk_bench.c)."""
+    limit = fig["same_l3_c2c_ns"]
     same, across, moved = [], [], 0
     for r in range(repeat):
         ratio = fig.get(f"rep{r}_ratio_full_to_core")
         c2c = (fig.get(f"rep{r}_c2c_ns"), fig.get(f"rep{r}_c2c_after_ns"))
         if ratio is None or None in c2c:
             continue
-        if max(c2c) < SAME_L3_C2C_NS:
+        if max(c2c) < limit:
             same.append(ratio)
-        elif min(c2c) >= SAME_L3_C2C_NS:
+        elif min(c2c) >= limit:
             across.append(ratio)
         else:
             moved += 1
