@@ -857,11 +857,17 @@ static void run(struct bench *b, int mode, uint32_t nframes, double rate_fps, in
 			oms_pool_in_use(b->pool));
 }
 
-/* Up to `attempts` tries of a run: the first undisturbed one is kept, else
- * the one that lost least to other tasks; a void try (offer_burst) only
- * when every try was void, and one the vCPUs moved in (full and paced
- * runs) only when every other was void or moved.  What the others lost is
- * reported beside it. */
+/* How far a try is from a clean measurement (0): worst a void one, then
+ * one the lcores were interrupted in (of two such, the one that lost less
+ * to other tasks is kept), then one the vCPUs moved in, which measured two
+ * placements. */
+static int try_rank(const struct result *r)
+{
+	return 4 * r->offer_burst + 2 * r->disturbed + r->moved;
+}
+
+/* Up to `attempts` tries of a run, until a clean one; the best by try_rank
+ * is kept.  What the others lost is reported beside it. */
 static void run_tries(struct bench *b, int attempts, int mode, uint32_t nframes, double rate_fps,
 		      int record, struct result *keep)
 {
@@ -881,17 +887,8 @@ static void run_tries(struct bench *b, int attempts, int mode, uint32_t nframes,
 		uint64_t kept = keep->wgaps.total + (mode == MODE_CORE ? 0 : keep->mgaps.total);
 		void_tries += t.offer_burst;
 		moved_tries += t.moved;
-		/* worst a void try, then one the vCPUs moved in, then the
-		 * disturbed ones by what they lost */
-		int better;
-		if (a == 1)
-			better = 1;
-		else if (keep->offer_burst != t.offer_burst)
-			better = keep->offer_burst;
-		else if (keep->moved != t.moved)
-			better = keep->moved;
-		else
-			better = !t.disturbed || lost < kept;
+		int better = a == 1 || try_rank(&t) < try_rank(keep) ||
+			     (try_rank(&t) == try_rank(keep) && t.disturbed && lost < kept);
 		if (better) {
 			if (a > 1)
 				discarded_loss += keep->loss;
